@@ -1,0 +1,159 @@
+"""Fixtures: an app on a migrated register (SQLite, or PostgreSQL when DATABASE_URL is
+set), a clean register per test, the SMS outbox, and helpers to walk the sign-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import text
+
+from viihde import create_app
+from viihde.config import database_url
+from viihde.extensions import db
+
+PUBLIC_BASE_URL = "https://viihdepaketti.fi"
+SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+def _database_uri(tmp_path_factory) -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return database_url(url, "")
+    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "register.sqlite3")
+
+
+@pytest.fixture(scope="session")
+def database_uri(tmp_path_factory) -> str:
+    """A register built by the migrations, once per run; tests empty it after use."""
+    uri = _database_uri(tmp_path_factory)
+    app = create_app({"APP_ENV": "testing", "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": uri})
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            with db.engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE"))
+                connection.execute(text("CREATE SCHEMA public"))
+        upgrade()
+        db.engine.dispose()
+    return uri
+
+
+@pytest.fixture
+def outbox_path(tmp_path) -> Path:
+    return tmp_path / "outbox.jsonl"
+
+
+@pytest.fixture
+def config_overrides() -> dict:
+    """Override in a test module (or with indirect parametrisation) to change settings."""
+    return {}
+
+
+@pytest.fixture
+def app(database_uri, outbox_path, config_overrides):
+    app = create_app(
+        {
+            "APP_ENV": "testing",
+            "TESTING": True,
+            "SECRET_KEY": SECRET,
+            "SQLALCHEMY_DATABASE_URI": database_uri,
+            "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+            "SMS_BACKEND": "file",
+            "SMS_OUTBOX_PATH": str(outbox_path),
+            **config_overrides,
+        }
+    )
+    yield app
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(table.delete())
+        db.engine.dispose()
+
+
+@pytest.fixture
+def app_context(app):
+    with app.app_context():
+        yield
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class Outbox:
+    """The SMS the file backend wrote, as the tests see them."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def messages(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines()]
+
+    def last(self) -> dict:
+        return self.messages()[-1]
+
+    def last_code(self) -> str:
+        return re.search(r"#(\d{6})$", self.last()["body"]).group(1)
+
+    def last_link(self) -> str:
+        return re.search(r"https://\S+", self.last()["body"]).group(0)
+
+
+@pytest.fixture
+def outbox(outbox_path) -> Outbox:
+    return Outbox(outbox_path)
+
+
+def csrf_token(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+class Visitor:
+    """A browser walking the sign-up: each step is one request, as a person makes it."""
+
+    def __init__(self, client, outbox: Outbox) -> None:
+        self.client = client
+        self.outbox = outbox
+
+    def submit_number(self, number: str, consent: bool = True, landing: str = "/", **extra):
+        page = self.client.get(landing)
+        data = {"csrf_token": csrf_token(page.text), "phone": number, **extra}
+        if consent:
+            data["consent"] = "y"
+        for field in ("utm_source", "utm_medium", "utm_campaign", "click_id"):
+            match = re.search(rf'name="{field}" type="hidden" value="([^"]*)"', page.text)
+            if match and field not in extra:
+                data[field] = match.group(1)
+        return self.client.post("/", data=data)
+
+    def submit_code(self, code: str):
+        page = self.client.get("/code")
+        return self.client.post("/code", data={"csrf_token": csrf_token(page.text), "code": code})
+
+    def resend(self):
+        page = self.client.get("/code")
+        return self.client.post("/code/resend", data={"csrf_token": csrf_token(page.text)})
+
+    def sign_up(self, number: str = "040 123 4567", landing: str = "/"):
+        self.submit_number(number, landing=landing)
+        return self.submit_code(self.outbox.last_code())
+
+
+@pytest.fixture
+def visitor(client, outbox) -> Visitor:
+    return Visitor(client, outbox)

@@ -1,0 +1,89 @@
+"""viihde: the SMS opt-in and marketing-consent register of Viihdepaketti.fi."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, current_app, request
+from flask_babel import get_locale
+from sqlalchemy import event
+
+from . import cli, config, errors
+from .extensions import babel, csrf, db, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: configuration, extensions, blueprints, error pages and CLI."""
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.from_mapping(config.from_environment(app.instance_path))
+    if test_config:
+        app.config.update(test_config)
+    config.check_production_safety(app.config)
+    Path(app.instance_path).mkdir(exist_ok=True)
+    register_extensions(app)
+    register_blueprints(app)
+    errors.register(app)
+    cli.register(app)
+    app.context_processor(lambda: {"locale": str(get_locale())})
+    return app
+
+
+def select_locale() -> str:
+    """Finnish unless the browser prefers one of our other languages."""
+    languages = current_app.config["LANGUAGES"]
+    return request.accept_languages.best_match(languages, default=languages[0])
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the extensions created in ``extensions.py``."""
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    babel.init_app(
+        app,
+        locale_selector=select_locale,
+        default_translation_directories=str(ROOT / "translations"),
+    )
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            _configure_sqlite(db.engine)
+
+
+def _configure_sqlite(engine) -> None:
+    """WAL, a busy timeout, foreign keys, and BEGIN IMMEDIATE for every transaction.
+
+    pysqlite defers BEGIN until the first write, which lets two read-then-write
+    transactions interleave; SQLAlchemy's documented recipe takes the write lock
+    up front instead, so SQLite serialises them (see its SQLite dialect docs).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def register_blueprints(app: Flask) -> None:
+    """One blueprint per area of the product."""
+    from .preferences import TokenConverter
+    from .preferences.routes import bp as preferences_bp
+    from .signup.routes import bp as signup_bp
+
+    app.url_map.converters["token"] = TokenConverter
+    app.register_blueprint(signup_bp)
+    app.register_blueprint(preferences_bp)

@@ -1,0 +1,108 @@
+"""Every setting, its default and the environment variable that sets it.
+
+The rest of the code reads ``current_app.config`` (or receives values as
+arguments); nothing else reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The development key: good enough on a laptop, refused anywhere else.
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105 (refused outside development)
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in (_env(name, default) or "").split(",") if item.strip()]
+
+
+def database_url(url: str | None, instance_path: str) -> str:
+    """Normalise ``DATABASE_URL``; default to an SQLite register under ``instance/``."""
+    if not url:
+        return "sqlite:///" + str(Path(instance_path) / "viihde.sqlite3")
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unsafe for the environment it runs in."""
+
+
+def from_environment(instance_path: str) -> dict:
+    """Build the configuration mapping from environment variables."""
+    app_env = _env("APP_ENV", "production")
+    production = app_env == "production"
+    return {
+        # "development" (make run), "testing" (the suite) or "production" (the default,
+        # so that a forgotten variable fails safe).
+        "APP_ENV": app_env,
+        # Signs sessions, CSRF tokens and preference links. Required outside development.
+        "SECRET_KEY": _env("SECRET_KEY", DEV_SECRET_KEY),
+        # Previous keys, comma-separated, still accepted while links signed with them age out.
+        "SECRET_KEY_FALLBACKS": _env_list("SECRET_KEY_FALLBACKS", ""),
+        # Keys the hashes of codes and erased numbers. Set it once and never rotate it,
+        # or tombstones stop matching; defaults to SECRET_KEY.
+        "HASH_KEY": _env("HASH_KEY"),
+        # The register: SQLite under instance/ by default, PostgreSQL in production.
+        "SQLALCHEMY_DATABASE_URI": database_url(_env("DATABASE_URL"), instance_path),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # Where people reach the app; links in SMS and the WebOTP line are built from it.
+        "PUBLIC_BASE_URL": (_env("PUBLIC_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/"),
+        # console | file | twilio
+        "SMS_BACKEND": _env("SMS_BACKEND", "console"),
+        # The file backend appends one JSON object per message here.
+        "SMS_OUTBOX_PATH": _env("SMS_OUTBOX_PATH", str(Path(instance_path) / "sms-outbox.jsonl")),
+        # The sender shown on the phone: an authorised alphanumeric ID (at most 11
+        # characters, cannot take replies) or a number in E.164 (can take STOP replies).
+        "TWILIO_FROM": _env("TWILIO_FROM", "Viihde"),
+        "TWILIO_ACCOUNT_SID": _env("TWILIO_ACCOUNT_SID"),
+        "TWILIO_AUTH_TOKEN": _env("TWILIO_AUTH_TOKEN"),
+        "TWILIO_MESSAGING_SERVICE_SID": _env("TWILIO_MESSAGING_SERVICE_SID"),
+        # Country codes (ISO 3166) whose mobile numbers we serve.
+        "ALLOWED_REGIONS": [r.upper() for r in _env_list("ALLOWED_REGIONS", "FI")],
+        # Rate limits and the SMS queue in production; unset means in-process.
+        "REDIS_URL": _env("REDIS_URL"),
+        # One-time codes (seconds and counts).
+        "CODE_TTL_SECONDS": int(_env("CODE_TTL_SECONDS", "600")),
+        "CODE_MAX_ATTEMPTS": int(_env("CODE_MAX_ATTEMPTS", "5")),
+        "CODE_RESEND_INTERVAL_SECONDS": int(_env("CODE_RESEND_INTERVAL_SECONDS", "60")),
+        "CODE_MAX_PER_HOUR": int(_env("CODE_MAX_PER_HOUR", "3")),
+        # The controller named on the privacy notice page.
+        "CONTROLLER_NAME": _env("CONTROLLER_NAME", "Lucentia Group Oy"),
+        "CONTROLLER_SERVICE": _env("CONTROLLER_SERVICE", "Viihdepaketti.fi"),
+        "CONTROLLER_ADDRESS": _env("CONTROLLER_ADDRESS", "PL 32, 00711 Helsinki"),
+        "CONTROLLER_EMAIL": _env("CONTROLLER_EMAIL"),
+        "CONTROLLER_BUSINESS_ID": _env("CONTROLLER_BUSINESS_ID"),
+        # Languages, Finnish first.
+        "LANGUAGES": ["fi", "sv", "en"],
+        "BABEL_DEFAULT_LOCALE": "fi",
+        "BABEL_DEFAULT_TIMEZONE": "Europe/Helsinki",
+        # Requests are small forms; anything bigger is refused with 413.
+        "MAX_CONTENT_LENGTH": 16 * 1024,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "WTF_CSRF_TIME_LIMIT": 3600,
+    }
+
+
+def check_production_safety(config: dict) -> None:
+    """Refuse to start outside development with a default or short secret key."""
+    if config["APP_ENV"] in ("development", "testing"):
+        return
+    key = config.get("SECRET_KEY") or ""
+    if key == DEV_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigError(
+            f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_KEY_LENGTH} "
+            f"characters when APP_ENV={config['APP_ENV']} (try: python -c "
+            "'import secrets; print(secrets.token_urlsafe(48))')"
+        )

@@ -1,0 +1,178 @@
+"""The consent ledger: subscribe, grant, withdraw, and the current state.
+
+The only place that writes ``ConsentEvent`` rows. Events are appended in
+per-subscriber order under a lock on the subscriber row, so a STOP racing an
+opt-in is serialised, never lost or duplicated; the current state is the fold
+of the ledger and is never stored twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from .extensions import db
+from .models import ConsentEvent, Subscriber
+from .notices import CONSENT_TEXT_VERSION, PRIVACY_NOTICE_VERSION
+
+#: The purposes a person can consent to.
+PURPOSES: tuple[str, ...] = ("marketing",)
+GRANT = "grant"
+WITHDRAW = "withdraw"
+
+
+@dataclass(frozen=True)
+class ConsentContext:
+    """Who gives or withdraws consent, from where, and under which texts."""
+
+    source: str
+    actor: str = "subject"
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    click_id: str | None = None
+    privacy_notice_version: str = PRIVACY_NOTICE_VERSION
+    consent_text_version: str = CONSENT_TEXT_VERSION
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+def new_link_key() -> str:
+    """A fresh random key for a subscriber's preference links (128 bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def subscribe(
+    phone_e164: str,
+    purposes: Iterable[str],
+    context: ConsentContext,
+    now: datetime,
+    language: str = "fi",
+) -> Subscriber:
+    """Make ``phone_e164`` a confirmed subscriber and record its consent (no commit).
+
+    A twin request may create the same subscriber at the same moment: the row is
+    inserted with ON CONFLICT DO NOTHING and then locked, so both end up with one.
+    """
+    table = Subscriber.__table__
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    db.session.execute(
+        insert(table)
+        .values(
+            phone_e164=phone_e164,
+            language=language,
+            link_key=new_link_key(),
+            created_at=now,
+            confirmed_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[table.c.phone_e164])
+    )
+    subscriber = lock_subscriber_by_phone(phone_e164)
+    subscriber.language = language
+    for purpose in purposes:
+        _append(subscriber, purpose, GRANT, context, now)
+    return subscriber
+
+
+def lock_subscriber_by_phone(phone_e164: str) -> Subscriber:
+    """Load and lock (FOR UPDATE on PostgreSQL) the subscriber with this number."""
+    return db.session.execute(
+        select(Subscriber)
+        .where(Subscriber.phone_e164 == phone_e164)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def _lock(subscriber_id: int) -> Subscriber | None:
+    return db.session.execute(
+        select(Subscriber)
+        .where(Subscriber.id == subscriber_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def set_consent(
+    subscriber_id: int,
+    purposes: Iterable[str],
+    granted: bool,
+    context: ConsentContext,
+    now: datetime,
+) -> list[ConsentEvent]:
+    """Grant or withdraw ``purposes`` and commit; a purpose already so records nothing.
+
+    Returns the events written, so a double submit or a repeated STOP is a no-op.
+    """
+    subscriber = _lock(subscriber_id)
+    if subscriber is None:
+        db.session.rollback()
+        return []
+    state = current_consent(subscriber.id)
+    action = GRANT if granted else WITHDRAW
+    events = [
+        _append(subscriber, purpose, action, context, now)
+        for purpose in purposes
+        if state.get(purpose, False) != granted
+    ]
+    db.session.commit()
+    return events
+
+
+def withdraw_all(subscriber_id: int, context: ConsentContext, now: datetime) -> list[ConsentEvent]:
+    """Stop all marketing at once (one tap from the link, STOP by SMS)."""
+    return set_consent(subscriber_id, PURPOSES, False, context, now)
+
+
+def current_consent(subscriber_id: int) -> dict[str, bool]:
+    """Each purpose's current state: the last event for it in the ledger wins."""
+    state = {purpose: False for purpose in PURPOSES}
+    events = db.session.execute(
+        select(ConsentEvent.purpose, ConsentEvent.action)
+        .where(ConsentEvent.subscriber_id == subscriber_id)
+        .order_by(ConsentEvent.seq)
+    )
+    for purpose, action in events:
+        state[purpose] = action == GRANT
+    return state
+
+
+def is_subscribed(subscriber_id: int) -> bool:
+    """True when any marketing purpose is currently granted."""
+    return any(current_consent(subscriber_id).values())
+
+
+def _append(
+    subscriber: Subscriber, purpose: str, action: str, context: ConsentContext, now: datetime
+) -> ConsentEvent:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown consent purpose {purpose!r}")
+    last = db.session.scalar(
+        select(func.max(ConsentEvent.seq)).where(ConsentEvent.subscriber_id == subscriber.id)
+    )
+    event = ConsentEvent(
+        subscriber_id=subscriber.id,
+        seq=(last or 0) + 1,
+        purpose=purpose,
+        action=action,
+        source=context.source,
+        actor=context.actor,
+        utm_source=context.utm_source,
+        utm_medium=context.utm_medium,
+        utm_campaign=context.utm_campaign,
+        click_id=context.click_id,
+        privacy_notice_version=context.privacy_notice_version,
+        consent_text_version=context.consent_text_version,
+        ip=context.ip,
+        user_agent=context.user_agent,
+        created_at=now,
+    )
+    db.session.add(event)
+    db.session.flush()
+    return event

@@ -1,0 +1,186 @@
+"""The register: tables, constraints and indexes.
+
+Only the mobile number is personal data. Consent is an append-only ledger
+(``ConsentEvent``); a subscriber's current consent is always derived from it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from .extensions import db
+
+PHONE = String(16)  # E.164: "+" and at most 15 digits
+VERSION = String(32)
+ATTRIBUTION = String(100)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every database (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Subscriber(db.Model):
+    """A confirmed mobile number. Exists only once its owner has confirmed a code."""
+
+    __tablename__ = "subscribers"
+    # AUTOINCREMENT: an erased subscriber's id is never handed to someone else on SQLite.
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone_e164: Mapped[str] = mapped_column(PHONE, unique=True)
+    language: Mapped[str] = mapped_column(String(5))
+    # Random; part of every preference link's signing salt. Rotating it revokes the links.
+    link_key: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    consent_events: Mapped[list[ConsentEvent]] = relationship(
+        back_populates="subscriber",
+        order_by="ConsentEvent.seq",
+        viewonly=True,
+    )
+
+
+class ConsentEvent(db.Model):
+    """One grant or withdrawal of consent: who, when, from where, under which texts."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (
+        # Per-subscriber order; two concurrent writers can never take the same place.
+        UniqueConstraint("subscriber_id", "seq"),
+        CheckConstraint("action IN ('grant', 'withdraw')", name="action"),
+        CheckConstraint("seq >= 1", name="seq_positive"),
+        Index("ix_consent_events_subscriber_purpose_seq", "subscriber_id", "purpose", "seq"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(8))
+    # Where it came from: signup, preference_page, sms_keyword, staff, register_update, cli.
+    source: Mapped[str] = mapped_column(String(32))
+    # Who did it: "subject" (the person), "staff:<id>", "system".
+    actor: Mapped[str] = mapped_column(String(64))
+    utm_source: Mapped[str | None] = mapped_column(ATTRIBUTION)
+    utm_medium: Mapped[str | None] = mapped_column(ATTRIBUTION)
+    utm_campaign: Mapped[str | None] = mapped_column(ATTRIBUTION)
+    click_id: Mapped[str | None] = mapped_column(String(255))
+    privacy_notice_version: Mapped[str] = mapped_column(VERSION)
+    consent_text_version: Mapped[str] = mapped_column(VERSION)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="consent_events")
+
+
+class Verification(db.Model):
+    """One one-time code sent to a number, with the consent it will confirm."""
+
+    __tablename__ = "verifications"
+    __table_args__ = (
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        Index("ix_verifications_phone_created", "phone_e164", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone_e164: Mapped[str] = mapped_column(PHONE)
+    # HMAC of the code under HASH_KEY; the code itself is never stored.
+    code_hash: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(5))
+    purposes: Mapped[str] = mapped_column(String(255))  # comma-separated purpose keys
+    utm_source: Mapped[str | None] = mapped_column(ATTRIBUTION)
+    utm_medium: Mapped[str | None] = mapped_column(ATTRIBUTION)
+    utm_campaign: Mapped[str | None] = mapped_column(ATTRIBUTION)
+    click_id: Mapped[str | None] = mapped_column(String(255))
+    privacy_notice_version: Mapped[str] = mapped_column(VERSION)
+    consent_text_version: Mapped[str] = mapped_column(VERSION)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SmsMessage(db.Model):
+    """One SMS sent (or attempted). One-time codes are never stored in the body."""
+
+    __tablename__ = "sms_messages"
+    __table_args__ = (
+        CheckConstraint("segments >= 1", name="segments_positive"),
+        CheckConstraint(
+            "status IN ('queued', 'sent', 'delivered', 'undelivered', 'failed')", name="status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone_e164: Mapped[str] = mapped_column(PHONE, index=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="SET NULL"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))  # code, welcome, ...
+    body: Mapped[str] = mapped_column(Text)
+    segments: Mapped[int] = mapped_column(Integer)
+    backend: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Tombstone(db.Model):
+    """The only trace an erasure leaves: a keyed hash of the number and when."""
+
+    __tablename__ = "tombstones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AppendOnlyError(RuntimeError):
+    """Something tried to change or delete a consent event through the ORM."""
+
+
+@event.listens_for(Session, "before_flush")
+def _consent_ledger_is_append_only(session: Session, flush_context, instances) -> None:
+    """The ledger only grows; erasure removes a person's rows with one explicit DELETE."""
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, ConsentEvent) and (obj in session.deleted or session.is_modified(obj)):
+            raise AppendOnlyError("consent events are never changed or deleted one by one")

@@ -1,0 +1,1 @@
+"""Sign-up: the landing page, the one-time code and the privacy notice."""

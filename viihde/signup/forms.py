@@ -1,0 +1,109 @@
+"""Sign-up forms: the number with consent, the code, and resending it."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, StringField
+from wtforms.validators import DataRequired, InputRequired, Regexp, ValidationError
+
+from ..notices import CONSENT_TEXT
+from ..phone import PhoneError, Refusal, parse_mobile
+
+REFUSAL_MESSAGES = {
+    Refusal.NOT_A_NUMBER: _l(
+        "That does not look like a phone number. Type your mobile number, e.g. 040 123 4567."
+    ),
+    Refusal.TOO_SHORT: _l("The number is too short. Check that you typed every digit."),
+    Refusal.TOO_LONG: _l("The number is too long. Check that you typed it right."),
+    Refusal.LANDLINE: _l("That is a landline number. We can only send text messages to a mobile."),
+    Refusal.SERVICE_NUMBER: _l(
+        "That is a service or premium-rate number. Please type your own mobile number."
+    ),
+    Refusal.REGION: _l("We can only send text messages to Finnish mobile numbers."),
+    Refusal.INVALID: _l("That number is not in use. Check that you typed it right."),
+}
+
+#: Ad click ids we keep with the consent, by query parameter.
+CLICK_ID_PARAMETERS = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid")
+ATTRIBUTION_LENGTH = 100
+
+
+def clean_attribution(value: str | None) -> str | None:
+    """Keep printable characters of a campaign value, cut to the column size."""
+    if not value:
+        return None
+    printable = "".join(ch for ch in value if ch.isprintable()).strip()
+    return printable[:ATTRIBUTION_LENGTH] or None
+
+
+def attribution_from(args) -> dict[str, str | None]:
+    """utm_source, utm_medium, utm_campaign and the first ad click id in a landing URL."""
+    data = {
+        key: clean_attribution(args.get(key))
+        for key in ("utm_source", "utm_medium", "utm_campaign")
+    }
+    data["click_id"] = next(
+        (
+            f"{name}:{clean_attribution(args[name])}"
+            for name in CLICK_ID_PARAMETERS
+            if args.get(name)
+        ),
+        None,
+    )
+    return data
+
+
+class SignupForm(FlaskForm):
+    """The landing page: a mobile number and an unticked consent box."""
+
+    phone = StringField(
+        _l("Mobile number"),
+        validators=[InputRequired(message=_l("Type your mobile number."))],
+        render_kw={"type": "tel", "autocomplete": "tel", "inputmode": "tel", "maxlength": 32},
+    )
+    consent = BooleanField(
+        CONSENT_TEXT,
+        validators=[
+            DataRequired(
+                message=_l("Tick the box to give your consent, or we cannot send you messages.")
+            )
+        ],
+    )
+    utm_source = HiddenField(filters=[clean_attribution])
+    utm_medium = HiddenField(filters=[clean_attribution])
+    utm_campaign = HiddenField(filters=[clean_attribution])
+    click_id = HiddenField(filters=[lambda v: v[:255] if v else None])
+
+    phone_e164: str | None = None
+
+    def validate_phone(self, field) -> None:
+        """Parse the number as typed; each refusal gets its own message."""
+        try:
+            self.phone_e164 = parse_mobile(field.data, current_app.config["ALLOWED_REGIONS"])
+        except PhoneError as error:
+            raise ValidationError(REFUSAL_MESSAGES[error.reason]) from None
+
+
+class CodeForm(FlaskForm):
+    """The one-time code from the SMS."""
+
+    code = StringField(
+        _l("Code"),
+        filters=[lambda v: "".join(v.split()) if v else v],
+        validators=[
+            InputRequired(message=_l("Type the 6-digit code from the text message.")),
+            Regexp(r"^\d{6}$", message=_l("The code is 6 digits.")),
+        ],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "inputmode": "numeric",
+            "pattern": "[0-9 ]*",
+            "maxlength": 7,
+        },
+    )
+
+
+class ResendForm(FlaskForm):
+    """Ask for a new code (CSRF only)."""

@@ -1,0 +1,46 @@
+"""The SMS texts, each one GSM-7 segment in every language.
+
+``tests/test_sms_texts.py`` renders each in fi, sv and en with the longest
+realistic values and fails if any needs a second segment or UCS-2.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask_babel import force_locale, gettext
+
+
+def sender_accepts_replies(sender: str | None) -> bool:
+    """A number (E.164 or a short code) can take replies; an alphanumeric ID cannot."""
+    digits = (sender or "").removeprefix("+")
+    return digits.isdigit()
+
+
+def webotp_host(public_base_url: str) -> str:
+    """The host named in the WebOTP line: the origin people see in their browser."""
+    return urlsplit(public_base_url).hostname or "localhost"
+
+
+def code_message(code: str, public_base_url: str, language: str) -> str:
+    """The one-time code SMS, ending with the WebOTP line ``@host #code``."""
+    with force_locale(language):
+        text = gettext(
+            "Your Viihdepaketti.fi code is %(code)s. It is valid for 10 minutes.", code=code
+        )
+    return f"{text}\n\n@{webotp_host(public_base_url)} #{code}"
+
+
+def welcome_message(link: str, sender: str | None, language: str) -> str:
+    """The welcome SMS with the preference link; "reply STOP" only when replies can arrive."""
+    with force_locale(language):
+        if sender_accepts_replies(sender):
+            return gettext(
+                "Welcome to Viihdepaketti.fi! Change or stop your messages for free: "
+                "%(link)s or reply STOP",
+                link=link,
+            )
+        return gettext(
+            "Welcome to Viihdepaketti.fi! Change or stop your messages for free: %(link)s",
+            link=link,
+        )

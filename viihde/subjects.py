@@ -1,0 +1,124 @@
+"""The data subject's rights over the register: find by link, export, erase."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from . import consent
+from .extensions import db
+from .hashing import keyed_hash
+from .models import ConsentEvent, SmsMessage, Subscriber, Tombstone, Verification
+from .tokens import read_preference_token, secret_keys
+
+
+def subscriber_for_token(token: str) -> Subscriber | None:
+    """The subscriber a preference link names, if the link is genuine and not revoked."""
+
+    def link_key_of(subscriber_id: int) -> str | None:
+        return db.session.scalar(select(Subscriber.link_key).where(Subscriber.id == subscriber_id))
+
+    subscriber_id = read_preference_token(token, secret_keys(), link_key_of)
+    return db.session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
+
+
+def subscriber_for_link_key(subscriber_id: int, link_key: str) -> Subscriber | None:
+    """The subscriber, if ``link_key`` is still theirs (a revoked link's key is not)."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.link_key != link_key:
+        return None
+    return subscriber
+
+
+def tombstone_hash(phone_e164: str) -> str:
+    """The keyed hash an erased number leaves behind."""
+    return keyed_hash("tombstone", phone_e164)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def export(phone_e164: str) -> dict[str, Any]:
+    """Everything stored about a number, as plain JSON-ready data (never a code)."""
+    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
+    events = subscriber.consent_events if subscriber else []
+    state = consent.current_consent(subscriber.id) if subscriber else {}
+    messages = db.session.scalars(
+        select(SmsMessage).where(SmsMessage.phone_e164 == phone_e164).order_by(SmsMessage.id)
+    )
+    verifications = db.session.scalars(
+        select(Verification).where(Verification.phone_e164 == phone_e164).order_by(Verification.id)
+    )
+    erasures = db.session.scalars(
+        select(Tombstone).where(Tombstone.phone_hash == tombstone_hash(phone_e164))
+    )
+    return {
+        "number": phone_e164,
+        "subscribed": any(state.values()),
+        "language": subscriber.language if subscriber else None,
+        "confirmed_at": _time(subscriber.confirmed_at) if subscriber else None,
+        "consents": state,
+        "consent_events": [_event(e) for e in events],
+        "sms_messages": [_message(m) for m in messages],
+        "verifications": [_verification(v) for v in verifications],
+        "erasures": [{"erased_at": _time(t.erased_at), "source": t.source} for t in erasures],
+    }
+
+
+def _event(event: ConsentEvent) -> dict[str, Any]:
+    return {
+        "action": event.action,
+        "purpose": event.purpose,
+        "source": event.source,
+        "actor": event.actor,
+        "utm_source": event.utm_source,
+        "utm_medium": event.utm_medium,
+        "utm_campaign": event.utm_campaign,
+        "click_id": event.click_id,
+        "privacy_notice_version": event.privacy_notice_version,
+        "consent_text_version": event.consent_text_version,
+        "ip": event.ip,
+        "user_agent": event.user_agent,
+        "created_at": _time(event.created_at),
+    }
+
+
+def _message(message: SmsMessage) -> dict[str, Any]:
+    return {
+        "kind": message.kind,
+        "body": message.body,
+        "status": message.status,
+        "segments": message.segments,
+        "error_code": message.error_code,
+        "created_at": _time(message.created_at),
+    }
+
+
+def _verification(verification: Verification) -> dict[str, Any]:
+    return {
+        "created_at": _time(verification.created_at),
+        "expires_at": _time(verification.expires_at),
+        "confirmed_at": _time(verification.consumed_at),
+        "attempts": verification.attempts,
+        "utm_campaign": verification.utm_campaign,
+    }
+
+
+def erase(phone_e164: str, source: str, now: datetime) -> Tombstone:
+    """Remove everything stored about a number and leave a keyed-hash tombstone (commits)."""
+    subscriber_id = db.session.scalar(
+        select(Subscriber.id).where(Subscriber.phone_e164 == phone_e164).with_for_update()
+    )
+    if subscriber_id is not None:
+        db.session.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber_id))
+        db.session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+    db.session.execute(delete(SmsMessage).where(SmsMessage.phone_e164 == phone_e164))
+    db.session.execute(delete(Verification).where(Verification.phone_e164 == phone_e164))
+    tombstone = Tombstone(phone_hash=tombstone_hash(phone_e164), source=source, erased_at=now)
+    db.session.add(tombstone)
+    db.session.commit()
+    db.session.expire_all()
+    return tombstone

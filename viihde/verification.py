@@ -1,0 +1,275 @@
+"""One-time codes: issue, throttle, check, and confirm a sign-up with them.
+
+A code is 6 digits from ``secrets``, stored only as a keyed hash, valid for
+``CODE_TTL_SECONDS``, dead after ``CODE_MAX_ATTEMPTS`` tries, and usable once.
+A number gets a new code only ``CODE_RESEND_INTERVAL_SECONDS`` after the last
+and at most ``CODE_MAX_PER_HOUR`` an hour, however it is asked for.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from flask import current_app
+from sqlalchemy import func, select, text, update
+
+from . import consent
+from .extensions import db
+from .hashing import hashes_match, keyed_hash
+from .models import Verification
+from .notices import CONSENT_TEXT_VERSION, PRIVACY_NOTICE_VERSION
+from .sms import send_sms
+from .sms.texts import code_message, welcome_message
+from .tokens import preference_url
+
+CODE_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class SignupDetails:
+    """What a visitor gave with their number: the consent to confirm and where they came from."""
+
+    purposes: tuple[str, ...] = consent.PURPOSES
+    language: str = "fi"
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    click_id: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class Refusal(StrEnum):
+    TOO_SOON = "too_soon"
+    HOURLY_LIMIT = "hourly_limit"
+    SEND_FAILED = "send_failed"
+
+
+@dataclass
+class CodeRefused(Exception):
+    """No code was sent; ``retry_after`` says in how many seconds one may be."""
+
+    reason: Refusal
+    retry_after: int = 0
+
+
+class Outcome(StrEnum):
+    CONFIRMED = "confirmed"
+    WRONG = "wrong"
+    EXPIRED = "expired"
+    USED = "used"
+    EXHAUSTED = "exhausted"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What became of a code that was typed in."""
+
+    outcome: Outcome
+    attempts_left: int = 0
+    subscriber_id: int | None = field(default=None)
+
+
+def generate_code() -> str:
+    """Six digits from the ``secrets`` module, leading zeros kept."""
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def code_hash(phone_e164: str, code: str) -> str:
+    """The keyed hash stored in place of a code, bound to its number."""
+    return keyed_hash("code", f"{phone_e164}:{code}")
+
+
+def request_code(
+    phone_e164: str, details: SignupDetails, now: datetime, pending_id: int | None = None
+) -> Verification:
+    """Issue a code for the number and send it by SMS, or raise CodeRefused.
+
+    ``pending_id`` is the browser's own pending verification: when it is for the
+    same number and its code was sent moments ago (a double submit, a second
+    tab), it is returned as it is and no second SMS goes out.
+    """
+    pending = _recent_pending(pending_id, phone_e164, now)
+    if pending is not None:
+        return pending
+    verification, code = _issue_code(phone_e164, details, now)
+    body = code_message(code, current_app.config["PUBLIC_BASE_URL"], verification.language)
+    message = send_sms(phone_e164, body, "code", now, secret=code)
+    if message.status == "failed":
+        # Not sent, so it must not count against the visitor's next try.
+        db.session.delete(verification)
+        db.session.commit()
+        raise CodeRefused(Refusal.SEND_FAILED)
+    return verification
+
+
+def _recent_pending(pending_id: int | None, phone_e164: str, now: datetime) -> Verification | None:
+    if pending_id is None:
+        return None
+    pending = db.session.get(Verification, pending_id)
+    interval = timedelta(seconds=current_app.config["CODE_RESEND_INTERVAL_SECONDS"])
+    if (
+        pending is not None
+        and pending.phone_e164 == phone_e164
+        and pending.consumed_at is None
+        and now < pending.created_at + interval
+    ):
+        return pending
+    return None
+
+
+def pending_verification(verification_id: int | None) -> Verification | None:
+    """The browser's verification, if it still exists."""
+    return db.session.get(Verification, verification_id) if verification_id else None
+
+
+def resend_code(verification_id: int, now: datetime) -> Verification:
+    """Send a fresh code for the same sign-up; the old code stops working once it is sent."""
+    old = db.session.get(Verification, verification_id)
+    if old is None or old.consumed_at is not None:
+        raise LookupError("no pending verification")
+    details = SignupDetails(
+        purposes=tuple(old.purposes.split(",")),
+        language=old.language,
+        utm_source=old.utm_source,
+        utm_medium=old.utm_medium,
+        utm_campaign=old.utm_campaign,
+        click_id=old.click_id,
+        ip=old.ip,
+        user_agent=old.user_agent,
+    )
+    new = request_code(old.phone_e164, details, now)
+    db.session.execute(
+        update(Verification)
+        .where(Verification.id == old.id, Verification.consumed_at.is_(None))
+        .values(expires_at=now)
+    )
+    db.session.commit()
+    return new
+
+
+def _issue_code(phone_e164: str, details: SignupDetails, now: datetime) -> tuple[Verification, str]:
+    config = current_app.config
+    _serialise_number(phone_e164)
+    hour_ago = now - timedelta(hours=1)
+    recent = db.session.execute(
+        select(
+            func.count(), func.min(Verification.created_at), func.max(Verification.created_at)
+        ).where(Verification.phone_e164 == phone_e164, Verification.created_at > hour_ago)
+    ).one()
+    count, oldest, newest = recent
+    interval = timedelta(seconds=config["CODE_RESEND_INTERVAL_SECONDS"])
+    if newest is not None and now < newest + interval:
+        db.session.rollback()
+        raise CodeRefused(Refusal.TOO_SOON, _seconds_until(newest + interval, now))
+    if count >= config["CODE_MAX_PER_HOUR"]:
+        db.session.rollback()
+        raise CodeRefused(Refusal.HOURLY_LIMIT, _seconds_until(oldest + timedelta(hours=1), now))
+    code = generate_code()
+    verification = Verification(
+        phone_e164=phone_e164,
+        code_hash=code_hash(phone_e164, code),
+        language=details.language,
+        purposes=",".join(details.purposes),
+        utm_source=details.utm_source,
+        utm_medium=details.utm_medium,
+        utm_campaign=details.utm_campaign,
+        click_id=details.click_id,
+        privacy_notice_version=PRIVACY_NOTICE_VERSION,
+        consent_text_version=CONSENT_TEXT_VERSION,
+        ip=details.ip,
+        user_agent=details.user_agent,
+        attempts=0,
+        created_at=now,
+        expires_at=now + timedelta(seconds=config["CODE_TTL_SECONDS"]),
+    )
+    db.session.add(verification)
+    db.session.commit()
+    return verification, code
+
+
+def _serialise_number(phone_e164: str) -> None:
+    """Make twin requests for one number take turns (SQLite already takes turns)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": "viihde.code:" + phone_e164},
+        )
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, int((moment - now).total_seconds() + 0.999))
+
+
+def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
+    """Check a typed code; on the right one, confirm the sign-up and send the welcome SMS."""
+    max_attempts = current_app.config["CODE_MAX_ATTEMPTS"]
+    verification = db.session.get(Verification, verification_id)
+    if verification is None:
+        return CheckResult(Outcome.UNKNOWN)
+    if verification.consumed_at is not None:
+        return CheckResult(Outcome.USED)
+    if verification.attempts >= max_attempts:
+        return CheckResult(Outcome.EXHAUSTED)
+    if now >= verification.expires_at:
+        return CheckResult(Outcome.EXPIRED)
+    # Take a try before looking at the code, so twin guesses cannot exceed the limit.
+    taken = db.session.execute(
+        update(Verification)
+        .where(
+            Verification.id == verification_id,
+            Verification.consumed_at.is_(None),
+            Verification.attempts < max_attempts,
+        )
+        .values(attempts=Verification.attempts + 1)
+    ).rowcount
+    if taken != 1:
+        db.session.rollback()
+        return confirm_code(verification_id, code, now)
+    db.session.refresh(verification)
+    if not hashes_match(verification.code_hash, code_hash(verification.phone_e164, code)):
+        db.session.commit()
+        left = max_attempts - verification.attempts
+        return CheckResult(Outcome.WRONG if left > 0 else Outcome.EXHAUSTED, left)
+    return _confirm(verification, now)
+
+
+def _confirm(verification: Verification, now: datetime) -> CheckResult:
+    claimed = db.session.execute(
+        update(Verification)
+        .where(Verification.id == verification.id, Verification.consumed_at.is_(None))
+        .values(consumed_at=now)
+    ).rowcount
+    if claimed != 1:  # a twin request confirmed it a moment ago
+        db.session.rollback()
+        return CheckResult(Outcome.USED)
+    context = consent.ConsentContext(
+        source="signup",
+        utm_source=verification.utm_source,
+        utm_medium=verification.utm_medium,
+        utm_campaign=verification.utm_campaign,
+        click_id=verification.click_id,
+        privacy_notice_version=verification.privacy_notice_version,
+        consent_text_version=verification.consent_text_version,
+        ip=verification.ip,
+        user_agent=verification.user_agent,
+    )
+    subscriber = consent.subscribe(
+        verification.phone_e164,
+        verification.purposes.split(","),
+        context,
+        now,
+        language=verification.language,
+    )
+    db.session.commit()
+    body = welcome_message(
+        preference_url(subscriber.id, subscriber.link_key),
+        current_app.config["TWILIO_FROM"],
+        subscriber.language,
+    )
+    send_sms(subscriber.phone_e164, body, "welcome", now, subscriber_id=subscriber.id)
+    return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber.id)
