@@ -14,6 +14,8 @@ from phonenumbers import ValidationResult as Possible
 
 #: Longer input than this is not a phone number, whatever it contains.
 MAX_INPUT_LENGTH = 32
+#: Fewer digits than this (after the country code) cannot be a mobile number anywhere we serve.
+MIN_NATIONAL_DIGITS = 7
 _SEPARATORS = str.maketrans("", "", " \t-.()/\u00a0")
 
 _MOBILE = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
@@ -68,12 +70,13 @@ def parse_mobile(raw: str, allowed_regions: Sequence[str]) -> str:
     if possible == Possible.TOO_LONG:
         raise PhoneError(Refusal.TOO_LONG)
     if possible == Possible.INVALID_COUNTRY_CODE:
-        raise PhoneError(Refusal.REGION)
-    region = phonenumbers.region_code_for_number(number)
-    if region not in allowed_regions:
-        raise PhoneError(Refusal.REGION)
+        international = compact.startswith(("+", "00"))
+        raise PhoneError(Refusal.REGION if international else Refusal.TOO_SHORT)
     if not phonenumbers.is_valid_number(number):
-        raise PhoneError(Refusal.INVALID)
+        short = len(phonenumbers.national_significant_number(number)) < MIN_NATIONAL_DIGITS
+        raise PhoneError(Refusal.TOO_SHORT if short else Refusal.INVALID)
+    if phonenumbers.region_code_for_number(number) not in allowed_regions:
+        raise PhoneError(Refusal.REGION)
     kind = phonenumbers.number_type(number)
     if kind in _MOBILE:
         return phonenumbers.format_number(number, PhoneNumberFormat.E164)

@@ -1,0 +1,409 @@
+"""The landing page, the code page and the confirmation, as a visitor walks them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import func, select
+
+from viihde.extensions import db
+from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
+from viihde.notices import CONSENT_TEXT_VERSION, PRIVACY_NOTICE_VERSION
+from viihde.sms.segments import fits_one_gsm7_segment
+
+from .conftest import csrf_token
+
+
+@pytest.fixture
+def count(app):
+    """Count a table's rows in a fresh app context (request tests share no context)."""
+
+    def rows(model) -> int:
+        with app.app_context():
+            return db.session.scalar(select(func.count()).select_from(model))
+
+    return rows
+
+
+def test_landing_page_has_one_phone_field_and_an_unticked_consent_box(client):
+    """The form: a tel input, an unticked box with the consent text, a privacy link."""
+    page = client.get("/").text
+    phone = re.search(r"<input[^>]*name=\"phone\"[^>]*>", page).group(0)
+    assert 'type="tel"' in phone
+    assert 'autocomplete="tel"' in phone
+    assert 'inputmode="tel"' in phone
+    consent = re.search(r"<input[^>]*name=\"consent\"[^>]*>", page).group(0)
+    assert 'type="checkbox"' in consent
+    assert "checked" not in consent
+    assert 'href="/privacy"' in page
+    assert 'name="csrf_token"' in page
+
+
+def test_landing_page_loads_nothing_from_other_origins(client):
+    """No third-party scripts, fonts or trackers: every src and href is local."""
+    page = client.get("/").text
+    assert "<script" not in page
+    for url in re.findall(r'(?:src|href)="([^"]+)"', page):
+        assert url.startswith("/"), url
+
+
+def test_landing_page_is_finnish_by_default(client):
+    """Finnish first: no Accept-Language gives a Finnish page."""
+    page = client.get("/").text
+    assert '<html lang="fi">' in page
+
+
+def test_campaign_parameters_are_carried_into_the_form(client):
+    """utm_* and the ad click id from the landing URL become hidden fields."""
+    page = client.get("/?utm_source=meta&utm_medium=paid&utm_campaign=joulu26&fbclid=XYZ").text
+    assert 'name="utm_source" type="hidden" value="meta"' in page
+    assert 'name="utm_campaign" type="hidden" value="joulu26"' in page
+    assert 'name="click_id" type="hidden" value="fbclid:XYZ"' in page
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["040 123 4567", "0401234567", "+358 40 123 4567", "00358401234567", "040-123.45 67"],
+)
+def test_any_usual_format_gets_a_code(visitor, outbox, number):
+    """The number as people type it: one SMS to the E.164 form."""
+    response = visitor.submit_number(number)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/code"
+    assert [m["to"] for m in outbox.messages()] == ["+358401234567"]
+
+
+@pytest.mark.parametrize(
+    ("number", "message"),
+    [
+        ("hello", "does not look like a phone number"),
+        ("040 12", "too short"),
+        ("09 1234 567", "landline"),
+        ("0600 12345", "premium-rate"),
+        ("+46 70 123 45 67", "Finnish mobile numbers"),
+        ("", "Type your mobile number"),
+    ],
+)
+def test_refused_numbers_get_their_own_message_and_no_sms(visitor, outbox, number, message):
+    """Each refusal explains itself with a 400, and no SMS goes out."""
+    response = visitor.client.post(
+        "/",
+        data={"csrf_token": csrf_token(visitor.client.get("/").text), "phone": number, "consent": "y"},
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 400
+    assert message in response.text
+    assert 'aria-invalid="true"' in response.text
+    assert outbox.messages() == []
+
+
+def test_no_consent_no_code(visitor, outbox):
+    """Without the ticked box nothing is sent."""
+    response = visitor.submit_number("040 123 4567", consent=False)
+    assert response.status_code == 400
+    assert outbox.messages() == []
+
+
+def test_code_sms_is_one_gsm7_segment_with_the_webotp_line(visitor, outbox):
+    """The code SMS ends with '@host #code' so phones can fill it in."""
+    visitor.submit_number("040 123 4567")
+    body = outbox.last()["body"]
+    code = outbox.last_code()
+    assert re.fullmatch(r"\d{6}", code)
+    assert body.endswith(f"\n\n@viihdepaketti.fi #{code}")
+    assert fits_one_gsm7_segment(body)
+
+
+def test_nothing_is_subscribed_until_the_code_is_confirmed(visitor, count):
+    """A code sent is not a subscription."""
+    visitor.submit_number("040 123 4567")
+    assert count(Subscriber) == 0
+    assert count(ConsentEvent) == 0
+
+
+def test_code_page_shows_the_masked_number_and_the_code_field(visitor):
+    """The code page: masked number, one-time-code input, resend and change number."""
+    visitor.submit_number("040 123 4567", landing="/?utm_campaign=kevat")
+    page = visitor.client.get("/code").text
+    assert "+358 40 *** **67" in page
+    assert "401234567" not in page
+    code_input = re.search(r"<input[^>]*name=\"code\"[^>]*>", page).group(0)
+    assert 'autocomplete="one-time-code"' in code_input
+    assert 'inputmode="numeric"' in code_input
+    assert 'action="/code/resend"' in page
+    assert 'href="/?utm_campaign=kevat"' in page
+
+
+def test_code_page_without_a_pending_code_goes_back_to_the_start(client):
+    """Opening /code directly leads to the landing page."""
+    response = client.get("/code")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"
+
+
+def test_right_code_confirms_the_subscriber_with_a_provable_consent(visitor, outbox, count):
+    """Confirmation writes one subscriber and one consent event with who, when and whence."""
+    landing = "/?utm_source=google&utm_medium=cpc&utm_campaign=talvi&gclid=Cj0K"
+    response = visitor.sign_up("040 123 4567", landing=landing)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/welcome"
+    with visitor.client.application.app_context():
+        subscriber = db.session.scalar(select(Subscriber))
+        (event,) = subscriber.consent_events
+    assert subscriber.phone_e164 == "+358401234567"
+    assert (event.action, event.purpose, event.source, event.actor) == (
+        "grant",
+        "marketing",
+        "signup",
+        "subject",
+    )
+    assert (event.utm_source, event.utm_medium, event.utm_campaign) == ("google", "cpc", "talvi")
+    assert event.click_id == "gclid:Cj0K"
+    assert event.privacy_notice_version == PRIVACY_NOTICE_VERSION
+    assert event.consent_text_version == CONSENT_TEXT_VERSION
+    assert event.ip == "127.0.0.1"
+    assert event.user_agent
+
+
+def test_welcome_sms_carries_a_short_preference_link(visitor, outbox):
+    """After confirmation: one GSM-7 segment with a link of at most 48 characters."""
+    visitor.sign_up()
+    welcome = outbox.last()
+    assert welcome["to"] == "+358401234567"
+    link = outbox.last_link()
+    assert len(link) <= 48
+    assert fits_one_gsm7_segment(welcome["body"])
+    assert "STOP" not in welcome["body"]  # the default sender is alphanumeric
+
+
+@pytest.mark.parametrize("config_overrides", [{"TWILIO_FROM": "+358401110000"}])
+def test_welcome_sms_says_reply_stop_when_the_sender_is_a_number(visitor, outbox):
+    """Replies reach a numeric sender, so the text offers STOP too."""
+    visitor.sign_up()
+    assert "STOP" in outbox.last()["body"]
+
+
+def test_wrong_code_says_how_many_tries_are_left(visitor, outbox):
+    """A wrong code is a 400 with the tries left."""
+    visitor.submit_number("040 123 4567")
+    wrong = "111111" if outbox.last_code() != "111111" else "222222"
+    response = visitor.client.post(
+        "/code",
+        data={"csrf_token": csrf_token(visitor.client.get("/code").text), "code": wrong},
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 400
+    assert "4 tries left" in response.text
+
+
+def test_wrong_code_five_times_kills_the_code(visitor, outbox, count):
+    """After five wrong tries even the right code no longer works."""
+    visitor.submit_number("040 123 4567")
+    code = outbox.last_code()
+    wrong = "111111" if code != "111111" else "222222"
+    for _ in range(5):
+        visitor.submit_code(wrong)
+    response = visitor.submit_code(code)
+    assert response.status_code == 400
+    assert count(Subscriber) == 0
+
+
+def test_expired_code_is_refused_with_its_own_message(visitor, outbox, count):
+    """At 9:59 the code works; at 10:01 it has expired."""
+    with freeze_time("2026-11-25 12:00:00") as clock:
+        visitor.submit_number("040 123 4567")
+        code = outbox.last_code()
+        clock.tick(601)
+        page = visitor.client.get("/code", headers={"Accept-Language": "en"})
+        response = visitor.client.post(
+            "/code",
+            data={"csrf_token": csrf_token(page.text), "code": code},
+            headers={"Accept-Language": "en"},
+        )
+    assert response.status_code == 400
+    assert "expired" in response.text
+    assert count(Subscriber) == 0
+
+
+def test_code_works_until_the_end_of_its_ten_minutes(visitor, outbox, count):
+    """A right code at 9:59 confirms."""
+    with freeze_time("2026-11-25 12:00:00") as clock:
+        visitor.submit_number("040 123 4567")
+        clock.tick(599)
+        response = visitor.submit_code(outbox.last_code())
+    assert response.headers["Location"] == "/welcome"
+
+
+def test_same_code_twice_gives_one_subscriber_and_one_event(visitor, outbox, count):
+    """A double submit of the right code: the second lands on the same confirmation."""
+    visitor.submit_number("040 123 4567")
+    code = outbox.last_code()
+    page = visitor.client.get("/code")
+    token = csrf_token(page.text)
+    first = visitor.client.post("/code", data={"csrf_token": token, "code": code})
+    second = visitor.client.post("/code", data={"csrf_token": token, "code": code})
+    assert first.status_code == second.status_code == 302
+    assert count(Subscriber) == 1
+    assert count(ConsentEvent) == 1
+    assert [m["kind"] for m in outbox.messages()] == ["code", "welcome"]
+
+
+def test_double_submit_of_the_landing_form_sends_one_code(visitor, outbox):
+    """Pressing 'send' twice sends one SMS and shows the code page both times."""
+    page = visitor.client.get("/")
+    data = {"csrf_token": csrf_token(page.text), "phone": "040 123 4567", "consent": "y"}
+    first = visitor.client.post("/", data=data)
+    second = visitor.client.post("/", data=data)
+    assert first.headers["Location"] == second.headers["Location"] == "/code"
+    assert len(outbox.messages()) == 1
+
+
+def test_new_code_only_after_sixty_seconds(visitor, outbox):
+    """Resend within a minute is refused with a 429 and no SMS; after it, a new code goes."""
+    with freeze_time("2026-11-25 12:00:00") as clock:
+        visitor.submit_number("040 123 4567")
+        clock.tick(30)
+        refused = visitor.resend()
+        assert refused.status_code == 429
+        assert len(outbox.messages()) == 1
+        clock.tick(31)
+        accepted = visitor.resend()
+        assert accepted.status_code == 302
+        assert len(outbox.messages()) == 2
+
+
+def test_resent_code_replaces_the_old_one(visitor, outbox, count):
+    """After a resend the first code no longer confirms; the new one does."""
+    with freeze_time("2026-11-25 12:00:00") as clock:
+        visitor.submit_number("040 123 4567")
+        old = outbox.last_code()
+        clock.tick(61)
+        visitor.resend()
+        new = outbox.last_code()
+        if old != new:
+            assert visitor.submit_code(old).status_code == 400
+        assert visitor.submit_code(new).headers["Location"] == "/welcome"
+
+
+def test_three_codes_an_hour_however_they_are_asked_for(visitor, outbox, client, app):
+    """Resend button or landing form again, from any browser: the fourth code waits."""
+    with freeze_time("2026-11-25 12:00:00") as clock:
+        visitor.submit_number("040 123 4567")
+        clock.tick(61)
+        visitor.resend()
+        clock.tick(61)
+        other_browser = app.test_client()
+        page = other_browser.get("/")
+        other_browser.post(
+            "/",
+            data={"csrf_token": csrf_token(page.text), "phone": "0401234567", "consent": "y"},
+        )
+        assert len(outbox.messages()) == 3
+        clock.tick(61)
+        refused = visitor.submit_number("+358401234567")
+        assert refused.status_code == 429
+        assert len(outbox.messages()) == 3
+        clock.tick(3600)
+        assert visitor.submit_number("+358401234567").status_code == 302
+        assert len(outbox.messages()) == 4
+
+
+def test_a_code_from_another_browser_does_not_confirm_this_one(app, outbox, count):
+    """Codes are bound to their own verification: tab B cannot use tab A's code."""
+    from .conftest import Visitor
+
+    first, second = Visitor(app.test_client(), outbox), Visitor(app.test_client(), outbox)
+    with freeze_time("2026-11-25 12:00:00") as clock:
+        first.submit_number("040 123 4567")
+        code_a = outbox.last_code()
+        clock.tick(61)
+        second.submit_number("040 123 4567")
+        code_b = outbox.last_code()
+        if code_a != code_b:
+            assert second.submit_code(code_a).status_code == 400
+            assert count(Subscriber) == 0
+        assert second.submit_code(code_b).status_code == 302
+
+
+def test_codes_are_stored_only_as_keyed_hashes(visitor, outbox, count):
+    """Neither the verification nor the SMS log holds the code in clear."""
+    visitor.submit_number("040 123 4567")
+    code = outbox.last_code()
+    with visitor.client.application.app_context():
+        verification = db.session.scalar(select(Verification))
+        bodies = db.session.scalars(select(SmsMessage.body)).all()
+    assert code not in verification.code_hash
+    assert len(verification.code_hash) == 64
+    assert bodies and all(code not in body for body in bodies)
+
+
+def test_signing_up_a_subscribed_number_looks_the_same(visitor, outbox, app):
+    """An already subscribed number goes through the same steps: nothing is revealed."""
+    from .conftest import Visitor
+
+    with freeze_time("2026-11-25 12:00:00"):
+        visitor.sign_up("040 123 4567")
+    newcomer = Visitor(app.test_client(), outbox)
+    fresh = Visitor(app.test_client(), outbox)
+    with freeze_time("2026-11-25 13:00:00"):
+        known = newcomer.submit_number("040 123 4567")
+        unknown = fresh.submit_number("040 765 4321")
+    assert known.status_code == unknown.status_code == 302
+    assert known.headers["Location"] == unknown.headers["Location"]
+    known_page = newcomer.client.get("/code").text.replace("**67", "**21")
+    unknown_page = fresh.client.get("/code").text
+    strip = re.compile(r'value="[^"]+"')
+    assert strip.sub("", known_page) == strip.sub("", unknown_page)
+
+
+def test_resubscribing_through_a_new_ad_records_the_new_consent(visitor, outbox, app, count):
+    """Confirming again adds a consent event with the new campaign, still one subscriber."""
+    from .conftest import Visitor
+
+    with freeze_time("2026-11-25 12:00:00"):
+        visitor.sign_up("040 123 4567", landing="/?utm_campaign=first")
+    with freeze_time("2026-11-26 12:00:00"):
+        Visitor(app.test_client(), outbox).sign_up("040 123 4567", landing="/?utm_campaign=second")
+    assert count(Subscriber) == 1
+    with app.app_context():
+        subscriber = db.session.scalar(select(Subscriber))
+        campaigns = [e.utm_campaign for e in subscriber.consent_events]
+    assert campaigns == ["first", "second"]
+
+
+def test_form_without_csrf_token_gets_a_friendly_400(client, outbox):
+    """A post without the CSRF token is refused with the translated page, no SMS."""
+    response = client.post("/", data={"phone": "040 123 4567", "consent": "y"})
+    assert response.status_code == 400
+    assert "<h1>" in response.text
+    assert outbox.messages() == []
+
+
+def test_sms_provider_failure_is_explained_and_the_visitor_can_retry(
+    visitor, outbox, monkeypatch, count
+):
+    """If the SMS cannot be sent: a clear 503 message, the number kept, and a retry works."""
+    from viihde.sms import backends
+
+    def broken(self, message):
+        raise backends.SendFailed("down", "503")
+
+    monkeypatch.setattr(backends.FileBackend, "send", broken)
+    response = visitor.submit_number("040 123 4567")
+    assert response.status_code == 503
+    assert 'value="040 123 4567"' in response.text
+    assert count(Verification) == 0
+    monkeypatch.undo()
+    assert visitor.submit_number("040 123 4567").status_code == 302
+
+
+def test_privacy_notice_names_the_controller_from_configuration(client, app):
+    """The notice page carries the configured controller details and its version."""
+    app.config["CONTROLLER_EMAIL"] = "tietosuoja@example.fi"
+    page = client.get("/privacy").text
+    assert "Lucentia Group Oy" in page
+    assert "PL 32, 00711 Helsinki" in page
+    assert "tietosuoja@example.fi" in page
+    assert PRIVACY_NOTICE_VERSION in page
