@@ -90,7 +90,11 @@ def test_refused_numbers_get_their_own_message_and_no_sms(visitor, outbox, numbe
     """Each refusal explains itself with a 400, and no SMS goes out."""
     response = visitor.client.post(
         "/",
-        data={"csrf_token": csrf_token(visitor.client.get("/").text), "phone": number, "consent": "y"},
+        data={
+            "csrf_token": csrf_token(visitor.client.get("/").text),
+            "phone": number,
+            "consent": "y",
+        },
         headers={"Accept-Language": "en"},
     )
     assert response.status_code == 400

@@ -1,0 +1,128 @@
+"""Twin requests at the same moment never lose or duplicate a consent event.
+
+Each test races real threads (each with its own app context, session and
+database connection) through a barrier, on SQLite and, in CI, PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from viihde import consent
+from viihde.extensions import db
+from viihde.models import ConsentEvent, Subscriber
+from viihde.verification import Outcome, SignupDetails, code_hash, confirm_code, request_code
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+ROUNDS = 8
+
+
+def race(app, *calls: Callable[[], object]) -> list[object]:
+    """Run the calls in parallel threads, released together; return their results."""
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                results[index] = call()
+            except BaseException as error:  # surfaced below, in the test's thread
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    return results
+
+
+def issue(app, phone: str, now: datetime, monkeypatch) -> tuple[int, str]:
+    """Send a code to ``phone`` and return the verification id and the code."""
+    codes = iter(["123456", "234567", "345678"])
+    monkeypatch.setattr("viihde.verification.generate_code", lambda: next(codes))
+    with app.app_context():
+        verification = request_code(phone, SignupDetails(), now)
+        assert verification.code_hash == code_hash(phone, "123456")
+        return verification.id, "123456"
+
+
+def ledger(app, phone: str) -> list[ConsentEvent]:
+    with app.app_context():
+        subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone))
+        return list(subscriber.consent_events) if subscriber else []
+
+
+def subscribers(app, phone: str) -> int:
+    with app.app_context():
+        return db.session.scalar(
+            select(func.count()).select_from(Subscriber).where(Subscriber.phone_e164 == phone)
+        )
+
+
+def test_the_same_code_confirmed_twice_at_once_gives_one_subscriber_and_one_event(app, monkeypatch):
+    """Double submit: one CONFIRMED, one USED, one subscriber, one grant."""
+    for round_ in range(ROUNDS):
+        phone = f"+35840123{round_:04d}"
+        verification_id, code = issue(app, phone, NOW, monkeypatch)
+        outcomes = race(
+            app,
+            lambda: confirm_code(verification_id, code, NOW).outcome,
+            lambda: confirm_code(verification_id, code, NOW).outcome,
+        )
+        assert Counter(outcomes) == Counter({Outcome.CONFIRMED: 1, Outcome.USED: 1})
+        assert subscribers(app, phone) == 1
+        assert len(ledger(app, phone)) == 1
+
+
+def test_two_tabs_confirming_two_codes_for_one_number_make_one_subscriber(app, monkeypatch):
+    """Two verifications of one number confirmed together: one subscriber, ordered events."""
+    for round_ in range(ROUNDS):
+        phone = f"+35850123{round_:04d}"
+        first, code = issue(app, phone, NOW, monkeypatch)
+        second, _ = issue(app, phone, NOW + timedelta(seconds=61), monkeypatch)
+        later = NOW + timedelta(seconds=62)
+        outcomes = race(
+            app,
+            lambda: confirm_code(first, code, later).outcome,
+            lambda: confirm_code(second, code, later).outcome,
+        )
+        assert outcomes == [Outcome.CONFIRMED, Outcome.CONFIRMED]
+        assert subscribers(app, phone) == 1
+        events = ledger(app, phone)
+        assert [e.seq for e in events] == [1, 2]
+        assert {e.action for e in events} == {"grant"}
+
+
+def test_stop_racing_an_opt_in_loses_nothing(app):
+    """STOP and 'subscribe again' at once: both are recorded in order, state = last event."""
+    phone = "+358401119999"
+    with app.app_context():
+        subscriber_id = consent.subscribe(
+            phone, consent.PURPOSES, consent.ConsentContext(source="signup"), NOW
+        ).id
+        db.session.commit()
+        consent.withdraw_all(subscriber_id, consent.ConsentContext(source="preference_page"), NOW)
+    stop = consent.ConsentContext(source="sms_keyword")
+    opt_in = consent.ConsentContext(source="preference_page")
+    for _ in range(ROUNDS):
+        race(
+            app,
+            lambda: consent.set_consent(subscriber_id, consent.PURPOSES, True, opt_in, NOW),
+            lambda: consent.withdraw_all(subscriber_id, stop, NOW),
+        )
+        events = ledger(app, phone)
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert all(a.action != b.action for a, b in zip(events, events[1:], strict=False))
+        with app.app_context():
+            assert consent.is_subscribed(subscriber_id) == (events[-1].action == "grant")

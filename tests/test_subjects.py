@@ -1,0 +1,111 @@
+"""The data subject's rights from the CLI: export everything, erase to a tombstone."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import func, select
+
+from viihde.extensions import db
+from viihde.models import ConsentEvent, SmsMessage, Subscriber, Tombstone, Verification
+from viihde.subjects import tombstone_hash
+
+
+@pytest.fixture
+def subscribed(visitor, outbox):
+    """+358401234567 signed up from a campaign; returns the welcome link path."""
+    with freeze_time("2026-11-25 12:00:00"):
+        visitor.sign_up("040 123 4567", landing="/?utm_source=meta&utm_campaign=talvi")
+    return outbox.last_link().removeprefix("https://viihdepaketti.fi")
+
+
+@pytest.mark.parametrize("number", ["040 123 4567", "+358401234567", "00358 40 1234567"])
+def test_export_prints_everything_stored_as_json(runner, subscribed, number):
+    """Any accepted format finds the person; the JSON has the promised shape."""
+    result = runner.invoke(args=["subject", "export", number])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["number"] == "+358401234567"
+    assert data["subscribed"] is True
+    (event,) = data["consent_events"]
+    assert event["action"] == "grant"
+    assert event["purpose"] == "marketing"
+    assert event["source"] == "signup"
+    assert event["utm_campaign"] == "talvi"
+    assert event["privacy_notice_version"] and event["consent_text_version"]
+    assert event["created_at"].startswith("2026-11-25T12:00:00")
+    assert [m["kind"] for m in data["sms_messages"]] == ["code", "welcome"]
+
+
+def test_export_never_shows_a_code_in_clear(runner, subscribed, outbox):
+    """The code SMS appears in the export with the code redacted."""
+    code = outbox.messages()[0]["body"].rsplit("#", 1)[1]
+    output = runner.invoke(args=["subject", "export", "0401234567"]).output
+    assert code not in output
+    assert "******" in output
+
+
+def test_export_of_an_unknown_number_says_nothing_is_stored(runner, app_context):
+    """A number never seen: not subscribed, empty history."""
+    data = json.loads(runner.invoke(args=["subject", "export", "0501234567"]).output)
+    assert data["subscribed"] is False
+    assert data["consent_events"] == data["sms_messages"] == []
+
+
+def test_export_refuses_what_is_not_a_mobile_number(runner, app_context):
+    """A landline is a usage error, not a crash."""
+    result = runner.invoke(args=["subject", "export", "09 1234 567"])
+    assert result.exit_code == 2
+    assert "landline" in result.output
+
+
+def test_erase_leaves_only_a_tombstone(runner, subscribed, app):
+    """After erasure nothing about the number remains but a keyed hash and a time."""
+    result = runner.invoke(args=["subject", "erase", "040 123 4567", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "401234567" not in result.output
+    with app.app_context():
+        for model in (Subscriber, ConsentEvent, SmsMessage, Verification):
+            assert db.session.scalar(select(func.count()).select_from(model)) == 0
+        (tombstone,) = db.session.scalars(select(Tombstone))
+        assert tombstone.phone_hash == tombstone_hash("+358401234567")
+        assert "401234567" not in tombstone.phone_hash
+        assert tombstone.source == "cli"
+
+
+def test_erase_asks_before_it_acts(runner, subscribed, app):
+    """Without --yes a 'no' leaves everything in place."""
+    result = runner.invoke(args=["subject", "erase", "040 123 4567"], input="n\n")
+    assert result.exit_code == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 1
+
+
+def test_links_stop_working_after_erasure(runner, subscribed, app):
+    """The welcome link of an erased number gives the 404 page."""
+    browser = app.test_client()
+    assert browser.get(subscribed).status_code == 302
+    runner.invoke(args=["subject", "erase", "+358401234567", "--yes"])
+    assert browser.get("/preferences").status_code == 404
+    assert app.test_client().get(subscribed).status_code == 404
+
+
+def test_export_after_erasure_shows_only_the_erasure(runner, subscribed):
+    """The tombstone is found by the keyed hash of the number."""
+    runner.invoke(args=["subject", "erase", "+358401234567", "--yes"])
+    data = json.loads(runner.invoke(args=["subject", "export", "0401234567"]).output)
+    assert data["subscribed"] is False
+    assert data["consent_events"] == []
+    assert len(data["erasures"]) == 1
+
+
+def test_a_new_subscriber_never_inherits_an_erased_subscribers_link(
+    runner, subscribed, visitor, outbox, app
+):
+    """Ids are not reused, so an old link cannot open someone else's page."""
+    runner.invoke(args=["subject", "erase", "+358401234567", "--yes"])
+    with freeze_time("2026-11-25 13:00:00"):
+        visitor.sign_up("050 765 4321")
+    assert app.test_client().get(subscribed).status_code == 404
