@@ -10,6 +10,8 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from itertools import pairwise
 
 from sqlalchemy import func, select
 
@@ -75,11 +77,12 @@ def test_the_same_code_confirmed_twice_at_once_gives_one_subscriber_and_one_even
     for round_ in range(ROUNDS):
         phone = f"+35840123{round_:04d}"
         verification_id, code = issue(app, phone, NOW, monkeypatch)
-        outcomes = race(
+        results = race(
             app,
-            lambda: confirm_code(verification_id, code, NOW).outcome,
-            lambda: confirm_code(verification_id, code, NOW).outcome,
+            partial(confirm_code, verification_id, code, NOW),
+            partial(confirm_code, verification_id, code, NOW),
         )
+        outcomes = [result.outcome for result in results]
         assert Counter(outcomes) == Counter({Outcome.CONFIRMED: 1, Outcome.USED: 1})
         assert subscribers(app, phone) == 1
         assert len(ledger(app, phone)) == 1
@@ -92,11 +95,12 @@ def test_two_tabs_confirming_two_codes_for_one_number_make_one_subscriber(app, m
         first, code = issue(app, phone, NOW, monkeypatch)
         second, _ = issue(app, phone, NOW + timedelta(seconds=61), monkeypatch)
         later = NOW + timedelta(seconds=62)
-        outcomes = race(
+        results = race(
             app,
-            lambda: confirm_code(first, code, later).outcome,
-            lambda: confirm_code(second, code, later).outcome,
+            partial(confirm_code, first, code, later),
+            partial(confirm_code, second, code, later),
         )
+        outcomes = [result.outcome for result in results]
         assert outcomes == [Outcome.CONFIRMED, Outcome.CONFIRMED]
         assert subscribers(app, phone) == 1
         events = ledger(app, phone)
@@ -118,11 +122,11 @@ def test_stop_racing_an_opt_in_loses_nothing(app):
     for _ in range(ROUNDS):
         race(
             app,
-            lambda: consent.set_consent(subscriber_id, consent.PURPOSES, True, opt_in, NOW),
-            lambda: consent.withdraw_all(subscriber_id, stop, NOW),
+            partial(consent.set_consent, subscriber_id, consent.PURPOSES, True, opt_in, NOW),
+            partial(consent.withdraw_all, subscriber_id, stop, NOW),
         )
         events = ledger(app, phone)
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
-        assert all(a.action != b.action for a, b in zip(events, events[1:], strict=False))
+        assert all(a.action != b.action for a, b in pairwise(events))
         with app.app_context():
             assert consent.is_subscribed(subscriber_id) == (events[-1].action == "grant")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -95,7 +96,7 @@ def test_current_state_is_always_the_fold_of_the_ledger(subscriber, steps):
         expected = granted
     ledger = events(subscriber.id)
     assert [e.seq for e in ledger] == list(range(1, len(ledger) + 1))
-    assert all(a.action != b.action for a, b in zip(ledger, ledger[1:], strict=False))
+    assert all(a.action != b.action for a, b in pairwise(ledger))
     assert consent.current_consent(subscriber.id) == {"marketing": ledger[-1].action == "grant"}
     assert consent.is_subscribed(subscriber.id) is expected
 
