@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from viihde import consent
 from viihde.extensions import db
-from viihde.models import ConsentEvent, Subscriber
+from viihde.models import ConsentEvent, Subscriber, Verification
 from viihde.verification import Outcome, SignupDetails, code_hash, confirm_code, request_code
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -130,3 +130,15 @@ def test_stop_racing_an_opt_in_loses_nothing(app):
         assert all(a.action != b.action for a, b in pairwise(events))
         with app.app_context():
             assert consent.is_subscribed(subscriber_id) == (events[-1].action == "grant")
+
+
+def test_parallel_guesses_never_exceed_five_tries(app, monkeypatch):
+    """Ten wrong guesses at once: five are evaluated, the code is dead, the right one fails."""
+    verification_id, code = issue(app, "+358401112222", NOW, monkeypatch)
+    guesses = [partial(confirm_code, verification_id, f"{n:06d}", NOW) for n in range(10)]
+    outcomes = Counter(result.outcome for result in race(app, *guesses))
+    assert outcomes[Outcome.WRONG] + outcomes[Outcome.EXHAUSTED] == 10
+    with app.app_context():
+        assert db.session.get(Verification, verification_id).attempts == 5
+    with app.app_context():
+        assert confirm_code(verification_id, code, NOW).outcome == Outcome.EXHAUSTED
