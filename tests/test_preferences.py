@@ -161,3 +161,11 @@ def test_every_subscriber_reaches_only_their_own_page(app, outbox):
     assert "**67" in browser.get("/preferences").text
     browser.get(second)
     assert "**21" in browser.get("/preferences").text
+
+
+def test_links_do_not_expire_by_time(app, link):
+    """People unsubscribe from old messages: a link works years later."""
+    with freeze_time("2031-01-01 12:00:00"):
+        browser = app.test_client()
+        assert browser.get(link).status_code == 302
+        assert browser.get("/preferences").status_code == 200

@@ -1,0 +1,67 @@
+"""Bad requests get a clear, translated page and a 4xx; surprises a 500 with a reference."""
+
+from __future__ import annotations
+
+import logging
+
+from .conftest import csrf_token
+
+
+def test_unknown_page_is_a_friendly_404(client):
+    """A mistyped address gets the translated 'does not work' page."""
+    response = client.get("/no-such-page", headers={"Accept-Language": "en"})
+    assert response.status_code == 404
+    assert "This page or link does not work" in response.text
+
+
+def test_wrong_method_is_a_405_page(client):
+    """GET on a POST-only address is refused politely."""
+    response = client.get("/code/resend")
+    assert response.status_code == 405
+    assert "<h1>" in response.text
+
+
+def test_huge_body_is_refused_with_413_and_no_sms(client, outbox):
+    """A body past MAX_CONTENT_LENGTH never reaches the form."""
+    token = csrf_token(client.get("/").text)
+    response = client.post(
+        "/", data={"csrf_token": token, "phone": "040 123 4567", "consent": "y", "x": "9" * 100_000}
+    )
+    assert response.status_code == 413
+    assert outbox.messages() == []
+
+
+def test_expired_form_gets_the_friendly_csrf_page(client, outbox):
+    """A landing page left open too long: a 400 page that says to reload, no SMS."""
+    response = client.post(
+        "/",
+        data={"csrf_token": "stale", "phone": "040 123 4567", "consent": "y"},
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 400
+    assert "reload the page" in response.text
+    assert outbox.messages() == []
+
+
+def test_unexpected_error_shows_a_reference_and_no_traceback(app, caplog):
+    """A bug gives a 500 page with an incident id that is also in the log."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("kaboom")
+
+    with caplog.at_level(logging.ERROR):
+        response = app.test_client().get("/boom", headers={"Accept-Language": "en"})
+    assert response.status_code == 500
+    assert "Traceback" not in response.text
+    assert "kaboom" not in response.text
+    incident = response.text.split("Error reference: ")[1][:8]
+    assert f"incident={incident}" in caplog.text
+
+
+def test_pages_speak_swedish_and_english_when_asked(client):
+    """Accept-Language picks Swedish or English; html lang follows."""
+    assert '<html lang="sv">' in client.get("/", headers={"Accept-Language": "sv-FI"}).text
+    assert '<html lang="en">' in client.get("/", headers={"Accept-Language": "en-GB"}).text
+    assert '<html lang="fi">' in client.get("/", headers={"Accept-Language": "de"}).text
