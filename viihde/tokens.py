@@ -15,12 +15,14 @@ import re
 from collections.abc import Callable, Sequence
 
 from flask import current_app
-from itsdangerous import BadSignature, Signer
+from itsdangerous import BadData, BadSignature, Signer
 from itsdangerous.encoding import base64_decode, base64_encode, bytes_to_int, int_to_bytes
 from itsdangerous.signer import HMACAlgorithm
 
 PREFERENCE_SALT = "viihde.preference-link."
 SIGNATURE_BYTES = 12
+#: Ids are 32-bit database integers; a token naming a larger one is not ours.
+MAX_SUBSCRIBER_ID = 2**31 - 1
 #: What a token looks like; used by the URL converter so that other paths never match.
 TOKEN_PATTERN = r"[A-Za-z0-9_-]{2,8}\.[A-Za-z0-9_-]{16}"  # noqa: S105 (a pattern, not a secret)
 _TOKEN = re.compile(TOKEN_PATTERN)
@@ -63,7 +65,9 @@ def read_preference_token(
     payload = token.split(".", 1)[0]
     try:
         subscriber_id = bytes_to_int(base64_decode(payload))
-    except (ValueError, TypeError):
+    except BadData:  # not base64 (a character lost in copying, say)
+        return None
+    if not 0 < subscriber_id <= MAX_SUBSCRIBER_ID:
         return None
     link_key = link_key_of(subscriber_id)
     if link_key is None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from requests import RequestException
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
@@ -97,8 +98,8 @@ class TwilioBackend:
             return self.client.messages.create(**options).sid
         except TwilioRestException as error:
             raise SendFailed(str(error.msg), str(error.code or error.status)) from None
-        except TwilioException as error:
-            raise SendFailed(str(error)) from None
+        except (TwilioException, RequestException) as error:  # RequestException: no answer
+            raise SendFailed(type(error).__name__) from None
 
 
 def backend_from_config(config: dict) -> Backend:

@@ -1,6 +1,6 @@
 """The SMS texts, each one GSM-7 segment in every language.
 
-``tests/test_sms_texts.py`` renders each in fi, sv and en with the longest
+``tests/test_sms.py`` renders each in fi, sv and en with the longest
 realistic values and fails if any needs a second segment or UCS-2.
 """
 

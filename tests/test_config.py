@@ -1,0 +1,208 @@
+"""Configuration: every setting from the environment, and no start with an unsafe key."""
+
+from __future__ import annotations
+
+import pytest
+
+from viihde import config, create_app
+from viihde.config import DEV_SECRET_KEY, ConfigError, database_url
+
+LONG_RANDOM_KEY = "q3Jx9vT2mPzK8wYb4LhN6cRf1sDg7uEa5oVi0tXn"
+SETTINGS = [
+    "APP_ENV",
+    "SECRET_KEY",
+    "SECRET_KEY_FALLBACKS",
+    "DATABASE_URL",
+    "ALLOWED_REGIONS",
+    "SMS_BACKEND",
+    "SMS_OUTBOX_PATH",
+    "PUBLIC_BASE_URL",
+    "REDIS_URL",
+]
+
+
+@pytest.fixture
+def environment(monkeypatch, tmp_path):
+    """A clean environment whose register is an SQLite file under tmp_path."""
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///" + str(tmp_path / "register.sqlite3"))
+    return monkeypatch
+
+
+def settings_from(environment, **variables) -> dict:
+    """The configuration built from the given environment variables."""
+    for name, value in variables.items():
+        environment.setenv(name, value)
+    return config.from_environment("/srv/viihde/instance")
+
+
+# Refusing to start
+
+
+@pytest.mark.parametrize("app_env", ["production", None, "staging"])
+def test_production_refuses_the_development_key(environment, app_env):
+    """Without SECRET_KEY, anything but development and testing refuses to start."""
+    if app_env:
+        environment.setenv("APP_ENV", app_env)
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        create_app()
+
+
+def test_production_refuses_the_development_key_even_when_set_explicitly(environment):
+    """Copying the development key into production is refused too."""
+    environment.setenv("APP_ENV", "production")
+    environment.setenv("SECRET_KEY", DEV_SECRET_KEY)
+    with pytest.raises(ConfigError):
+        create_app()
+
+
+def test_production_refuses_a_key_shorter_than_32_characters(environment):
+    """A short key is refused, however random it looks."""
+    environment.setenv("APP_ENV", "production")
+    environment.setenv("SECRET_KEY", LONG_RANDOM_KEY[:31])
+    with pytest.raises(ConfigError):
+        create_app()
+
+
+def test_unset_app_env_means_production(environment):
+    """A forgotten APP_ENV fails safe: it is production."""
+    environment.setenv("SECRET_KEY", "too-short")
+    with pytest.raises(ConfigError):
+        create_app()
+
+
+@pytest.mark.parametrize("app_env", ["production", None])
+def test_production_starts_with_a_long_random_key(environment, app_env):
+    """A key of 32 characters or more lets production start."""
+    if app_env:
+        environment.setenv("APP_ENV", app_env)
+    environment.setenv("SECRET_KEY", LONG_RANDOM_KEY)
+    app = create_app()
+    assert (app.config["APP_ENV"], app.config["SECRET_KEY"]) == ("production", LONG_RANDOM_KEY)
+
+
+def test_a_key_of_exactly_32_characters_is_enough(environment):
+    """The minimum length is inclusive."""
+    environment.setenv("APP_ENV", "production")
+    environment.setenv("SECRET_KEY", LONG_RANDOM_KEY[:32])
+    assert create_app().config["SECRET_KEY"] == LONG_RANDOM_KEY[:32]
+
+
+def test_production_sends_session_cookies_over_https_only(environment):
+    """In production the session cookie is Secure."""
+    environment.setenv("SECRET_KEY", LONG_RANDOM_KEY)
+    assert create_app().config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_development_starts_with_the_default_key(environment):
+    """`make run` works without setting a key."""
+    environment.setenv("APP_ENV", "development")
+    app = create_app()
+    assert app.config["SECRET_KEY"] == DEV_SECRET_KEY
+    assert app.config["SESSION_COOKIE_SECURE"] is False
+
+
+def test_app_uses_the_database_url_from_the_environment(environment, tmp_path):
+    """DATABASE_URL chooses the register the app opens."""
+    environment.setenv("APP_ENV", "development")
+    app = create_app()
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + str(
+        tmp_path / "register.sqlite3"
+    )
+
+
+# database_url
+
+
+def test_no_database_url_means_sqlite_under_the_instance_folder():
+    """Without DATABASE_URL the register is a file in instance/."""
+    assert (
+        database_url(None, "/srv/viihde/instance")
+        == "sqlite:////srv/viihde/instance/viihde.sqlite3"
+    )
+
+
+def test_empty_database_url_means_sqlite_under_the_instance_folder():
+    """An empty variable counts as unset."""
+    assert database_url("", "/srv/viihde/instance").startswith("sqlite:////srv/viihde/instance/")
+
+
+@pytest.mark.parametrize("url", ["postgres://u@h/db", "postgresql://u@h/db"])
+def test_postgres_urls_use_the_psycopg_driver(url):
+    """Heroku-style and plain PostgreSQL URLs both get the psycopg 3 driver."""
+    assert database_url(url, "/srv/viihde/instance") == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://u:p@h:5432/db",
+        "sqlite:////var/lib/viihde/register.sqlite3",
+        "mysql://u@h/db",
+    ],
+)
+def test_other_database_urls_are_unchanged(url):
+    """A URL that already names its driver is used as it is."""
+    assert database_url(url, "/srv/viihde/instance") == url
+
+
+def test_database_url_environment_variable_is_normalised(environment):
+    """The variable goes through database_url."""
+    settings = settings_from(environment, DATABASE_URL="postgres://u@h/db")
+    assert settings["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
+
+
+# Settings read from the environment
+
+
+def test_allowed_regions_are_a_list_of_upper_case_codes(environment):
+    """ "fi, se" serves Finland and Sweden."""
+    assert settings_from(environment, ALLOWED_REGIONS="fi, se")["ALLOWED_REGIONS"] == ["FI", "SE"]
+
+
+def test_allowed_regions_default_to_finland(environment):
+    """Without the variable only Finnish numbers are served."""
+    assert settings_from(environment)["ALLOWED_REGIONS"] == ["FI"]
+
+
+def test_sms_backend_is_read_from_the_environment(environment):
+    """SMS_BACKEND picks the backend; the console is the default."""
+    assert settings_from(environment)["SMS_BACKEND"] == "console"
+    assert settings_from(environment, SMS_BACKEND="twilio")["SMS_BACKEND"] == "twilio"
+
+
+def test_sms_outbox_path_is_read_from_the_environment(environment, tmp_path):
+    """The file backend writes where SMS_OUTBOX_PATH says."""
+    path = str(tmp_path / "outbox.jsonl")
+    assert settings_from(environment, SMS_OUTBOX_PATH=path)["SMS_OUTBOX_PATH"] == path
+
+
+def test_sms_outbox_defaults_to_the_instance_folder(environment):
+    """Without the variable the outbox sits next to the register."""
+    settings = settings_from(environment)
+    assert settings["SMS_OUTBOX_PATH"] == "/srv/viihde/instance/sms-outbox.jsonl"
+
+
+def test_public_base_url_loses_its_trailing_slash(environment):
+    """Links are built as base + "/" + token, so a trailing slash would double."""
+    settings = settings_from(environment, PUBLIC_BASE_URL="https://viihdepaketti.fi/")
+    assert settings["PUBLIC_BASE_URL"] == "https://viihdepaketti.fi"
+
+
+def test_redis_url_is_read_from_the_environment(environment):
+    """REDIS_URL is passed on as it is, and is None when unset."""
+    assert settings_from(environment)["REDIS_URL"] is None
+    redis_url = "redis://cache.internal:6379/0"
+    assert settings_from(environment, REDIS_URL=redis_url)["REDIS_URL"] == redis_url
+
+
+def test_secret_key_fallbacks_are_a_comma_separated_list(environment):
+    """Old keys stay accepted for links signed before a rotation."""
+    settings = settings_from(environment, SECRET_KEY_FALLBACKS="first-old-key, second-old-key")
+    assert settings["SECRET_KEY_FALLBACKS"] == ["first-old-key", "second-old-key"]
+
+
+def test_empty_variable_counts_as_unset(environment):
+    """SMS_BACKEND= in an env file does not select a nameless backend."""
+    assert settings_from(environment, SMS_BACKEND="")["SMS_BACKEND"] == "console"
