@@ -16,7 +16,7 @@ from viihde.extensions import db
 from viihde.models import AppendOnlyError, ConsentEvent, Subscriber
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-SIGNUP = consent.ConsentContext(source="signup", utm_campaign="talvi")
+SIGNUP = consent.ConsentContext("signup", evidence=consent.Evidence(utm_campaign="talvi"))
 SOURCES = ["signup", "preference_page", "sms_keyword", "staff", "register_update"]
 
 

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from viihde import hashing
+from viihde.consent import Evidence
 from viihde.extensions import db
 from viihde.models import Verification
 from viihde.verification import (
@@ -116,7 +117,7 @@ def test_throttle_tells_when_to_come_back(app_context, fixed_code):
 
 def test_resend_keeps_the_campaign_and_expires_the_old_code(app_context, fixed_code):
     """The new code carries the same consent details; the old one stops working."""
-    details = SignupDetails(utm_campaign="talvi", language="sv")
+    details = SignupDetails(language="sv", evidence=Evidence(utm_campaign="talvi"))
     old = request_code(PHONE, details, NOW)
     new = resend_code(old.id, NOW + timedelta(seconds=61))
     assert (new.utm_campaign, new.language) == ("talvi", "sv")

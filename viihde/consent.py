@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .extensions import db
-from .models import ConsentEvent, Subscriber
+from .models import ConsentEvent, ConsentEvidence, Subscriber
 from .notices import CONSENT_TEXT_VERSION, PRIVACY_NOTICE_VERSION
 
 #: The purposes a person can consent to.
@@ -28,11 +28,9 @@ WITHDRAW = "withdraw"
 
 
 @dataclass(frozen=True)
-class ConsentContext:
-    """Who gives or withdraws consent, from where, and under which texts."""
+class Evidence:
+    """Where a consent came from and under which texts; every event keeps it."""
 
-    source: str
-    actor: str = "subject"
     utm_source: str | None = None
     utm_medium: str | None = None
     utm_campaign: str | None = None
@@ -41,6 +39,20 @@ class ConsentContext:
     consent_text_version: str = CONSENT_TEXT_VERSION
     ip: str | None = None
     user_agent: str | None = None
+
+    @classmethod
+    def of(cls, row: ConsentEvidence) -> Evidence:
+        """The evidence a stored row (a verification, an event) carries."""
+        return cls(**{field.name: getattr(row, field.name) for field in fields(cls)})
+
+
+@dataclass(frozen=True)
+class ConsentContext:
+    """Who gives or withdraws consent (source and actor), with the evidence of it."""
+
+    source: str
+    actor: str = "subject"
+    evidence: Evidence = field(default_factory=Evidence)
 
 
 def new_link_key() -> str:
@@ -73,27 +85,18 @@ def subscribe(
         )
         .on_conflict_do_nothing(index_elements=[table.c.phone_e164])
     )
-    subscriber = lock_subscriber_by_phone(phone_e164)
+    subscriber = _locked(Subscriber.phone_e164 == phone_e164)
     subscriber.language = language
     for purpose in purposes:
         _append(subscriber, purpose, GRANT, context, now)
     return subscriber
 
 
-def lock_subscriber_by_phone(phone_e164: str) -> Subscriber:
-    """Load and lock (FOR UPDATE on PostgreSQL) the subscriber with this number."""
+def _locked(condition) -> Subscriber | None:
+    """Load and lock (FOR UPDATE on PostgreSQL) the subscriber matching ``condition``."""
     return db.session.execute(
         select(Subscriber)
-        .where(Subscriber.phone_e164 == phone_e164)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one()
-
-
-def _lock(subscriber_id: int) -> Subscriber | None:
-    return db.session.execute(
-        select(Subscriber)
-        .where(Subscriber.id == subscriber_id)
+        .where(condition)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
@@ -110,7 +113,7 @@ def set_consent(
 
     Returns the events written, so a double submit or a repeated STOP is a no-op.
     """
-    subscriber = _lock(subscriber_id)
+    subscriber = _locked(Subscriber.id == subscriber_id)
     if subscriber is None:
         db.session.rollback()
         return []
@@ -163,15 +166,8 @@ def _append(
         action=action,
         source=context.source,
         actor=context.actor,
-        utm_source=context.utm_source,
-        utm_medium=context.utm_medium,
-        utm_campaign=context.utm_campaign,
-        click_id=context.click_id,
-        privacy_notice_version=context.privacy_notice_version,
-        consent_text_version=context.consent_text_version,
-        ip=context.ip,
-        user_agent=context.user_agent,
         created_at=now,
+        **asdict(context.evidence),
     )
     db.session.add(event)
     db.session.flush()

@@ -71,7 +71,23 @@ class Subscriber(db.Model):
     )
 
 
-class ConsentEvent(db.Model):
+class ConsentEvidence:
+    """What proves a consent: the ad it came from, the texts it was given under, the browser.
+
+    Kept on a pending ``Verification`` and copied to its ``ConsentEvent`` on confirmation.
+    """
+
+    utm_source: Mapped[str | None] = mapped_column(ATTRIBUTION)
+    utm_medium: Mapped[str | None] = mapped_column(ATTRIBUTION)
+    utm_campaign: Mapped[str | None] = mapped_column(ATTRIBUTION)
+    click_id: Mapped[str | None] = mapped_column(String(255))
+    privacy_notice_version: Mapped[str] = mapped_column(VERSION)
+    consent_text_version: Mapped[str] = mapped_column(VERSION)
+    ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+
+
+class ConsentEvent(ConsentEvidence, db.Model):
     """One grant or withdrawal of consent: who, when, from where, under which texts."""
 
     __tablename__ = "consent_events"
@@ -94,20 +110,12 @@ class ConsentEvent(db.Model):
     source: Mapped[str] = mapped_column(String(32))
     # Who did it: "subject" (the person), "staff:<id>", "system".
     actor: Mapped[str] = mapped_column(String(64))
-    utm_source: Mapped[str | None] = mapped_column(ATTRIBUTION)
-    utm_medium: Mapped[str | None] = mapped_column(ATTRIBUTION)
-    utm_campaign: Mapped[str | None] = mapped_column(ATTRIBUTION)
-    click_id: Mapped[str | None] = mapped_column(String(255))
-    privacy_notice_version: Mapped[str] = mapped_column(VERSION)
-    consent_text_version: Mapped[str] = mapped_column(VERSION)
-    ip: Mapped[str | None] = mapped_column(String(45))
-    user_agent: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="consent_events")
 
 
-class Verification(db.Model):
+class Verification(ConsentEvidence, db.Model):
     """One one-time code sent to a number, with the consent it will confirm."""
 
     __tablename__ = "verifications"
@@ -122,14 +130,6 @@ class Verification(db.Model):
     code_hash: Mapped[str] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(5))
     purposes: Mapped[str] = mapped_column(String(255))  # comma-separated purpose keys
-    utm_source: Mapped[str | None] = mapped_column(ATTRIBUTION)
-    utm_medium: Mapped[str | None] = mapped_column(ATTRIBUTION)
-    utm_campaign: Mapped[str | None] = mapped_column(ATTRIBUTION)
-    click_id: Mapped[str | None] = mapped_column(String(255))
-    privacy_notice_version: Mapped[str] = mapped_column(VERSION)
-    consent_text_version: Mapped[str] = mapped_column(VERSION)
-    ip: Mapped[str | None] = mapped_column(String(45))
-    user_agent: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

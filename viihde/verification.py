@@ -9,7 +9,7 @@ and at most ``CODE_MAX_PER_HOUR`` an hour, however it is asked for.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -20,7 +20,6 @@ from . import consent
 from .extensions import db
 from .hashing import hashes_match, keyed_hash
 from .models import Verification
-from .notices import CONSENT_TEXT_VERSION, PRIVACY_NOTICE_VERSION
 from .sms import send_sms
 from .sms.texts import code_message, welcome_message
 from .tokens import preference_url
@@ -30,16 +29,11 @@ CODE_DIGITS = 6
 
 @dataclass(frozen=True)
 class SignupDetails:
-    """What a visitor gave with their number: the consent to confirm and where they came from."""
+    """What a visitor gave with their number: the consent to confirm and its evidence."""
 
     purposes: tuple[str, ...] = consent.PURPOSES
     language: str = "fi"
-    utm_source: str | None = None
-    utm_medium: str | None = None
-    utm_campaign: str | None = None
-    click_id: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
+    evidence: consent.Evidence = field(default_factory=consent.Evidence)
 
 
 class Refusal(StrEnum):
@@ -135,12 +129,7 @@ def resend_code(verification_id: int, now: datetime) -> Verification:
     details = SignupDetails(
         purposes=tuple(old.purposes.split(",")),
         language=old.language,
-        utm_source=old.utm_source,
-        utm_medium=old.utm_medium,
-        utm_campaign=old.utm_campaign,
-        click_id=old.click_id,
-        ip=old.ip,
-        user_agent=old.user_agent,
+        evidence=consent.Evidence.of(old),
     )
     new = request_code(old.phone_e164, details, now)
     db.session.execute(
@@ -175,17 +164,10 @@ def _issue_code(phone_e164: str, details: SignupDetails, now: datetime) -> tuple
         code_hash=code_hash(phone_e164, code),
         language=details.language,
         purposes=",".join(details.purposes),
-        utm_source=details.utm_source,
-        utm_medium=details.utm_medium,
-        utm_campaign=details.utm_campaign,
-        click_id=details.click_id,
-        privacy_notice_version=PRIVACY_NOTICE_VERSION,
-        consent_text_version=CONSENT_TEXT_VERSION,
-        ip=details.ip,
-        user_agent=details.user_agent,
         attempts=0,
         created_at=now,
         expires_at=now + timedelta(seconds=config["CODE_TTL_SECONDS"]),
+        **asdict(details.evidence),
     )
     db.session.add(verification)
     db.session.commit()
@@ -247,17 +229,7 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
     if claimed != 1:  # a twin request confirmed it a moment ago
         db.session.rollback()
         return CheckResult(Outcome.USED)
-    context = consent.ConsentContext(
-        source="signup",
-        utm_source=verification.utm_source,
-        utm_medium=verification.utm_medium,
-        utm_campaign=verification.utm_campaign,
-        click_id=verification.click_id,
-        privacy_notice_version=verification.privacy_notice_version,
-        consent_text_version=verification.consent_text_version,
-        ip=verification.ip,
-        user_agent=verification.user_agent,
-    )
+    context = consent.ConsentContext("signup", evidence=consent.Evidence.of(verification))
     subscriber = consent.subscribe(
         verification.phone_e164,
         verification.purposes.split(","),

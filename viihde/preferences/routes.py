@@ -59,11 +59,8 @@ def change():
     form = ChoiceForm()
     if form.validate_on_submit() and (form.unsubscribe.data or form.subscribe.data):
         granted = bool(form.subscribe.data) and not form.unsubscribe.data
-        context = consent.ConsentContext(
-            source="preference_page",
-            ip=client_ip(),
-            user_agent=client_user_agent(),
-        )
+        evidence = consent.Evidence(ip=client_ip(), user_agent=client_user_agent())
+        context = consent.ConsentContext("preference_page", evidence=evidence)
         consent.set_consent(subscriber.id, consent.PURPOSES, granted, context, utcnow())
         if granted:
             flash(_("You are subscribed. Thank you!"))

@@ -7,6 +7,7 @@ from flask_babel import get_locale, ngettext
 from flask_babel import gettext as _
 
 from ..clock import utcnow
+from ..consent import Evidence
 from ..notices import PRIVACY_NOTICE_VERSION
 from ..phone import mask
 from ..verification import (
@@ -51,8 +52,7 @@ def _status_for(refusal: CodeRefused) -> int:
 
 
 def _client_details(form: SignupForm) -> SignupDetails:
-    return SignupDetails(
-        language=str(get_locale()),
+    evidence = Evidence(
         utm_source=form.utm_source.data,
         utm_medium=form.utm_medium.data,
         utm_campaign=form.utm_campaign.data,
@@ -60,6 +60,7 @@ def _client_details(form: SignupForm) -> SignupDetails:
         ip=client_ip(),
         user_agent=client_user_agent(),
     )
+    return SignupDetails(language=str(get_locale()), evidence=evidence)
 
 
 @bp.route("/", methods=["GET", "POST"])
