@@ -411,3 +411,10 @@ def test_privacy_notice_names_the_controller_from_configuration(client, app):
     assert "PL 32, 00711 Helsinki" in page
     assert "tietosuoja@example.fi" in page
     assert PRIVACY_NOTICE_VERSION in page
+
+
+def test_welcome_page_is_only_for_a_browser_that_confirmed(client):
+    """Opening /welcome directly does not pretend anyone subscribed."""
+    response = client.get("/welcome")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/"

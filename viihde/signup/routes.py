@@ -161,8 +161,10 @@ def resend():
 
 @bp.get("/welcome")
 def done():
-    """The sign-up is confirmed."""
-    return render_template("signup/done.html", confirmed=CONFIRMED in session)
+    """The sign-up is confirmed (only a browser that confirmed one sees this)."""
+    if CONFIRMED not in session:
+        return redirect(url_for(".landing"))
+    return render_template("signup/done.html")
 
 
 @bp.get("/privacy")
