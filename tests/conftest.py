@@ -3,6 +3,7 @@ set), a clean register per test, the SMS outbox, and helpers to walk the sign-up
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -138,7 +139,7 @@ class Visitor:
         for field in ("utm_source", "utm_medium", "utm_campaign", "click_id"):
             match = re.search(rf'name="{field}" type="hidden" value="([^"]*)"', page.text)
             if match and field not in extra:
-                data[field] = match.group(1)
+                data[field] = html.unescape(match.group(1))
         return self.client.post("/", data=data)
 
     def submit_code(self, code: str):

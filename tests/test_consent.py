@@ -20,9 +20,12 @@ SIGNUP = consent.ConsentContext("signup", evidence=consent.Evidence(utm_campaign
 SOURCES = ["signup", "preference_page", "sms_keyword", "staff", "register_update"]
 
 
+PURPOSES = ("offers", "new_content", "competitions")
+
+
 @pytest.fixture
 def subscriber(app_context) -> Subscriber:
-    subscriber = consent.subscribe("+358401234567", consent.PURPOSES, SIGNUP, NOW)
+    subscriber = consent.subscribe("+358401234567", ["offers"], SIGNUP, NOW)
     db.session.commit()
     return subscriber
 
@@ -42,16 +45,44 @@ def test_subscribe_creates_the_subscriber_and_a_grant(subscriber):
     (event,) = events(subscriber.id)
     assert (event.action, event.purpose, event.source, event.utm_campaign) == (
         "grant",
-        "marketing",
+        "offers",
         "signup",
         "talvi",
     )
-    assert consent.current_consent(subscriber.id) == {"marketing": True}
+    assert consent.current_consent(subscriber.id) == {
+        "offers": True,
+        "new_content": False,
+        "competitions": False,
+    }
+
+
+def test_each_purpose_event_keeps_its_own_consent_text_version(subscriber):
+    """A switch on the preference page records that purpose's own text version."""
+    page = consent.ConsentContext("preference_page")
+    (event,) = consent.set_consent(subscriber.id, ["competitions"], True, page, NOW)
+    assert event.consent_text_version == "competitions-1"
+
+
+def test_signup_evidence_keeps_the_signup_text_version(app_context):
+    """The sign-up box's version is recorded for every purpose it grants."""
+    evidence = consent.Evidence(consent_text_version="signup-1")
+    subscriber = consent.subscribe(
+        "+358501234567", PURPOSES, consent.ConsentContext("signup", evidence=evidence), NOW
+    )
+    db.session.commit()
+    assert {e.consent_text_version for e in events(subscriber.id)} == {"signup-1"}
+
+
+def test_stop_all_takes_effect_at_once_for_every_purpose(subscriber):
+    """After STOP no purpose may be sent, without waiting for anything."""
+    consent.set_consent(subscriber.id, PURPOSES, True, SIGNUP, NOW)
+    consent.withdraw_all(subscriber.id, consent.ConsentContext("sms_keyword"), NOW)
+    assert not any(consent.has_consent(subscriber.id, p) for p in PURPOSES)
 
 
 def test_subscribing_the_same_number_again_keeps_one_subscriber(subscriber):
     """The number is unique; a second confirmation appends to the same ledger."""
-    again = consent.subscribe("+358401234567", consent.PURPOSES, SIGNUP, NOW + timedelta(days=1))
+    again = consent.subscribe("+358401234567", ["offers"], SIGNUP, NOW + timedelta(days=1))
     db.session.commit()
     assert again.id == subscriber.id
     assert [e.seq for e in events(subscriber.id)] == [1, 2]
@@ -60,7 +91,7 @@ def test_subscribing_the_same_number_again_keeps_one_subscriber(subscriber):
 def test_withdraw_all_is_immediate_and_idempotent(subscriber):
     """STOP twice: one withdrawal, not subscribed."""
     stop = consent.ConsentContext(source="sms_keyword")
-    assert len(consent.withdraw_all(subscriber.id, stop, NOW)) == 1
+    assert len(consent.withdraw_all(subscriber.id, stop, NOW)) == 1  # only offers was on
     assert consent.withdraw_all(subscriber.id, stop, NOW) == []
     assert consent.is_subscribed(subscriber.id) is False
 
@@ -71,34 +102,49 @@ def test_unknown_purpose_is_refused(subscriber):
         consent.set_consent(subscriber.id, ["astrology"], True, SIGNUP, NOW)
 
 
+@pytest.mark.parametrize("config_overrides", [{"CONSENT_PURPOSES": ["offers"]}])
+def test_a_purpose_not_on_offer_cannot_be_granted(subscriber):
+    """A purpose the installation does not offer cannot be switched on."""
+    with pytest.raises(ValueError):
+        consent.set_consent(subscriber.id, ["competitions"], True, SIGNUP, NOW)
+
+
 def test_set_consent_for_a_missing_subscriber_records_nothing(app_context):
     """An erased subscriber's stale page cannot write events."""
-    assert consent.set_consent(999999, consent.PURPOSES, False, SIGNUP, NOW) == []
+    assert consent.set_consent(999999, PURPOSES, False, SIGNUP, NOW) == []
 
 
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(steps=st.lists(st.tuples(st.booleans(), st.sampled_from(SOURCES)), max_size=12))
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(PURPOSES), st.booleans(), st.sampled_from(SOURCES)),
+        max_size=15,
+    )
+)
 def test_current_state_is_always_the_fold_of_the_ledger(subscriber, steps):
-    """Any sequence of grants and withdrawals from any source: state == last event."""
+    """Any sequence of grants and withdrawals, any purpose, any source: state == ledger."""
     db.session.execute(
         text("DELETE FROM consent_events WHERE subscriber_id = :id AND seq > 1"),
         {"id": subscriber.id},
     )
     db.session.commit()
-    expected = True
-    for granted, source in steps:
+    expected = {"offers": True, "new_content": False, "competitions": False}
+    for purpose, granted, source in steps:
         written = consent.set_consent(
-            subscriber.id, consent.PURPOSES, granted, consent.ConsentContext(source=source), NOW
+            subscriber.id, [purpose], granted, consent.ConsentContext(source), NOW
         )
-        assert len(written) == (1 if granted != expected else 0)
-        expected = granted
+        assert len(written) == (1 if granted != expected[purpose] else 0)
+        expected[purpose] = granted
     ledger = events(subscriber.id)
     assert [e.seq for e in ledger] == list(range(1, len(ledger) + 1))
-    assert all(a.action != b.action for a, b in pairwise(ledger))
-    assert consent.current_consent(subscriber.id) == {"marketing": ledger[-1].action == "grant"}
-    assert consent.is_subscribed(subscriber.id) is expected
+    for purpose in PURPOSES:
+        mine = [e.action for e in ledger if e.purpose == purpose]
+        assert all(a != b for a, b in pairwise(mine))  # no repeated grant or withdrawal
+    folded = dict.fromkeys(PURPOSES, False) | {e.purpose: e.action == "grant" for e in ledger}
+    assert consent.current_consent(subscriber.id) == folded == expected
+    assert consent.is_subscribed(subscriber.id) is any(expected.values())
 
 
 def test_consent_events_cannot_be_changed_through_the_orm(subscriber):
@@ -132,7 +178,7 @@ def test_two_events_cannot_take_the_same_place(subscriber):
         ConsentEvent(
             subscriber_id=subscriber.id,
             seq=1,
-            purpose="marketing",
+            purpose="offers",
             action="withdraw",
             source="staff",
             actor="staff:1",
@@ -153,7 +199,7 @@ def test_action_must_be_grant_or_withdraw(subscriber):
             text(
                 "INSERT INTO consent_events (subscriber_id, seq, purpose, action, source, actor,"
                 " privacy_notice_version, consent_text_version, created_at)"
-                " VALUES (:id, 9, 'marketing', 'maybe', 'staff', 'x', 'x', 'x', :now)"
+                " VALUES (:id, 9, 'offers', 'maybe', 'staff', 'x', 'x', 'x', :now)"
             ),
             {"id": subscriber.id, "now": NOW.replace(tzinfo=None)},
         )

@@ -1,6 +1,8 @@
-"""The preference page reached from the link in every SMS."""
+"""The preference page reached from the link in every SMS: topics and stop-all."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 from freezegun import freeze_time
@@ -11,6 +13,8 @@ from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber
 
 from .conftest import Visitor, csrf_token
+
+PURPOSES = ("offers", "new_content", "competitions")
 
 
 @pytest.fixture
@@ -23,21 +27,38 @@ def link(visitor, outbox) -> str:
 
 @pytest.fixture
 def ledger(app):
-    """The consent events, oldest first, as (action, source) pairs."""
+    """The consent events, oldest first, as (action, purpose, source) triples."""
 
-    def events() -> list[tuple[str, str]]:
+    def events() -> list[tuple[str, str, str]]:
         with app.app_context():
             return [
-                (e.action, e.source)
+                (e.action, e.purpose, e.source)
                 for e in db.session.scalars(select(ConsentEvent).order_by(ConsentEvent.id))
             ]
 
     return events
 
 
-def press(client, button: str):
-    page = client.get("/preferences")
-    return client.post("/preferences", data={"csrf_token": csrf_token(page.text), button: "x"})
+SIGNED_UP = [("grant", purpose, "signup") for purpose in PURPOSES]
+
+
+def opened(app, link):
+    """A fresh browser (say, the phone's) that opened the link."""
+    browser = app.test_client()
+    assert browser.get(link).status_code == 302
+    return browser
+
+
+def stop_all(browser):
+    page = browser.get("/preferences")
+    return browser.post("/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "x"})
+
+
+def save(browser, *switched_on: str):
+    page = browser.get("/preferences")
+    data = {"csrf_token": csrf_token(page.text), "save": "x"}
+    data.update({f"purpose-{key}": "on" for key in switched_on})
+    return browser.post("/preferences", data=data)
 
 
 def test_link_opens_the_page_and_leaves_the_address_bar(app, link):
@@ -53,56 +74,94 @@ def test_link_opens_the_page_and_leaves_the_address_bar(app, link):
     assert page.headers["Cache-Control"] == "no-store"
 
 
+def test_each_purpose_is_its_own_switch_with_its_text(app, link):
+    """A checkbox per purpose, labelled, with its consent text, plus stop-all."""
+    page = opened(app, link).get("/preferences", headers={"Accept-Language": "en"}).text
+    for key in PURPOSES:
+        box = re.search(rf'<input[^>]*name="purpose-{key}"[^>]*>', page).group(0)
+        assert 'type="checkbox"' in box and "checked" in box
+        assert f'<label class="topic-name" for="purpose-{key}">' in page
+    assert "Invite me by SMS to Viihdepaketti.fi's own competitions" in page
+    assert 'name="stop_all"' in page
+
+
 def test_opening_the_link_changes_nothing(app, link, ledger):
     """Link scanners prefetch: three GETs leave the ledger as it was."""
-    before = ledger()
     scanner = app.test_client()
     for _ in range(3):
         scanner.get(link)
         scanner.get("/preferences")
-    assert ledger() == before == [("grant", "signup")]
+    assert ledger() == SIGNED_UP
 
 
-def test_unsubscribe_is_one_press_and_takes_effect_at_once(app, link, ledger):
-    """One POST writes a withdrawal with source preference_page; the page says so."""
-    browser = app.test_client()
-    browser.get(link)
-    response = press(browser, "unsubscribe")
+def test_stop_all_marketing_is_one_press_and_takes_effect_at_once(app, link, ledger):
+    """One POST withdraws every purpose with source preference_page, no code needed."""
+    browser = opened(app, link)
+    response = stop_all(browser)
     assert response.status_code == 302
-    assert ledger() == [("grant", "signup"), ("withdraw", "preference_page")]
+    assert ledger() == SIGNED_UP + [("withdraw", p, "preference_page") for p in PURPOSES]
     with app.app_context():
         subscriber = db.session.scalar(select(Subscriber))
-        assert consent.is_subscribed(subscriber.id) is False
-    assert 'name="subscribe"' in browser.get("/preferences").text
+        assert not any(consent.has_consent(subscriber.id, p) for p in PURPOSES)
+    page = browser.get("/preferences").text
+    assert 'name="stop_all"' not in page
+    assert "checked" not in page
 
 
-def test_pressing_unsubscribe_twice_records_one_withdrawal(app, link, ledger):
+def test_pressing_stop_twice_records_one_withdrawal_per_purpose(app, link, ledger):
     """A double submit or a second tab adds nothing."""
-    browser = app.test_client()
-    browser.get(link)
+    browser = opened(app, link)
     token = csrf_token(browser.get("/preferences").text)
-    browser.post("/preferences", data={"csrf_token": token, "unsubscribe": "x"})
-    browser.post("/preferences", data={"csrf_token": token, "unsubscribe": "x"})
-    assert ledger().count(("withdraw", "preference_page")) == 1
+    browser.post("/preferences", data={"csrf_token": token, "stop_all": "x"})
+    browser.post("/preferences", data={"csrf_token": token, "stop_all": "x"})
+    assert len(ledger()) == 6
 
 
-def test_subscribe_again_records_a_new_grant(app, link, ledger):
-    """Unsubscribe, then subscribe again: two events, subscribed at the end."""
-    browser = app.test_client()
-    browser.get(link)
-    press(browser, "unsubscribe")
-    press(browser, "subscribe")
-    assert ledger()[-2:] == [("withdraw", "preference_page"), ("grant", "preference_page")]
-    assert 'name="unsubscribe"' in browser.get("/preferences").text
+def test_switching_one_topic_off_records_only_that(app, link, ledger):
+    """Saving with competitions unticked withdraws competitions alone."""
+    browser = opened(app, link)
+    save(browser, "offers", "new_content")
+    assert ledger()[3:] == [("withdraw", "competitions", "preference_page")]
+    page = browser.get("/preferences").text
+    assert "checked" in re.search(r'<input[^>]*name="purpose-offers"[^>]*>', page).group(0)
+    assert "checked" not in re.search(r'<input[^>]*name="purpose-competitions"[^>]*>', page).group(
+        0
+    )
+
+
+def test_switching_topics_back_on_records_grants_under_their_own_texts(app, link):
+    """After stop-all, ticking two topics grants them with each topic's text version."""
+    browser = opened(app, link)
+    stop_all(browser)
+    save(browser, "offers", "competitions")
+    with app.app_context():
+        latest = consent.latest_events(db.session.scalar(select(Subscriber.id)))
+    assert latest["offers"].consent_text_version == "offers-1"
+    assert latest["competitions"].consent_text_version == "competitions-1"
+    assert latest["new_content"].action == "withdraw"
+
+
+def test_a_consent_to_an_older_wording_is_shown_so(app, link, monkeypatch):
+    """When a topic's text gets a new version, a grant under the old one says so."""
+    from viihde import notices, purposes
+
+    browser = opened(app, link)
+    stop_all(browser)
+    save(browser, "offers")
+    monkeypatch.setitem(notices.CONSENT_TEXTS, "offers-2", notices.CONSENT_TEXTS["offers-1"])
+    monkeypatch.setitem(
+        purposes.CATALOGUE, "offers", purposes.Purpose("offers", "Offers", "offers-2")
+    )
+    page = browser.get("/preferences", headers={"Accept-Language": "en"}).text
+    assert "earlier wording of this consent (version offers-1)" in page
 
 
 def test_preference_change_without_csrf_token_is_refused(app, link, ledger):
     """A forged cross-site POST changes nothing."""
-    browser = app.test_client()
-    browser.get(link)
-    response = browser.post("/preferences", data={"unsubscribe": "x"})
+    browser = opened(app, link)
+    response = browser.post("/preferences", data={"stop_all": "x"})
     assert response.status_code == 400
-    assert ledger() == [("grant", "signup")]
+    assert ledger() == SIGNED_UP
 
 
 def _tampered(link: str) -> list[str]:
@@ -124,13 +183,12 @@ def test_tampered_or_truncated_links_get_the_same_friendly_404(app, link, ledger
     assert len(bodies) == 1
     assert "<h1>" in bodies.pop()
     assert browser.get("/preferences").status_code == 404
-    assert ledger() == [("grant", "signup")]
+    assert ledger() == SIGNED_UP
 
 
 def test_revoked_link_stops_working(app, link):
     """Rotating the subscriber's link key revokes every link sent so far, open sessions too."""
-    browser = app.test_client()
-    browser.get(link)
+    browser = opened(app, link)
     with app.app_context():
         subscriber = db.session.scalar(select(Subscriber))
         subscriber.link_key = consent.new_link_key()
@@ -169,3 +227,11 @@ def test_links_do_not_expire_by_time(app, link):
         browser = app.test_client()
         assert browser.get(link).status_code == 302
         assert browser.get("/preferences").status_code == 200
+
+
+def test_after_sign_up_the_browser_goes_straight_to_the_settings(visitor):
+    """The welcome page links to the settings, which open without the SMS link."""
+    with freeze_time("2026-11-25 12:00:00"):
+        visitor.sign_up("040 123 4567")
+        assert 'href="/preferences"' in visitor.client.get("/welcome").text
+        assert "+358 40 *** **67" in visitor.client.get("/preferences").text

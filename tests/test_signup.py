@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
-from viihde.notices import CONSENT_TEXT_VERSION, PRIVACY_NOTICE_VERSION
+from viihde.notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
 from viihde.sms.segments import fits_one_gsm7_segment
 
 from .conftest import csrf_token
@@ -148,27 +148,28 @@ def test_code_page_without_a_pending_code_goes_back_to_the_start(client):
 
 
 def test_right_code_confirms_the_subscriber_with_a_provable_consent(visitor, outbox, count):
-    """Confirmation writes one subscriber and one consent event with who, when and whence."""
+    """Confirmation writes one subscriber and a grant per offered purpose: who, when, whence."""
     landing = "/?utm_source=google&utm_medium=cpc&utm_campaign=talvi&gclid=Cj0K"
     response = visitor.sign_up("040 123 4567", landing=landing)
     assert response.status_code == 302
     assert response.headers["Location"] == "/welcome"
     with visitor.client.application.app_context():
         subscriber = db.session.scalar(select(Subscriber))
-        (event,) = subscriber.consent_events
+        events = subscriber.consent_events
     assert subscriber.phone_e164 == "+358401234567"
-    assert (event.action, event.purpose, event.source, event.actor) == (
-        "grant",
-        "marketing",
-        "signup",
-        "subject",
-    )
-    assert (event.utm_source, event.utm_medium, event.utm_campaign) == ("google", "cpc", "talvi")
-    assert event.click_id == "gclid:Cj0K"
-    assert event.privacy_notice_version == PRIVACY_NOTICE_VERSION
-    assert event.consent_text_version == CONSENT_TEXT_VERSION
-    assert event.ip == "127.0.0.1"
-    assert event.user_agent
+    assert [e.purpose for e in events] == ["offers", "new_content", "competitions"]
+    for event in events:
+        assert (event.action, event.source, event.actor) == ("grant", "signup", "subject")
+        assert (event.utm_source, event.utm_medium, event.utm_campaign) == (
+            "google",
+            "cpc",
+            "talvi",
+        )
+        assert event.click_id == "gclid:Cj0K"
+        assert event.privacy_notice_version == PRIVACY_NOTICE_VERSION
+        assert event.consent_text_version == SIGNUP_TEXT_VERSION
+        assert event.ip == "127.0.0.1"
+        assert event.user_agent
 
 
 def test_welcome_sms_carries_a_short_preference_link(visitor, outbox):
@@ -240,7 +241,7 @@ def test_code_works_until_the_end_of_its_ten_minutes(visitor, outbox, count):
     assert response.headers["Location"] == "/welcome"
 
 
-def test_same_code_twice_gives_one_subscriber_and_one_event(visitor, outbox, count):
+def test_same_code_twice_gives_one_subscriber_and_one_grant_per_purpose(visitor, outbox, count):
     """A double submit of the right code: the second lands on the same confirmation."""
     visitor.submit_number("040 123 4567")
     code = outbox.last_code()
@@ -250,7 +251,7 @@ def test_same_code_twice_gives_one_subscriber_and_one_event(visitor, outbox, cou
     second = visitor.client.post("/code", data={"csrf_token": token, "code": code})
     assert first.status_code == second.status_code == 302
     assert count(Subscriber) == 1
-    assert count(ConsentEvent) == 1
+    assert count(ConsentEvent) == 3
     assert [m["kind"] for m in outbox.messages()] == ["code", "welcome"]
 
 
@@ -374,7 +375,7 @@ def test_resubscribing_through_a_new_ad_records_the_new_consent(visitor, outbox,
     with app.app_context():
         subscriber = db.session.scalar(select(Subscriber))
         campaigns = [e.utm_campaign for e in subscriber.consent_events]
-    assert campaigns == ["first", "second"]
+    assert campaigns == ["first"] * 3 + ["second"] * 3
 
 
 def test_form_without_csrf_token_gets_a_friendly_400(client, outbox):

@@ -152,6 +152,7 @@ def every_sms_text(language: str) -> dict[str, str]:
         "code": texts.code_message("999999", BASE_URL, language),
         "welcome from a number": texts.welcome_message(LONGEST_LINK, "+358401110000", language),
         "welcome from a name": texts.welcome_message(LONGEST_LINK, ALPHANUMERIC_SENDER, language),
+        "new link": texts.new_link_message(LONGEST_LINK, language),
     }
 
 

@@ -29,13 +29,14 @@ def test_export_prints_everything_stored_as_json(runner, subscribed, number):
     data = json.loads(result.output)
     assert data["number"] == "+358401234567"
     assert data["subscribed"] is True
-    (event,) = data["consent_events"]
-    assert event["action"] == "grant"
-    assert event["purpose"] == "marketing"
-    assert event["source"] == "signup"
-    assert event["utm_campaign"] == "talvi"
-    assert event["privacy_notice_version"] and event["consent_text_version"]
-    assert event["created_at"].startswith("2026-11-25T12:00:00")
+    assert data["consents"] == {"offers": True, "new_content": True, "competitions": True}
+    assert [e["purpose"] for e in data["consent_events"]] == list(data["consents"])
+    for event in data["consent_events"]:
+        assert event["action"] == "grant"
+        assert event["source"] == "signup"
+        assert event["utm_campaign"] == "talvi"
+        assert event["privacy_notice_version"] and event["consent_text_version"] == "signup-1"
+        assert event["created_at"].startswith("2026-11-25T12:00:00")
     assert [m["kind"] for m in data["sms_messages"]] == ["code", "welcome"]
 
 

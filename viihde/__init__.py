@@ -8,7 +8,7 @@ from flask import Flask, current_app, request
 from flask_babel import get_locale
 from sqlalchemy import event
 
-from . import cli, config, errors
+from . import cli, config, errors, labels, purposes
 from .extensions import babel, csrf, db, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,10 +26,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     config.check_production_safety(app.config)
+    config.check_purposes(app.config, set(purposes.CATALOGUE))
     Path(app.instance_path).mkdir(exist_ok=True)
     register_extensions(app)
     register_blueprints(app)
     errors.register(app)
+    labels.register_filters(app)
     cli.register(app)
     app.context_processor(lambda: {"locale": str(get_locale())})
     return app
@@ -81,7 +83,7 @@ def _configure_sqlite(engine) -> None:
 def register_blueprints(app: Flask) -> None:
     """One blueprint per area of the product."""
     from .preferences import TokenConverter
-    from .preferences.routes import bp as preferences_bp
+    from .preferences import bp as preferences_bp
     from .signup.routes import bp as signup_bp
 
     app.url_map.converters["token"] = TokenConverter

@@ -67,6 +67,16 @@ def from_environment(instance_path: str) -> dict:
         "TWILIO_ACCOUNT_SID": _env("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": _env("TWILIO_AUTH_TOKEN"),
         "TWILIO_MESSAGING_SERVICE_SID": _env("TWILIO_MESSAGING_SERVICE_SID"),
+        # The consent purposes offered, from viihde/purposes.py's catalogue, in page order.
+        "CONSENT_PURPOSES": _env_list("CONSENT_PURPOSES", "offers,new_content,competitions"),
+        # How long the register keeps things (shown on the privacy notice page).
+        "RETENTION_PENDING_HOURS": int(_env("RETENTION_PENDING_HOURS", "24")),
+        "RETENTION_SMS_LOG_DAYS": int(_env("RETENTION_SMS_LOG_DAYS", "365")),
+        "RETENTION_PROOF_MONTHS": int(_env("RETENTION_PROOF_MONTHS", "36")),
+        # The processor that delivers SMS, named on the privacy notice page.
+        "SMS_PROVIDER_NAME": _env("SMS_PROVIDER_NAME", "Twilio Ireland Limited"),
+        # A step-up (a fresh code, or a sign-up in this browser) lasts this long.
+        "STEP_UP_SECONDS": int(_env("STEP_UP_SECONDS", "600")),
         # Country codes (ISO 3166) whose mobile numbers we serve.
         "ALLOWED_REGIONS": [r.upper() for r in _env_list("ALLOWED_REGIONS", "FI")],
         # Rate limits and the SMS queue in production; unset means in-process.
@@ -93,6 +103,13 @@ def from_environment(instance_path: str) -> dict:
         "SESSION_COOKIE_SECURE": production,
         "WTF_CSRF_TIME_LIMIT": 3600,
     }
+
+
+def check_purposes(config: dict, known: set[str]) -> None:
+    """Refuse a CONSENT_PURPOSES entry that the catalogue does not know."""
+    unknown = [key for key in config["CONSENT_PURPOSES"] if key not in known]
+    if unknown or not config["CONSENT_PURPOSES"]:
+        raise ConfigError(f"CONSENT_PURPOSES must name purposes from {sorted(known)}: {unknown}")
 
 
 def check_production_safety(config: dict) -> None:

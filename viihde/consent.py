@@ -9,7 +9,7 @@ of the ledger and is never stored twice.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 
@@ -19,10 +19,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .extensions import db
 from .models import ConsentEvent, ConsentEvidence, Subscriber
-from .notices import CONSENT_TEXT_VERSION, PRIVACY_NOTICE_VERSION
+from .notices import PRIVACY_NOTICE_VERSION
+from .purposes import CATALOGUE
+from .purposes import configured_keys as configured_purposes
 
-#: The purposes a person can consent to.
-PURPOSES: tuple[str, ...] = ("marketing",)
 GRANT = "grant"
 WITHDRAW = "withdraw"
 
@@ -36,7 +36,8 @@ class Evidence:
     utm_campaign: str | None = None
     click_id: str | None = None
     privacy_notice_version: str = PRIVACY_NOTICE_VERSION
-    consent_text_version: str = CONSENT_TEXT_VERSION
+    #: None: each purpose's own current text (a switch on the preference page).
+    consent_text_version: str | None = None
     ip: str | None = None
     user_agent: str | None = None
 
@@ -109,7 +110,14 @@ def set_consent(
     context: ConsentContext,
     now: datetime,
 ) -> list[ConsentEvent]:
-    """Grant or withdraw ``purposes`` and commit; a purpose already so records nothing.
+    """Grant or withdraw each of ``purposes`` (see ``set_choices``)."""
+    return set_choices(subscriber_id, dict.fromkeys(purposes, granted), context, now)
+
+
+def set_choices(
+    subscriber_id: int, choices: Mapping[str, bool], context: ConsentContext, now: datetime
+) -> list[ConsentEvent]:
+    """Record each changed choice as an event and commit; unchanged ones record nothing.
 
     Returns the events written, so a double submit or a repeated STOP is a no-op.
     """
@@ -118,10 +126,9 @@ def set_consent(
         db.session.rollback()
         return []
     state = current_consent(subscriber.id)
-    action = GRANT if granted else WITHDRAW
     events = [
-        _append(subscriber, purpose, action, context, now)
-        for purpose in purposes
+        _append(subscriber, purpose, GRANT if granted else WITHDRAW, context, now)
+        for purpose, granted in choices.items()
         if state.get(purpose, False) != granted
     ]
     db.session.commit()
@@ -129,33 +136,50 @@ def set_consent(
 
 
 def withdraw_all(subscriber_id: int, context: ConsentContext, now: datetime) -> list[ConsentEvent]:
-    """Stop all marketing at once (one tap from the link, STOP by SMS)."""
-    return set_consent(subscriber_id, PURPOSES, False, context, now)
+    """Stop all marketing at once (one tap from the link, STOP by SMS): every grant in force."""
+    granted = [purpose for purpose, on in current_consent(subscriber_id).items() if on]
+    return set_consent(subscriber_id, granted, False, context, now)
+
+
+def latest_events(subscriber_id: int) -> dict[str, ConsentEvent]:
+    """The last event for each purpose in the ledger: the state, with its proof."""
+    latest: dict[str, ConsentEvent] = {}
+    for event in db.session.scalars(
+        select(ConsentEvent)
+        .where(ConsentEvent.subscriber_id == subscriber_id)
+        .order_by(ConsentEvent.seq)
+    ):
+        latest[event.purpose] = event
+    return latest
 
 
 def current_consent(subscriber_id: int) -> dict[str, bool]:
-    """Each purpose's current state: the last event for it in the ledger wins."""
-    state = {purpose: False for purpose in PURPOSES}
-    events = db.session.execute(
-        select(ConsentEvent.purpose, ConsentEvent.action)
-        .where(ConsentEvent.subscriber_id == subscriber_id)
-        .order_by(ConsentEvent.seq)
-    )
-    for purpose, action in events:
-        state[purpose] = action == GRANT
+    """Each purpose's current state (configured ones, and any other the ledger holds)."""
+    state = dict.fromkeys(configured_purposes(), False)
+    for purpose, event in latest_events(subscriber_id).items():
+        state[purpose] = event.action == GRANT
     return state
 
 
+def has_consent(subscriber_id: int, purpose: str) -> bool:
+    """May this purpose's marketing go to the subscriber now? Every send asks this."""
+    return current_consent(subscriber_id).get(purpose, False)
+
+
 def is_subscribed(subscriber_id: int) -> bool:
-    """True when any marketing purpose is currently granted."""
-    return any(current_consent(subscriber_id).values())
+    """True when any configured purpose is currently granted."""
+    state = current_consent(subscriber_id)
+    return any(state[purpose] for purpose in configured_purposes())
 
 
 def _append(
     subscriber: Subscriber, purpose: str, action: str, context: ConsentContext, now: datetime
 ) -> ConsentEvent:
-    if purpose not in PURPOSES:
-        raise ValueError(f"unknown consent purpose {purpose!r}")
+    if action == GRANT and purpose not in configured_purposes():
+        raise ValueError(f"no such consent purpose on offer: {purpose!r}")
+    evidence = asdict(context.evidence)
+    if evidence["consent_text_version"] is None:
+        evidence["consent_text_version"] = CATALOGUE[purpose].text_version
     last = db.session.scalar(
         select(func.max(ConsentEvent.seq)).where(ConsentEvent.subscriber_id == subscriber.id)
     )
@@ -167,7 +191,7 @@ def _append(
         source=context.source,
         actor=context.actor,
         created_at=now,
-        **asdict(context.evidence),
+        **evidence,
     )
     db.session.add(event)
     db.session.flush()

@@ -121,15 +121,20 @@ class Verification(ConsentEvidence, db.Model):
     __tablename__ = "verifications"
     __table_args__ = (
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        CheckConstraint("kind IN ('signup', 'step_up')", name="kind"),
         Index("ix_verifications_phone_created", "phone_e164", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     phone_e164: Mapped[str] = mapped_column(PHONE)
+    # signup (confirms a sign-up) or step_up (proves the number again before a right is used)
+    kind: Mapped[str] = mapped_column(String(16), server_default="signup")
     # HMAC of the code under HASH_KEY; the code itself is never stored.
     code_hash: Mapped[str] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(5))
     purposes: Mapped[str] = mapped_column(String(255))  # comma-separated purpose keys
+    # A step-up confirms no consent text.
+    consent_text_version: Mapped[str | None] = mapped_column(VERSION)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,20 +1,42 @@
 """The texts a consent is given under, and their versions.
 
-Every consent event records the versions in force when it was given. Change a
-wording here, bump its version in the same commit: ``tests/test_notices.py``
-holds the fingerprint of each version's wording and fails until you do.
+Every consent event records the versions in force when it was given, and the
+receipt shows the wording of that version, so old versions stay here for good.
+Change a wording by adding a new version; ``tests/test_notices.py`` holds the
+fingerprint of every version's wording and fails when one is edited in place.
 """
 
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
+from flask_babel.speaklater import LazyString
 
 #: The privacy notice page (templates/pages/privacy.html) in force.
-PRIVACY_NOTICE_VERSION = "2026-11-25"
+PRIVACY_NOTICE_VERSION = "2026-11-25.2"
 
-#: The consent text beside the sign-up checkbox, and its version.
-CONSENT_TEXT_VERSION = "1"
-CONSENT_TEXT = _l(
-    "Yes, send me Viihdepaketti.fi's own marketing by SMS to this number. "
-    "I can withdraw my consent at any time, free of charge, with the link in every message."
-)
+#: The sign-up checkbox: one consent to all the configured purposes.
+SIGNUP_TEXT_VERSION = "signup-1"
+
+#: Every consent text ever in force, by version.
+CONSENT_TEXTS: dict[str, LazyString] = {
+    "signup-1": _l(
+        "Yes, send me Viihdepaketti.fi's own marketing by SMS to this number. "
+        "I can withdraw my consent at any time, free of charge, with the link in every message."
+    ),
+    "offers-1": _l("Send me offers and discounts on Viihdepaketti.fi's entertainment by SMS."),
+    "new_content-1": _l(
+        "Tell me by SMS about new films, series, games and other content on Viihdepaketti.fi."
+    ),
+    "competitions-1": _l(
+        "Invite me by SMS to Viihdepaketti.fi's own competitions and prize draws."
+    ),
+}
+
+
+def consent_text(version: str | None) -> LazyString | None:
+    """The wording of a consent text version, in the current language (None if unknown)."""
+    return CONSENT_TEXTS.get(version or "")
+
+
+#: The wording people see beside the sign-up checkbox.
+SIGNUP_TEXT = CONSENT_TEXTS[SIGNUP_TEXT_VERSION]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +13,9 @@ from . import consent
 from .extensions import db
 from .hashing import keyed_hash
 from .models import ConsentEvent, SmsMessage, Subscriber, Tombstone, Verification
-from .tokens import read_preference_token, secret_keys
+from .sms import send_sms
+from .sms.texts import new_link_message
+from .tokens import preference_url, read_preference_token, secret_keys
 
 
 def subscriber_for_token(token: str) -> Subscriber | None:
@@ -22,6 +26,11 @@ def subscriber_for_token(token: str) -> Subscriber | None:
 
     subscriber_id = read_preference_token(token, secret_keys(), link_key_of)
     return db.session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
+
+
+def subscriber_by_id(subscriber_id: int | None) -> Subscriber | None:
+    """The subscriber with this id, if there is one."""
+    return db.session.get(Subscriber, subscriber_id) if subscriber_id else None
 
 
 def subscriber_for_link_key(subscriber_id: int, link_key: str) -> Subscriber | None:
@@ -70,6 +79,7 @@ def export(phone_e164: str) -> dict[str, Any]:
 
 def _event(event: ConsentEvent) -> dict[str, Any]:
     return {
+        "seq": event.seq,
         "action": event.action,
         "purpose": event.purpose,
         "source": event.source,
@@ -105,6 +115,52 @@ def _verification(verification: Verification) -> dict[str, Any]:
         "attempts": verification.attempts,
         "utm_campaign": verification.utm_campaign,
     }
+
+
+def revoke_links(subscriber_id: int, now: datetime) -> Subscriber:
+    """Make every link sent so far stop working, and send a fresh one by SMS."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    subscriber.link_key = consent.new_link_key()
+    db.session.commit()
+    link = preference_url(subscriber.id, subscriber.link_key)
+    body = new_link_message(link, subscriber.language)
+    send_sms(subscriber.phone_e164, body, "link", now, subscriber_id=subscriber.id)
+    return subscriber
+
+
+def event_by_seq(subscriber_id: int, seq: int) -> ConsentEvent | None:
+    """One of the subscriber's own consent events (never another person's)."""
+    return db.session.scalar(
+        select(ConsentEvent).where(
+            ConsentEvent.subscriber_id == subscriber_id, ConsentEvent.seq == seq
+        )
+    )
+
+
+CSV_SECTIONS = ("consent_events", "sms_messages", "verifications", "erasures")
+
+
+def export_csv(data: dict[str, Any]) -> str:
+    """The export as one CSV table: a row per record, its kind in the first column."""
+    columns = ["record", "number"]
+    for section in CSV_SECTIONS:
+        for row in data[section]:
+            columns += [key for key in row if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for section in CSV_SECTIONS:
+        for row in data[section]:
+            row = {"record": section.removesuffix("s"), "number": data["number"], **row}
+            writer.writerow({key: _cell(value) for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """Defuse spreadsheet formulas: campaign values come from the visitor's URL."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def erase(phone_e164: str, source: str, now: datetime) -> Tombstone:

@@ -16,10 +16,11 @@ from enum import StrEnum
 from flask import current_app
 from sqlalchemy import func, select, text, update
 
-from . import consent
+from . import consent, purposes
 from .extensions import db
 from .hashing import hashes_match, keyed_hash
-from .models import Verification
+from .models import Subscriber, Verification
+from .notices import SIGNUP_TEXT_VERSION
 from .sms import send_sms
 from .sms.texts import code_message, welcome_message
 from .tokens import preference_url
@@ -27,13 +28,22 @@ from .tokens import preference_url
 CODE_DIGITS = 6
 
 
+SIGNUP = "signup"  # a code that confirms a sign-up
+STEP_UP = "step_up"  # a code that proves, again, that the person holds the number
+
+
+def _signup_evidence() -> consent.Evidence:
+    return consent.Evidence(consent_text_version=SIGNUP_TEXT_VERSION)
+
+
 @dataclass(frozen=True)
 class SignupDetails:
     """What a visitor gave with their number: the consent to confirm and its evidence."""
 
-    purposes: tuple[str, ...] = consent.PURPOSES
+    #: The purposes consented to; empty means every configured purpose.
+    purposes: tuple[str, ...] = ()
     language: str = "fi"
-    evidence: consent.Evidence = field(default_factory=consent.Evidence)
+    evidence: consent.Evidence = field(default_factory=_signup_evidence)
 
 
 class Refusal(StrEnum):
@@ -87,10 +97,24 @@ def request_code(
     same number and its code was sent moments ago (a double submit, a second
     tab), it is returned as it is and no second SMS goes out.
     """
-    pending = _recent_pending(pending_id, phone_e164, now)
+    return _send_code(phone_e164, SIGNUP, details, now, pending_id)
+
+
+def request_step_up_code(
+    phone_e164: str, language: str, now: datetime, pending_id: int | None = None
+) -> Verification:
+    """Send a code that proves the holder of the number is at this browser now."""
+    details = SignupDetails(language=language, evidence=consent.Evidence())
+    return _send_code(phone_e164, STEP_UP, details, now, pending_id)
+
+
+def _send_code(
+    phone_e164: str, kind: str, details: SignupDetails, now: datetime, pending_id: int | None
+) -> Verification:
+    pending = _recent_pending(pending_id, phone_e164, kind, now)
     if pending is not None:
         return pending
-    verification, code = _issue_code(phone_e164, details, now)
+    verification, code = _issue_code(phone_e164, kind, details, now)
     body = code_message(code, current_app.config["PUBLIC_BASE_URL"], verification.language)
     message = send_sms(phone_e164, body, "code", now, secret=code)
     if message.status == "failed":
@@ -101,7 +125,9 @@ def request_code(
     return verification
 
 
-def _recent_pending(pending_id: int | None, phone_e164: str, now: datetime) -> Verification | None:
+def _recent_pending(
+    pending_id: int | None, phone_e164: str, kind: str, now: datetime
+) -> Verification | None:
     if pending_id is None:
         return None
     pending = db.session.get(Verification, pending_id)
@@ -109,6 +135,7 @@ def _recent_pending(pending_id: int | None, phone_e164: str, now: datetime) -> V
     if (
         pending is not None
         and pending.phone_e164 == phone_e164
+        and pending.kind == kind
         and pending.consumed_at is None
         and now < pending.created_at + interval
     ):
@@ -122,16 +149,16 @@ def pending_verification(verification_id: int | None) -> Verification | None:
 
 
 def resend_code(verification_id: int, now: datetime) -> Verification:
-    """Send a fresh code for the same sign-up; the old code stops working once it is sent."""
+    """Send a fresh code for the same purpose; the old code stops working once it is sent."""
     old = db.session.get(Verification, verification_id)
     if old is None or old.consumed_at is not None:
         raise LookupError("no pending verification")
     details = SignupDetails(
-        purposes=tuple(old.purposes.split(",")),
+        purposes=tuple(filter(None, old.purposes.split(","))),
         language=old.language,
         evidence=consent.Evidence.of(old),
     )
-    new = request_code(old.phone_e164, details, now)
+    new = _send_code(old.phone_e164, old.kind, details, now, None)
     db.session.execute(
         update(Verification)
         .where(Verification.id == old.id, Verification.consumed_at.is_(None))
@@ -141,7 +168,9 @@ def resend_code(verification_id: int, now: datetime) -> Verification:
     return new
 
 
-def _issue_code(phone_e164: str, details: SignupDetails, now: datetime) -> tuple[Verification, str]:
+def _issue_code(
+    phone_e164: str, kind: str, details: SignupDetails, now: datetime
+) -> tuple[Verification, str]:
     config = current_app.config
     _serialise_number(phone_e164)
     hour_ago = now - timedelta(hours=1)
@@ -161,9 +190,12 @@ def _issue_code(phone_e164: str, details: SignupDetails, now: datetime) -> tuple
     code = generate_code()
     verification = Verification(
         phone_e164=phone_e164,
+        kind=kind,
         code_hash=code_hash(phone_e164, code),
         language=details.language,
-        purposes=",".join(details.purposes),
+        purposes=",".join(
+            details.purposes or (purposes.configured_keys() if kind == SIGNUP else ())
+        ),
         attempts=0,
         created_at=now,
         expires_at=now + timedelta(seconds=config["CODE_TTL_SECONDS"]),
@@ -188,7 +220,8 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
 
 
 def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
-    """Check a typed code; on the right one, confirm the sign-up and send the welcome SMS."""
+    """Check a typed code; the right one confirms a sign-up (and sends the welcome SMS)
+    or a step-up. Either way the result names the subscriber the number belongs to."""
     max_attempts = current_app.config["CODE_MAX_ATTEMPTS"]
     verification = db.session.get(Verification, verification_id)
     if verification is None:
@@ -229,6 +262,12 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
     if claimed != 1:  # a twin request confirmed it a moment ago
         db.session.rollback()
         return CheckResult(Outcome.USED)
+    if verification.kind == STEP_UP:
+        db.session.commit()
+        subscriber_id = db.session.scalar(
+            select(Subscriber.id).where(Subscriber.phone_e164 == verification.phone_e164)
+        )
+        return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber_id)
     context = consent.ConsentContext("signup", evidence=consent.Evidence.of(verification))
     subscriber = consent.subscribe(
         verification.phone_e164,

@@ -1,20 +1,27 @@
-"""Preference pages: a link opens them, and only a button press changes anything."""
+"""The preference centre: a link opens it; only a button press changes anything.
+
+Seeing, downloading and erasing the data need a fresh proof that this browser
+holds the number (a code sent to it, or a sign-up confirmed here minutes ago),
+because links get forwarded. Unsubscribing never does.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
+import json
+from functools import wraps
+
+from flask import Response, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from .. import consent, subjects
+from .. import browser, consent, subjects
 from ..clock import utcnow
-from ..notices import CONSENT_TEXT
 from ..phone import mask
+from ..purposes import configured
 from ..web import client_ip, client_user_agent
-from .forms import ChoiceForm
+from . import bp
+from .forms import ButtonForm, ChoicesForm, EraseForm
 
-bp = Blueprint("preferences", __name__)
-
-LINK = "link"  # session key: the subscriber the opened link named, and the link's key
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 @bp.get("/<token:token>")
@@ -23,47 +30,155 @@ def open_link(token: str):
     subscriber = subjects.subscriber_for_token(token)
     if subscriber is None:
         abort(404)
-    session[LINK] = {"s": subscriber.id, "k": subscriber.link_key}
+    browser.remember_link(subscriber.id, subscriber.link_key)
     return redirect(url_for(".page"))
 
 
-def _subscriber():
-    link = session.get(LINK)
-    if not isinstance(link, dict):
-        return None
-    return subjects.subscriber_for_link_key(link.get("s"), link.get("k"))
+def link_required(view):
+    """Only a browser holding a live link of the subscriber gets in; ``g.subscriber``."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        held = browser.linked()
+        g.subscriber = subjects.subscriber_for_link_key(*held) if held else None
+        if g.subscriber is None:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def step_up_required(view):
+    """The data itself needs a fresh proof of the number; else go and get one."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not browser.recently_confirmed(g.subscriber.id, utcnow()):
+            target = request.endpoint if request.endpoint in STEP_UP_TARGETS else ".data"
+            return redirect(url_for(".verify", next=target.rsplit(".", 1)[-1]))
+        return view(*args, **kwargs)
+
+    return link_required(wrapped)
+
+
+def _evidence() -> consent.Evidence:
+    return consent.Evidence(ip=client_ip(), user_agent=client_user_agent())
 
 
 @bp.get("/preferences")
+@link_required
 def page():
-    """The masked number, the current consent, and the buttons."""
-    subscriber = _subscriber()
-    if subscriber is None:
-        abort(404)
-    response = render_template(
-        "preferences/page.html",
-        masked_number=mask(subscriber.phone_e164),
-        subscribed=consent.is_subscribed(subscriber.id),
-        form=ChoiceForm(),
-        consent_text=CONSENT_TEXT,
+    """Masked number, a switch per purpose, stop-all, and the rights."""
+    latest = consent.latest_events(g.subscriber.id)
+    return (
+        render_template(
+            "preferences/page.html",
+            masked_number=mask(g.subscriber.phone_e164),
+            purposes=configured(),
+            latest=latest,
+            subscribed=consent.is_subscribed(g.subscriber.id),
+            form=ChoicesForm(),
+            button=ButtonForm(),
+        ),
+        200,
+        NO_STORE,
     )
-    return response, 200, {"Cache-Control": "no-store"}
 
 
 @bp.post("/preferences")
+@link_required
 def change():
-    """Unsubscribe or subscribe again; a repeated press records nothing more."""
-    subscriber = _subscriber()
-    if subscriber is None:
-        abort(404)
-    form = ChoiceForm()
-    if form.validate_on_submit() and (form.unsubscribe.data or form.subscribe.data):
-        granted = bool(form.subscribe.data) and not form.unsubscribe.data
-        evidence = consent.Evidence(ip=client_ip(), user_agent=client_user_agent())
-        context = consent.ConsentContext("preference_page", evidence=evidence)
-        consent.set_consent(subscriber.id, consent.PURPOSES, granted, context, utcnow())
-        if granted:
-            flash(_("You are subscribed. Thank you!"))
-        else:
-            flash(_("You are unsubscribed. We will not send you marketing messages."))
+    """Save the switches, or stop everything; a repeated press records nothing more."""
+    form = ChoicesForm()
+    if not form.validate_on_submit():
+        abort(400)
+    context = consent.ConsentContext("preference_page", evidence=_evidence())
+    if form.stop_all.data:
+        consent.withdraw_all(g.subscriber.id, context, utcnow())
+        flash(_("All marketing is stopped. We will not send you marketing messages."))
+    else:
+        consent.set_choices(g.subscriber.id, form.choices(request.form), context, utcnow())
+        flash(_("Your choices are saved."))
     return redirect(url_for(".page"))
+
+
+@bp.post("/preferences/sign-out")
+@link_required
+def sign_out():
+    """Revoke every link sent so far and send a fresh one to the number."""
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    subscriber = subjects.revoke_links(g.subscriber.id, utcnow())
+    browser.forget_subscriber()
+    return render_template("preferences/signed_out.html", masked_number=mask(subscriber.phone_e164))
+
+
+@bp.get("/preferences/data")
+@step_up_required
+def data():
+    """Everything stored about the number, in plain language."""
+    export = subjects.export(g.subscriber.phone_e164)
+    return (
+        render_template("preferences/data.html", data=export, purposes=configured()),
+        200,
+        NO_STORE,
+    )
+
+
+@bp.get("/preferences/data.json")
+@step_up_required
+def download_json():
+    """The same JSON as ``flask subject export``."""
+    data = subjects.export(g.subscriber.phone_e164)
+    response = Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json")
+    return _attachment(response, "viihde-data.json")
+
+
+@bp.get("/preferences/data.csv")
+@step_up_required
+def download_csv():
+    """The same records as one CSV table."""
+    csv = subjects.export_csv(subjects.export(g.subscriber.phone_e164))
+    return _attachment(Response(csv, mimetype="text/csv"), "viihde-data.csv")
+
+
+def _attachment(response: Response, filename: str) -> Response:
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers.update(NO_STORE)
+    return response
+
+
+@bp.get("/preferences/receipt/<int:seq>")
+@step_up_required
+def receipt(seq: int):
+    """A printable proof of one consent event: what text, which version, when, whence."""
+    event = subjects.event_by_seq(g.subscriber.id, seq)
+    if event is None:
+        abort(404)
+    return (
+        render_template("preferences/receipt.html", event=event, number=g.subscriber.phone_e164),
+        200,
+        NO_STORE,
+    )
+
+
+@bp.route("/preferences/erase", methods=["GET", "POST"])
+@step_up_required
+def erase():
+    """Explain what erasure means, then erase and leave only a tombstone."""
+    form = EraseForm()
+    if form.validate_on_submit():
+        subjects.erase(g.subscriber.phone_e164, "subject", utcnow())
+        browser.forget_subscriber()
+        return render_template("preferences/erased.html"), 200, NO_STORE
+    status = 400 if form.errors else 200
+    return render_template("preferences/erase.html", form=form), status, NO_STORE
+
+
+#: Where a step-up may lead back to (never an arbitrary URL).
+STEP_UP_TARGETS = {
+    "preferences.data",
+    "preferences.download_json",
+    "preferences.download_csv",
+    "preferences.erase",
+}

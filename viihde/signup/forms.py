@@ -8,22 +8,9 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, InputRequired, Regexp, ValidationError
 
-from ..notices import CONSENT_TEXT
-from ..phone import PhoneError, Refusal, parse_mobile
-
-REFUSAL_MESSAGES = {
-    Refusal.NOT_A_NUMBER: _l(
-        "That does not look like a phone number. Type your mobile number, e.g. 040 123 4567."
-    ),
-    Refusal.TOO_SHORT: _l("The number is too short. Check that you typed every digit."),
-    Refusal.TOO_LONG: _l("The number is too long. Check that you typed it right."),
-    Refusal.LANDLINE: _l("That is a landline number. We can only send text messages to a mobile."),
-    Refusal.SERVICE_NUMBER: _l(
-        "That is a service or premium-rate number. Please type your own mobile number."
-    ),
-    Refusal.REGION: _l("We can only send text messages to Finnish mobile numbers."),
-    Refusal.INVALID: _l("That number is not in use. Check that you typed it right."),
-}
+from ..messages import PHONE_REFUSALS
+from ..notices import SIGNUP_TEXT
+from ..phone import PhoneError, parse_mobile
 
 #: Ad click ids we keep with the consent, by query parameter.
 CLICK_ID_PARAMETERS = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid")
@@ -64,7 +51,7 @@ class SignupForm(FlaskForm):
         render_kw={"type": "tel", "autocomplete": "tel", "inputmode": "tel", "maxlength": 32},
     )
     consent = BooleanField(
-        CONSENT_TEXT,
+        SIGNUP_TEXT,
         validators=[
             DataRequired(
                 message=_l("Tick the box to give your consent, or we cannot send you messages.")
@@ -83,7 +70,7 @@ class SignupForm(FlaskForm):
         try:
             self.phone_e164 = parse_mobile(field.data, current_app.config["ALLOWED_REGIONS"])
         except PhoneError as error:
-            raise ValidationError(REFUSAL_MESSAGES[error.reason]) from None
+            raise ValidationError(PHONE_REFUSALS[error.reason]) from None
 
 
 class CodeForm(FlaskForm):

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_babel import get_locale, ngettext
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
+from .. import browser, messages, subjects
 from ..clock import utcnow
 from ..consent import Evidence
-from ..notices import PRIVACY_NOTICE_VERSION
+from ..notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
 from ..phone import mask
+from ..purposes import configured
 from ..verification import (
     CodeRefused,
     Outcome,
-    Refusal,
     SignupDetails,
     confirm_code,
     pending_verification,
@@ -25,31 +26,6 @@ from .forms import CodeForm, ResendForm, SignupForm, attribution_from
 
 bp = Blueprint("signup", __name__)
 
-PENDING = "verification"  # session key: the id of this browser's pending verification
-CONFIRMED = "confirmed"  # session key: the subscriber confirmed in this browser, and when
-
-
-def refusal_message(refusal: CodeRefused) -> str:
-    """The visitor's explanation of why no code was sent."""
-    if refusal.reason == Refusal.TOO_SOON:
-        return ngettext(
-            "A code was sent a moment ago. You can ask for a new one in %(num)d second.",
-            "A code was sent a moment ago. You can ask for a new one in %(num)d seconds.",
-            refusal.retry_after,
-        )
-    if refusal.reason == Refusal.HOURLY_LIMIT:
-        minutes = max(1, round(refusal.retry_after / 60))
-        return ngettext(
-            "Too many codes were asked for this number. Try again in %(num)d minute.",
-            "Too many codes were asked for this number. Try again in %(num)d minutes.",
-            minutes,
-        )
-    return _("We could not send the code just now. Please try again in a moment.")
-
-
-def _status_for(refusal: CodeRefused) -> int:
-    return 503 if refusal.reason == Refusal.SEND_FAILED else 429
-
 
 def _client_details(form: SignupForm) -> SignupDetails:
     evidence = Evidence(
@@ -57,6 +33,7 @@ def _client_details(form: SignupForm) -> SignupDetails:
         utm_medium=form.utm_medium.data,
         utm_campaign=form.utm_campaign.data,
         click_id=form.click_id.data,
+        consent_text_version=SIGNUP_TEXT_VERSION,
         ip=client_ip(),
         user_agent=client_user_agent(),
     )
@@ -75,13 +52,13 @@ def landing():
     if form.validate_on_submit():
         try:
             verification = request_code(
-                form.phone_e164, _client_details(form), utcnow(), pending_id=session.get(PENDING)
+                form.phone_e164, _client_details(form), utcnow(), pending_id=browser.pending_id()
             )
         except CodeRefused as refusal:
-            form.phone.errors = [refusal_message(refusal)]
-            status = _status_for(refusal)
+            form.phone.errors = [messages.code_refusal(refusal)]
+            status = messages.code_refusal_status(refusal)
         else:
-            session[PENDING] = verification.id
+            browser.remember_pending(verification.id)
             return redirect(url_for(".code"))
     elif form.errors:
         status = 400
@@ -106,10 +83,15 @@ def _render_code_page(verification, form: CodeForm, status: int = 200):
     )
 
 
+def _pending_signup():
+    verification = pending_verification(browser.pending_id())
+    return verification if verification is not None and verification.kind == "signup" else None
+
+
 @bp.route("/code", methods=["GET", "POST"])
 def code():
     """Type the code from the SMS."""
-    verification = pending_verification(session.get(PENDING))
+    verification = _pending_signup()
     if verification is None:
         return redirect(url_for(".landing"))
     form = CodeForm()
@@ -118,43 +100,33 @@ def code():
     result = confirm_code(verification.id, form.code.data, utcnow())
     if result.outcome in (Outcome.CONFIRMED, Outcome.USED):
         # USED here means this browser's own twin request confirmed it a moment ago.
-        if result.subscriber_id is not None:
-            session[CONFIRMED] = {"s": result.subscriber_id, "at": int(utcnow().timestamp())}
-        session.pop(PENDING, None)
+        subscriber = subjects.subscriber_by_id(result.subscriber_id)
+        if subscriber is not None:
+            browser.remember_link(subscriber.id, subscriber.link_key)
+            browser.remember_confirmation(subscriber.id, utcnow())
+        browser.forget_pending()
         return redirect(url_for(".done"))
     if result.outcome == Outcome.UNKNOWN:
         return redirect(url_for(".landing"))
-    form.code.errors = [_code_message(result)]
+    form.code.errors = [messages.code_outcome(result)]
     return _render_code_page(verification, form, 400)
-
-
-def _code_message(result) -> str:
-    if result.outcome == Outcome.WRONG:
-        return ngettext(
-            "That code is not right. You have %(num)d try left.",
-            "That code is not right. You have %(num)d tries left.",
-            result.attempts_left,
-        )
-    if result.outcome == Outcome.EXPIRED:
-        return _("The code has expired. Ask for a new code below.")
-    return _("Too many wrong tries, so this code no longer works. Ask for a new code below.")
 
 
 @bp.post("/code/resend")
 def resend():
     """Send a new code to the same number."""
-    verification = pending_verification(session.get(PENDING))
+    verification = _pending_signup()
     if verification is None or not ResendForm().validate_on_submit():
         return redirect(url_for(".landing"))
     try:
         new = resend_code(verification.id, utcnow())
     except CodeRefused as refusal:
         form = CodeForm(formdata=None)
-        form.code.errors = [refusal_message(refusal)]
-        return _render_code_page(verification, form, _status_for(refusal))
+        form.code.errors = [messages.code_refusal(refusal)]
+        return _render_code_page(verification, form, messages.code_refusal_status(refusal))
     except LookupError:
         return redirect(url_for(".landing"))
-    session[PENDING] = new.id
+    browser.remember_pending(new.id)
     flash(_("A new code is on its way. The earlier code no longer works."))
     return redirect(url_for(".code"))
 
@@ -162,12 +134,14 @@ def resend():
 @bp.get("/welcome")
 def done():
     """The sign-up is confirmed (only a browser that confirmed one sees this)."""
-    if CONFIRMED not in session:
+    if browser.linked() is None:
         return redirect(url_for(".landing"))
     return render_template("signup/done.html")
 
 
 @bp.get("/privacy")
 def privacy():
-    """The privacy notice, with the controller's details from configuration."""
-    return render_template("pages/privacy.html", version=PRIVACY_NOTICE_VERSION)
+    """The privacy notice: controller, purposes, retention, processors, rights."""
+    return render_template(
+        "pages/privacy.html", version=PRIVACY_NOTICE_VERSION, purposes=configured()
+    )

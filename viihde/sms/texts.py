@@ -44,3 +44,13 @@ def welcome_message(link: str, sender: str | None, language: str) -> str:
             "Welcome to Viihdepaketti.fi! Change or stop your messages for free: %(link)s",
             link=link,
         )
+
+
+def new_link_message(link: str, language: str) -> str:
+    """The fresh preference link sent after "sign out my links"."""
+    with force_locale(language):
+        return gettext(
+            "Your new Viihdepaketti.fi link for changing or stopping your messages: %(link)s "
+            "Earlier links no longer work.",
+            link=link,
+        )

@@ -1,0 +1,290 @@
+"""The data subject's rights from the link: see, download, erase, sign out the links.
+
+Links get forwarded, so seeing, downloading and erasing need a fresh code to the
+number, unless this browser confirmed the number in the last 10 minutes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import func, select
+
+from viihde.extensions import db
+from viihde.models import ConsentEvent, Subscriber, Tombstone
+
+from .conftest import Visitor, csrf_token
+
+START = "2026-11-25 12:00:00"
+PROTECTED = ["/preferences/data", "/preferences/data.json", "/preferences/data.csv"]
+
+
+@pytest.fixture
+def clock():
+    with freeze_time(START) as frozen:
+        yield frozen
+
+
+@pytest.fixture
+def link(app, outbox, clock) -> str:
+    """+358401234567 signed up (in some other browser) from a campaign."""
+    Visitor(app.test_client(), outbox).sign_up("040 123 4567", landing="/?utm_campaign=talvi")
+    return outbox.last_link().removeprefix("https://viihdepaketti.fi")
+
+
+@pytest.fixture
+def forwarded(app, link, clock):
+    """A browser that only has the link (forwarded, or another device), an hour later."""
+    clock.tick(3600)
+    browser = app.test_client()
+    browser.get(link)
+    return browser
+
+
+def step_up(browser, outbox) -> None:
+    """Ask for a code on the verify page and type it in."""
+    page = browser.get("/preferences/verify?next=data")
+    browser.post("/preferences/verify/send?next=data", data={"csrf_token": csrf_token(page.text)})
+    code = outbox.last_code()
+    page = browser.get("/preferences/verify?next=data")
+    return browser.post(
+        "/preferences/verify?next=data", data={"csrf_token": csrf_token(page.text), "code": code}
+    )
+
+
+def count(app, model) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+@pytest.mark.parametrize("path", [*PROTECTED, "/preferences/erase", "/preferences/receipt/1"])
+def test_a_forwarded_link_alone_cannot_see_download_or_erase(forwarded, path):
+    """Without a fresh code every data page redirects to the step-up page."""
+    response = forwarded.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/preferences/verify?next=")
+
+
+def test_a_forwarded_link_cannot_erase_by_posting_either(forwarded, app):
+    """Posting the erase form without the step-up erases nothing."""
+    page = forwarded.get("/preferences")
+    forwarded.post(
+        "/preferences/erase", data={"csrf_token": csrf_token(page.text), "understood": "y"}
+    )
+    assert count(app, Subscriber) == 1
+    assert count(app, Tombstone) == 0
+
+
+def test_step_up_sends_a_code_to_the_number_and_opens_the_data(forwarded, outbox, clock):
+    """The code goes to the subscriber's number; the right one leads to the data page."""
+    sent_before = len(outbox.messages())
+    response = step_up(forwarded, outbox)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/preferences/data"
+    code_sms = outbox.messages()[sent_before]
+    assert code_sms["to"] == "+358401234567"
+    assert code_sms["kind"] == "code"
+    assert forwarded.get("/preferences/data").status_code == 200
+
+
+def test_step_up_with_a_wrong_code_shows_the_tries_left(forwarded, outbox):
+    """A wrong step-up code is a 400 with the count, and the data stays closed."""
+    page = forwarded.get("/preferences/verify")
+    forwarded.post("/preferences/verify/send", data={"csrf_token": csrf_token(page.text)})
+    wrong = "111111" if outbox.last_code() != "111111" else "222222"
+    page = forwarded.get("/preferences/verify")
+    response = forwarded.post(
+        "/preferences/verify",
+        data={"csrf_token": csrf_token(page.text), "code": wrong},
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 400
+    assert "4 tries left" in response.text
+    assert forwarded.get("/preferences/data").status_code == 302
+
+
+def test_step_up_codes_follow_the_sign_up_limits(forwarded, outbox, clock):
+    """A second code within 60 seconds is refused with a 429 and no SMS."""
+    page = forwarded.get("/preferences/verify")
+    forwarded.post("/preferences/verify/send", data={"csrf_token": csrf_token(page.text)})
+    sent = len(outbox.messages())
+    page = forwarded.get("/preferences/verify")
+    response = forwarded.post(
+        "/preferences/verify/send", data={"csrf_token": csrf_token(page.text)}
+    )
+    assert response.status_code == 429
+    assert len(outbox.messages()) == sent
+
+
+def test_step_up_lasts_ten_minutes(forwarded, outbox, clock):
+    """After 10 minutes the data needs a new code."""
+    step_up(forwarded, outbox)
+    clock.tick(599)
+    assert forwarded.get("/preferences/data").status_code == 200
+    clock.tick(2)
+    assert forwarded.get("/preferences/data").status_code == 302
+
+
+def test_signing_up_in_this_browser_counts_as_a_fresh_code(app, outbox, clock):
+    """Within 10 minutes of confirming here, the data opens without another code."""
+    visitor = Visitor(app.test_client(), outbox)
+    visitor.sign_up("050 765 4321")
+    assert visitor.client.get("/preferences/data").status_code == 200
+    clock.tick(601)
+    assert visitor.client.get("/preferences/data").status_code == 302
+
+
+def test_unsubscribing_never_needs_a_code(forwarded, app):
+    """Stop-all works from a forwarded link at once."""
+    page = forwarded.get("/preferences")
+    response = forwarded.post(
+        "/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "x"}
+    )
+    assert response.headers["Location"] == "/preferences"
+    with app.app_context():
+        actions = db.session.scalars(select(ConsentEvent.action)).all()
+    assert actions.count("withdraw") == 3
+
+
+def test_data_page_lists_everything_stored_in_plain_language(forwarded, outbox):
+    """The number, current consents, the history with sources, and the SMS sent."""
+    step_up(forwarded, outbox)
+    page = forwarded.get("/preferences/data", headers={"Accept-Language": "en"})
+    assert page.headers["Cache-Control"] == "no-store"
+    text = page.text
+    assert "+358 40 1234567" in text
+    assert "Sign-up form" in text
+    assert "talvi" in text
+    assert "Welcome message" in text
+    assert "Confirmation code" in text
+    assert text.count('href="/preferences/receipt/') == 3
+    code = outbox.last_code()
+    assert code not in text
+
+
+def test_json_download_is_the_same_as_the_cli_export(forwarded, outbox, runner):
+    """The person's download and support's export are one and the same."""
+    step_up(forwarded, outbox)
+    response = forwarded.get("/preferences/data.json")
+    assert response.mimetype == "application/json"
+    assert "attachment" in response.headers["Content-Disposition"]
+    assert response.headers["Cache-Control"] == "no-store"
+    cli = json.loads(runner.invoke(args=["subject", "export", "0401234567"]).output)
+    assert json.loads(response.text) == cli
+
+
+def test_csv_download_has_a_row_per_record(forwarded, outbox):
+    """One table: each consent event, SMS and code request is a row."""
+    step_up(forwarded, outbox)
+    response = forwarded.get("/preferences/data.csv")
+    assert response.mimetype == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    records = [row["record"] for row in rows]
+    assert records.count("consent_event") == 3
+    assert records.count("sms_message") == 3  # sign-up code, welcome, step-up code
+    assert {row["number"] for row in rows} == {"'+358401234567"}
+
+
+def test_csv_download_defuses_spreadsheet_formulas(app, outbox, clock):
+    """A campaign value from the URL cannot become a formula in the person's spreadsheet."""
+    visitor = Visitor(app.test_client(), outbox)
+    visitor.sign_up("050 765 4321", landing="/?utm_campaign=%3DHYPERLINK(%22x%22)")
+    response = visitor.client.get("/preferences/data.csv")
+    campaigns = {row["utm_campaign"] for row in csv.DictReader(io.StringIO(response.text))}
+    assert '\'=HYPERLINK("x")' in campaigns
+
+
+def test_receipt_shows_the_text_and_versions_consented_to(forwarded, outbox):
+    """A printable proof: what text, which version, when, from which campaign."""
+    step_up(forwarded, outbox)
+    page = forwarded.get("/preferences/receipt/1", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    text = page.text
+    assert "Yes, send me Viihdepaketti.fi" in text
+    assert "signup-1" in text
+    assert "2026-11-25.2" in text
+    assert "talvi" in text
+    assert "Lucentia Group Oy" in text
+
+
+def test_receipt_shows_only_the_persons_own_events(app, forwarded, outbox, clock):
+    """Receipts are numbered per person: another person's events are out of reach."""
+    Visitor(app.test_client(), outbox).sign_up("050 765 4321")
+    step_up(forwarded, outbox)
+    assert forwarded.get("/preferences/receipt/3").status_code == 200
+    assert forwarded.get("/preferences/receipt/4").status_code == 404
+
+
+def test_erase_explains_then_erases_and_leaves_a_tombstone(forwarded, outbox, app, link):
+    """The page says what happens; a ticked confirmation erases everything at once."""
+    step_up(forwarded, outbox)
+    page = forwarded.get("/preferences/erase", headers={"Accept-Language": "en"})
+    assert "cannot be undone" in page.text
+    unticked = forwarded.post("/preferences/erase", data={"csrf_token": csrf_token(page.text)})
+    assert unticked.status_code == 400
+    assert count(app, Subscriber) == 1
+    done = forwarded.post(
+        "/preferences/erase", data={"csrf_token": csrf_token(page.text), "understood": "y"}
+    )
+    assert done.status_code == 200
+    assert count(app, Subscriber) == 0
+    assert count(app, ConsentEvent) == 0
+    assert count(app, Tombstone) == 1
+    assert forwarded.get("/preferences").status_code == 404
+    assert app.test_client().get(link).status_code == 404
+
+
+def test_sign_out_my_links_revokes_them_and_texts_a_new_one(forwarded, outbox, app, link):
+    """Every earlier link dies; the new one, sent by SMS, works."""
+    page = forwarded.get("/preferences")
+    response = forwarded.post(
+        "/preferences/sign-out",
+        data={"csrf_token": csrf_token(page.text)},
+        headers={"Accept-Language": "en"},
+    )
+    assert response.status_code == 200
+    assert "+358 40 *** **67" in response.text
+    message = outbox.last()
+    assert message["kind"] == "link"
+    assert message["to"] == "+358401234567"
+    new_link = outbox.last_link().removeprefix("https://viihdepaketti.fi")
+    assert new_link != link
+    assert len(outbox.last_link()) <= 48
+    assert forwarded.get("/preferences").status_code == 404
+    assert app.test_client().get(link).status_code == 404
+    assert app.test_client().get(new_link).status_code == 302
+
+
+def test_step_up_cannot_be_steered_to_another_site(forwarded, outbox):
+    """The 'next' page is one of ours, whatever the URL says."""
+    page = forwarded.get("/preferences/verify?next=https://evil.example")
+    assert "evil.example" not in page.text
+    forwarded.post(
+        "/preferences/verify/send?next=https://evil.example",
+        data={"csrf_token": csrf_token(page.text)},
+    )
+    code = outbox.last_code()
+    page = forwarded.get("/preferences/verify")
+    response = forwarded.post(
+        "/preferences/verify?next=//evil.example",
+        data={"csrf_token": csrf_token(page.text), "code": code},
+    )
+    assert response.headers["Location"] == "/preferences/data"
+
+
+def test_privacy_notice_lists_purposes_retention_processor_and_rights(client, app):
+    """The notice shows what is configured, not what was once written."""
+    app.config["RETENTION_SMS_LOG_DAYS"] = 200
+    text = client.get("/privacy", headers={"Accept-Language": "en"}).text
+    assert "Offers" in text and "New content" in text and "Competitions" in text
+    assert "200 days" in text
+    assert "36 months" in text
+    assert "Twilio Ireland Limited" in text
+    assert "European Union" in text
+    assert re.search(r"download it as JSON or CSV", text)
+    assert "Data Protection Ombudsman" in text

@@ -1,0 +1,66 @@
+"""What this browser has shown us, kept in the signed session cookie (no personal data).
+
+- the pending verification (sign-up or step-up) whose code it may type;
+- the subscriber whose preference link it opened, with that link's key, so a
+  revoked link also ends the sessions it started;
+- when it last proved it holds the subscriber's number (a confirmed sign-up or
+  step-up code), which unlocks seeing, downloading and erasing the data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app, session
+
+PENDING = "verification"
+LINK = "link"
+CONFIRMED = "confirmed"
+
+
+def remember_pending(verification_id: int) -> None:
+    """This browser may type the code of this verification."""
+    session[PENDING] = verification_id
+
+
+def pending_id() -> int | None:
+    """The verification whose code this browser may type."""
+    value = session.get(PENDING)
+    return value if isinstance(value, int) else None
+
+
+def forget_pending() -> None:
+    session.pop(PENDING, None)
+
+
+def remember_link(subscriber_id: int, link_key: str) -> None:
+    """This browser opened the subscriber's link (or confirmed their sign-up)."""
+    session[LINK] = {"s": subscriber_id, "k": link_key}
+
+
+def linked() -> tuple[int, str] | None:
+    """The subscriber id and link key this browser holds, if any."""
+    link = session.get(LINK)
+    if not isinstance(link, dict) or not isinstance(link.get("s"), int):
+        return None
+    return link["s"], str(link.get("k"))
+
+
+def remember_confirmation(subscriber_id: int, now: datetime) -> None:
+    """This browser proved, just now, that it holds the subscriber's number."""
+    session[CONFIRMED] = {"s": subscriber_id, "at": int(now.timestamp())}
+
+
+def recently_confirmed(subscriber_id: int, now: datetime) -> bool:
+    """Did this browser prove the number within STEP_UP_SECONDS?"""
+    confirmed = session.get(CONFIRMED)
+    if not isinstance(confirmed, dict) or confirmed.get("s") != subscriber_id:
+        return False
+    age = now.timestamp() - float(confirmed.get("at", 0))
+    return 0 <= age <= current_app.config["STEP_UP_SECONDS"]
+
+
+def forget_subscriber() -> None:
+    """After erasure or signing out the links, this browser holds nothing of the person."""
+    for key in (LINK, CONFIRMED, PENDING):
+        session.pop(key, None)

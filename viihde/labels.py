@@ -1,0 +1,77 @@
+"""Plain-language names for the register's codes, for the person and for staff."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from babel import Locale
+from flask import Flask
+from flask_babel import format_datetime, get_locale
+from flask_babel import lazy_gettext as _l
+
+from . import purposes
+from .notices import consent_text
+from .phone import format_display
+
+SOURCES = {
+    "signup": _l("Sign-up form"),
+    "preference_page": _l("Preference page"),
+    "sms_keyword": _l("Reply by SMS"),
+    "staff": _l("Customer service"),
+    "register_update": _l("Register update"),
+    "cli": _l("Customer service"),
+}
+ACTIONS = {"grant": _l("Consent given"), "withdraw": _l("Consent withdrawn")}
+SMS_KINDS = {
+    "code": _l("Confirmation code"),
+    "welcome": _l("Welcome message"),
+    "link": _l("New preference link"),
+}
+SMS_STATUSES = {
+    "queued": _l("Waiting to be sent"),
+    "sent": _l("Sent"),
+    "delivered": _l("Delivered"),
+    "undelivered": _l("Not delivered"),
+    "failed": _l("Sending failed"),
+}
+
+
+def label(table: dict, key: str | None) -> str:
+    """The label of ``key`` in ``table``, or the key itself if it has none."""
+    return str(table.get(key or "", key or ""))
+
+
+def purpose_name(key: str) -> str:
+    """A purpose's translated name."""
+    return purposes.name(key)
+
+
+def local_time(value: datetime | str | None) -> str:
+    """A stored UTC time (or its ISO string) in Helsinki time, in the page's language."""
+    if not value:
+        return "–"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return format_datetime(moment, "short")
+
+
+def language_name(code: str | None) -> str:
+    """A language code as its name in the page's language (``fi`` -> "suomi")."""
+    if not code:
+        return "–"
+    return Locale.parse(code).get_display_name(get_locale()) or code
+
+
+def register_filters(app: Flask) -> None:
+    """Make the labels available to templates as filters."""
+    app.jinja_env.filters.update(
+        action_label=lambda key: label(ACTIONS, key),
+        source_label=lambda key: label(SOURCES, key),
+        sms_kind_label=lambda key: label(SMS_KINDS, key),
+        sms_status_label=lambda key: label(SMS_STATUSES, key),
+        purpose_name=purpose_name,
+        outdated_text=purposes.is_outdated_text,
+        consent_text=consent_text,
+        local_time=local_time,
+        language_name=language_name,
+        phone=format_display,
+    )
