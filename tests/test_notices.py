@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from viihde import purposes
-from viihde.notices import CONSENT_TEXTS, SIGNUP_TEXT_VERSION
+from viihde.notices import CONSENT_TEXTS, SIGNUP_TEXT_VERSION, SMS_START_TEXT_VERSION
 
 #: The fingerprint of each consent text version's (English source) wording. A new
 #: wording is a new version in viihde/notices.py and a new line here; old lines stay,
@@ -15,6 +15,7 @@ FINGERPRINTS = {
     "offers-1": "ab0ff1ccc38cc191",
     "new_content-1": "6205dcf5c8622ded",
     "competitions-1": "a887075dea17526e",
+    "sms-start-1": "82edb6e3820baa69",
 }
 
 
@@ -35,5 +36,7 @@ def test_old_versions_are_never_removed():
 
 def test_every_version_in_force_has_a_fingerprint():
     """A new version is recorded here, so it cannot later change silently."""
-    in_force = {SIGNUP_TEXT_VERSION} | {p.text_version for p in purposes.CATALOGUE.values()}
+    in_force = {SIGNUP_TEXT_VERSION, SMS_START_TEXT_VERSION} | {
+        p.text_version for p in purposes.CATALOGUE.values()
+    }
     assert in_force <= set(FINGERPRINTS)

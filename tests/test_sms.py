@@ -11,8 +11,10 @@ from sqlalchemy import select
 
 from viihde.extensions import db
 from viihde.models import SmsMessage
-from viihde.sms import REDACTED_CODE, backends, segments, send_sms, texts
+from viihde.sms import REDACTED_CODE, segments, send_sms, texts
 from viihde.sms.backends import ConsoleBackend, FileBackend, Outgoing, SendFailed
+from viihde.sms.delivery import backend_from_config
+from viihde.sms.twilio_backend import TwilioBackend
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 NUMBER = "+358401234567"
@@ -114,7 +116,8 @@ def test_an_alphanumeric_sender_does_not_accept_replies(sender):
 @pytest.mark.parametrize("sender", NUMBER_SENDERS)
 def test_welcome_offers_stop_when_the_sender_takes_replies(app_context, language, sender):
     """From a number, the welcome says people can reply STOP."""
-    message = texts.welcome_message(LONGEST_LINK, sender, language)
+    replies = texts.sender_accepts_replies(sender)
+    message = texts.welcome_message(LONGEST_LINK, language, replies_reach_us=replies)
     assert "STOP" in message
     assert LONGEST_LINK in message
 
@@ -122,7 +125,8 @@ def test_welcome_offers_stop_when_the_sender_takes_replies(app_context, language
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_welcome_does_not_offer_stop_from_an_alphanumeric_sender(app_context, language):
     """A reply to an alphanumeric sender goes nowhere, so it is not offered."""
-    message = texts.welcome_message(LONGEST_LINK, ALPHANUMERIC_SENDER, language)
+    replies = texts.sender_accepts_replies(ALPHANUMERIC_SENDER)
+    message = texts.welcome_message(LONGEST_LINK, language, replies_reach_us=replies)
     assert "STOP" not in message
     assert LONGEST_LINK in message
 
@@ -150,8 +154,11 @@ def every_sms_text(language: str) -> dict[str, str]:
     """Every SMS the app sends, rendered with the longest realistic values."""
     return {
         "code": texts.code_message("999999", BASE_URL, language),
-        "welcome from a number": texts.welcome_message(LONGEST_LINK, "+358401110000", language),
-        "welcome from a name": texts.welcome_message(LONGEST_LINK, ALPHANUMERIC_SENDER, language),
+        "welcome from a number": texts.welcome_message(LONGEST_LINK, language, True),
+        "welcome from a name": texts.welcome_message(LONGEST_LINK, language, False),
+        "stop reply": texts.stop_reply(language),
+        "help reply": texts.help_reply(LONGEST_LINK, language),
+        "test message": texts.test_message(language),
         "new link": texts.new_link_message(LONGEST_LINK, language),
     }
 
@@ -226,25 +233,33 @@ def test_file_backend_creates_the_outbox_folder(tmp_path):
 def test_backend_from_config_builds_the_named_backend(tmp_path, name, kind):
     """SMS_BACKEND names the backend."""
     config = {"SMS_BACKEND": name, "SMS_OUTBOX_PATH": str(tmp_path / "outbox.jsonl")}
-    assert isinstance(backends.backend_from_config(config), kind)
+    assert isinstance(backend_from_config(config), kind)
 
 
 def test_backend_from_config_refuses_an_unknown_name():
     """A typo in SMS_BACKEND fails loudly instead of dropping messages."""
     with pytest.raises(ValueError, match="carrier-pigeon"):
-        backends.backend_from_config({"SMS_BACKEND": "carrier-pigeon"})
+        backend_from_config({"SMS_BACKEND": "carrier-pigeon"})
 
 
 def test_twilio_network_error_is_a_send_failure(monkeypatch):
     """When Twilio cannot be reached, the backend reports SendFailed like any other failure."""
-    backend = backends.TwilioBackend("AC" + "0" * 32, "auth-token", None)
+    backend = TwilioBackend(
+        {
+            "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+            "TWILIO_AUTH_TOKEN": "auth-token",
+            "TWILIO_TIMEOUT_SECONDS": 1,
+            "PUBLIC_BASE_URL": BASE_URL,
+        }
+    )
 
     def unreachable(*args, **kwargs):
         raise requests.exceptions.ConnectionError("api.twilio.com unreachable")
 
     monkeypatch.setattr(backend.client.http_client, "request", unreachable)
-    with pytest.raises(SendFailed):
+    with pytest.raises(SendFailed) as failure:
         backend.send(outgoing())
+    assert failure.value.transient
 
 
 # send_sms

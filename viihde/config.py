@@ -67,6 +67,15 @@ def from_environment(instance_path: str) -> dict:
         "TWILIO_ACCOUNT_SID": _env("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": _env("TWILIO_AUTH_TOKEN"),
         "TWILIO_MESSAGING_SERVICE_SID": _env("TWILIO_MESSAGING_SERVICE_SID"),
+        # Keep message data in Twilio's EU region (Ireland): TWILIO_REGION=ie1, TWILIO_EDGE=dublin.
+        "TWILIO_REGION": _env("TWILIO_REGION"),
+        "TWILIO_EDGE": _env("TWILIO_EDGE"),
+        # Unset in production: points the SDK at a stand-in of the Twilio REST API.
+        "TWILIO_API_BASE_URL": _env("TWILIO_API_BASE_URL"),
+        # How long to wait for Twilio's answer before counting the send as failed (seconds).
+        "TWILIO_TIMEOUT_SECONDS": float(_env("TWILIO_TIMEOUT_SECONDS", "10")),
+        # Seconds between the retries of a send that failed for a passing reason.
+        "SMS_RETRY_INTERVALS": [int(s) for s in _env_list("SMS_RETRY_INTERVALS", "10,30,120,300")],
         # The consent purposes offered, from viihde/purposes.py's catalogue, in page order.
         "CONSENT_PURPOSES": _env_list("CONSENT_PURPOSES", "offers,new_content,competitions"),
         # How long the register keeps things (shown on the privacy notice page).

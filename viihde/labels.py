@@ -26,9 +26,12 @@ SMS_KINDS = {
     "code": _l("Confirmation code"),
     "welcome": _l("Welcome message"),
     "link": _l("New preference link"),
+    "reply": _l("Answer to your text message"),
+    "test": _l("Test message"),
 }
 SMS_STATUSES = {
     "queued": _l("Waiting to be sent"),
+    "sending": _l("Being sent"),
     "sent": _l("Sent"),
     "delivered": _l("Delivered"),
     "undelivered": _l("Not delivered"),

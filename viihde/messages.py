@@ -60,3 +60,10 @@ def code_outcome(result: CheckResult) -> str:
     if result.outcome == Outcome.EXPIRED:
         return _("The code has expired. Ask for a new code below.")
     return _("Too many wrong tries, so this code no longer works. Ask for a new code below.")
+
+
+def code_not_delivered() -> str:
+    """The SMS with the code could not be delivered (known after the page was shown)."""
+    return _(
+        "We could not deliver the code to your number. Check the number or ask for a new code."
+    )

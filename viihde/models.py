@@ -139,6 +139,15 @@ class Verification(ConsentEvidence, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The SMS that carried the code, so the code page can tell if it could not be sent.
+    sms_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sms_messages.id", ondelete="SET NULL")
+    )
+
+
+#: A message's statuses in the order they can happen; a late callback never moves it back.
+SMS_STATUSES = ("queued", "sending", "sent", "delivered", "undelivered", "failed")
+SMS_FINAL_STATUSES = ("delivered", "undelivered", "failed")
 
 
 class SmsMessage(db.Model):
@@ -148,8 +157,10 @@ class SmsMessage(db.Model):
     __table_args__ = (
         CheckConstraint("segments >= 1", name="segments_positive"),
         CheckConstraint(
-            "status IN ('queued', 'sent', 'delivered', 'undelivered', 'failed')", name="status"
+            "status IN ('queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed')",
+            name="status",
         ),
+        CheckConstraint("attempts >= 0", name="attempts_non_negative"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -164,8 +175,40 @@ class SmsMessage(db.Model):
     status: Mapped[str] = mapped_column(String(16))
     provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     error_code: Mapped[str | None] = mapped_column(String(32))
+    # Hand-overs to the provider tried so far (a retried job adds one).
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SmsStatusEvent(db.Model):
+    """One delivery status callback; a repeated callback is the same row."""
+
+    __tablename__ = "sms_status_events"
+    __table_args__ = (UniqueConstraint("message_sid", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_sid: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class InboundMessage(db.Model):
+    """A reply someone sent to our number; processed once per provider message id."""
+
+    __tablename__ = "inbound_messages"
+    __table_args__ = (UniqueConstraint("provider", "message_sid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    message_sid: Mapped[str] = mapped_column(String(64))
+    phone_e164: Mapped[str] = mapped_column(PHONE, index=True)
+    body: Mapped[str] = mapped_column(Text)
+    # stop, start, help, or None for any other text
+    keyword: Mapped[str | None] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Tombstone(db.Model):

@@ -16,6 +16,8 @@ PRIVACY_NOTICE_VERSION = "2026-11-25.2"
 
 #: The sign-up checkbox: one consent to all the configured purposes.
 SIGNUP_TEXT_VERSION = "signup-1"
+#: Replying START to our STOP confirmation: consent to all configured purposes again.
+SMS_START_TEXT_VERSION = "sms-start-1"
 
 #: Every consent text ever in force, by version.
 CONSENT_TEXTS: dict[str, LazyString] = {
@@ -29,6 +31,11 @@ CONSENT_TEXTS: dict[str, LazyString] = {
     ),
     "competitions-1": _l(
         "Invite me by SMS to Viihdepaketti.fi's own competitions and prize draws."
+    ),
+    # The STOP confirmation a START answers (viihde/sms/texts.py stop_reply).
+    "sms-start-1": _l(
+        "You will get no more marketing messages from Viihdepaketti.fi. "
+        "To get them again, reply START."
     ),
 }
 

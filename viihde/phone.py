@@ -97,6 +97,17 @@ def _parse_refusal(error: NumberParseException) -> Refusal:
     return Refusal.NOT_A_NUMBER
 
 
+def normalise_e164(raw: str | None) -> str | None:
+    """A number as a provider reports it (``+358...``), in E.164; None if it is not one."""
+    try:
+        number = phonenumbers.parse(raw or "", None)
+    except NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
 def format_display(e164: str) -> str:
     """Format a stored number for staff and the person themself: ``+358 40 1234567``."""
     return phonenumbers.format_number(phonenumbers.parse(e164), PhoneNumberFormat.INTERNATIONAL)

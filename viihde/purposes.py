@@ -12,7 +12,7 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
-from .notices import CONSENT_TEXTS, SIGNUP_TEXT_VERSION
+from .notices import CONSENT_TEXTS, SIGNUP_TEXT_VERSION, SMS_START_TEXT_VERSION
 
 
 @dataclass(frozen=True)
@@ -58,5 +58,7 @@ def name(key: str) -> str:
 
 def is_outdated_text(version: str | None) -> bool:
     """Was this consent given under a wording that has since been replaced?"""
-    current = {SIGNUP_TEXT_VERSION} | {p.text_version for p in CATALOGUE.values()}
+    current = {SIGNUP_TEXT_VERSION, SMS_START_TEXT_VERSION} | {
+        p.text_version for p in CATALOGUE.values()
+    }
     return version is not None and version not in current

@@ -12,7 +12,15 @@ from sqlalchemy import delete, select
 from . import consent
 from .extensions import db
 from .hashing import keyed_hash
-from .models import ConsentEvent, SmsMessage, Subscriber, Tombstone, Verification
+from .models import (
+    ConsentEvent,
+    InboundMessage,
+    SmsMessage,
+    SmsStatusEvent,
+    Subscriber,
+    Tombstone,
+    Verification,
+)
 from .sms import send_sms
 from .sms.texts import new_link_message
 from .tokens import preference_url, read_preference_token, secret_keys
@@ -61,6 +69,11 @@ def export(phone_e164: str) -> dict[str, Any]:
     verifications = db.session.scalars(
         select(Verification).where(Verification.phone_e164 == phone_e164).order_by(Verification.id)
     )
+    replies = db.session.scalars(
+        select(InboundMessage)
+        .where(InboundMessage.phone_e164 == phone_e164)
+        .order_by(InboundMessage.id)
+    )
     erasures = db.session.scalars(
         select(Tombstone).where(Tombstone.phone_hash == tombstone_hash(phone_e164))
     )
@@ -73,6 +86,10 @@ def export(phone_e164: str) -> dict[str, Any]:
         "consent_events": [_event(e) for e in events],
         "sms_messages": [_message(m) for m in messages],
         "verifications": [_verification(v) for v in verifications],
+        "sms_replies": [
+            {"body": r.body, "keyword": r.keyword, "received_at": _time(r.received_at)}
+            for r in replies
+        ],
         "erasures": [{"erased_at": _time(t.erased_at), "source": t.source} for t in erasures],
     }
 
@@ -137,7 +154,7 @@ def event_by_seq(subscriber_id: int, seq: int) -> ConsentEvent | None:
     )
 
 
-CSV_SECTIONS = ("consent_events", "sms_messages", "verifications", "erasures")
+CSV_SECTIONS = ("consent_events", "sms_messages", "sms_replies", "verifications", "erasures")
 
 
 def export_csv(data: dict[str, Any]) -> str:
@@ -171,8 +188,11 @@ def erase(phone_e164: str, source: str, now: datetime) -> Tombstone:
     if subscriber_id is not None:
         db.session.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber_id))
         db.session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
-    db.session.execute(delete(SmsMessage).where(SmsMessage.phone_e164 == phone_e164))
+    sids = select(SmsMessage.provider_sid).where(SmsMessage.phone_e164 == phone_e164)
+    db.session.execute(delete(SmsStatusEvent).where(SmsStatusEvent.message_sid.in_(sids)))
     db.session.execute(delete(Verification).where(Verification.phone_e164 == phone_e164))
+    db.session.execute(delete(SmsMessage).where(SmsMessage.phone_e164 == phone_e164))
+    db.session.execute(delete(InboundMessage).where(InboundMessage.phone_e164 == phone_e164))
     tombstone = Tombstone(phone_hash=tombstone_hash(phone_e164), source=source, erased_at=now)
     db.session.add(tombstone)
     db.session.commit()

@@ -19,10 +19,10 @@ from sqlalchemy import func, select, text, update
 from . import consent, purposes
 from .extensions import db
 from .hashing import hashes_match, keyed_hash
-from .models import Subscriber, Verification
+from .models import SmsMessage, Subscriber, Verification
 from .notices import SIGNUP_TEXT_VERSION
 from .sms import send_sms
-from .sms.texts import code_message, welcome_message
+from .sms.texts import code_message, sender_accepts_replies, welcome_message
 from .tokens import preference_url
 
 CODE_DIGITS = 6
@@ -122,7 +122,17 @@ def _send_code(
         db.session.delete(verification)
         db.session.commit()
         raise CodeRefused(Refusal.SEND_FAILED)
+    verification.sms_message_id = message.id
+    db.session.commit()
     return verification
+
+
+def code_not_delivered(verification: Verification) -> bool:
+    """Did the queued SMS with this verification's code fail after the page was shown?"""
+    if verification.sms_message_id is None:
+        return False
+    message = db.session.get(SmsMessage, verification.sms_message_id)
+    return message is not None and message.status in ("failed", "undelivered")
 
 
 def _recent_pending(
@@ -279,8 +289,8 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
     db.session.commit()
     body = welcome_message(
         preference_url(subscriber.id, subscriber.link_key),
-        current_app.config["TWILIO_FROM"],
         subscriber.language,
+        replies_reach_us=sender_accepts_replies(current_app.config["TWILIO_FROM"]),
     )
     send_sms(subscriber.phone_e164, body, "welcome", now, subscriber_id=subscriber.id)
     return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber.id)

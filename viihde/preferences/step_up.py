@@ -13,6 +13,7 @@ from ..verification import (
     STEP_UP,
     CodeRefused,
     Outcome,
+    code_not_delivered,
     confirm_code,
     pending_verification,
     request_step_up_code,
@@ -46,6 +47,8 @@ def _render(form: CodeForm | None = None, status: int = 200, error: str | None =
     form = form or CodeForm(formdata=None)
     if error:
         form.code.errors = [error]
+    elif pending is not None and code_not_delivered(pending) and not form.code.errors:
+        form.code.errors = [messages.code_not_delivered()]
     return (
         render_template(
             "preferences/verify.html",

@@ -16,6 +16,7 @@ from ..verification import (
     CodeRefused,
     Outcome,
     SignupDetails,
+    code_not_delivered,
     confirm_code,
     pending_verification,
     request_code,
@@ -66,6 +67,8 @@ def landing():
 
 
 def _render_code_page(verification, form: CodeForm, status: int = 200):
+    if code_not_delivered(verification) and not form.code.errors:
+        form.code.errors = [messages.code_not_delivered()]
     return (
         render_template(
             "signup/code.html",

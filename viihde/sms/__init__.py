@@ -1,4 +1,4 @@
-"""Sending SMS: every message is logged as a row, then handed to the configured backend."""
+"""Sending SMS: every message is logged as a row, then delivered by a job or inline."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import logging
 from datetime import datetime
 
 from flask import current_app
+from redis.exceptions import RedisError
 
 from ..extensions import db
 from ..models import SmsMessage
-from ..phone import mask
-from .backends import Outgoing, SendFailed, backend_from_config
+from .delivery import deliver
+from .queue import enqueue_delivery, sms_queue
 from .segments import segmentation
 
 log = logging.getLogger(__name__)
@@ -26,32 +27,50 @@ def send_sms(
     subscriber_id: int | None = None,
     secret: str | None = None,
 ) -> SmsMessage:
-    """Log and send one SMS; ``secret`` (a one-time code) is kept out of the log row.
+    """Log one SMS and send it: through the queue when there is one, else at once.
 
-    A backend failure is recorded on the row (status ``failed``), not raised.
+    ``secret`` (a one-time code) is kept out of the log row; the body with the code
+    travels only in the job. A failure is recorded on the row, never raised.
     """
-    config = current_app.config
-    stored_body = body.replace(secret, REDACTED_CODE) if secret else body
     message = SmsMessage(
         phone_e164=to,
         subscriber_id=subscriber_id,
         kind=kind,
-        body=stored_body,
+        body=body.replace(secret, REDACTED_CODE) if secret else body,
         segments=segmentation(body).segments,
-        backend=config["SMS_BACKEND"],
+        backend=current_app.config["SMS_BACKEND"],
         status="queued",
+        attempts=0,
         created_at=now,
         updated_at=now,
     )
     db.session.add(message)
     db.session.commit()
-    outgoing = Outgoing(to=to, body=body, sender=config["TWILIO_FROM"], kind=kind, created_at=now)
-    try:
-        message.provider_sid = backend_from_config(config).send(outgoing)
-        message.status = "sent"
-    except SendFailed as error:
-        message.status = "failed"
-        message.error_code = error.code
-        log.warning("sms_send_failed kind=%s to=%s code=%s", kind, mask(to), error.code)
+    if sms_queue() is not None:
+        try:
+            enqueue_delivery(message.id, body)
+            return message
+        except RedisError:
+            log.warning("sms_queue_unavailable kind=%s sending_inline=true", kind)
+    deliver(message.id, body, now, final_attempt=True)
+    return message
+
+
+def log_reply(to: str, body: str, now: datetime, subscriber_id: int | None) -> SmsMessage:
+    """Log an answer the provider sends for us (TwiML), so the person's history shows it."""
+    message = SmsMessage(
+        phone_e164=to,
+        subscriber_id=subscriber_id,
+        kind="reply",
+        body=body,
+        segments=segmentation(body).segments,
+        backend="twiml",
+        status="sent",
+        attempts=1,
+        created_at=now,
+        updated_at=now,
+        sent_at=now,
+    )
+    db.session.add(message)
     db.session.commit()
     return message

@@ -9,19 +9,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from requests import RequestException
-from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.rest import Client
-
 from ..phone import mask
 
 
 class SendFailed(Exception):
-    """The backend could not hand the message over; ``code`` is the provider's, if any."""
+    """The backend could not hand the message over.
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    ``code`` is the provider's error code, if any; ``transient`` says a later try may
+    succeed (rate limit, provider error, no answer) rather than never (a bad number).
+    """
+
+    def __init__(self, message: str, code: str | None = None, transient: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -77,42 +78,3 @@ class FileBackend:
         with self.path.open("a", encoding="utf-8") as outbox:
             outbox.write(json.dumps(record, ensure_ascii=False) + "\n")
         return None
-
-
-class TwilioBackend:
-    """Sends through Twilio's REST API with the official SDK."""
-
-    name = "twilio"
-
-    def __init__(self, account_sid: str, auth_token: str, messaging_service_sid: str | None):
-        self.client = Client(account_sid, auth_token)
-        self.messaging_service_sid = messaging_service_sid
-
-    def send(self, message: Outgoing) -> str | None:
-        options = {"to": message.to, "body": message.body}
-        if self.messaging_service_sid:
-            options["messaging_service_sid"] = self.messaging_service_sid
-        else:
-            options["from_"] = message.sender
-        try:
-            return self.client.messages.create(**options).sid
-        except TwilioRestException as error:
-            raise SendFailed(str(error.msg), str(error.code or error.status)) from None
-        except (TwilioException, RequestException) as error:  # RequestException: no answer
-            raise SendFailed(type(error).__name__) from None
-
-
-def backend_from_config(config: dict) -> Backend:
-    """The backend that ``SMS_BACKEND`` names."""
-    name = config["SMS_BACKEND"]
-    if name == "console":
-        return ConsoleBackend()
-    if name == "file":
-        return FileBackend(config["SMS_OUTBOX_PATH"])
-    if name == "twilio":
-        return TwilioBackend(
-            config["TWILIO_ACCOUNT_SID"],
-            config["TWILIO_AUTH_TOKEN"],
-            config["TWILIO_MESSAGING_SERVICE_SID"],
-        )
-    raise ValueError(f"unknown SMS_BACKEND {name!r} (console, file or twilio)")

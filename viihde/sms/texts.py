@@ -31,10 +31,10 @@ def code_message(code: str, public_base_url: str, language: str) -> str:
     return f"{text}\n\n@{webotp_host(public_base_url)} #{code}"
 
 
-def welcome_message(link: str, sender: str | None, language: str) -> str:
+def welcome_message(link: str, language: str, replies_reach_us: bool) -> str:
     """The welcome SMS with the preference link; "reply STOP" only when replies can arrive."""
     with force_locale(language):
-        if sender_accepts_replies(sender):
+        if replies_reach_us:
             return gettext(
                 "Welcome to Viihdepaketti.fi! Change or stop your messages for free: "
                 "%(link)s or reply STOP",
@@ -54,3 +54,27 @@ def new_link_message(link: str, language: str) -> str:
             "Earlier links no longer work.",
             link=link,
         )
+
+
+def stop_reply(language: str) -> str:
+    """The answer to STOP: marketing has stopped, and how to undo it."""
+    with force_locale(language):
+        return gettext(
+            "You will get no more marketing messages from Viihdepaketti.fi. "
+            "To get them again, reply START."
+        )
+
+
+def help_reply(link: str, language: str) -> str:
+    """The answer to HELP: who we are, the settings link and the STOP instruction."""
+    with force_locale(language):
+        return gettext(
+            "Viihdepaketti.fi messages. Change or stop them for free: %(link)s or reply STOP",
+            link=link,
+        )
+
+
+def test_message(language: str) -> str:
+    """The set-up check sent by `flask sms send-test`."""
+    with force_locale(language):
+        return gettext("Viihdepaketti.fi test message: SMS sending works. No need to reply.")

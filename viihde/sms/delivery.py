@@ -1,0 +1,177 @@
+"""Handing logged messages to the provider, once, and recording what became of them.
+
+A message row moves queued -> sending -> sent -> delivered | undelivered | failed.
+'sending' is committed before the provider is called, so a job that is run again
+after its worker died mid-call never sends the message a second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from flask import current_app, has_app_context
+from rq import get_current_job
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from .. import consent
+from ..clock import utcnow
+from ..extensions import db
+from ..models import SMS_FINAL_STATUSES, SMS_STATUSES, SmsMessage, SmsStatusEvent, Subscriber
+from ..phone import mask
+from .backends import Backend, ConsoleBackend, FileBackend, Outgoing, SendFailed
+from .twilio_backend import TwilioBackend
+
+log = logging.getLogger(__name__)
+
+#: Twilio: the recipient has opted out (replied STOP to the provider).
+UNSUBSCRIBED_RECIPIENT = "21610"
+_RANK = {status: rank for rank, status in enumerate(SMS_STATUSES)} | dict.fromkeys(
+    SMS_FINAL_STATUSES, len(SMS_STATUSES)
+)
+
+
+class RetryLater(Exception):
+    """A passing failure (rate limit, provider error, no answer): the queue tries again."""
+
+
+def backend_from_config(config: Mapping) -> Backend:
+    """The backend that ``SMS_BACKEND`` names."""
+    name = config["SMS_BACKEND"]
+    if name == "console":
+        return ConsoleBackend()
+    if name == "file":
+        return FileBackend(config["SMS_OUTBOX_PATH"])
+    if name == "twilio":
+        return TwilioBackend(config)
+    raise ValueError(f"unknown SMS_BACKEND {name!r} (console, file or twilio)")
+
+
+def deliver(message_id: int, body: str, now: datetime, final_attempt: bool = True) -> str:
+    """Hand one logged message to the backend unless that was done already; return its status.
+
+    Raises RetryLater for a passing failure when this is not the final attempt.
+    """
+    config = current_app.config
+    message = db.session.execute(
+        select(SmsMessage).where(SmsMessage.id == message_id).with_for_update()
+    ).scalar_one_or_none()
+    if message is None:  # erased meanwhile
+        db.session.rollback()
+        return "gone"
+    if message.status == "sending":
+        return _abandoned_or_in_flight(message, now)
+    if message.status != "queued":  # a retried job: sent (or given up) already
+        db.session.rollback()
+        return message.status
+    message.status, message.attempts, message.updated_at = "sending", message.attempts + 1, now
+    db.session.commit()
+    outgoing = Outgoing(message.phone_e164, body, config["TWILIO_FROM"], message.kind, now)
+    try:
+        provider_sid = backend_from_config(config).send(outgoing)
+    except SendFailed as error:
+        return _failed(message, error, now, retry=error.transient and not final_attempt)
+    message.status, message.provider_sid, message.sent_at = "sent", provider_sid, now
+    message.updated_at = now
+    if provider_sid:
+        _apply_recorded_statuses(message)
+    db.session.commit()
+    return message.status
+
+
+def _abandoned_or_in_flight(message: SmsMessage, now: datetime) -> str:
+    """An earlier attempt is still talking to the provider, or died while it did."""
+    patience = timedelta(seconds=2 * current_app.config["TWILIO_TIMEOUT_SECONDS"] + 30)
+    if now - message.updated_at < patience:
+        db.session.rollback()
+        return "sending"
+    # It may or may not have gone out; sending again could deliver it twice.
+    message.status, message.error_code, message.updated_at = "failed", "outcome_unknown", now
+    db.session.commit()
+    return "failed"
+
+
+def _failed(message: SmsMessage, error: SendFailed, now: datetime, retry: bool) -> str:
+    message.status = "queued" if retry else "failed"
+    message.error_code, message.updated_at = error.code, now
+    db.session.commit()
+    log.warning(
+        "sms_send_failed kind=%s to=%s code=%s retry=%s",
+        message.kind,
+        mask(message.phone_e164),
+        error.code,
+        retry,
+    )
+    if error.code == UNSUBSCRIBED_RECIPIENT:
+        withdraw_after_provider_opt_out(message.phone_e164, now)
+    if retry:
+        raise RetryLater(error.code)
+    return "failed"
+
+
+def withdraw_after_provider_opt_out(phone_e164: str, now: datetime) -> None:
+    """The provider says the person opted out: withdraw all marketing, as a STOP would."""
+    subscriber_id = db.session.scalar(
+        select(Subscriber.id).where(Subscriber.phone_e164 == phone_e164)
+    )
+    if subscriber_id is not None:
+        context = consent.ConsentContext("sms_keyword", actor="provider")
+        consent.withdraw_all(subscriber_id, context, now)
+
+
+def deliver_job(message_id: int, body: str) -> str:
+    """The RQ job: deliver in an app context; RQ retries it on RetryLater."""
+    if has_app_context():
+        return _deliver_now(message_id, body)
+    from .. import create_app  # a plain `rq worker` has no app yet
+
+    with create_app().app_context():
+        return _deliver_now(message_id, body)
+
+
+def _deliver_now(message_id: int, body: str) -> str:
+    job = get_current_job()
+    final = job is None or not job.retries_left
+    return deliver(message_id, body, utcnow(), final_attempt=final)
+
+
+def record_status(message_sid: str, status: str, error_code: str | None, now: datetime) -> bool:
+    """Record a delivery status callback once; False for a repeat or an unknown status."""
+    if status not in SMS_STATUSES or not message_sid:
+        return False
+    table = SmsStatusEvent.__table__
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    inserted = db.session.execute(
+        insert(table)
+        .values(message_sid=message_sid, status=status, error_code=error_code, received_at=now)
+        .on_conflict_do_nothing(index_elements=[table.c.message_sid, table.c.status])
+    ).rowcount
+    if inserted != 1:
+        db.session.rollback()
+        return False
+    message = db.session.execute(
+        select(SmsMessage).where(SmsMessage.provider_sid == message_sid).with_for_update()
+    ).scalar_one_or_none()
+    if message is not None:
+        _advance(message, status, error_code, now)
+    db.session.commit()
+    return True
+
+
+def _advance(message: SmsMessage, status: str, error_code: str | None, now: datetime) -> None:
+    """Move forward only: a late 'sent' never undoes 'delivered'."""
+    if _RANK[status] > _RANK[message.status]:
+        message.status, message.updated_at = status, now
+        if error_code:
+            message.error_code = error_code
+
+
+def _apply_recorded_statuses(message: SmsMessage) -> None:
+    """Callbacks that arrived before the provider's id was saved still count."""
+    for event in db.session.scalars(
+        select(SmsStatusEvent).where(SmsStatusEvent.message_sid == message.provider_sid)
+    ):
+        _advance(message, event.status, event.error_code, event.received_at)

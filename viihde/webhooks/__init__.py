@@ -1,0 +1,1 @@
+"""Webhooks Twilio calls: delivery status and inbound replies."""
