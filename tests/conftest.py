@@ -65,6 +65,8 @@ def app(database_uri, outbox_path, config_overrides):
             "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
             "SMS_BACKEND": "file",
             "SMS_OUTBOX_PATH": str(outbox_path),
+            # Messages go out inline; the queue tests turn Redis on themselves.
+            "REDIS_URL": None,
             **config_overrides,
         }
     )

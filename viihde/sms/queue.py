@@ -34,6 +34,7 @@ def enqueue_delivery(message_id: int, body: str) -> None:
         "viihde.sms.delivery.deliver_job",
         args=(message_id, body),
         job_id=f"sms-{message_id}",
+        description=f"deliver SMS {message_id}",  # never the body: it may hold a code
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
         result_ttl=0,
         failure_ttl=24 * 3600,
