@@ -419,3 +419,36 @@ def test_welcome_page_is_only_for_a_browser_that_confirmed(client):
     response = client.get("/welcome")
     assert response.status_code == 302
     assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("config_overrides", [{"PROXY_COUNT": 1}])
+def test_behind_one_proxy_the_visitors_own_address_is_recorded(app, outbox):
+    """With PROXY_COUNT=1 the consent keeps the address the proxy saw, not the proxy's."""
+    from .conftest import Visitor
+
+    forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    client = app.test_client()
+    client.environ_base.update(
+        {
+            "HTTP_X_FORWARDED_FOR": forwarded["X-Forwarded-For"],
+            "HTTP_X_FORWARDED_PROTO": forwarded["X-Forwarded-Proto"],
+            # Over HTTPS Flask-WTF checks the Referer, as browsers send it same-origin.
+            "HTTP_REFERER": "https://localhost/",
+        }
+    )
+    Visitor(client, outbox).sign_up("040 123 4567")
+    with app.app_context():
+        ips = set(db.session.scalars(select(ConsentEvent.ip)))
+    assert ips == {"203.0.113.7"}
+
+
+def test_without_a_proxy_forwarded_headers_are_not_believed(app, outbox):
+    """By default X-Forwarded-For is ignored: anyone could send it."""
+    from .conftest import Visitor
+
+    client = app.test_client()
+    client.environ_base.update({"HTTP_X_FORWARDED_FOR": "203.0.113.7"})
+    Visitor(client, outbox).sign_up("040 123 4567")
+    with app.app_context():
+        ips = set(db.session.scalars(select(ConsentEvent.ip)))
+    assert ips == {"127.0.0.1"}

@@ -7,6 +7,7 @@ from pathlib import Path
 from flask import Flask, current_app, request
 from flask_babel import get_locale
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import cli, config, errors, labels, purposes
 from .extensions import babel, csrf, db, migrate
@@ -28,6 +29,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.update(test_config)
     config.check_production_safety(app.config)
     config.check_purposes(app.config, set(purposes.CATALOGUE))
+    if app.config["PROXY_COUNT"]:
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
     Path(app.instance_path).mkdir(exist_ok=True)
     register_extensions(app)
     register_blueprints(app)

@@ -55,7 +55,11 @@ def from_environment(instance_path: str) -> dict:
         # The register: SQLite under instance/ by default, PostgreSQL in production.
         "SQLALCHEMY_DATABASE_URI": database_url(_env("DATABASE_URL"), instance_path),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
-        # Where people reach the app; links in SMS and the WebOTP line are built from it.
+        # How many reverse proxies stand in front of the app (0: none). Each one's
+        # X-Forwarded-For/-Proto is then trusted (werkzeug ProxyFix), never more.
+        "PROXY_COUNT": int(_env("PROXY_COUNT", "0")),
+        # Where people reach the app; links in SMS, the WebOTP line and the URL Twilio
+        # signs its webhooks for are all built from it (never from the Host header).
         "PUBLIC_BASE_URL": (_env("PUBLIC_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/"),
         # console | file | twilio
         "SMS_BACKEND": _env("SMS_BACKEND", "console"),
