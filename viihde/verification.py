@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from flask import current_app
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from . import consent, purposes
 from .extensions import db
 from .hashing import hashes_match, keyed_hash
+from .locks import serialise
 from .models import SmsMessage, Subscriber, Verification
 from .notices import SIGNUP_TEXT_VERSION
 from .sms import send_sms
@@ -182,7 +183,7 @@ def _issue_code(
     phone_e164: str, kind: str, details: SignupDetails, now: datetime
 ) -> tuple[Verification, str]:
     config = current_app.config
-    _serialise_number(phone_e164)
+    serialise("viihde.code:" + phone_e164)
     hour_ago = now - timedelta(hours=1)
     recent = db.session.execute(
         select(
@@ -214,15 +215,6 @@ def _issue_code(
     db.session.add(verification)
     db.session.commit()
     return verification, code
-
-
-def _serialise_number(phone_e164: str) -> None:
-    """Make twin requests for one number take turns (SQLite already takes turns)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": "viihde.code:" + phone_e164},
-        )
 
 
 def _seconds_until(moment: datetime, now: datetime) -> int:

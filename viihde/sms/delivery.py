@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from .. import consent
 from ..clock import utcnow
 from ..extensions import db
+from ..locks import serialise
 from ..models import SMS_FINAL_STATUSES, SMS_STATUSES, SmsMessage, SmsStatusEvent, Subscriber
 from ..phone import mask
 from .backends import Backend, ConsoleBackend, FileBackend, Outgoing, SendFailed
@@ -76,9 +77,9 @@ def deliver(message_id: int, body: str, now: datetime, final_attempt: bool = Tru
         return _failed(message, error, now, retry=error.transient and not final_attempt)
     message.status, message.provider_sid, message.sent_at = "sent", provider_sid, now
     message.updated_at = now
+    db.session.commit()
     if provider_sid:
         _apply_recorded_statuses(message)
-    db.session.commit()
     return message.status
 
 
@@ -142,14 +143,17 @@ def record_status(message_sid: str, status: str, error_code: str | None, now: da
     """Record a delivery status callback once; False for a repeat or an unknown status."""
     if status not in SMS_STATUSES or not message_sid:
         return False
+    serialise("viihde.sms-status:" + message_sid)
     table = SmsStatusEvent.__table__
     insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # RETURNING, not rowcount: psycopg reports no rowcount for INSERT ... ON CONFLICT.
     inserted = db.session.execute(
         insert(table)
         .values(message_sid=message_sid, status=status, error_code=error_code, received_at=now)
         .on_conflict_do_nothing(index_elements=[table.c.message_sid, table.c.status])
-    ).rowcount
-    if inserted != 1:
+        .returning(table.c.id)
+    ).scalar_one_or_none()
+    if inserted is None:
         db.session.rollback()
         return False
     message = db.session.execute(
@@ -170,8 +174,17 @@ def _advance(message: SmsMessage, status: str, error_code: str | None, now: date
 
 
 def _apply_recorded_statuses(message: SmsMessage) -> None:
-    """Callbacks that arrived before the provider's id was saved still count."""
+    """Callbacks that arrived before the provider's id was saved still count (and commit).
+
+    Runs after that id is committed, under the same per-id lock as ``record_status``,
+    so each callback either sees the id or is seen here.
+    """
+    serialise("viihde.sms-status:" + message.provider_sid)
+    message = db.session.execute(
+        select(SmsMessage).where(SmsMessage.id == message.id).with_for_update()
+    ).scalar_one()
     for event in db.session.scalars(
         select(SmsStatusEvent).where(SmsStatusEvent.message_sid == message.provider_sid)
     ):
         _advance(message, event.status, event.error_code, event.received_at)
+    db.session.commit()

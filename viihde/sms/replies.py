@@ -50,9 +50,13 @@ def handle_inbound(
         return None
     keyword = keyword_of(body)
     if not _store_once(provider, message_sid, phone_e164, body, keyword, now):
+        db.session.rollback()
         return None  # a retried webhook: acted on already
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
+    # The stored message commits with the consent change it causes, or not at all, so a
+    # request that fails midway is acted on when Twilio retries it.
     reply = _act(keyword, subscriber, now)
+    db.session.commit()
     if reply:
         log_reply(phone_e164, reply, now, subscriber.id if subscriber else None)
     return reply
@@ -97,9 +101,9 @@ def _store_once(
             received_at=now,
         )
         .on_conflict_do_nothing(index_elements=[table.c.provider, table.c.message_sid])
-    ).rowcount
-    db.session.commit()
-    return stored == 1
+        .returning(table.c.id)  # psycopg reports no rowcount for ON CONFLICT
+    ).scalar_one_or_none()
+    return stored is not None
 
 
 def twiml(reply: str | None) -> str:
