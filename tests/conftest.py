@@ -73,10 +73,29 @@ def app(database_uri, outbox_path, config_overrides):
     yield app
     with app.app_context():
         db.session.remove()
-        with db.engine.begin() as connection:
-            for table in reversed(db.metadata.sorted_tables):
-                connection.execute(table.delete())
+        empty_register()
         db.engine.dispose()
+
+
+SQLITE_AUDIT_NO_DELETE = (
+    "CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries "
+    "BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only'); END"
+)
+
+
+def empty_register() -> None:
+    """Remove every row between tests; the append-only audit log needs the owner's way."""
+    tables = list(reversed(db.metadata.sorted_tables))
+    with db.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # TRUNCATE does not fire row triggers: only the database owner can do this.
+            names = ", ".join(table.name for table in tables)
+            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        connection.execute(text("DROP TRIGGER audit_entries_no_delete"))
+        for table in tables:
+            connection.execute(table.delete())
+        connection.execute(text(SQLITE_AUDIT_NO_DELETE))
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import cli, config, errors, labels, purposes
-from .extensions import babel, csrf, db, migrate
+from .extensions import babel, csrf, db, limiter, login_manager, migrate
 from .sms import queue as sms_queue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +53,8 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
     sms_queue.init_app(app)
     babel.init_app(
         app,
@@ -91,9 +93,11 @@ def register_blueprints(app: Flask) -> None:
     from .preferences import TokenConverter
     from .preferences import bp as preferences_bp
     from .signup.routes import bp as signup_bp
+    from .staff import bp as staff_bp
     from .webhooks.routes import bp as webhooks_bp
 
     app.url_map.converters["token"] = TokenConverter
     app.register_blueprint(signup_bp)
     app.register_blueprint(preferences_bp)
     app.register_blueprint(webhooks_bp)
+    app.register_blueprint(staff_bp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 
 import click
@@ -9,7 +10,7 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from rq import SimpleWorker
 
-from . import subjects
+from . import accounts, audit, subjects
 from .clock import utcnow
 from .phone import PhoneError, mask, parse_mobile
 from .sms import send_sms
@@ -28,11 +29,18 @@ def _number(raw: str) -> str:
         ) from None
 
 
+def _operator() -> audit.Actor:
+    """Who runs a command: the operating-system user, for the audit log."""
+    return audit.Actor.cli(getpass.getuser())
+
+
 @subject_cli.command("export")
 @click.argument("number")
 def export_command(number: str) -> None:
     """Print everything stored about NUMBER (any accepted format) as JSON."""
-    click.echo(json.dumps(subjects.export(_number(number)), indent=2, ensure_ascii=False))
+    phone = _number(number)
+    audit.record(_operator(), "export", utcnow(), phone_e164=phone, detail="cli")
+    click.echo(json.dumps(subjects.export(phone), indent=2, ensure_ascii=False))
 
 
 @subject_cli.command("erase")
@@ -44,6 +52,7 @@ def erase_command(number: str, yes: bool) -> None:
     if not yes:
         click.confirm(f"Erase all data of {mask(phone)}? This cannot be undone.", abort=True)
     subjects.erase(phone, "cli", utcnow())
+    audit.record(_operator(), "erase", utcnow(), phone_e164=phone, detail="cli")
     click.echo(f"Erased {mask(phone)}; a tombstone records the erasure.")
 
 
@@ -75,8 +84,93 @@ def worker_command(burst: bool) -> None:
     SimpleWorker([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
 
 
+staff_cli = AppGroup("staff", help="Named staff accounts for the support console.")
+
+
+def _password(from_stdin: bool, email: str) -> str:
+    if from_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        accounts.check_password(password, email)
+    except accounts.PasswordRejected as error:
+        raise click.ClickException(PASSWORD_PROBLEMS[error.problem]) from None
+    return password
+
+
+PASSWORD_PROBLEMS = {
+    accounts.PasswordProblem.TOO_SHORT: f"at least {accounts.MIN_PASSWORD_LENGTH} characters",
+    accounts.PasswordProblem.TOO_LONG: f"at most {accounts.MAX_PASSWORD_LENGTH} characters",
+    accounts.PasswordProblem.COMMON: "too easy to guess: use a long passphrase",
+}
+
+
+def _staff(email: str):
+    staff = accounts.find(email)
+    if staff is None:
+        raise click.ClickException(f"no staff account for {email}")
+    return staff
+
+
+@staff_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(accounts.ROLES), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def staff_create(email: str, role: str, password_stdin: bool) -> None:
+    """Create a staff account (admins must enrol TOTP at first sign-in)."""
+    password = _password(password_stdin, email)
+    try:
+        staff = accounts.create_staff(email, role, password, utcnow())
+    except accounts.AccountError as error:
+        raise click.ClickException(str(error)) from None
+    audit.record(_operator(), "create_staff", utcnow(), detail=f"{staff.email} ({role})")
+    click.echo(f"Created {staff.email} ({role}).")
+
+
+@staff_cli.command("list")
+def staff_list() -> None:
+    """List staff accounts."""
+    for staff in accounts.all_staff():
+        state = "disabled" if staff.disabled_at else "active"
+        totp = "totp" if staff.totp_secret else "no totp"
+        click.echo(f"{staff.email}\t{staff.role}\t{state}\t{totp}")
+
+
+@staff_cli.command("disable")
+@click.argument("email")
+def staff_disable(email: str) -> None:
+    """Disable an account; its sessions end at once."""
+    staff = _staff(email)
+    accounts.disable(staff, utcnow())
+    audit.record(_operator(), "disable_staff", utcnow(), detail=staff.email)
+    click.echo(f"Disabled {staff.email}.")
+
+
+@staff_cli.command("reset-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def staff_reset_password(email: str, password_stdin: bool) -> None:
+    """Set a new password; live sessions end."""
+    staff = _staff(email)
+    accounts.set_password(staff, _password(password_stdin, staff.email))
+    audit.record(_operator(), "reset_password", utcnow(), detail=staff.email)
+    click.echo(f"New password set for {staff.email}.")
+
+
+@staff_cli.command("reset-totp")
+@click.argument("email")
+def staff_reset_totp(email: str) -> None:
+    """Clear the second factor (lost phone); the person enrols again at next sign-in."""
+    staff = _staff(email)
+    accounts.reset_totp(staff)
+    audit.record(_operator(), "reset_totp", utcnow(), detail=staff.email)
+    click.echo(f"Second factor cleared for {staff.email}.")
+
+
 def register(app: Flask) -> None:
     """Add the subcommands to ``flask``."""
     app.cli.add_command(subject_cli)
+    app.cli.add_command(staff_cli)
     app.cli.add_command(sms_cli)
     app.cli.add_command(worker_command)

@@ -115,6 +115,15 @@ def from_environment(instance_path: str) -> dict:
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
         "WTF_CSRF_TIME_LIMIT": 3600,
+        # Staff sessions: out after 30 idle minutes, and 12 hours after login at the latest.
+        "STAFF_IDLE_MINUTES": int(_env("STAFF_IDLE_MINUTES", "30")),
+        "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+        # Guessing staff passwords and TOTP codes (failed tries only).
+        "STAFF_LOGIN_LIMIT_PER_ACCOUNT": _env("STAFF_LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
+        "STAFF_LOGIN_LIMIT_PER_IP": _env("STAFF_LOGIN_LIMIT_PER_IP", "20 per 15 minutes"),
+        # Rate limit counters: Redis when REDIS_URL is set, else this process's memory.
+        "RATELIMIT_STORAGE_URI": _env("REDIS_URL", "memory://"),
+        "RATELIMIT_HEADERS_ENABLED": True,
     }
 
 

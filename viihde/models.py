@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from flask_login import UserMixin
 from sqlalchemy import (
     CheckConstraint,
     DateTime,
@@ -223,12 +224,64 @@ class Tombstone(db.Model):
 
 
 class AppendOnlyError(RuntimeError):
-    """Something tried to change or delete a consent event through the ORM."""
+    """Something tried to change or delete a consent event or audit entry through the ORM."""
 
 
 @event.listens_for(Session, "before_flush")
-def _consent_ledger_is_append_only(session: Session, flush_context, instances) -> None:
-    """The ledger only grows; erasure removes a person's rows with one explicit DELETE."""
+def _ledgers_are_append_only(session: Session, flush_context, instances) -> None:
+    """The consent ledger and the audit log only grow (erasure deletes consent rows in bulk)."""
     for obj in (*session.dirty, *session.deleted):
-        if isinstance(obj, ConsentEvent) and (obj in session.deleted or session.is_modified(obj)):
-            raise AppendOnlyError("consent events are never changed or deleted one by one")
+        if isinstance(obj, ConsentEvent | AuditEntry) and (
+            obj in session.deleted or session.is_modified(obj)
+        ):
+            raise AppendOnlyError(f"{type(obj).__name__} rows are never changed or deleted")
+
+
+class StaffMember(UserMixin, db.Model):
+    """A named person who may use the support console (no sign-up: created by CLI)."""
+
+    __tablename__ = "staff_members"
+    __table_args__ = (CheckConstraint("role IN ('support', 'admin')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # argon2id (argon2-cffi's defaults); never the password itself.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # The TOTP secret (base32), once enrolled; and the last time step accepted, so a
+    # code works only once.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
+    # Bumped by logout-everywhere, disabling and resets: live sessions end at once.
+    session_version: Mapped[int] = mapped_column(Integer, server_default="1")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def get_id(self) -> str:
+        """Flask-Login's session key: id and session version, so a bump logs out."""
+        return f"{self.id}:{self.session_version}"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class AuditEntry(db.Model):
+    """One read or action on a person's data, or on staff accounts. Append-only."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_subject_hash", "subject_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id"))
+    # Who: the staff member's email, or "cli:<os user>" for the command line.
+    actor: Mapped[str] = mapped_column(String(254))
+    # What: search, view_card, export, withdraw, send_link, erase, login, ...
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    # Whose number: the same keyed hash an erasure leaves, and a masked form to read.
+    subject_hash: Mapped[str | None] = mapped_column(String(64))
+    subject_masked: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    ip: Mapped[str | None] = mapped_column(String(45))

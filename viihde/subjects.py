@@ -22,7 +22,7 @@ from .models import (
     Verification,
 )
 from .sms import send_sms
-from .sms.texts import new_link_message
+from .sms.texts import link_message, new_link_message
 from .tokens import preference_url, read_preference_token, secret_keys
 
 
@@ -39,6 +39,23 @@ def subscriber_for_token(token: str) -> Subscriber | None:
 def subscriber_by_id(subscriber_id: int | None) -> Subscriber | None:
     """The subscriber with this id, if there is one."""
     return db.session.get(Subscriber, subscriber_id) if subscriber_id else None
+
+
+def subscriber_by_phone(phone_e164: str) -> Subscriber | None:
+    """The subscriber with this number, if there is one."""
+    return db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
+
+
+def find_by_last_digits(digits: str, limit: int = 50) -> list[Subscriber]:
+    """Subscribers whose number ends with ``digits`` (support types what the caller reads)."""
+    return list(
+        db.session.scalars(
+            select(Subscriber)
+            .where(Subscriber.phone_e164.endswith(digits, autoescape=True))
+            .order_by(Subscriber.phone_e164)
+            .limit(limit)
+        )
+    )
 
 
 def subscriber_for_link_key(subscriber_id: int, link_key: str) -> Subscriber | None:
@@ -143,6 +160,19 @@ def revoke_links(subscriber_id: int, now: datetime) -> Subscriber:
     body = new_link_message(link, subscriber.language)
     send_sms(subscriber.phone_e164, body, "link", now, subscriber_id=subscriber.id)
     return subscriber
+
+
+def send_link(subscriber_id: int, now: datetime) -> None:
+    """Text the subscriber their current preference link (support does this on request)."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    link = preference_url(subscriber.id, subscriber.link_key)
+    send_sms(
+        subscriber.phone_e164,
+        link_message(link, subscriber.language),
+        "link",
+        now,
+        subscriber_id=subscriber.id,
+    )
 
 
 def event_by_seq(subscriber_id: int, seq: int) -> ConsentEvent | None:

@@ -56,6 +56,15 @@ def new_link_message(link: str, language: str) -> str:
         )
 
 
+def link_message(link: str, language: str) -> str:
+    """The preference link, sent again on request."""
+    with force_locale(language):
+        return gettext(
+            "Your Viihdepaketti.fi link for changing or stopping your messages: %(link)s",
+            link=link,
+        )
+
+
 def stop_reply(language: str) -> str:
     """The answer to STOP: marketing has stopped, and how to undo it."""
     with force_locale(language):

@@ -1,0 +1,57 @@
+"""The support console: named staff only, every read and action audited."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, logout_user
+
+from .. import accounts
+from ..clock import utcnow
+from ..extensions import login_manager
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+#: Endpoints a signed-out person may reach: the login steps.
+PUBLIC_ENDPOINTS = {"staff.login", "staff.login_totp", "staff.enrol_totp"}
+SEEN = "staff_seen"  # session key: when this staff session last did anything
+
+
+@login_manager.user_loader
+def load_staff(token: str):
+    """The staff member of a session, unless disabled or their sessions were ended."""
+    return accounts.from_session_token(token)
+
+
+login_manager.login_view = "staff.login"
+login_manager.login_message = None
+
+
+@bp.before_request
+def require_signed_in_staff():
+    """Everything under /staff/ is for signed-in staff; idle sessions end after 30 minutes."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    if not current_user.is_authenticated:
+        return redirect(url_for("staff.login"))
+    now = utcnow().timestamp()
+    idle = timedelta(minutes=current_app.config["STAFF_IDLE_MINUTES"]).total_seconds()
+    if now - session.get(SEEN, 0) > idle:
+        logout_user()
+        session.clear()
+        flash(_("You were signed out after 30 minutes without activity. Please sign in again."))
+        return redirect(url_for("staff.login"))
+    session[SEEN] = now
+    return None
+
+
+@bp.after_request
+def never_cache(response):
+    """Console pages show personal data: browsers and proxies must not keep them."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+from . import admin, auth, console, dashboard  # noqa: E402, F401  (views register on bp)

@@ -1,0 +1,88 @@
+"""Admins: the audit log (read and filter, never edit) and the team (recovery, disabling)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from .. import accounts, audit
+from ..clock import utcnow
+from ..models import StaffMember
+from ..phone import PhoneError, parse_mobile
+from . import bp
+from .console import actor, admin_required
+from .forms import AuditFilterForm, ButtonForm
+
+HELSINKI = ZoneInfo("Europe/Helsinki")
+
+
+def _start_of(day, days_later: int = 0) -> datetime | None:
+    if day is None:
+        return None
+    return datetime.combine(day + timedelta(days=days_later), time(), HELSINKI).astimezone(UTC)
+
+
+@bp.get("/audit")
+@admin_required
+def audit_log():
+    """The audit log, newest first, filtered by who, what, whose number and when."""
+    form = AuditFilterForm()
+    form.action.choices = [("", _("All"))] + [(a, a) for a in audit.actions()]
+    form.validate()
+    phone = None
+    if form.number.data:
+        try:
+            phone = parse_mobile(form.number.data, current_app.config["ALLOWED_REGIONS"])
+        except PhoneError:
+            form.number.errors = [_("Type the whole number in any format.")]
+    entries = audit.entries(
+        actor=form.actor.data,
+        action=form.action.data or None,
+        phone_e164=phone,
+        since=_start_of(form.since.data),
+        until=_start_of(form.until.data, days_later=1),
+    )
+    audit.record(actor(), "read_audit_log", utcnow(), phone_e164=phone)
+    return render_template("staff/audit.html", form=form, entries=entries)
+
+
+@bp.get("/team")
+@admin_required
+def team():
+    """Who has access, their role, second factor and last sign-in."""
+    return render_template("staff/team.html", staff=accounts.all_staff(), button=ButtonForm())
+
+
+def _member(staff_id: int) -> StaffMember:
+    member = accounts.by_id(staff_id)
+    if member is None:
+        abort(404)
+    return member
+
+
+@bp.post("/team/<int:staff_id>/reset-totp")
+@admin_required
+def reset_totp(staff_id: int):
+    """Recovery: the person enrols a new authenticator at their next sign-in."""
+    member = _member(staff_id)
+    if ButtonForm().validate_on_submit():
+        accounts.reset_totp(member)
+        audit.record(actor(), "reset_totp", utcnow(), detail=member.email)
+        flash(_("The second factor of %(email)s was reset.", email=member.email))
+    return redirect(url_for("staff.team"))
+
+
+@bp.post("/team/<int:staff_id>/disable")
+@admin_required
+def disable(staff_id: int):
+    """Shut an account; its sessions end at once. Admins cannot shut themselves out."""
+    member = _member(staff_id)
+    if ButtonForm().validate_on_submit() and member.id != current_user.id:
+        accounts.disable(member, utcnow())
+        audit.record(actor(), "disable_staff", utcnow(), detail=member.email)
+        flash(_("%(email)s can no longer sign in.", email=member.email))
+    return redirect(url_for("staff.team"))

@@ -1,0 +1,157 @@
+"""Look a number up, read the card, act on it; each read and action goes to the audit log."""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from flask import Response, abort, current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from .. import audit, consent, subjects
+from ..clock import utcnow
+from ..messages import PHONE_REFUSALS
+from ..phone import PhoneError, parse_mobile
+from ..purposes import configured
+from ..web import client_ip
+from . import bp
+from .forms import ButtonForm, EraseForm, SearchForm, WithdrawForm
+
+MIN_LAST_DIGITS = 6
+
+
+def actor() -> audit.Actor:
+    return audit.Actor.staff(current_user, client_ip())
+
+
+def admin_required(view):
+    """Admins only (erasure, the audit log, the team): support staff get 403."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_admin:
+            current_app.logger.warning(
+                "authz_fail staff=%s view=%s", current_user.id, view.__name__
+            )
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.route("/", methods=["GET", "POST"])
+def home():
+    """Search by a number in any format, or by its last digits."""
+    form = SearchForm()
+    if not form.validate_on_submit():
+        return render_template("staff/home.html", form=form), 400 if form.errors else 200
+    query = form.query.data.strip()
+    digits = "".join(ch for ch in query if ch.isdigit())
+    try:
+        phone = parse_mobile(query, current_app.config["ALLOWED_REGIONS"])
+    except PhoneError as error:
+        if query.lstrip("+").replace(" ", "").isdigit() and len(digits) >= MIN_LAST_DIGITS:
+            matches = subjects.find_by_last_digits(digits)
+            audit.record(actor(), "search", utcnow(), detail=f"last {len(digits)} digits")
+            return render_template("staff/home.html", form=form, matches=matches)
+        form.query.errors = [PHONE_REFUSALS[error.reason]]
+        return render_template("staff/home.html", form=form), 400
+    audit.record(actor(), "search", utcnow(), phone_e164=phone, detail="number")
+    subscriber = subjects.subscriber_by_phone(phone)
+    if subscriber is not None:
+        return redirect(url_for("staff.card", subscriber_id=subscriber.id))
+    audit.record(actor(), "view_card", utcnow(), phone_e164=phone)
+    return render_template("staff/card.html", **_card(phone, None))
+
+
+def _card(phone: str, subscriber) -> dict:
+    return {
+        "data": subjects.export(phone),
+        "subscriber": subscriber,
+        "purposes": configured(),
+        "withdraw_form": WithdrawForm(),
+        "erase_form": EraseForm(),
+        "button": ButtonForm(),
+    }
+
+
+def _subscriber_or_404(subscriber_id: int):
+    subscriber = subjects.subscriber_by_id(subscriber_id)
+    if subscriber is None:
+        abort(404)
+    return subscriber
+
+
+@bp.get("/card/<int:subscriber_id>")
+def card(subscriber_id: int):
+    """The subscriber card: status, consents, timeline, SMS log, code attempts."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    audit.record(actor(), "view_card", utcnow(), phone_e164=subscriber.phone_e164)
+    return render_template("staff/card.html", **_card(subscriber.phone_e164, subscriber))
+
+
+@bp.post("/card/<int:subscriber_id>/withdraw")
+def withdraw(subscriber_id: int):
+    """Record a withdrawal the person asked for some other way (a call, a letter)."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    form = WithdrawForm()
+    if not form.validate_on_submit():
+        context = _card(subscriber.phone_e164, subscriber) | {"withdraw_form": form}
+        return render_template("staff/card.html", **context), 400
+    evidence = consent.Evidence(ip=client_ip())
+    context = consent.ConsentContext("staff", actor=f"staff:{current_user.id}", evidence=evidence)
+    consent.withdraw_all(subscriber.id, context, utcnow())
+    audit.record(
+        actor(), "withdraw", utcnow(), phone_e164=subscriber.phone_e164, detail=form.reason.data
+    )
+    flash(_("All marketing consent withdrawn."))
+    return redirect(url_for("staff.card", subscriber_id=subscriber.id))
+
+
+@bp.post("/card/<int:subscriber_id>/send-link")
+def send_link(subscriber_id: int):
+    """Text the person their preference link."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    if ButtonForm().validate_on_submit():
+        subjects.send_link(subscriber.id, utcnow())
+        audit.record(actor(), "send_link", utcnow(), phone_e164=subscriber.phone_e164)
+        flash(_("The preference link was sent by SMS."))
+    return redirect(url_for("staff.card", subscriber_id=subscriber.id))
+
+
+@bp.get("/card/<int:subscriber_id>/export.json")
+def export_json(subscriber_id: int):
+    """Everything stored, as the person's own download and `flask subject export` give it."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail="json")
+    data = subjects.export(subscriber.phone_e164)
+    response = Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="subject-{subscriber.id}.json"'
+    return response
+
+
+@bp.get("/card/<int:subscriber_id>/export")
+def export_page(subscriber_id: int):
+    """A printable answer to a written access request."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail="print")
+    return render_template(
+        "staff/export.html", data=subjects.export(subscriber.phone_e164), now=utcnow()
+    )
+
+
+@bp.post("/card/<int:subscriber_id>/erase")
+@admin_required
+def erase(subscriber_id: int):
+    """Erase the person's data (admins, with a reason and a confirmation)."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    form = EraseForm()
+    if not form.validate_on_submit():
+        context = _card(subscriber.phone_e164, subscriber) | {"erase_form": form}
+        return render_template("staff/card.html", **context), 400
+    phone = subscriber.phone_e164
+    subjects.erase(phone, "staff", utcnow())
+    audit.record(actor(), "erase", utcnow(), phone_e164=phone, detail=form.reason.data)
+    flash(_("The data was erased. Only a tombstone remains."))
+    return redirect(url_for("staff.home"))

@@ -1,0 +1,48 @@
+"""The overview: 30 days of sign-ups, confirmations, opt-outs and net subscribers."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Response, render_template
+from flask_babel import gettext as _
+
+from .. import reports
+from ..clock import utcnow
+from . import bp
+from .forms import DashboardForm
+
+DAYS = 30
+
+
+def _figures():
+    form = DashboardForm()
+    form.campaign.choices = [("", _("All campaigns"))] + [(c, c) for c in reports.campaigns()]
+    form.validate()
+    today = utcnow().astimezone(reports.HELSINKI).date()
+    return form, reports.daily(today, DAYS, form.campaign.data or None)
+
+
+@bp.get("/dashboard")
+def dashboard():
+    """Charts drawn on the server (SVG) and the table behind them."""
+    form, days = _figures()
+    return render_template("staff/dashboard.html", form=form, days=days)
+
+
+@bp.get("/dashboard.csv")
+def dashboard_csv():
+    """The same figures as a spreadsheet."""
+    _form, days = _figures()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["date", "signups_started", "codes_confirmed", "conversion", "opt_outs", "net"])
+    for day in days:
+        conversion = f"{day.conversion:.3f}" if day.conversion is not None else ""
+        writer.writerow(
+            [day.day.isoformat(), day.started, day.confirmed, conversion, day.opted_out, day.net]
+        )
+    response = Response(buffer.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="viihde-dashboard.csv"'
+    return response
