@@ -28,6 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     config.check_production_safety(app.config)
+    app.config["RATELIMIT_STORAGE_URI"] = config.rate_limit_storage(app.config)
     config.check_purposes(app.config, set(purposes.CATALOGUE))
     if app.config["PROXY_COUNT"]:
         count = app.config["PROXY_COUNT"]

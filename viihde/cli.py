@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import sys
 
 import click
 from flask import Flask, current_app
@@ -89,7 +90,7 @@ staff_cli = AppGroup("staff", help="Named staff accounts for the support console
 
 def _password(from_stdin: bool, email: str) -> str:
     if from_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\n")
+        password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:

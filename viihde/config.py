@@ -121,10 +121,15 @@ def from_environment(instance_path: str) -> dict:
         # Guessing staff passwords and TOTP codes (failed tries only).
         "STAFF_LOGIN_LIMIT_PER_ACCOUNT": _env("STAFF_LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
         "STAFF_LOGIN_LIMIT_PER_IP": _env("STAFF_LOGIN_LIMIT_PER_IP", "20 per 15 minutes"),
-        # Rate limit counters: Redis when REDIS_URL is set, else this process's memory.
-        "RATELIMIT_STORAGE_URI": _env("REDIS_URL", "memory://"),
+        # Rate limit counters; unset: REDIS_URL when set, else this process's memory.
+        "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI"),
         "RATELIMIT_HEADERS_ENABLED": True,
     }
+
+
+def rate_limit_storage(config: dict) -> str:
+    """Where Flask-Limiter counts: RATELIMIT_STORAGE_URI, else Redis, else process memory."""
+    return config.get("RATELIMIT_STORAGE_URI") or config.get("REDIS_URL") or "memory://"
 
 
 def check_purposes(config: dict, known: set[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, flash, redirect, render_template, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -30,7 +30,7 @@ def _start_of(day, days_later: int = 0) -> datetime | None:
 @admin_required
 def audit_log():
     """The audit log, newest first, filtered by who, what, whose number and when."""
-    form = AuditFilterForm()
+    form = AuditFilterForm(request.args)
     form.action.choices = [("", _("All"))] + [(a, a) for a in audit.actions()]
     form.validate()
     phone = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import segno
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
@@ -136,11 +134,9 @@ def enrol_totp():
             flash(_("Your authenticator app is set up. Every sign-in now needs a code from it."))
             return redirect(url_for("staff.home"))
         form.code.errors = [_("That code is not right. Check the app and try the next code.")]
-    uri = accounts.totp_uri(secret, staff.email)
-    buffer = io.StringIO()
-    segno.make(uri, error="m").save(buffer, kind="svg", scale=5, xmldecl=False, svgns=True)
+    qr_svg = segno.make(accounts.totp_uri(secret, staff.email), error="m").svg_inline(scale=5)
     return render_template(
-        "staff/enrol.html", form=form, qr_svg=buffer.getvalue(), secret=secret
+        "staff/enrol.html", form=form, qr_svg=qr_svg, secret=secret
     ), 400 if form.errors else 200
 
 
@@ -150,6 +146,7 @@ def logout():
     """Sign out and forget the session."""
     if ButtonForm().validate_on_submit():
         audit.record(_actor(current_user), "logout", utcnow())
+        accounts.sign_out_everywhere(current_user)
         logout_user()
         session.clear()
     return redirect(url_for("staff.login"))

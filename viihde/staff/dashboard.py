@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from flask import Response, render_template
+from flask import Response, render_template, request
 from flask_babel import gettext as _
 
 from .. import reports
@@ -17,7 +17,7 @@ DAYS = 30
 
 
 def _figures():
-    form = DashboardForm()
+    form = DashboardForm(request.args)
     form.campaign.choices = [("", _("All campaigns"))] + [(c, c) for c in reports.campaigns()]
     form.validate()
     today = utcnow().astimezone(reports.HELSINKI).date()

@@ -1,0 +1,137 @@
+"""The dashboard's figures against a register seeded with known days."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from freezegun import freeze_time
+
+from viihde import accounts, consent, reports
+from viihde.extensions import db
+from viihde.models import Verification
+
+from .conftest import csrf_token
+
+D1 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # 12:00 in Helsinki
+D2 = datetime(2026, 11, 21, 23, 30, tzinfo=UTC)  # 01:30 on 22 November in Helsinki
+D3 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+PASSWORD = "kesa-aamu-sataa-lunta-77"
+
+
+def context(source: str, campaign: str | None = None) -> consent.ConsentContext:
+    return consent.ConsentContext(
+        source, evidence=consent.Evidence(utm_campaign=campaign, consent_text_version="signup-1")
+    )
+
+
+@pytest.fixture
+def seeded(app_context):
+    """Three sign-ups on the 20th (two confirmed), an opt-out on the 22nd, a return on the 23rd."""
+    ids = {}
+    for phone, campaign, confirmed in [
+        ("+358401000001", "talvi", True),
+        ("+358401000002", "talvi", True),
+        ("+358401000003", "kevat", False),
+    ]:
+        db.session.add(
+            Verification(
+                phone_e164=phone,
+                kind="signup",
+                code_hash="0" * 64,
+                language="fi",
+                purposes="offers,new_content",
+                utm_campaign=campaign,
+                privacy_notice_version="v",
+                consent_text_version="signup-1",
+                attempts=1,
+                created_at=D1,
+                expires_at=D1 + timedelta(minutes=10),
+                consumed_at=D1 + timedelta(minutes=1) if confirmed else None,
+            )
+        )
+        if confirmed:
+            ids[phone] = consent.subscribe(
+                phone, ["offers", "new_content"], context("signup", campaign), D1
+            ).id
+    db.session.commit()
+    first, second = ids["+358401000001"], ids["+358401000002"]
+    consent.withdraw_all(first, context("preference_page"), D2)  # stops all: an opt-out
+    consent.set_consent(second, ["offers"], False, context("preference_page"), D2)  # still on
+    consent.set_consent(first, ["offers"], True, context("sms_keyword"), D3)  # comes back
+    return ids
+
+
+def by_day(days) -> dict[date, tuple]:
+    return {
+        d.day: (d.started, d.confirmed, d.opted_out, d.net)
+        for d in days
+        if d.started or d.net or d.opted_out
+    }
+
+
+def test_daily_figures_from_the_register(seeded):
+    """Started, confirmed, opt-outs and net per Helsinki day."""
+    days = reports.daily(date(2026, 11, 25), 30)
+    assert len(days) == 30
+    assert by_day(days) == {
+        date(2026, 11, 20): (3, 2, 0, 2),
+        date(2026, 11, 22): (0, 0, 1, -1),  # 23:30 UTC on the 21st is the 22nd in Helsinki
+        date(2026, 11, 23): (0, 0, 0, 1),
+    }
+    assert days[-6].day == date(2026, 11, 20)
+    assert days[-6].conversion == pytest.approx(2 / 3)
+
+
+def test_daily_figures_for_one_campaign(seeded):
+    """A campaign's own sign-ups, confirmations and the subscribers it brought."""
+    talvi = by_day(reports.daily(date(2026, 11, 25), 30, campaign="talvi"))
+    assert talvi[date(2026, 11, 20)] == (2, 2, 0, 2)
+    assert talvi[date(2026, 11, 22)] == (0, 0, 1, -1)
+    kevat = by_day(reports.daily(date(2026, 11, 25), 30, campaign="kevat"))
+    assert kevat == {date(2026, 11, 20): (1, 0, 0, 0)}
+
+
+def test_days_outside_the_window_are_left_out(seeded):
+    """Thirty days back from the 30th of December no longer reaches the 20th of November."""
+    assert by_day(reports.daily(date(2026, 12, 30), 30)) == {}
+
+
+@pytest.fixture
+def support_client(app, seeded):
+    with app.app_context():
+        accounts.create_staff("tuki@viihdepaketti.fi", "support", PASSWORD, D1)
+    client = app.test_client()
+    with freeze_time("2026-11-25 12:00:00", ignore=["limits"]):
+        page = client.get("/staff/login")
+        client.post(
+            "/staff/login",
+            data={
+                "csrf_token": csrf_token(page.text),
+                "email": "tuki@viihdepaketti.fi",
+                "password": PASSWORD,
+            },
+        )
+        yield client
+
+
+def test_dashboard_draws_svg_charts_and_a_table(support_client):
+    """Server-side SVG, no script, and the day's numbers in the table."""
+    page = support_client.get("/staff/dashboard", headers={"Accept-Language": "en"}).text
+    assert page.count("<svg") == 2
+    assert "<script" not in page
+    assert "<td>2026-11-20</td><td>3</td><td>2</td><td>67 %</td><td>0</td><td>2</td>" in page
+    assert '<option value="talvi">talvi</option>' in page
+
+
+def test_dashboard_csv_has_the_same_figures(support_client):
+    """The CSV download carries the same numbers, a row per day."""
+    response = support_client.get("/staff/dashboard.csv?campaign=talvi")
+    rows = {row["date"]: row for row in csv.DictReader(io.StringIO(response.text))}
+    assert len(rows) == 30
+    assert rows["2026-11-20"]["signups_started"] == "2"
+    assert rows["2026-11-20"]["conversion"] == "1.000"
+    assert rows["2026-11-22"]["opt_outs"] == "1"
+    assert rows["2026-11-23"]["net"] == "1"

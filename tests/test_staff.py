@@ -1,0 +1,514 @@
+"""The support console: named staff, sign-in with a second factor, roles, and the audit trail."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+import pyotp
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from viihde import accounts, consent, subjects
+from viihde.extensions import db
+from viihde.models import AppendOnlyError, AuditEntry, ConsentEvent, SmsMessage, StaffMember
+
+from .conftest import Visitor, csrf_token
+
+PASSWORD = "kesa-aamu-sataa-lunta-77"
+START = "2026-11-25 12:00:00"
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock():
+    # The rate limiter's counters keep real time: they expire by their own clock.
+    with freeze_time(START, ignore=["limits"]) as frozen:
+        yield frozen
+
+
+def make_staff(app, email: str, role: str, totp: bool = False) -> str | None:
+    """Create an account; return its TOTP secret when one is enrolled."""
+    with app.app_context():
+        staff = accounts.create_staff(email, role, PASSWORD, NOW)
+        if totp:
+            staff.totp_secret = accounts.new_totp_secret()
+            db.session.commit()
+            return staff.totp_secret
+    return None
+
+
+def sign_in(client, email: str, password: str = PASSWORD, secret: str | None = None):
+    """Password, then (if enrolled) the current TOTP code."""
+    page = client.get("/staff/login")
+    response = client.post(
+        "/staff/login",
+        data={"csrf_token": csrf_token(page.text), "email": email, "password": password},
+        headers={"Accept-Language": "en"},
+    )
+    if secret and response.status_code == 302 and response.headers["Location"].endswith("totp"):
+        response = enter_totp(client, pyotp.TOTP(secret).now())
+    return response
+
+
+def enter_totp(client, code: str):
+    page = client.get("/staff/login/totp")
+    return client.post(
+        "/staff/login/totp",
+        data={"csrf_token": csrf_token(page.text), "code": code},
+        headers={"Accept-Language": "en"},
+    )
+
+
+@pytest.fixture
+def support(app, clock):
+    """A signed-in support agent (no second factor enrolled)."""
+    make_staff(app, "tuki@viihdepaketti.fi", "support")
+    client = app.test_client()
+    assert sign_in(client, "tuki@viihdepaketti.fi").headers["Location"] == "/staff/"
+    return client
+
+
+@pytest.fixture
+def admin(app, clock):
+    """A signed-in admin with TOTP."""
+    secret = make_staff(app, "paakayttaja@viihdepaketti.fi", "admin", totp=True)
+    client = app.test_client()
+    assert sign_in(client, "paakayttaja@viihdepaketti.fi", secret=secret).status_code == 302
+    return client
+
+
+@pytest.fixture
+def subscriber_id(app, outbox, clock) -> int:
+    """+358401234567 signed up from the 'talvi' campaign."""
+    Visitor(app.test_client(), outbox).sign_up("040 123 4567", landing="/?utm_campaign=talvi")
+    with app.app_context():
+        return subjects.subscriber_by_phone("+358401234567").id
+
+
+def audit_rows(app) -> list[AuditEntry]:
+    with app.app_context():
+        rows = list(db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+        db.session.expunge_all()
+        return rows
+
+
+def post(client, path: str, form_page: str, **data):
+    page = client.get(form_page)
+    return client.post(
+        path, data={"csrf_token": csrf_token(page.text), **data}, headers={"Accept-Language": "en"}
+    )
+
+
+# Accounts from the command line
+
+
+def test_staff_accounts_are_created_on_the_command_line(runner, app_context):
+    """create --password-stdin makes an argon2id-hashed account; list shows it."""
+    result = runner.invoke(
+        args=["staff", "create", "Tuki@Viihdepaketti.fi", "--role", "support", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    staff = accounts.find("tuki@viihdepaketti.fi")
+    assert staff.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in staff.password_hash
+    assert "tuki@viihdepaketti.fi\tsupport\tactive" in runner.invoke(args=["staff", "list"]).output
+
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [("short1!", "at least 12"), ("password123456", "too easy"), ("viihdepaketti1", "too easy")],
+)
+def test_weak_passwords_are_refused(runner, app_context, password, problem):
+    """Too short, common, or made of the product's own name: refused, nothing created."""
+    result = runner.invoke(
+        args=["staff", "create", "a@viihdepaketti.fi", "--role", "admin", "--password-stdin"],
+        input=password + "\n",
+    )
+    assert result.exit_code == 1
+    assert problem in result.output
+    assert accounts.find("a@viihdepaketti.fi") is None
+
+
+def test_an_email_has_one_account(runner, app_context):
+    """Creating the same email twice is refused."""
+    args = ["staff", "create", "a@viihdepaketti.fi", "--role", "admin", "--password-stdin"]
+    runner.invoke(args=args, input=PASSWORD + "\n")
+    result = runner.invoke(args=args, input=PASSWORD + "\n")
+    assert result.exit_code == 1
+    assert "already" in result.output
+
+
+def test_cli_actions_are_audited(runner, app, subscriber_id):
+    """Account changes and subject exports from the command line leave audit entries."""
+    runner.invoke(
+        args=["staff", "create", "a@viihdepaketti.fi", "--role", "support", "--password-stdin"],
+        input=PASSWORD + "\n",
+    )
+    runner.invoke(args=["staff", "disable", "a@viihdepaketti.fi"])
+    runner.invoke(args=["subject", "export", "040 123 4567"])
+    actions = [(e.action, e.actor.startswith("cli:")) for e in audit_rows(app)]
+    assert actions == [("create_staff", True), ("disable_staff", True), ("export", True)]
+
+
+# Signing in
+
+
+@pytest.mark.parametrize(
+    "path", ["/staff/", "/staff/card/1", "/staff/audit", "/staff/team", "/staff/dashboard"]
+)
+def test_everything_under_staff_is_refused_to_the_anonymous(client, path):
+    """No session: every console page sends to the sign-in page."""
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/staff/login"
+
+
+def test_wrong_password_and_unknown_email_look_the_same(app, clock):
+    """The answer never tells which emails have accounts."""
+    make_staff(app, "tuki@viihdepaketti.fi", "support")
+    known = sign_in(app.test_client(), "tuki@viihdepaketti.fi", password="wrong-password-123")
+    unknown = sign_in(app.test_client(), "nobody@viihdepaketti.fi", password="wrong-password-123")
+    assert known.status_code == unknown.status_code == 401
+    strip = re.compile(r'value="[^"]*"')
+    assert strip.sub("", known.text) == strip.sub("", unknown.text)
+    assert "The email or the password is wrong." in known.text
+
+
+def test_support_staff_may_sign_in_without_a_second_factor(support):
+    """Support staff may enrol TOTP but need not."""
+    assert support.get("/staff/").status_code == 200
+
+
+def test_admins_must_enrol_a_second_factor_before_anything_else(app, clock):
+    """An admin without TOTP is sent to enrolment and gets in only after it."""
+    make_staff(app, "admin@viihdepaketti.fi", "admin")
+    client = app.test_client()
+    response = sign_in(client, "admin@viihdepaketti.fi")
+    assert response.headers["Location"] == "/staff/totp/enrol"
+    assert client.get("/staff/").headers["Location"] == "/staff/login"
+    page = client.get("/staff/totp/enrol")
+    assert "<svg" in page.text
+    secret = re.search(r"<code>([A-Z2-7]{32})</code>", page.text).group(1)
+    done = client.post(
+        "/staff/totp/enrol",
+        data={"csrf_token": csrf_token(page.text), "code": pyotp.TOTP(secret).now()},
+    )
+    assert done.headers["Location"] == "/staff/"
+    assert client.get("/staff/").status_code == 200
+    with app.app_context():
+        assert accounts.find("admin@viihdepaketti.fi").totp_secret == secret
+
+
+def test_a_totp_code_works_once(app, clock):
+    """The same code cannot sign in twice; the next time step's can."""
+    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    code = pyotp.TOTP(secret).now()
+    first = app.test_client()
+    sign_in(first, "admin@viihdepaketti.fi")
+    assert enter_totp(first, code).headers["Location"] == "/staff/"
+    second = app.test_client()
+    sign_in(second, "admin@viihdepaketti.fi")
+    replay = enter_totp(second, code)
+    assert replay.status_code == 401
+    assert "used already" in replay.text
+    clock.tick(30)
+    assert enter_totp(second, pyotp.TOTP(secret).now()).headers["Location"] == "/staff/"
+
+
+def test_a_wrong_totp_code_is_refused(app, clock):
+    """A wrong code keeps the door shut."""
+    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    client = app.test_client()
+    sign_in(client, "admin@viihdepaketti.fi")
+    wrong = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
+    assert enter_totp(client, wrong).status_code == 401
+    assert client.get("/staff/").status_code == 302
+
+
+def test_password_guessing_is_throttled_per_account(app, clock):
+    """After five wrong passwords for one account, even the right one gets 429 for a while."""
+    make_staff(app, "tuki@viihdepaketti.fi", "support")
+    for n in range(5):
+        client = app.test_client()  # fresh browsers, as a guesser would use
+        client.environ_base["REMOTE_ADDR"] = f"198.51.100.{n}"
+        assert (
+            sign_in(client, "tuki@viihdepaketti.fi", password=f"guess-{n}-xxxxxx").status_code
+            == 401
+        )
+    blocked = sign_in(app.test_client(), "tuki@viihdepaketti.fi")
+    assert blocked.status_code == 429
+    assert "Too many tries" in blocked.text
+    other = "muu@viihdepaketti.fi"
+    make_staff(app, other, "support")
+    assert sign_in(app.test_client(), other).status_code == 302  # other accounts unaffected
+
+
+def test_password_guessing_is_throttled_per_ip(app, clock):
+    """Twenty failures from one address, whatever the emails, and that address waits."""
+    client = app.test_client()
+    for n in range(20):
+        assert sign_in(client, f"user{n}@viihdepaketti.fi", password="x" * 12).status_code == 401
+    assert sign_in(client, "other@viihdepaketti.fi", password="x" * 12).status_code == 429
+
+
+def test_totp_guessing_is_throttled(app, clock):
+    """Five wrong codes for the account, and the sixth try is refused with 429."""
+    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    client = app.test_client()
+    sign_in(client, "admin@viihdepaketti.fi")
+    wrong = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
+    for _ in range(5):
+        assert enter_totp(client, wrong).status_code == 401
+    assert enter_totp(client, pyotp.TOTP(secret).now()).status_code == 429
+
+
+def test_sign_in_starts_a_new_session(app, outbox, clock):
+    """Whatever the browser's session held before is gone after signing in."""
+    make_staff(app, "tuki@viihdepaketti.fi", "support")
+    client = app.test_client()
+    Visitor(client, outbox).submit_number("040 123 4567")  # a pending verification in session
+    with client.session_transaction() as before:
+        assert "verification" in before
+    sign_in(client, "tuki@viihdepaketti.fi")
+    with client.session_transaction() as after:
+        assert "verification" not in after
+        assert "_user_id" in after
+
+
+def test_idle_sessions_end_after_thirty_minutes(support, clock):
+    """29 idle minutes are fine; 31 sign the person out."""
+    clock.tick(29 * 60)
+    assert support.get("/staff/").status_code == 200
+    clock.tick(31 * 60)
+    assert support.get("/staff/").headers["Location"] == "/staff/login"
+
+
+def test_logout_ends_the_session_and_every_copy_of_it(app, support):
+    """A cookie copied before logout does not work after it."""
+    stolen = support.get_cookie("session").value
+    post(support, "/staff/logout", "/staff/")
+    assert support.get("/staff/").status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("session", stolen)
+    assert thief.get("/staff/").status_code == 302
+
+
+def test_a_disabled_account_is_out_at_once(app, support, runner):
+    """Disabling ends live sessions on the next request."""
+    runner.invoke(args=["staff", "disable", "tuki@viihdepaketti.fi"])
+    assert support.get("/staff/").headers["Location"] == "/staff/login"
+    assert sign_in(app.test_client(), "tuki@viihdepaketti.fi").status_code == 401
+
+
+# Roles
+
+
+@pytest.mark.parametrize("path", ["/staff/audit", "/staff/team"])
+def test_support_cannot_read_the_audit_log_or_manage_the_team(support, path):
+    """Admin pages are 403 for support."""
+    assert support.get(path).status_code == 403
+
+
+def test_support_cannot_erase(app, support, subscriber_id):
+    """Even a hand-made erase request from support is refused and erases nothing."""
+    response = post(
+        support,
+        f"/staff/card/{subscriber_id}/erase",
+        f"/staff/card/{subscriber_id}",
+        reason="asked by phone",
+        confirm="y",
+    )
+    assert response.status_code == 403
+    with app.app_context():
+        assert subjects.subscriber_by_phone("+358401234567") is not None
+
+
+def test_admin_reaches_every_page(admin, subscriber_id):
+    """Admins see the audit log, the team and the dashboard."""
+    for path in ("/staff/audit", "/staff/team", "/staff/dashboard", f"/staff/card/{subscriber_id}"):
+        assert admin.get(path).status_code == 200, path
+
+
+def test_admin_recovers_a_colleagues_second_factor(app, admin):
+    """Reset TOTP from the team page: the colleague enrols again at next sign-in."""
+    secret = make_staff(app, "kollega@viihdepaketti.fi", "admin", totp=True)
+    with app.app_context():
+        colleague_id = accounts.find("kollega@viihdepaketti.fi").id
+    post(admin, f"/staff/team/{colleague_id}/reset-totp", "/staff/team")
+    client = app.test_client()
+    response = sign_in(client, "kollega@viihdepaketti.fi", secret=secret)
+    assert response.headers["Location"] == "/staff/totp/enrol"
+
+
+# Look-up and the card
+
+
+@pytest.mark.parametrize("query", ["040 123 4567", "+358401234567", "+358 40 123 45 67"])
+def test_search_by_the_number_in_any_format_opens_the_card(support, subscriber_id, query):
+    """National, E.164 or spaced: the same card."""
+    response = post(support, "/staff/", "/staff/", query=query)
+    assert response.headers["Location"] == f"/staff/card/{subscriber_id}"
+
+
+def test_search_by_the_last_six_digits_lists_the_matches(support, subscriber_id):
+    """At least six last digits give a list to pick from."""
+    response = post(support, "/staff/", "/staff/", query="234567")
+    assert f'href="/staff/card/{subscriber_id}"' in response.text
+    too_few = post(support, "/staff/", "/staff/", query="4567")
+    assert too_few.status_code == 400
+
+
+def test_card_shows_status_consents_timeline_sms_and_codes(support, subscriber_id):
+    """Everything support needs to answer a call, in one place."""
+    text = support.get(f"/staff/card/{subscriber_id}", headers={"Accept-Language": "en"}).text
+    assert "+358 40 1234567" in text
+    assert "Subscribed" in text
+    assert "Offers: <strong>yes</strong>" in text
+    assert "talvi" in text
+    assert "signup-1" in text
+    assert "Welcome message" in text
+    assert "1 try, confirmed" in text
+
+
+def test_an_erased_number_shows_its_tombstone(admin, subscriber_id, runner):
+    """Searching an erased number shows when it was erased, and nothing else."""
+    runner.invoke(args=["subject", "erase", "0401234567", "--yes"])
+    response = post(admin, "/staff/", "/staff/", query="0401234567")
+    assert response.status_code == 200
+    assert "Erased on" in response.text
+    assert "Welcome message" not in response.text
+
+
+def test_recording_a_withdrawal_needs_a_reason_and_names_the_staff_member(
+    app, support, subscriber_id
+):
+    """Without a reason: 400. With one: withdrawals with the staff member as actor."""
+    card = f"/staff/card/{subscriber_id}"
+    assert post(support, f"{card}/withdraw", card, reason="").status_code == 400
+    post(support, f"{card}/withdraw", card, reason="phoned on 25.11.")
+    with app.app_context():
+        staff_id = accounts.find("tuki@viihdepaketti.fi").id
+        withdrawals = db.session.scalars(
+            select(ConsentEvent).where(ConsentEvent.action == "withdraw")
+        ).all()
+        assert {(e.source, e.actor) for e in withdrawals} == {("staff", f"staff:{staff_id}")}
+        assert consent.is_subscribed(subscriber_id) is False
+    entry = audit_rows(app)[-1]
+    assert (entry.action, entry.detail) == ("withdraw", "phoned on 25.11.")
+
+
+def test_sending_the_preference_link(app, support, subscriber_id, outbox):
+    """One SMS with the link, and an audit entry."""
+    card = f"/staff/card/{subscriber_id}"
+    post(support, f"{card}/send-link", card)
+    message = outbox.last()
+    assert message["kind"] == "link"
+    assert re.search(r"https://viihdepaketti.fi/\S+", message["body"])
+    assert audit_rows(app)[-1].action == "send_link"
+
+
+def test_export_is_the_same_json_as_everywhere_else(app, support, subscriber_id):
+    """The console's JSON equals `flask subject export`; the printable page works too."""
+    data = json.loads(support.get(f"/staff/card/{subscriber_id}/export.json").text)
+    with app.app_context():
+        assert data == subjects.export("+358401234567")
+    page = support.get(f"/staff/card/{subscriber_id}/export", headers={"Accept-Language": "en"})
+    assert "Data stored about +358 40 1234567" in page.text
+    assert [e.detail for e in audit_rows(app) if e.action == "export"] == ["json", "print"]
+
+
+def test_admin_erases_with_a_reason_and_a_confirmation(app, admin, subscriber_id):
+    """No tick: 400 and nothing erased. Ticked with a reason: only a tombstone remains."""
+    card = f"/staff/card/{subscriber_id}"
+    assert post(admin, f"{card}/erase", card, reason="written request").status_code == 400
+    response = post(admin, f"{card}/erase", card, reason="written request", confirm="y")
+    assert response.headers["Location"] == "/staff/"
+    with app.app_context():
+        assert subjects.subscriber_by_phone("+358401234567") is None
+        assert db.session.scalar(select(SmsMessage)) is None
+    entry = audit_rows(app)[-1]
+    assert (entry.action, entry.detail) == ("erase", "written request")
+
+
+def test_console_pages_are_never_cached(support):
+    """Personal data: no-store on every console response."""
+    assert support.get("/staff/").headers["Cache-Control"] == "no-store"
+
+
+# The audit log
+
+
+def test_every_read_and_action_is_audited_with_who_what_whose_when_where(
+    app, support, subscriber_id
+):
+    """Search, card view: one entry each, with the staff member, masked number and IP."""
+    post(support, "/staff/", "/staff/", query="040 123 4567")
+    support.get(f"/staff/card/{subscriber_id}")
+    entries = [e for e in audit_rows(app) if e.action in ("search", "view_card")]
+    assert [e.action for e in entries] == ["search", "view_card"]
+    for entry in entries:
+        assert entry.actor == "tuki@viihdepaketti.fi"
+        assert entry.subject_masked == "+358 40 *** **67"
+        assert entry.subject_hash == subjects_hash(app)
+        assert entry.ip == "127.0.0.1"
+        assert entry.created_at == NOW
+    assert all("401234567" not in (e.detail or "") for e in audit_rows(app))
+
+
+def subjects_hash(app) -> str:
+    with app.app_context():
+        return subjects.tombstone_hash("+358401234567")
+
+
+def test_the_audit_log_cannot_be_changed(app, support):
+    """Neither the ORM nor plain SQL can edit or delete an entry."""
+    with app.app_context():
+        entry = db.session.scalar(select(AuditEntry))
+        entry.action = "nothing to see"
+        with pytest.raises(AppendOnlyError):
+            db.session.commit()
+        db.session.rollback()
+        for statement in ("UPDATE audit_entries SET action = 'x'", "DELETE FROM audit_entries"):
+            with pytest.raises(DBAPIError, match="append-only"):
+                db.session.execute(text(statement))
+            db.session.rollback()
+
+
+def test_admin_filters_the_audit_log(app, admin, support, subscriber_id):
+    """By number in any format, and by action."""
+    post(support, "/staff/", "/staff/", query="040 123 4567")
+    by_number = admin.get("/staff/audit?number=040+123+4567", headers={"Accept-Language": "en"})
+    assert "<td>search</td>" in by_number.text
+    assert "<td>login</td>" not in by_number.text
+    by_action = admin.get("/staff/audit?action=login")
+    assert "tuki@viihdepaketti.fi" in by_action.text
+    assert "+358 40 *** **67" not in by_action.text
+
+
+def test_the_app_has_no_way_to_edit_or_delete_audit_entries(app):
+    """No route under /staff/audit takes anything but GET."""
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/staff/audit"):
+            assert rule.methods <= {"GET", "HEAD", "OPTIONS"}
+
+
+def test_staff_accounts_cannot_be_created_from_the_web(app):
+    """There is no sign-up page."""
+    assert not [r for r in app.url_map.iter_rules() if "signup" in r.rule or "register" in r.rule]
+    assert StaffMember.__tablename__ == "staff_members"
+
+
+def test_throttling_counts_in_redis_when_it_is_configured(app):
+    """With REDIS_URL, limits live in Redis, so every app process shares them."""
+    from viihde.config import rate_limit_storage
+
+    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"  # the tests' own, per app
+    assert rate_limit_storage({"REDIS_URL": "redis://r:6379/0"}) == "redis://r:6379/0"
+    assert rate_limit_storage({"REDIS_URL": None}) == "memory://"
+    explicit = {"RATELIMIT_STORAGE_URI": "redis://other/1", "REDIS_URL": "redis://r/0"}
+    assert rate_limit_storage(explicit) == "redis://other/1"
