@@ -9,7 +9,7 @@ from flask_babel import get_locale
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, config, errors, labels, purposes
+from . import cli, config, errors, labels, purposes, security
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
 from .sms import queue as sms_queue
 
@@ -57,6 +57,7 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     sms_queue.init_app(app)
+    security.init_app(app)
     babel.init_app(
         app,
         locale_selector=select_locale,

@@ -114,6 +114,9 @@ def from_environment(instance_path: str) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
+        # Host names the app answers to (a wrong Host header gets 400); in production,
+        # the host of PUBLIC_BASE_URL unless set.
+        "TRUSTED_HOSTS": _env_list("TRUSTED_HOSTS", "") or None,
         "WTF_CSRF_TIME_LIMIT": 3600,
         # Staff sessions: out after 30 idle minutes, and 12 hours after login at the latest.
         "STAFF_IDLE_MINUTES": int(_env("STAFF_IDLE_MINUTES", "30")),

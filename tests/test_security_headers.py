@@ -1,0 +1,130 @@
+"""Headers and cookies on every response: CSP, framing, referrers, HSTS, cookie flags."""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+
+import pytest
+
+from viihde import create_app
+
+from .conftest import SECRET
+
+REQUIRED_CSP = [
+    "default-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "frame-ancestors 'none'",
+]
+
+
+def get_routes(app) -> list[str]:
+    """Every GET route that takes no arguments."""
+    return sorted(
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if "GET" in rule.methods and not rule.arguments and not rule.rule.startswith("/static")
+    )
+
+
+def test_every_page_has_a_strict_csp_and_the_other_headers(app, client):
+    """CSP without unsafe-inline, nosniff, same-origin referrers, no framing: on every route."""
+    routes = get_routes(app)
+    assert "/" in routes and "/privacy" in routes and "/staff/login" in routes
+    for route in routes:
+        response = client.get(route)
+        csp = response.headers["Content-Security-Policy"]
+        for directive in REQUIRED_CSP:
+            assert directive in csp, (route, csp)
+        assert "unsafe-inline" not in csp
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Referrer-Policy"] == "same-origin"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        if response.mimetype == "text/html":
+            assert "charset=utf-8" in response.headers["Content-Type"]
+
+
+def test_error_pages_carry_the_headers_too(client):
+    """A 404 is a page like any other."""
+    response = client.get("/no-such-page")
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_no_page_has_inline_script_or_style(app, client):
+    """The CSP can stay strict because no template relies on inline code."""
+    for route in get_routes(app):
+        text = client.get(route).text
+        assert "<script" not in text, route
+        assert "style=" not in text, route
+        assert "<style" not in text, route
+
+
+@pytest.fixture
+def production_app(database_uri, tmp_path):
+    return create_app(
+        {
+            "APP_ENV": "production",
+            "SECRET_KEY": SECRET,
+            "SQLALCHEMY_DATABASE_URI": database_uri,
+            "PUBLIC_BASE_URL": "https://viihdepaketti.fi",
+            "SESSION_COOKIE_SECURE": True,
+            "SMS_BACKEND": "file",
+            "SMS_OUTBOX_PATH": str(tmp_path / "outbox.jsonl"),
+        }
+    )
+
+
+def test_production_sends_hsts_for_a_year_with_subdomains(production_app):
+    """HSTS in production only."""
+    response = production_app.test_client().get("/", base_url="https://viihdepaketti.fi")
+    hsts = response.headers["Strict-Transport-Security"]
+    assert "max-age=31536000" in hsts and "includeSubDomains" in hsts
+
+
+def test_development_sends_no_hsts(client):
+    """A laptop on http is not told to insist on https."""
+    assert "Strict-Transport-Security" not in client.get("/").headers
+
+
+def test_production_cookies_are_host_only_secure_httponly_lax(production_app):
+    """__Host- prefix, Secure, HttpOnly and SameSite=Lax on the session cookie."""
+    response = production_app.test_client().get("/", base_url="https://viihdepaketti.fi")
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("__Host-session=")
+    for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
+        assert flag in cookie
+    assert "Domain=" not in cookie
+
+
+def test_production_answers_only_to_its_own_host(production_app):
+    """A forged Host header gets 400 (TRUSTED_HOSTS from PUBLIC_BASE_URL)."""
+    client = production_app.test_client()
+    assert client.get("/", base_url="https://evil.example").status_code == 400
+    assert client.get("/", base_url="https://viihdepaketti.fi").status_code == 200
+
+
+def test_development_cookies_are_httponly_and_lax(client):
+    """Off https the cookie cannot be Secure, but the rest holds."""
+    cookie = client.get("/").headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def decode_session(cookie_value: str) -> str:
+    """The readable content of a Flask session cookie (signed, not encrypted)."""
+    compressed = cookie_value.startswith(".")  # itsdangerous marks zlib payloads so
+    data = cookie_value.lstrip(".").split(".")[0]
+    raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    return (zlib.decompress(raw) if compressed else raw).decode()
+
+
+def test_the_session_holds_no_personal_data(visitor, outbox):
+    """Through sign-up, confirmation and the preference link: no number in the cookie."""
+    visitor.submit_number("040 123 4567")
+    visitor.submit_code(outbox.last_code())
+    visitor.client.get(outbox.last_link().removeprefix("https://viihdepaketti.fi"))
+    content = decode_session(visitor.client.get_cookie("session").value)
+    json.loads(content)  # it is the session, readable
+    for fragment in ("358401234567", "0401234567", "1234567"):
+        assert fragment not in content
