@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -41,6 +42,20 @@ def database_uri(tmp_path_factory) -> str:
         upgrade()
         db.engine.dispose()
     return uri
+
+
+#: A Finnish number in clear, international or national: never in a log line.
+PERSONAL_NUMBER = re.compile(r"\+?358\d{6,}|(?<!\d)0[45]\d{7,9}(?!\d)")
+
+
+@pytest.fixture(autouse=True)
+def no_personal_data_in_logs(caplog):
+    """Every test: no log record (any level, any logger) carries a phone number in clear."""
+    caplog.set_level(logging.DEBUG)
+    yield
+    records = caplog.get_records("setup") + caplog.get_records("call")
+    leaks = [r.getMessage() for r in records if PERSONAL_NUMBER.search(r.getMessage())]
+    assert leaks == [], "personal data in logs"
 
 
 @pytest.fixture
