@@ -80,6 +80,23 @@ def from_environment(instance_path: str) -> dict:
         "TWILIO_TIMEOUT_SECONDS": float(_env("TWILIO_TIMEOUT_SECONDS", "10")),
         # Seconds between the retries of a send that failed for a passing reason.
         "SMS_RETRY_INTERVALS": [int(s) for s in _env_list("SMS_RETRY_INTERVALS", "10,30,120,300")],
+        # The SMS budget: code sending pauses when this many SMS went out in the last hour
+        # or day, or when fewer than the floor of codes sent in an hour get confirmed.
+        "SMS_HOURLY_LIMIT": int(_env("SMS_HOURLY_LIMIT", "500")),
+        "SMS_DAILY_LIMIT": int(_env("SMS_DAILY_LIMIT", "3000")),
+        "CONFIRMATION_RATE_FLOOR": float(_env("CONFIRMATION_RATE_FLOOR", "0.2")),
+        "CONFIRMATION_RATE_MIN_SAMPLE": int(_env("CONFIRMATION_RATE_MIN_SAMPLE", "30")),
+        # Wrong codes for one number in 24 hours before its sign-up pauses for a day.
+        "CODE_MAX_WRONG_PER_DAY": int(_env("CODE_MAX_WRONG_PER_DAY", "10")),
+        # Rate limits on sending codes (Flask-Limiter notation), per visitor address, per
+        # number, per number block (all but the last 3 digits), per country, and overall.
+        "SMS_LIMIT_PER_IP": _env("SMS_LIMIT_PER_IP", "5 per hour;20 per day"),
+        "SMS_LIMIT_PER_NUMBER": _env("SMS_LIMIT_PER_NUMBER", "3 per hour;6 per day"),
+        "SMS_LIMIT_PER_BLOCK": _env("SMS_LIMIT_PER_BLOCK", "10 per hour"),
+        "SMS_LIMIT_PER_COUNTRY": _env("SMS_LIMIT_PER_COUNTRY", "300 per hour"),
+        "SMS_LIMIT_GLOBAL": _env("SMS_LIMIT_GLOBAL", "600 per hour"),
+        # If Redis fails, keep limiting in each process's memory: never fail open.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         # The consent purposes offered, from viihde/purposes.py's catalogue, in page order.
         "CONSENT_PURPOSES": _env_list("CONSENT_PURPOSES", "offers,new_content,competitions"),
         # How long the register keeps things (shown on the privacy notice page).

@@ -41,12 +41,16 @@ def code_refusal(refusal: CodeRefused) -> str:
             "Too many codes were asked for this number. Try again in %(num)d minutes.",
             minutes,
         )
+    if refusal.reason == Refusal.PAUSED:
+        return _("Sign-ups are paused for a while. Please try again later.")
+    if refusal.reason == Refusal.GUESSING:
+        return _("Too many wrong codes were typed for this number. Please try again tomorrow.")
     return _("We could not send the code just now. Please try again in a moment.")
 
 
 def code_refusal_status(refusal: CodeRefused) -> int:
     """429 for a limit, 503 when the SMS provider failed."""
-    return 503 if refusal.reason == Refusal.SEND_FAILED else 429
+    return 503 if refusal.reason in (Refusal.SEND_FAILED, Refusal.PAUSED) else 429
 
 
 def code_outcome(result: CheckResult) -> str:

@@ -124,6 +124,7 @@ class Verification(ConsentEvidence, db.Model):
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
         CheckConstraint("kind IN ('signup', 'step_up')", name="kind"),
         Index("ix_verifications_phone_created", "phone_e164", "created_at"),
+        Index("ix_verifications_consumed_at", "consumed_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -162,6 +163,8 @@ class SmsMessage(db.Model):
             name="status",
         ),
         CheckConstraint("attempts >= 0", name="attempts_non_negative"),
+        # The budget breaker counts the last hour's and day's messages on every code.
+        Index("ix_sms_messages_created_at", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

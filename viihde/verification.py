@@ -17,6 +17,7 @@ from flask import current_app
 from sqlalchemy import func, select, update
 
 from . import consent, purposes
+from .budget import log_pause, sms_pause
 from .extensions import db
 from .hashing import hashes_match, keyed_hash
 from .locks import serialise
@@ -51,6 +52,8 @@ class Refusal(StrEnum):
     TOO_SOON = "too_soon"
     HOURLY_LIMIT = "hourly_limit"
     SEND_FAILED = "send_failed"
+    PAUSED = "paused"  # the SMS budget breaker tripped
+    GUESSING = "guessing"  # too many wrong codes for this number today
 
 
 @dataclass
@@ -184,6 +187,14 @@ def _issue_code(
 ) -> tuple[Verification, str]:
     config = current_app.config
     serialise("viihde.code:" + phone_e164)
+    pause = sms_pause(now)
+    if pause is not None:
+        db.session.rollback()
+        log_pause(pause)
+        raise CodeRefused(Refusal.PAUSED, _seconds_until(pause.until, now))
+    if wrong_codes_today(phone_e164, now) >= config["CODE_MAX_WRONG_PER_DAY"]:
+        db.session.rollback()
+        raise CodeRefused(Refusal.GUESSING, 24 * 3600)
     hour_ago = now - timedelta(hours=1)
     recent = db.session.execute(
         select(
@@ -217,6 +228,20 @@ def _issue_code(
     return verification, code
 
 
+def wrong_codes_today(phone_e164: str, now: datetime) -> int:
+    """Wrong codes typed for this number in the last 24 hours (right ones excluded)."""
+    tries, right = db.session.execute(
+        select(
+            func.coalesce(func.sum(Verification.attempts), 0),
+            func.count(Verification.consumed_at),
+        ).where(
+            Verification.phone_e164 == phone_e164,
+            Verification.created_at > now - timedelta(days=1),
+        )
+    ).one()
+    return tries - right
+
+
 def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, int((moment - now).total_seconds() + 0.999))
 
@@ -234,6 +259,11 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
         return CheckResult(Outcome.EXHAUSTED)
     if now >= verification.expires_at:
         return CheckResult(Outcome.EXPIRED)
+    if (
+        wrong_codes_today(verification.phone_e164, now)
+        >= current_app.config["CODE_MAX_WRONG_PER_DAY"]
+    ):
+        return CheckResult(Outcome.EXHAUSTED)  # the number's guessing pause: nothing is checked
     # Take a try before looking at the code, so twin guesses cannot exceed the limit.
     taken = db.session.execute(
         update(Verification)

@@ -9,6 +9,7 @@ from .. import browser, messages
 from ..clock import utcnow
 from ..phone import mask
 from ..signup.forms import CodeForm, ResendForm
+from ..throttle import code_sending
 from ..verification import (
     STEP_UP,
     CodeRefused,
@@ -72,6 +73,7 @@ def verify():
 
 @bp.post("/preferences/verify/send")
 @link_required
+@code_sending
 def send_code():
     """Send (or send again) a step-up code to the subscriber's number."""
     if not ResendForm().validate_on_submit():

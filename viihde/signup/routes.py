@@ -7,11 +7,13 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from .. import browser, messages, subjects
+from ..budget import sms_pause
 from ..clock import utcnow
 from ..consent import Evidence
 from ..notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
 from ..phone import mask
 from ..purposes import configured
+from ..throttle import code_sending
 from ..verification import (
     CodeRefused,
     Outcome,
@@ -42,6 +44,7 @@ def _client_details(form: SignupForm) -> SignupDetails:
 
 
 @bp.route("/", methods=["GET", "POST"])
+@code_sending
 def landing():
     """The ad landing page: a number, a consent box, and a code by SMS."""
     form = (
@@ -63,7 +66,8 @@ def landing():
             return redirect(url_for(".code"))
     elif form.errors:
         status = 400
-    return render_template("signup/landing.html", form=form), status
+    paused = sms_pause(utcnow()) is not None
+    return render_template("signup/landing.html", form=form, paused=paused), status
 
 
 def _render_code_page(verification, form: CodeForm, status: int = 200):
@@ -116,6 +120,7 @@ def code():
 
 
 @bp.post("/code/resend")
+@code_sending
 def resend():
     """Send a new code to the same number."""
     verification = _pending_signup()

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 
 from .. import accounts
+from ..budget import sms_pause
 from ..clock import utcnow
 from ..extensions import login_manager
 
@@ -45,6 +46,12 @@ def require_signed_in_staff():
         return redirect(url_for("staff.login"))
     session[SEEN] = now
     return None
+
+
+@bp.context_processor
+def sending_state() -> dict:
+    """Staff see at once when the SMS budget breaker has paused sign-ups."""
+    return {"sms_pause": sms_pause(utcnow()) if current_user.is_authenticated else None}
 
 
 @bp.after_request

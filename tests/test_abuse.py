@@ -1,0 +1,214 @@
+"""SMS pumping and code guessing: every limit, the Redis fallback, and the budget breaker."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from freezegun import freeze_time
+
+from .conftest import Visitor, csrf_token
+
+
+@pytest.fixture
+def clock():
+    # The limiter keeps real time; the app's own rules run on the frozen clock.
+    with freeze_time("2026-11-25 12:00:00", ignore=["limits"]) as frozen:
+        yield frozen
+
+
+def ask_code(app, outbox, number: str, ip: str = "192.0.2.1"):
+    """A fresh browser from ``ip`` submits ``number`` on the landing page."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = ip
+    return Visitor(client, outbox).submit_number(number)
+
+
+def sent(outbox) -> int:
+    return len(outbox.messages())
+
+
+@pytest.mark.parametrize("config_overrides", [{"SMS_LIMIT_PER_IP": "3 per hour"}])
+def test_one_address_gets_a_few_codes_then_429(app, outbox, clock):
+    """Different numbers from one address: the fourth is refused and nothing is sent."""
+    for n in range(3):
+        assert ask_code(app, outbox, f"040 123 450{n}").status_code == 302
+    refused = ask_code(app, outbox, "040 123 4509")
+    assert refused.status_code == 429
+    assert sent(outbox) == 3
+
+
+@pytest.mark.parametrize("config_overrides", [{"SMS_LIMIT_PER_NUMBER": "2 per day"}])
+def test_one_number_gets_a_few_codes_a_day_from_anywhere(app, outbox, clock):
+    """The same number from different addresses counts as one."""
+    assert ask_code(app, outbox, "040 123 4567", ip="192.0.2.1").status_code == 302
+    clock.tick(61)
+    assert ask_code(app, outbox, "+358401234567", ip="192.0.2.2").status_code == 302
+    clock.tick(61)
+    assert ask_code(app, outbox, "0401234567", ip="192.0.2.3").status_code == 429
+    assert sent(outbox) == 2
+
+
+@pytest.mark.parametrize("config_overrides", [{"SMS_LIMIT_PER_BLOCK": "3 per hour"}])
+def test_neighbouring_numbers_share_a_block_limit(app, outbox, clock):
+    """Pumping walks through a block: numbers that differ in the last 3 digits share a limit."""
+    for n in range(3):
+        assert ask_code(app, outbox, f"040 123 4{n:03d}", ip=f"192.0.2.{n}").status_code == 302
+    assert ask_code(app, outbox, "040 123 4999", ip="192.0.2.99").status_code == 429
+    assert ask_code(app, outbox, "040 765 4321", ip="192.0.2.98").status_code == 302
+
+
+@pytest.mark.parametrize(
+    "config_overrides",
+    [{"SMS_LIMIT_PER_COUNTRY": "2 per hour", "ALLOWED_REGIONS": ["FI", "SE"]}],
+)
+def test_each_country_has_its_own_limit(app, outbox, clock):
+    """Finnish numbers spent their country's share; a Swedish one still goes."""
+    assert ask_code(app, outbox, "040 111 1111", ip="192.0.2.1").status_code == 302
+    assert ask_code(app, outbox, "050 222 2222", ip="192.0.2.2").status_code == 302
+    assert ask_code(app, outbox, "044 333 3333", ip="192.0.2.3").status_code == 429
+    assert ask_code(app, outbox, "+46 70 123 45 67", ip="192.0.2.4").status_code == 302
+
+
+@pytest.mark.parametrize("config_overrides", [{"SMS_LIMIT_GLOBAL": "2 per hour"}])
+def test_there_is_a_global_limit(app, outbox, clock):
+    """However the traffic is spread, the total is capped."""
+    assert ask_code(app, outbox, "040 111 1111", ip="192.0.2.1").status_code == 302
+    assert ask_code(app, outbox, "050 222 2222", ip="192.0.2.2").status_code == 302
+    refused = ask_code(app, outbox, "044 333 3333", ip="192.0.2.3")
+    assert refused.status_code == 429
+    assert "Too many tries" in refused.text or "<h1>" in refused.text
+
+
+@pytest.mark.parametrize("config_overrides", [{"SMS_LIMIT_PER_IP": "2 per hour"}])
+def test_resend_and_step_up_count_towards_the_same_limits(app, outbox, clock):
+    """The resend button is not a way around the limit."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    visitor = Visitor(client, outbox)
+    assert visitor.submit_number("040 123 4567").status_code == 302
+    clock.tick(61)
+    assert visitor.resend().status_code == 302
+    clock.tick(61)
+    assert visitor.resend().status_code == 429
+    assert sent(outbox) == 2
+
+
+@pytest.mark.parametrize(
+    "config_overrides",
+    [{"RATELIMIT_STORAGE_URI": "redis://127.0.0.1:1/0", "SMS_LIMIT_PER_IP": "2 per hour"}],
+)
+def test_when_redis_is_down_limits_hold_in_memory(app, outbox, clock):
+    """Redis unreachable (a closed port): never a 5xx, and never fail open."""
+    statuses = [ask_code(app, outbox, f"040 123 450{n}").status_code for n in range(4)]
+    assert statuses == [302, 302, 429, 429]
+    assert sent(outbox) == 2
+
+
+@pytest.mark.parametrize("config_overrides", [{"SMS_HOURLY_LIMIT": 2}])
+def test_spent_hourly_budget_pauses_sign_ups(app, outbox, clock, caplog):
+    """Budget spent: no code, a plain message, the landing page says so, a warning is logged."""
+    ask_code(app, outbox, "040 111 1111", ip="192.0.2.1")
+    ask_code(app, outbox, "050 222 2222", ip="192.0.2.2")
+    with caplog.at_level(logging.WARNING):
+        paused = ask_code(app, outbox, "044 333 3333", ip="192.0.2.3")
+    assert paused.status_code == 503
+    assert sent(outbox) == 2
+    assert "sms_budget_paused reason=hourly_budget" in caplog.text
+    landing = app.test_client().get("/", headers={"Accept-Language": "en"})
+    assert "Sign-ups are paused" in landing.text
+    clock.tick(3601)
+    assert ask_code(app, outbox, "044 333 3333", ip="192.0.2.4").status_code == 302
+
+
+@pytest.mark.parametrize("config_overrides", [{"SMS_DAILY_LIMIT": 2}])
+def test_spent_daily_budget_pauses_sign_ups(app, outbox, clock):
+    """The day's budget holds across hours."""
+    ask_code(app, outbox, "040 111 1111", ip="192.0.2.1")
+    clock.tick(2 * 3600)
+    ask_code(app, outbox, "050 222 2222", ip="192.0.2.2")
+    clock.tick(2 * 3600)
+    assert ask_code(app, outbox, "044 333 3333", ip="192.0.2.3").status_code == 503
+
+
+@pytest.mark.parametrize(
+    "config_overrides",
+    [{"CONFIRMATION_RATE_MIN_SAMPLE": 3, "CONFIRMATION_RATE_FLOOR": 0.5}],
+)
+def test_a_collapse_in_confirmations_trips_the_breaker(app, outbox, clock):
+    """Codes sent but never confirmed (pumping): after the sample, sending pauses."""
+    for n in range(3):
+        ask_code(app, outbox, f"040 111 11{n}1", ip=f"192.0.2.{n}")
+    assert ask_code(app, outbox, "044 333 3333", ip="192.0.2.9").status_code == 503
+
+
+@pytest.mark.parametrize(
+    "config_overrides",
+    [{"CONFIRMATION_RATE_MIN_SAMPLE": 3, "CONFIRMATION_RATE_FLOOR": 0.5}],
+)
+def test_healthy_confirmations_keep_sending_open(app, outbox, clock):
+    """People who confirm their codes keep the breaker closed."""
+    for n in range(3):
+        Visitor(app.test_client(), outbox).sign_up(f"040 111 11{n}1")
+    assert ask_code(app, outbox, "044 333 3333", ip="192.0.2.9").status_code == 302
+
+
+def test_staff_see_a_banner_when_sending_is_paused(app, outbox, clock):
+    """The console says so on every page."""
+    from viihde import accounts
+    from viihde.clock import utcnow
+
+    app.config["SMS_HOURLY_LIMIT"] = 1
+    ask_code(app, outbox, "040 111 1111")
+    with app.app_context():
+        accounts.create_staff(
+            "tuki@viihdepaketti.fi", "support", "kesa-aamu-sataa-lunta-77", utcnow()
+        )
+    client = app.test_client()
+    page = client.get("/staff/login")
+    client.post(
+        "/staff/login",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "email": "tuki@viihdepaketti.fi",
+            "password": "kesa-aamu-sataa-lunta-77",
+        },
+    )
+    home = client.get("/staff/", headers={"Accept-Language": "en"})
+    assert "Code sending is paused (hourly_budget)" in home.text
+
+
+def test_ten_wrong_codes_a_day_pause_the_number_for_a_day(app, outbox, clock):
+    """Two codes guessed to death: no new code and no checking until a day has passed."""
+    visitor = Visitor(app.test_client(), outbox)
+    for _round in range(2):
+        visitor.submit_number("040 123 4567")
+        wrong = "111111" if outbox.last_code() != "111111" else "222222"
+        for _ in range(5):
+            visitor.submit_code(wrong)
+        clock.tick(61)
+    refused = visitor.submit_number("040 123 4567")
+    assert refused.status_code == 429
+    assert sent(outbox) == 2
+    clock.tick(24 * 3600)
+    assert visitor.submit_number("040 123 4567").status_code == 302
+    assert visitor.submit_code(outbox.last_code()).headers["Location"] == "/welcome"
+
+
+def test_a_brute_force_run_gets_at_most_ten_guesses_evaluated(app, outbox, clock):
+    """1,000 guesses across fresh codes: at most ten are ever checked for the number."""
+    from sqlalchemy import func, select
+
+    from viihde.extensions import db
+    from viihde.models import Verification
+
+    visitor = Visitor(app.test_client(), outbox)
+    for guess in range(1000):
+        if guess % 5 == 0:
+            clock.tick(61)
+            visitor.submit_number("040 123 4567")
+        visitor.client.post("/code", data={"code": f"{guess:06d}"})  # no CSRF: cheap bots
+    with app.app_context():
+        evaluated = db.session.scalar(select(func.coalesce(func.sum(Verification.attempts), 0)))
+    assert evaluated <= 10
+    assert sent(outbox) <= 3

@@ -1,0 +1,72 @@
+"""The SMS budget breaker: code sending pauses when the hour's or day's budget is spent,
+or when too few of the codes sent get confirmed (the mark of SMS pumping).
+
+Counted in the database, not in Redis, so it holds with any number of processes
+and does not fail open when Redis is down.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from flask import current_app
+from sqlalchemy import func, select
+
+from .extensions import db
+from .models import SmsMessage, Verification
+
+log = logging.getLogger(__name__)
+
+
+class PauseReason(StrEnum):
+    HOURLY_BUDGET = "hourly_budget"
+    DAILY_BUDGET = "daily_budget"
+    CONFIRMATION_RATE = "confirmation_rate"
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Why code sending is paused, and until when at the latest."""
+
+    reason: PauseReason
+    until: datetime
+
+
+def _sent_since(moment: datetime, kind: str | None = None) -> tuple[int, datetime | None]:
+    query = select(func.count(), func.min(SmsMessage.created_at)).where(
+        SmsMessage.created_at > moment, SmsMessage.status != "failed"
+    )
+    if kind:
+        query = query.where(SmsMessage.kind == kind)
+    count, oldest = db.session.execute(query).one()
+    return count, oldest
+
+
+def sms_pause(now: datetime) -> Pause | None:
+    """Is code sending paused now? Checked before every code is sent."""
+    config = current_app.config
+    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+    sent_hour, oldest_hour = _sent_since(hour_ago)
+    if sent_hour >= config["SMS_HOURLY_LIMIT"]:
+        return Pause(PauseReason.HOURLY_BUDGET, oldest_hour + timedelta(hours=1))
+    sent_day, oldest_day = _sent_since(day_ago)
+    if sent_day >= config["SMS_DAILY_LIMIT"]:
+        return Pause(PauseReason.DAILY_BUDGET, oldest_day + timedelta(days=1))
+    codes, _oldest = _sent_since(hour_ago, kind="code")
+    if codes >= config["CONFIRMATION_RATE_MIN_SAMPLE"]:
+        confirmed = db.session.scalar(
+            select(func.count())
+            .select_from(Verification)
+            .where(Verification.consumed_at > hour_ago)
+        )
+        if confirmed / codes < config["CONFIRMATION_RATE_FLOOR"]:
+            return Pause(PauseReason.CONFIRMATION_RATE, now + timedelta(hours=1))
+    return None
+
+
+def log_pause(pause: Pause) -> None:
+    """Say it where operations will see it."""
+    log.warning("sms_budget_paused reason=%s until=%s", pause.reason, pause.until.isoformat())

@@ -1,0 +1,87 @@
+"""Rate limits on everything that sends a code by SMS (Flask-Limiter), shared by the
+landing form, the resend button and the step-up page.
+
+Counted per visitor address, per number, per number block (all but the last three
+digits: pumping walks through neighbouring numbers), per country, and overall.
+Numbers reach the limiter's storage only as keyed hashes. Only requests that sent a
+code count; one over a limit gets 429 before anything is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import current_app, request
+
+from . import browser
+from .extensions import limiter
+from .hashing import keyed_hash
+from .phone import PhoneError, parse_mobile, region_of
+from .subjects import subscriber_by_id
+from .verification import pending_verification
+
+
+def target_number() -> str | None:
+    """The number this request would send a code to, if it can be told."""
+    if request.endpoint == "signup.landing":
+        try:
+            return parse_mobile(
+                request.form.get("phone", ""), current_app.config["ALLOWED_REGIONS"]
+            )
+        except PhoneError:
+            return None
+    if request.endpoint == "preferences.send_code":
+        held = browser.linked()
+        subscriber = subscriber_by_id(held[0]) if held else None
+        return subscriber.phone_e164 if subscriber else None
+    verification = pending_verification(browser.pending_id())
+    return verification.phone_e164 if verification else None
+
+
+def _keyed(prefix: str, value: str | None) -> str:
+    return f"{prefix}:{keyed_hash('limit', value) if value else '-'}"
+
+
+def _ip() -> str:
+    return "ip:" + (request.remote_addr or "-")
+
+
+def _number() -> str:
+    return _keyed("number", target_number())
+
+
+def _block() -> str:
+    number = target_number()
+    return _keyed("block", number[:-3] if number else None)
+
+
+def _country() -> str:
+    number = target_number()
+    return "country:" + (region_of(number) if number else "-")
+
+
+def _everyone() -> str:
+    return "all"
+
+
+def _sent_a_code(response) -> bool:
+    return response.status_code == 302
+
+
+def _limit(setting: str) -> Callable[[], str]:
+    return lambda: current_app.config[setting]
+
+
+def code_sending(view):
+    """Apply every SMS limit to a view that sends a code."""
+    for setting, scope, key in (
+        ("SMS_LIMIT_PER_IP", "sms-ip", _ip),
+        ("SMS_LIMIT_PER_NUMBER", "sms-number", _number),
+        ("SMS_LIMIT_PER_BLOCK", "sms-block", _block),
+        ("SMS_LIMIT_PER_COUNTRY", "sms-country", _country),
+        ("SMS_LIMIT_GLOBAL", "sms-all", _everyone),
+    ):
+        view = limiter.shared_limit(
+            _limit(setting), scope=scope, key_func=key, methods=["POST"], deduct_when=_sent_a_code
+        )(view)
+    return view
