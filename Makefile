@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := APP_ENV=development $(BIN)/flask --app app
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format translations messages clean
+.PHONY: run test lint security format translations messages clean
 
 run: $(STAMP) translations
 	$(FLASK) db upgrade
@@ -17,6 +17,11 @@ test: $(STAMP) translations
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Static analysis (bandit: no finding may stand unexplained) and the dependency audit.
+security: $(STAMP)
+	$(BIN)/bandit -r viihde -q
+	.ci/audit-dependencies
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 #: The development key: good enough on a laptop, refused anywhere else.
-DEV_SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105 (refused outside development)
+# Not a secret: the app refuses this key outside development.
+DEV_SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105  # nosec B105
 MIN_SECRET_KEY_LENGTH = 32
 
 

@@ -27,7 +27,27 @@ from .extensions import db
 
 PHONE = String(16)  # E.164: "+" and at most 15 digits
 VERSION = String(32)
-ATTRIBUTION = String(100)
+
+
+class OutsideText(TypeDecorator):
+    """Text that came from outside (forms, headers, webhooks): stored without NUL characters,
+    which PostgreSQL refuses in text and nobody means to send."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:
+        return value.replace("\x00", "") if isinstance(value, str) else value
+
+
+class OutsideLongText(OutsideText):
+    """OutsideText without a length limit (the body of an inbound SMS)."""
+
+    impl = Text
+    cache_ok = True
+
+
+ATTRIBUTION = OutsideText(100)
 
 
 class UTCDateTime(TypeDecorator):
@@ -81,11 +101,11 @@ class ConsentEvidence:
     utm_source: Mapped[str | None] = mapped_column(ATTRIBUTION)
     utm_medium: Mapped[str | None] = mapped_column(ATTRIBUTION)
     utm_campaign: Mapped[str | None] = mapped_column(ATTRIBUTION)
-    click_id: Mapped[str | None] = mapped_column(String(255))
+    click_id: Mapped[str | None] = mapped_column(OutsideText(255))
     privacy_notice_version: Mapped[str] = mapped_column(VERSION)
     consent_text_version: Mapped[str] = mapped_column(VERSION)
     ip: Mapped[str | None] = mapped_column(String(45))
-    user_agent: Mapped[str | None] = mapped_column(String(255))
+    user_agent: Mapped[str | None] = mapped_column(OutsideText(255))
 
 
 class ConsentEvent(ConsentEvidence, db.Model):
@@ -193,9 +213,9 @@ class SmsStatusEvent(db.Model):
     __table_args__ = (UniqueConstraint("message_sid", "status"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    message_sid: Mapped[str] = mapped_column(String(64), index=True)
+    message_sid: Mapped[str] = mapped_column(OutsideText(64), index=True)
     status: Mapped[str] = mapped_column(String(16))
-    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_code: Mapped[str | None] = mapped_column(OutsideText(32))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -207,9 +227,9 @@ class InboundMessage(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     provider: Mapped[str] = mapped_column(String(16))
-    message_sid: Mapped[str] = mapped_column(String(64))
+    message_sid: Mapped[str] = mapped_column(OutsideText(64))
     phone_e164: Mapped[str] = mapped_column(PHONE, index=True)
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(OutsideLongText)
     # stop, start, help, or None for any other text
     keyword: Mapped[str | None] = mapped_column(String(16))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -286,5 +306,5 @@ class AuditEntry(db.Model):
     # Whose number: the same keyed hash an erasure leaves, and a masked form to read.
     subject_hash: Mapped[str | None] = mapped_column(String(64))
     subject_masked: Mapped[str | None] = mapped_column(String(32))
-    detail: Mapped[str | None] = mapped_column(String(500))
+    detail: Mapped[str | None] = mapped_column(OutsideText(500))
     ip: Mapped[str | None] = mapped_column(String(45))

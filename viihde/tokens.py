@@ -24,7 +24,7 @@ SIGNATURE_BYTES = 12
 #: Ids are 32-bit database integers; a token naming a larger one is not ours.
 MAX_SUBSCRIBER_ID = 2**31 - 1
 #: What a token looks like; used by the URL converter so that other paths never match.
-TOKEN_PATTERN = r"[A-Za-z0-9_-]{2,8}\.[A-Za-z0-9_-]{16}"  # noqa: S105 (a pattern, not a secret)
+TOKEN_PATTERN = r"[A-Za-z0-9_-]{2,8}\.[A-Za-z0-9_-]{16}"  # noqa: S105  # nosec B105
 _TOKEN = re.compile(TOKEN_PATTERN)
 
 

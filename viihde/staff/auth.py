@@ -18,7 +18,8 @@ from .forms import ButtonForm, LoginForm, TotpForm
 
 PENDING = "staff_pending"  # session key: password checked, second step still to do
 PENDING_SECONDS = 300
-NEW_SECRET = "staff_new_totp"  # noqa: S105  (a session key: the secret being enrolled)
+# A session key name (under it, the TOTP secret being enrolled), not a secret itself.
+NEW_SECRET = "staff_new_totp"  # noqa: S105  # nosec B105
 
 
 def _account_key() -> str:
