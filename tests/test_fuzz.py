@@ -80,11 +80,21 @@ def test_preference_forms_never_answer_5xx(linked, path, form):
     assert linked.post(path, data=form).status_code < 500
 
 
+CONTENT_TYPES = [
+    "application/x-www-form-urlencoded",
+    "multipart/form-data",
+    "application/json",
+    "text/plain; charset=utf-16",
+    "application/x-www-form-urlencoded; charset=latin-1",
+]
+
+
 @FUZZ
-@given(path=st.sampled_from(PUBLIC_POSTS + LINKED_POSTS), body=st.binary(max_size=2000),
-       content_type=st.sampled_from(["application/x-www-form-urlencoded", "multipart/form-data",
-                                     "application/json", "text/plain; charset=utf-16",
-                                     "application/x-www-form-urlencoded; charset=latin-1"]))  # fmt: skip
+@given(
+    path=st.sampled_from(PUBLIC_POSTS + LINKED_POSTS),
+    body=st.binary(max_size=2000),
+    content_type=st.sampled_from(CONTENT_TYPES),
+)
 def test_raw_bodies_in_odd_encodings_never_answer_5xx(linked, path, body, content_type):
     """Random bytes under any content type."""
     assert linked.post(path, data=body, content_type=content_type).status_code < 500
