@@ -124,7 +124,7 @@ def test_signed_webhooks_with_random_content_never_answer_5xx(client, path, para
 @FUZZ
 @given(path=st.sampled_from(["/webhooks/twilio/status", "/webhooks/twilio/inbound"]),
        params=st.dictionaries(st.sampled_from(WEBHOOK_FIELDS), values, max_size=6),
-       signature=st.text(max_size=40))  # fmt: skip
+       signature=st.text(st.characters(exclude_categories=("Cc",)), max_size=40))  # fmt: skip
 def test_unsigned_webhooks_get_403_whatever_they_carry(client, path, params, signature):
     """Random signatures: always 403."""
     response = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
