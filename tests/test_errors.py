@@ -65,3 +65,15 @@ def test_pages_speak_swedish_and_english_when_asked(client):
     assert '<html lang="sv">' in client.get("/", headers={"Accept-Language": "sv-FI"}).text
     assert '<html lang="en">' in client.get("/", headers={"Accept-Language": "en-GB"}).text
     assert '<html lang="fi">' in client.get("/", headers={"Accept-Language": "de"}).text
+
+
+def test_access_logs_never_show_a_preference_token(app, caplog):
+    """The dev server's (and gunicorn's) request lines lose the token's signature."""
+    token = "AQ.I08kXpW0UpfC7tTT"
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("werkzeug").info(
+            '127.0.0.1 - - "%s %s HTTP/1.1" 302 -', "GET", "/" + token
+        )
+        logging.getLogger("gunicorn.access").info('"GET /%s HTTP/1.1" 302', token)
+    assert "I08kXpW0UpfC7tTT" not in caplog.text
+    assert "/AQ.…" in caplog.text

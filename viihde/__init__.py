@@ -9,7 +9,7 @@ from flask_babel import get_locale
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, config, errors, labels, purposes, security
+from . import cli, config, errors, labels, logs, purposes, security
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
 from .sms import queue as sms_queue
 
@@ -34,6 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
     Path(app.instance_path).mkdir(exist_ok=True)
+    logs.install()
     register_extensions(app)
     register_blueprints(app)
     errors.register(app)
