@@ -512,3 +512,25 @@ def test_throttling_counts_in_redis_when_it_is_configured(app):
     assert rate_limit_storage({"REDIS_URL": None}) == "memory://"
     explicit = {"RATELIMIT_STORAGE_URI": "redis://other/1", "REDIS_URL": "redis://r/0"}
     assert rate_limit_storage(explicit) == "redis://other/1"
+
+
+def test_unknown_emails_cost_the_same_password_check(app, monkeypatch):
+    """Timing reveals nothing: an unknown email runs one argon2 verification too."""
+    calls = []
+    real = accounts._hasher
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def verify(self, hashed, password):
+            calls.append(hashed)
+            return real.verify(hashed, password)
+
+    monkeypatch.setattr(accounts, "_hasher", Spy())
+    with app.app_context():
+        accounts.create_staff("tuki@viihdepaketti.fi", "support", PASSWORD, NOW)
+        accounts.authenticate("tuki@viihdepaketti.fi", "wrong-password-123")
+        accounts.authenticate("nobody@viihdepaketti.fi", "wrong-password-123")
+    assert len(calls) == 2
+    assert all(h.startswith("$argon2id$") for h in calls)
