@@ -1,0 +1,69 @@
+"""Real headless Chromium (Debian's), driven by Playwright, against the app on loopback.
+
+Skips when Chromium or Playwright is missing (a laptop); .ci/run installs both.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import pytest
+from werkzeug.serving import make_server
+
+CHROMIUM = "/usr/bin/chromium"
+playwright_api = pytest.importorskip("playwright.sync_api")
+if not shutil.which(CHROMIUM):
+    pytest.skip("Debian's chromium is not installed", allow_module_level=True)
+
+PHONE = {"viewport": {"width": 375, "height": 740}, "is_mobile": True, "has_touch": True}
+DESKTOP = {"viewport": {"width": 1280, "height": 900}}
+
+
+@pytest.fixture
+def config_overrides() -> dict:
+    return {"PUBLIC_BASE_URL": "http://127.0.0.1"}
+
+
+@pytest.fixture
+def live_url(app):
+    """The app served over real HTTP on a free loopback port, for this test."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    app.config["PUBLIC_BASE_URL"] = url
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield url
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-component-update"],
+        )
+        yield browser
+        browser.close()
+
+
+def new_page(browser, device: dict, locale: str = "fi-FI"):
+    # bypass_csp lets axe-core in past our own CSP; the app's pages never need it.
+    context = browser.new_context(locale=locale, bypass_csp=True, **device)
+    return context.new_page()
+
+
+@pytest.fixture
+def phone_page(browser):
+    page = new_page(browser, PHONE)
+    yield page
+    page.context.close()
+
+
+@pytest.fixture
+def desktop_page(browser):
+    page = new_page(browser, DESKTOP)
+    yield page
+    page.context.close()

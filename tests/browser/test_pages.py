@@ -1,0 +1,130 @@
+"""The product as people use it, in Chromium at a phone and a desktop size, with axe-core."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+
+from viihde import accounts, consent
+from viihde.clock import utcnow
+from viihde.extensions import db
+
+from .conftest import DESKTOP, PHONE, new_page
+
+axe = Axe()
+PASSWORD = "kesa-aamu-sataa-lunta-77"
+
+
+def assert_accessible(page) -> None:
+    """axe-core finds no serious or critical violation on the page."""
+    results = axe.run(page)
+    bad = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in results.response["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert bad == [], f"{page.url}: {bad}"
+
+
+def last_sms(outbox) -> dict:
+    return outbox.messages()[-1]
+
+
+@pytest.mark.parametrize("device", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_sign_up_from_ad_to_preferences_and_data(browser, live_url, outbox, device):
+    """Landing, a wrong number, a wrong code, the right code, the link, stop-all, data."""
+    page = new_page(browser, device)
+    page.goto(f"{live_url}/?utm_campaign=e2e")
+    assert page.locator("html").get_attribute("lang") == "fi"
+    assert_accessible(page)
+
+    page.fill("#phone", "09 123 4567")  # a landline
+    page.click("button[type=submit]")
+    assert page.locator("#error-summary").is_visible()
+    assert page.locator("#phone").get_attribute("aria-invalid") == "true"
+    assert_accessible(page)
+
+    page.fill("#phone", "040 123 4567")
+    page.check("#consent")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/code")
+    assert "+358 40 *** **67" in page.content()
+    assert_accessible(page)
+
+    code = re.search(r"#(\d{6})$", last_sms(outbox)["body"]).group(1)
+    page.fill("#code", "000000" if code != "000000" else "111111")
+    page.click("form[action='/code'] button")
+    assert page.locator(".field-error").is_visible()
+    page.fill("#code", code)
+    page.click("form[action='/code'] button")
+    page.wait_for_url(f"{live_url}/welcome")
+    assert_accessible(page)
+
+    link = re.search(r"(http\S+)", last_sms(outbox)["body"]).group(1)
+    page.goto(link)
+    page.wait_for_url(f"{live_url}/preferences")
+    assert_accessible(page)
+    page.click("input[name=stop_all]")
+    page.wait_for_url(f"{live_url}/preferences")
+    assert page.locator("input[name=stop_all]").count() == 0
+
+    page.goto(f"{live_url}/preferences/data")  # confirmed in this browser minutes ago
+    assert "+358 40 1234567" in page.content()
+    assert_accessible(page)
+    with page.expect_download() as download:
+        page.click("a[href='/preferences/data.json']")
+    data = json.loads(Path(download.value.path()).read_text())
+    assert data["number"] == "+358401234567"
+    assert data["subscribed"] is False
+    page.context.close()
+
+
+def test_privacy_notice_and_swedish_pages(browser, live_url):
+    """The notice is accessible, and a Swedish browser gets Swedish."""
+    page = new_page(browser, PHONE, locale="sv-FI")
+    page.goto(f"{live_url}/privacy")
+    assert page.locator("html").get_attribute("lang") == "sv"
+    assert_accessible(page)
+    page.context.close()
+
+
+def test_staff_sign_in_and_look_up(browser, live_url, app, desktop_page):
+    """Support signs in, finds the number by its last digits and opens the card."""
+    with app.app_context():
+        accounts.create_staff("tuki@viihdepaketti.fi", "support", PASSWORD, utcnow())
+        consent.subscribe("+358401234567", ["offers"], consent.ConsentContext("signup"), utcnow())
+        db.session.commit()
+    page = desktop_page
+    page.goto(f"{live_url}/staff/login")
+    assert_accessible(page)
+    page.fill("#email", "tuki@viihdepaketti.fi")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/staff/")
+    assert_accessible(page)
+    page.fill("#query", "234567")
+    page.click("form[action='/staff/'] button[type=submit]")
+    page.click("a[href^='/staff/card/']")
+    page.wait_for_url(re.compile(r".*/staff/card/\d+$"))
+    assert "+358 40 1234567" in page.content()
+    assert_accessible(page)
+    page.goto(f"{live_url}/staff/dashboard")
+    assert page.locator("svg.chart").count() == 2
+    assert_accessible(page)
+
+
+def test_the_landing_page_works_without_javascript(browser, live_url, outbox):
+    """Sign-up needs no script at all."""
+    context = browser.new_context(java_script_enabled=False, **PHONE)
+    page = context.new_page()
+    page.goto(live_url)
+    page.fill("#phone", "040 765 4321")
+    page.check("#consent")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/code")
+    assert last_sms(outbox)["to"] == "+358407654321"
+    context.close()
