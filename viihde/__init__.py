@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask_babel import get_locale
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, config, errors, labels, logs, purposes, security
+from . import cli, config, errors, labels, logs, pages, purposes, security
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
 from .sms import queue as sms_queue
 
@@ -40,14 +40,23 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.register(app)
     labels.register_filters(app)
     cli.register(app)
-    app.context_processor(lambda: {"locale": str(get_locale())})
+    app.context_processor(template_globals)
     return app
 
 
 def select_locale() -> str:
-    """Finnish unless the browser prefers one of our other languages."""
+    """The visitor's own choice, else the browser's preference among ours, else Finnish."""
     languages = current_app.config["LANGUAGES"]
-    return request.accept_languages.best_match(languages, default=languages[0])
+    return pages.chosen_language() or request.accept_languages.best_match(
+        languages, default=languages[0]
+    )
+
+
+def template_globals() -> dict:
+    """The page's language, and where the language switcher brings the visitor back to
+    (an error page sends to the front page: its address may be a broken link)."""
+    back = "/" if g.get("error_page") else request.full_path.removesuffix("?")
+    return {"locale": str(get_locale()), "language_return": back}
 
 
 def register_extensions(app: Flask) -> None:
@@ -104,3 +113,4 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(preferences_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(staff_bp)
+    app.register_blueprint(pages.bp)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Flask, render_template
+from flask import Flask, g, render_template
 from flask.globals import request_ctx
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
@@ -51,6 +51,7 @@ CSRF_MESSAGE = (
 def _render(status: int, title, message, incident: str | None = None):
     if request_ctx.url_adapter is None:  # refused before routing (an untrusted Host)
         return f"{title}\n", status, {"Content-Type": "text/plain; charset=utf-8"}
+    g.error_page = True
     return (
         render_template(
             "errors/error.html", status=status, title=title, message=message, incident=incident

@@ -1,0 +1,74 @@
+"""Languages: an explicit choice, remembered; then the browser's; then Finnish."""
+
+from __future__ import annotations
+
+import gzip
+import re
+
+from sqlalchemy import select
+
+from viihde.extensions import db
+from viihde.models import Subscriber
+
+from .conftest import Visitor
+
+
+def test_the_switcher_keeps_the_page_and_remembers_the_choice(client):
+    """Choose Swedish on the notice: back on the notice, in Swedish, from now on."""
+    response = client.get("/language/sv?next=/privacy")
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/privacy"
+    cookie = response.headers["Set-Cookie"]
+    assert cookie.startswith("lang=sv") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    page = client.get("/privacy", headers={"Accept-Language": "fi"})
+    assert '<html lang="sv">' in page.text
+
+
+def test_the_choice_wins_over_the_browser(client):
+    """An English browser that chose Finnish gets Finnish."""
+    client.get("/language/fi?next=/")
+    assert '<html lang="fi">' in client.get("/", headers={"Accept-Language": "en"}).text
+
+
+def test_every_page_offers_the_other_languages(client):
+    """The switcher links to the same page in each language."""
+    page = client.get("/privacy").text
+    for code in ("sv", "en"):
+        assert f'href="/language/{code}?next=/privacy"' in page
+    assert '<span lang="fi" aria-current="true">Suomi</span>' in page
+
+
+def test_the_switcher_never_leads_off_site(client):
+    """A foreign 'next' brings the visitor to our front page."""
+    for target in ("https://evil.example/", "//evil.example", "javascript:alert(1)"):
+        response = client.get("/language/en", query_string={"next": target})
+        assert response.headers["Location"] == "/"
+
+
+def test_an_unknown_language_is_a_404(client):
+    """Only fi, sv and en."""
+    assert client.get("/language/de?next=/").status_code == 404
+
+
+def test_a_subscriber_gets_sms_in_the_language_chosen(app, outbox):
+    """Chose Swedish, signed up: the code, the welcome and the register are Swedish."""
+    client = app.test_client()
+    client.get("/language/sv?next=/")
+    Visitor(client, outbox).sign_up("040 123 4567")
+    code_sms, welcome = outbox.messages()
+    assert code_sms["body"].startswith("Din kod")
+    assert welcome["body"].startswith("Välkommen")
+    with app.app_context():
+        assert db.session.scalar(select(Subscriber.language)) == "sv"
+
+
+def test_the_landing_page_weighs_under_30_kb_from_one_origin(client):
+    """HTML, CSS and JS together, compressed, stay under the budget; nothing from elsewhere."""
+    page = client.get("/?utm_source=meta&utm_campaign=joulu")
+    assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
+    assert sorted(assets) == ["/static/css/site.css", "/static/js/site.js"]
+    assert not re.findall(r'(?:href|src)="(?:https?:)?//', page.text)
+    total = len(gzip.compress(page.data))
+    for asset in assets:
+        total += len(gzip.compress(client.get(asset).data))
+    assert total < 30 * 1024, total
