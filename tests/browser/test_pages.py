@@ -128,3 +128,61 @@ def test_the_landing_page_works_without_javascript(browser, live_url, outbox):
     page.wait_for_url(f"{live_url}/code")
     assert last_sms(outbox)["to"] == "+358407654321"
     context.close()
+
+
+NARROW = {"viewport": {"width": 320, "height": 640}, "is_mobile": True, "has_touch": True}
+PUBLIC_PAGES = ["/", "/privacy", "/staff/login"]
+
+
+@pytest.mark.parametrize("path", PUBLIC_PAGES)
+def test_pages_fit_320_pixels_without_sideways_scrolling(browser, live_url, path):
+    """At 320 CSS px (a small phone, or 200% zoom on a 640 px window) nothing overflows."""
+    page = new_page(browser, NARROW)
+    page.goto(live_url + path)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{path} is {overflow}px too wide"
+    page.context.close()
+
+
+@pytest.mark.parametrize("path", PUBLIC_PAGES)
+def test_touch_targets_are_at_least_44_pixels(browser, live_url, path):
+    """Buttons, inputs and the links in the header are big enough for a thumb."""
+    page = new_page(browser, PHONE)
+    page.goto(live_url + path)
+    small = page.evaluate(
+        """() => [...document.querySelectorAll(
+                'button, input:not([type=hidden]), .languages a, main a.button')]
+            .map(e => [e.outerHTML.slice(0, 60), e.getBoundingClientRect()])
+            .filter(([_, r]) => r.width > 0 && (r.height < 44 || r.width < 44))
+            .map(([html, r]) => html + ' ' + Math.round(r.width) + 'x' + Math.round(r.height))"""
+    )
+    assert small == [], small
+    page.context.close()
+
+
+def test_an_error_moves_focus_to_the_summary(browser, live_url):
+    """After a refused number the keyboard and the screen reader start at the errors."""
+    page = new_page(browser, PHONE)
+    page.goto(live_url)
+    page.fill("#phone", "123")
+    page.click("button[type=submit]")
+    page.wait_for_load_state("load")  # the deferred script has run by then
+    assert page.evaluate("document.activeElement.id") == "error-summary"
+    page.context.close()
+
+
+def test_the_landing_page_does_not_shift_while_loading(browser, live_url):
+    """Cumulative layout shift of zero: nothing jumps under the visitor's thumb."""
+    page = new_page(browser, PHONE)
+    page.add_init_script(
+        """window.__cls = 0;
+        new PerformanceObserver(list => { for (const e of list.getEntries())
+            if (!e.hadRecentInput) window.__cls += e.value; })
+        .observe({type: 'layout-shift', buffered: true});"""
+    )
+    page.goto(live_url, wait_until="load")
+    page.wait_for_timeout(
+        300
+    )  # let the observer report (a browser measurement, not a test of speed)
+    assert page.evaluate("window.__cls") == 0
+    page.context.close()
