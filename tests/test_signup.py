@@ -452,3 +452,12 @@ def test_without_a_proxy_forwarded_headers_are_not_believed(app, outbox):
     with app.app_context():
         ips = set(db.session.scalars(select(ConsentEvent.ip)))
     assert ips == {"127.0.0.1"}
+
+
+def test_code_page_tells_the_script_how_long_resend_must_wait(visitor):
+    """The countdown starts from the server's own rule: 60 seconds after the code."""
+    with freeze_time("2026-11-25 12:00:00") as clock:
+        visitor.submit_number("040 123 4567")
+        clock.tick(15)
+        page = visitor.client.get("/code").text
+    assert 'data-wait="45"' in page

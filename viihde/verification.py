@@ -157,6 +157,14 @@ def _recent_pending(
     return None
 
 
+def seconds_until_resend(verification: Verification, now: datetime) -> int:
+    """How long before a new code can be asked for (0: now)."""
+    ready = verification.created_at + timedelta(
+        seconds=current_app.config["CODE_RESEND_INTERVAL_SECONDS"]
+    )
+    return _seconds_until(ready, now) if now < ready else 0
+
+
 def pending_verification(verification_id: int | None) -> Verification | None:
     """The browser's verification, if it still exists."""
     return db.session.get(Verification, verification_id) if verification_id else None

@@ -17,6 +17,24 @@
     }, 0);
   });
 
+  // Resend countdown: a new code can be asked for only after a minute.
+  document.querySelectorAll("button[data-wait]").forEach(function (button) {
+    var left = parseInt(button.getAttribute("data-wait"), 10);
+    if (!(left > 0)) { return; }
+    var label = button.textContent;
+    button.disabled = true;
+    (function tick() {
+      if (left <= 0) {
+        button.disabled = false;
+        button.textContent = label;
+        return;
+      }
+      button.textContent = label + " (" + left + " s)";
+      left -= 1;
+      window.setTimeout(tick, 1000);
+    }());
+  });
+
   // WebOTP: on Android, fill the code from the SMS (it ends with "@host #code").
   var codeInput = document.querySelector("input[autocomplete=one-time-code]");
   if (codeInput && "OTPCredential" in window) {

@@ -186,3 +186,18 @@ def test_the_landing_page_does_not_shift_while_loading(browser, live_url):
     )  # let the observer report (a browser measurement, not a test of speed)
     assert page.evaluate("window.__cls") == 0
     page.context.close()
+
+
+def test_the_resend_button_counts_down_the_minute(browser, live_url):
+    """Right after a code is sent the resend button waits, and says how long."""
+    page = new_page(browser, PHONE)
+    page.goto(live_url)
+    page.fill("#phone", "040 123 4567")
+    page.check("#consent")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_url}/code")
+    page.wait_for_load_state("load")
+    resend = page.locator("form[action='/code/resend'] button")
+    assert resend.is_disabled()
+    assert re.search(r"\(\d+ s\)$", resend.inner_text())
+    page.context.close()

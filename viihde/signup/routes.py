@@ -23,6 +23,7 @@ from ..verification import (
     pending_verification,
     request_code,
     resend_code,
+    seconds_until_resend,
 )
 from ..web import client_ip, client_user_agent
 from .forms import CodeForm, ResendForm, SignupForm, attribution_from
@@ -79,6 +80,7 @@ def _render_code_page(verification, form: CodeForm, status: int = 200):
             form=form,
             resend_form=ResendForm(),
             masked_number=mask(verification.phone_e164),
+            resend_wait=seconds_until_resend(verification, utcnow()),
             change_number_url=url_for(
                 ".landing",
                 utm_source=verification.utm_source,
