@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := APP_ENV=development $(BIN)/flask --app app
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint security format translations messages clean
+.PHONY: run test lint security screenshots format translations messages clean
 
 run: $(STAMP) translations
 	$(FLASK) db upgrade
@@ -22,6 +22,10 @@ lint: $(STAMP)
 security: $(STAMP)
 	$(BIN)/bandit -r viihde -q
 	.ci/audit-dependencies
+
+# Phone-size screenshots of the main pages into docs/screenshots/ (needs Debian's chromium).
+screenshots: $(STAMP) translations
+	$(BIN)/python docs/screenshots.py
 
 format: $(STAMP)
 	$(BIN)/ruff format .
