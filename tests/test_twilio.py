@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -96,6 +97,7 @@ class StandIn:
 
     def __init__(self, httpserver) -> None:
         self.server = httpserver
+        self.hung: threading.Event | None = None
 
     def accepts(self, sid: str = "SM" + "0" * 32) -> None:
         self.server.expect_ordered_request(MESSAGES_PATH, method="POST").respond_with_json(
@@ -108,8 +110,11 @@ class StandIn:
         )
 
     def hangs(self, seconds: float = 1.5) -> None:
+        self.hung = threading.Event()
+
         def slow(_request):
             time.sleep(seconds)  # longer than TWILIO_TIMEOUT_SECONDS: the SDK gives up
+            self.hung.set()
             return Response("{}", status=504, content_type="application/json")
 
         self.server.expect_ordered_request(MESSAGES_PATH, method="POST").respond_with_handler(slow)
@@ -123,8 +128,12 @@ class StandIn:
 
 
 @pytest.fixture
-def twilio(httpserver) -> StandIn:
-    return StandIn(httpserver)
+def twilio(httpserver):
+    stand_in = StandIn(httpserver)
+    yield stand_in
+    if stand_in.hung is not None:  # let a hanging answer finish before the next test
+        stand_in.hung.wait(timeout=10)
+        time.sleep(0.1)  # the server logs the request just after the handler returns
 
 
 def queued_row(kind: str = "welcome") -> SmsMessage:
