@@ -26,7 +26,8 @@ from viihde.clock import utcnow  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 PHONE = {"viewport": {"width": 375, "height": 740}, "is_mobile": True, "device_scale_factor": 1}
-PASSWORD = "kesa-aamu-sataa-lunta-77"
+# A demo account in a throw-away register that lives for the run of this script.
+PASSWORD = "kesa-aamu-sataa-lunta-77"  # noqa: S105
 
 
 def main() -> None:
