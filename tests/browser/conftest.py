@@ -53,17 +53,3 @@ def new_page(browser, device: dict, locale: str = "fi-FI"):
     # bypass_csp lets axe-core in past our own CSP; the app's pages never need it.
     context = browser.new_context(locale=locale, bypass_csp=True, **device)
     return context.new_page()
-
-
-@pytest.fixture
-def phone_page(browser):
-    page = new_page(browser, PHONE)
-    yield page
-    page.context.close()
-
-
-@pytest.fixture
-def desktop_page(browser):
-    page = new_page(browser, DESKTOP)
-    yield page
-    page.context.close()

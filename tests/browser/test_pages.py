@@ -92,13 +92,14 @@ def test_privacy_notice_and_swedish_pages(browser, live_url):
     page.context.close()
 
 
-def test_staff_sign_in_and_look_up(browser, live_url, app, desktop_page):
+@pytest.mark.parametrize("device", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_staff_sign_in_and_look_up(browser, live_url, app, device):
     """Support signs in, finds the number by its last digits and opens the card."""
     with app.app_context():
         accounts.create_staff("tuki@viihdepaketti.fi", "support", PASSWORD, utcnow())
         consent.subscribe("+358401234567", ["offers"], consent.ConsentContext("signup"), utcnow())
         db.session.commit()
-    page = desktop_page
+    page = new_page(browser, device)
     page.goto(f"{live_url}/staff/login")
     assert_accessible(page)
     page.fill("#email", "tuki@viihdepaketti.fi")
@@ -115,6 +116,7 @@ def test_staff_sign_in_and_look_up(browser, live_url, app, desktop_page):
     page.goto(f"{live_url}/staff/dashboard")
     assert page.locator("svg.chart").count() == 2
     assert_accessible(page)
+    page.context.close()
 
 
 def test_the_landing_page_works_without_javascript(browser, live_url, outbox):
@@ -200,4 +202,16 @@ def test_the_resend_button_counts_down_the_minute(browser, live_url):
     resend = page.locator("form[action='/code/resend'] button")
     assert resend.is_disabled()
     assert re.search(r"\(\d+ s\)$", resend.inner_text())
+    page.context.close()
+
+
+def test_pages_ask_nothing_of_other_origins(browser, live_url):
+    """Every request the browser makes for the landing page and the notice stays here."""
+    page = new_page(browser, PHONE)
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(live_url, wait_until="networkidle")
+    page.goto(f"{live_url}/privacy", wait_until="networkidle")
+    assert requested
+    assert [url for url in requested if not url.startswith(live_url)] == []
     page.context.close()
