@@ -1,0 +1,19 @@
+"""gunicorn settings for production: `gunicorn app:app` picks this file up by itself."""
+
+import multiprocessing
+import os
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
+# Sync workers: each request is short; two per core plus one is gunicorn's advice.
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Restart workers now and then, so that a slow leak never grows.
+max_requests = 5000
+max_requests_jitter = 500
+# Access lines go to stdout; the app redacts preference tokens from them.
+accesslog = "-"
+errorlog = "-"
+# TLS ends at the proxy in front; trust its X-Forwarded-* only from there (see PROXY_COUNT).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -1,0 +1,52 @@
+"""Health checks for the load balancer: alive (/healthz) and ready (/readyz)."""
+
+from __future__ import annotations
+
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Blueprint, current_app, jsonify
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from .extensions import db, migrate
+from .sms.queue import sms_queue
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    """The process answers."""
+    return jsonify(status="ok")
+
+
+def _database() -> str:
+    try:
+        with db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            current = MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError:
+        return "unreachable"
+    config = migrate.get_config(current_app.extensions["migrate"].directory)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    return "ok" if current == head else f"migrations at {current}, head is {head}"
+
+
+def _redis() -> str:
+    queue = sms_queue()
+    if queue is None:
+        return "not configured"
+    try:
+        queue.connection.ping()
+    except RedisError:
+        return "unreachable"
+    return "ok"
+
+
+@bp.get("/readyz")
+def readyz():
+    """The database answers and is migrated to head, and Redis answers (if configured)."""
+    checks = {"database": _database(), "redis": _redis()}
+    ready = checks["database"] == "ok" and checks["redis"] in ("ok", "not configured")
+    return jsonify(status="ready" if ready else "not ready", **checks), 200 if ready else 503
