@@ -118,7 +118,7 @@ def test_signed_webhooks_with_random_content_never_answer_5xx(client, path, para
     """Even a genuinely signed request with nonsense in it is handled."""
     signature = RequestValidator(TOKEN).compute_signature(BASE + path, params)
     response = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
-    assert response.status_code in (200, 204)
+    assert response.status_code in (200, 204, 413)  # 413: over 16 KiB, refused unread
 
 
 @FUZZ
@@ -126,9 +126,9 @@ def test_signed_webhooks_with_random_content_never_answer_5xx(client, path, para
        params=st.dictionaries(st.sampled_from(WEBHOOK_FIELDS), values, max_size=6),
        signature=st.text(st.characters(exclude_categories=("Cc",)), max_size=40))  # fmt: skip
 def test_unsigned_webhooks_get_403_whatever_they_carry(client, path, params, signature):
-    """Random signatures: always 403."""
+    """Random signatures: always 403 (or 413 when the body is over the limit)."""
     response = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
-    assert response.status_code == 403
+    assert response.status_code in (403, 413)
 
 
 def test_a_body_over_the_limit_is_413_wherever_a_form_is_read(client):

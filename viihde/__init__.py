@@ -9,7 +9,7 @@ from flask_babel import get_locale
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, config, errors, health, labels, logs, pages, purposes, security
+from . import cli, config, errors, health, labels, logs, metrics, pages, purposes, security
 from .extensions import babel, csrf, db, limiter, login_manager, migrate
 from .sms import queue as sms_queue
 
@@ -115,3 +115,5 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(staff_bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
+    metrics.init_app(app)
+    logs.init_app(app)

@@ -15,6 +15,7 @@ from enum import StrEnum
 from flask import current_app
 from sqlalchemy import func, select
 
+from . import metrics
 from .extensions import db
 from .models import SmsMessage, Verification
 
@@ -46,7 +47,16 @@ def _sent_since(moment: datetime, kind: str | None = None) -> tuple[int, datetim
 
 
 def sms_pause(now: datetime) -> Pause | None:
-    """Is code sending paused now? Checked before every code is sent."""
+    """Is code sending paused now? Checked before every code is sent (and kept as a gauge)."""
+    pause = _pause(now)
+    for reason in PauseReason:
+        metrics.SENDING_PAUSED.labels(reason.value).set(
+            int(pause is not None and pause.reason == reason)
+        )
+    return pause
+
+
+def _pause(now: datetime) -> Pause | None:
     config = current_app.config
     hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
     sent_hour, oldest_hour = _sent_since(hour_ago)

@@ -136,6 +136,10 @@ def from_environment(instance_path: str) -> dict:
         # the host of PUBLIC_BASE_URL unless set.
         "TRUSTED_HOSTS": _env_list("TRUSTED_HOSTS", "") or None,
         "WTF_CSRF_TIME_LIMIT": 3600,
+        # /metrics answers only with "Authorization: Bearer <this>"; unset: 404.
+        "METRICS_TOKEN": _env("METRICS_TOKEN"),
+        # "json" for one JSON object per log line (production), else plain text.
+        "LOG_FORMAT": _env("LOG_FORMAT", "text"),
         # Staff sessions: out after 30 idle minutes, and 12 hours after login at the latest.
         "STAFF_IDLE_MINUTES": int(_env("STAFF_IDLE_MINUTES", "30")),
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from . import metrics
 from .extensions import db
 from .models import ConsentEvent, ConsentEvidence, Subscriber
 from .notices import PRIVACY_NOTICE_VERSION
@@ -195,4 +196,5 @@ def _append(
     )
     db.session.add(event)
     db.session.flush()
+    metrics.CONSENT_EVENTS.labels(action, context.source).inc()
     return event

@@ -1,15 +1,21 @@
-"""Logging guards: preference-link tokens are redacted from access log lines."""
+"""Logging: a request id on every line, JSON lines in production, and no tokens in access lines."""
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
+
+from flask import Flask, g, has_request_context, request
+from pythonjsonlogger.json import JsonFormatter
 
 from .tokens import TOKEN_PATTERN
 
 #: Access logs that print request paths: the dev server's and gunicorn's.
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
 _TOKEN_IN_PATH = re.compile(r"/(" + TOKEN_PATTERN + r")(?=[\s?\"]|$)")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s"
 
 
 class RedactTokens(logging.Filter):
@@ -23,9 +29,39 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class RequestId(logging.Filter):
+    """Stamp each record with the id of the request it belongs to (or '-')."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+        return True
+
+
 def install() -> None:
-    """Attach the filters once per process."""
+    """Attach the token filters once per process."""
     for name in ACCESS_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(RedactTokens())
+
+
+def init_app(app: Flask) -> None:
+    """Request ids in and out (X-Request-ID), and JSON lines when LOG_FORMAT=json."""
+
+    @app.before_request
+    def _request_id() -> None:
+        given = request.headers.get("X-Request-ID", "")
+        g.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+
+    @app.after_request
+    def _echo_request_id(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "-")
+        return response
+
+    if app.config["LOG_FORMAT"] == "json":
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter(JSON_FIELDS, timestamp=True))
+        handler.addFilter(RequestId())
+        root = logging.getLogger()
+        root.handlers[:] = [handler]
+        root.setLevel(logging.INFO)

@@ -16,7 +16,7 @@ from enum import StrEnum
 from flask import current_app
 from sqlalchemy import func, select, update
 
-from . import consent, purposes
+from . import consent, metrics, purposes
 from .budget import log_pause, sms_pause
 from .extensions import db
 from .hashing import hashes_match, keyed_hash
@@ -128,6 +128,7 @@ def _send_code(
         raise CodeRefused(Refusal.SEND_FAILED)
     verification.sms_message_id = message.id
     db.session.commit()
+    metrics.CODES_SENT.inc()
     return verification
 
 
@@ -302,6 +303,7 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
     if claimed != 1:  # a twin request confirmed it a moment ago
         db.session.rollback()
         return CheckResult(Outcome.USED)
+    metrics.CODES_CONFIRMED.inc()
     if verification.kind == STEP_UP:
         db.session.commit()
         subscriber_id = db.session.scalar(

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .. import consent
+from .. import consent, metrics
 from ..clock import utcnow
 from ..extensions import db
 from ..locks import serialise
@@ -106,6 +106,7 @@ def _failed(message: SmsMessage, error: SendFailed, now: datetime, retry: bool) 
         error.code,
         retry,
     )
+    metrics.SMS_FAILURES.labels(error.code or "unknown").inc()
     if error.code == UNSUBSCRIBED_RECIPIENT:
         withdraw_after_provider_opt_out(message.phone_e164, now)
     if retry:

@@ -1,0 +1,87 @@
+"""Metrics for Prometheus, request ids, and JSON log lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from viihde import create_app
+
+from .conftest import SECRET, Visitor
+
+
+@pytest.mark.parametrize("config_overrides", [{"METRICS_TOKEN": "scraper-token-123"}])
+def test_metrics_need_the_token(client):
+    """Without the bearer token /metrics does not exist."""
+    assert client.get("/metrics").status_code == 404
+    wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 404
+
+
+@pytest.mark.parametrize("config_overrides", [{"METRICS_TOKEN": "scraper-token-123"}])
+def test_metrics_count_requests_codes_and_consents(app, outbox):
+    """After a sign-up the counters show the request, the code and the grants."""
+    Visitor(app.test_client(), outbox).sign_up("040 123 4567")
+    body = (
+        app.test_client()
+        .get("/metrics", headers={"Authorization": "Bearer scraper-token-123"})
+        .text
+    )
+    assert (
+        'viihde_http_requests_total{endpoint="signup.landing",method="POST",status="302"}' in body
+    )
+    assert "viihde_codes_sent_total" in body
+    assert 'viihde_consent_events_total{action="grant",source="signup"}' in body
+    assert 'viihde_http_request_seconds_bucket{endpoint="signup.code"' in body
+    assert "viihde_sms_sending_paused" in body
+
+
+def test_metrics_are_off_without_a_token(client):
+    """No METRICS_TOKEN configured: 404 whatever is sent."""
+    assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 404
+
+
+def test_every_response_carries_a_request_id(client):
+    """A good incoming id is kept; a bad one is replaced."""
+    assert len(client.get("/").headers["X-Request-ID"]) == 16
+    kept = client.get("/", headers={"X-Request-ID": "proxy-abc-123456"})
+    assert kept.headers["X-Request-ID"] == "proxy-abc-123456"
+    replaced = client.get("/", headers={"X-Request-ID": "bad id; <script>"})
+    assert replaced.headers["X-Request-ID"] != "bad id; <script>"
+    assert len(replaced.headers["X-Request-ID"]) == 16
+
+
+def test_json_logs_one_line_per_record_with_request_id_in_utc(database_uri):
+    """LOG_FORMAT=json: each record is one JSON line, newlines in it included."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        app = create_app(
+            {
+                "APP_ENV": "testing",
+                "SECRET_KEY": SECRET,
+                "SQLALCHEMY_DATABASE_URI": database_uri,
+                "LOG_FORMAT": "json",
+            }
+        )
+        stream = io.StringIO()
+        root.handlers[0].stream = stream
+
+        @app.get("/log-something")
+        def log_something():
+            app.logger.warning("input_validation_fail value=%s", "a\nb")
+            return "ok"
+
+        app.test_client().get("/log-something", headers={"X-Request-ID": "req-0123456789"})
+        lines = [line for line in stream.getvalue().splitlines() if "input_validation" in line]
+        assert len(lines) == 1
+        record = json.loads(lines[0])
+        assert record["request_id"] == "req-0123456789"
+        assert record["message"] == "input_validation_fail value=a\nb"
+        assert record["timestamp"].endswith("+00:00")
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])

@@ -1,0 +1,77 @@
+"""Prometheus metrics: requests per endpoint, and what the register does (the only module
+that knows ``prometheus_client``).
+
+With several gunicorn workers set PROMETHEUS_MULTIPROC_DIR (an empty directory) so
+that /metrics adds up every worker; without it each process reports its own.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import time
+
+from flask import Flask, Response, abort, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter("viihde_http_requests_total", "HTTP requests", ["endpoint", "method", "status"])
+LATENCY = Histogram(
+    "viihde_http_request_seconds",
+    "Time to answer, per endpoint",
+    ["endpoint"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+CODES_SENT = Counter("viihde_codes_sent_total", "One-time codes handed to the SMS backend")
+CODES_CONFIRMED = Counter("viihde_codes_confirmed_total", "One-time codes confirmed")
+CONSENT_EVENTS = Counter(
+    "viihde_consent_events_total", "Consent events written", ["action", "source"]
+)
+SMS_FAILURES = Counter("viihde_sms_failures_total", "SMS the provider refused", ["code"])
+LIMITED = Counter("viihde_rate_limited_total", "Requests answered 429", ["endpoint"])
+SENDING_PAUSED = Gauge(
+    "viihde_sms_sending_paused", "1 while the SMS budget breaker holds code sending", ["reason"]
+)
+
+
+def init_app(app: Flask) -> None:
+    """Time every request and serve /metrics (behind METRICS_TOKEN)."""
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response):
+        endpoint = request.endpoint or "unmatched"
+        started = g.pop("metrics_started", None)
+        if started is not None:
+            LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+        REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        if response.status_code == 429:
+            LIMITED.labels(endpoint).inc()
+        return response
+
+    app.add_url_rule("/metrics", "metrics", metrics_view)
+
+
+def metrics_view():
+    """The metrics, for a scraper that knows METRICS_TOKEN (404 for everyone else)."""
+    token = current_app.config.get("METRICS_TOKEN")
+    given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    if not token or not hmac.compare_digest(given.encode(), token.encode()):
+        abort(404)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0])
