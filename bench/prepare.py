@@ -10,11 +10,11 @@ from flask_migrate import upgrade
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import app  # noqa: E402
-from viihde import consent  # noqa: E402
-from viihde.clock import utcnow  # noqa: E402
-from viihde.extensions import db  # noqa: E402
-from viihde.tokens import preference_url  # noqa: E402
+from app import app
+from viihde import consent
+from viihde.clock import utcnow
+from viihde.extensions import db
+from viihde.tokens import preference_url
 
 with app.app_context():
     upgrade()
