@@ -8,6 +8,9 @@ import json
 import logging
 import os
 import re
+import threading
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -153,6 +156,37 @@ class Outbox:
 @pytest.fixture
 def outbox(outbox_path) -> Outbox:
     return Outbox(outbox_path)
+
+
+def race(*calls: Callable[[], object], app=None) -> list[object]:
+    """Run the calls in threads released together by a barrier; return their results.
+
+    With ``app``, each thread works in its own app context (its own session and
+    database connection), as concurrent requests do.
+    """
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        context = app.app_context() if app is not None else nullcontext()
+        with context:
+            barrier.wait()
+            try:
+                results[index] = call()
+            except BaseException as error:  # surfaced below, in the test's thread
+                errors.append(error)
+            finally:
+                if app is not None:
+                    db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    return results
 
 
 def csrf_token(html: str) -> str:

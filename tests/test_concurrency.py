@@ -6,9 +6,7 @@ database connection) through a barrier, on SQLite and, in CI, PostgreSQL.
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import pairwise
@@ -20,34 +18,11 @@ from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber, Verification
 from viihde.verification import Outcome, SignupDetails, code_hash, confirm_code, request_code
 
+from .conftest import race
+
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ROUNDS = 8
 PURPOSES = ("offers", "new_content", "competitions")
-
-
-def race(app, *calls: Callable[[], object]) -> list[object]:
-    """Run the calls in parallel threads, released together; return their results."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                results[index] = call()
-            except BaseException as error:  # surfaced below, in the test's thread
-                errors.append(error)
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 def issue(app, phone: str, now: datetime, monkeypatch) -> tuple[int, str]:
@@ -79,9 +54,9 @@ def test_the_same_code_confirmed_twice_at_once_gives_one_subscriber_and_one_even
         phone = f"+35840123{round_:04d}"
         verification_id, code = issue(app, phone, NOW, monkeypatch)
         results = race(
-            app,
             partial(confirm_code, verification_id, code, NOW),
             partial(confirm_code, verification_id, code, NOW),
+            app=app,
         )
         outcomes = [result.outcome for result in results]
         assert Counter(outcomes) == Counter({Outcome.CONFIRMED: 1, Outcome.USED: 1})
@@ -97,9 +72,9 @@ def test_two_tabs_confirming_two_codes_for_one_number_make_one_subscriber(app, m
         second, _ = issue(app, phone, NOW + timedelta(seconds=61), monkeypatch)
         later = NOW + timedelta(seconds=62)
         results = race(
-            app,
             partial(confirm_code, first, code, later),
             partial(confirm_code, second, code, later),
+            app=app,
         )
         outcomes = [result.outcome for result in results]
         assert outcomes == [Outcome.CONFIRMED, Outcome.CONFIRMED]
@@ -122,9 +97,9 @@ def test_stop_racing_an_opt_in_loses_nothing(app):
     opt_in = consent.ConsentContext(source="preference_page")
     for _ in range(ROUNDS):
         race(
-            app,
             partial(consent.set_consent, subscriber_id, PURPOSES, True, opt_in, NOW),
             partial(consent.withdraw_all, subscriber_id, stop, NOW),
+            app=app,
         )
         events = ledger(app, phone)
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
@@ -139,7 +114,7 @@ def test_parallel_guesses_never_exceed_five_tries(app, monkeypatch):
     """Ten wrong guesses at once: five are evaluated, the code is dead, the right one fails."""
     verification_id, code = issue(app, "+358401112222", NOW, monkeypatch)
     guesses = [partial(confirm_code, verification_id, f"{n:06d}", NOW) for n in range(10)]
-    outcomes = Counter(result.outcome for result in race(app, *guesses))
+    outcomes = Counter(result.outcome for result in race(*guesses, app=app))
     assert outcomes[Outcome.WRONG] + outcomes[Outcome.EXHAUSTED] == 10
     with app.app_context():
         assert db.session.get(Verification, verification_id).attempts == 5

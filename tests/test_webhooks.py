@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import unicodedata
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import pairwise
 
@@ -27,6 +25,8 @@ from viihde.sms.backends import FileBackend
 from viihde.sms.delivery import deliver, record_status
 from viihde.sms.replies import HELP, KEYWORDS, START, STOP, keyword_of
 from viihde.sms.twilio_backend import is_genuine_request
+
+from .conftest import race
 
 TOKEN = "test-auth-token"
 OUR_NUMBER = "+358401110000"
@@ -162,28 +162,6 @@ def subscriber(app, visitor) -> int:
 
 SIGNED_UP = [("grant", purpose, "signup") for purpose in PURPOSES]
 STOPPED = [("withdraw", purpose, "sms_keyword") for purpose in PURPOSES]
-
-
-def race(*calls: Callable[[], object]) -> list[object]:
-    """Run the calls in threads released together by a barrier; return their results."""
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        barrier.wait()
-        try:
-            results[index] = call()
-        except BaseException as error:  # surfaced below, in the test's thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
 
 
 # --- The signature -------------------------------------------------------------------------
