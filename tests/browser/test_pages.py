@@ -80,6 +80,15 @@ def test_sign_up_from_ad_to_preferences_and_data(browser, live_url, outbox, devi
     data = json.loads(Path(download.value.path()).read_text())
     assert data["number"] == "+358401234567"
     assert data["subscribed"] is False
+    for path in ("/preferences/receipt/1", "/preferences/erase", "/privacy"):
+        page.goto(live_url + path)
+        assert_accessible(page)
+    forwarded = new_page(browser, device)  # the link opened elsewhere: a code is needed
+    forwarded.goto(link)
+    forwarded.goto(f"{live_url}/preferences/data")
+    forwarded.wait_for_url(re.compile(r".*/preferences/verify\?next=data$"))
+    assert_accessible(forwarded)
+    forwarded.context.close()
     page.context.close()
 
 
