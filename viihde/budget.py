@@ -36,14 +36,29 @@ class Pause:
     until: datetime
 
 
-def _sent_since(moment: datetime, kind: str | None = None) -> tuple[int, datetime | None]:
-    query = select(func.count(), func.min(SmsMessage.created_at)).where(
-        SmsMessage.created_at > moment, SmsMessage.status != "failed"
-    )
-    if kind:
-        query = query.where(SmsMessage.kind == kind)
-    count, oldest = db.session.execute(query).one()
-    return count, oldest
+@dataclass(frozen=True)
+class _Sent:
+    """SMS that went out (not failed) in the last hour and day, counted in one query."""
+
+    hour: int
+    oldest_in_hour: datetime | None
+    day: int
+    oldest_in_day: datetime | None
+    codes_in_hour: int
+
+
+def _sent(hour_ago: datetime, day_ago: datetime) -> _Sent:
+    in_hour = SmsMessage.created_at > hour_ago
+    row = db.session.execute(
+        select(
+            func.count().filter(in_hour),
+            func.min(SmsMessage.created_at).filter(in_hour),
+            func.count(),
+            func.min(SmsMessage.created_at),
+            func.count().filter(in_hour, SmsMessage.kind == "code"),
+        ).where(SmsMessage.created_at > day_ago, SmsMessage.status != "failed")
+    ).one()
+    return _Sent(*row)
 
 
 def sms_pause(now: datetime) -> Pause | None:
@@ -59,13 +74,12 @@ def sms_pause(now: datetime) -> Pause | None:
 def _pause(now: datetime) -> Pause | None:
     config = current_app.config
     hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
-    sent_hour, oldest_hour = _sent_since(hour_ago)
-    if sent_hour >= config["SMS_HOURLY_LIMIT"]:
-        return Pause(PauseReason.HOURLY_BUDGET, oldest_hour + timedelta(hours=1))
-    sent_day, oldest_day = _sent_since(day_ago)
-    if sent_day >= config["SMS_DAILY_LIMIT"]:
-        return Pause(PauseReason.DAILY_BUDGET, oldest_day + timedelta(days=1))
-    codes, _oldest = _sent_since(hour_ago, kind="code")
+    sent = _sent(hour_ago, day_ago)
+    if sent.hour >= config["SMS_HOURLY_LIMIT"]:
+        return Pause(PauseReason.HOURLY_BUDGET, sent.oldest_in_hour + timedelta(hours=1))
+    if sent.day >= config["SMS_DAILY_LIMIT"]:
+        return Pause(PauseReason.DAILY_BUDGET, sent.oldest_in_day + timedelta(days=1))
+    codes = sent.codes_in_hour
     if codes >= config["CONFIRMATION_RATE_MIN_SAMPLE"]:
         confirmed = db.session.scalar(
             select(func.count())
