@@ -13,7 +13,7 @@ from functools import cache
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from zxcvbn import zxcvbn
 
@@ -226,11 +226,3 @@ def from_session_token(token: str) -> StaffMember | None:
     if staff is None or staff.disabled_at is not None or staff.session_version != int(version):
         return None
     return staff
-
-
-def count_admins() -> int:
-    return db.session.scalar(
-        select(func.count())
-        .select_from(StaffMember)
-        .where(StaffMember.role == "admin", StaffMember.disabled_at.is_(None))
-    )
