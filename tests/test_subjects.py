@@ -8,8 +8,10 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
+from viihde import subjects as subjects_module
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Tombstone, Verification
+from viihde.phone import PhoneError
 from viihde.subjects import tombstone_hash
 
 
@@ -110,3 +112,24 @@ def test_a_new_subscriber_never_inherits_an_erased_subscribers_link(
     with freeze_time("2026-11-25 13:00:00"):
         visitor.sign_up("050 765 4321")
     assert app.test_client().get(subscribed).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("040 123 4567", subjects_module.Search(phone_e164="+358401234567")),
+        ("+358 40 123 4567", subjects_module.Search(phone_e164="+358401234567")),
+        ("234567", subjects_module.Search(last_digits="234567")),
+        ("1234 567", subjects_module.Search(last_digits="1234567")),
+    ],
+)
+def test_support_search_reads_a_whole_number_or_its_last_digits(query, expected):
+    """Any accepted format is a number; six or more digits otherwise are its tail."""
+    assert subjects_module.read_search(query, ["FI"]) == expected
+
+
+@pytest.mark.parametrize("query", ["4567", "+358 40", "hello"])
+def test_support_search_refuses_too_little_or_the_wrong_kind(query):
+    """Fewer than six digits, or no number at all, is not something to look up."""
+    with pytest.raises(PhoneError):
+        subjects_module.read_search(query, ["FI"])

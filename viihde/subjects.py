@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from .models import (
     Tombstone,
     Verification,
 )
+from .phone import PhoneError, parse_mobile
 from .sms import send_sms
 from .sms.texts import link_message, new_link_message
 from .tokens import preference_url, read_preference_token, secret_keys
@@ -44,6 +46,29 @@ def subscriber_by_id(subscriber_id: int | None) -> Subscriber | None:
 def subscriber_by_phone(phone_e164: str) -> Subscriber | None:
     """The subscriber with this number, if there is one."""
     return db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
+
+
+#: Support may look a number up by its last digits, when it has at least this many.
+MIN_LAST_DIGITS = 6
+
+
+@dataclass(frozen=True)
+class Search:
+    """What support typed: a whole number (in E.164), or the last digits of one."""
+
+    phone_e164: str | None = None
+    last_digits: str | None = None
+
+
+def read_search(query: str, allowed_regions: list[str]) -> Search:
+    """A whole number in any accepted format, else 6+ last digits; else PhoneError."""
+    try:
+        return Search(phone_e164=parse_mobile(query, allowed_regions))
+    except PhoneError:
+        compact = (query or "").strip().lstrip("+").replace(" ", "")
+        if compact.isdigit() and len(compact) >= MIN_LAST_DIGITS:
+            return Search(last_digits=compact)
+        raise
 
 
 def find_by_last_digits(digits: str, limit: int = 50) -> list[Subscriber]:

@@ -12,13 +12,11 @@ from flask_login import current_user
 from .. import audit, consent, subjects
 from ..clock import utcnow
 from ..messages import PHONE_REFUSALS
-from ..phone import PhoneError, parse_mobile
+from ..phone import PhoneError
 from ..purposes import configured
 from ..web import client_ip
 from . import bp
 from .forms import ButtonForm, EraseForm, SearchForm, WithdrawForm
-
-MIN_LAST_DIGITS = 6
 
 
 def actor() -> audit.Actor:
@@ -46,17 +44,17 @@ def home():
     form = SearchForm()
     if not form.validate_on_submit():
         return render_template("staff/home.html", form=form), 400 if form.errors else 200
-    query = form.query.data.strip()
-    digits = "".join(ch for ch in query if ch.isdigit())
     try:
-        phone = parse_mobile(query, current_app.config["ALLOWED_REGIONS"])
+        search = subjects.read_search(form.query.data, current_app.config["ALLOWED_REGIONS"])
     except PhoneError as error:
-        if query.lstrip("+").replace(" ", "").isdigit() and len(digits) >= MIN_LAST_DIGITS:
-            matches = subjects.find_by_last_digits(digits)
-            audit.record(actor(), "search", utcnow(), detail=f"last {len(digits)} digits")
-            return render_template("staff/home.html", form=form, matches=matches)
         form.query.errors = [PHONE_REFUSALS[error.reason]]
         return render_template("staff/home.html", form=form), 400
+    if search.last_digits:
+        matches = subjects.find_by_last_digits(search.last_digits)
+        detail = f"last {len(search.last_digits)} digits"
+        audit.record(actor(), "search", utcnow(), detail=detail)
+        return render_template("staff/home.html", form=form, matches=matches)
+    phone = search.phone_e164
     audit.record(actor(), "search", utcnow(), phone_e164=phone, detail="number")
     subscriber = subjects.subscriber_by_phone(phone)
     if subscriber is not None:
