@@ -49,7 +49,7 @@ def code_refusal(refusal: CodeRefused) -> str:
 
 
 def code_refusal_status(refusal: CodeRefused) -> int:
-    """429 for a limit, 503 when the SMS provider failed."""
+    """429 for a limit on this visitor or number; 503 when sending itself is down or paused."""
     return 503 if refusal.reason in (Refusal.SEND_FAILED, Refusal.PAUSED) else 429
 
 
