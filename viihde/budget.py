@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from . import metrics
-from .extensions import db
+from .extensions import cache, db
 from .models import SmsMessage, Verification
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,17 @@ def sms_pause(now: datetime) -> Pause | None:
             int(pause is not None and pause.reason == reason)
         )
     return pause
+
+
+def paused_hint(now: datetime) -> bool:
+    """Is code sending paused, as the landing page tells its visitors? Kept for
+    BUDGET_HINT_SECONDS in each process, so that a busy landing page does not count the
+    SMS log on every view; the check before a code is sent (``sms_pause``) never is."""
+    paused = cache.get("budget:paused-hint")
+    if paused is None:
+        paused = sms_pause(now) is not None
+        cache.set("budget:paused-hint", paused, timeout=current_app.config["BUDGET_HINT_SECONDS"])
+    return paused
 
 
 def _pause(now: datetime) -> Pause | None:

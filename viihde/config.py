@@ -149,6 +149,13 @@ def from_environment(instance_path: str) -> dict:
         # Rate limit counters; unset: REDIS_URL when set, else this process's memory.
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI"),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Each process keeps the rendered fixed texts of its pages (per language) and
+        # the landing page's "sign-ups are paused" hint; nothing personal is cached.
+        "CACHE_TYPE": "SimpleCache",
+        "CACHE_DEFAULT_TIMEOUT": 3600,
+        # How stale the landing page's pause hint may be (the check before each code
+        # is sent is never cached).
+        "BUDGET_HINT_SECONDS": int(_env("BUDGET_HINT_SECONDS", "10")),
     }
 
 

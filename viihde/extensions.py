@@ -1,6 +1,7 @@
 """Flask extensions, created once and bound to the app in ``create_app``."""
 
 from flask_babel import Babel
+from flask_caching import Cache
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -25,3 +26,5 @@ babel = Babel()
 login_manager = LoginManager()
 # Per IP by default (behind a proxy, PROXY_COUNT makes remote_addr the visitor's own).
 limiter = Limiter(key_func=get_remote_address)
+# Per process: rendered page texts and the landing page's budget hint; never personal data.
+cache = Cache()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, SubmitField
 from wtforms.validators import DataRequired
 
 from .. import purposes
+from ..forms import Form
 
 
-class ChoicesForm(FlaskForm):
+class ChoicesForm(Form):
     """A switch per purpose, saved together; or one tap to stop everything."""
 
     save = SubmitField(_l("Save my choices"))
@@ -21,11 +21,11 @@ class ChoicesForm(FlaskForm):
         return {key: formdata.get(f"purpose-{key}") == "on" for key in purposes.configured_keys()}
 
 
-class ButtonForm(FlaskForm):
+class ButtonForm(Form):
     """A single button (sign out my links, send a code): CSRF only."""
 
 
-class EraseForm(FlaskForm):
+class EraseForm(Form):
     """Erasure needs a deliberate tick as well as the button."""
 
     understood = BooleanField(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, InputRequired, Regexp, ValidationError
 
+from ..forms import Form
 from ..messages import PHONE_REFUSALS
 from ..notices import SIGNUP_TEXT
 from ..phone import PhoneError, parse_mobile
@@ -42,7 +42,7 @@ def attribution_from(args) -> dict[str, str | None]:
     return data
 
 
-class SignupForm(FlaskForm):
+class SignupForm(Form):
     """The landing page: a mobile number and an unticked consent box."""
 
     phone = StringField(
@@ -73,7 +73,7 @@ class SignupForm(FlaskForm):
             raise ValidationError(PHONE_REFUSALS[error.reason]) from None
 
 
-class CodeForm(FlaskForm):
+class CodeForm(Form):
     """The one-time code from the SMS."""
 
     code = StringField(
@@ -92,5 +92,5 @@ class CodeForm(FlaskForm):
     )
 
 
-class ResendForm(FlaskForm):
+class ResendForm(Form):
     """Ask for a new code (CSRF only)."""

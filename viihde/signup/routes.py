@@ -7,7 +7,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from .. import browser, messages, subjects
-from ..budget import sms_pause
+from ..budget import paused_hint
 from ..clock import utcnow
 from ..consent import Evidence
 from ..notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
@@ -67,8 +67,10 @@ def landing():
             return redirect(url_for(".code"))
     elif form.errors:
         status = 400
-    paused = sms_pause(utcnow()) is not None
-    return render_template("signup/landing.html", form=form, paused=paused), status
+    return (
+        render_template("signup/landing.html", form=form, paused=paused_hint(utcnow())),
+        status,
+    )
 
 
 def _render_code_page(verification, form: CodeForm, status: int = 200):

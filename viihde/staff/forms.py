@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
+
+from ..forms import Form
 
 REASON = [
     InputRequired(message=_l("Write the reason, for example 'phoned on 25.11.'.")),
@@ -13,7 +14,7 @@ REASON = [
 ]
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     email = EmailField(
         _l("Email"),
         validators=[InputRequired(message=_l("Type your email.")), Length(max=254)],
@@ -26,7 +27,7 @@ class LoginForm(FlaskForm):
     )
 
 
-class TotpForm(FlaskForm):
+class TotpForm(Form):
     code = StringField(
         _l("Code from your authenticator app"),
         filters=[lambda v: "".join(v.split()) if v else v],
@@ -38,7 +39,7 @@ class TotpForm(FlaskForm):
     )
 
 
-class SearchForm(FlaskForm):
+class SearchForm(Form):
     query = StringField(
         _l("Number, or at least its last 6 digits"),
         validators=[InputRequired(message=_l("Type a number.")), Length(max=32)],
@@ -46,11 +47,11 @@ class SearchForm(FlaskForm):
     )
 
 
-class WithdrawForm(FlaskForm):
+class WithdrawForm(Form):
     reason = StringField(_l("Reason"), validators=REASON)
 
 
-class EraseForm(FlaskForm):
+class EraseForm(Form):
     reason = StringField(_l("Reason"), validators=REASON)
     confirm = BooleanField(
         _l("I have checked the number: erase everything stored about it."),
@@ -58,11 +59,11 @@ class EraseForm(FlaskForm):
     )
 
 
-class ButtonForm(FlaskForm):
+class ButtonForm(Form):
     """A single action button: CSRF only."""
 
 
-class AuditFilterForm(FlaskForm):
+class AuditFilterForm(Form):
     class Meta:
         csrf = False  # a GET filter that changes nothing
 
@@ -73,7 +74,7 @@ class AuditFilterForm(FlaskForm):
     until = DateField(_l("To"), validators=[Optional()])
 
 
-class DashboardForm(FlaskForm):
+class DashboardForm(Form):
     class Meta:
         csrf = False
 

@@ -1,0 +1,65 @@
+"""The per-process cache of rendered fixed texts (Flask-Caching): each language gets its
+own, a page with the visitor's own input is never served from it, and nothing personal
+ever goes into it."""
+
+from __future__ import annotations
+
+from viihde.extensions import cache
+
+from .conftest import csrf_token
+
+
+def cached_values(app) -> list[str]:
+    """Everything in this app's cache, as text."""
+    with app.app_context():
+        keys = list(app.extensions["cache"][cache]._cache)  # SimpleCache lists no keys
+        return [str(cache.get(key)) for key in keys]
+
+
+def test_each_language_gets_its_own_cached_texts(app):
+    client = app.test_client()
+    for _ in range(2):  # the second round comes from the cache
+        fi = client.get("/", headers={"Accept-Language": "fi"}).text
+        en = client.get("/", headers={"Accept-Language": "en"}).text
+        sv = client.get("/", headers={"Accept-Language": "sv"}).text
+        assert "Matkapuhelinnumero" in fi and "Mobile number" not in fi
+        assert "Mobile number" in en and "Matkapuhelinnumero" not in en
+        assert "Mobilnummer" in sv and "Mobile number" not in sv
+        privacy_en = client.get("/privacy", headers={"Accept-Language": "en"}).text
+        privacy_fi = client.get("/privacy", headers={"Accept-Language": "fi"}).text
+        assert "1. Controller" in privacy_en and "1. Rekisterinpitäjä" in privacy_fi
+
+
+def test_a_refused_number_shows_the_visitors_own_input_not_the_cached_fields(app):
+    client = app.test_client()
+    page = client.get("/", headers={"Accept-Language": "en"})
+    refused = client.post(
+        "/",
+        data={"csrf_token": csrf_token(page.text), "phone": "12345"},
+        headers={"Accept-Language": "en"},
+    )
+    assert refused.status_code == 400
+    assert 'value="12345"' in refused.text
+    assert 'aria-invalid="true"' in refused.text
+    fresh = client.get("/", headers={"Accept-Language": "en"}).text
+    assert "12345" not in fresh and 'aria-invalid="true"' not in fresh
+
+
+def test_campaign_parameters_are_per_visit(app):
+    client = app.test_client()
+    first = client.get("/?utm_source=ads&utm_campaign=autumn").text
+    second = client.get("/?utm_source=other").text
+    assert 'value="autumn"' in first and 'value="other"' in second
+    assert "autumn" not in second
+
+
+def test_nothing_personal_is_cached(app, visitor, outbox):
+    visitor.submit_number("050 765 4321")
+    visitor.submit_code(outbox.last_code())
+    for path in ("/", "/privacy", "/done", "/preferences"):
+        visitor.client.get(path)
+    values = cached_values(app)
+    assert values  # the texts are there...
+    for value in values:  # ...and nothing of the visitor or their session
+        assert "765" not in value and "4321" not in value
+        assert "csrf_token" not in value
