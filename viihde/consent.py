@@ -154,12 +154,22 @@ def latest_events(subscriber_id: int) -> dict[str, ConsentEvent]:
     return latest
 
 
-def current_consent(subscriber_id: int) -> dict[str, bool]:
-    """Each purpose's current state (configured ones, and any other the ledger holds)."""
+def state_of(latest: dict[str, ConsentEvent]) -> dict[str, bool]:
+    """Each purpose's state given its last events (configured ones, and any other there)."""
     state = dict.fromkeys(configured_purposes(), False)
-    for purpose, event in latest_events(subscriber_id).items():
+    for purpose, event in latest.items():
         state[purpose] = event.action == GRANT
     return state
+
+
+def current_consent(subscriber_id: int) -> dict[str, bool]:
+    """Each purpose's current state (configured ones, and any other the ledger holds)."""
+    return state_of(latest_events(subscriber_id))
+
+
+def any_granted(state: dict[str, bool]) -> bool:
+    """True when any configured purpose is granted in ``state``."""
+    return any(state[purpose] for purpose in configured_purposes())
 
 
 def has_consent(subscriber_id: int, purpose: str) -> bool:
@@ -169,8 +179,7 @@ def has_consent(subscriber_id: int, purpose: str) -> bool:
 
 def is_subscribed(subscriber_id: int) -> bool:
     """True when any configured purpose is currently granted."""
-    state = current_consent(subscriber_id)
-    return any(state[purpose] for purpose in configured_purposes())
+    return any_granted(current_consent(subscriber_id))
 
 
 def _append(

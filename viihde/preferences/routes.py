@@ -76,7 +76,7 @@ def page():
             masked_number=mask(g.subscriber.phone_e164),
             purposes=configured(),
             latest=latest,
-            subscribed=consent.is_subscribed(g.subscriber.id),
+            subscribed=consent.any_granted(consent.state_of(latest)),
             form=ChoicesForm(),
             button=ButtonForm(),
         ),
