@@ -10,8 +10,9 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 # Restart workers now and then, so that a slow leak never grows.
-max_requests = 5000
-max_requests_jitter = 500
+# (0 turns it off: the benchmark measures steady workers.)
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
+max_requests_jitter = max_requests // 10
 # Access lines go to stdout; the app redacts preference tokens from them.
 accesslog = "-"
 errorlog = "-"

@@ -16,12 +16,16 @@ export SECRET_KEY=${SECRET_KEY:-$(.venv/bin/python -c 'import secrets; print(sec
 export PUBLIC_BASE_URL=http://127.0.0.1:8101 TRUSTED_HOSTS=127.0.0.1
 COOKIE=$(.venv/bin/python bench/prepare.py 2>/dev/null | tail -n 1)
 
-PORT=8101 .venv/bin/gunicorn app:app --daemon --pid /tmp/bench-app.pid --access-logfile /dev/null
-PORT=8102 .venv/bin/gunicorn --chdir bench bare:app --daemon --pid /tmp/bench-bare.pid --access-logfile /dev/null
-trap 'kill "$(cat /tmp/bench-app.pid)" "$(cat /tmp/bench-bare.pid)" 2>/dev/null || true' EXIT
+# One gunicorn, the production settings (gunicorn.conf.py), serving the app and the bare
+# route side by side (bench/bare.py); access lines off for both, and no worker recycling
+# in the middle of a measurement.
+GUNICORN_MAX_REQUESTS=0 PORT=8101 .venv/bin/gunicorn --config gunicorn.conf.py --chdir bench bare:app --daemon \
+  --pid /tmp/bench-app.pid --access-logfile /dev/null
+trap 'kill "$(cat /tmp/bench-app.pid)" 2>/dev/null || true' EXIT
 sleep 2
 
-run() {  # name url [header]
+run() {  # name url [header]: a warm-up second, then the measurement
+  wrk -t2 -c"$CONNECTIONS" -d1s ${3:+-H "$3"} "$2" >/dev/null
   local out
   out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency ${3:+-H "$3"} "$2")
   local rps p50 p99
@@ -33,7 +37,7 @@ run() {  # name url [header]
 }
 
 echo "wrk: $CONNECTIONS connections, $DURATION each, $(nproc) cores"
-run bare http://127.0.0.1:8102/
+run bare http://127.0.0.1:8101/__bare/
 run landing http://127.0.0.1:8101/
 run privacy http://127.0.0.1:8101/privacy
 run preferences http://127.0.0.1:8101/preferences "Cookie: $COOKIE"
