@@ -206,3 +206,16 @@ def test_secret_key_fallbacks_are_a_comma_separated_list(environment):
 def test_empty_variable_counts_as_unset(environment):
     """SMS_BACKEND= in an env file does not select a nameless backend."""
     assert settings_from(environment, SMS_BACKEND="")["SMS_BACKEND"] == "console"
+
+
+def test_gunicorn_settings_recycle_workers_unless_told_not_to(monkeypatch):
+    """Production recycles workers now and then; the benchmark turns it off."""
+    import runpy
+    from pathlib import Path
+
+    path = str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py")
+    monkeypatch.delenv("GUNICORN_MAX_REQUESTS", raising=False)
+    assert runpy.run_path(path)["max_requests"] == 5000
+    monkeypatch.setenv("GUNICORN_MAX_REQUESTS", "0")
+    settings = runpy.run_path(path)
+    assert settings["max_requests"] == 0 and settings["max_requests_jitter"] == 0
