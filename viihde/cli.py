@@ -14,6 +14,7 @@ from rq import SimpleWorker
 from . import accounts, audit, subjects
 from .clock import utcnow
 from .phone import PhoneError, mask, parse_mobile
+from .register_cli import register_cli
 from .sms import send_sms
 from .sms.queue import sms_queue
 from .sms.texts import test_message
@@ -175,3 +176,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(staff_cli)
     app.cli.add_command(sms_cli)
     app.cli.add_command(worker_command)
+    app.cli.add_command(register_cli)
