@@ -11,9 +11,10 @@ from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from rq import SimpleWorker
 
-from . import accounts, audit, subjects
+from . import accounts, audience, audit, subjects
 from .clock import utcnow
 from .phone import PhoneError, mask, parse_mobile
+from .purposes import configured_keys
 from .register_cli import register_cli
 from .sms import send_sms
 from .sms.queue import sms_queue
@@ -56,6 +57,38 @@ def erase_command(number: str, yes: bool) -> None:
     subjects.erase(phone, "cli", utcnow())
     audit.record(_operator(), "erase", utcnow(), phone_e164=phone, detail="cli")
     click.echo(f"Erased {mask(phone)}; a tombstone records the erasure.")
+
+
+audience_cli = AppGroup("audience", help="Who marketing may reach.")
+
+
+@audience_cli.command("export")
+@click.option("--purpose", required=True, help="A purpose key, for example offers.")
+@click.option("--format", "fmt", type=click.Choice(sorted(audience.WRITERS)), default="csv")
+@click.option(
+    "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-", help="A file."
+)
+def audience_export(purpose: str, fmt: str, output) -> None:
+    """Stream every number with current consent for PURPOSE, with its language and
+    personal preference link (constant memory; a progress bar on a terminal)."""
+    if purpose not in configured_keys():
+        raise click.BadParameter(
+            f"choose one of {', '.join(configured_keys())}", param_hint="--purpose"
+        )
+    written = audience.WRITERS[fmt](audience.members(purpose), output)
+    total = 0
+    if sys.stderr.isatty() and output.name != "<stdout>":
+        with click.progressbar(
+            written, length=audience.count(purpose), label="Exporting", file=sys.stderr
+        ) as bar:
+            for _ in bar:
+                total += 1
+    else:
+        for _ in written:
+            total += 1
+    output.close()
+    audit.record(_operator(), "audience_export", utcnow(), detail=f"{purpose}: {total} ({fmt})")
+    click.echo(f"Exported {total} numbers for {purpose}.", err=True)
 
 
 sms_cli = AppGroup("sms", help="SMS set-up checks.")
@@ -177,3 +210,4 @@ def register(app: Flask) -> None:
     app.cli.add_command(sms_cli)
     app.cli.add_command(worker_command)
     app.cli.add_command(register_cli)
+    app.cli.add_command(audience_cli)
