@@ -103,6 +103,7 @@ def _configure_sqlite(engine) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per area of the product."""
+    from .api import bp as api_bp
     from .preferences import TokenConverter
     from .preferences import bp as preferences_bp
     from .signup.routes import bp as signup_bp
@@ -116,5 +117,6 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(staff_bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(api_bp)
     metrics.init_app(app)
     logs.init_app(app)

@@ -308,3 +308,20 @@ class AuditEntry(db.Model):
     subject_masked: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(OutsideText(500))
     ip: Mapped[str | None] = mapped_column(String(45))
+
+
+class ApiToken(db.Model):
+    """A bearer token for the company's campaign tool, created by an admin. Only a keyed
+    hash of the token is kept: it is shown once, when created."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_by: Mapped[StaffMember | None] = relationship()
