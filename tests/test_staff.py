@@ -13,8 +13,9 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from viihde import accounts, consent, subjects
+from viihde.clock import utcnow
 from viihde.extensions import db
-from viihde.models import AppendOnlyError, AuditEntry, ConsentEvent, SmsMessage
+from viihde.models import ApiToken, AppendOnlyError, AuditEntry, ConsentEvent, SmsMessage
 
 from .conftest import Visitor, csrf_token
 
@@ -159,7 +160,15 @@ def test_cli_actions_are_audited(runner, app, subscriber_id):
 
 
 @pytest.mark.parametrize(
-    "path", ["/staff/", "/staff/card/1", "/staff/audit", "/staff/team", "/staff/dashboard"]
+    "path",
+    [
+        "/staff/",
+        "/staff/card/1",
+        "/staff/audit",
+        "/staff/team",
+        "/staff/api-tokens",
+        "/staff/dashboard",
+    ],
 )
 def test_everything_under_staff_is_refused_to_the_anonymous(client, path):
     """No session: every console page sends to the sign-in page."""
@@ -308,7 +317,7 @@ def test_a_disabled_account_is_out_at_once(app, support, runner):
 # Roles
 
 
-@pytest.mark.parametrize("path", ["/staff/audit", "/staff/team"])
+@pytest.mark.parametrize("path", ["/staff/audit", "/staff/team", "/staff/api-tokens"])
 def test_support_cannot_read_the_audit_log_or_manage_the_team(support, path):
     """Admin pages are 403 for support."""
     assert support.get(path).status_code == 403
@@ -330,7 +339,13 @@ def test_support_cannot_erase(app, support, subscriber_id):
 
 def test_admin_reaches_every_page(admin, subscriber_id):
     """Admins see the audit log, the team and the dashboard."""
-    for path in ("/staff/audit", "/staff/team", "/staff/dashboard", f"/staff/card/{subscriber_id}"):
+    for path in (
+        "/staff/audit",
+        "/staff/team",
+        "/staff/api-tokens",
+        "/staff/dashboard",
+        f"/staff/card/{subscriber_id}",
+    ):
         assert admin.get(path).status_code == 200, path
 
 
@@ -540,3 +555,48 @@ def test_unknown_emails_cost_the_same_password_check(app, monkeypatch):
         accounts.authenticate("nobody@viihdepaketti.fi", "wrong-password-123")
     assert len(calls) == 2
     assert all(h.startswith("$argon2id$") for h in calls)
+
+
+# Tokens in the console (admins only)
+
+
+def test_an_admin_makes_a_token_that_is_shown_once_and_works(app, admin, api_people):
+    made = post(admin, "/staff/api-tokens", "/staff/api-tokens", name="Kampanjatyökalu")
+    assert made.status_code == 200
+    plain = re.search(r'<code class="token">(viihde_[^<]+)</code>', made.text).group(1)
+    assert audience(app, plain).status_code == 200
+    assert plain not in admin.get("/staff/api-tokens").text  # never shown again
+    assert "Kampanjatyökalu" in admin.get("/staff/api-tokens").text
+    with app.app_context():
+        token_id = db.session.query(ApiToken).one().id
+    revoked = post(admin, f"/staff/api-tokens/{token_id}/revoke", "/staff/api-tokens")
+    assert revoked.status_code == 302
+    assert audience(app, plain).status_code == 401
+    actions = [row.action for row in audit_rows(app)]
+    assert "create_api_token" in actions and "revoke_api_token" in actions
+
+
+def test_a_token_name_is_needed_and_unique(admin):
+    assert post(admin, "/staff/api-tokens", "/staff/api-tokens", name="").status_code == 400
+    assert post(admin, "/staff/api-tokens", "/staff/api-tokens", name="tool").status_code == 200
+    again = post(admin, "/staff/api-tokens", "/staff/api-tokens", name="tool")
+    assert again.status_code == 400 and "exists already" in again.text
+
+
+def test_support_staff_cannot_make_tokens(app, support):
+    assert post(support, "/staff/api-tokens", "/staff/", name="x").status_code == 403
+    with app.app_context():
+        assert db.session.query(ApiToken).count() == 0
+
+
+def audience(app, token: str):
+    return app.test_client().get(
+        "/api/v1/audience?purpose=offers", headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+@pytest.fixture
+def api_people(app):
+    with app.app_context():
+        consent.subscribe("+358401234567", ["offers"], consent.ConsentContext("signup"), utcnow())
+        db.session.commit()

@@ -9,13 +9,13 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from .. import accounts, audit
+from .. import accounts, api_tokens, audit
 from ..clock import utcnow
 from ..models import StaffMember
 from ..phone import PhoneError, parse_mobile
 from . import bp
 from .console import actor, admin_required
-from .forms import AuditFilterForm, ButtonForm
+from .forms import ApiTokenForm, AuditFilterForm, ButtonForm
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 
@@ -86,3 +86,45 @@ def disable(staff_id: int):
         audit.record(actor(), "disable_staff", utcnow(), detail=member.email)
         flash(_("%(email)s can no longer sign in.", email=member.email))
     return redirect(url_for("staff.team"))
+
+
+def _render_tokens(form: ApiTokenForm, new_token: str | None = None, status: int = 200):
+    return (
+        render_template(
+            "staff/api_tokens.html",
+            tokens=api_tokens.all_tokens(),
+            form=form,
+            button=ButtonForm(),
+            new_token=new_token,
+        ),
+        status,
+    )
+
+
+@bp.route("/api-tokens", methods=["GET", "POST"])
+@admin_required
+def api_token_list():
+    """Tokens for the audience API: make one (shown once), see when each was last used."""
+    form = ApiTokenForm()
+    if not form.validate_on_submit():
+        return _render_tokens(form, status=400 if form.errors else 200)
+    try:
+        token, plain = api_tokens.create(form.name.data, current_user, utcnow())
+    except api_tokens.TokenNameTaken:
+        form.name.errors = [_("A token with this name exists already.")]
+        return _render_tokens(form, status=400)
+    audit.record(actor(), "create_api_token", utcnow(), detail=token.name)
+    return _render_tokens(ApiTokenForm(formdata=None), new_token=plain)
+
+
+@bp.post("/api-tokens/<int:token_id>/revoke")
+@admin_required
+def revoke_api_token(token_id: int):
+    """The token stops working at once."""
+    if ButtonForm().validate_on_submit():
+        token = api_tokens.revoke(token_id, utcnow())
+        if token is None:
+            abort(404)
+        audit.record(actor(), "revoke_api_token", utcnow(), detail=token.name)
+        flash(_("The token %(name)s no longer works.", name=token.name))
+    return redirect(url_for("staff.api_token_list"))

@@ -79,3 +79,15 @@ class DashboardForm(Form):
         csrf = False
 
     campaign = SelectField(_l("Campaign"), choices=[], validate_choice=False)
+
+
+class ApiTokenForm(Form):
+    """A new token for the audience API: a name that says who uses it."""
+
+    name = StringField(
+        _l("Name"),
+        validators=[
+            InputRequired(message=_l("Name the token after the tool that uses it.")),
+            Length(max=64, message=_l("At most 64 characters.")),
+        ],
+    )
