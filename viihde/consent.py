@@ -142,6 +142,27 @@ def withdraw_all(subscriber_id: int, context: ConsentContext, now: datetime) -> 
     return set_consent(subscriber_id, granted, False, context, now)
 
 
+def withdraw_grants_before(
+    phone_e164: str, since: datetime, context: ConsentContext, now: datetime
+) -> tuple[Subscriber | None, list[ConsentEvent]]:
+    """The number passed to a new holder at ``since``: withdraw every grant in force given
+    before then and change the link key, so the previous holder's links stop working.
+
+    No commit: a whole register update is one transaction, the caller's.
+    """
+    subscriber = _locked(Subscriber.phone_e164 == phone_e164)
+    if subscriber is None:
+        return None, []
+    events = [
+        _append(subscriber, purpose, WITHDRAW, context, now)
+        for purpose, event in latest_events(subscriber.id).items()
+        if event.action == GRANT and event.created_at < since
+    ]
+    if events:
+        subscriber.link_key = new_link_key()
+    return subscriber, events
+
+
 def latest_events(subscriber_id: int) -> dict[str, ConsentEvent]:
     """The last event for each purpose in the ledger: the state, with its proof."""
     latest: dict[str, ConsentEvent] = {}

@@ -5,10 +5,91 @@ Each command is a thin shell over a domain module; what it changes is audit-logg
 
 from __future__ import annotations
 
+import getpass
+from typing import TextIO
+
+import click
+from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
+
+from . import audit, holders, retention
+from .clock import utcnow
 
 register_cli = AppGroup("register", help="Keep the register accurate and lean.")
 
 # --- sync-holders (number holder changes) ---
 
+
+@register_cli.command("sync-holders")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig", errors="replace"))
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+def sync_holders_command(file: TextIO, dry_run: bool) -> None:
+    """Withdraw the previous holders' consents for numbers that got a new holder.
+
+    FILE is a CSV with the columns number and changed_on (YYYY-MM-DD), "," or ";" separated.
+    """
+    now = utcnow()
+    try:
+        report = holders.sync_holders(file, now, current_app.config["ALLOWED_REGIONS"], dry_run)
+    except holders.HoldersFileError as error:
+        raise click.ClickException(f"{error}; nothing was changed.") from None
+    except SQLAlchemyError as error:
+        # The database's message would quote the numbers: name the error only.
+        raise click.ClickException(
+            f"the register refused the update ({type(error).__name__}); nothing was changed."
+        ) from None
+    if not dry_run:  # like purge: what changes the register is audited, a dry run is not
+        actor = audit.Actor.cli(getpass.getuser())
+        audit.record(actor, "sync_holders", now, detail=report.counts())
+    _echo_sync_report(report)
+
+
+def _echo_sync_report(report: holders.SyncReport) -> None:
+    """Counts and the skipped lines; never a number."""
+    would = "would be " if report.dry_run else ""
+    click.echo(f"Rows read: {report.rows_read}")
+    click.echo(f"Bad rows (skipped): {len(report.bad_rows)}")
+    for bad in report.bad_rows:
+        click.echo(f"  line {bad.line}: {bad.reason}")
+    click.echo(f"Numbers matched: {report.numbers_matched}")
+    click.echo(f"Consents {would}withdrawn: {report.consents_withdrawn}")
+    click.echo(f"Subscribers whose links {would or 'were '}revoked: {report.links_revoked}")
+    if report.dry_run:
+        click.echo("Dry run: nothing was changed.")
+
+
 # --- purge (retention) ---
+
+PURGE_LINES = {
+    "verifications": "one-time codes and unconfirmed sign-ups",
+    "sms_messages": "SMS log: messages",
+    "sms_status_events": "SMS log: delivery callbacks",
+    "inbound_messages": "SMS log: replies received",
+    "subscribers_erased": "people erased (no consent, proof period over)",
+}
+PURGE_FAILURES = {
+    retention.PENDING: "one-time codes: nothing removed (rolled back)",
+    retention.SMS_LOG: "SMS log: nothing removed (rolled back)",
+    retention.CONSENT_PROOF: "erasures: stopped; only the people counted above were erased",
+}
+
+
+@register_cli.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would be removed; change nothing.")
+def purge_command(dry_run: bool) -> None:
+    """Remove what is past its retention time (run daily from cron); print the counts."""
+    report = retention.purge(utcnow(), dry_run=dry_run)
+    verb = "Would remove" if dry_run else "Removed"
+    click.echo(f"{verb} (dry run, nothing changed):" if dry_run else f"{verb}:")
+    for name, count in report.counts().items():
+        click.echo(f"  {PURGE_LINES[name]}: {count}")
+    for category, error in report.failures.items():
+        click.echo(f"FAILED ({error}) {PURGE_FAILURES[category]}", err=True)
+    if not dry_run:
+        detail = " ".join(f"{name}={count}" for name, count in report.counts().items())
+        failed = " ".join(f"failed:{category}" for category in report.failures)
+        actor = audit.Actor.cli(getpass.getuser())
+        audit.record(actor, "purge", utcnow(), detail=f"{detail} {failed}".strip())
+    if report.failures:
+        raise click.exceptions.Exit(1)

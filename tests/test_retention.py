@@ -1,0 +1,389 @@
+"""Retention: ``flask register purge`` removes what the privacy notice says is not kept."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+
+from viihde import consent, retention, verification
+from viihde.extensions import db
+from viihde.models import (
+    AuditEntry,
+    ConsentEvent,
+    InboundMessage,
+    SmsMessage,
+    SmsStatusEvent,
+    Subscriber,
+    Tombstone,
+    Verification,
+)
+from viihde.sms import send_sms
+from viihde.sms.delivery import record_status
+from viihde.sms.replies import handle_inbound
+from viihde.subjects import tombstone_hash
+
+from .conftest import PERSONAL_NUMBER
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
+PENDING_AGE = timedelta(hours=24)  # RETENTION_PENDING_HOURS
+SMS_LOG_AGE = timedelta(days=365)  # RETENTION_SMS_LOG_DAYS
+PROOF_CUTOFF = datetime(2023, 11, 25, 12, 0, tzinfo=UTC)  # NOW less RETENTION_PROOF_MONTHS (36)
+LONG_AGO = datetime(2016, 1, 1, tzinfo=UTC)
+TABLES = (
+    Verification,
+    SmsMessage,
+    SmsStatusEvent,
+    InboundMessage,
+    Subscriber,
+    ConsentEvent,
+    Tombstone,
+    AuditEntry,
+)
+
+
+@pytest.fixture
+def clock():
+    with freeze_time(NOW, ignore=["limits"]) as frozen:
+        yield frozen
+
+
+# --- building the register at chosen times ---
+
+
+def number(n: int) -> str:
+    return f"+35840100{n:04d}"
+
+
+def signup_code(app, phone: str, at: datetime) -> int:
+    """An unconfirmed sign-up: a code sent (and logged as an SMS), never typed in."""
+    with app.app_context():
+        return verification.request_code(phone, verification.SignupDetails(), at).id
+
+
+def step_up_code(app, phone: str, at: datetime) -> int:
+    with app.app_context():
+        return verification.request_step_up_code(phone, "fi", at).id
+
+
+def confirmed_signup(app, outbox, phone: str, at: datetime) -> int:
+    """A sign-up whose code was typed in a minute later: a subscriber granting everything."""
+    code_id = signup_code(app, phone, at)
+    with app.app_context():
+        result = verification.confirm_code(code_id, outbox.last_code(), at + timedelta(minutes=1))
+        assert result.outcome == verification.Outcome.CONFIRMED
+        return result.subscriber_id
+
+
+def subscriber(app, phone: str, at: datetime, purposes=("offers", "competitions")) -> int:
+    with app.app_context():
+        subscribed = consent.subscribe(phone, purposes, consent.ConsentContext("signup"), at)
+        db.session.commit()
+        return subscribed.id
+
+
+def withdraw(app, subscriber_id: int, at: datetime, purposes=None) -> None:
+    """Withdraw ``purposes``, or every grant in force."""
+    context = consent.ConsentContext("preference_page")
+    with app.app_context():
+        if purposes is None:
+            consent.withdraw_all(subscriber_id, context, at)
+        else:
+            consent.set_consent(subscriber_id, purposes, False, context, at)
+
+
+def sms_log(app, phone: str, at: datetime, sid: str) -> None:
+    """One SMS with its delivery callback, and a reply to it, all at ``at``."""
+    with app.app_context():
+        message = send_sms(phone, "Tervetuloa!", "welcome", at)
+        message.provider_sid = sid
+        db.session.commit()
+        assert record_status(sid, "delivered", None, at)
+        handle_inbound("twilio", "re-" + sid, phone, "Kiitos", at)
+
+
+def counts(app) -> dict[str, int]:
+    with app.app_context():
+        return {
+            model.__tablename__: db.session.scalar(select(func.count()).select_from(model))
+            for model in TABLES
+        }
+
+
+def purge(runner, *args: str) -> dict[str, int]:
+    """Run the command; return the counts it printed, by their label."""
+    result = runner.invoke(args=["register", "purge", *args])
+    assert result.exit_code == 0, result.output
+    assert not PERSONAL_NUMBER.search(result.output)
+    return {label: int(n) for label, n in re.findall(r"^  (.+): (\d+)$", result.output, re.M)}
+
+
+CODES = "one-time codes and unconfirmed sign-ups"
+MESSAGES = "SMS log: messages"
+CALLBACKS = "SMS log: delivery callbacks"
+REPLIES = "SMS log: replies received"
+ERASED = "people erased (no consent, proof period over)"
+
+
+# --- one-time codes ---
+
+
+def test_codes_older_than_24_hours_are_removed_and_younger_ones_kept(app, runner, outbox, clock):
+    """Unconfirmed sign-ups, step-up codes and confirmed codes alike go after 24 hours."""
+    old = NOW - PENDING_AGE - SECOND
+    gone = [
+        signup_code(app, number(1), old),
+        step_up_code(app, number(2), old),
+    ]
+    confirmed_signup(app, outbox, number(3), old)
+    kept = [
+        signup_code(app, number(4), NOW - PENDING_AGE + SECOND),
+        step_up_code(app, number(5), NOW - PENDING_AGE + SECOND),
+    ]
+
+    printed = purge(runner)
+
+    assert printed[CODES] == 3
+    with app.app_context():
+        assert sorted(db.session.scalars(select(Verification.id))) == kept
+        assert db.session.scalar(select(Verification).where(Verification.id.in_(gone))) is None
+        # The codes' SMS are part of the SMS log, kept for its own period.
+        assert db.session.scalar(select(func.count()).select_from(SmsMessage)) == 6
+        assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 1
+
+
+# --- the SMS log ---
+
+
+def test_sms_log_older_than_365_days_is_removed_and_younger_kept(app, runner, clock):
+    """Messages, their delivery callbacks and the replies received go after 365 days."""
+    sms_log(app, number(1), NOW - SMS_LOG_AGE - SECOND, "SMold")
+    sms_log(app, number(2), NOW - SMS_LOG_AGE + SECOND, "SMyoung")
+
+    printed = purge(runner)
+
+    assert (printed[MESSAGES], printed[CALLBACKS], printed[REPLIES]) == (1, 1, 1)
+    with app.app_context():
+        assert list(db.session.scalars(select(SmsMessage.provider_sid))) == ["SMyoung"]
+        assert list(db.session.scalars(select(SmsStatusEvent.message_sid))) == ["SMyoung"]
+        assert list(db.session.scalars(select(InboundMessage.message_sid))) == ["re-SMyoung"]
+
+
+@pytest.mark.parametrize("config_overrides", [{"RETENTION_PENDING_HOURS": 400 * 24}])
+def test_a_code_kept_longer_than_its_sms_only_loses_the_link_to_it(app, runner, clock):
+    """verifications.sms_message_id points at the log: removing the SMS breaks no key."""
+    code_id = step_up_code(app, number(1), NOW - SMS_LOG_AGE - SECOND)
+
+    printed = purge(runner)
+
+    assert (printed[CODES], printed[MESSAGES]) == (0, 1)
+    with app.app_context():
+        code = db.session.get(Verification, code_id)
+        assert code is not None and code.sms_message_id is None
+
+
+def test_a_callback_whose_message_is_gone_goes_by_its_own_age(app, runner, clock):
+    """A callback for a message already erased (or never ours) is part of the log too."""
+    with app.app_context():
+        assert record_status("SMorphan", "delivered", None, NOW - SMS_LOG_AGE - SECOND)
+        assert record_status("SMrecent", "delivered", None, NOW - SMS_LOG_AGE + SECOND)
+
+    assert purge(runner)[CALLBACKS] == 1
+    with app.app_context():
+        assert list(db.session.scalars(select(SmsStatusEvent.message_sid))) == ["SMrecent"]
+
+
+# --- consent and its proof ---
+
+
+def test_a_person_with_a_current_grant_is_kept_however_old(app, runner, clock):
+    """Any grant in force keeps the person, even with other purposes withdrawn long ago."""
+    granted = subscriber(app, number(1), LONG_AGO)
+    partly = subscriber(app, number(2), LONG_AGO)
+    withdraw(app, partly, LONG_AGO + timedelta(days=1), purposes=["offers"])
+    withdrawn = subscriber(app, number(3), LONG_AGO)
+    withdraw(app, withdrawn, LONG_AGO + timedelta(days=1))
+
+    assert purge(runner)[ERASED] == 1
+    with app.app_context():
+        assert sorted(db.session.scalars(select(Subscriber.id))) == [granted, partly]
+
+
+def test_a_grant_that_is_no_longer_offered_still_keeps_the_person(app, runner, clock):
+    """The ledger's own state decides, not the purposes on offer today."""
+    kept = subscriber(app, number(1), LONG_AGO, purposes=("offers", "new_content"))
+    withdraw(app, kept, LONG_AGO + timedelta(days=1), purposes=["offers"])
+    withdrawn = subscriber(app, number(2), LONG_AGO, purposes=("offers", "new_content"))
+    withdraw(app, withdrawn, LONG_AGO + timedelta(days=1))
+    app.config["CONSENT_PURPOSES"] = ["offers", "competitions"]
+
+    assert purge(runner)[ERASED] == 1
+    with app.app_context():
+        assert list(db.session.scalars(select(Subscriber.id))) == [kept]
+
+
+def test_a_withdrawn_person_past_the_proof_period_is_erased_to_a_tombstone(app, runner, clock):
+    """Withdrawn everything more than 36 months ago: erased; just under: kept, with proof."""
+    gone = subscriber(app, number(1), LONG_AGO)
+    withdraw(app, gone, PROOF_CUTOFF - SECOND)
+    kept = subscriber(app, number(2), LONG_AGO)
+    withdraw(app, kept, PROOF_CUTOFF + SECOND)
+    regranted = subscriber(app, number(3), LONG_AGO)
+    withdraw(app, regranted, LONG_AGO + timedelta(days=1))
+    with app.app_context():
+        context = consent.ConsentContext("signup")
+        consent.set_consent(regranted, ["offers"], True, context, PROOF_CUTOFF - SECOND)
+
+    assert purge(runner)[ERASED] == 1
+
+    with app.app_context():
+        assert sorted(db.session.scalars(select(Subscriber.id))) == [kept, regranted]
+        assert (
+            db.session.scalar(select(func.count()).where(ConsentEvent.subscriber_id == gone)) == 0
+        )
+        tombstone = db.session.scalar(select(Tombstone))
+        assert tombstone.phone_hash == tombstone_hash(number(1))
+        assert tombstone.source == "retention"
+        assert tombstone.erased_at == NOW
+
+
+def test_erasure_takes_the_persons_remaining_messages_with_it(app, runner, outbox, clock):
+    """Erasure goes through subjects.erase: the person's SMS log goes too, whatever its age."""
+    gone = confirmed_signup(app, outbox, number(1), LONG_AGO)
+    withdraw(app, gone, PROOF_CUTOFF - SECOND)
+    with app.app_context():
+        send_sms(number(1), "Hei", "test", NOW - timedelta(days=1))
+
+    printed = purge(runner)
+
+    assert printed[ERASED] == 1
+    assert counts(app)["sms_messages"] == 0
+
+
+def test_a_consent_given_after_the_search_keeps_the_person(app, monkeypatch, clock):
+    """Each candidate is checked again under its row lock before it is erased."""
+    late = subscriber(app, number(1), LONG_AGO)
+    withdraw(app, late, LONG_AGO + timedelta(days=1))
+    gone = subscriber(app, number(2), LONG_AGO)
+    withdraw(app, gone, LONG_AGO + timedelta(days=1))
+    find = retention.erasable
+
+    def then_consent_arrives(cutoff, subscriber_ids=None):
+        if subscriber_ids == [late]:
+            consent.set_consent(late, ["offers"], True, consent.ConsentContext("signup"), NOW)
+        return find(cutoff, subscriber_ids)
+
+    monkeypatch.setattr(retention, "erasable", then_consent_arrives)
+    with app.app_context():
+        report = retention.purge(NOW)
+
+    assert report.subscribers_erased == 1
+    with app.app_context():
+        assert list(db.session.scalars(select(Subscriber.id))) == [late]
+
+
+# --- the run as a whole ---
+
+
+def a_bit_of_everything(app, outbox) -> None:
+    """One of each thing a purge removes, and one of each it keeps."""
+    signup_code(app, number(1), NOW - PENDING_AGE - SECOND)
+    step_up_code(app, number(2), NOW - PENDING_AGE + SECOND)
+    sms_log(app, number(3), NOW - SMS_LOG_AGE - SECOND, "SMold")
+    sms_log(app, number(4), NOW - SMS_LOG_AGE + SECOND, "SMyoung")
+    gone = subscriber(app, number(5), LONG_AGO)
+    withdraw(app, gone, PROOF_CUTOFF - timedelta(days=1))
+    subscriber(app, number(6), LONG_AGO)
+
+
+EXPECTED = {CODES: 1, MESSAGES: 1, CALLBACKS: 1, REPLIES: 1, ERASED: 1}
+
+
+def test_dry_run_changes_nothing_but_reports_the_same_counts(app, runner, outbox, clock):
+    """--dry-run counts exactly what the real run then removes, and writes nothing."""
+    a_bit_of_everything(app, outbox)
+    before = counts(app)
+
+    result = runner.invoke(args=["register", "purge", "--dry-run"])
+
+    assert result.exit_code == 0, result.output
+    assert "dry run, nothing changed" in result.output
+    dry = {label: int(n) for label, n in re.findall(r"^  (.+): (\d+)$", result.output, re.M)}
+    assert dry == EXPECTED
+    assert counts(app) == before
+    assert purge(runner) == dry
+
+
+def test_running_twice_removes_nothing_the_second_time(app, runner, outbox, clock):
+    a_bit_of_everything(app, outbox)
+
+    assert purge(runner) == EXPECTED
+    after = counts(app)
+    second = purge(runner)
+
+    assert set(second.values()) == {0}
+    assert counts(app)["tombstones"] == after["tombstones"] == 1
+    assert {k: v for k, v in counts(app).items() if k != "audit_entries"} == {
+        k: v for k, v in after.items() if k != "audit_entries"
+    }
+
+
+def test_output_and_audit_never_show_a_phone_number(app, runner, outbox, clock):
+    """Operators see counts only; one audit entry records them, a dry run none."""
+    a_bit_of_everything(app, outbox)
+
+    for args in (["--dry-run"], []):
+        result = runner.invoke(args=["register", "purge", *args])
+        assert result.exit_code == 0, result.output
+        assert not PERSONAL_NUMBER.search(result.output)
+        assert not re.search(r"\d{7,}", result.output)
+
+    with app.app_context():
+        entries = list(db.session.scalars(select(AuditEntry)))
+    assert [(e.action, e.subject_hash) for e in entries] == [("purge", None)]
+    assert entries[0].actor.startswith("cli:")
+    assert entries[0].detail == (
+        "verifications=1 sms_messages=1 sms_status_events=1 inbound_messages=1 subscribers_erased=1"
+    )
+    assert not PERSONAL_NUMBER.search(entries[0].detail)
+
+
+def test_a_failing_category_is_rolled_back_and_reported(app, runner, outbox, monkeypatch, clock):
+    """The SMS log fails midway: none of it is removed, the other categories still are."""
+    a_bit_of_everything(app, outbox)
+    sms_before = counts(app)["sms_messages"]
+    delete_messages = retention._purge_sms_log
+
+    def fails_after_deleting(cutoff, dry_run):
+        delete_messages(cutoff, dry_run)
+        raise OperationalError("DELETE FROM inbound_messages", {}, Exception("lost"))
+
+    monkeypatch.setattr(retention, "_purge_sms_log", fails_after_deleting)
+
+    result = runner.invoke(args=["register", "purge"])
+
+    assert result.exit_code == 1
+    assert "FAILED (OperationalError) SMS log: nothing removed (rolled back)" in result.output
+    printed = dict(re.findall(r"^  (.+): (\d+)$", result.output, re.M))
+    assert printed[MESSAGES] == printed[CALLBACKS] == printed[REPLIES] == "0"
+    assert printed[CODES] == printed[ERASED] == "1"
+    assert counts(app)["sms_messages"] == sms_before
+    assert counts(app)["sms_status_events"] == 2
+    with app.app_context():
+        detail = db.session.scalar(select(AuditEntry.detail))
+    assert detail.endswith("failed:sms_log")
+
+
+def test_months_before_keeps_the_day_or_takes_the_months_last():
+    assert retention.months_before(NOW, 36) == PROOF_CUTOFF
+    assert retention.months_before(datetime(2026, 5, 31, tzinfo=UTC), 3) == datetime(
+        2026, 2, 28, tzinfo=UTC
+    )
+    assert retention.months_before(datetime(2026, 1, 15, tzinfo=UTC), 1) == datetime(
+        2025, 12, 15, tzinfo=UTC
+    )
