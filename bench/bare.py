@@ -12,7 +12,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import app as viihde  # noqa: E402
+from app import app as viihde
 
 bare = Flask(__name__)
 
