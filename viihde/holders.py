@@ -12,14 +12,13 @@ import csv
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
 from . import consent
+from .clock import helsinki_day, start_of_day
 from .extensions import db
 from .phone import PhoneError, parse_mobile
 
-HELSINKI = ZoneInfo("Europe/Helsinki")
 SOURCE = "register_update"
 CONTEXT = consent.ConsentContext(SOURCE, actor="system")
 NUMBER_COLUMN = "number"
@@ -68,11 +67,6 @@ class SyncReport:
         )
 
 
-def start_of_day(day: date) -> datetime:
-    """The first moment of ``day`` in Helsinki, in UTC."""
-    return datetime.combine(day, time(), HELSINKI).astimezone(UTC)
-
-
 def read_changes(
     lines: Iterable[str], now: datetime, allowed_regions: Sequence[str], report: SyncReport
 ) -> list[HolderChange]:
@@ -85,7 +79,7 @@ def read_changes(
     if missing:
         raise HoldersFileError(f"the header (line 1) lacks the column(s): {', '.join(missing)}")
     number_at, date_at = header.index(NUMBER_COLUMN), header.index(DATE_COLUMN)
-    today = now.astimezone(HELSINKI).date()
+    today = helsinki_day(now)
     reader = csv.reader(lines, delimiter=delimiter)
     changes = []
     for row in reader:

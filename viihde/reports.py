@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 
+from .clock import helsinki_day, start_of_day
 from .extensions import db
 from .models import ConsentEvent, Verification
-
-HELSINKI = ZoneInfo("Europe/Helsinki")
 
 
 @dataclass
@@ -36,19 +34,11 @@ class Day:
         return self.gained - self.opted_out
 
 
-def _local_day(moment: datetime) -> date:
-    return moment.astimezone(HELSINKI).date()
-
-
-def _start(day: date) -> datetime:
-    return datetime.combine(day, time(), HELSINKI).astimezone(UTC)
-
-
 def daily(today: date, days: int = 30, campaign: str | None = None) -> list[Day]:
     """The last ``days`` days up to ``today``, optionally for one campaign only."""
     first = today - timedelta(days=days - 1)
     window = {first + timedelta(days=n): Day(first + timedelta(days=n)) for n in range(days)}
-    since, until = _start(first), _start(today + timedelta(days=1))
+    since, until = start_of_day(first), start_of_day(today + timedelta(days=1))
     _count_signups(window, since, until, campaign)
     _count_transitions(window, since, until, campaign)
     return list(window.values())
@@ -65,9 +55,9 @@ def _count_signups(window: dict, since: datetime, until: datetime, campaign: str
     if campaign:
         query = query.where(Verification.utm_campaign == campaign)
     for created_at, consumed_at in db.session.execute(query):
-        if (day := window.get(_local_day(created_at))) is not None:
+        if (day := window.get(helsinki_day(created_at))) is not None:
             day.started += 1
-        if consumed_at and (day := window.get(_local_day(consumed_at))) is not None:
+        if consumed_at and (day := window.get(helsinki_day(consumed_at))) is not None:
             day.confirmed += 1
 
 
@@ -97,7 +87,7 @@ def _count_transitions(window: dict, since: datetime, until: datetime, campaign:
         before = any(granted.values())
         granted[purpose] = action == "grant"
         after = any(granted.values())
-        day = window.get(_local_day(created_at))
+        day = window.get(helsinki_day(created_at))
         if day is None or before == after or (campaign and origin.get(subscriber_id) != campaign):
             continue
         if after:

@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import datetime, timedelta
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from .. import accounts, api_tokens, audit
-from ..clock import utcnow
+from ..clock import start_of_day, utcnow
 from ..models import StaffMember
 from ..phone import PhoneError, parse_mobile
 from . import bp
 from .console import actor, admin_required
 from .forms import ApiTokenForm, AuditFilterForm, ButtonForm
 
-HELSINKI = ZoneInfo("Europe/Helsinki")
-
 
 def _start_of(day, days_later: int = 0) -> datetime | None:
     if day is None:
         return None
-    return datetime.combine(day + timedelta(days=days_later), time(), HELSINKI).astimezone(UTC)
+    return start_of_day(day + timedelta(days=days_later))
 
 
 @bp.get("/audit")

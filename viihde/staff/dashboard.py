@@ -9,7 +9,7 @@ from flask import Response, render_template, request
 from flask_babel import gettext as _
 
 from .. import reports
-from ..clock import utcnow
+from ..clock import helsinki_day, utcnow
 from . import bp
 from .forms import DashboardForm
 
@@ -20,7 +20,7 @@ def _figures():
     form = DashboardForm(request.args)
     form.campaign.choices = [("", _("All campaigns"))] + [(c, c) for c in reports.campaigns()]
     form.validate()
-    today = utcnow().astimezone(reports.HELSINKI).date()
+    today = helsinki_day(utcnow())
     return form, reports.daily(today, DAYS, form.campaign.data or None)
 
 
