@@ -63,3 +63,38 @@ def test_nothing_personal_is_cached(app, visitor, outbox):
     for value in values:  # ...and nothing of the visitor or their session
         assert "765" not in value and "4321" not in value
         assert "csrf_token" not in value
+
+
+def test_the_landing_page_counts_the_sms_log_once_per_hint_period(app, monkeypatch):
+    from freezegun import freeze_time
+
+    from viihde import budget
+
+    counted = []
+    real = budget._sent
+    monkeypatch.setattr(budget, "_sent", lambda *a: counted.append(1) or real(*a))
+    client = app.test_client()
+    with freeze_time("2026-11-25 12:00:00", ignore=["limits"]) as clock:
+        for _ in range(5):
+            assert client.get("/").status_code == 200
+        assert len(counted) == 1
+        clock.tick(app.config["BUDGET_HINT_SECONDS"] + 1)
+        client.get("/")
+        assert len(counted) == 2
+
+
+def test_wtforms_own_messages_come_in_the_pages_language(app):
+    from wtforms import IntegerField
+
+    from viihde.forms import Form
+
+    class Numbers(Form):
+        count = IntegerField()
+
+    for language, expected in (("fi", "Ei ole kelvollinen kokonaisluku"), ("en", "Not a valid")):
+        with app.test_request_context(
+            "/", method="POST", data={"count": "x"}, headers={"Accept-Language": language}
+        ):
+            form = Numbers(meta={"csrf": False})
+            form.validate()
+            assert form.count.errors[0].startswith(expected), form.count.errors
