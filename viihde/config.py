@@ -104,6 +104,16 @@ def from_environment(instance_path: str) -> dict:
         "RETENTION_PENDING_HOURS": int(_env("RETENTION_PENDING_HOURS", "24")),
         "RETENTION_SMS_LOG_DAYS": int(_env("RETENTION_SMS_LOG_DAYS", "365")),
         "RETENTION_PROOF_MONTHS": int(_env("RETENTION_PROOF_MONTHS", "36")),
+        # Campaigns: no marketing SMS in these hours (Europe/Helsinki, "HH:MM-HH:MM"; an
+        # empty value turns them off), at most this many messages a second, and the
+        # price of one SMS segment for the cost estimate (euros).
+        "CAMPAIGN_QUIET_HOURS": _env("CAMPAIGN_QUIET_HOURS", "21:00-09:00"),
+        "CAMPAIGN_MESSAGES_PER_SECOND": float(_env("CAMPAIGN_MESSAGES_PER_SECOND", "10")),
+        "SMS_SEGMENT_PRICE_EUR": _env("SMS_SEGMENT_PRICE_EUR", "0.08"),
+        # Customers (the customer-relationship basis): which purposes count as the
+        # company's own similar products, and how long after a purchase it lasts.
+        "CUSTOMER_PURPOSES": _env_list("CUSTOMER_PURPOSES", "offers,new_content"),
+        "CUSTOMER_RELATIONSHIP_MONTHS": int(_env("CUSTOMER_RELATIONSHIP_MONTHS", "24")),
         # The processor that delivers SMS, named on the privacy notice page.
         "SMS_PROVIDER_NAME": _env("SMS_PROVIDER_NAME", "Twilio Ireland Limited"),
         # A step-up (a fresh code, or a sign-up in this browser) lasts this long.

@@ -6,11 +6,12 @@ Only the mobile number is personal data. Consent is an append-only ledger
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from flask_login import UserMixin
 from sqlalchemy import (
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -117,6 +118,7 @@ class ConsentEvent(ConsentEvidence, db.Model):
         UniqueConstraint("subscriber_id", "seq"),
         CheckConstraint("action IN ('grant', 'withdraw')", name="action"),
         CheckConstraint("seq >= 1", name="seq_positive"),
+        CheckConstraint("basis IN ('consent', 'customer')", name="basis"),
         Index("ix_consent_events_subscriber_purpose_seq", "subscriber_id", "purpose", "seq"),
     )
 
@@ -132,6 +134,12 @@ class ConsentEvent(ConsentEvidence, db.Model):
     # Who did it: "subject" (the person), "staff:<id>", "system".
     actor: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The lawful basis of a grant: "consent" (the person said yes), or "customer" (an
+    # existing customer relationship: the company's own similar products, until the
+    # person refuses). Withdrawals keep the basis of what they end.
+    basis: Mapped[str] = mapped_column(String(16), server_default="consent")
+    # The customer basis rests on a purchase: its day (Helsinki), as the import gave it.
+    purchased_on: Mapped[date | None] = mapped_column(Date)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="consent_events")
 
@@ -204,6 +212,23 @@ class SmsMessage(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class SignupTotal(db.Model):
+    """A day's sign-up figures for one campaign, kept when purge deletes the codes they
+    were counted from (the dashboard adds the live codes to these)."""
+
+    __tablename__ = "signup_totals"
+    __table_args__ = (
+        UniqueConstraint("day", "campaign"),
+        CheckConstraint("started >= 0 AND confirmed >= 0", name="counts_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)  # in Helsinki
+    campaign: Mapped[str] = mapped_column(ATTRIBUTION, server_default="")  # "": none
+    started: Mapped[int] = mapped_column(Integer, server_default="0")
+    confirmed: Mapped[int] = mapped_column(Integer, server_default="0")
 
 
 class SmsStatusEvent(db.Model):
@@ -325,3 +350,69 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     created_by: Mapped[StaffMember | None] = relationship()
+
+
+#: A campaign's life: written, going out (or waiting for quiet hours to end), held by an
+#: admin, gone through the whole audience, or stopped for good.
+CAMPAIGN_STATUSES = ("draft", "sending", "paused", "finished", "cancelled")
+
+
+class Campaign(db.Model):
+    """A marketing SMS to everyone who has a purpose granted, written per language by an
+    admin and sent by the campaign sender (throttled, never in quiet hours)."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('draft', 'sending', 'paused', 'finished', 'cancelled')", name="status"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(OutsideText(100))
+    purpose: Mapped[str] = mapped_column(String(32))
+    # The text in each language, without the preference link (the sender appends it).
+    body_fi: Mapped[str] = mapped_column(OutsideLongText)
+    body_sv: Mapped[str] = mapped_column(OutsideLongText)
+    body_en: Mapped[str] = mapped_column(OutsideLongText)
+    status: Mapped[str] = mapped_column(String(16), server_default="draft")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The audience is everyone with an id up to this one (fixed when sending starts),
+    # gone through in id order; the sender has done every id up to ``cursor``.
+    last_subscriber_id: Mapped[int | None] = mapped_column(Integer)
+    cursor: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Quiet hours: when the sender will go on (None when it is not waiting for them).
+    resume_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    created_by: Mapped[StaffMember | None] = relationship()
+
+
+class CampaignMessage(db.Model):
+    """One recipient of a campaign: at most one per person and campaign, whatever retries
+    or twin senders do. ``skipped`` when consent was gone at the moment of sending."""
+
+    __tablename__ = "campaign_messages"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id"),
+        CheckConstraint("status IN ('sent', 'skipped')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    # Erasure keeps the row (the campaign's figures) but not who it was.
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="SET NULL"), index=True
+    )
+    sms_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sms_messages.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    language: Mapped[str] = mapped_column(String(5))
+    # The basis the message went under (a customer's first message says how to refuse).
+    basis: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
