@@ -9,10 +9,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
+from sqlalchemy import func, select
 
-from viihde import accounts, consent, reports
+from viihde import accounts, consent, reports, retention
 from viihde.extensions import db
-from viihde.models import Verification
+from viihde.models import SignupTotal, Verification
 
 from .conftest import csrf_token
 
@@ -93,6 +94,64 @@ def test_daily_figures_for_one_campaign(seeded):
     assert talvi[date(2026, 11, 22)] == (0, 0, 1, -1)
     kevat = by_day(reports.daily(date(2026, 11, 25), 30, campaign="kevat"))
     assert kevat == {date(2026, 11, 20): (1, 0, 0, 0)}
+
+
+def test_purging_the_codes_keeps_the_sign_up_figures(seeded):
+    """Purge deletes the codes the figures were counted from, but keeps them as daily totals;
+    a second purge (or one running alongside) adds nothing twice, and codes still in the
+    register add to the kept totals."""
+    before_all = by_day(reports.daily(date(2026, 11, 25), 30))
+    before_talvi = by_day(reports.daily(date(2026, 11, 25), 30, campaign="talvi"))
+    for _ in range(2):
+        report = retention.purge(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+        assert report.failures == {}
+    assert db.session.scalar(select(func.count()).select_from(Verification)) == 0
+    assert by_day(reports.daily(date(2026, 11, 25), 30)) == before_all
+    assert by_day(reports.daily(date(2026, 11, 25), 30, campaign="talvi")) == before_talvi
+    assert reports.campaigns() == ["kevat", "talvi"]
+    db.session.add(pending_code("+358401000009", "kevat", D1 + timedelta(hours=1)))
+    db.session.commit()
+    kevat = by_day(reports.daily(date(2026, 11, 25), 30, campaign="kevat"))
+    assert kevat == {date(2026, 11, 20): (2, 0, 0, 0)}
+
+
+def test_a_code_confirmed_after_midnight_counts_on_each_day_after_purge(app_context):
+    """Started at 23:55 and confirmed at 00:05 Helsinki time: one day each, before and after."""
+    started = datetime(2026, 11, 20, 21, 55, tzinfo=UTC)  # 23:55 in Helsinki
+    code = pending_code("+358401000008", None, started)
+    code.consumed_at = started + timedelta(minutes=10)
+    db.session.add(code)
+    db.session.commit()
+    expected = {date(2026, 11, 20): (1, 0), date(2026, 11, 21): (0, 1)}
+    assert signups(reports.daily(date(2026, 11, 25), 30)) == expected
+    retention.purge(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    assert signups(reports.daily(date(2026, 11, 25), 30)) == expected
+
+
+def signups(days) -> dict[date, tuple]:
+    return {d.day: (d.started, d.confirmed) for d in days if d.started or d.confirmed}
+
+
+def test_a_dry_run_purge_keeps_no_totals(seeded):
+    retention.purge(datetime(2026, 11, 25, 12, 0, tzinfo=UTC), dry_run=True)
+    assert db.session.scalar(select(func.count()).select_from(SignupTotal)) == 0
+    assert db.session.scalar(select(func.count()).select_from(Verification)) == 3
+
+
+def pending_code(phone: str, campaign: str | None, at: datetime) -> Verification:
+    return Verification(
+        phone_e164=phone,
+        kind="signup",
+        code_hash="0" * 64,
+        language="fi",
+        purposes="offers",
+        utm_campaign=campaign,
+        privacy_notice_version="v",
+        consent_text_version="signup-1",
+        attempts=0,
+        created_at=at,
+        expires_at=at + timedelta(minutes=10),
+    )
 
 
 def test_days_outside_the_window_are_left_out(seeded):

@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select
 
 from .clock import helsinki_day, start_of_day
 from .extensions import db
-from .models import ConsentEvent, Verification
+from .models import ConsentEvent, SignupTotal, Verification
 
 
 @dataclass
@@ -45,6 +45,15 @@ def daily(today: date, days: int = 30, campaign: str | None = None) -> list[Day]
 
 
 def _count_signups(window: dict, since: datetime, until: datetime, campaign: str | None) -> None:
+    """Codes still in the register, plus the daily totals purge kept of those it removed."""
+    totals = select(SignupTotal.day, SignupTotal.started, SignupTotal.confirmed).where(
+        SignupTotal.day.in_(list(window))
+    )
+    if campaign:
+        totals = totals.where(SignupTotal.campaign == campaign)
+    for day, started, confirmed in db.session.execute(totals):
+        window[day].started += started
+        window[day].confirmed += confirmed
     query = select(Verification.created_at, Verification.consumed_at).where(
         Verification.kind == "signup",
         or_(
@@ -97,12 +106,7 @@ def _count_transitions(window: dict, since: datetime, until: datetime, campaign:
 
 
 def campaigns() -> list[str]:
-    """Every campaign a sign-up came from, for the filter."""
-    return list(
-        db.session.scalars(
-            select(Verification.utm_campaign)
-            .where(Verification.utm_campaign.is_not(None))
-            .distinct()
-            .order_by(Verification.utm_campaign)
-        )
-    )
+    """Every campaign a sign-up came from (live codes, and purged ones' totals), for the filter."""
+    live = select(Verification.utm_campaign).where(Verification.utm_campaign.is_not(None))
+    kept = select(SignupTotal.campaign).where(SignupTotal.campaign != "")
+    return list(db.session.scalars(live.union(kept).order_by("utm_campaign")))

@@ -9,6 +9,7 @@ proof period (``RETENTION_PROOF_MONTHS``), erased to a tombstone.
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,14 +17,19 @@ from datetime import datetime, timedelta
 from dateutil.relativedelta import relativedelta
 from flask import current_app
 from sqlalchemy import Select, delete, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import subjects
+from .clock import helsinki_day
 from .consent import GRANT
 from .extensions import db
+from .locks import serialise
 from .models import (
     ConsentEvent,
     InboundMessage,
+    SignupTotal,
     SmsMessage,
     SmsStatusEvent,
     Subscriber,
@@ -107,11 +113,46 @@ def _count(query: Select) -> int:
 
 
 def _purge_pending(cutoff: datetime, dry_run: bool) -> dict[str, int]:
-    """Codes of every kind (confirmed, unconfirmed, step-up, expired) older than the cutoff."""
+    """Codes of every kind (confirmed, unconfirmed, step-up, expired) older than the cutoff.
+
+    The dashboard's sign-up figures were counted from these rows: they are kept as daily
+    totals in the same transaction, so the figures stay as they were.
+    """
     old = Verification.created_at < cutoff
     if dry_run:
         return {"verifications": _count(select(Verification.id).where(old))}
+    serialise("viihde.purge-pending")  # a second purge at once must not add them twice
+    _keep_signup_totals(old)
     return {"verifications": db.session.execute(delete(Verification).where(old)).rowcount}
+
+
+def _keep_signup_totals(old) -> None:
+    """Add the sign-ups started and confirmed among the rows about to go to their day's total."""
+    totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    rows = db.session.execute(
+        select(Verification.created_at, Verification.consumed_at, Verification.utm_campaign)
+        .where(old, Verification.kind == "signup")
+        .execution_options(yield_per=1000)
+    )
+    for created_at, consumed_at, campaign in rows:
+        totals[(helsinki_day(created_at), campaign or "")][0] += 1
+        if consumed_at is not None:
+            totals[(helsinki_day(consumed_at), campaign or "")][1] += 1
+    table = SignupTotal.__table__
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for (day, campaign), (started, confirmed) in totals.items():
+        statement = insert(table).values(
+            day=day, campaign=campaign, started=started, confirmed=confirmed
+        )
+        db.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.day, table.c.campaign],
+                set_={
+                    "started": table.c.started + statement.excluded.started,
+                    "confirmed": table.c.confirmed + statement.excluded.confirmed,
+                },
+            )
+        )
 
 
 def _purge_sms_log(cutoff: datetime, dry_run: bool) -> dict[str, int]:
