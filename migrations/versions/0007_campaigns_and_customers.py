@@ -15,6 +15,19 @@ branch_labels = None
 depends_on = None
 
 
+#: SQLite's batch mode rebuilds consent_events and drops the trigger 0001 put on it.
+SQLITE_APPEND_ONLY = (
+    "CREATE TRIGGER consent_events_no_update BEFORE UPDATE ON consent_events "
+    "BEGIN SELECT RAISE(ABORT, 'consent_events is append-only'); END"
+)
+
+
+def _keep_sqlite_ledger_append_only():
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER IF EXISTS consent_events_no_update")
+        op.execute(SQLITE_APPEND_ONLY)
+
+
 def upgrade():
     with op.batch_alter_table("consent_events") as batch:
         batch.add_column(
@@ -24,6 +37,7 @@ def upgrade():
         batch.create_check_constraint(
             op.f("ck_consent_events_basis"), "basis IN ('consent', 'customer')"
         )
+    _keep_sqlite_ledger_append_only()
 
     op.create_table(
         "signup_totals",
@@ -122,3 +136,4 @@ def downgrade():
         batch.drop_constraint(op.f("ck_consent_events_basis"), type_="check")
         batch.drop_column("purchased_on")
         batch.drop_column("basis")
+    _keep_sqlite_ledger_append_only()
