@@ -56,7 +56,7 @@ def test_pages_through_the_whole_audience_with_cursors(app, token, people):
     assert numbers == [number(n) for n in range(1, 6)]
     assert pages == 3
     row = get(app, token, purpose="offers").get_json()["data"][0]
-    assert set(row) == {"number", "language", "preference_link", "consent_since"}
+    assert set(row) == {"number", "language", "preference_link", "consent_since", "basis"}
 
 
 def test_an_opt_out_between_pages_is_left_out(app, token, people):

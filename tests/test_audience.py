@@ -93,7 +93,7 @@ def test_cli_csv_and_jsonl(app, runner, tmp_path):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [row["number"] for row in rows] == [number(1), number(2)]
-    assert set(rows[0]) == {"number", "language", "preference_link", "consent_since"}
+    assert set(rows[0]) == {"number", "language", "preference_link", "consent_since", "basis"}
     out = tmp_path / "audience.jsonl"
     result = runner.invoke(
         args=["audience", "export", "--purpose", "offers", "--format", "jsonl", "--output", out]

@@ -5,7 +5,12 @@ from __future__ import annotations
 import hashlib
 
 from viihde import purposes
-from viihde.notices import CONSENT_TEXTS, SIGNUP_TEXT_VERSION, SMS_START_TEXT_VERSION
+from viihde.notices import (
+    CONSENT_TEXTS,
+    CUSTOMER_TEXT_VERSION,
+    SIGNUP_TEXT_VERSION,
+    SMS_START_TEXT_VERSION,
+)
 
 #: The fingerprint of each consent text version's (English source) wording. A new
 #: wording is a new version in viihde/notices.py and a new line here; old lines stay,
@@ -16,6 +21,7 @@ FINGERPRINTS = {
     "new_content-1": "6205dcf5c8622ded",
     "competitions-1": "a887075dea17526e",
     "sms-start-1": "82edb6e3820baa69",
+    "customer-1": "90062834b62d4d65",
 }
 
 
@@ -36,7 +42,7 @@ def test_old_versions_are_never_removed():
 
 def test_every_version_in_force_has_a_fingerprint():
     """A new version is recorded here, so it cannot later change silently."""
-    in_force = {SIGNUP_TEXT_VERSION, SMS_START_TEXT_VERSION} | {
+    in_force = {SIGNUP_TEXT_VERSION, SMS_START_TEXT_VERSION, CUSTOMER_TEXT_VERSION} | {
         p.text_version for p in purposes.CATALOGUE.values()
     }
     assert in_force <= set(FINGERPRINTS)

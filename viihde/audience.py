@@ -23,7 +23,7 @@ from .models import ConsentEvent, Subscriber
 from .tokens import preference_url
 
 PAGE_SIZE = 1000
-FIELDS = ("number", "language", "preference_link", "consent_since")
+FIELDS = ("number", "language", "preference_link", "consent_since", "basis")
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,9 @@ class Member:
     language: str
     preference_link: str
     consent_since: datetime
+    #: The basis of the grant in force: "consent", or "customer" (the first message to a
+    #: customer says how to refuse).
+    basis: str = "consent"
 
     def as_dict(self) -> dict[str, str]:
         return {
@@ -42,6 +45,7 @@ class Member:
             "language": self.language,
             "preference_link": self.preference_link,
             "consent_since": self.consent_since.isoformat(),
+            "basis": self.basis,
         }
 
 
@@ -72,6 +76,7 @@ def page(purpose: str, after: int = 0, size: int = PAGE_SIZE) -> Page:
             Subscriber.link_key,
             ConsentEvent.action,
             ConsentEvent.created_at,
+            ConsentEvent.basis,
         )
         .join(last, Subscriber.id == last.c.subscriber_id)
         .join(
@@ -81,7 +86,14 @@ def page(purpose: str, after: int = 0, size: int = PAGE_SIZE) -> Page:
         .order_by(Subscriber.id)
     ).all()
     members = [
-        Member(row.id, row.phone_e164, row.language, preference_url(row.id, row.link_key), row[5])
+        Member(
+            row.id,
+            row.phone_e164,
+            row.language,
+            preference_url(row.id, row.link_key),
+            consent_since=row.created_at,
+            basis=row.basis,
+        )
         for row in rows
         if row.action == GRANT
     ]

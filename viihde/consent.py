@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import date, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,12 +20,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from . import metrics
 from .extensions import db
 from .models import ConsentEvent, ConsentEvidence, Subscriber
-from .notices import PRIVACY_NOTICE_VERSION
-from .purposes import CATALOGUE
+from .notices import CUSTOMER_TEXT_VERSION, PRIVACY_NOTICE_VERSION
+from .purposes import CATALOGUE, customer_keys
 from .purposes import configured_keys as configured_purposes
 
 GRANT = "grant"
 WITHDRAW = "withdraw"
+#: The lawful basis of a grant: the person's consent, or an existing customer relationship.
+CONSENT = "consent"
+CUSTOMER = "customer"
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,14 @@ class Evidence:
 
 @dataclass(frozen=True)
 class ConsentContext:
-    """Who gives or withdraws consent (source and actor), with the evidence of it."""
+    """Who gives or withdraws consent (source and actor), with the evidence of it, and the
+    basis a grant rests on (a customer grant names the day of the purchase too)."""
 
     source: str
     actor: str = "subject"
     evidence: Evidence = field(default_factory=Evidence)
+    basis: str = CONSENT
+    purchased_on: date | None = None
 
 
 def new_link_key() -> str:
@@ -74,9 +80,19 @@ def subscribe(
     A twin request may create the same subscriber at the same moment: the row is
     inserted with ON CONFLICT DO NOTHING and then locked, so both end up with one.
     """
+    _insert_subscriber(phone_e164, language, now)
+    subscriber = _locked(Subscriber.phone_e164 == phone_e164)
+    subscriber.language = language
+    for purpose in purposes:
+        _append(subscriber, purpose, GRANT, context, now)
+    return subscriber
+
+
+def _insert_subscriber(phone_e164: str, language: str, now: datetime) -> bool:
+    """Insert the number as a subscriber unless it is one already; True if this made it."""
     table = Subscriber.__table__
     insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    db.session.execute(
+    made = db.session.execute(
         insert(table)
         .values(
             phone_e164=phone_e164,
@@ -86,12 +102,49 @@ def subscribe(
             confirmed_at=now,
         )
         .on_conflict_do_nothing(index_elements=[table.c.phone_e164])
-    )
+        .returning(table.c.id)  # psycopg reports no rowcount for ON CONFLICT
+    ).scalar_one_or_none()
+    return made is not None
+
+
+@dataclass(frozen=True)
+class CustomerGrants:
+    """What ``grant_as_customer`` did for one buyer."""
+
+    subscriber: Subscriber
+    created: bool
+    granted: list[ConsentEvent]
+    #: Purposes left as they were: granted already (under either basis) ...
+    already_granted: list[str]
+    #: ... or refused (withdrawn, or all marketing stopped).
+    refused: list[str]
+
+
+def grant_as_customer(
+    phone_e164: str, purchased_on: date, language: str, context: ConsentContext, now: datetime
+) -> CustomerGrants:
+    """Market the company's own similar products to a buyer, until they refuse (no commit).
+
+    Each customer purpose the ledger has no word on yet gets a grant with basis
+    "customer"; one ever granted or withdrawn is left alone, so a refusal stands and a
+    consent keeps its basis. Someone who stopped all marketing gets nothing new.
+    """
+    created = _insert_subscriber(phone_e164, language, now)
     subscriber = _locked(Subscriber.phone_e164 == phone_e164)
-    subscriber.language = language
-    for purpose in purposes:
-        _append(subscriber, purpose, GRANT, context, now)
-    return subscriber
+    latest = latest_events(subscriber.id)
+    stopped = bool(latest) and not any(e.action == GRANT for e in latest.values())
+    evidence = replace(context.evidence, consent_text_version=CUSTOMER_TEXT_VERSION)
+    customer = replace(context, basis=CUSTOMER, purchased_on=purchased_on, evidence=evidence)
+    outcome = CustomerGrants(subscriber, created, [], [], [])
+    for purpose in customer_keys():
+        event = latest.get(purpose)
+        if event is not None and event.action == GRANT:
+            outcome.already_granted.append(purpose)
+        elif event is not None or stopped:
+            outcome.refused.append(purpose)
+        else:
+            outcome.granted.append(_append(subscriber, purpose, GRANT, customer, now))
+    return outcome
 
 
 def _locked(condition) -> Subscriber | None:
@@ -175,6 +228,16 @@ def latest_events(subscriber_id: int) -> dict[str, ConsentEvent]:
     return latest
 
 
+def _latest_event(subscriber_id: int, purpose: str) -> ConsentEvent | None:
+    """The last event for one purpose (what a new event follows)."""
+    return db.session.scalar(
+        select(ConsentEvent)
+        .where(ConsentEvent.subscriber_id == subscriber_id, ConsentEvent.purpose == purpose)
+        .order_by(ConsentEvent.seq.desc())
+        .limit(1)
+    )
+
+
 def state_of(latest: dict[str, ConsentEvent]) -> dict[str, bool]:
     """Each purpose's state given its last events (configured ones, and any other there)."""
     state = dict.fromkeys(configured_purposes(), False)
@@ -208,6 +271,13 @@ def _append(
 ) -> ConsentEvent:
     if action == GRANT and purpose not in configured_purposes():
         raise ValueError(f"no such consent purpose on offer: {purpose!r}")
+    basis, purchased_on = context.basis, context.purchased_on
+    if action == GRANT and basis == CUSTOMER and purchased_on is None:
+        raise ValueError("a grant as a customer needs the day of the purchase")
+    if action == WITHDRAW:
+        # A withdrawal keeps the basis of the grant it ends: "the customer refused".
+        ended = _latest_event(subscriber.id, purpose)
+        basis, purchased_on = (ended.basis, ended.purchased_on) if ended else (CONSENT, None)
     evidence = asdict(context.evidence)
     if evidence["consent_text_version"] is None:
         evidence["consent_text_version"] = CATALOGUE[purpose].text_version
@@ -222,6 +292,8 @@ def _append(
         source=context.source,
         actor=context.actor,
         created_at=now,
+        basis=basis,
+        purchased_on=purchased_on,
         **evidence,
     )
     db.session.add(event)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from babel import Locale
 from flask import Flask
-from flask_babel import format_datetime, get_locale
+from flask_babel import format_date, format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 
 from . import purposes
@@ -20,8 +20,16 @@ SOURCES = {
     "staff": _l("Customer service"),
     "register_update": _l("Register update"),
     "cli": _l("Customer service"),
+    "customer_import": _l("Customer register"),
 }
+#: The lawful basis of a consent event (see ``ConsentEvent.basis``).
+BASES = {"consent": _l("Consent"), "customer": _l("Customer relationship")}
 ACTIONS = {"grant": _l("Consent given"), "withdraw": _l("Consent withdrawn")}
+#: The same, when the basis is a customer relationship: no consent was asked.
+CUSTOMER_ACTIONS = {
+    "grant": _l("Customer marketing started"),
+    "withdraw": _l("Customer marketing refused"),
+}
 SMS_KINDS = {
     "code": _l("Confirmation code"),
     "welcome": _l("Welcome message"),
@@ -57,6 +65,13 @@ def local_time(value: datetime | str | None) -> str:
     return format_datetime(moment, "short")
 
 
+def local_date(value: date | str | None) -> str:
+    """A day (or its ISO string) in the page's language."""
+    if not value:
+        return "–"
+    return format_date(date.fromisoformat(value) if isinstance(value, str) else value, "short")
+
+
 def language_name(code: str | None) -> str:
     """A language code as its name in the page's language (``fi`` -> "suomi")."""
     if not code:
@@ -67,14 +82,18 @@ def language_name(code: str | None) -> str:
 def register_filters(app: Flask) -> None:
     """Make the labels available to templates as filters."""
     app.jinja_env.filters.update(
-        action_label=lambda key: label(ACTIONS, key),
+        action_label=lambda key, basis=None: label(
+            CUSTOMER_ACTIONS if basis == "customer" else ACTIONS, key
+        ),
         source_label=lambda key: label(SOURCES, key),
+        basis_label=lambda key: label(BASES, key),
         sms_kind_label=lambda key: label(SMS_KINDS, key),
         sms_status_label=lambda key: label(SMS_STATUSES, key),
         purpose_name=purpose_name,
         outdated_text=purposes.is_outdated_text,
         consent_text=consent_text,
         local_time=local_time,
+        local_date=local_date,
         language_name=language_name,
         phone=format_display,
     )

@@ -72,7 +72,8 @@ class UTCDateTime(TypeDecorator):
 
 
 class Subscriber(db.Model):
-    """A confirmed mobile number. Exists only once its owner has confirmed a code."""
+    """A mobile number in the register: one whose owner confirmed a code, or a buyer
+    imported from the customer register (``confirmed_at`` is then the import's time)."""
 
     __tablename__ = "subscribers"
     # AUTOINCREMENT: an erased subscriber's id is never handed to someone else on SQLite.
@@ -129,7 +130,8 @@ class ConsentEvent(ConsentEvidence, db.Model):
     seq: Mapped[int] = mapped_column(Integer)
     purpose: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(8))
-    # Where it came from: signup, preference_page, sms_keyword, staff, register_update, cli.
+    # Where it came from: signup, preference_page, sms_keyword, staff, register_update, cli,
+    # customer_import.
     source: Mapped[str] = mapped_column(String(32))
     # Who did it: "subject" (the person), "staff:<id>", "system".
     actor: Mapped[str] = mapped_column(String(64))

@@ -18,6 +18,8 @@ PRIVACY_NOTICE_VERSION = "2026-11-25.2"
 SIGNUP_TEXT_VERSION = "signup-1"
 #: Replying START to our STOP confirmation: consent to all configured purposes again.
 SMS_START_TEXT_VERSION = "sms-start-1"
+#: Not a consent: what a customer imported from the buyer register is marketed under.
+CUSTOMER_TEXT_VERSION = "customer-1"
 
 #: Every consent text ever in force, by version.
 CONSENT_TEXTS: dict[str, LazyString] = {
@@ -36,6 +38,12 @@ CONSENT_TEXTS: dict[str, LazyString] = {
     "sms-start-1": _l(
         "You will get no more marketing messages from Viihdepaketti.fi. "
         "To get them again, reply START."
+    ),
+    # The customer-relationship basis (viihde/customers.py): no consent is asked.
+    "customer-1": _l(
+        "As our customer, you get SMS marketing about Viihdepaketti.fi's own products "
+        "similar to what you bought, until you refuse. You can refuse at any time, free of "
+        "charge, with the link in every message."
     ),
 }
 

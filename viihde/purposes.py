@@ -12,7 +12,12 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from flask_babel.speaklater import LazyString
 
-from .notices import CONSENT_TEXTS, SIGNUP_TEXT_VERSION, SMS_START_TEXT_VERSION
+from .notices import (
+    CONSENT_TEXTS,
+    CUSTOMER_TEXT_VERSION,
+    SIGNUP_TEXT_VERSION,
+    SMS_START_TEXT_VERSION,
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,13 @@ def configured_keys() -> tuple[str, ...]:
     return tuple(current_app.config["CONSENT_PURPOSES"])
 
 
+def customer_keys() -> tuple[str, ...]:
+    """The configured purposes a customer relationship covers (``CUSTOMER_PURPOSES``: the
+    company's own products similar to what was bought), in the configured order."""
+    covered = set(current_app.config["CUSTOMER_PURPOSES"])
+    return tuple(key for key in configured_keys() if key in covered)
+
+
 def name(key: str) -> str:
     """A purpose's translated name; an unknown key (a retired purpose) as it is."""
     purpose = CATALOGUE.get(key)
@@ -58,7 +70,7 @@ def name(key: str) -> str:
 
 def is_outdated_text(version: str | None) -> bool:
     """Was this consent given under a wording that has since been replaced?"""
-    current = {SIGNUP_TEXT_VERSION, SMS_START_TEXT_VERSION} | {
+    current = {SIGNUP_TEXT_VERSION, SMS_START_TEXT_VERSION, CUSTOMER_TEXT_VERSION} | {
         p.text_version for p in CATALOGUE.values()
     }
     return version is not None and version not in current

@@ -13,7 +13,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import audit, holders, retention
+from . import audit, customers, holders, retention
 from .clock import utcnow
 
 register_cli = AppGroup("register", help="Keep the register accurate and lean.")
@@ -55,6 +55,51 @@ def _echo_sync_report(report: holders.SyncReport) -> None:
     click.echo(f"Numbers matched: {report.numbers_matched}")
     click.echo(f"Consents {would}withdrawn: {report.consents_withdrawn}")
     click.echo(f"Subscribers whose links {would or 'were '}revoked: {report.links_revoked}")
+    if report.dry_run:
+        click.echo("Dry run: nothing was changed.")
+
+
+# --- import-customers (the customer-relationship basis) ---
+
+
+@register_cli.command("import-customers")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig", errors="replace"))
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+def import_customers_command(file: TextIO, dry_run: bool) -> None:
+    """Market the company's own similar products to buyers, until they refuse.
+
+    FILE is a CSV with the columns number and purchased_on (YYYY-MM-DD), and optionally
+    language (fi, sv, en: for numbers new to the register), "," or ";" separated.
+    """
+    now = utcnow()
+    try:
+        report = customers.import_customers(file, now, dry_run)
+    except customers.CustomersFileError as error:
+        raise click.ClickException(f"{error}; nothing was changed.") from None
+    except SQLAlchemyError as error:
+        # The database's message would quote the numbers: name the error only.
+        raise click.ClickException(
+            f"the register refused the import ({type(error).__name__}); nothing was changed."
+        ) from None
+    if not dry_run:  # like sync-holders: a real run is audited, a dry run is not
+        actor = audit.Actor.cli(getpass.getuser())
+        audit.record(actor, "import_customers", now, detail=report.counts())
+    _echo_import_report(report)
+
+
+def _echo_import_report(report: customers.ImportReport) -> None:
+    """Counts and the skipped lines; never a number."""
+    would = "would be " if report.dry_run else ""
+    click.echo(f"Rows read: {report.rows_read}")
+    click.echo(f"Bad rows (skipped): {len(report.bad_rows)}")
+    for bad in report.bad_rows:
+        click.echo(f"  line {bad.line}: {bad.reason}")
+    click.echo(f"Rows repeating a number (its latest purchase counts): {report.repeated}")
+    click.echo(f"Numbers erased after the purchase (skipped): {report.erased_after_purchase}")
+    click.echo(f"Customers {would}added to the register: {report.customers_added}")
+    click.echo(f"Purposes {would}granted as a customer: {report.purposes_granted}")
+    click.echo(f"Purposes granted already (left as they were): {report.already_granted}")
+    click.echo(f"Purposes refused earlier (left refused): {report.refused}")
     if report.dry_run:
         click.echo("Dry run: nothing was changed.")
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from . import consent
 from .extensions import db
 from .hashing import keyed_hash
 from .models import (
+    CampaignMessage,
     ConsentEvent,
     InboundMessage,
     SmsMessage,
@@ -104,7 +105,8 @@ def export(phone_e164: str) -> dict[str, Any]:
     """Everything stored about a number, as plain JSON-ready data (never a code)."""
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
     events = subscriber.consent_events if subscriber else []
-    state = consent.current_consent(subscriber.id) if subscriber else {}
+    latest = consent.latest_events(subscriber.id) if subscriber else {}
+    state = consent.state_of(latest) if subscriber else {}
     messages = db.session.scalars(
         select(SmsMessage).where(SmsMessage.phone_e164 == phone_e164).order_by(SmsMessage.id)
     )
@@ -125,6 +127,8 @@ def export(phone_e164: str) -> dict[str, Any]:
         "language": subscriber.language if subscriber else None,
         "confirmed_at": _time(subscriber.confirmed_at) if subscriber else None,
         "consents": state,
+        # Each purpose's basis: of the grant in force, or of the one a withdrawal ended.
+        "bases": {purpose: event.basis for purpose, event in latest.items()},
         "consent_events": [_event(e) for e in events],
         "sms_messages": [_message(m) for m in messages],
         "verifications": [_verification(v) for v in verifications],
@@ -149,6 +153,8 @@ def _event(event: ConsentEvent) -> dict[str, Any]:
         "click_id": event.click_id,
         "privacy_notice_version": event.privacy_notice_version,
         "consent_text_version": event.consent_text_version,
+        "basis": event.basis,
+        "purchased_on": event.purchased_on.isoformat() if event.purchased_on else None,
         "ip": event.ip,
         "user_agent": event.user_agent,
         "created_at": _time(event.created_at),
@@ -242,7 +248,19 @@ def erase(phone_e164: str, source: str, now: datetime) -> Tombstone:
     )
     if subscriber_id is not None:
         db.session.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber_id))
+        # A campaign's figures keep the row, not who it was (whatever the FK does on SQLite).
+        db.session.execute(
+            update(CampaignMessage)
+            .where(CampaignMessage.subscriber_id == subscriber_id)
+            .values(subscriber_id=None)
+        )
         db.session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+    messages = select(SmsMessage.id).where(SmsMessage.phone_e164 == phone_e164)
+    db.session.execute(
+        update(CampaignMessage)
+        .where(CampaignMessage.sms_message_id.in_(messages))
+        .values(sms_message_id=None)
+    )
     sids = select(SmsMessage.provider_sid).where(SmsMessage.phone_e164 == phone_e164)
     db.session.execute(delete(SmsStatusEvent).where(SmsStatusEvent.message_sid.in_(sids)))
     db.session.execute(delete(Verification).where(Verification.phone_e164 == phone_e164))

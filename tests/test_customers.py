@@ -1,0 +1,673 @@
+"""The customer-relationship basis: buyers imported from the customer register are
+marketed the company's own similar products until they refuse, and the ledger says so."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from twilio.request_validator import RequestValidator
+
+from viihde import accounts, api_tokens, consent, customers, subjects
+from viihde.extensions import db
+from viihde.models import AuditEntry, ConsentEvent, Subscriber
+from viihde.tokens import preference_url
+
+from .conftest import PERSONAL_NUMBER, PUBLIC_BASE_URL, csrf_token, race
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+PURCHASED = "2026-05-01"
+NUMBER = "+358401234567"
+OTHER = "+358501234568"
+HEADER = "number,purchased_on"
+SIGNUP = consent.ConsentContext("signup")
+PAGE = consent.ConsentContext("preference_page")
+TWILIO_TOKEN = "test-auth-token"
+PASSWORD = "kesa-aamu-sataa-lunta-77"
+ENGLISH = {"Accept-Language": "en"}
+
+
+@pytest.fixture
+def config_overrides() -> dict:
+    return {"TWILIO_AUTH_TOKEN": TWILIO_TOKEN, "TWILIO_FROM": "+358401110000"}
+
+
+@pytest.fixture
+def clock():
+    # The rate limiter's counters keep real time: they expire by their own clock.
+    with freeze_time(NOW, ignore=["limits"]) as frozen:
+        yield frozen
+
+
+def run(runner, tmp_path, body: str, *options: str, header: str = HEADER):
+    """Run ``flask register import-customers`` on a CSV with ``body`` under ``header``."""
+    path = tmp_path / "customers.csv"
+    path.write_text(f"{header}\n{body}", encoding="utf-8")
+    result = runner.invoke(args=["register", "import-customers", str(path), *options])
+    assert not PERSONAL_NUMBER.search(result.output), "a number in clear in the output"
+    return result
+
+
+def imported(runner, tmp_path, body: str = f"{NUMBER},{PURCHASED}\n") -> None:
+    result = run(runner, tmp_path, body)
+    assert result.exit_code == 0, result.output
+
+
+def subscriber_id(app, number: str = NUMBER) -> int | None:
+    with app.app_context():
+        return db.session.scalar(select(Subscriber.id).where(Subscriber.phone_e164 == number))
+
+
+def signed_up(app, purposes: list[str], number: str = NUMBER) -> int:
+    with app.app_context():
+        subscriber = consent.subscribe(number, purposes, SIGNUP, NOW - timedelta(days=30))
+        db.session.commit()
+        return subscriber.id
+
+
+def ledger(app, number: str = NUMBER) -> list[tuple]:
+    """The number's events as (action, purpose, basis, purchased_on, source)."""
+    with app.app_context():
+        return [
+            (e.action, e.purpose, e.basis, e.purchased_on, e.source)
+            for e in db.session.scalars(
+                select(ConsentEvent)
+                .join(Subscriber)
+                .where(Subscriber.phone_e164 == number)
+                .order_by(ConsentEvent.seq)
+            )
+        ]
+
+
+def granted(app, number: str = NUMBER) -> dict[str, bool]:
+    subscriber = subscriber_id(app, number)
+    with app.app_context():
+        state = consent.current_consent(subscriber)
+        return {purpose: on for purpose, on in state.items() if on}
+
+
+def count(app, model) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+def audit_entries(app) -> list[AuditEntry]:
+    with app.app_context():
+        entries = list(
+            db.session.scalars(select(AuditEntry).where(AuditEntry.action == "import_customers"))
+        )
+        db.session.expunge_all()
+        return entries
+
+
+def link_path(app, number: str = NUMBER) -> str:
+    """The path of the number's preference link (as every SMS carries it)."""
+    with app.app_context():
+        subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == number))
+        return preference_url(subscriber.id, subscriber.link_key).removeprefix(PUBLIC_BASE_URL)
+
+
+CUSTOMER_GRANTS = [
+    ("grant", "offers", "customer", date(2026, 5, 1), "customer_import"),
+    ("grant", "new_content", "customer", date(2026, 5, 1), "customer_import"),
+]
+
+
+# The import
+
+
+def test_buyers_are_marketed_as_customers_with_the_purchase_day_in_the_ledger(
+    app, runner, tmp_path, clock
+):
+    """The company's own similar products only (CUSTOMER_PURPOSES), basis customer, by the
+    system; the run is audited under the operator's name."""
+    result = run(runner, tmp_path, f"040 123 4567,{PURCHASED}\n{OTHER},2025-01-15\n")
+
+    assert result.exit_code == 0, result.output
+    assert ledger(app) == CUSTOMER_GRANTS
+    assert granted(app, OTHER) == {"offers": True, "new_content": True}
+    with app.app_context():
+        events = db.session.scalars(select(ConsentEvent)).all()
+        assert {(e.actor, e.created_at, e.consent_text_version) for e in events} == {
+            ("system", NOW, "customer-1")
+        }
+        subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == NUMBER))
+        assert subscriber.language == "fi"
+        assert subscriber.created_at == subscriber.confirmed_at == NOW
+    (entry,) = audit_entries(app)
+    assert entry.actor.startswith("cli:")
+    assert entry.detail == (
+        "rows=2 bad=0 repeated=0 erased=0 added=2 granted=4 already_granted=0 refused=0"
+    )
+    assert "Customers added to the register: 2" in result.output
+    assert "Purposes granted as a customer: 4" in result.output
+
+
+def test_the_latest_grant_names_the_basis_the_campaign_sender_reads(app, runner, tmp_path, clock):
+    """What the sender needs: the latest grant for the purpose carries basis customer."""
+    imported(runner, tmp_path)
+    customer = subscriber_id(app)
+    with app.app_context():
+        latest = consent.latest_events(customer)
+        assert {purpose: event.basis for purpose, event in latest.items()} == {
+            "offers": "customer",
+            "new_content": "customer",
+        }
+        assert consent.has_consent(customer, "offers")
+        assert not consent.has_consent(customer, "competitions")
+
+
+def test_a_new_customers_language_comes_from_the_file(app, runner, tmp_path, clock):
+    """The optional language column: for numbers new to the register; bad ones are reported."""
+    body = f"{NUMBER},{PURCHASED},sv\n{OTHER},{PURCHASED},de\n"
+    result = run(runner, tmp_path, body, header="number,purchased_on,language")
+
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert subjects.subscriber_by_phone(NUMBER).language == "sv"
+        assert subjects.subscriber_by_phone(OTHER) is None
+    assert "line 3: unknown language (one of fi, sv, en)" in result.output
+
+
+def test_a_subscribers_own_language_is_kept(app, runner, tmp_path, clock):
+    with app.app_context():
+        consent.subscribe(NUMBER, [], SIGNUP, NOW, language="en")
+        db.session.commit()
+    run(runner, tmp_path, f"{NUMBER},{PURCHASED},sv\n", header="number,purchased_on,language")
+    with app.app_context():
+        assert subjects.subscriber_by_phone(NUMBER).language == "en"
+
+
+def test_a_consent_already_given_keeps_its_basis(app, runner, tmp_path, clock):
+    """Someone who consented stays on the consent basis: nothing is recorded over it."""
+    signed_up(app, ["offers", "new_content", "competitions"])
+    before = ledger(app)
+
+    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+
+    assert result.exit_code == 0, result.output
+    assert ledger(app) == before
+    assert {basis for _, _, basis, _, _ in before} == {"consent"}
+    assert "Customers added to the register: 0" in result.output
+    assert "Purposes granted already (left as they were): 2" in result.output
+
+
+def test_a_refusal_stands_and_only_untouched_purposes_are_granted(app, runner, tmp_path, clock):
+    """A purpose switched off is never switched back on; one never asked about is granted."""
+    subscriber = signed_up(app, ["offers", "competitions"])
+    with app.app_context():
+        consent.set_consent(subscriber, ["offers"], False, PAGE, NOW - timedelta(days=1))
+    before = ledger(app)
+
+    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+
+    assert result.exit_code == 0, result.output
+    assert ledger(app) == [
+        *before,
+        ("grant", "new_content", "customer", date(2026, 5, 1), "customer_import"),
+    ]
+    assert granted(app) == {"new_content": True, "competitions": True}
+    assert "Purposes refused earlier (left refused): 1" in result.output
+    assert "Purposes granted as a customer: 1" in result.output
+
+
+def test_someone_who_stopped_all_marketing_gets_nothing_new(app, runner, tmp_path, clock):
+    """After STOP, even a purpose the person never had stays off: they refused marketing."""
+    subscriber = signed_up(app, ["competitions"])
+    with app.app_context():
+        consent.withdraw_all(subscriber, consent.ConsentContext("sms_keyword"), NOW)
+    before = ledger(app)
+
+    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+
+    assert result.exit_code == 0, result.output
+    assert ledger(app) == before
+    assert granted(app) == {}
+    assert "Purposes refused earlier (left refused): 2" in result.output
+
+
+def test_a_customer_refused_earlier_is_not_granted_again(app, runner, tmp_path, clock):
+    """Importing the same buyers again (next month's file) changes nothing."""
+    imported(runner, tmp_path)
+    customer = subscriber_id(app)
+    with app.app_context():
+        consent.withdraw_all(customer, PAGE, NOW)
+    before = ledger(app)
+
+    clock.tick(timedelta(days=30))
+    imported(runner, tmp_path, f"{NUMBER},2026-12-20\n")
+
+    assert ledger(app) == before
+    assert granted(app) == {}
+
+
+def test_only_configured_customer_purposes_are_granted(app, runner, tmp_path, clock):
+    """CUSTOMER_PURPOSES outside CONSENT_PURPOSES are not offered, so never granted."""
+    app.config["CONSENT_PURPOSES"] = ["offers", "competitions"]
+    imported(runner, tmp_path)
+    assert [purpose for _, purpose, _, _, _ in ledger(app)] == ["offers"]
+
+
+def test_bad_rows_are_reported_by_line_and_skipped_while_good_rows_apply(
+    app, runner, tmp_path, clock
+):
+    """Line numbers count the header as line 1; nothing about a bad row is imported."""
+    body = (
+        f"{NUMBER},{PURCHASED}\n"  # line 2
+        f"12345,{PURCHASED}\n"  # line 3
+        f"09 123 4567,{PURCHASED}\n"  # line 4: a landline
+        f"+46 70 123 45 67,{PURCHASED}\n"  # line 5: a Swedish mobile
+        "0401234599,1.5.2026\n"  # line 6
+        "0401234599,2026-11-26\n"  # line 7: tomorrow
+        "0401234599,2024-11-24\n"  # line 8: 24 months and a day ago
+        "0401234599\n"  # line 9
+        "\n"  # line 10: blank, ignored
+        "0401234599,2026-02-30\n"  # line 11
+        f"050 123 4568,{PURCHASED}\n"  # line 12
+    )
+
+    result = run(runner, tmp_path, body)
+
+    assert result.exit_code == 0, result.output
+    assert "Rows read: 10" in result.output
+    assert "Bad rows (skipped): 8" in result.output
+    assert "line 3: not a mobile number (too_short)" in result.output
+    assert "line 4: not a mobile number (" in result.output
+    assert "line 5: not a mobile number (" in result.output
+    assert "line 6: bad date (YYYY-MM-DD expected)" in result.output
+    assert "line 7: future date" in result.output
+    assert "line 8: purchase too old (over 24 months ago)" in result.output
+    assert "line 9: missing column" in result.output
+    assert "line 11: bad date (YYYY-MM-DD expected)" in result.output
+    assert "line 2:" not in result.output and "line 12:" not in result.output
+    assert ledger(app) == CUSTOMER_GRANTS
+    assert granted(app, OTHER) == {"offers": True, "new_content": True}
+    assert subscriber_id(app, "+358401234599") is None
+    assert count(app, Subscriber) == 2
+
+
+def test_the_relationship_lasts_the_configured_months_to_the_day(app, clock):
+    """24 months ago today is in; a day earlier is too old; today is fine, tomorrow is not."""
+    rules = customers.Rules(["FI"], ["fi"], "fi", 24)
+    report = customers.ImportReport()
+    lines = [HEADER, f"{NUMBER},2024-11-25", f"{OTHER},2026-11-25", "0401234599,2024-11-24"]
+    with app.app_context():
+        purchases = customers.read_purchases(lines, NOW, rules, report)
+    assert [p.purchased_on for p in purchases] == [date(2024, 11, 25), date(2026, 11, 25)]
+    assert [(bad.line, bad.reason) for bad in report.bad_rows] == [
+        (4, "purchase too old (over 24 months ago)")
+    ]
+
+
+def test_a_repeated_number_counts_its_latest_purchase(app, runner, tmp_path, clock):
+    body = f"{NUMBER},2026-01-10\n{NUMBER},{PURCHASED}\n{NUMBER},2026-03-01\n"
+    result = run(runner, tmp_path, body)
+
+    assert result.exit_code == 0, result.output
+    assert ledger(app) == CUSTOMER_GRANTS
+    assert "Rows repeating a number (its latest purchase counts): 2" in result.output
+
+
+def test_a_number_erased_after_the_purchase_is_not_brought_back(app, runner, tmp_path, clock):
+    """The owner asked to be forgotten after buying: the old purchase cannot re-add them."""
+    with app.app_context():
+        subjects.erase(NUMBER, "subject", datetime(2026, 6, 1, 9, tzinfo=UTC))
+        subjects.erase(OTHER, "subject", datetime(2026, 4, 1, 9, tzinfo=UTC))
+
+    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
+
+    assert result.exit_code == 0, result.output
+    assert subscriber_id(app) is None
+    assert ledger(app, OTHER) == CUSTOMER_GRANTS  # erased before buying: a new relationship
+    assert "Numbers erased after the purchase (skipped): 1" in result.output
+
+
+def test_an_erasure_on_the_day_of_the_purchase_counts_as_after_it(app, runner, tmp_path, clock):
+    """The day starts at midnight in Helsinki (21:00 UTC in summer)."""
+    with app.app_context():
+        subjects.erase(NUMBER, "subject", datetime(2026, 4, 30, 21, 0, tzinfo=UTC))
+    imported(runner, tmp_path)
+    assert subscriber_id(app) is None
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        RuntimeError("a bug"),
+        OperationalError("INSERT", {"phone": NUMBER}, Exception("database is locked")),
+    ],
+    ids=["bug", "database"],
+)
+def test_a_failure_midway_imports_nothing_and_exits_non_zero(
+    app, runner, tmp_path, clock, monkeypatch, failure
+):
+    """All the good rows or none: the first buyer's subscriber and grants are rolled back."""
+    append = consent._append
+    calls = []
+
+    def fails_third_time(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 3:
+            raise failure
+        return append(*args, **kwargs)
+
+    monkeypatch.setattr(consent, "_append", fails_third_time)
+
+    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
+
+    assert len(calls) == 3
+    assert result.exit_code != 0
+    assert count(app, Subscriber) == 0
+    assert count(app, ConsentEvent) == 0
+    assert audit_entries(app) == []
+
+
+def test_a_dry_run_reports_the_import_and_makes_none(app, runner, tmp_path, clock):
+    """The counts of a real run; the register as it was, and no audit entry."""
+    signed_up(app, ["offers"], number=OTHER)
+    events = count(app, ConsentEvent)
+
+    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n", "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert "Customers would be added to the register: 1" in result.output
+    assert "Purposes would be granted as a customer: 3" in result.output
+    assert "Dry run: nothing was changed." in result.output
+    assert subscriber_id(app) is None
+    assert count(app, ConsentEvent) == events
+    assert audit_entries(app) == []
+
+
+def test_a_semicolon_separated_file_with_a_bom_is_read(app, runner, tmp_path, clock):
+    path = tmp_path / "customers.csv"
+    path.write_bytes(f"\ufeffNumber;Purchased_on\r\n040 123 4567;{PURCHASED}\r\n".encode())
+    result = runner.invoke(args=["register", "import-customers", str(path)])
+    assert result.exit_code == 0, result.output
+    assert ledger(app) == CUSTOMER_GRANTS
+
+
+def test_a_file_without_the_purchase_date_is_refused(app, runner, tmp_path, clock):
+    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n", header="number,date")
+    assert result.exit_code != 0
+    assert "purchased_on" in result.output
+    assert count(app, Subscriber) == 0
+
+
+def test_a_customer_grant_needs_the_purchase_day(app_context):
+    """The ledger never says "customer" without the purchase it rests on."""
+    context = consent.ConsentContext("customer_import", basis=consent.CUSTOMER)
+    with pytest.raises(ValueError, match="purchase"):
+        consent.subscribe(NUMBER, ["offers"], context, NOW)
+    db.session.rollback()
+
+
+# Refusing: the same one tap or STOP, and the ledger says "the customer refused"
+
+
+def test_one_tap_stop_all_ends_customer_grants_and_keeps_their_basis(app, runner, tmp_path, clock):
+    """The preference link opens the page, which tells a customer how to refuse."""
+    imported(runner, tmp_path)
+    browser = app.test_client()
+    browser.get(link_path(app))
+    page = browser.get("/preferences", headers=ENGLISH)
+    assert page.text.count("You get these as our customer. Switch this off to refuse them.") == 2
+
+    browser.post("/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "x"})
+
+    assert granted(app) == {}
+    assert ledger(app)[2:] == [
+        ("withdraw", "offers", "customer", date(2026, 5, 1), "preference_page"),
+        ("withdraw", "new_content", "customer", date(2026, 5, 1), "preference_page"),
+    ]
+    assert "as our customer" not in browser.get("/preferences", headers=ENGLISH).text
+
+
+def test_switching_a_customer_purpose_on_again_is_a_consent(app, runner, tmp_path, clock):
+    """Once the person chooses themselves, the basis is their consent."""
+    imported(runner, tmp_path)
+    customer = subscriber_id(app)
+    with app.app_context():
+        consent.set_consent(customer, ["offers"], False, PAGE, NOW)
+        consent.set_consent(customer, ["offers"], True, PAGE, NOW)
+    assert [event[:3] for event in ledger(app)[2:]] == [
+        ("withdraw", "offers", "customer"),
+        ("grant", "offers", "consent"),
+    ]
+
+
+def test_stop_by_sms_ends_customer_grants_and_keeps_their_basis(app, runner, tmp_path, clock):
+    """A STOP reply to our number: the customer refused, every purpose at once."""
+    imported(runner, tmp_path)
+    params = {
+        "MessageSid": "SM" + uuid.uuid4().hex,
+        "From": NUMBER,
+        "To": "+358401110000",
+        "Body": "Stop",
+    }
+    url = f"{PUBLIC_BASE_URL}/webhooks/twilio/inbound"
+    signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, params)
+
+    response = app.test_client().post(
+        "/webhooks/twilio/inbound", data=params, headers={"X-Twilio-Signature": signature}
+    )
+
+    assert response.status_code == 200
+    assert granted(app) == {}
+    assert ledger(app)[2:] == [
+        ("withdraw", "offers", "customer", date(2026, 5, 1), "sms_keyword"),
+        ("withdraw", "new_content", "customer", date(2026, 5, 1), "sms_keyword"),
+    ]
+
+
+def test_sync_holders_withdraws_a_reassigned_numbers_customer_grants(app, runner, tmp_path, clock):
+    """The number passed to a new holder: the previous holder's purchase is not theirs."""
+    imported(runner, tmp_path)
+    clock.tick(timedelta(days=2))
+    path = tmp_path / "holders.csv"
+    path.write_text("number,changed_on\n0401234567,2026-11-26\n", encoding="utf-8")
+
+    result = runner.invoke(args=["register", "sync-holders", str(path)])
+
+    assert result.exit_code == 0, result.output
+    assert granted(app) == {}
+    assert [event[:3] + event[4:] for event in ledger(app)[2:]] == [
+        ("withdraw", "offers", "customer", "register_update"),
+        ("withdraw", "new_content", "customer", "register_update"),
+    ]
+
+
+# Showing the basis
+
+
+def sign_in_support(app) -> object:
+    """A signed-in support agent."""
+    with app.app_context():
+        accounts.create_staff("tuki@viihdepaketti.fi", "support", PASSWORD, NOW)
+    client = app.test_client()
+    page = client.get("/staff/login")
+    response = client.post(
+        "/staff/login",
+        data={
+            "csrf_token": csrf_token(page.text),
+            "email": "tuki@viihdepaketti.fi",
+            "password": PASSWORD,
+        },
+    )
+    assert response.headers["Location"] == "/staff/"
+    return client
+
+
+def test_the_staff_card_shows_each_purposes_basis_and_the_purchase(app, runner, tmp_path, clock):
+    imported(runner, tmp_path)
+    signed_up(app, ["offers"], number=OTHER)
+    support = sign_in_support(app)
+
+    card = support.get(f"/staff/card/{subscriber_id(app)}", headers=ENGLISH).text
+    assert "Offers: <strong>yes</strong> · basis: Customer relationship" in card
+    assert "New content: <strong>yes</strong> · basis: Customer relationship" in card
+    assert "Competitions: <strong>no</strong></li>" in card
+    assert "Customer marketing started: Offers" in card
+    assert "Customer register" in card
+    assert "purchase 5/1/26" in card
+    assert "customer-1" in card
+
+    other = support.get(f"/staff/card/{subscriber_id(app, OTHER)}", headers=ENGLISH).text
+    assert "Offers: <strong>yes</strong> · basis: Consent" in other
+    assert "Consent given: Offers" in other
+
+
+def test_the_printed_answer_to_an_access_request_shows_the_basis(app, runner, tmp_path, clock):
+    imported(runner, tmp_path)
+    support = sign_in_support(app)
+
+    text = support.get(f"/staff/card/{subscriber_id(app)}/export", headers=ENGLISH).text
+
+    assert "Offers: yes (Customer relationship)" in text
+    assert "Customer marketing started: Offers" in text
+    assert text.count("Customer relationship (5/1/26)") == 2
+
+
+def test_a_customer_grants_receipt_names_the_basis_and_purchase(
+    app, runner, tmp_path, clock, outbox
+):
+    imported(runner, tmp_path)
+    browser = app.test_client()
+    browser.get(link_path(app))
+    step_up(browser, outbox)
+
+    text = browser.get("/preferences/receipt/1", headers=ENGLISH).text
+
+    assert "Customer marketing started: Offers" in text
+    assert "Customer relationship (purchase 5/1/26)" in text
+
+
+def step_up(browser, outbox) -> None:
+    """Prove the number with a code, as the data page asks."""
+    page = browser.get("/preferences/verify?next=data")
+    browser.post("/preferences/verify/send?next=data", data={"csrf_token": csrf_token(page.text)})
+    page = browser.get("/preferences/verify?next=data")
+    browser.post(
+        "/preferences/verify?next=data",
+        data={"csrf_token": csrf_token(page.text), "code": outbox.last_code()},
+    )
+
+
+def test_the_persons_data_page_shows_the_basis_of_each_purpose(
+    app, runner, tmp_path, clock, outbox
+):
+    imported(runner, tmp_path)
+    browser = app.test_client()
+    browser.get(link_path(app))
+    step_up(browser, outbox)
+    customer = subscriber_id(app)
+    with app.app_context():
+        consent.set_consent(customer, ["new_content"], False, PAGE, NOW)
+
+    text = browser.get("/preferences/data", headers=ENGLISH).text
+
+    assert "Offers: <strong>yes</strong> (basis: Customer relationship)" in text
+    assert "New content: <strong>no</strong> (basis: Customer relationship)" in text
+    assert "Customer marketing refused: New content" in text
+    assert text.count("(purchase 5/1/26)") == 3
+
+
+def test_the_data_export_gives_each_events_basis_and_purchase(app, runner, tmp_path, clock):
+    """The JSON (and the CSV built from it) that the person and support download."""
+    imported(runner, tmp_path)
+    customer = subscriber_id(app)
+    with app.app_context():
+        consent.set_consent(customer, ["offers"], False, PAGE, NOW)
+        data = subjects.export(NUMBER)
+        table = list(csv.DictReader(io.StringIO(subjects.export_csv(data))))
+    assert data["bases"] == {"offers": "customer", "new_content": "customer"}
+    assert [(e["action"], e["basis"], e["purchased_on"]) for e in data["consent_events"]] == [
+        ("grant", "customer", "2026-05-01"),
+        ("grant", "customer", "2026-05-01"),
+        ("withdraw", "customer", "2026-05-01"),
+    ]
+    assert {row["basis"] for row in table if row["record"] == "consent_event"} == {"customer"}
+    cli = json.loads(runner.invoke(args=["subject", "export", "0401234567"]).output)
+    assert cli["consent_events"][0]["basis"] == "customer"
+
+
+def test_the_audience_export_names_each_members_basis(app, runner, tmp_path, clock):
+    """CSV and JSON Lines: the campaign tool can tell a customer from a consenter."""
+    imported(runner, tmp_path)
+    signed_up(app, ["offers"], number=OTHER)
+
+    result = runner.invoke(args=["audience", "export", "--purpose", "offers"])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(row["number"], row["basis"]) for row in rows] == [
+        (NUMBER, "customer"),
+        (OTHER, "consent"),
+    ]
+    out = tmp_path / "audience.jsonl"
+    result = runner.invoke(
+        args=["audience", "export", "--purpose", "offers", "--format", "jsonl", "--output", out]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(line["number"], line["basis"]) for line in lines] == [
+        (NUMBER, "customer"),
+        (OTHER, "consent"),
+    ]
+
+
+def test_the_audience_api_names_each_members_basis(app, runner, tmp_path, clock):
+    imported(runner, tmp_path)
+    signed_up(app, ["offers"], number=OTHER)
+    with app.app_context():
+        token = api_tokens.create("campaign tool", None, NOW)[1]
+
+    response = app.test_client().get(
+        "/api/v1/audience?purpose=offers", headers={"Authorization": f"Bearer {token}"}
+    )
+
+    assert [(row["number"], row["basis"]) for row in response.get_json()["data"]] == [
+        (NUMBER, "customer"),
+        (OTHER, "consent"),
+    ]
+
+
+def test_a_refused_customer_is_not_in_the_audience(app, runner, tmp_path, clock):
+    imported(runner, tmp_path)
+    customer = subscriber_id(app)
+    with app.app_context():
+        consent.withdraw_all(customer, PAGE, NOW)
+    result = runner.invoke(args=["audience", "export", "--purpose", "offers"])
+    assert list(csv.DictReader(io.StringIO(result.stdout))) == []
+
+
+def test_an_import_racing_a_sign_up_gives_one_subscriber_and_an_ordered_ledger(app):
+    """The buyer signs up while the import runs: one row, and the consent has the last word."""
+    for round_ in range(6):
+        number = f"+35840123{round_:04d}"
+
+        def import_one(number=number):
+            outcome = consent.grant_as_customer(
+                number, date(2026, 5, 1), "fi", customers.CONTEXT, NOW
+            )
+            db.session.commit()
+            return outcome.created
+
+        def sign_up(number=number):
+            consent.subscribe(number, ["offers", "new_content", "competitions"], SIGNUP, NOW)
+            db.session.commit()
+
+        race(import_one, sign_up, app=app)
+
+        assert subscriber_id(app, number) is not None
+        events = ledger(app, number)
+        assert events[-3:] == [
+            ("grant", purpose, "consent", None, "signup")
+            for purpose in ("offers", "new_content", "competitions")
+        ]
+        assert len(events) in (3, 5)  # the import came first, or found the consent

@@ -1,0 +1,226 @@
+"""The customer-relationship basis: buyers from the company's customer register.
+
+A CSV lists buyers' numbers with the day of their purchase. Each is marketed the
+company's own similar products (``CUSTOMER_PURPOSES``) with the basis "customer", until
+they refuse, by the one-tap link or STOP like anyone else. The ledger's earlier word
+wins: a consent keeps its basis and a refusal stands (``consent.grant_as_customer``).
+A purchase older than ``CUSTOMER_RELATIONSHIP_MONTHS`` is no longer a relationship, and
+a number erased after its purchase is not brought back.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from flask import current_app
+from sqlalchemy import select
+
+from . import consent
+from .clock import helsinki_day, start_of_day
+from .extensions import db
+from .holders import BadRow
+from .models import Tombstone
+from .phone import PhoneError, parse_mobile
+from .retention import months_before
+from .subjects import tombstone_hash
+
+SOURCE = "customer_import"
+CONTEXT = consent.ConsentContext(SOURCE, actor="system")
+NUMBER_COLUMN = "number"
+DATE_COLUMN = "purchased_on"
+LANGUAGE_COLUMN = "language"  # optional: the language of a new customer's messages
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class CustomersFileError(ValueError):
+    """The file as a whole cannot be read (no header, a required column missing)."""
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """One good row: a buyer's number, the day of the purchase, and maybe a language."""
+
+    line: int
+    phone_e164: str
+    purchased_on: date
+    language: str | None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What a row must meet: the settings an import reads."""
+
+    allowed_regions: Sequence[str]
+    languages: Sequence[str]
+    default_language: str
+    relationship_months: int
+
+    @classmethod
+    def from_config(cls) -> Rules:
+        config = current_app.config
+        return cls(
+            config["ALLOWED_REGIONS"],
+            config["LANGUAGES"],
+            config["BABEL_DEFAULT_LOCALE"],
+            config["CUSTOMER_RELATIONSHIP_MONTHS"],
+        )
+
+
+@dataclass
+class ImportReport:
+    """What an import read, skipped and recorded (or, in a dry run, would record)."""
+
+    dry_run: bool = False
+    rows_read: int = 0
+    bad_rows: list[BadRow] = field(default_factory=list)
+    #: Rows naming a number an earlier row named too: the latest purchase counts.
+    repeated: int = 0
+    erased_after_purchase: int = 0
+    customers_added: int = 0
+    purposes_granted: int = 0
+    #: Purposes left as they were: granted already (a consent keeps its basis) ...
+    already_granted: int = 0
+    #: ... or refused earlier (a refusal stands).
+    refused: int = 0
+
+    def counts(self) -> str:
+        """The counts alone, for the audit log."""
+        return (
+            f"rows={self.rows_read} bad={len(self.bad_rows)} repeated={self.repeated} "
+            f"erased={self.erased_after_purchase} added={self.customers_added} "
+            f"granted={self.purposes_granted} already_granted={self.already_granted} "
+            f"refused={self.refused}" + (" dry_run" if self.dry_run else "")
+        )
+
+
+def read_purchases(
+    lines: Iterable[str], now: datetime, rules: Rules, report: ImportReport
+) -> list[Purchase]:
+    """The good rows of a customer CSV, the latest purchase per number; bad ones go to
+    ``report.bad_rows``."""
+    lines = iter(lines)
+    header_line = next(lines, "").lstrip("\ufeff")
+    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
+    header = [name.strip().lower() for name in next(csv.reader([header_line], delimiter=delimiter))]
+    missing = [name for name in (NUMBER_COLUMN, DATE_COLUMN) if name not in header]
+    if missing:
+        raise CustomersFileError(f"the header (line 1) lacks the column(s): {', '.join(missing)}")
+    columns = {
+        name: header.index(name)
+        for name in (NUMBER_COLUMN, DATE_COLUMN, LANGUAGE_COLUMN)
+        if name in header
+    }
+    today = helsinki_day(now)
+    oldest = helsinki_day(months_before(now, rules.relationship_months))
+    reader = csv.reader(lines, delimiter=delimiter)
+    latest: dict[str, Purchase] = {}
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        report.rows_read += 1
+        line = reader.line_num + 1  # the header was read before the reader started
+        try:
+            purchase = _purchase(row, columns, line, today, oldest, rules)
+        except ValueError as error:
+            report.bad_rows.append(BadRow(line, str(error)))
+            continue
+        earlier = latest.get(purchase.phone_e164)
+        if earlier is not None:
+            report.repeated += 1
+            if earlier.purchased_on >= purchase.purchased_on:
+                continue
+        latest[purchase.phone_e164] = purchase
+    return sorted(latest.values(), key=lambda purchase: purchase.line)
+
+
+def _purchase(
+    row: list[str], columns: dict[str, int], line: int, today: date, oldest: date, rules: Rules
+) -> Purchase:
+    """One row as a purchase, or ValueError saying why not (never with the number in it)."""
+    number_at, date_at = columns[NUMBER_COLUMN], columns[DATE_COLUMN]
+    if len(row) <= max(number_at, date_at) or not row[number_at].strip():
+        raise ValueError("missing column")
+    try:
+        phone = parse_mobile(row[number_at], rules.allowed_regions)
+    except PhoneError as error:
+        raise ValueError(f"not a mobile number ({error.reason})") from None
+    text = row[date_at].strip()
+    if not _ISO_DATE.fullmatch(text):
+        raise ValueError("bad date (YYYY-MM-DD expected)" if text else "missing column")
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise ValueError("bad date (YYYY-MM-DD expected)") from None
+    if day > today:
+        raise ValueError("future date")
+    if day < oldest:
+        raise ValueError(f"purchase too old (over {rules.relationship_months} months ago)")
+    return Purchase(line, phone, day, _language(row, columns, rules))
+
+
+def _language(row: list[str], columns: dict[str, int], rules: Rules) -> str:
+    """The row's language, or the default when the column is absent or empty."""
+    at = columns.get(LANGUAGE_COLUMN)
+    language = row[at].strip().lower() if at is not None and at < len(row) else ""
+    if not language:
+        return rules.default_language
+    if language not in rules.languages:
+        raise ValueError(f"unknown language (one of {', '.join(rules.languages)})")
+    return language
+
+
+def erased_since(phone_e164: str, day: date) -> bool:
+    """Was the number erased on or after ``day`` (a Helsinki day)? Its owner asked to be
+    forgotten after that purchase, so it is not brought back."""
+    return (
+        db.session.scalar(
+            select(Tombstone.id)
+            .where(
+                Tombstone.phone_hash == tombstone_hash(phone_e164),
+                Tombstone.erased_at >= start_of_day(day),
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def apply_purchases(purchases: Iterable[Purchase], now: datetime, report: ImportReport) -> None:
+    """Record the customer grants, all in one transaction.
+
+    Anything raising rolls the whole run back. A dry run does the same work and rolls it
+    back, so what it reports is exactly what a real run would do.
+    """
+    try:
+        for purchase in purchases:
+            if erased_since(purchase.phone_e164, purchase.purchased_on):
+                report.erased_after_purchase += 1
+                continue
+            outcome = consent.grant_as_customer(
+                purchase.phone_e164, purchase.purchased_on, purchase.language, CONTEXT, now
+            )
+            report.customers_added += int(outcome.created)
+            report.purposes_granted += len(outcome.granted)
+            report.already_granted += len(outcome.already_granted)
+            report.refused += len(outcome.refused)
+        if report.dry_run:
+            db.session.rollback()
+        else:
+            db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def import_customers(
+    lines: Iterable[str], now: datetime, dry_run: bool = False, rules: Rules | None = None
+) -> ImportReport:
+    """Read a customer CSV (text lines or a text file) and record its good rows at once."""
+    report = ImportReport(dry_run=dry_run)
+    purchases = read_purchases(lines, now, rules or Rules.from_config(), report)
+    apply_purchases(purchases, now, report)
+    return report
