@@ -1,19 +1,57 @@
 #!/usr/bin/env bash
 # HTTP benchmark: gunicorn (production settings) on PostgreSQL, driven by wrk on loopback,
-# each page beside a bare Flask route served by the same gunicorn in the same run, so the
-# figures are ratios that hold on a noisy machine. Run by hand; not part of the test suite.
+# each page and each write beside a bare Flask route served by the same gunicorn in the same
+# run, so the figures are ratios that hold on a noisy machine. Run by hand; not part of the
+# test suite. It empties the register first (a PostgreSQL database named bench* only).
 #
 #   DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/bench bench/http.sh
+#
+# The pages: the landing page, the privacy notice, the preference page. The writes, each
+# request a real one (bench/writes.lua, bench/prepare_writes.py): submitting a number (a
+# new number each time), confirming a code (the next of WRITES pending sign-ups), and the
+# one-tap unsubscribe of the preference page (the next of WRITES subscribers). A write
+# counts as done only when it answers with the redirect that follows it; the database's
+# own counts are printed at the end.
+#
+# Settings: DURATION (10s), CONNECTIONS (64), TIMEOUT (10s), WRITES (10000 browsers prepared
+# for each write: enough for 1000 writes/s), BENCH_REDIS (redis://127.0.0.1:6379/7, flushed
+# before and after; "none": rate limits in each worker's memory, SMS sent inline to a file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-: "${DATABASE_URL:?set DATABASE_URL to a PostgreSQL database the benchmark may fill}"
+: "${DATABASE_URL:?set DATABASE_URL to a PostgreSQL database named bench* that the benchmark may empty}"
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
+TIMEOUT=${TIMEOUT:-10s}  # wrk's own 2s would drop a slow write's latency from the figures
+THREADS=2
+WRITES=${WRITES:-10000}
+BENCH_REDIS=${BENCH_REDIS:-redis://127.0.0.1:6379/7}
+URL=http://127.0.0.1:8101
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
 export APP_ENV=production SMS_BACKEND=file SMS_OUTBOX_PATH=/tmp/bench-outbox.jsonl
 export SECRET_KEY=${SECRET_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))')}
-export PUBLIC_BASE_URL=http://127.0.0.1:8101 TRUSTED_HOSTS=127.0.0.1
+export PUBLIC_BASE_URL=$URL TRUSTED_HOSTS=127.0.0.1
+# The writes all come from one address and walk through neighbouring numbers, thousands an
+# hour: raise the limits that would refuse them (per address, per number block, per country,
+# overall, and the SMS budget). Every limit and the budget are still counted and checked as
+# in production; the per-number limits stay as they are (each number is new), and the
+# confirmation-rate breaker keeps counting but cannot trip (floor 0).
+export SMS_LIMIT_PER_IP="1000000 per hour;1000000 per day" SMS_LIMIT_PER_BLOCK="1000000 per hour"
+export SMS_LIMIT_PER_COUNTRY="1000000 per hour" SMS_LIMIT_GLOBAL="1000000 per hour"
+export SMS_HOURLY_LIMIT=1000000 SMS_DAILY_LIMIT=1000000 CONFIRMATION_RATE_FLOOR=0
+unset RATELIMIT_STORAGE_URI REDIS_URL
+if [ "$BENCH_REDIS" != none ] && redis-cli -u "$BENCH_REDIS" ping >/dev/null 2>&1; then
+  export REDIS_URL=$BENCH_REDIS
+  redis-cli -u "$REDIS_URL" flushdb >/dev/null
+  STORAGE="Redis ($REDIS_URL, flushed before and after): rate limits counted there, SMS queued as RQ jobs (no worker runs)"
+else
+  STORAGE="no Redis: rate limits in each worker's memory, SMS sent inline to $SMS_OUTBOX_PATH (file backend)"
+fi
+: >"$SMS_OUTBOX_PATH"
+if curl -fs "$URL/__bare/" >/dev/null 2>&1; then echo "something answers on $URL already: another run?" >&2; exit 1; fi
+
+.venv/bin/python bench/prepare_writes.py --count "$WRITES" --out /tmp/bench-writes 2>/tmp/bench-prepare.log ||
+  { tail -n 20 /tmp/bench-prepare.log; exit 1; }
 COOKIE=$(.venv/bin/python bench/prepare.py 2>/dev/null | tail -n 1)
 
 # One gunicorn, the production settings (gunicorn.conf.py), serving the app and the bare
@@ -21,27 +59,77 @@ COOKIE=$(.venv/bin/python bench/prepare.py 2>/dev/null | tail -n 1)
 # in the middle of a measurement.
 GUNICORN_MAX_REQUESTS=0 PORT=8101 .venv/bin/gunicorn --config gunicorn.conf.py --chdir bench bare:app --daemon \
   --pid /tmp/bench-app.pid --access-logfile /dev/null
-trap 'kill "$(cat /tmp/bench-app.pid)" 2>/dev/null || true' EXIT
-sleep 2
+cleanup() {  # stop gunicorn and wait for it (the next run needs the port)
+  local pid
+  pid=$(cat /tmp/bench-app.pid 2>/dev/null) && kill "$pid" 2>/dev/null &&
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  if [ -n "${REDIS_URL:-}" ]; then redis-cli -u "$REDIS_URL" flushdb >/dev/null || true; fi
+}
+trap cleanup EXIT
+for _ in $(seq 60); do curl -fs "$URL/__bare/" >/dev/null && break; sleep 0.5; done
 
-run() {  # name url [header]: a warm-up second, then the measurement
-  wrk -t2 -c"$CONNECTIONS" -d1s ${3:+-H "$3"} "$2" >/dev/null
-  local out
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency ${3:+-H "$3"} "$2")
-  local rps p50 p99
+bench() {  # wrk with this run's threads and connections; then wait for the requests still
+  # queued in gunicorn's backlog when wrk stopped (the sync workers serve them all the same),
+  # so that they do not eat into the next measurement: a slow write leaves seconds of them
+  wrk -t"$THREADS" -c"$CONNECTIONS" --timeout "$TIMEOUT" "$@"
+  curl -fs -m 60 -o /dev/null "$URL/__bare/" || true
+}
+
+field() {  # name text: the number after "name=" in a "writes ..." line of bench/writes.lua
+  sed -n "s/^writes .* $1=\([0-9]*\).*/\1/p" <<<"$2"
+}
+
+row() {  # name, wrk's output: req/s, p50, p99, share of answers that are not 2xx/3xx (with
+  # socket errors), for a write the share not followed by its redirect, and the ratio
+  local name=$1 out=$2 rps p50 p99 answers bad socket notdone=- mix=
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  printf "%-18s %10s req/s   p50 %8s   p99 %8s\n" "$1" "$rps" "$p50" "$p99"
-  echo "$rps" > "/tmp/bench-$1.rps"
+  answers=$(awk '/ requests in / {print $1}' <<<"$out")
+  bad=$(awk '/Non-2xx or 3xx responses/ {print $NF}' <<<"$out")
+  socket=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' <<<"$out")
+  if [ "${answers:-0}" -eq 0 ]; then
+    printf "%-12s no answers:\n%s\n" "$name" "$out"
+    echo 0 >"/tmp/bench-$name.rps"
+    return
+  fi
+  if grep -q '^writes ' <<<"$out"; then
+    notdone=$(awk -v o="$(field ok "$out")" -v a="$(field answers "$out")" -v s="${socket:-0}" \
+      'BEGIN { printf "%.1f %%", 100 * (a - o + s) / (a + s) }')
+    mix=$(sed -n 's/^writes .*statuses=\([^ ]*\).*/\1/p' <<<"$out")
+    if [ "$(field exhausted "$out")" != 0 ]; then mix="$mix RAN OUT OF PREPARED BROWSERS: raise WRITES"; fi
+  fi
+  echo "$rps" >"/tmp/bench-$name.rps"
+  printf "%-12s %9s %10s %10s %9s %% %9s %8s %%   %s\n" "$name" "$rps" "$p50" "$p99" \
+    "$(awk -v b="${bad:-0}" -v s="${socket:-0}" -v a="$answers" 'BEGIN { printf "%.1f", 100 * (b + s) / (a + s) }')" \
+    "$notdone" "$(awk -v a="$rps" -v b="$(cat /tmp/bench-bare.rps)" 'BEGIN { printf "%.0f", 100 * a / b }')" "$mix"
 }
 
-echo "wrk: $CONNECTIONS connections, $DURATION each, $(nproc) cores"
-run bare http://127.0.0.1:8101/__bare/
-run landing http://127.0.0.1:8101/
-run privacy http://127.0.0.1:8101/privacy
-run preferences http://127.0.0.1:8101/preferences "Cookie: $COOKIE"
-for page in landing privacy preferences; do
-  awk -v p="$page" -v a="$(cat /tmp/bench-$page.rps)" -v b="$(cat /tmp/bench-bare.rps)" \
-    'BEGIN { printf "%-18s %5.0f %% of the bare route\n", p, 100 * a / b }'
-done
+measure_page() {  # name url [header]: a warm-up second, then the measurement
+  bench -d1s ${3:+-H "$3"} "$2" >/dev/null
+  row "$1" "$(bench -d"$DURATION" --latency ${3:+-H "$3"} "$2")"
+}
+
+measure_write() {  # name: a warm-up second, then the measurement on browsers the warm-up left alone
+  local file=/tmp/bench-writes/$1.txt warm out
+  warm=$(bench -d1s -s bench/writes.lua "$URL/" -- "$1" "$file" 0 "$THREADS")
+  out=$(bench -d"$DURATION" --latency -s bench/writes.lua "$URL/" -- "$1" "$file" "$(field used "$warm")" "$THREADS")
+  row "$1" "$out"
+  echo $(($(field ok "$warm") + $(field ok "$out"))) >"/tmp/bench-$1.ok"
+}
+
+echo "wrk: $CONNECTIONS connections, $THREADS threads, $DURATION each (timeout $TIMEOUT), $(nproc) cores; WEB_CONCURRENCY=${WEB_CONCURRENCY:-default}"
+echo "limits and SMS: $STORAGE"
+echo 1 >/tmp/bench-bare.rps
+printf "%-12s %9s %10s %10s %11s %9s %10s   %s\n" "" "req/s" "p50" "p99" "non-2xx/3xx" "not done" "of bare" "answers (writes)"
+measure_page bare "$URL/__bare/"
+measure_page landing "$URL/"
+measure_page privacy "$URL/privacy"
+measure_page preferences "$URL/preferences" "Cookie: $COOKIE"
+measure_write submit
+measure_write confirm
+measure_write unsubscribe
+echo "done, by the redirect after each (warm-ups included): $(cat /tmp/bench-submit.ok) numbers submitted," \
+  "$(cat /tmp/bench-confirm.ok) codes confirmed, $(cat /tmp/bench-unsubscribe.ok) unsubscribed"
+echo "the register (up to 2 x $CONNECTIONS more a write: the requests in flight when wrk stopped):"
+.venv/bin/python bench/prepare_writes.py --check 2>/dev/null
