@@ -9,11 +9,11 @@ of the ledger and is never stored twice.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -83,8 +83,7 @@ def subscribe(
     _insert_subscriber(phone_e164, language, now)
     subscriber = _locked(Subscriber.phone_e164 == phone_e164)
     subscriber.language = language
-    for purpose in purposes:
-        _append(subscriber, purpose, GRANT, context, now)
+    _append(subscriber, [(purpose, GRANT) for purpose in purposes], context, now)
     return subscriber
 
 
@@ -136,6 +135,7 @@ def grant_as_customer(
     evidence = replace(context.evidence, consent_text_version=CUSTOMER_TEXT_VERSION)
     customer = replace(context, basis=CUSTOMER, purchased_on=purchased_on, evidence=evidence)
     outcome = CustomerGrants(subscriber, created, [], [], [])
+    untouched = []
     for purpose in customer_keys():
         event = latest.get(purpose)
         if event is not None and event.action == GRANT:
@@ -143,7 +143,8 @@ def grant_as_customer(
         elif event is not None or stopped:
             outcome.refused.append(purpose)
         else:
-            outcome.granted.append(_append(subscriber, purpose, GRANT, customer, now))
+            untouched.append((purpose, GRANT))
+    outcome.granted.extend(_append(subscriber, untouched, customer, now, latest))
     return outcome
 
 
@@ -175,24 +176,38 @@ def set_choices(
 
     Returns the events written, so a double submit or a repeated STOP is a no-op.
     """
+    return _change(subscriber_id, lambda state: choices, context, now)
+
+
+def withdraw_all(subscriber_id: int, context: ConsentContext, now: datetime) -> list[ConsentEvent]:
+    """Stop all marketing at once (one tap from the link, STOP by SMS): every grant in force
+    when the subscriber's lock is taken, so a grant committed just before is stopped too."""
+    return _change(
+        subscriber_id, lambda state: {p: False for p, on in state.items() if on}, context, now
+    )
+
+
+def _change(
+    subscriber_id: int,
+    choose: Callable[[dict[str, bool]], Mapping[str, bool]],
+    context: ConsentContext,
+    now: datetime,
+) -> list[ConsentEvent]:
+    """Lock the subscriber, read the ledger once, record what ``choose`` changes, commit."""
     subscriber = _locked(Subscriber.id == subscriber_id)
     if subscriber is None:
         db.session.rollback()
         return []
-    state = current_consent(subscriber.id)
-    events = [
-        _append(subscriber, purpose, GRANT if granted else WITHDRAW, context, now)
-        for purpose, granted in choices.items()
+    latest = latest_events(subscriber.id)
+    state = state_of(latest)
+    changes = [
+        (purpose, GRANT if granted else WITHDRAW)
+        for purpose, granted in choose(state).items()
         if state.get(purpose, False) != granted
     ]
+    events = _append(subscriber, changes, context, now, latest)
     db.session.commit()
     return events
-
-
-def withdraw_all(subscriber_id: int, context: ConsentContext, now: datetime) -> list[ConsentEvent]:
-    """Stop all marketing at once (one tap from the link, STOP by SMS): every grant in force."""
-    granted = [purpose for purpose, on in current_consent(subscriber_id).items() if on]
-    return set_consent(subscriber_id, granted, False, context, now)
 
 
 def withdraw_grants_before(
@@ -206,11 +221,13 @@ def withdraw_grants_before(
     subscriber = _locked(Subscriber.phone_e164 == phone_e164)
     if subscriber is None:
         return None, []
-    events = [
-        _append(subscriber, purpose, WITHDRAW, context, now)
-        for purpose, event in latest_events(subscriber.id).items()
+    latest = latest_events(subscriber.id)
+    ended = [
+        (purpose, WITHDRAW)
+        for purpose, event in latest.items()
         if event.action == GRANT and event.created_at < since
     ]
+    events = _append(subscriber, ended, context, now, latest)
     if events:
         subscriber.link_key = new_link_key()
     return subscriber, events
@@ -226,16 +243,6 @@ def latest_events(subscriber_id: int) -> dict[str, ConsentEvent]:
     ):
         latest[event.purpose] = event
     return latest
-
-
-def _latest_event(subscriber_id: int, purpose: str) -> ConsentEvent | None:
-    """The last event for one purpose (what a new event follows)."""
-    return db.session.scalar(
-        select(ConsentEvent)
-        .where(ConsentEvent.subscriber_id == subscriber_id, ConsentEvent.purpose == purpose)
-        .order_by(ConsentEvent.seq.desc())
-        .limit(1)
-    )
 
 
 def state_of(latest: dict[str, ConsentEvent]) -> dict[str, bool]:
@@ -267,36 +274,53 @@ def is_subscribed(subscriber_id: int) -> bool:
 
 
 def _append(
-    subscriber: Subscriber, purpose: str, action: str, context: ConsentContext, now: datetime
-) -> ConsentEvent:
-    if action == GRANT and purpose not in configured_purposes():
-        raise ValueError(f"no such consent purpose on offer: {purpose!r}")
-    basis, purchased_on = context.basis, context.purchased_on
-    if action == GRANT and basis == CUSTOMER and purchased_on is None:
-        raise ValueError("a grant as a customer needs the day of the purchase")
-    if action == WITHDRAW:
-        # A withdrawal keeps the basis of the grant it ends: "the customer refused".
-        ended = _latest_event(subscriber.id, purpose)
-        basis, purchased_on = (ended.basis, ended.purchased_on) if ended else (CONSENT, None)
-    evidence = asdict(context.evidence)
-    if evidence["consent_text_version"] is None:
-        evidence["consent_text_version"] = CATALOGUE[purpose].text_version
-    last = db.session.scalar(
-        select(func.max(ConsentEvent.seq)).where(ConsentEvent.subscriber_id == subscriber.id)
-    )
-    event = ConsentEvent(
-        subscriber_id=subscriber.id,
-        seq=(last or 0) + 1,
-        purpose=purpose,
-        action=action,
-        source=context.source,
-        actor=context.actor,
-        created_at=now,
-        basis=basis,
-        purchased_on=purchased_on,
-        **evidence,
-    )
-    db.session.add(event)
+    subscriber: Subscriber,
+    changes: Sequence[tuple[str, str]],
+    context: ConsentContext,
+    now: datetime,
+    latest: dict[str, ConsentEvent] | None = None,
+) -> list[ConsentEvent]:
+    """Append ``changes`` (purpose, action) for a locked subscriber, in order, in one flush.
+
+    ``latest`` is the ledger's last event per purpose read under the same lock (read here
+    when not given): the next place in the order follows it, and a withdrawal keeps the
+    basis of the grant it ends ("the customer refused").
+    """
+    if not changes:
+        return []
+    if latest is None:
+        latest = latest_events(subscriber.id)
+    seq = max((event.seq for event in latest.values()), default=0)
+    events = []
+    for purpose, action in changes:
+        if action == GRANT and purpose not in configured_purposes():
+            raise ValueError(f"no such consent purpose on offer: {purpose!r}")
+        basis, purchased_on = context.basis, context.purchased_on
+        if action == GRANT and basis == CUSTOMER and purchased_on is None:
+            raise ValueError("a grant as a customer needs the day of the purchase")
+        if action == WITHDRAW:
+            ended = latest.get(purpose)
+            basis, purchased_on = (ended.basis, ended.purchased_on) if ended else (CONSENT, None)
+        evidence = asdict(context.evidence)
+        if evidence["consent_text_version"] is None:
+            evidence["consent_text_version"] = CATALOGUE[purpose].text_version
+        seq += 1
+        events.append(
+            ConsentEvent(
+                subscriber_id=subscriber.id,
+                seq=seq,
+                purpose=purpose,
+                action=action,
+                source=context.source,
+                actor=context.actor,
+                created_at=now,
+                basis=basis,
+                purchased_on=purchased_on,
+                **evidence,
+            )
+        )
+    db.session.add_all(events)
     db.session.flush()
-    metrics.CONSENT_EVENTS.labels(action, context.source).inc()
-    return event
+    for event in events:
+        metrics.CONSENT_EVENTS.labels(event.action, context.source).inc()
+    return events
