@@ -110,6 +110,8 @@ def from_environment(instance_path: str) -> dict:
         "CAMPAIGN_QUIET_HOURS": _env("CAMPAIGN_QUIET_HOURS", "21:00-09:00"),
         "CAMPAIGN_MESSAGES_PER_SECOND": float(_env("CAMPAIGN_MESSAGES_PER_SECOND", "10")),
         "SMS_SEGMENT_PRICE_EUR": _env("SMS_SEGMENT_PRICE_EUR", "0.08"),
+        # Test messages an admin may send to their own phone (Flask-Limiter notation).
+        "CAMPAIGN_TEST_SEND_LIMIT": _env("CAMPAIGN_TEST_SEND_LIMIT", "10 per hour"),
         # Customers (the customer-relationship basis): which purposes count as the
         # company's own similar products, and how long after a purchase it lasts.
         "CUSTOMER_PURPOSES": _env_list("CUSTOMER_PURPOSES", "offers,new_content"),

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Flask, current_app
 from redis import Redis
-from rq import Queue, Retry
+from rq import Queue, Retry, get_current_job
+from rq.job import Job, JobStatus
 
 QUEUE_NAME = "sms"
 EXTENSION = "viihde.sms_queue"
+#: A campaign sender works this long at most (it queues its own continuation sooner).
+CAMPAIGN_JOB_TIMEOUT = 300
+_WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def init_app(app: Flask) -> None:
@@ -39,3 +45,61 @@ def enqueue_delivery(message_id: int, body: str) -> None:
         result_ttl=0,
         failure_ttl=24 * 3600,
     )
+
+
+def campaign_job_ids(campaign_id: int) -> tuple[str, str]:
+    """The two job ids a campaign's sender takes in turns."""
+    return f"campaign-{campaign_id}-a", f"campaign-{campaign_id}-b"
+
+
+def enqueue_campaign_sender(campaign_id: int, at: datetime | None = None) -> None:
+    """Queue the campaign's sender to run now, or at ``at`` (when quiet hours end),
+    unless one is waiting to run already (then that one is brought forward if need be).
+
+    Two job ids take turns, so that a running sender can queue its continuation without
+    overwriting its own job. A sender running elsewhere may be about to stop (it saw a
+    pause that has since been lifted): the other id is queued then, and waits its turn.
+    """
+    queue = sms_queue()
+    ids = campaign_job_ids(campaign_id)
+    current = get_current_job()
+    others = {
+        job_id: job
+        for job_id, job in zip(ids, Job.fetch_many(ids, connection=queue.connection), strict=True)
+        if current is None or job_id != current.id
+    }
+    for job in others.values():
+        if job is not None and job.get_status(refresh=False) in _WAITING:
+            _bring_forward(queue, job, at)
+            return
+    free = [
+        job_id
+        for job_id, job in others.items()
+        if job is None or job.get_status(refresh=False) != JobStatus.STARTED
+    ]
+    if not free:  # the other one is running, and goes on after this one
+        return
+    options = {
+        "job_id": free[0],
+        "description": f"send campaign {campaign_id}",
+        "timeout": CAMPAIGN_JOB_TIMEOUT,
+        # A turn that failed (the database restarting, say) is tried again; it goes on
+        # from the cursor, and the recipient rows keep anyone from getting a second SMS.
+        "retry": Retry(max=3, interval=[10, 60, 300]),
+        "result_ttl": 0,
+        "failure_ttl": 7 * 24 * 3600,
+    }
+    if at is None:
+        queue.enqueue_call("viihde.campaigns.run_job", args=(campaign_id,), **options)
+    else:
+        queue.enqueue_at(at, "viihde.campaigns.run_job", campaign_id, **options)
+
+
+def _bring_forward(queue: Queue, job: Job, at: datetime | None) -> None:
+    """A sender scheduled for later that is wanted sooner runs sooner (never later)."""
+    if job.get_status(refresh=False) != JobStatus.SCHEDULED:
+        return
+    registry = queue.scheduled_job_registry
+    when = at or datetime.now(UTC)
+    if when < registry.get_scheduled_time(job):
+        registry.schedule(job, when)

@@ -87,3 +87,18 @@ def test_message(language: str) -> str:
     """The set-up check sent by `flask sms send-test`."""
     with force_locale(language):
         return gettext("Viihdepaketti.fi test message: SMS sending works. No need to reply.")
+
+
+def campaign_footer(link: str, language: str, replies_reach_us: bool, customer: bool) -> str:
+    """The end of every campaign message: how to stop, with the person's own link. A
+    customer's first message (no consent asked) says instead how to refuse."""
+    with force_locale(language):
+        if customer and replies_reach_us:
+            return gettext(
+                "You get this as our customer. Refuse for free: %(link)s or reply STOP", link=link
+            )
+        if customer:
+            return gettext("You get this as our customer. Refuse for free: %(link)s", link=link)
+        if replies_reach_us:
+            return gettext("Stop for free: %(link)s or reply STOP", link=link)
+        return gettext("Stop for free: %(link)s", link=link)

@@ -61,4 +61,4 @@ def never_cache(response):
     return response
 
 
-from . import admin, auth, console, dashboard  # noqa: E402, F401  (views register on bp)
+from . import admin, auth, campaigns, console, dashboard  # noqa: E402, F401  (views register on bp)

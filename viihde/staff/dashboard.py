@@ -1,4 +1,5 @@
-"""The overview: 30 days of sign-ups, confirmations, opt-outs and net subscribers."""
+"""The overview: 30 days of sign-ups, confirmations, opt-outs and net subscribers, and
+what became of the latest SMS campaigns."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import io
 from flask import Response, render_template, request
 from flask_babel import gettext as _
 
-from .. import reports
+from .. import campaigns, reports
 from ..clock import helsinki_day, utcnow
 from . import bp
 from .forms import DashboardForm
 
 DAYS = 30
+#: The SMS campaigns shown, newest first.
+CAMPAIGNS = 20
 
 
 def _figures():
@@ -28,7 +31,10 @@ def _figures():
 def dashboard():
     """Charts drawn on the server (SVG) and the table behind them."""
     form, days = _figures()
-    return render_template("staff/dashboard.html", form=form, days=days)
+    sms_campaigns = campaigns.figures(limit=CAMPAIGNS)
+    return render_template(
+        "staff/dashboard.html", form=form, days=days, sms_campaigns=sms_campaigns
+    )
 
 
 @bp.get("/dashboard.csv")

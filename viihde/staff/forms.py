@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, DateField, EmailField, PasswordField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
 
 from ..forms import Form
+from ..purposes import configured
 
 REASON = [
     InputRequired(message=_l("Write the reason, for example 'phoned on 25.11.'.")),
@@ -90,4 +100,65 @@ class ApiTokenForm(Form):
             InputRequired(message=_l("Name the token after the tool that uses it.")),
             Length(max=64, message=_l("At most 64 characters.")),
         ],
+    )
+
+
+#: Longer than this, a campaign text would take more segments than anyone means to pay for.
+CAMPAIGN_BODY_MAX = 800
+
+
+def _campaign_body(label):
+    return TextAreaField(
+        label,
+        validators=[
+            DataRequired(message=_l("Write the text in every language.")),
+            Length(max=CAMPAIGN_BODY_MAX, message=_l("At most 800 characters.")),
+        ],
+        render_kw={"rows": 5},
+    )
+
+
+class CampaignForm(Form):
+    """A campaign: its name, the purpose it markets, and the text in each language."""
+
+    name = StringField(
+        _l("Name"),
+        validators=[
+            InputRequired(message=_l("Name the campaign.")),
+            Length(max=100, message=_l("At most 100 characters.")),
+        ],
+    )
+    purpose = SelectField(_l("Topic (who gets it: everyone who has it on)"), choices=[])
+    body_fi = _campaign_body(_l("Text in Finnish"))
+    body_sv = _campaign_body(_l("Text in Swedish"))
+    body_en = _campaign_body(_l("Text in English"))
+    save = SubmitField(_l("Save"))
+    #: Shows the segments and the cost of the texts as typed, without saving them.
+    preview = SubmitField(_l("Preview"))
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.purpose.choices = [(purpose.key, purpose.name) for purpose in configured()]
+
+
+class CampaignTestForm(Form):
+    """A test message to the admin's own phone."""
+
+    number = StringField(
+        _l("Your mobile number"),
+        validators=[InputRequired(message=_l("Type your number.")), Length(max=32)],
+        render_kw={"inputmode": "tel", "autocomplete": "tel"},
+    )
+    language = SelectField(
+        _l("Language"),
+        choices=[("fi", _l("Finnish")), ("sv", _l("Swedish")), ("en", _l("English"))],
+    )
+
+
+class CampaignStartForm(Form):
+    """Sending starts only when the admin confirms they have checked it."""
+
+    confirm = BooleanField(
+        _l("I have checked the texts and the test message: send the campaign."),
+        validators=[DataRequired(message=_l("Tick the box to start sending."))],
     )
