@@ -15,9 +15,11 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select, update
 
-from viihde import campaigns, consent, subjects
+from viihde import budget, campaigns, consent, subjects
+from viihde.config import ConfigError
 from viihde.extensions import db
 from viihde.models import AuditEntry, Campaign, CampaignMessage, SmsMessage
+from viihde.sms import log_sms
 from viihde.sms.segments import segmentation
 
 from .conftest import csrf_token, race
@@ -164,6 +166,22 @@ def test_everyone_with_the_purpose_gets_it_once_in_their_language(app, outbox):
         assert languages == ["fi", "sv", "en"]
 
 
+@pytest.mark.parametrize("config_overrides", [{"SMS_HOURLY_LIMIT": 2}])
+def test_a_campaign_does_not_spend_the_sign_up_budget(app, outbox):
+    """The budget breaker guards the codes against pumping: a campaign bigger than the
+    hourly budget leaves sign-ups open, while codes still count."""
+    for n in range(1, 4):
+        subscribe(app, n)
+    start(app, new_campaign(app), FakeClock())
+    assert len(outbox.messages()) == 3
+    with app.app_context():
+        assert budget.sms_pause(NOW + timedelta(minutes=1)) is None
+        for n in range(2):
+            log_sms(number(10 + n), "code", "code", NOW)
+        db.session.commit()
+        assert budget.sms_pause(NOW + timedelta(minutes=1)) is not None
+
+
 @pytest.mark.parametrize("config_overrides", [{"TWILIO_FROM": "+358401110000"}])
 def test_a_sender_number_adds_reply_stop(app, outbox):
     """When replies can reach us, the footer also offers STOP."""
@@ -294,7 +312,7 @@ def test_quiet_hours_can_be_turned_off_or_moved():
         2026, 1, 1, 13, 0
     )
     assert campaigns.next_allowed(helsinki(2026, 1, 1, 13, 0), "12:00-13:00") is None
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         campaigns.next_allowed(NOW, "nine to five")
 
 

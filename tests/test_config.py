@@ -219,3 +219,12 @@ def test_gunicorn_settings_recycle_workers_unless_told_not_to(monkeypatch):
     monkeypatch.setenv("GUNICORN_MAX_REQUESTS", "0")
     settings = runpy.run_path(path)
     assert settings["max_requests"] == 0 and settings["max_requests_jitter"] == 0
+
+
+@pytest.mark.parametrize("setting", ["25:00-09:00", "21:00", "9pm-9am"])
+def test_malformed_quiet_hours_refuse_to_start(environment, setting):
+    """A typo in CAMPAIGN_QUIET_HOURS stops the app at once, not the first campaign."""
+    environment.setenv("APP_ENV", "development")
+    environment.setenv("CAMPAIGN_QUIET_HOURS", setting)
+    with pytest.raises(ConfigError, match="CAMPAIGN_QUIET_HOURS"):
+        create_app()

@@ -14,6 +14,8 @@ from viihde import consent, retention, verification
 from viihde.extensions import db
 from viihde.models import (
     AuditEntry,
+    Campaign,
+    CampaignMessage,
     ConsentEvent,
     InboundMessage,
     SmsMessage,
@@ -128,6 +130,7 @@ MESSAGES = "SMS log: messages"
 CALLBACKS = "SMS log: delivery callbacks"
 REPLIES = "SMS log: replies received"
 ERASED = "people erased (no consent, proof period over)"
+RECIPIENTS = "SMS log: campaign recipients forgotten (counts kept)"
 
 
 # --- one-time codes ---
@@ -298,10 +301,47 @@ def a_bit_of_everything(app, outbox) -> None:
     sms_log(app, number(4), NOW - SMS_LOG_AGE + SECOND, "SMyoung")
     gone = subscriber(app, number(5), LONG_AGO)
     withdraw(app, gone, PROOF_CUTOFF - timedelta(days=1))
-    subscriber(app, number(6), LONG_AGO)
+    kept = subscriber(app, number(6), LONG_AGO)
+    campaign_recipient(app, kept, NOW - SMS_LOG_AGE - SECOND)
+    campaign_recipient(app, kept, NOW - SMS_LOG_AGE + SECOND)
 
 
-EXPECTED = {CODES: 1, MESSAGES: 1, CALLBACKS: 1, REPLIES: 1, ERASED: 1}
+def campaign_recipient(app, subscriber_id: int, at: datetime) -> None:
+    """Someone a campaign went to at ``at``."""
+    with app.app_context():
+        campaign = Campaign(
+            name="talvi", purpose="offers", body_fi="a", body_sv="b", body_en="c", created_at=at
+        )
+        db.session.add(campaign)
+        db.session.flush()
+        db.session.add(
+            CampaignMessage(
+                campaign_id=campaign.id,
+                subscriber_id=subscriber_id,
+                status="sent",
+                language="fi",
+                created_at=at,
+            )
+        )
+        db.session.commit()
+
+
+def test_old_campaign_recipients_are_forgotten_but_counted(app, runner, clock):
+    """Who got a campaign goes with the SMS log; the campaign keeps its counts."""
+    kept = subscriber(app, number(6), LONG_AGO)
+    campaign_recipient(app, kept, NOW - SMS_LOG_AGE - SECOND)
+    campaign_recipient(app, kept, NOW - SMS_LOG_AGE + SECOND)
+
+    assert purge(runner)[RECIPIENTS] == 1
+
+    with app.app_context():
+        rows = db.session.execute(
+            select(CampaignMessage.subscriber_id).order_by(CampaignMessage.created_at)
+        ).all()
+    assert rows == [(None,), (kept,)]
+
+
+EXPECTED = {CODES: 1, MESSAGES: 1, CALLBACKS: 1, REPLIES: 1, RECIPIENTS: 1, ERASED: 1}
 
 
 def test_dry_run_changes_nothing_but_reports_the_same_counts(app, runner, outbox, clock):
@@ -348,7 +388,8 @@ def test_output_and_audit_never_show_a_phone_number(app, runner, outbox, clock):
     assert [(e.action, e.subject_hash) for e in entries] == [("purge", None)]
     assert entries[0].actor.startswith("cli:")
     assert entries[0].detail == (
-        "verifications=1 sms_messages=1 sms_status_events=1 inbound_messages=1 subscribers_erased=1"
+        "verifications=1 sms_messages=1 sms_status_events=1 inbound_messages=1 "
+        "campaign_recipients=1 subscribers_erased=1"
     )
     assert not PERSONAL_NUMBER.search(entries[0].detail)
 

@@ -30,6 +30,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.check_production_safety(app.config)
     app.config["RATELIMIT_STORAGE_URI"] = config.rate_limit_storage(app.config)
     config.check_purposes(app.config, set(purposes.CATALOGUE))
+    config.quiet_hours_window(app.config["CAMPAIGN_QUIET_HOURS"])  # ConfigError if malformed
     if app.config["PROXY_COUNT"]:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from . import metrics
 from .extensions import cache, db
-from .models import SmsMessage, Verification
+from .models import CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND, SmsMessage, Verification
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,11 @@ def _sent(hour_ago: datetime, day_ago: datetime) -> _Sent:
             func.count(),
             func.min(SmsMessage.created_at),
             func.count().filter(in_hour, SmsMessage.kind == "code"),
-        ).where(SmsMessage.created_at > day_ago, SmsMessage.status != "failed")
+        ).where(
+            SmsMessage.created_at > day_ago,
+            SmsMessage.status != "failed",
+            SmsMessage.kind.not_in((CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND)),
+        )
     ).one()
     return _Sent(*row)
 

@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from datetime import time as wall_time
 from decimal import ROUND_HALF_UP, Decimal
 
 from flask import current_app, has_app_context
@@ -27,11 +26,13 @@ from sqlalchemy import exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from . import consent
+from . import config, consent
 from .clock import HELSINKI, utcnow
 from .extensions import db
 from .models import (
+    CAMPAIGN_SMS_KIND,
     CAMPAIGN_STATUSES,
+    CAMPAIGN_TEST_SMS_KIND,
     Campaign,
     CampaignMessage,
     ConsentEvent,
@@ -39,7 +40,7 @@ from .models import (
     Subscriber,
 )
 from .purposes import configured_keys
-from .sms import send_sms
+from .sms import log_sms, send_sms
 from .sms.delivery import deliver
 from .sms.queue import enqueue_campaign_sender, sms_queue
 from .sms.segments import Segmentation, segmentation
@@ -176,7 +177,7 @@ def test_send(campaign_id: int, phone_e164: str, language: str, now: datetime) -
     if campaign is None:
         raise CampaignStateError("missing")
     body = sample_text(body_for(campaign, language), language)
-    return send_sms(phone_e164, body, "campaign_test", now)
+    return send_sms(phone_e164, body, CAMPAIGN_TEST_SMS_KIND, now)
 
 
 # Estimates
@@ -333,21 +334,12 @@ def _continue_later(campaign_id: int, at: datetime | None = None) -> None:
 # Quiet hours
 
 
-def quiet_hours_window(setting: str) -> tuple[wall_time, wall_time] | None:
-    """CAMPAIGN_QUIET_HOURS ("21:00-09:00") as its start and end; None when off."""
-    if not (setting or "").strip():
-        return None
-    first, _, last = setting.partition("-")
-    start, end = wall_time.fromisoformat(first.strip()), wall_time.fromisoformat(last.strip())
-    return None if start == end else (start, end)
-
-
 def next_allowed(now: datetime, quiet_hours: str) -> datetime | None:
     """None when marketing SMS may go out now; else the moment (UTC) quiet hours end.
 
     Quiet hours are Helsinki wall-clock times, so in UTC they move with daylight saving.
     """
-    window = quiet_hours_window(quiet_hours)
+    window = config.quiet_hours_window(quiet_hours)
     if window is None:
         return None
     start, end = window
@@ -589,21 +581,7 @@ def _insert_recipient(
 
 def _log_sms(subscriber: Subscriber, body: str, now: datetime) -> int:
     """Log the message as queued (the sender hands it over itself, being a job already)."""
-    message = SmsMessage(
-        phone_e164=subscriber.phone_e164,
-        subscriber_id=subscriber.id,
-        kind="campaign",
-        body=body,
-        segments=segmentation(body).segments,
-        backend=current_app.config["SMS_BACKEND"],
-        status="queued",
-        attempts=0,
-        created_at=now,
-        updated_at=now,
-    )
-    db.session.add(message)
-    db.session.flush()
-    return message.id
+    return log_sms(subscriber.phone_e164, body, CAMPAIGN_SMS_KIND, now, subscriber.id).id
 
 
 # Figures

@@ -7,6 +7,7 @@ arguments); nothing else reads ``os.environ``.
 from __future__ import annotations
 
 import os
+from datetime import time
 from pathlib import Path
 
 #: The development key: good enough on a laptop, refused anywhere else.
@@ -181,6 +182,20 @@ def check_purposes(config: dict, known: set[str]) -> None:
     unknown = [key for key in config["CONSENT_PURPOSES"] if key not in known]
     if unknown or not config["CONSENT_PURPOSES"]:
         raise ConfigError(f"CONSENT_PURPOSES must name purposes from {sorted(known)}: {unknown}")
+
+
+def quiet_hours_window(setting: str | None) -> tuple[time, time] | None:
+    """CAMPAIGN_QUIET_HOURS ("21:00-09:00") as its start and end; None when off."""
+    if not (setting or "").strip():
+        return None
+    first, _, last = setting.partition("-")
+    try:
+        start, end = time.fromisoformat(first.strip()), time.fromisoformat(last.strip())
+    except ValueError:
+        raise ConfigError(
+            f"CAMPAIGN_QUIET_HOURS must be HH:MM-HH:MM (or empty for none), not {setting!r}"
+        ) from None
+    return None if start == end else (start, end)
 
 
 def check_production_safety(config: dict) -> None:

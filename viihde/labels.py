@@ -36,6 +36,8 @@ SMS_KINDS = {
     "link": _l("New preference link"),
     "reply": _l("Answer to your text message"),
     "test": _l("Test message"),
+    "campaign": _l("Marketing message"),
+    "campaign_test": _l("Campaign test message"),
 }
 SMS_STATUSES = {
     "queued": _l("Waiting to be sent"),

@@ -180,6 +180,9 @@ class Verification(ConsentEvidence, db.Model):
 #: A message's statuses in the order they can happen; a late callback never moves it back.
 SMS_STATUSES = ("queued", "sending", "sent", "delivered", "undelivered", "failed")
 SMS_FINAL_STATUSES = ("delivered", "undelivered", "failed")
+#: Marketing sent by the campaign sender (and an admin's test of it): not part of the
+#: sign-up budget, which guards the one-time codes against SMS pumping.
+CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND = "campaign", "campaign_test"
 
 
 class SmsMessage(db.Model):

@@ -111,6 +111,7 @@ PURGE_LINES = {
     "sms_messages": "SMS log: messages",
     "sms_status_events": "SMS log: delivery callbacks",
     "inbound_messages": "SMS log: replies received",
+    "campaign_recipients": "SMS log: campaign recipients forgotten (counts kept)",
     "subscribers_erased": "people erased (no consent, proof period over)",
 }
 PURGE_FAILURES = {

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 from flask import current_app
-from sqlalchemy import Select, delete, exists, func, or_, select, update
+from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +27,7 @@ from .consent import GRANT
 from .extensions import db
 from .locks import serialise
 from .models import (
+    CampaignMessage,
     ConsentEvent,
     InboundMessage,
     SignupTotal,
@@ -56,6 +57,7 @@ class PurgeReport:
     sms_messages: int = 0
     sms_status_events: int = 0
     inbound_messages: int = 0
+    campaign_recipients: int = 0
     subscribers_erased: int = 0
     #: Category (pending, sms_log, consent_proof) -> the error's type; its work is rolled back.
     failures: dict[str, str] = field(default_factory=dict)
@@ -67,6 +69,7 @@ class PurgeReport:
             "sms_messages": self.sms_messages,
             "sms_status_events": self.sms_status_events,
             "inbound_messages": self.inbound_messages,
+            "campaign_recipients": self.campaign_recipients,
             "subscribers_erased": self.subscribers_erased,
         }
 
@@ -166,11 +169,19 @@ def _purge_sms_log(cutoff: datetime, dry_run: bool) -> dict[str, int]:
         SmsStatusEvent.received_at < cutoff, SmsStatusEvent.message_sid.in_(old_sids)
     )
     old_replies = InboundMessage.received_at < cutoff
+    # A campaign's recipient rows keep its counts but forget who got it, with the log.
+    old_recipients = and_(
+        CampaignMessage.created_at < cutoff,
+        or_(
+            CampaignMessage.subscriber_id.is_not(None), CampaignMessage.sms_message_id.is_not(None)
+        ),
+    )
     if dry_run:
         return {
             "sms_status_events": _count(select(SmsStatusEvent.id).where(old_statuses)),
             "sms_messages": _count(old_ids),
             "inbound_messages": _count(select(InboundMessage.id).where(old_replies)),
+            "campaign_recipients": _count(select(CampaignMessage.id).where(old_recipients)),
         }
     # The foreign key sets NULL by itself; clearing it first keeps the purge from
     # depending on how the constraint was created on this database.
@@ -181,7 +192,14 @@ def _purge_sms_log(cutoff: datetime, dry_run: bool) -> dict[str, int]:
         .execution_options(synchronize_session=False)
     )
     execute = db.session.execute
+    forgotten = execute(
+        update(CampaignMessage)
+        .where(old_recipients)
+        .values(subscriber_id=None, sms_message_id=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     return {
+        "campaign_recipients": forgotten,
         "sms_status_events": execute(delete(SmsStatusEvent).where(old_statuses)).rowcount,
         "sms_messages": execute(delete(SmsMessage).where(SmsMessage.id.in_(old_ids))).rowcount,
         "inbound_messages": execute(delete(InboundMessage).where(old_replies)).rowcount,

@@ -32,19 +32,9 @@ def send_sms(
     ``secret`` (a one-time code) is kept out of the log row; the body with the code
     travels only in the job. A failure is recorded on the row, never raised.
     """
-    message = SmsMessage(
-        phone_e164=to,
-        subscriber_id=subscriber_id,
-        kind=kind,
-        body=body.replace(secret, REDACTED_CODE) if secret else body,
-        segments=segmentation(body).segments,
-        backend=current_app.config["SMS_BACKEND"],
-        status="queued",
-        attempts=0,
-        created_at=now,
-        updated_at=now,
+    message = log_sms(
+        to, body.replace(secret, REDACTED_CODE) if secret else body, kind, now, subscriber_id
     )
-    db.session.add(message)
     db.session.commit()
     if sms_queue() is not None:
         try:
@@ -58,19 +48,35 @@ def send_sms(
 
 def log_reply(to: str, body: str, now: datetime, subscriber_id: int | None) -> SmsMessage:
     """Log an answer the provider sends for us (TwiML), so the person's history shows it."""
+    message = log_sms(to, body, "reply", now, subscriber_id, backend="twiml", status="sent")
+    message.attempts, message.sent_at = 1, now
+    db.session.commit()
+    return message
+
+
+def log_sms(
+    to: str,
+    body: str,
+    kind: str,
+    now: datetime,
+    subscriber_id: int | None = None,
+    *,
+    backend: str | None = None,
+    status: str = "queued",
+) -> SmsMessage:
+    """Add one message's row to the SMS log (no commit); the body as it may be stored."""
     message = SmsMessage(
         phone_e164=to,
         subscriber_id=subscriber_id,
-        kind="reply",
+        kind=kind,
         body=body,
         segments=segmentation(body).segments,
-        backend="twiml",
-        status="sent",
-        attempts=1,
+        backend=backend or current_app.config["SMS_BACKEND"],
+        status=status,
+        attempts=0,
         created_at=now,
         updated_at=now,
-        sent_at=now,
     )
     db.session.add(message)
-    db.session.commit()
+    db.session.flush()
     return message
