@@ -548,11 +548,11 @@ def test_a_customers_first_campaign_message_says_how_to_refuse(app, outbox):
     start(app, second, FakeClock())
     bodies = [(m["to"], m["body"]) for m in outbox.messages()]
     assert bodies[0][0] == number(1)
-    assert "\nYou get this as our customer. Refuse for free: https://" in bodies[0][1]
-    assert "\nStop for free: https://" in bodies[1][1]  # consent: the ordinary footer
+    assert "\nSaat tämän asiakkaanamme. Kiellä maksutta: https://" in bodies[0][1]
+    assert "\nLopeta maksutta: https://" in bodies[1][1]  # consent: the ordinary footer
     assert bodies[2][0] == number(1)
-    assert "\nStop for free: https://" in bodies[2][1]
-    assert "customer" not in bodies[2][1]
+    assert "\nLopeta maksutta: https://" in bodies[2][1]
+    assert "asiakkaanamme" not in bodies[2][1]
     with app.app_context():
         rows = db.session.execute(
             select(
@@ -571,8 +571,8 @@ def test_a_customers_first_campaign_message_says_how_to_refuse(app, outbox):
 def test_a_customers_refusal_footer_offers_stop_when_replies_arrive(app, outbox):
     subscribe_as_customer(app, 1)
     start(app, new_campaign(app), FakeClock())
-    assert outbox.last()["body"].endswith(" or reply STOP")
-    assert "Refuse for free" in outbox.last()["body"]
+    assert outbox.last()["body"].endswith(" tai vastaa STOP")  # the customer's language
+    assert "Kiellä maksutta" in outbox.last()["body"]
 
 
 @pytest.mark.parametrize("language", ["fi", "sv", "en"])
@@ -606,7 +606,7 @@ def test_preview_counts_segments_recipients_and_cost_per_language(app):
         link = campaigns.sample_link()
     assert len(link) == len("https://viihdepaketti.fi/") + 23  # as long as any real link
     fi, sv, en = previews["fi"], previews["sv"], previews["en"]
-    assert fi.text == "a" * 120 + "\nStop for free: " + link
+    assert fi.text == "a" * 120 + "\nLopeta maksutta: " + link
     assert fi.segmentation == segmentation(fi.text)
     assert (fi.segmentation.encoding, fi.segmentation.segments) == ("GSM-7", 2)
     assert (fi.recipients, fi.customers) == (4, 1)
@@ -768,7 +768,7 @@ def test_an_admin_writes_previews_tests_and_sends_a_campaign(app, admin, outbox)
     preview = admin_post(admin, "/staff/campaigns/new", **form, preview="Preview")
     assert preview.status_code == 200
     fi = campaigns_figures(preview.text, "fi")
-    expected = segmentation(BODIES["body_fi"] + "\nStop for free: " + sample_link(app))
+    expected = segmentation(BODIES["body_fi"] + "\nLopeta maksutta: " + sample_link(app))
     assert fi == {
         "segments": str(expected.segments),
         "encoding": expected.encoding,
