@@ -21,6 +21,8 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
+    func,
+    text,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -76,8 +78,16 @@ class Subscriber(db.Model):
     imported from the customer register (``confirmed_at`` is then the import's time)."""
 
     __tablename__ = "subscribers"
-    # AUTOINCREMENT: an erased subscriber's id is never handed to someone else on SQLite.
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        # Support's look-up by the last digits (PostgreSQL; migration 0008).
+        Index(
+            "ix_subscribers_phone_reversed",
+            func.reverse(text("phone_e164")),
+            postgresql_ops={"reverse(phone_e164)": "text_pattern_ops"},
+        ).ddl_if(dialect="postgresql"),
+        # AUTOINCREMENT: an erased subscriber's id is never handed to someone else on SQLite.
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     phone_e164: Mapped[str] = mapped_column(PHONE, unique=True)

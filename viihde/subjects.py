@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from . import consent
 from .extensions import db
@@ -74,12 +74,14 @@ def read_search(query: str, allowed_regions: list[str]) -> Search:
 
 def find_by_last_digits(digits: str, limit: int = 50) -> list[Subscriber]:
     """Subscribers whose number ends with ``digits`` (support types what the caller reads)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        # The reversed number's index serves a prefix (migration 0008); LIKE '%…' scans all.
+        ends_with = func.reverse(Subscriber.phone_e164).startswith(digits[::-1], autoescape=True)
+    else:
+        ends_with = Subscriber.phone_e164.endswith(digits, autoescape=True)
     return list(
         db.session.scalars(
-            select(Subscriber)
-            .where(Subscriber.phone_e164.endswith(digits, autoescape=True))
-            .order_by(Subscriber.phone_e164)
-            .limit(limit)
+            select(Subscriber).where(ends_with).order_by(Subscriber.phone_e164).limit(limit)
         )
     )
 

@@ -18,40 +18,44 @@ depends_on = None
 
 
 def upgrade():
-    op.create_table('staff_members',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('email', sa.String(length=254), nullable=False),
-    sa.Column('role', sa.String(length=16), nullable=False),
-    sa.Column('password_hash', sa.String(length=255), nullable=False),
-    sa.Column('totp_secret', sa.String(length=64), nullable=True),
-    sa.Column('totp_last_step', sa.Integer(), nullable=True),
-    sa.Column('session_version', sa.Integer(), server_default='1', nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('disabled_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('last_login_at', sa.DateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("role IN ('support', 'admin')", name=op.f('ck_staff_members_role')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_members')),
-    sa.UniqueConstraint('email', name=op.f('uq_staff_members_email'))
+    op.create_table(
+        "staff_members",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("password_hash", sa.String(length=255), nullable=False),
+        sa.Column("totp_secret", sa.String(length=64), nullable=True),
+        sa.Column("totp_last_step", sa.Integer(), nullable=True),
+        sa.Column("session_version", sa.Integer(), server_default="1", nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("disabled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_login_at", sa.DateTime(timezone=True), nullable=True),
+        sa.CheckConstraint("role IN ('support', 'admin')", name=op.f("ck_staff_members_role")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_members")),
+        sa.UniqueConstraint("email", name=op.f("uq_staff_members_email")),
     )
-    op.create_table('audit_entries',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('staff_id', sa.Integer(), nullable=True),
-    sa.Column('actor', sa.String(length=254), nullable=False),
-    sa.Column('action', sa.String(length=32), nullable=False),
-    sa.Column('subject_hash', sa.String(length=64), nullable=True),
-    sa.Column('subject_masked', sa.String(length=32), nullable=True),
-    sa.Column('detail', sa.String(length=500), nullable=True),
-    sa.Column('ip', sa.String(length=45), nullable=True),
-    sa.ForeignKeyConstraint(['staff_id'], ['staff_members.id'], name=op.f('fk_audit_entries_staff_id_staff_members')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_entries'))
+    op.create_table(
+        "audit_entries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("staff_id", sa.Integer(), nullable=True),
+        sa.Column("actor", sa.String(length=254), nullable=False),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("subject_hash", sa.String(length=64), nullable=True),
+        sa.Column("subject_masked", sa.String(length=32), nullable=True),
+        sa.Column("detail", sa.String(length=500), nullable=True),
+        sa.Column("ip", sa.String(length=45), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["staff_id"], ["staff_members.id"], name=op.f("fk_audit_entries_staff_id_staff_members")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_entries")),
     )
-    with op.batch_alter_table('audit_entries', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_audit_entries_action'), ['action'], unique=False)
-        batch_op.create_index(batch_op.f('ix_audit_entries_created_at'), ['created_at'], unique=False)
-        batch_op.create_index('ix_audit_entries_subject_hash', ['subject_hash'], unique=False)
-
-
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_entries_action"), ["action"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_audit_entries_created_at"), ["created_at"], unique=False
+        )
+        batch_op.create_index("ix_audit_entries_subject_hash", ["subject_hash"], unique=False)
 
     # The audit log is append-only at the database too: no UPDATE, no DELETE.
     if op.get_bind().dialect.name == "postgresql":
@@ -83,10 +87,10 @@ def downgrade():
     else:
         op.execute("DROP TRIGGER IF EXISTS audit_entries_no_update")
         op.execute("DROP TRIGGER IF EXISTS audit_entries_no_delete")
-    with op.batch_alter_table('audit_entries', schema=None) as batch_op:
-        batch_op.drop_index('ix_audit_entries_subject_hash')
-        batch_op.drop_index(batch_op.f('ix_audit_entries_created_at'))
-        batch_op.drop_index(batch_op.f('ix_audit_entries_action'))
+    with op.batch_alter_table("audit_entries", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_entries_subject_hash")
+        batch_op.drop_index(batch_op.f("ix_audit_entries_created_at"))
+        batch_op.drop_index(batch_op.f("ix_audit_entries_action"))
 
-    op.drop_table('audit_entries')
-    op.drop_table('staff_members')
+    op.drop_table("audit_entries")
+    op.drop_table("staff_members")
