@@ -124,6 +124,10 @@ def test_a_new_subscriber_never_inherits_an_erased_subscribers_link(
         ("+358 40 123 4567", subjects_module.Search(phone_e164="+358401234567")),
         ("234567", subjects_module.Search(last_digits="234567")),
         ("1234 567", subjects_module.Search(last_digits="1234567")),
+        # A valid short number too (+358 45 6789), but typed bare it is a tail.
+        ("456789", subjects_module.Search(last_digits="456789")),
+        ("50 123 4567", subjects_module.Search(last_digits="501234567")),
+        ("358401234567", subjects_module.Search(phone_e164="+358401234567")),
     ],
 )
 def test_support_search_reads_a_whole_number_or_its_last_digits(query, expected):

@@ -62,11 +62,19 @@ class Search:
 
 
 def read_search(query: str, allowed_regions: list[str]) -> Search:
-    """A whole number in any accepted format, else 6+ last digits; else PhoneError."""
+    """A whole number in any accepted format, else 6+ last digits; else PhoneError.
+
+    Bare digits with neither the trunk 0 nor a country code are always last digits:
+    phonenumbers would read "456789" as the (valid) number +358 45 6789.
+    """
+    typed = (query or "").strip().replace(" ", "")
+    tail = typed.isdigit() and not typed.startswith(("0", "358"))
+    if tail and len(typed) >= MIN_LAST_DIGITS:
+        return Search(last_digits=typed)
     try:
         return Search(phone_e164=parse_mobile(query, allowed_regions))
     except PhoneError:
-        compact = (query or "").strip().lstrip("+").replace(" ", "")
+        compact = typed.lstrip("+")
         if compact.isdigit() and len(compact) >= MIN_LAST_DIGITS:
             return Search(last_digits=compact)
         raise
