@@ -38,22 +38,10 @@ def seeded(app_context):
         ("+358401000002", "talvi", True),
         ("+358401000003", "kevat", False),
     ]:
-        db.session.add(
-            Verification(
-                phone_e164=phone,
-                kind="signup",
-                code_hash="0" * 64,
-                language="fi",
-                purposes="offers,new_content",
-                utm_campaign=campaign,
-                privacy_notice_version="v",
-                consent_text_version="signup-1",
-                attempts=1,
-                created_at=D1,
-                expires_at=D1 + timedelta(minutes=10),
-                consumed_at=D1 + timedelta(minutes=1) if confirmed else None,
-            )
-        )
+        code = pending_code(phone, campaign, D1)
+        code.purposes, code.attempts = "offers,new_content", 1
+        code.consumed_at = D1 + timedelta(minutes=1) if confirmed else None
+        db.session.add(code)
         if confirmed:
             ids[phone] = consent.subscribe(
                 phone, ["offers", "new_content"], context("signup", campaign), D1

@@ -10,8 +10,6 @@ a number erased after its purchase is not brought back.
 
 from __future__ import annotations
 
-import csv
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -22,9 +20,8 @@ from sqlalchemy import select
 from . import consent
 from .clock import helsinki_day, start_of_day
 from .extensions import db
-from .holders import BadRow
 from .models import Tombstone
-from .phone import PhoneError, parse_mobile
+from .register_files import BadRow, number_and_day, rows
 from .retention import months_before
 from .subjects import tombstone_hash
 
@@ -33,11 +30,6 @@ CONTEXT = consent.ConsentContext(SOURCE, actor="system")
 NUMBER_COLUMN = "number"
 DATE_COLUMN = "purchased_on"
 LANGUAGE_COLUMN = "language"  # optional: the language of a new customer's messages
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class CustomersFileError(ValueError):
-    """The file as a whole cannot be read (no header, a required column missing)."""
 
 
 @dataclass(frozen=True)
@@ -102,29 +94,19 @@ def read_purchases(
 ) -> list[Purchase]:
     """The good rows of a customer CSV, the latest purchase per number; bad ones go to
     ``report.bad_rows``."""
-    lines = iter(lines)
-    header_line = next(lines, "").lstrip("\ufeff")
-    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    header = [name.strip().lower() for name in next(csv.reader([header_line], delimiter=delimiter))]
-    missing = [name for name in (NUMBER_COLUMN, DATE_COLUMN) if name not in header]
-    if missing:
-        raise CustomersFileError(f"the header (line 1) lacks the column(s): {', '.join(missing)}")
-    columns = {
-        name: header.index(name)
-        for name in (NUMBER_COLUMN, DATE_COLUMN, LANGUAGE_COLUMN)
-        if name in header
-    }
+    columns, numbered = rows(lines, (NUMBER_COLUMN, DATE_COLUMN), (LANGUAGE_COLUMN,))
     today = helsinki_day(now)
     oldest = helsinki_day(months_before(now, rules.relationship_months))
-    reader = csv.reader(lines, delimiter=delimiter)
     latest: dict[str, Purchase] = {}
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
+    for line, row in numbered:
         report.rows_read += 1
-        line = reader.line_num + 1  # the header was read before the reader started
         try:
-            purchase = _purchase(row, columns, line, today, oldest, rules)
+            phone, day = number_and_day(
+                row, columns[NUMBER_COLUMN], columns[DATE_COLUMN], today, rules.allowed_regions
+            )
+            if day < oldest:
+                raise ValueError(f"purchase too old (over {rules.relationship_months} months ago)")
+            purchase = Purchase(line, phone, day, _language(row, columns, rules))
         except ValueError as error:
             report.bad_rows.append(BadRow(line, str(error)))
             continue
@@ -135,31 +117,6 @@ def read_purchases(
                 continue
         latest[purchase.phone_e164] = purchase
     return sorted(latest.values(), key=lambda purchase: purchase.line)
-
-
-def _purchase(
-    row: list[str], columns: dict[str, int], line: int, today: date, oldest: date, rules: Rules
-) -> Purchase:
-    """One row as a purchase, or ValueError saying why not (never with the number in it)."""
-    number_at, date_at = columns[NUMBER_COLUMN], columns[DATE_COLUMN]
-    if len(row) <= max(number_at, date_at) or not row[number_at].strip():
-        raise ValueError("missing column")
-    try:
-        phone = parse_mobile(row[number_at], rules.allowed_regions)
-    except PhoneError as error:
-        raise ValueError(f"not a mobile number ({error.reason})") from None
-    text = row[date_at].strip()
-    if not _ISO_DATE.fullmatch(text):
-        raise ValueError("bad date (YYYY-MM-DD expected)" if text else "missing column")
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise ValueError("bad date (YYYY-MM-DD expected)") from None
-    if day > today:
-        raise ValueError("future date")
-    if day < oldest:
-        raise ValueError(f"purchase too old (over {rules.relationship_months} months ago)")
-    return Purchase(line, phone, day, _language(row, columns, rules))
 
 
 def _language(row: list[str], columns: dict[str, int], rules: Rules) -> str:

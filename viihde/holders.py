@@ -8,26 +8,19 @@ A grant given on or after the date is the new holder's own and stays.
 
 from __future__ import annotations
 
-import csv
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 
 from . import consent
 from .clock import helsinki_day, start_of_day
 from .extensions import db
-from .phone import PhoneError, parse_mobile
+from .register_files import BadRow, number_and_day, rows
 
 SOURCE = "register_update"
 CONTEXT = consent.ConsentContext(SOURCE, actor="system")
 NUMBER_COLUMN = "number"
 DATE_COLUMN = "changed_on"
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class HoldersFileError(ValueError):
-    """The file as a whole cannot be read (no header, a required column missing)."""
 
 
 @dataclass(frozen=True)
@@ -37,14 +30,6 @@ class HolderChange:
     line: int
     phone_e164: str
     since: datetime
-
-
-@dataclass(frozen=True)
-class BadRow:
-    """A row that was skipped: its CSV line (the header is line 1) and why, never the number."""
-
-    line: int
-    reason: str
 
 
 @dataclass
@@ -71,54 +56,20 @@ def read_changes(
     lines: Iterable[str], now: datetime, allowed_regions: Sequence[str], report: SyncReport
 ) -> list[HolderChange]:
     """The good rows of a holder-change CSV; bad ones go to ``report.bad_rows``."""
-    lines = iter(lines)
-    header_line = next(lines, "").lstrip("\ufeff")
-    delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    header = [name.strip().lower() for name in next(csv.reader([header_line], delimiter=delimiter))]
-    missing = [name for name in (NUMBER_COLUMN, DATE_COLUMN) if name not in header]
-    if missing:
-        raise HoldersFileError(f"the header (line 1) lacks the column(s): {', '.join(missing)}")
-    number_at, date_at = header.index(NUMBER_COLUMN), header.index(DATE_COLUMN)
+    columns, numbered = rows(lines, (NUMBER_COLUMN, DATE_COLUMN))
     today = helsinki_day(now)
-    reader = csv.reader(lines, delimiter=delimiter)
     changes = []
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
+    for line, row in numbered:
         report.rows_read += 1
-        line = reader.line_num + 1  # the header was read before the reader started
         try:
-            changes.append(_change(row, number_at, date_at, line, today, allowed_regions))
+            phone, day = number_and_day(
+                row, columns[NUMBER_COLUMN], columns[DATE_COLUMN], today, allowed_regions
+            )
         except ValueError as error:
             report.bad_rows.append(BadRow(line, str(error)))
+            continue
+        changes.append(HolderChange(line, phone, start_of_day(day)))
     return changes
-
-
-def _change(
-    row: list[str],
-    number_at: int,
-    date_at: int,
-    line: int,
-    today: date,
-    allowed_regions: Sequence[str],
-) -> HolderChange:
-    """One row as a change, or ValueError saying why not (never with the number in it)."""
-    if len(row) <= max(number_at, date_at) or not row[number_at].strip():
-        raise ValueError("missing column")
-    try:
-        phone = parse_mobile(row[number_at], allowed_regions)
-    except PhoneError as error:
-        raise ValueError(f"not a mobile number ({error.reason})") from None
-    text = row[date_at].strip()
-    if not _ISO_DATE.fullmatch(text):
-        raise ValueError("bad date (YYYY-MM-DD expected)" if text else "missing column")
-    try:
-        day = date.fromisoformat(text)
-    except ValueError:
-        raise ValueError("bad date (YYYY-MM-DD expected)") from None
-    if day > today:
-        raise ValueError("future date")
-    return HolderChange(line, phone, start_of_day(day))
 
 
 def apply_changes(changes: Iterable[HolderChange], now: datetime, report: SyncReport) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import audit, customers, holders, retention
 from .clock import utcnow
+from .register_files import RegisterFileError
 
 register_cli = AppGroup("register", help="Keep the register accurate and lean.")
 
@@ -32,7 +33,7 @@ def sync_holders_command(file: TextIO, dry_run: bool) -> None:
     now = utcnow()
     try:
         report = holders.sync_holders(file, now, current_app.config["ALLOWED_REGIONS"], dry_run)
-    except holders.HoldersFileError as error:
+    except RegisterFileError as error:
         raise click.ClickException(f"{error}; nothing was changed.") from None
     except SQLAlchemyError as error:
         # The database's message would quote the numbers: name the error only.
@@ -74,7 +75,7 @@ def import_customers_command(file: TextIO, dry_run: bool) -> None:
     now = utcnow()
     try:
         report = customers.import_customers(file, now, dry_run)
-    except customers.CustomersFileError as error:
+    except RegisterFileError as error:
         raise click.ClickException(f"{error}; nothing was changed.") from None
     except SQLAlchemyError as error:
         # The database's message would quote the numbers: name the error only.
