@@ -13,6 +13,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
 
 from ..forms import Form
@@ -151,7 +152,11 @@ class CampaignTestForm(Form):
     )
     language = SelectField(
         _l("Language"),
-        choices=[("fi", _l("Finnish")), ("sv", _l("Swedish")), ("en", _l("English"))],
+        choices=[
+            SelectChoice("fi", _l("Finnish")),
+            SelectChoice("sv", _l("Swedish")),
+            SelectChoice("en", _l("English")),
+        ],
     )
 
 
