@@ -11,7 +11,7 @@ a number erased after its purchase is not brought back.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from flask import current_app
@@ -21,7 +21,7 @@ from . import consent
 from .clock import helsinki_day, start_of_day
 from .extensions import db
 from .models import Tombstone
-from .register_files import BadRow, number_and_day, rows
+from .register_files import BadRow, FileReport, number_and_day, rows
 from .retention import months_before
 from .subjects import tombstone_hash
 
@@ -63,12 +63,9 @@ class Rules:
 
 
 @dataclass
-class ImportReport:
+class ImportReport(FileReport):
     """What an import read, skipped and recorded (or, in a dry run, would record)."""
 
-    dry_run: bool = False
-    rows_read: int = 0
-    bad_rows: list[BadRow] = field(default_factory=list)
     #: Rows naming a number an earlier row named too: the latest purchase counts.
     repeated: int = 0
     erased_after_purchase: int = 0

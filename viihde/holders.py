@@ -9,13 +9,13 @@ A grant given on or after the date is the new holder's own and stays.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from . import consent
 from .clock import helsinki_day, start_of_day
 from .extensions import db
-from .register_files import BadRow, number_and_day, rows
+from .register_files import BadRow, FileReport, number_and_day, rows
 
 SOURCE = "register_update"
 CONTEXT = consent.ConsentContext(SOURCE, actor="system")
@@ -33,12 +33,9 @@ class HolderChange:
 
 
 @dataclass
-class SyncReport:
+class SyncReport(FileReport):
     """What a sync read, skipped and changed (or, in a dry run, would change)."""
 
-    dry_run: bool = False
-    rows_read: int = 0
-    bad_rows: list[BadRow] = field(default_factory=list)
     numbers_matched: int = 0
     consents_withdrawn: int = 0
     links_revoked: int = 0

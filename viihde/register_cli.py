@@ -6,6 +6,8 @@ Each command is a thin shell over a domain module; what it changes is audit-logg
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
+from datetime import datetime
 from typing import TextIO
 
 import click
@@ -15,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import audit, customers, holders, retention
 from .clock import utcnow
-from .register_files import RegisterFileError
+from .register_files import FileReport, RegisterFileError
 
 register_cli = AppGroup("register", help="Keep the register accurate and lean.")
 
@@ -30,29 +32,48 @@ def sync_holders_command(file: TextIO, dry_run: bool) -> None:
 
     FILE is a CSV with the columns number and changed_on (YYYY-MM-DD), "," or ";" separated.
     """
+    regions = current_app.config["ALLOWED_REGIONS"]
+    report = _apply_file(
+        "sync_holders",
+        "update",
+        dry_run,
+        lambda now: holders.sync_holders(file, now, regions, dry_run),
+    )
+    _echo_sync_report(report)
+
+
+def _apply_file(
+    action: str, what: str, dry_run: bool, work: Callable[[datetime], FileReport]
+) -> FileReport:
+    """Run one CSV file's work; a file or database error changes nothing and names no
+    number; a real run is audited (counts only), a dry run is not."""
     now = utcnow()
     try:
-        report = holders.sync_holders(file, now, current_app.config["ALLOWED_REGIONS"], dry_run)
+        report = work(now)
     except RegisterFileError as error:
         raise click.ClickException(f"{error}; nothing was changed.") from None
     except SQLAlchemyError as error:
         # The database's message would quote the numbers: name the error only.
         raise click.ClickException(
-            f"the register refused the update ({type(error).__name__}); nothing was changed."
+            f"the register refused the {what} ({type(error).__name__}); nothing was changed."
         ) from None
-    if not dry_run:  # like purge: what changes the register is audited, a dry run is not
-        actor = audit.Actor.cli(getpass.getuser())
-        audit.record(actor, "sync_holders", now, detail=report.counts())
-    _echo_sync_report(report)
+    if not dry_run:
+        audit.record(audit.Actor.cli(getpass.getuser()), action, now, detail=report.counts())
+    return report
+
+
+def _echo_rows(report: FileReport) -> None:
+    """The rows read and the skipped lines with their reasons; never a number."""
+    click.echo(f"Rows read: {report.rows_read}")
+    click.echo(f"Bad rows (skipped): {len(report.bad_rows)}")
+    for bad in report.bad_rows:
+        click.echo(f"  line {bad.line}: {bad.reason}")
 
 
 def _echo_sync_report(report: holders.SyncReport) -> None:
     """Counts and the skipped lines; never a number."""
     would = "would be " if report.dry_run else ""
-    click.echo(f"Rows read: {report.rows_read}")
-    click.echo(f"Bad rows (skipped): {len(report.bad_rows)}")
-    for bad in report.bad_rows:
-        click.echo(f"  line {bad.line}: {bad.reason}")
+    _echo_rows(report)
     click.echo(f"Numbers matched: {report.numbers_matched}")
     click.echo(f"Consents {would}withdrawn: {report.consents_withdrawn}")
     click.echo(f"Subscribers whose links {would or 'were '}revoked: {report.links_revoked}")
@@ -72,29 +93,19 @@ def import_customers_command(file: TextIO, dry_run: bool) -> None:
     FILE is a CSV with the columns number and purchased_on (YYYY-MM-DD), and optionally
     language (fi, sv, en: for numbers new to the register), "," or ";" separated.
     """
-    now = utcnow()
-    try:
-        report = customers.import_customers(file, now, dry_run)
-    except RegisterFileError as error:
-        raise click.ClickException(f"{error}; nothing was changed.") from None
-    except SQLAlchemyError as error:
-        # The database's message would quote the numbers: name the error only.
-        raise click.ClickException(
-            f"the register refused the import ({type(error).__name__}); nothing was changed."
-        ) from None
-    if not dry_run:  # like sync-holders: a real run is audited, a dry run is not
-        actor = audit.Actor.cli(getpass.getuser())
-        audit.record(actor, "import_customers", now, detail=report.counts())
+    report = _apply_file(
+        "import_customers",
+        "import",
+        dry_run,
+        lambda now: customers.import_customers(file, now, dry_run),
+    )
     _echo_import_report(report)
 
 
 def _echo_import_report(report: customers.ImportReport) -> None:
     """Counts and the skipped lines; never a number."""
     would = "would be " if report.dry_run else ""
-    click.echo(f"Rows read: {report.rows_read}")
-    click.echo(f"Bad rows (skipped): {len(report.bad_rows)}")
-    for bad in report.bad_rows:
-        click.echo(f"  line {bad.line}: {bad.reason}")
+    _echo_rows(report)
     click.echo(f"Rows repeating a number (its latest purchase counts): {report.repeated}")
     click.echo(f"Numbers erased after the purchase (skipped): {report.erased_after_purchase}")
     click.echo(f"Customers {would}added to the register: {report.customers_added}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from .phone import PhoneError, parse_mobile
@@ -24,6 +24,15 @@ class BadRow:
 
     line: int
     reason: str
+
+
+@dataclass
+class FileReport:
+    """What a run over a register file read and skipped (a dry run changes nothing)."""
+
+    dry_run: bool = False
+    rows_read: int = 0
+    bad_rows: list[BadRow] = field(default_factory=list)
 
 
 def rows(
