@@ -8,10 +8,11 @@ import csv
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
-from viihde import audience, consent
+from viihde import audience, cli, consent
 from viihde.extensions import db
 from viihde.models import AuditEntry
 
@@ -105,6 +106,31 @@ def test_cli_csv_and_jsonl(app, runner, tmp_path):
     with app.app_context():  # who took the list, and how many: audited
         entry = db.session.query(AuditEntry).filter_by(action="audience_export").first()
         assert entry is not None and "offers: 2" in entry.detail
+
+
+class Terminal(io.StringIO):
+    """An operator's terminal as standard error."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_cli_shows_a_progress_bar_on_a_terminal_only(app, runner, tmp_path, monkeypatch):
+    """Into a file from a terminal: a bar counting to the audience's size; piped: none."""
+    fill(app, {n: ("offers",) for n in range(1, 4)})
+    terminal = Terminal()
+    monkeypatch.setattr(cli, "sys", SimpleNamespace(stderr=terminal))
+    out = tmp_path / "audience.csv"
+    result = runner.invoke(args=["audience", "export", "--purpose", "offers", "--output", out])
+    assert result.exit_code == 0, result.output
+    bar = terminal.getvalue()
+    assert "Exporting" in bar and "100%" in bar
+    assert number(1) not in bar
+    piped = io.StringIO()
+    monkeypatch.setattr(cli, "sys", SimpleNamespace(stderr=piped))
+    result = runner.invoke(args=["audience", "export", "--purpose", "offers", "--output", out])
+    assert result.exit_code == 0 and piped.getvalue() == ""
+    assert "Exporting" not in result.output
 
 
 def test_cli_refuses_an_unknown_purpose(runner):
