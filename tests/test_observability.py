@@ -30,9 +30,7 @@ def test_metrics_count_requests_codes_and_consents(app, outbox):
         .get("/metrics", headers={"Authorization": "Bearer scraper-token-123"})
         .text
     )
-    assert (
-        'viihde_http_requests_total{endpoint="signup.landing",method="POST",status="302"}' in body
-    )
+    assert 'viihde_http_requests_total{endpoint="signup.submit",method="POST",status="302"}' in body
     assert "viihde_codes_sent_total" in body
     assert 'viihde_consent_events_total{action="grant",source="signup"}' in body
     assert 'viihde_http_request_seconds_bucket{endpoint="signup.code"' in body

@@ -55,6 +55,18 @@ def test_landing_page_is_finnish_by_default(client):
     assert '<html lang="fi">' in page
 
 
+def test_only_the_submission_carries_the_sms_limits(app, client):
+    """The landing page is read far more often than it is sent: its GET has no limit
+    decorator (each is resolved on every request it wraps); the POST at the same address
+    has them all."""
+    limited = "__wrapper-limiter-instance"
+    assert getattr(app.view_functions["signup.landing"], limited, None) is None
+    assert getattr(app.view_functions["signup.submit"], limited, None) is not None
+    page = client.get("/")
+    assert 'action="/"' in page.get_data(as_text=True)
+    assert "X-RateLimit-Limit" not in page.headers
+
+
 def test_campaign_parameters_are_carried_into_the_form(client):
     """utm_* and the ad click id from the landing URL become hidden fields."""
     page = client.get("/?utm_source=meta&utm_medium=paid&utm_campaign=joulu26&fbclid=XYZ").text

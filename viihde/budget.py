@@ -38,17 +38,25 @@ class Pause:
 
 @dataclass(frozen=True)
 class _Sent:
-    """SMS that went out (not failed) in the last hour and day, counted in one query."""
+    """SMS that went out (not failed) in the last hour and day, and the codes confirmed in
+    the last hour, counted in one query."""
 
     hour: int
     oldest_in_hour: datetime | None
     day: int
     oldest_in_day: datetime | None
     codes_in_hour: int
+    confirmed_in_hour: int
 
 
 def _sent(hour_ago: datetime, day_ago: datetime) -> _Sent:
     in_hour = SmsMessage.created_at > hour_ago
+    confirmed = (
+        select(func.count())
+        .select_from(Verification)
+        .where(Verification.consumed_at > hour_ago)
+        .scalar_subquery()
+    )
     row = db.session.execute(
         select(
             func.count().filter(in_hour),
@@ -56,6 +64,7 @@ def _sent(hour_ago: datetime, day_ago: datetime) -> _Sent:
             func.count(),
             func.min(SmsMessage.created_at),
             func.count().filter(in_hour, SmsMessage.kind == "code"),
+            confirmed,
         ).where(
             SmsMessage.created_at > day_ago,
             SmsMessage.status != "failed",
@@ -95,14 +104,11 @@ def _pause(now: datetime) -> Pause | None:
     if sent.day >= config["SMS_DAILY_LIMIT"]:
         return Pause(PauseReason.DAILY_BUDGET, sent.oldest_in_day + timedelta(days=1))
     codes = sent.codes_in_hour
-    if codes >= config["CONFIRMATION_RATE_MIN_SAMPLE"]:
-        confirmed = db.session.scalar(
-            select(func.count())
-            .select_from(Verification)
-            .where(Verification.consumed_at > hour_ago)
-        )
-        if confirmed / codes < config["CONFIRMATION_RATE_FLOOR"]:
-            return Pause(PauseReason.CONFIRMATION_RATE, now + timedelta(hours=1))
+    if (
+        codes >= config["CONFIRMATION_RATE_MIN_SAMPLE"]
+        and sent.confirmed_in_hour / codes < config["CONFIRMATION_RATE_FLOOR"]
+    ):
+        return Pause(PauseReason.CONFIRMATION_RATE, now + timedelta(hours=1))
     return None
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from . import browser
 from .extensions import limiter
@@ -20,10 +20,28 @@ from .phone import PhoneError, parse_mobile, region_of
 from .subjects import subscriber_by_id
 from .verification import pending_verification
 
+#: Where ``target_number`` keeps its answer for the request it worked it out for.
+_TARGET_NUMBER = "viihde_target_number"
+
 
 def target_number() -> str | None:
-    """The number this request would send a code to, if it can be told."""
-    if request.endpoint == "signup.landing":
+    """The number this request would send a code to, if it can be told.
+
+    Worked out once per request: every limit asks for it, before the view and after it.
+    Kept on ``g`` with the request it belongs to, since requests made inside one app
+    context (a test's) share ``g``.
+    """
+    current = request._get_current_object()
+    kept = g.get(_TARGET_NUMBER)
+    if kept is not None and kept[0] is current:
+        return kept[1]
+    number = _target_number()
+    setattr(g, _TARGET_NUMBER, (current, number))
+    return number
+
+
+def _target_number() -> str | None:
+    if request.endpoint == "signup.submit":
         try:
             return parse_mobile(
                 request.form.get("phone", ""), current_app.config["ALLOWED_REGIONS"]

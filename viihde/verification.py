@@ -9,12 +9,15 @@ and at most ``CODE_MAX_PER_HOUR`` an hour, however it is asked for.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
 from . import consent, metrics, purposes
 from .budget import log_pause, sms_pause
@@ -23,7 +26,7 @@ from .hashing import hashes_match, keyed_hash
 from .locks import serialise
 from .models import SmsMessage, Subscriber, Verification
 from .notices import SIGNUP_TEXT_VERSION
-from .sms import send_sms
+from .sms import dispatch, log_sms, redacted
 from .sms.texts import code_message, sender_accepts_replies, welcome_message
 from .tokens import preference_url
 
@@ -80,6 +83,9 @@ class CheckResult:
     outcome: Outcome
     attempts_left: int = 0
     subscriber_id: int | None = field(default=None)
+    #: The subscriber a confirmed sign-up made, as it committed it: while the caller holds
+    #: the result, looking the subscriber up by id in the session reads nothing again.
+    subscriber: Subscriber | None = field(default=None, compare=False, repr=False)
 
 
 def generate_code() -> str:
@@ -120,16 +126,49 @@ def _send_code(
         return pending
     verification, code = _issue_code(phone_e164, kind, details, now)
     body = code_message(code, current_app.config["PUBLIC_BASE_URL"], verification.language)
-    message = send_sms(phone_e164, body, "code", now, secret=code)
-    if message.status == "failed":
+    # The code's SMS row first (its id), then the code pointing at it: one INSERT each,
+    # and one transaction, committed under the number's lock that ``_issue_code`` took.
+    message_id = log_sms(phone_e164, redacted(body, code), "code", now).id
+    verification.sms_message_id = message_id
+    db.session.add(verification)
+    with _keeping(verification):
+        db.session.commit()
+        status = dispatch(message_id, body, "code", now)  # queued, or sent inline
+    if status == "failed":
         # Not sent, so it must not count against the visitor's next try.
         db.session.delete(verification)
         db.session.commit()
         raise CodeRefused(Refusal.SEND_FAILED)
-    verification.sms_message_id = message.id
-    db.session.commit()
     metrics.CODES_SENT.inc()
     return verification
+
+
+@contextmanager
+def _keeping(*rows: object) -> Iterator[None]:
+    """Commits in this block leave ``rows`` loaded instead of expiring them.
+
+    For the rows a write has just inserted or updated (or read under its lock): their values
+    are the ones it committed, so reading them again after the commit would cost a round
+    trip and tell nothing new. Every other object in the session expires at each commit as
+    usual (the app's sessions keep ``expire_on_commit``). Nothing may be deleted in the
+    block: with ``expire_on_commit`` off a commit leaves deleted objects in the session.
+    """
+    session = db.session()
+    kept = {id(row) for row in rows}
+
+    def expire_the_rest(session) -> None:
+        for instance in list(session.identity_map.values()):
+            if id(instance) not in kept:
+                session.expire(instance)
+
+    previous = session.expire_on_commit
+    session.expire_on_commit = False
+    event.listen(session, "after_commit", expire_the_rest)
+    try:
+        yield
+    finally:
+        event.remove(session, "after_commit", expire_the_rest)
+        session.expire_on_commit = previous
 
 
 def code_not_delivered(verification: Verification) -> bool:
@@ -187,13 +226,19 @@ def resend_code(verification_id: int, now: datetime) -> Verification:
         .where(Verification.id == old.id, Verification.consumed_at.is_(None))
         .values(expires_at=now)
     )
-    db.session.commit()
+    with _keeping(new):
+        db.session.commit()
     return new
 
 
 def _issue_code(
     phone_e164: str, kind: str, details: SignupDetails, now: datetime
 ) -> tuple[Verification, str]:
+    """Take the number's lock and check every limit, then make a code and its verification.
+
+    The verification is not added to the session: the caller saves it, with the id of the
+    SMS that carries the code, in the transaction that holds the lock. A refusal rolls back.
+    """
     config = current_app.config
     serialise("viihde.code:" + phone_e164)
     pause = sms_pause(now)
@@ -201,23 +246,21 @@ def _issue_code(
         db.session.rollback()
         log_pause(pause)
         raise CodeRefused(Refusal.PAUSED, _seconds_until(pause.until, now))
-    if wrong_codes_today(phone_e164, now) >= config["CODE_MAX_WRONG_PER_DAY"]:
+    history = _code_history(phone_e164, now)
+    if history.wrong_today >= config["CODE_MAX_WRONG_PER_DAY"]:
         db.session.rollback()
         raise CodeRefused(Refusal.GUESSING, 24 * 3600)
-    hour_ago = now - timedelta(hours=1)
-    recent = db.session.execute(
-        select(
-            func.count(), func.min(Verification.created_at), func.max(Verification.created_at)
-        ).where(Verification.phone_e164 == phone_e164, Verification.created_at > hour_ago)
-    ).one()
-    count, oldest, newest = recent
     interval = timedelta(seconds=config["CODE_RESEND_INTERVAL_SECONDS"])
+    newest = history.newest_in_hour
     if newest is not None and now < newest + interval:
         db.session.rollback()
         raise CodeRefused(Refusal.TOO_SOON, _seconds_until(newest + interval, now))
-    if count >= config["CODE_MAX_PER_HOUR"]:
+    if history.in_hour >= config["CODE_MAX_PER_HOUR"]:
         db.session.rollback()
-        raise CodeRefused(Refusal.HOURLY_LIMIT, _seconds_until(oldest + timedelta(hours=1), now))
+        raise CodeRefused(
+            Refusal.HOURLY_LIMIT,
+            _seconds_until(history.oldest_in_hour + timedelta(hours=1), now),
+        )
     code = generate_code()
     verification = Verification(
         phone_e164=phone_e164,
@@ -232,23 +275,41 @@ def _issue_code(
         expires_at=now + timedelta(seconds=config["CODE_TTL_SECONDS"]),
         **asdict(details.evidence),
     )
-    db.session.add(verification)
-    db.session.commit()
     return verification, code
 
 
-def wrong_codes_today(phone_e164: str, now: datetime) -> int:
-    """Wrong codes typed for this number in the last 24 hours (right ones excluded)."""
-    tries, right = db.session.execute(
+@dataclass(frozen=True)
+class _CodeHistory:
+    """A number's codes of the last 24 hours, counted in one query."""
+
+    #: Wrong codes typed in the last 24 hours (right ones excluded).
+    wrong_today: int
+    #: Codes sent in the last hour, and the first and last of them.
+    in_hour: int
+    oldest_in_hour: datetime | None
+    newest_in_hour: datetime | None
+
+
+def _code_history(phone_e164: str, now: datetime) -> _CodeHistory:
+    in_hour = Verification.created_at > now - timedelta(hours=1)
+    tries, right, *hour = db.session.execute(
         select(
             func.coalesce(func.sum(Verification.attempts), 0),
             func.count(Verification.consumed_at),
+            func.count().filter(in_hour),
+            func.min(Verification.created_at).filter(in_hour),
+            func.max(Verification.created_at).filter(in_hour),
         ).where(
             Verification.phone_e164 == phone_e164,
             Verification.created_at > now - timedelta(days=1),
         )
     ).one()
-    return tries - right
+    return _CodeHistory(tries - right, *hour)
+
+
+def wrong_codes_today(phone_e164: str, now: datetime) -> int:
+    """Wrong codes typed for this number in the last 24 hours (right ones excluded)."""
+    return _code_history(phone_e164, now).wrong_today
 
 
 def _seconds_until(moment: datetime, now: datetime) -> int:
@@ -273,7 +334,8 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
         >= current_app.config["CODE_MAX_WRONG_PER_DAY"]
     ):
         return CheckResult(Outcome.EXHAUSTED)  # the number's guessing pause: nothing is checked
-    # Take a try before looking at the code, so twin guesses cannot exceed the limit.
+    # Take a try before looking at the code, so twin guesses cannot exceed the limit; the
+    # row as the try left it comes back with it (RETURNING), no second read.
     taken = db.session.execute(
         update(Verification)
         .where(
@@ -282,14 +344,18 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
             Verification.attempts < max_attempts,
         )
         .values(attempts=Verification.attempts + 1)
-    ).rowcount
-    if taken != 1:
+        .returning(Verification.attempts, Verification.code_hash),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if taken is None:
         db.session.rollback()
         return confirm_code(verification_id, code, now)
-    db.session.refresh(verification)
-    if not hashes_match(verification.code_hash, code_hash(verification.phone_e164, code)):
-        db.session.commit()
-        left = max_attempts - verification.attempts
+    attempts, stored_hash = taken
+    set_committed_value(verification, "attempts", attempts)
+    if not hashes_match(stored_hash, code_hash(verification.phone_e164, code)):
+        with _keeping(verification):
+            db.session.commit()
+        left = max_attempts - attempts
         return CheckResult(Outcome.WRONG if left > 0 else Outcome.EXHAUSTED, left)
     return _confirm(verification, now)
 
@@ -318,11 +384,14 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
         now,
         language=verification.language,
     )
-    db.session.commit()
     body = welcome_message(
         preference_url(subscriber.id, subscriber.link_key),
         subscriber.language,
         replies_reach_us=sender_accepts_replies(current_app.config["TWILIO_FROM"]),
     )
-    send_sms(subscriber.phone_e164, body, "welcome", now, subscriber_id=subscriber.id)
-    return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber.id)
+    # The welcome SMS row is part of the sign-up's transaction; it goes out after the commit.
+    message_id = log_sms(subscriber.phone_e164, body, "welcome", now, subscriber.id).id
+    with _keeping(subscriber):
+        db.session.commit()
+        dispatch(message_id, body, "welcome", now)
+    return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber.id, subscriber=subscriber)

@@ -44,16 +44,19 @@ def _client_details(form: SignupForm) -> SignupDetails:
     return SignupDetails(language=str(get_locale()), evidence=evidence)
 
 
-@bp.route("/", methods=["GET", "POST"])
-@code_sending
+@bp.get("/")
 def landing():
-    """The ad landing page: a number, a consent box, and a code by SMS."""
-    form = (
-        SignupForm()
-        if request.method == "POST"
-        else SignupForm(data=attribution_from(request.args))
-    )
-    status = 200
+    """The ad landing page: a number, a consent box, and a code by SMS. The form posts to
+    ``submit`` at the same address; only that view carries the SMS limits."""
+    return _render_landing(SignupForm(data=attribution_from(request.args)))
+
+
+@bp.post("/")
+@code_sending
+def submit():
+    """Send a code to the number typed on the landing page, or show it again with why not."""
+    form = SignupForm()
+    status = 400
     if form.validate_on_submit():
         try:
             verification = request_code(
@@ -65,8 +68,10 @@ def landing():
         else:
             browser.remember_pending(verification.id)
             return redirect(url_for(".code"))
-    elif form.errors:
-        status = 400
+    return _render_landing(form, status)
+
+
+def _render_landing(form: SignupForm, status: int = 200):
     return (
         render_template("signup/landing.html", form=form, paused=paused_hint(utcnow())),
         status,

@@ -32,18 +32,33 @@ def send_sms(
     ``secret`` (a one-time code) is kept out of the log row; the body with the code
     travels only in the job. A failure is recorded on the row, never raised.
     """
-    message = log_sms(
-        to, body.replace(secret, REDACTED_CODE) if secret else body, kind, now, subscriber_id
-    )
+    message = log_sms(to, redacted(body, secret), kind, now, subscriber_id)
+    message_id = message.id  # read before the commit expires it: no reload to enqueue
     db.session.commit()
+    dispatch(message_id, body, kind, now)
+    return message
+
+
+def redacted(body: str, secret: str | None) -> str:
+    """The body as the log row may keep it: ``secret`` (a one-time code) masked."""
+    return body.replace(secret, REDACTED_CODE) if secret else body
+
+
+def dispatch(message_id: int, body: str, kind: str, now: datetime) -> str:
+    """Send a message whose row is committed: queue it when there is a queue, else (or when
+    Redis cannot be reached) deliver it at once. Returns its status: "queued", or what the
+    delivery made of it ("sent", "failed", ...). A failure is recorded on the row, never raised.
+
+    Call it after the commit that saves the row, never inside that transaction: the job may
+    run at once, and an inline delivery commits "sending" before it calls the provider.
+    """
     if sms_queue() is not None:
         try:
-            enqueue_delivery(message.id, body)
-            return message
+            enqueue_delivery(message_id, body)
+            return "queued"
         except RedisError:
             log.warning("sms_queue_unavailable kind=%s sending_inline=true", kind)
-    deliver(message.id, body, now, final_attempt=True)
-    return message
+    return deliver(message_id, body, now, final_attempt=True)
 
 
 def log_reply(to: str, body: str, now: datetime, subscriber_id: int | None) -> SmsMessage:

@@ -58,7 +58,11 @@ def deliver(message_id: int, body: str, now: datetime, final_attempt: bool = Tru
     """
     config = current_app.config
     message = db.session.execute(
-        select(SmsMessage).where(SmsMessage.id == message_id).with_for_update()
+        select(SmsMessage)
+        .where(SmsMessage.id == message_id)
+        .with_for_update()
+        # The row as the lock found it, whatever this session held of it before.
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if message is None:  # erased meanwhile
         db.session.rollback()
@@ -69,8 +73,8 @@ def deliver(message_id: int, body: str, now: datetime, final_attempt: bool = Tru
         db.session.rollback()
         return message.status
     message.status, message.attempts, message.updated_at = "sending", message.attempts + 1, now
-    db.session.commit()
     outgoing = Outgoing(message.phone_e164, body, config["TWILIO_FROM"], message.kind, now)
+    db.session.commit()
     try:
         provider_sid = backend_from_config(config).send(outgoing)
     except SendFailed as error:
@@ -78,8 +82,9 @@ def deliver(message_id: int, body: str, now: datetime, final_attempt: bool = Tru
     message.status, message.provider_sid, message.sent_at = "sent", provider_sid, now
     message.updated_at = now
     db.session.commit()
-    if provider_sid:
-        _apply_recorded_statuses(message)
+    if not provider_sid:  # no callbacks will come: the status is the one just committed
+        return "sent"
+    _apply_recorded_statuses(message)
     return message.status
 
 

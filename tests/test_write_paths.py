@@ -1,0 +1,257 @@
+"""The two sign-up writes, in as few round trips as they can be: one transaction each,
+the SMS queued only after it, and nothing read back that the write itself just wrote."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import create_engine, event, func, select
+
+from viihde import budget, throttle
+from viihde.extensions import db
+from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
+from viihde.sms import log_sms
+from viihde.sms import queue as sms_queue
+from viihde.verification import (
+    CodeRefused,
+    Outcome,
+    Refusal,
+    SignupDetails,
+    confirm_code,
+    request_code,
+)
+
+from .conftest import csrf_token
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+PHONE = "+358401234567"
+
+
+@dataclass
+class Record:
+    """The SQL one piece of work sent, each statement with the commits made before it."""
+
+    commits: int = 0
+    statements: list[tuple[int, str]] = field(default_factory=list)
+
+    def after_commit(self, commits: int = 1) -> list[str]:
+        return [sql for made, sql in self.statements if made >= commits]
+
+    def selects(self, containing: str = "") -> list[str]:
+        return [sql for _, sql in self.statements if sql.startswith("SELECT") and containing in sql]
+
+
+@contextmanager
+def recording(app):
+    """Record every statement and commit on the app's engine while the block runs."""
+    with app.app_context():
+        engine = db.engine
+    record = Record()
+
+    def on_statement(conn, cursor, statement, parameters, context, executemany) -> None:
+        record.statements.append((record.commits, " ".join(statement.split())))
+
+    def on_commit(conn) -> None:
+        record.commits += 1
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(engine, "commit", on_commit)
+    try:
+        yield record
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(engine, "commit", on_commit)
+
+
+class FakeQueue:
+    """Stands in for RQ: keeps each job, with what another connection (as a worker's) saw
+    of its message row at that moment and whether the request still had a transaction open."""
+
+    def __init__(self, worker_engine) -> None:
+        self.worker_engine = worker_engine
+        self.jobs: list[dict] = []
+
+    def enqueue_call(self, func, args, **options) -> None:
+        message_id, body = args
+        with self.worker_engine.connect() as other:
+            status = other.scalar(select(SmsMessage.status).where(SmsMessage.id == message_id))
+        self.jobs.append(
+            {
+                "message_id": message_id,
+                "body": body,
+                "status_seen_by_others": status,
+                "in_transaction": db.session().in_transaction(),
+            }
+        )
+
+
+@pytest.fixture
+def fake_queue(app):
+    worker_engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])  # not recorded
+    queue = FakeQueue(worker_engine)
+    app.extensions[sms_queue.EXTENSION] = queue
+    yield queue
+    worker_engine.dispose()
+
+
+def landing_form(client, number: str) -> dict:
+    page = client.get("/")
+    return {"csrf_token": csrf_token(page.text), "phone": number, "consent": "y"}
+
+
+def test_submitting_a_number_is_one_transaction_then_the_job(app, client, fake_queue):
+    """The code and its SMS row commit together; the job is queued after the commit, and
+    nothing is read back from the database after it."""
+    data = landing_form(client, "040 123 4567")
+    with recording(app) as record:
+        response = client.post("/", data=data)
+    assert response.status_code == 302
+    assert record.commits == 1
+    assert record.after_commit() == []
+    [job] = fake_queue.jobs
+    assert job["status_seen_by_others"] == "queued"
+    assert job["in_transaction"] is False
+    with app.app_context():
+        verification = db.session.scalar(select(Verification))
+        message = db.session.get(SmsMessage, verification.sms_message_id)
+        assert (message.id, message.kind, message.phone_e164) == (job["message_id"], "code", PHONE)
+        code = re.search(r"#(\d{6})$", job["body"]).group(1)
+        assert code not in message.body  # the code travels only in the job
+
+
+def test_confirming_a_code_writes_the_welcome_sms_in_the_sign_ups_transaction(
+    app, client, fake_queue
+):
+    """The subscriber, the grants and the welcome SMS row commit together; the job is
+    queued after the commit, and nothing is read back from the database after it."""
+    client.post("/", data=landing_form(client, "040 123 4567"))
+    code = re.search(r"#(\d{6})$", fake_queue.jobs[0]["body"]).group(1)
+    page = client.get("/code")
+    with recording(app) as record:
+        response = client.post("/code", data={"csrf_token": csrf_token(page.text), "code": code})
+    assert response.status_code == 302
+    assert response.location.endswith("/welcome")
+    assert record.commits == 1
+    assert record.after_commit() == []
+    job = fake_queue.jobs[-1]
+    assert job["status_seen_by_others"] == "queued"
+    assert job["in_transaction"] is False
+    with app.app_context():
+        subscriber = db.session.scalar(select(Subscriber))
+        welcome = db.session.get(SmsMessage, job["message_id"])
+        assert (welcome.kind, welcome.subscriber_id) == ("welcome", subscriber.id)
+        assert client.get("/welcome").status_code == 200  # the browser holds the link
+
+
+def test_a_welcome_sms_that_cannot_be_logged_leaves_no_half_sign_up(
+    app_context, outbox, monkeypatch
+):
+    """One transaction: if the welcome SMS row cannot be written, no subscriber, no grant,
+    and the code is not used up."""
+    monkeypatch.setattr("viihde.verification.generate_code", lambda: "042424")
+    verification_id = request_code(PHONE, SignupDetails(), NOW).id
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the SMS log is full")
+
+    monkeypatch.setattr("viihde.verification.log_sms", broken)
+    with pytest.raises(RuntimeError):
+        confirm_code(verification_id, "042424", NOW)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+    assert db.session.scalar(select(func.count()).select_from(ConsentEvent)) == 0
+    assert db.session.get(Verification, verification_id).consumed_at is None
+    assert len(outbox.messages()) == 1  # the code; no welcome
+
+
+def test_a_failed_inline_send_keeps_the_failed_sms_and_no_code(app_context, monkeypatch):
+    """Sent inline and refused: the SMS row says failed, the code is gone (it must not
+    count against the next try), and the visitor is told."""
+    from viihde.sms import backends
+
+    def broken(self, message):
+        raise backends.SendFailed("down", "503")
+
+    monkeypatch.setattr(backends.FileBackend, "send", broken)
+    with pytest.raises(CodeRefused) as refused:
+        request_code(PHONE, SignupDetails(), NOW)
+    assert refused.value.reason == Refusal.SEND_FAILED
+    assert db.session.scalar(select(func.count()).select_from(Verification)) == 0
+    assert [m.status for m in db.session.scalars(select(SmsMessage))] == ["failed"]
+
+
+def test_submitting_reads_the_numbers_codes_once(app, app_context, fake_queue):
+    """The guessing pause and the resend limits are counted in one query."""
+    with recording(app) as record:
+        request_code(PHONE, SignupDetails(), NOW)
+    assert len(record.selects("FROM verifications WHERE verifications.phone_e164")) == 1
+    assert record.commits == 1
+
+
+def test_a_try_is_taken_and_read_in_one_statement(app, app_context, outbox, monkeypatch):
+    """UPDATE ... RETURNING: the verification is not read again after its try is taken."""
+    monkeypatch.setattr("viihde.verification.generate_code", lambda: "042424")
+    verification_id = request_code(PHONE, SignupDetails(), NOW).id
+    db.session.get(Verification, verification_id)  # loaded, as the code page has it
+    with recording(app) as record:
+        result = confirm_code(verification_id, "000000", NOW)
+    assert (result.outcome, result.attempts_left) == (Outcome.WRONG, 4)
+    statements = [sql for _, sql in record.statements]
+    [update] = [sql for sql in statements if sql.startswith("UPDATE verifications")]
+    assert "RETURNING" in update
+    after = statements[statements.index(update) + 1 :]
+    assert not any(" FROM verifications" in sql for sql in after)
+    assert db.session.get(Verification, verification_id).attempts == 1
+
+
+def test_the_budget_breaker_counts_in_one_query(app, app_context):
+    """The hour's and day's SMS and the hour's confirmations: one query, same answer."""
+    app.config.update(CONFIRMATION_RATE_MIN_SAMPLE=3, CONFIRMATION_RATE_FLOOR=0.5)
+    for n in range(3):
+        log_sms(f"+35840123450{n}", "code", "code", NOW)
+    db.session.commit()
+    with recording(app) as record:
+        pause = budget.sms_pause(NOW)
+    assert pause is not None
+    assert pause.reason == budget.PauseReason.CONFIRMATION_RATE
+    assert len(record.selects()) == 1
+
+
+def test_the_number_is_parsed_once_per_request(app, client, monkeypatch):
+    """Every SMS limit asks for the number, before the view and after it: parsed once,
+    whether it parses or not."""
+    calls = []
+    real = throttle.parse_mobile
+
+    def counting(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(throttle, "parse_mobile", counting)
+    assert client.post("/", data=landing_form(client, "040 123 4567")).status_code == 302
+    assert len(calls) == 1
+    calls.clear()
+    assert client.post("/", data=landing_form(client, "12")).status_code == 400
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"SMS_LIMIT_PER_NUMBER": "1 per hour", "WTF_CSRF_ENABLED": False}]
+)
+def test_requests_sharing_an_app_context_each_count_their_own_number(app, outbox):
+    """The number kept for a request is that request's, even when requests share ``g``
+    (requests made inside one app context do; CSRF is off here, as its token is kept on
+    ``g`` too)."""
+
+    def submit(number: str) -> int:
+        return app.test_client().post("/", data={"phone": number, "consent": "y"}).status_code
+
+    with app.app_context():
+        assert submit("040 123 4567") == 302
+        assert submit("040 765 4321") == 302
+        assert submit("040 123 4567") == 429
+    assert len(outbox.messages()) == 2
