@@ -6,6 +6,8 @@
 #
 #   DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/bench bench/http.sh
 #
+# The floor under the app's pages (bench/bare.py): "app-ok" returns "ok" through the app's
+# extensions, "app-page" renders base.html with a CSRF token (a new session each time).
 # The pages: the landing page, the privacy notice, the preference page. The writes, each
 # request a real one (bench/writes.lua, bench/prepare_writes.py): submitting a number (a
 # new number each time), confirming a code (the next of WRITES pending sign-ups), and the
@@ -123,6 +125,8 @@ echo "limits and SMS: $STORAGE"
 echo 1 >/tmp/bench-bare.rps
 printf "%-12s %9s %10s %10s %11s %9s %10s   %s\n" "" "req/s" "p50" "p99" "non-2xx/3xx" "not done" "of bare" "answers (writes)"
 measure_page bare "$URL/__bare/"
+measure_page app-ok "$URL/__bench/ok"
+measure_page app-page "$URL/__bench/page"
 measure_page landing "$URL/"
 measure_page privacy "$URL/privacy"
 measure_page preferences "$URL/preferences" "Cookie: $COOKIE"
