@@ -144,7 +144,7 @@ def test_buyers_are_marketed_as_customers_with_the_purchase_day_in_the_ledger(
     (entry,) = audit_entries(app)
     assert entry.actor.startswith("cli:")
     assert entry.detail == (
-        "rows=2 bad=0 repeated=0 erased=0 added=2 granted=4 already_granted=0 refused=0"
+        "rows=2 bad=0 repeated=0 erased=0 added=2 granted=4 renewed=0 already_granted=0 refused=0"
     )
     assert "Customers added to the register: 2" in result.output
     assert "Purposes granted as a customer: 4" in result.output
@@ -671,3 +671,230 @@ def test_an_import_racing_a_sign_up_gives_one_subscriber_and_an_ordered_ledger(a
             for purpose in ("offers", "new_content", "competitions")
         ]
         assert len(events) in (3, 5)  # the import came first, or found the consent
+
+
+# The relationship: renewed by a newer purchase, ended when the last one is too old
+
+RENEWED = "Customer grants renewed by a newer purchase"
+LAPSED = "customer marketing ended (purchase too long ago)"
+#: The first day with 2025-01-15 over 24 months ago (the cutoff is 2025-02-01).
+LATER = datetime(2027, 2, 1, 12, 0, tzinfo=UTC)
+
+
+def purged(runner) -> str:
+    result = runner.invoke(args=["register", "purge"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_newer_purchase_renews_the_customer_grants_with_its_day(app, runner, tmp_path, clock):
+    """A new grant per purpose, basis customer, the new purchase day; counted apart."""
+    imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
+    clock.tick(timedelta(days=1))
+
+    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+
+    assert result.exit_code == 0, result.output
+    assert ledger(app) == [
+        ("grant", "offers", "customer", date(2025, 1, 15), "customer_import"),
+        ("grant", "new_content", "customer", date(2025, 1, 15), "customer_import"),
+        *CUSTOMER_GRANTS,
+    ]
+    assert f"{RENEWED}: 2" in result.output
+    assert "Purposes granted as a customer: 0" in result.output
+    assert "Purposes granted already (left as they were): 0" in result.output
+    entry = max(audit_entries(app), key=lambda entry: entry.id)
+    assert "granted=0 renewed=2 already_granted=0" in entry.detail
+
+
+def test_the_same_or_an_older_purchase_renews_nothing(app, runner, tmp_path, clock):
+    imported(runner, tmp_path)
+    before = ledger(app)
+
+    result = run(runner, tmp_path, f"{NUMBER},2026-03-01\n{OTHER},{PURCHASED}\n")
+    again = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+
+    assert ledger(app) == before
+    for output in (result.output, again.output):
+        assert f"{RENEWED}: 0" in output
+        assert "Purposes granted already (left as they were): 2" in output
+
+
+def test_a_newer_purchase_leaves_a_consent_and_a_refusal_as_they_are(app, runner, tmp_path, clock):
+    """Only a grant resting on a purchase is renewed: a consent keeps its basis (and needs
+    no purchase), a refusal stands."""
+    signed_up(app, ["offers"])
+    imported(runner, tmp_path, f"{NUMBER},2025-01-15\n{OTHER},2025-01-15\n")
+    with app.app_context():
+        consent.set_consent(subscriber_id(app, OTHER), ["offers"], False, PAGE, NOW)
+    before, other_before = ledger(app), ledger(app, OTHER)
+
+    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
+
+    assert result.exit_code == 0, result.output
+    assert ledger(app) == [
+        *before,
+        ("grant", "new_content", "customer", date(2026, 5, 1), "customer_import"),
+    ]
+    assert ledger(app, OTHER) == [
+        *other_before,
+        ("grant", "new_content", "customer", date(2026, 5, 1), "customer_import"),
+    ]
+    assert granted(app, OTHER) == {"new_content": True}
+    assert f"{RENEWED}: 2" in result.output
+    assert "Purposes granted already (left as they were): 1" in result.output
+    assert "Purposes refused earlier (left refused): 1" in result.output
+
+
+def test_a_dry_run_reports_the_renewals_and_records_none(app, runner, tmp_path, clock):
+    imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
+    before = ledger(app)
+
+    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n", "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert "Customer grants would be renewed by a newer purchase: 2" in result.output
+    assert ledger(app) == before
+
+
+def test_a_renewed_relationship_outlives_its_first_purchase(app, runner, tmp_path, clock):
+    """The purge ends a relationship from the latest purchase, not the first."""
+    imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
+    imported(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+
+    clock.move_to(LATER)
+    assert f"{LAPSED}: 0" in purged(runner)
+    assert granted(app) == {"offers": True, "new_content": True}
+
+    clock.move_to(datetime(2028, 5, 2, 12, tzinfo=UTC))  # 2026-05-01 is over 24 months ago
+    assert f"{LAPSED}: 2" in purged(runner)
+    assert granted(app) == {}
+
+
+def test_the_purge_ends_a_relationship_whose_purchase_is_too_old(app, runner, tmp_path, clock):
+    """The system withdraws, with its own source; the withdrawal keeps the basis and the
+    purchase of the grant it ends."""
+    imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
+
+    clock.move_to(LATER)
+    assert f"{LAPSED}: 2" in purged(runner)
+
+    assert granted(app) == {}
+    assert ledger(app)[2:] == [
+        ("withdraw", purpose, "customer", date(2025, 1, 15), "customer_relationship_ended")
+        for purpose in ("offers", "new_content")
+    ]
+    with app.app_context():
+        events = db.session.scalars(select(ConsentEvent).where(ConsentEvent.action == "withdraw"))
+        assert {(event.actor, event.created_at) for event in events} == {("system", LATER)}
+
+
+def test_a_buyer_whose_relationship_ended_is_a_customer_again_after_a_new_purchase(
+    app, runner, tmp_path, clock
+):
+    """A lapse is nobody's refusal: a later purchase starts the customer marketing again."""
+    imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
+    clock.move_to(LATER)
+    purged(runner)
+
+    imported(runner, tmp_path, f"{NUMBER},2027-01-20\n")
+
+    assert granted(app) == {"offers": True, "new_content": True}
+    assert ledger(app)[4:] == [
+        ("grant", purpose, "customer", date(2027, 1, 20), "customer_import")
+        for purpose in ("offers", "new_content")
+    ]
+
+
+def test_a_refusal_outlives_the_lapse_of_the_other_customer_grant(app, runner, tmp_path, clock):
+    """Refused by the person: stays refused; lapsed: starts again with a new purchase."""
+    imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
+    with app.app_context():
+        consent.set_consent(subscriber_id(app), ["offers"], False, PAGE, NOW)
+    clock.move_to(LATER)
+    purged(runner)
+    assert granted(app) == {}
+
+    imported(runner, tmp_path, f"{NUMBER},2027-01-20\n")
+
+    assert granted(app) == {"new_content": True}
+
+
+def test_the_cutoff_is_the_one_the_import_uses(app):
+    """Purchases on or after it are a relationship (the import takes them); before: over."""
+    assert customers.relationship_cutoff(LATER, 24) == date(2025, 2, 1)
+    assert customers.relationship_cutoff(NOW, 24) == date(2024, 11, 25)
+    # 22:30 UTC on 24 November is already the 25th in Helsinki (UTC+2).
+    late = datetime(2026, 11, 24, 22, 30, tzinfo=UTC)
+    assert customers.relationship_cutoff(late, 24) == date(2024, 11, 25)
+
+
+def test_a_consent_given_after_the_search_is_not_withdrawn(app, runner, tmp_path, clock):
+    """The buyer signs up between the purge's search and the lock: ``lapse`` reads the
+    ledger again under the lock, and only the purpose still resting on the old purchase
+    ends."""
+    imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
+    customer = subscriber_id(app)
+    cutoff = customers.relationship_cutoff(LATER, 24)
+    with app.app_context():
+        found = db.session.execute(customers.lapsed_grants(cutoff)).all()
+        assert sorted(found) == [(customer, "new_content"), (customer, "offers")]
+        consent.subscribe(NUMBER, ["offers"], SIGNUP, LATER)
+        db.session.commit()
+
+        ended = [
+            (event.purpose, event.source) for event in customers.lapse(customer, cutoff, LATER)
+        ]
+        db.session.commit()
+
+    assert ended == [("new_content", "customer_relationship_ended")]
+    assert granted(app) == {"offers": True}
+    assert ledger(app)[-2:] == [
+        ("grant", "offers", "consent", None, "signup"),
+        ("withdraw", "new_content", "customer", date(2025, 1, 15), "customer_relationship_ended"),
+    ]
+
+
+def test_lapse_ends_nothing_for_a_customer_within_the_relationship(app, runner, tmp_path, clock):
+    imported(runner, tmp_path)
+    with app.app_context():
+        assert customers.lapse(subscriber_id(app), date(2026, 5, 1), NOW) == []
+        assert customers.lapse(-1, date(2026, 5, 2), NOW) == []  # erased meanwhile
+    assert len(ledger(app)) == 2
+
+
+def test_a_customer_whose_relationship_ended_is_not_in_the_audience(app, runner, tmp_path, clock):
+    imported(runner, tmp_path, f"{NUMBER},2025-01-15\n{OTHER},{PURCHASED}\n")
+
+    clock.move_to(LATER)
+    purged(runner)
+
+    result = runner.invoke(args=["audience", "export", "--purpose", "offers"])
+    assert result.exit_code == 0, result.output
+    assert [row["number"] for row in csv.DictReader(io.StringIO(result.stdout))] == [OTHER]
+
+
+@pytest.mark.parametrize(
+    ("language", "source", "action", "refused"),
+    [
+        ("en", "Customer relationship ended", "Customer marketing ended", "refused"),
+        ("fi", "Asiakkuus päättyi", "Asiakasmarkkinointi päättyi", "kielletty"),
+        ("sv", "Kundförhållandet upphörde", "Kundmarknadsföringen upphörde", "nekad"),
+    ],
+)
+def test_the_staff_card_names_the_end_of_the_relationship(
+    app, runner, tmp_path, clock, language, source, action, refused
+):
+    """A lapse is nobody's refusal: the card says the marketing ended, and why."""
+    imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
+    clock.move_to(LATER)
+    purged(runner)
+    support = sign_in_support(app)
+
+    card = support.get(
+        f"/staff/card/{subscriber_id(app)}", headers={"Accept-Language": language}
+    ).text
+
+    assert card.count(source) == 2
+    assert card.count(action) == 2
+    assert refused not in card

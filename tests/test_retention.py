@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from viihde import consent, retention, verification
+from viihde import consent, customers, retention, verification
 from viihde.extensions import db
 from viihde.models import (
     AuditEntry,
@@ -131,6 +131,7 @@ CALLBACKS = "SMS log: delivery callbacks"
 REPLIES = "SMS log: replies received"
 ERASED = "people erased (no consent, proof period over)"
 RECIPIENTS = "SMS log: campaign recipients forgotten (counts kept)"
+ENDED = "customer marketing ended (purchase too long ago)"
 
 
 # --- one-time codes ---
@@ -341,7 +342,7 @@ def test_old_campaign_recipients_are_forgotten_but_counted(app, runner, clock):
     assert rows == [(None,), (kept,)]
 
 
-EXPECTED = {CODES: 1, MESSAGES: 1, CALLBACKS: 1, REPLIES: 1, RECIPIENTS: 1, ERASED: 1}
+EXPECTED = {CODES: 1, MESSAGES: 1, CALLBACKS: 1, REPLIES: 1, RECIPIENTS: 1, ERASED: 1, ENDED: 0}
 
 
 def test_dry_run_changes_nothing_but_reports_the_same_counts(app, runner, outbox, clock):
@@ -389,7 +390,7 @@ def test_output_and_audit_never_show_a_phone_number(app, runner, outbox, clock):
     assert entries[0].actor.startswith("cli:")
     assert entries[0].detail == (
         "verifications=1 sms_messages=1 sms_status_events=1 inbound_messages=1 "
-        "campaign_recipients=1 subscribers_erased=1"
+        "campaign_recipients=1 subscribers_erased=1 customer_grants_ended=0"
     )
     assert not PERSONAL_NUMBER.search(entries[0].detail)
 
@@ -428,3 +429,197 @@ def test_months_before_keeps_the_day_or_takes_the_months_last():
     assert retention.months_before(datetime(2026, 1, 15, tzinfo=UTC), 1) == datetime(
         2025, 12, 15, tzinfo=UTC
     )
+
+
+# --- customer relationships that are over ---
+
+#: CUSTOMER_RELATIONSHIP_MONTHS (24) before NOW, in Helsinki: a purchase before it is over.
+CUSTOMER_CUTOFF = date(2024, 11, 25)
+RELATIONSHIP_ENDED = "customer_relationship_ended"
+
+
+def customer(app, phone: str, purchased_on: date) -> int:
+    """A buyer from the customer register, imported the day after the purchase."""
+    at = datetime.combine(purchased_on, time(12), UTC) + timedelta(days=1)
+    with app.app_context():
+        outcome = consent.grant_as_customer(phone, purchased_on, "fi", customers.CONTEXT, at)
+        db.session.commit()
+        return outcome.subscriber.id
+
+
+def events(app, subscriber_id: int) -> list[tuple]:
+    """The subscriber's events as (action, purpose, basis, purchased_on, source, actor)."""
+    with app.app_context():
+        return [
+            (e.action, e.purpose, e.basis, e.purchased_on, e.source, e.actor)
+            for e in db.session.scalars(
+                select(ConsentEvent)
+                .where(ConsentEvent.subscriber_id == subscriber_id)
+                .order_by(ConsentEvent.seq)
+            )
+        ]
+
+
+def in_force(app, subscriber_id: int) -> dict[str, bool]:
+    with app.app_context():
+        return {p: on for p, on in consent.current_consent(subscriber_id).items() if on}
+
+
+def ended(purposes, purchased_on: date) -> list[tuple]:
+    return [
+        ("withdraw", purpose, "customer", purchased_on, RELATIONSHIP_ENDED, "system")
+        for purpose in purposes
+    ]
+
+
+def test_a_customer_grant_whose_purchase_is_too_old_is_withdrawn(app, runner, clock):
+    """Purchase before the cutoff: withdrawn by the system with the basis and purchase it
+    ends; on the cutoff day: still a relationship."""
+    old = customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
+    kept = customer(app, number(2), CUSTOMER_CUTOFF)
+    old_before = events(app, old)
+
+    assert purge(runner)[ENDED] == 2
+
+    assert events(app, old) == [
+        *old_before,
+        *ended(["offers", "new_content"], CUSTOMER_CUTOFF - timedelta(days=1)),
+    ]
+    assert in_force(app, old) == {}
+    assert in_force(app, kept) == {"offers": True, "new_content": True}
+    with app.app_context():
+        withdrawn = db.session.scalars(
+            select(ConsentEvent).where(ConsentEvent.action == "withdraw")
+        )
+        assert {event.created_at for event in withdrawn} == {NOW}
+        detail = db.session.scalar(select(AuditEntry.detail))
+    assert detail.endswith(" customer_grants_ended=2")
+
+
+def test_a_consent_as_old_as_a_lapsed_purchase_is_untouched(app, runner, clock):
+    """The consent basis has no purchase to grow old: only "customer" grants end, even on
+    the same number (a buyer who signed up keeps what they consented to)."""
+    consenter = subscriber(app, number(1), LONG_AGO, purposes=("offers", "new_content"))
+    both = customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=400))
+    with app.app_context():
+        consent.subscribe(number(2), ["offers"], consent.ConsentContext("signup"), NOW)
+        db.session.commit()
+    consenter_before, both_before = events(app, consenter), events(app, both)
+
+    assert purge(runner)[ENDED] == 1
+
+    assert events(app, consenter) == consenter_before
+    assert events(app, both) == [
+        *both_before,
+        *ended(["new_content"], CUSTOMER_CUTOFF - timedelta(days=400)),
+    ]
+    assert in_force(app, both) == {"offers": True}
+
+
+def test_a_customer_grant_already_withdrawn_is_untouched(app, runner, clock):
+    """A refusal is the last word (it keeps the customer basis and the purchase): nothing
+    is withdrawn twice, and only the purpose still granted ends."""
+    refused = customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=30))
+    withdraw(app, refused, NOW - timedelta(days=1))
+    partly = customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=30))
+    withdraw(app, partly, NOW - timedelta(days=1), purposes=["offers"])
+    refused_before, partly_before = events(app, refused), events(app, partly)
+
+    assert purge(runner, "--dry-run")[ENDED] == 1  # the search finds only grants in force
+    assert purge(runner)[ENDED] == 1
+
+    assert events(app, refused) == refused_before
+    assert events(app, partly) == [
+        *partly_before,
+        *ended(["new_content"], CUSTOMER_CUTOFF - timedelta(days=30)),
+    ]
+
+
+def test_dry_run_counts_the_customer_grants_and_changes_nothing(app, runner, clock):
+    customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
+    customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
+    customer(app, number(3), CUSTOMER_CUTOFF)
+    before = counts(app)
+
+    assert purge(runner, "--dry-run")[ENDED] == 4
+    with app.app_context():
+        assert retention.purge(NOW, dry_run=True).customer_grants_ended == 4
+
+    assert counts(app) == before
+    assert purge(runner)[ENDED] == 4
+
+
+def test_a_second_purge_ends_no_customer_grant_again(app, runner, clock):
+    customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
+    customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
+
+    assert purge(runner)[ENDED] == 4
+    after = counts(app)["consent_events"]
+
+    assert purge(runner, "--dry-run")[ENDED] == 0
+    assert purge(runner)[ENDED] == 0
+    assert counts(app)["consent_events"] == after
+
+
+def test_a_consent_given_after_the_search_is_not_withdrawn(app, monkeypatch, clock):
+    """Each candidate is checked again under its row lock: the buyer who signs up for
+    offers meanwhile keeps that consent; what still rests on the old purchase ends."""
+    late = customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
+    gone = customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
+    lapse = customers.lapse
+
+    def then_consent_arrives(subscriber_id, cutoff, now):
+        if subscriber_id == late:
+            consent.subscribe(number(1), ["offers"], consent.ConsentContext("signup"), now)
+            db.session.commit()
+        return lapse(subscriber_id, cutoff, now)
+
+    monkeypatch.setattr(customers, "lapse", then_consent_arrives)
+    with app.app_context():
+        report = retention.purge(NOW)
+
+    assert report.customer_grants_ended == 3
+    assert in_force(app, late) == {"offers": True}
+    assert events(app, late)[-2:] == [
+        ("grant", "offers", "consent", None, "signup", "subject"),
+        *ended(["new_content"], CUSTOMER_CUTOFF - timedelta(days=1)),
+    ]
+    assert in_force(app, gone) == {}
+
+
+def test_a_failure_ending_customer_grants_keeps_what_was_committed(app, runner, monkeypatch, clock):
+    """One commit per subscriber: those before the failure stay ended and are counted."""
+    first = customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
+    second = customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
+    lapse = customers.lapse
+
+    def fails_for_the_second(subscriber_id, cutoff, now):
+        if subscriber_id == second:
+            raise OperationalError("INSERT INTO consent_events", {}, Exception("lost"))
+        return lapse(subscriber_id, cutoff, now)
+
+    monkeypatch.setattr(customers, "lapse", fails_for_the_second)
+
+    result = runner.invoke(args=["register", "purge"])
+
+    assert result.exit_code == 1
+    assert (
+        "FAILED (OperationalError) customer marketing: stopped; only the grants counted "
+        "above were ended" in result.output
+    )
+    assert dict(re.findall(r"^  (.+): (\d+)$", result.output, re.M))[ENDED] == "2"
+    assert in_force(app, first) == {}
+    assert in_force(app, second) == {"offers": True, "new_content": True}
+    with app.app_context():
+        detail = db.session.scalar(select(AuditEntry.detail))
+    assert detail.endswith("customer_grants_ended=2 failed:customer_relationships")
+
+
+@pytest.mark.parametrize("config_overrides", [{"CUSTOMER_RELATIONSHIP_MONTHS": 12}])
+def test_the_relationship_lasts_the_configured_months(app, runner, clock):
+    gone = customer(app, number(1), date(2025, 11, 24))
+    kept = customer(app, number(2), date(2025, 11, 25))
+
+    assert purge(runner)[ENDED] == 2
+    assert in_force(app, gone) == {}
+    assert in_force(app, kept) == {"offers": True, "new_content": True}

@@ -29,6 +29,8 @@ WITHDRAW = "withdraw"
 #: The lawful basis of a grant: the person's consent, or an existing customer relationship.
 CONSENT = "consent"
 CUSTOMER = "customer"
+#: The source of a customer grant's end when its purchase grows too old (``customers.lapse``).
+LAPSE_SOURCE = "customer_relationship_ended"
 
 
 @dataclass(frozen=True)
@@ -130,8 +132,13 @@ def grant_as_customer(
     """
     created = _insert_subscriber(phone_e164, language, now)
     subscriber = _locked(Subscriber.phone_e164 == phone_e164)
-    latest = latest_events(subscriber.id)
-    stopped = bool(latest) and not any(e.action == GRANT for e in latest.values())
+    # A customer grant that lapsed (its purchase grew too old) is nobody's refusal: a new
+    # purchase starts it again, as if the ledger had no word on it; and someone whose
+    # marketing lapsed has not stopped it.
+    ledger = latest_events(subscriber.id)
+    lapsed = {purpose for purpose, event in ledger.items() if event.source == LAPSE_SOURCE}
+    latest = {purpose: event for purpose, event in ledger.items() if purpose not in lapsed}
+    stopped = bool(latest) and not lapsed and not any(e.action == GRANT for e in latest.values())
     evidence = replace(context.evidence, consent_text_version=CUSTOMER_TEXT_VERSION)
     customer = replace(context, basis=CUSTOMER, purchased_on=purchased_on, evidence=evidence)
     outcome = CustomerGrants(subscriber, created, [], [], [])
@@ -144,7 +151,7 @@ def grant_as_customer(
             outcome.refused.append(purpose)
         else:
             untouched.append((purpose, GRANT))
-    outcome.granted.extend(_append(subscriber, untouched, customer, now, latest))
+    outcome.granted.extend(_append(subscriber, untouched, customer, now, ledger))
     return outcome
 
 

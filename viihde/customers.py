@@ -4,29 +4,38 @@ A CSV lists buyers' numbers with the day of their purchase. Each is marketed the
 company's own similar products (``CUSTOMER_PURPOSES``) with the basis "customer", until
 they refuse, by the one-tap link or STOP like anyone else. The ledger's earlier word
 wins: a consent keeps its basis and a refusal stands (``consent.grant_as_customer``).
-A purchase older than ``CUSTOMER_RELATIONSHIP_MONTHS`` is no longer a relationship, and
-a number erased after its purchase is not brought back.
+A number erased after its purchase is not brought back.
+
+A purchase older than ``CUSTOMER_RELATIONSHIP_MONTHS`` is no longer a relationship: the
+import refuses it, a newer purchase of a customer renews their grants (a new grant with
+the new day), and the daily purge ends a grant whose purchase has grown too old
+(``lapse``, with the source "customer_relationship_ended").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Select, exists, select
+from sqlalchemy.orm import aliased
 
-from . import consent
+# retention imports this module too (its purge lapses old grants): modules, not names.
+from . import consent, retention
 from .clock import helsinki_day, start_of_day
 from .extensions import db
-from .models import Tombstone
+from .models import ConsentEvent, Subscriber, Tombstone
+from .notices import CUSTOMER_TEXT_VERSION
 from .register_files import BadRow, FileReport, number_and_day, rows
-from .retention import months_before
 from .subjects import tombstone_hash
 
 SOURCE = "customer_import"
 CONTEXT = consent.ConsentContext(SOURCE, actor="system")
+#: The source of the withdrawal that ends a grant whose purchase has grown too old.
+ENDED_SOURCE = consent.LAPSE_SOURCE
+ENDED = consent.ConsentContext(ENDED_SOURCE, actor="system")
 NUMBER_COLUMN = "number"
 DATE_COLUMN = "purchased_on"
 LANGUAGE_COLUMN = "language"  # optional: the language of a new customer's messages
@@ -71,6 +80,8 @@ class ImportReport(FileReport):
     erased_after_purchase: int = 0
     customers_added: int = 0
     purposes_granted: int = 0
+    #: Customer grants renewed: a newer purchase than the one they rest on.
+    purposes_renewed: int = 0
     #: Purposes left as they were: granted already (a consent keeps its basis) ...
     already_granted: int = 0
     #: ... or refused earlier (a refusal stands).
@@ -81,7 +92,8 @@ class ImportReport(FileReport):
         return (
             f"rows={self.rows_read} bad={len(self.bad_rows)} repeated={self.repeated} "
             f"erased={self.erased_after_purchase} added={self.customers_added} "
-            f"granted={self.purposes_granted} already_granted={self.already_granted} "
+            f"granted={self.purposes_granted} renewed={self.purposes_renewed} "
+            f"already_granted={self.already_granted} "
             f"refused={self.refused}" + (" dry_run" if self.dry_run else "")
         )
 
@@ -93,7 +105,7 @@ def read_purchases(
     ``report.bad_rows``."""
     columns, numbered = rows(lines, (NUMBER_COLUMN, DATE_COLUMN), (LANGUAGE_COLUMN,))
     today = helsinki_day(now)
-    oldest = helsinki_day(months_before(now, rules.relationship_months))
+    oldest = relationship_cutoff(now, rules.relationship_months)
     latest: dict[str, Purchase] = {}
     for line, row in numbered:
         report.rows_read += 1
@@ -114,6 +126,12 @@ def read_purchases(
                 continue
         latest[purchase.phone_e164] = purchase
     return sorted(latest.values(), key=lambda purchase: purchase.line)
+
+
+def relationship_cutoff(now: datetime, months: int) -> date:
+    """The oldest purchase day that is still a relationship at ``now`` (a Helsinki day):
+    ``months`` calendar months back, to the day. Anything earlier is too old."""
+    return helsinki_day(retention.months_before(now, months))
 
 
 def _language(row: list[str], columns: dict[str, int], rules: Rules) -> str:
@@ -157,9 +175,11 @@ def apply_purchases(purchases: Iterable[Purchase], now: datetime, report: Import
             outcome = consent.grant_as_customer(
                 purchase.phone_e164, purchase.purchased_on, purchase.language, CONTEXT, now
             )
+            renewed = renew(outcome, purchase.purchased_on, now)
             report.customers_added += int(outcome.created)
             report.purposes_granted += len(outcome.granted)
-            report.already_granted += len(outcome.already_granted)
+            report.purposes_renewed += len(renewed)
+            report.already_granted += len(outcome.already_granted) - len(renewed)
             report.refused += len(outcome.refused)
         if report.dry_run:
             db.session.rollback()
@@ -178,3 +198,78 @@ def import_customers(
     purchases = read_purchases(lines, now, rules or Rules.from_config(), report)
     apply_purchases(purchases, now, report)
     return report
+
+
+def renew(outcome: consent.CustomerGrants, purchased_on: date, now: datetime) -> list[ConsentEvent]:
+    """A newer purchase renews the relationship: each purpose granted as a customer for an
+    earlier purchase gets a new grant with basis "customer" and the new day (no commit).
+
+    Only after ``grant_as_customer``, in its transaction, so under the lock it took: a
+    consent keeps its basis (never touched) and a refusal stands (never granted again).
+    """
+    latest = consent.latest_events(outcome.subscriber.id)
+    older = [
+        (purpose, consent.GRANT)
+        for purpose in outcome.already_granted
+        if _customer_grant(latest[purpose]) and latest[purpose].purchased_on < purchased_on
+    ]
+    if not older:
+        return []
+    evidence = replace(CONTEXT.evidence, consent_text_version=CUSTOMER_TEXT_VERSION)
+    context = replace(CONTEXT, basis=consent.CUSTOMER, purchased_on=purchased_on, evidence=evidence)
+    return consent._append(outcome.subscriber, older, context, now, latest)
+
+
+def _customer_grant(event: ConsentEvent) -> bool:
+    """Is this (latest) event a grant in force as a customer, with its purchase day?"""
+    return (
+        event.action == consent.GRANT
+        and event.basis == consent.CUSTOMER
+        and event.purchased_on is not None
+    )
+
+
+def has_lapsed(event: ConsentEvent, cutoff: date) -> bool:
+    """Is this latest event a customer grant for a purchase before ``cutoff``?"""
+    return _customer_grant(event) and event.purchased_on < cutoff
+
+
+def lapsed_grants(cutoff: date) -> Select:
+    """(subscriber_id, purpose) of every customer grant still in force whose purchase is
+    before ``cutoff``: one query for the whole register.
+
+    "Still in force": no later event for the same subscriber and purpose, a NOT EXISTS
+    that the (subscriber_id, purpose, seq) index answers. ``lapse`` checks each again.
+    """
+    later = aliased(ConsentEvent)
+    return select(ConsentEvent.subscriber_id, ConsentEvent.purpose).where(
+        ConsentEvent.action == consent.GRANT,
+        ConsentEvent.basis == consent.CUSTOMER,
+        ConsentEvent.purchased_on < cutoff,
+        ~exists().where(
+            later.subscriber_id == ConsentEvent.subscriber_id,
+            later.purpose == ConsentEvent.purpose,
+            later.seq > ConsentEvent.seq,
+        ),
+    )
+
+
+def lapse(subscriber_id: int, cutoff: date, now: datetime) -> list[ConsentEvent]:
+    """End the customer relationships of one subscriber that are over (no commit).
+
+    Under the subscriber's row lock, each purpose whose latest event is a grant as a
+    customer for a purchase before ``cutoff`` (``relationship_cutoff``) is withdrawn by
+    the system, with the source "customer_relationship_ended"; the withdrawal keeps the
+    basis and purchase of the grant it ends. The ledger is read again under the lock, so
+    a consent or a newer purchase recorded since the search is never withdrawn.
+    """
+    subscriber = consent._locked(Subscriber.id == subscriber_id)
+    if subscriber is None:  # erased meanwhile
+        return []
+    latest = consent.latest_events(subscriber.id)
+    ended = [
+        (purpose, consent.WITHDRAW)
+        for purpose, event in latest.items()
+        if has_lapsed(event, cutoff)
+    ]
+    return consent._append(subscriber, ended, ENDED, now, latest)

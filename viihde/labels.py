@@ -21,6 +21,7 @@ SOURCES = {
     "register_update": _l("Register update"),
     "cli": _l("Customer service"),
     "customer_import": _l("Customer register"),
+    "customer_relationship_ended": _l("Customer relationship ended"),
 }
 #: The lawful basis of a consent event (see ``ConsentEvent.basis``).
 BASES = {"consent": _l("Consent"), "customer": _l("Customer relationship")}
@@ -30,6 +31,9 @@ CUSTOMER_ACTIONS = {
     "grant": _l("Customer marketing started"),
     "withdraw": _l("Customer marketing refused"),
 }
+#: A customer grant withdrawn because the purchase is too long ago: nobody refused it.
+CUSTOMER_LAPSE = ("withdraw", "customer", "customer_relationship_ended")
+CUSTOMER_LAPSE_LABEL = _l("Customer marketing ended")
 SMS_KINDS = {
     "code": _l("Confirmation code"),
     "welcome": _l("Welcome message"),
@@ -81,12 +85,17 @@ def language_name(code: str | None) -> str:
     return Locale.parse(code).get_display_name(get_locale()) or code
 
 
+def action_label(key: str | None, basis: str | None = None, source: str | None = None) -> str:
+    """What an event did, in the words of its basis (and of its source, for a lapse)."""
+    if (key, basis, source) == CUSTOMER_LAPSE:
+        return str(CUSTOMER_LAPSE_LABEL)
+    return label(CUSTOMER_ACTIONS if basis == "customer" else ACTIONS, key)
+
+
 def register_filters(app: Flask) -> None:
     """Make the labels available to templates as filters."""
     app.jinja_env.filters.update(
-        action_label=lambda key, basis=None: label(
-            CUSTOMER_ACTIONS if basis == "customer" else ACTIONS, key
-        ),
+        action_label=action_label,
         source_label=lambda key: label(SOURCES, key),
         basis_label=lambda key: label(BASES, key),
         sms_kind_label=lambda key: label(SMS_KINDS, key),

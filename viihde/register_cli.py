@@ -110,6 +110,7 @@ def _echo_import_report(report: customers.ImportReport) -> None:
     click.echo(f"Numbers erased after the purchase (skipped): {report.erased_after_purchase}")
     click.echo(f"Customers {would}added to the register: {report.customers_added}")
     click.echo(f"Purposes {would}granted as a customer: {report.purposes_granted}")
+    click.echo(f"Customer grants {would}renewed by a newer purchase: {report.purposes_renewed}")
     click.echo(f"Purposes granted already (left as they were): {report.already_granted}")
     click.echo(f"Purposes refused earlier (left refused): {report.refused}")
     if report.dry_run:
@@ -125,11 +126,15 @@ PURGE_LINES = {
     "inbound_messages": "SMS log: replies received",
     "campaign_recipients": "SMS log: campaign recipients forgotten (counts kept)",
     "subscribers_erased": "people erased (no consent, proof period over)",
+    "customer_grants_ended": "customer marketing ended (purchase too long ago)",
 }
 PURGE_FAILURES = {
     retention.PENDING: "one-time codes: nothing removed (rolled back)",
     retention.SMS_LOG: "SMS log: nothing removed (rolled back)",
     retention.CONSENT_PROOF: "erasures: stopped; only the people counted above were erased",
+    retention.CUSTOMER_RELATIONSHIPS: (
+        "customer marketing: stopped; only the grants counted above were ended"
+    ),
 }
 
 

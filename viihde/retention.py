@@ -1,9 +1,11 @@
 """Retention: remove what the privacy notice promises not to keep, once its time is up.
 
-Three categories, each in its own transaction: one-time codes and unconfirmed
+Four categories, each in its own transaction: one-time codes and unconfirmed
 sign-ups (``RETENTION_PENDING_HOURS``), the SMS log (``RETENTION_SMS_LOG_DAYS``),
-and people with no consent in force whose last consent event is older than the
-proof period (``RETENTION_PROOF_MONTHS``), erased to a tombstone.
+people with no consent in force whose last consent event is older than the
+proof period (``RETENTION_PROOF_MONTHS``), erased to a tombstone, and customer
+relationships that are over: a grant as a customer whose purchase is older than
+``CUSTOMER_RELATIONSHIP_MONTHS`` is withdrawn (``customers.lapse``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
 from flask import current_app
@@ -21,7 +23,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import subjects
+# customers imports this module too (months_before): modules, not names.
+from . import customers, subjects
 from .clock import helsinki_day
 from .consent import GRANT
 from .extensions import db
@@ -46,6 +49,7 @@ TOMBSTONE_SOURCE = "retention"
 PENDING = "pending"
 SMS_LOG = "sms_log"
 CONSENT_PROOF = "consent_proof"
+CUSTOMER_RELATIONSHIPS = "customer_relationships"
 
 
 @dataclass
@@ -59,7 +63,9 @@ class PurgeReport:
     inbound_messages: int = 0
     campaign_recipients: int = 0
     subscribers_erased: int = 0
-    #: Category (pending, sms_log, consent_proof) -> the error's type; its work is rolled back.
+    #: Grants as a customer withdrawn: the purchase they rest on is too old.
+    customer_grants_ended: int = 0
+    #: Category (pending, sms_log, ...) -> the error's type; its work is rolled back.
     failures: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
@@ -71,6 +77,7 @@ class PurgeReport:
             "inbound_messages": self.inbound_messages,
             "campaign_recipients": self.campaign_recipients,
             "subscribers_erased": self.subscribers_erased,
+            "customer_grants_ended": self.customer_grants_ended,
         }
 
 
@@ -83,9 +90,15 @@ def purge(now: datetime, dry_run: bool = False) -> PurgeReport:
     pending_cutoff = now - timedelta(hours=config["RETENTION_PENDING_HOURS"])
     sms_cutoff = now - timedelta(days=config["RETENTION_SMS_LOG_DAYS"])
     proof_cutoff = months_before(now, config["RETENTION_PROOF_MONTHS"])
+    customer_cutoff = customers.relationship_cutoff(now, config["CUSTOMER_RELATIONSHIP_MONTHS"])
     _category(PENDING, report, lambda: _purge_pending(pending_cutoff, dry_run))
     _category(SMS_LOG, report, lambda: _purge_sms_log(sms_cutoff, dry_run))
     _category(CONSENT_PROOF, report, lambda: _erase_expired_proof(proof_cutoff, now, report))
+    _category(
+        CUSTOMER_RELATIONSHIPS,
+        report,
+        lambda: _end_customer_relationships(customer_cutoff, now, report),
+    )
     return report
 
 
@@ -268,3 +281,25 @@ def _locked_if_still_erasable(subscriber_id: int, cutoff: datetime) -> str | Non
     if phone is None or db.session.scalar(erasable(cutoff, [subscriber_id])) is None:
         return None
     return phone
+
+
+def _end_customer_relationships(cutoff: date, now: datetime, report: PurgeReport) -> dict[str, int]:
+    """Withdraw every customer grant whose purchase is before ``cutoff`` (a Helsinki day),
+    through ``customers.lapse`` (one commit per subscriber, under their row lock).
+
+    Each subscriber's withdrawals are counted as they commit, so a failure midway leaves
+    an exact count; a dry run counts the grants the search finds.
+    """
+    lapsed = customers.lapsed_grants(cutoff)
+    if report.dry_run:
+        return {"customer_grants_ended": _count(lapsed)}
+    found = lapsed.subquery()
+    candidates = list(
+        db.session.scalars(select(found.c.subscriber_id).distinct().order_by(found.c.subscriber_id))
+    )
+    db.session.rollback()
+    for subscriber_id in candidates:
+        ended = customers.lapse(subscriber_id, cutoff, now)
+        db.session.commit()
+        report.customer_grants_ended += len(ended)
+    return {}
