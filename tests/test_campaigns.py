@@ -514,6 +514,103 @@ def test_a_sender_that_lost_its_place_sends_nobody_a_second_message(app, outbox)
     assert len(recipients(app, campaign_id)) == 3
 
 
+class Killed(BaseException):
+    """The sender's process dies (a worker killed between two statements)."""
+
+
+def killed_after_logging(monkeypatch, nth: int) -> None:
+    """The sender dies after committing its ``nth`` message, before handing it over."""
+    real, calls = campaigns.deliver, []
+
+    def deliver(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == nth:
+            raise Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(campaigns, "deliver", deliver)
+
+
+def sms_row(app, phone: str) -> tuple[str, str | None]:
+    with app.app_context():
+        message = db.session.scalars(
+            select(SmsMessage).where(SmsMessage.phone_e164 == phone, SmsMessage.kind == "campaign")
+        ).one()
+        return message.status, message.error_code
+
+
+def test_a_message_whose_sender_died_before_handing_it_over_is_sent_by_the_next_turn(
+    app, outbox, monkeypatch
+):
+    """Logged and committed, then the worker died: the next turn sends it, once."""
+    for n in range(1, 4):
+        subscribe(app, n)
+    campaign_id = new_campaign(app)
+    clock = FakeClock()
+    killed_after_logging(monkeypatch, 2)
+    with pytest.raises(Killed):
+        start(app, campaign_id, clock)
+    monkeypatch.undo()
+    assert sent_to(outbox) == [number(1)]
+    assert sms_row(app, number(2)) == ("queued", None)
+
+    clock.now += timedelta(seconds=30)  # too soon to tell from a sender still at work
+    assert run(app, campaign_id, clock, budget_seconds=0) == "turn_over"
+    assert sent_to(outbox) == [number(1)]
+
+    clock.now += timedelta(minutes=1)
+    assert run(app, campaign_id, clock) == "finished"
+    assert sent_to(outbox) == [number(1), number(2), number(3)]
+    assert sms_row(app, number(2)) == ("sent", None)
+    assert recipients(app, campaign_id) == dict.fromkeys(recipients(app, campaign_id), "sent")
+
+
+def test_an_orphaned_message_is_not_sent_after_the_person_opted_out(app, outbox, monkeypatch):
+    """Consent is checked again when the orphan is handed over: gone, so it is not sent."""
+    ids = [subscribe(app, n) for n in range(1, 3)]
+    campaign_id = new_campaign(app)
+    clock = FakeClock()
+    killed_after_logging(monkeypatch, 1)
+    with pytest.raises(Killed):
+        start(app, campaign_id, clock)
+    monkeypatch.undo()
+    withdraw(app, ids[0], clock.now + timedelta(seconds=5))
+
+    clock.now += timedelta(minutes=2)
+    assert run(app, campaign_id, clock) == "finished"
+    assert sent_to(outbox) == [number(2)]
+    assert sms_row(app, number(1)) == ("failed", "consent_withdrawn")
+    assert recipients(app, campaign_id) == {ids[0]: "skipped", ids[1]: "sent"}
+
+
+def test_a_message_whose_sender_died_talking_to_the_provider_is_not_sent_again(
+    app, outbox, monkeypatch
+):
+    """It may have gone out: it is marked failed with its outcome unknown, never repeated."""
+    subscribe(app, 1)
+    campaign_id = new_campaign(app)
+    clock = FakeClock()
+    killed_after_logging(monkeypatch, 1)
+    with pytest.raises(Killed):
+        start(app, campaign_id, clock)
+    monkeypatch.undo()
+    with app.app_context():
+        db.session.execute(update(SmsMessage).values(status="sending", updated_at=clock.now))
+        db.session.commit()
+
+    clock.now += timedelta(seconds=10)  # within the provider's time-out: left alone
+    assert run(app, campaign_id, clock) == "finished"
+    assert sms_row(app, number(1)) == ("sending", None)
+
+    with app.app_context():
+        db.session.execute(update(Campaign).values(status="sending"))
+        db.session.commit()
+    clock.now += timedelta(minutes=5)
+    assert run(app, campaign_id, clock) == "finished"
+    assert sms_row(app, number(1)) == ("failed", "outcome_unknown")
+    assert sent_to(outbox) == []
+
+
 def test_two_senders_at_once_send_each_message_once(app, outbox):
     """Twin senders (two workers, a retried job) share the work; nobody gets two."""
     for n in range(1, 9):

@@ -6,7 +6,8 @@ reads the campaign's status again before each message (a pause takes effect at o
 waits out quiet hours, keeps to CAMPAIGN_MESSAGES_PER_SECOND, and checks the person's
 consent under a lock on their row at the moment their message goes out. The unique
 (campaign, subscriber) row makes sure nobody gets a campaign twice, whatever twin
-senders or retries do.
+senders or retries do. A message whose sender died between logging it and handing it
+over is handed over by a later turn, if the person's consent still stands.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from .models import (
 )
 from .purposes import configured_keys
 from .sms import log_sms, send_sms
-from .sms.delivery import deliver
+from .sms.delivery import deliver, in_flight_since
 from .sms.queue import enqueue_campaign_sender, sms_queue
 from .sms.segments import Segmentation, segmentation
 from .sms.texts import campaign_footer, sender_accepts_replies
@@ -57,6 +58,10 @@ LANGUAGES = ("fi", "sv", "en")
 BATCH = 100
 #: A queued sender's turn: then it queues its continuation, so jobs stay short.
 BUDGET_SECONDS = 30.0
+#: A campaign SMS still queued this long after it was logged lost its sender (killed
+#: between the commit and the hand-over, which are milliseconds apart): a later turn
+#: hands it over, if the person's consent still stands.
+ORPHANED_AFTER = timedelta(seconds=60)
 CENT = Decimal("0.01")
 
 
@@ -452,17 +457,23 @@ class _Sender:
             _continue_later(self.campaign_id)
             return "turn_over"
         campaign.resume_at = None
+        orphan = _orphan(campaign, now)
+        if orphan is not None:
+            self._deliver(_adopt(campaign, orphan, now), now)
+            return None
         subscriber_id = self._next_recipient(campaign)
         if subscriber_id is None:
             campaign.status, campaign.finished_at = FINISHED, now
             db.session.commit()
             return FINISHED
-        outgoing = _record_recipient(campaign, subscriber_id, now)
+        self._deliver(_record_recipient(campaign, subscriber_id, now), now)
+        return None
+
+    def _deliver(self, outgoing: tuple[int, str] | None, now: datetime) -> None:
         if outgoing is not None:
             deliver(*outgoing, now, final_attempt=True)
             db.session.rollback()  # end the read deliver may leave open: nothing is held asleep
             self.next_send = now + self.interval
-        return None
 
     def _next_recipient(self, campaign: Campaign) -> int | None:
         """The next subscriber after the cursor to send to; None when the audience is done."""
@@ -542,6 +553,42 @@ def _record_recipient(
     )
     db.session.commit()
     return message, body
+
+
+def _orphan(campaign: Campaign, now: datetime) -> CampaignMessage | None:
+    """The oldest message of the campaign whose sender died before handing it over (still
+    queued a while after it was logged), or while handing it over (still "sending" past
+    the provider's time-out)."""
+    return db.session.scalars(
+        select(CampaignMessage)
+        .join(SmsMessage, SmsMessage.id == CampaignMessage.sms_message_id)
+        .where(
+            CampaignMessage.campaign_id == campaign.id,
+            CampaignMessage.status == SENT,
+            ((SmsMessage.status == "queued") & (SmsMessage.created_at < now - ORPHANED_AFTER))
+            | ((SmsMessage.status == "sending") & (SmsMessage.updated_at < in_flight_since(now))),
+        )
+        .order_by(CampaignMessage.id)
+        .limit(1)
+    ).first()
+
+
+def _adopt(campaign: Campaign, orphan: CampaignMessage, now: datetime) -> tuple[int, str] | None:
+    """Hand an orphaned message over after all, if the person's consent still stands
+    (checked under the lock on their row, as for a new one); else it is not sent: the
+    message fails ("consent_withdrawn") and the recipient counts as skipped."""
+    message = db.session.get(SmsMessage, orphan.sms_message_id)
+    subscriber = db.session.execute(
+        select(Subscriber).where(Subscriber.id == orphan.subscriber_id).with_for_update()
+    ).scalar_one_or_none()
+    event = consent.latest_events(subscriber.id).get(campaign.purpose) if subscriber else None
+    if message.status == "sending" or (event is not None and event.action == consent.GRANT):
+        db.session.commit()  # deliver settles a dead "sending" itself (outcome unknown)
+        return message.id, message.body
+    orphan.status = SKIPPED
+    message.status, message.error_code, message.updated_at = "failed", "consent_withdrawn", now
+    db.session.commit()
+    return None
 
 
 def _had_customer_message(subscriber_id: int) -> bool:

@@ -88,10 +88,15 @@ def deliver(message_id: int, body: str, now: datetime, final_attempt: bool = Tru
     return message.status
 
 
+def in_flight_since(now: datetime) -> datetime:
+    """A message "sending" since before this is no longer talking to the provider: the
+    attempt died (``deliver`` then marks it failed, its outcome unknown)."""
+    return now - timedelta(seconds=2 * current_app.config["TWILIO_TIMEOUT_SECONDS"] + 30)
+
+
 def _abandoned_or_in_flight(message: SmsMessage, now: datetime) -> str:
     """An earlier attempt is still talking to the provider, or died while it did."""
-    patience = timedelta(seconds=2 * current_app.config["TWILIO_TIMEOUT_SECONDS"] + 30)
-    if now - message.updated_at < patience:
+    if message.updated_at > in_flight_since(now):
         db.session.rollback()
         return "sending"
     # It may or may not have gone out; sending again could deliver it twice.
