@@ -18,3 +18,12 @@ accesslog = "-"
 errorlog = "-"
 # TLS ends at the proxy in front; trust its X-Forwarded-* only from there (see PROXY_COUNT).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def child_exit(server, worker):
+    """A worker ended (recycled or killed): with PROMETHEUS_MULTIPROC_DIR set, its live
+    gauges stop counting in /metrics; its counters stay in the totals, as they should."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -221,6 +221,20 @@ def test_gunicorn_settings_recycle_workers_unless_told_not_to(monkeypatch):
     assert settings["max_requests"] == 0 and settings["max_requests_jitter"] == 0
 
 
+def test_gunicorn_forgets_a_gone_workers_live_gauges(monkeypatch, tmp_path):
+    """A recycled worker's "sending paused" gauge must not count in /metrics any more."""
+    import runpy
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    path = str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    (tmp_path / "gauge_livemax_4242.db").write_bytes(b"")
+    (tmp_path / "counter_4242.db").write_bytes(b"")
+    runpy.run_path(path)["child_exit"](None, SimpleNamespace(pid=4242))
+    assert [p.name for p in tmp_path.iterdir()] == ["counter_4242.db"]
+
+
 @pytest.mark.parametrize("setting", ["25:00-09:00", "21:00", "9pm-9am"])
 def test_malformed_quiet_hours_refuse_to_start(environment, setting):
     """A typo in CAMPAIGN_QUIET_HOURS stops the app at once, not the first campaign."""

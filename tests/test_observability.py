@@ -5,8 +5,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
+import requests
 
 from viihde import create_app
 
@@ -83,3 +91,60 @@ def test_json_logs_one_line_per_record_with_request_id_in_utc(database_uri):
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get(url: str, token: str | None = None) -> str:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = requests.get(url, headers=headers, timeout=10)
+    response.raise_for_status()
+    return response.text
+
+
+def test_metrics_add_up_every_gunicorn_worker(tmp_path):
+    """gunicorn with gunicorn.conf.py, two workers and PROMETHEUS_MULTIPROC_DIR: /metrics,
+    answered by one worker, counts the requests that both served."""
+    root = Path(__file__).resolve().parent.parent
+    port, token, multiproc = free_port(), "scraper-token-456", tmp_path / "prometheus"
+    multiproc.mkdir()
+    environment = os.environ | {
+        "APP_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'register.db'}",
+        "METRICS_TOKEN": token,
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        "GUNICORN_MAX_REQUESTS": "0",
+    }
+    environment.pop("REDIS_URL", None)
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    server = subprocess.Popen(  # noqa: S603
+        [str(gunicorn), "--config", "gunicorn.conf.py", "--access-logfile", "/dev/null", "app:app"],
+        cwd=root,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                get(f"{base}/healthz")
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        with ThreadPoolExecutor(8) as pool:  # at once, so that both workers serve some
+            list(pool.map(lambda _: get(f"{base}/healthz"), range(59)))
+        body = get(f"{base}/metrics", token)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    served = 'viihde_http_requests_total{endpoint="health.healthz",method="GET",status="200"}'
+    assert f"{served} 60.0" in body
+    workers = {path.stem.rsplit("_", 1)[-1] for path in multiproc.glob("counter_*.db")}
+    assert len(workers) == 2

@@ -37,7 +37,10 @@ CONSENT_EVENTS = Counter(
 SMS_FAILURES = Counter("viihde_sms_failures_total", "SMS the provider refused", ["code"])
 LIMITED = Counter("viihde_rate_limited_total", "Requests answered 429", ["endpoint"])
 SENDING_PAUSED = Gauge(
-    "viihde_sms_sending_paused", "1 while the SMS budget breaker holds code sending", ["reason"]
+    "viihde_sms_sending_paused",
+    "1 while the SMS budget breaker holds code sending",
+    ["reason"],
+    multiprocess_mode="livemax",  # across the workers alive now (gunicorn.conf.py)
 )
 
 
