@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from viihde import consent, holders
+from viihde import consent, holders, subjects
 from viihde.extensions import db
-from viihde.models import AuditEntry, ConsentEvent, Subscriber
+from viihde.models import AuditEntry, ConsentEvent, InboundMessage, SmsMessage, Subscriber
 
-from .conftest import PERSONAL_NUMBER
+from .conftest import PERSONAL_NUMBER, Visitor
+from .test_staff import make_staff, sign_in
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 CHANGED_ON = "2026-11-20"  # starts at 2026-11-19 22:00 UTC (00:00 in Helsinki)
@@ -23,6 +26,8 @@ SIGNUP = consent.ConsentContext("signup")
 NUMBER = "+358401234567"
 OTHER = "+358501234568"
 HEADER = "number,changed_on"
+#: When the number changed hands (midnight starting 20.11. in Helsinki), in UTC.
+SINCE = datetime(2026, 11, 19, 22, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -48,6 +53,11 @@ def state(app, subscriber_id: int) -> dict[str, bool]:
 def link_key(app, subscriber_id: int) -> str:
     with app.app_context():
         return db.session.scalar(select(Subscriber.link_key).where(Subscriber.id == subscriber_id))
+
+
+def holder_since(app, subscriber_id: int) -> datetime | None:
+    with app.app_context():
+        return db.session.get(Subscriber, subscriber_id).holder_since
 
 
 def event_count(app) -> int:
@@ -118,8 +128,25 @@ def test_a_number_whose_grants_are_all_newer_is_left_alone(app, runner, tmp_path
     assert result.exit_code == 0, result.output
     assert state(app, subscriber_id) == {"offers": True}
     assert link_key(app, subscriber_id) == key
+    assert holder_since(app, subscriber_id) == SINCE  # the holding starts all the same
     assert "Numbers matched: 1" in result.output
     assert "Consents withdrawn: 0" in result.output
+
+
+def test_a_new_holder_who_buys_is_marketed_as_a_customer(app, runner, tmp_path, clock):
+    """The previous holder's grants ended by the register update are nobody's refusal: the
+    new holder's purchase gives the customer basis as for anyone new."""
+    subscriber_id = signed_up(app, NUMBER, ["offers", "new_content"], BEFORE)
+    assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
+    assert state(app, subscriber_id) == {}
+
+    with app.app_context():
+        context = consent.ConsentContext("customer_import", actor="system")
+        grants = consent.grant_as_customer(NUMBER, AFTER.date(), "fi", context, NOW)
+        db.session.commit()
+        assert sorted(event.purpose for event in grants.granted) == ["new_content", "offers"]
+        assert {event.basis for event in grants.granted} == {"customer"}
+    assert state(app, subscriber_id) == {"offers": True, "new_content": True}
 
 
 def test_the_previous_holders_links_stop_working_and_no_sms_goes_out(
@@ -211,6 +238,7 @@ def test_a_failure_midway_applies_nothing_and_exits_non_zero(
     assert state(app, first) == {"offers": True}
     assert state(app, second) == {"offers": True}
     assert (link_key(app, first), link_key(app, second)) == keys
+    assert holder_since(app, first) is None
     assert event_count(app) == events
     with app.app_context():
         assert (
@@ -227,6 +255,7 @@ def test_unknown_numbers_are_harmless(app, runner, tmp_path, clock):
 
     assert result.exit_code == 0, result.output
     assert state(app, subscriber_id) == {"offers": True}
+    assert holder_since(app, subscriber_id) is None
     assert event_count(app) == events
     assert "Numbers matched: 0" in result.output
     assert "Consents withdrawn: 0" in result.output
@@ -282,8 +311,202 @@ def test_a_dry_run_reports_the_changes_and_makes_none(app, runner, tmp_path, clo
     assert "Dry run: nothing was changed." in result.output
     assert state(app, subscriber_id) == {"offers": True, "competitions": True}
     assert link_key(app, subscriber_id) == key
+    assert holder_since(app, subscriber_id) is None
     assert event_count(app) == events
     with app.app_context():  # only what changes the register is audited
         assert (
             db.session.scalar(select(AuditEntry).where(AuditEntry.action == "sync_holders")) is None
         )
+
+
+def test_the_sync_records_when_the_number_changed_hands_and_never_moves_it_back(
+    app, runner, tmp_path, clock
+):
+    """holder_since is the change's first moment; an older date in a later file leaves it,
+    a newer change (the number passed on again) moves it on."""
+    subscriber_id = signed_up(app, NUMBER, ["offers"], BEFORE)
+    assert holder_since(app, subscriber_id) is None
+
+    assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
+    assert holder_since(app, subscriber_id) == SINCE
+
+    assert sync(runner, tmp_path, f"{NUMBER},2026-11-10\n").exit_code == 0
+    assert holder_since(app, subscriber_id) == SINCE
+
+    assert sync(runner, tmp_path, f"{NUMBER},2026-11-23\n").exit_code == 0
+    assert holder_since(app, subscriber_id) == datetime(2026, 11, 22, 22, 0, tzinfo=UTC)
+
+
+# What the new holder and support see of a number that changed hands
+
+PREVIOUS_HOLDER = {"REMOTE_ADDR": "203.0.113.9", "HTTP_USER_AGENT": "PreviousHolderPhone/1.0"}
+NEW_HOLDER = {"REMOTE_ADDR": "198.51.100.20", "HTTP_USER_AGENT": "NewHolderPhone/2.0"}
+#: The new holder signs up half an hour after the sync.
+NEW_SIGNUP = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
+PREVIOUS_MARKETING = "Syystarjous vain sinulle"
+PREVIOUS_REPLY = "Terveisia edelliselta haltijalta"
+NEW_REPLY = "Kiitos, uusi haltija tassa"
+
+
+@dataclass(frozen=True)
+class ChangedHands:
+    """The new holder's browser and what only each holder's records hold."""
+
+    new_holder: Visitor
+    previous_link: str
+    new_link: str
+
+    @property
+    def previous_holders_data(self) -> list[str]:
+        return [
+            *PREVIOUS_HOLDER.values(),
+            "vanha-kampanja",
+            PREVIOUS_MARKETING,
+            PREVIOUS_REPLY,
+            self.previous_link,
+        ]
+
+    @property
+    def new_holders_data(self) -> list[str]:
+        return [*NEW_HOLDER.values(), "uusi-kampanja", NEW_REPLY, self.new_link]
+
+
+def _reply(body: str, at: datetime) -> InboundMessage:
+    return InboundMessage(
+        provider="twilio",
+        message_sid=f"SM{at.timestamp():.0f}",
+        phone_e164=NUMBER,
+        body=body,
+        keyword=None,
+        received_at=at,
+    )
+
+
+def a_number_that_changed_hands(app, runner, outbox, tmp_path) -> ChangedHands:
+    """NUMBER signed up from "vanha-kampanja" on 1.10., got a marketing message and
+    replied to it; the operator's register says it passed to a new holder on 20.11.; the
+    sync ran on 25.11. at noon, and the new holder signed up from "uusi-kampanja" at 12:30
+    and replied at 12:31. The new holder's browser has just confirmed the number."""
+    previous = Visitor(app.test_client(), outbox)
+    previous.client.environ_base.update(PREVIOUS_HOLDER)
+    with freeze_time(BEFORE):
+        previous.sign_up("040 123 4567", landing="/?utm_campaign=vanha-kampanja")
+    previous_link = outbox.last_link()
+    with app.app_context():
+        subscriber = subjects.subscriber_by_phone(NUMBER)
+        sent = BEFORE + timedelta(days=2)
+        db.session.add(
+            SmsMessage(
+                phone_e164=NUMBER,
+                subscriber_id=subscriber.id,
+                kind="campaign",
+                body=PREVIOUS_MARKETING,
+                segments=1,
+                backend="file",
+                status="delivered",
+                created_at=sent,
+                updated_at=sent,
+            )
+        )
+        db.session.add(_reply(PREVIOUS_REPLY, sent + timedelta(hours=1)))
+        db.session.commit()
+    with freeze_time(NOW):
+        assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
+    new_holder = Visitor(app.test_client(), outbox)
+    new_holder.client.environ_base.update(NEW_HOLDER)
+    with freeze_time(NEW_SIGNUP):
+        new_holder.sign_up("040 123 4567", landing="/?utm_campaign=uusi-kampanja")
+    new_link = outbox.last_link()
+    with app.app_context():
+        db.session.add(_reply(NEW_REPLY, NEW_SIGNUP + timedelta(minutes=1)))
+        db.session.commit()
+    return ChangedHands(new_holder, previous_link, new_link)
+
+
+@pytest.fixture
+def changed_hands(app, runner, outbox, tmp_path) -> ChangedHands:
+    return a_number_that_changed_hands(app, runner, outbox, tmp_path)
+
+
+@pytest.fixture
+def support_agent(app, changed_hands):
+    """A support agent signed in a few minutes after the new holder's sign-up."""
+    with freeze_time(NEW_SIGNUP + timedelta(minutes=5), ignore=["limits"]):
+        make_staff(app, "tuki@viihdepaketti.fi", "support")
+        client = app.test_client()
+        assert sign_in(client, "tuki@viihdepaketti.fi").status_code == 302
+        yield client
+
+
+def card_of(app) -> str:
+    with app.app_context():
+        return f"/staff/card/{subjects.subscriber_by_phone(NUMBER).id}"
+
+
+def test_the_staff_card_marks_the_new_holder_and_keeps_the_whole_history(
+    app, changed_hands, support_agent
+):
+    """Support still sees the previous holder's proof of consent, under a line saying
+    since when the number has been someone else's."""
+    page = support_agent.get(card_of(app), headers={"Accept-Language": "en"}).text
+    assert "New holder since 11/20/26" in page
+    assert page.index("New holder since") < page.index("Consent timeline")
+    for record in [
+        "vanha-kampanja",
+        PREVIOUS_MARKETING,
+        PREVIOUS_REPLY,
+        "uusi-kampanja",
+        NEW_REPLY,
+    ]:
+        assert record in page
+    finnish = support_agent.get(card_of(app), headers={"Accept-Language": "fi"}).text
+    assert "Uusi haltija 20.11.2026 alkaen" in finnish
+
+
+def test_the_staff_card_of_a_number_that_never_changed_hands_has_no_such_line(app, support_agent):
+    """Only a holder change makes the line: a number the sync never named has none."""
+    with app.app_context():
+        consent.subscribe(OTHER, ["offers"], SIGNUP, BEFORE)
+        db.session.commit()
+        other = subjects.subscriber_by_phone(OTHER).id
+    page = support_agent.get(f"/staff/card/{other}", headers={"Accept-Language": "en"}).text
+    assert "Consent timeline" in page
+    assert "New holder since" not in page
+
+
+def test_the_staff_access_answer_is_the_current_holders_unless_asked_for_the_earlier(
+    app, changed_hands, support_agent
+):
+    """The printed answer and the JSON leave the previous holder's records out, and say
+    so; asked for the earlier holding (the previous holder's own request) they hold only
+    those records."""
+    card = card_of(app)
+    english = {"Accept-Language": "en"}
+    printed = support_agent.get(f"{card}/export", headers=english).text
+    answer = support_agent.get(f"{card}/export.json").text
+    for text in (printed, answer):
+        for record in changed_hands.previous_holders_data:
+            assert record not in text
+    assert "uusi-kampanja" in printed and changed_hands.new_link in printed
+    assert "New holder since 11/20/26. Earlier records belong to a previous holder" in printed
+    for record in changed_hands.new_holders_data:
+        assert record in answer
+    assert json.loads(answer)["holder_since"] == SINCE.isoformat()
+
+    earlier = support_agent.get(f"{card}/export?holding=earlier", headers=english).text
+    earlier_answer = support_agent.get(f"{card}/export.json?holding=earlier").text
+    for text in (earlier, earlier_answer):
+        for record in changed_hands.new_holders_data:
+            assert record not in text
+    assert "vanha-kampanja" in earlier and PREVIOUS_MARKETING in earlier
+    assert "The number passed to a new holder on 11/20/26" in earlier
+    for record in changed_hands.previous_holders_data:
+        assert record in earlier_answer
+    data = json.loads(earlier_answer)
+    assert data["consents"] == {"offers": True, "new_content": True, "competitions": True}
+    assert {e["source"] for e in data["consent_events"]} == {"signup"}
+    with app.app_context():
+        details = db.session.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "export")
+        ).all()
+    assert details == ["print", "json", "print earlier holder", "json earlier holder"]

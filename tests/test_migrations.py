@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from viihde import create_app
 from viihde.extensions import db
@@ -38,4 +38,65 @@ def test_migrations_upgrade_and_downgrade_cleanly(tmp_path):
         downgrade(revision="base")
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         upgrade()
+        db.engine.dispose()
+
+
+def test_holder_since_migrates_up_and_down_keeping_the_register(tmp_path):
+    """0009 adds subscribers.holder_since and takes it away again without rebuilding the
+    table: the ledger stays (no cascade), append-only, and ids stay AUTOINCREMENT."""
+    uri = "sqlite:///" + str(tmp_path / "holders.sqlite3")
+    app = create_app({"APP_ENV": "testing", "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": uri})
+
+    def columns() -> set[str]:
+        return {column["name"] for column in inspect(db.engine).get_columns("subscribers")}
+
+    def register() -> tuple:
+        with db.engine.connect() as connection:
+            subscribers = connection.execute(text("SELECT id, phone_e164 FROM subscribers"))
+            events = connection.execute(text("SELECT subscriber_id, seq FROM consent_events"))
+            table = connection.execute(
+                text("SELECT sql FROM sqlite_master WHERE name = 'subscribers'")
+            ).scalar_one()
+            triggers = connection.execute(
+                text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            ).scalars()
+            return list(subscribers), list(events), "AUTOINCREMENT" in table, set(triggers)
+
+    with app.app_context():
+        upgrade(revision="0008")
+        assert "holder_since" not in columns()
+        with db.engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO subscribers (id, phone_e164, language, link_key, created_at, "
+                    "confirmed_at) VALUES (7, '+358401234567', 'fi', 'k', "
+                    "'2026-10-01 09:00:00', '2026-10-01 09:00:00')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO consent_events (subscriber_id, seq, purpose, action, source, "
+                    "actor, created_at, privacy_notice_version, consent_text_version) VALUES "
+                    "(7, 1, 'offers', 'grant', 'signup', 'subject', '2026-10-01 09:00:00', "
+                    "'1', 'signup-1')"
+                )
+            )
+        before = register()
+        assert before[0] and before[1] and before[2]
+        assert "consent_events_no_update" in before[3]
+
+        upgrade(revision="0009")
+        assert "holder_since" in columns()
+        assert register() == before
+        with db.engine.begin() as connection:
+            connection.execute(
+                text("UPDATE subscribers SET holder_since = '2026-11-19 22:00:00' WHERE id = 7")
+            )
+
+        downgrade(revision="0008")
+        assert "holder_since" not in columns()
+        assert register() == before
+
+        upgrade()
+        assert "holder_since" in columns()
         db.engine.dispose()

@@ -10,15 +10,27 @@ import csv
 import io
 import json
 import re
+from datetime import date, timedelta
 
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
+from viihde import consent
 from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber, Tombstone
 
 from .conftest import Visitor, csrf_token
+from .test_holders import (
+    BEFORE,
+    CHANGED_ON,
+    NEW_SIGNUP,
+    NUMBER,
+    SINCE,
+    ChangedHands,
+    a_number_that_changed_hands,
+    sync,
+)
 
 START = "2026-11-25 12:00:00"
 PROTECTED = ["/preferences/data", "/preferences/data.json", "/preferences/data.csv"]
@@ -288,3 +300,117 @@ def test_privacy_notice_lists_purposes_retention_processor_and_rights(client, ap
     assert "European Union" in text
     assert re.search(r"download it as JSON or CSV", text)
     assert "Data Protection Ombudsman" in text
+
+
+# A number that changed hands: the new holder sees their own holding only
+
+
+@pytest.fixture
+def changed_hands(app, runner, outbox, tmp_path):
+    """The new holder's browser, a couple of minutes after their sign-up (no code needed)."""
+    number = a_number_that_changed_hands(app, runner, outbox, tmp_path)
+    with freeze_time(NEW_SIGNUP + timedelta(minutes=2)):
+        yield number
+
+
+def assert_only_the_new_holders(text: str, changed_hands: ChangedHands) -> None:
+    for record in changed_hands.previous_holders_data:
+        assert record not in text, record
+
+
+def test_the_new_holder_sees_none_of_the_previous_holders_data(changed_hands):
+    """The data page lists the new holder's consents, messages and receipts only."""
+    browser = changed_hands.new_holder.client
+    page = browser.get("/preferences/data", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    assert_only_the_new_holders(page.text, changed_hands)
+    assert "uusi-kampanja" in page.text
+    assert changed_hands.new_link in page.text  # the new holder's welcome message
+    assert "Register update" in page.text  # the number's change is theirs to see
+    # 3 withdrawals by the register update (seq 4-6) and the new holder's 3 grants.
+    receipts = re.findall(r'href="/preferences/receipt/(\d+)"', page.text)
+    assert sorted(map(int, receipts)) == [4, 5, 6, 7, 8, 9]
+    assert "10/1/26" not in page.text  # the previous holder's "subscriber since"
+
+
+def test_the_new_holders_downloads_hold_only_their_own_records(changed_hands):
+    """JSON and CSV: no IP, browser, campaign, message or reply of the previous holder;
+    every one of the new holder's."""
+    browser = changed_hands.new_holder.client
+    response = browser.get("/preferences/data.json")
+    assert_only_the_new_holders(response.text, changed_hands)
+    for record in changed_hands.new_holders_data:
+        assert record in response.text
+    data = json.loads(response.text)
+    assert data["holder_since"] == SINCE.isoformat()
+    assert data["confirmed_at"] == NEW_SIGNUP.isoformat()
+    assert data["consents"] == {"offers": True, "new_content": True, "competitions": True}
+    assert sorted((e["action"], e["source"]) for e in data["consent_events"]) == [
+        *[("grant", "signup")] * 3,
+        *[("withdraw", "register_update")] * 3,
+    ]
+    assert [m["kind"] for m in data["sms_messages"]] == ["code", "welcome"]
+    assert [r["body"] for r in data["sms_replies"]] == ["Kiitos, uusi haltija tassa"]
+    assert len(data["verifications"]) == 1
+
+    table = browser.get("/preferences/data.csv").text
+    assert_only_the_new_holders(table, changed_hands)
+    for record in changed_hands.new_holders_data:
+        assert record in table
+    rows = list(csv.DictReader(io.StringIO(table)))
+    records = [row["record"] for row in rows]
+    assert (records.count("consent_event"), records.count("sms_message")) == (6, 2)
+    assert records.count("verification") == 1
+    assert [row["body"] for row in rows if row["received_at"]] == ["Kiitos, uusi haltija tassa"]
+
+
+def test_the_previous_holders_receipts_are_out_of_the_new_holders_reach(changed_hands):
+    """Receipt 1 is the previous holder's sign-up: not found. The new holder's are there."""
+    browser = changed_hands.new_holder.client
+    assert browser.get("/preferences/receipt/1").status_code == 404
+    assert browser.get("/preferences/receipt/3").status_code == 404
+    withdrawal = browser.get("/preferences/receipt/4", headers={"Accept-Language": "en"})
+    assert withdrawal.status_code == 200
+    assert "Register update" in withdrawal.text
+    own = browser.get("/preferences/receipt/7")
+    assert "uusi-kampanja" in own.text and "198.51.100.20" in own.text
+    assert_only_the_new_holders(own.text, changed_hands)
+
+
+def test_a_previous_customers_purchase_is_not_shown_to_the_new_holder(
+    app, runner, outbox, tmp_path
+):
+    """A register update's withdrawal keeps the basis and purchase day of the grant it
+    ends: the previous holder's, so the new holder sees the withdrawal without them."""
+    with app.app_context():
+        context = consent.ConsentContext("customer_import", actor="system")
+        consent.grant_as_customer(NUMBER, date(2026, 3, 14), "fi", context, BEFORE)
+        db.session.commit()
+    with freeze_time("2026-11-25 12:00:00"):
+        assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
+    visitor = Visitor(app.test_client(), outbox)
+    with freeze_time(NEW_SIGNUP):
+        visitor.sign_up("040 123 4567")
+        english = {"Accept-Language": "en"}
+        data = json.loads(visitor.client.get("/preferences/data.json").text)
+        page = visitor.client.get("/preferences/data", headers=english).text
+        receipt = visitor.client.get("/preferences/receipt/3", headers=english).text
+
+    withdrawals = [e for e in data["consent_events"] if e["source"] == "register_update"]
+    assert [(e["purpose"], e["basis"], e["purchased_on"]) for e in withdrawals] == [
+        ("offers", None, None),
+        ("new_content", None, None),
+    ]
+    assert all(e["source"] != "customer_import" for e in data["consent_events"])
+    assert data["bases"] == {
+        "offers": "consent",
+        "new_content": "consent",
+        "competitions": "consent",
+    }
+    for text in (json.dumps(data), page, receipt):
+        assert "2026-03-14" not in text and "3/14/26" not in text
+        assert "Customer relationship" not in text and "Customer marketing" not in text
+    assert "Register update" in receipt
+    with app.app_context():  # the proof itself is kept
+        proof = db.session.scalars(select(ConsentEvent).where(ConsentEvent.seq <= 2)).all()
+        assert {(e.basis, e.purchased_on) for e in proof} == {("customer", date(2026, 3, 14))}

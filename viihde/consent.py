@@ -31,6 +31,10 @@ CONSENT = "consent"
 CUSTOMER = "customer"
 #: The source of a customer grant's end when its purchase grows too old (``customers.lapse``).
 LAPSE_SOURCE = "customer_relationship_ended"
+#: The source of the withdrawals that end a previous holder's grants (``holders``).
+HOLDER_CHANGE_SOURCE = "register_update"
+#: Withdrawals the system made, not the person: neither is anyone's refusal.
+ENDED_BY_THE_SYSTEM = (LAPSE_SOURCE, HOLDER_CHANGE_SOURCE)
 
 
 @dataclass(frozen=True)
@@ -132,11 +136,11 @@ def grant_as_customer(
     """
     created = _insert_subscriber(phone_e164, language, now)
     subscriber = _locked(Subscriber.phone_e164 == phone_e164)
-    # A customer grant that lapsed (its purchase grew too old) is nobody's refusal: a new
-    # purchase starts it again, as if the ledger had no word on it; and someone whose
-    # marketing lapsed has not stopped it.
+    # A grant the system ended (its purchase grew too old, or the number passed to a new
+    # holder) is nobody's refusal: a new purchase starts it again, as if the ledger had no
+    # word on it; and someone whose marketing lapsed has not stopped it.
     ledger = latest_events(subscriber.id)
-    lapsed = {purpose for purpose, event in ledger.items() if event.source == LAPSE_SOURCE}
+    lapsed = {p for p, event in ledger.items() if event.source in ENDED_BY_THE_SYSTEM}
     latest = {purpose: event for purpose, event in ledger.items() if purpose not in lapsed}
     stopped = bool(latest) and not lapsed and not any(e.action == GRANT for e in latest.values())
     evidence = replace(context.evidence, consent_text_version=CUSTOMER_TEXT_VERSION)
@@ -223,11 +227,16 @@ def withdraw_grants_before(
     """The number passed to a new holder at ``since``: withdraw every grant in force given
     before then and change the link key, so the previous holder's links stop working.
 
+    The subscriber's ``holder_since`` becomes ``since``, unless it names a later change
+    already (a file listing an older change never moves it back).
+
     No commit: a whole register update is one transaction, the caller's.
     """
     subscriber = _locked(Subscriber.phone_e164 == phone_e164)
     if subscriber is None:
         return None, []
+    if subscriber.holder_since is None or subscriber.holder_since < since:
+        subscriber.holder_since = since
     latest = latest_events(subscriber.id)
     ended = [
         (purpose, WITHDRAW)

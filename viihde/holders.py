@@ -17,7 +17,7 @@ from .clock import helsinki_day, start_of_day
 from .extensions import db
 from .register_files import BadRow, FileReport, number_and_day, rows
 
-SOURCE = "register_update"
+SOURCE = consent.HOLDER_CHANGE_SOURCE
 CONTEXT = consent.ConsentContext(SOURCE, actor="system")
 NUMBER_COLUMN = "number"
 DATE_COLUMN = "changed_on"

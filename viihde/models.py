@@ -96,6 +96,10 @@ class Subscriber(db.Model):
     link_key: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the number last passed to a new holder, as the operator's register said
+    # (``holders``): records from before it are a previous holder's, kept as proof but
+    # never shown to the person holding the number now.
+    holder_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     consent_events: Mapped[list[ConsentEvent]] = relationship(
         back_populates="subscriber",

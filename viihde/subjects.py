@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -111,35 +112,68 @@ def _time(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def export(phone_e164: str) -> dict[str, Any]:
-    """Everything stored about a number, as plain JSON-ready data (never a code)."""
+def export(
+    phone_e164: str, *, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, Any]:
+    """Everything stored about a number, as plain JSON-ready data (never a code).
+
+    ``since`` and ``until`` cut out one holding of a number that changed hands
+    (``Subscriber.holder_since``): only the records made at or after ``since`` (the
+    current holder's own access), or only those made before ``until`` (an earlier
+    holder's). The current consents stay the ledger's; with ``until`` they are as they
+    were then. A withdrawal that ended an earlier holder's grant is the number's change,
+    kept, but without that grant's basis and day of purchase.
+    """
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
-    events = subscriber.consent_events if subscriber else []
-    latest = consent.latest_events(subscriber.id) if subscriber else {}
+    ledger = subscriber.consent_events if subscriber else []
+    events = [e for e in ledger if _within(e.created_at, since, until)]
+    earlier = _ended_earlier_grants(ledger, since)
+    if until is None:
+        latest = consent.latest_events(subscriber.id) if subscriber else {}
+    else:
+        latest = {e.purpose: e for e in events}  # in seq order: the last one stays
     state = consent.state_of(latest) if subscriber else {}
     messages = db.session.scalars(
-        select(SmsMessage).where(SmsMessage.phone_e164 == phone_e164).order_by(SmsMessage.id)
+        select(SmsMessage)
+        .where(SmsMessage.phone_e164 == phone_e164, *_between(SmsMessage.created_at, since, until))
+        .order_by(SmsMessage.id)
     )
     verifications = db.session.scalars(
-        select(Verification).where(Verification.phone_e164 == phone_e164).order_by(Verification.id)
+        select(Verification)
+        .where(
+            Verification.phone_e164 == phone_e164,
+            *_between(Verification.created_at, since, until),
+        )
+        .order_by(Verification.id)
     )
     replies = db.session.scalars(
         select(InboundMessage)
-        .where(InboundMessage.phone_e164 == phone_e164)
+        .where(
+            InboundMessage.phone_e164 == phone_e164,
+            *_between(InboundMessage.received_at, since, until),
+        )
         .order_by(InboundMessage.id)
     )
     erasures = db.session.scalars(
-        select(Tombstone).where(Tombstone.phone_hash == tombstone_hash(phone_e164))
+        select(Tombstone).where(
+            Tombstone.phone_hash == tombstone_hash(phone_e164),
+            *_between(Tombstone.erased_at, since, until),
+        )
     )
     return {
         "number": phone_e164,
         "subscribed": any(state.values()),
-        "language": subscriber.language if subscriber else None,
-        "confirmed_at": _time(subscriber.confirmed_at) if subscriber else None,
+        # The language is the current holder's choice, not an earlier one's.
+        "language": subscriber.language if subscriber and until is None else None,
+        "confirmed_at": _time(_confirmed_at(subscriber, events, since, until)),
+        "holder_since": _time(subscriber.holder_since) if subscriber else None,
         "consents": state,
-        # Each purpose's basis: of the grant in force, or of the one a withdrawal ended.
-        "bases": {purpose: event.basis for purpose, event in latest.items()},
-        "consent_events": [_event(e) for e in events],
+        # Each purpose's basis: of the grant in force, or of the one a withdrawal ended
+        # (unless that grant was an earlier holder's).
+        "bases": {
+            purpose: event.basis for purpose, event in latest.items() if event.seq not in earlier
+        },
+        "consent_events": [_event(e, redacted=e.seq in earlier) for e in events],
         "sms_messages": [_message(m) for m in messages],
         "verifications": [_verification(v) for v in verifications],
         "sms_replies": [
@@ -150,7 +184,56 @@ def export(phone_e164: str) -> dict[str, Any]:
     }
 
 
-def _event(event: ConsentEvent) -> dict[str, Any]:
+def _within(moment: datetime, since: datetime | None, until: datetime | None) -> bool:
+    return (since is None or moment >= since) and (until is None or moment < until)
+
+
+def _between(column, since: datetime | None, until: datetime | None) -> list:
+    """The WHERE conditions of ``_within`` on a time column."""
+    return [
+        *([column >= since] if since is not None else []),
+        *([column < until] if until is not None else []),
+    ]
+
+
+def _ended_earlier_grants(ledger: Iterable[ConsentEvent], since: datetime | None) -> set[int]:
+    """The seqs of the withdrawals made at or after ``since`` that ended a grant given
+    before it: the basis and purchase day they carry are an earlier holder's."""
+    if since is None:
+        return set()
+    grants: dict[str, ConsentEvent] = {}
+    ended = set()
+    for event in ledger:  # in seq order
+        if event.action == consent.GRANT:
+            grants[event.purpose] = event
+            continue
+        grant = grants.pop(event.purpose, None)
+        if grant is not None and grant.created_at < since <= event.created_at:
+            ended.add(event.seq)
+    return ended
+
+
+def _confirmed_at(
+    subscriber: Subscriber | None,
+    events: list[ConsentEvent],
+    since: datetime | None,
+    until: datetime | None,
+) -> datetime | None:
+    """When the number became a subscriber, within the holding asked for: an earlier
+    holder's confirmation is not the current holder's, whose first grant stands for it."""
+    if subscriber is None:
+        return None
+    if _within(subscriber.confirmed_at, since, until):
+        return subscriber.confirmed_at
+    if until is not None:
+        return None
+    grants = [e.created_at for e in events if e.action == consent.GRANT]
+    return min(grants, default=None)
+
+
+def _event(event: ConsentEvent, redacted: bool = False) -> dict[str, Any]:
+    """One consent event; ``redacted``: without the basis and purchase day of the grant
+    it ended, which were an earlier holder's."""
     return {
         "seq": event.seq,
         "action": event.action,
@@ -163,8 +246,10 @@ def _event(event: ConsentEvent) -> dict[str, Any]:
         "click_id": event.click_id,
         "privacy_notice_version": event.privacy_notice_version,
         "consent_text_version": event.consent_text_version,
-        "basis": event.basis,
-        "purchased_on": event.purchased_on.isoformat() if event.purchased_on else None,
+        "basis": None if redacted else event.basis,
+        "purchased_on": (
+            event.purchased_on.isoformat() if event.purchased_on and not redacted else None
+        ),
         "ip": event.ip,
         "user_agent": event.user_agent,
         "created_at": _time(event.created_at),
@@ -216,13 +301,39 @@ def send_link(subscriber_id: int, now: datetime) -> None:
     )
 
 
-def event_by_seq(subscriber_id: int, seq: int) -> ConsentEvent | None:
-    """One of the subscriber's own consent events (never another person's)."""
+def event_by_seq(
+    subscriber_id: int, seq: int, since: datetime | None = None
+) -> ConsentEvent | None:
+    """One of the subscriber's own consent events (never another person's); with
+    ``since``, only one of the current holding (never an earlier holder's)."""
     return db.session.scalar(
         select(ConsentEvent).where(
-            ConsentEvent.subscriber_id == subscriber_id, ConsentEvent.seq == seq
+            ConsentEvent.subscriber_id == subscriber_id,
+            ConsentEvent.seq == seq,
+            *_between(ConsentEvent.created_at, since, None),
         )
     )
+
+
+def basis_shown(
+    event: ConsentEvent, since: datetime | None = None
+) -> tuple[str | None, date | None]:
+    """The basis and purchase day to show the current holder with ``event`` (``since``:
+    their holding's start): none when it ended an earlier holder's grant."""
+    if since is None or event.action != consent.WITHDRAW:
+        return event.basis, event.purchased_on
+    ledger = db.session.scalars(
+        select(ConsentEvent)
+        .where(
+            ConsentEvent.subscriber_id == event.subscriber_id,
+            ConsentEvent.purpose == event.purpose,
+            ConsentEvent.seq <= event.seq,
+        )
+        .order_by(ConsentEvent.seq)
+    )
+    if event.seq in _ended_earlier_grants(ledger, since):
+        return None, None
+    return event.basis, event.purchased_on
 
 
 CSV_SECTIONS = ("consent_events", "sms_messages", "sms_replies", "verifications", "erasures")

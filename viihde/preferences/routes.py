@@ -113,11 +113,18 @@ def sign_out():
     return render_template("preferences/signed_out.html", masked_number=mask(subscriber.phone_e164))
 
 
+def _own_data() -> dict:
+    """What is stored about the number from the time this person has held it: a number
+    that passed to a new holder keeps the earlier holder's records (proof of their
+    consent), and those are never theirs to see."""
+    return subjects.export(g.subscriber.phone_e164, since=g.subscriber.holder_since)
+
+
 @bp.get("/preferences/data")
 @step_up_required
 def data():
     """Everything stored about the number, in plain language."""
-    export = subjects.export(g.subscriber.phone_e164)
+    export = _own_data()
     return (
         render_template("preferences/data.html", data=export, purposes=configured()),
         200,
@@ -128,8 +135,8 @@ def data():
 @bp.get("/preferences/data.json")
 @step_up_required
 def download_json():
-    """The same JSON as ``flask subject export``."""
-    data = subjects.export(g.subscriber.phone_e164)
+    """The same JSON as ``flask subject export`` (of this holding only)."""
+    data = _own_data()
     response = Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json")
     return _attachment(response, "viihde-data.json")
 
@@ -138,7 +145,7 @@ def download_json():
 @step_up_required
 def download_csv():
     """The same records as one CSV table."""
-    csv = subjects.export_csv(subjects.export(g.subscriber.phone_e164))
+    csv = subjects.export_csv(_own_data())
     return _attachment(Response(csv, mimetype="text/csv"), "viihde-data.csv")
 
 
@@ -152,11 +159,19 @@ def _attachment(response: Response, filename: str) -> Response:
 @step_up_required
 def receipt(seq: int):
     """A printable proof of one consent event: what text, which version, when, whence."""
-    event = subjects.event_by_seq(g.subscriber.id, seq)
+    since = g.subscriber.holder_since
+    event = subjects.event_by_seq(g.subscriber.id, seq, since=since)
     if event is None:
         abort(404)
+    basis, purchased_on = subjects.basis_shown(event, since=since)
     return (
-        render_template("preferences/receipt.html", event=event, number=g.subscriber.phone_e164),
+        render_template(
+            "preferences/receipt.html",
+            event=event,
+            basis=basis,
+            purchased_on=purchased_on,
+            number=g.subscriber.phone_e164,
+        ),
         200,
         NO_STORE,
     )

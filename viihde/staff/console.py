@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from functools import wraps
 
-from flask import Response, abort, current_app, flash, redirect, render_template, url_for
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
@@ -118,12 +118,28 @@ def send_link(subscriber_id: int):
     return redirect(url_for("staff.card", subscriber_id=subscriber.id))
 
 
+#: ``?holding=earlier``: an access answer for an earlier holder of a number that changed
+#: hands. Without it an answer is the current holder's, as their own download is.
+EARLIER = "earlier"
+
+
+def _answer(subscriber) -> tuple[dict, bool]:
+    """What an access answer about the subscriber's number holds, and whether it is the
+    earlier holders' (records before ``holder_since``) rather than the current one's."""
+    since = subscriber.holder_since
+    if since is not None and request.args.get("holding") == EARLIER:
+        return subjects.export(subscriber.phone_e164, until=since), True
+    return subjects.export(subscriber.phone_e164, since=since), False
+
+
 @bp.get("/card/<int:subscriber_id>/export.json")
 def export_json(subscriber_id: int):
-    """Everything stored, as the person's own download and `flask subject export` give it."""
+    """What is stored, as the person's own download gives it: of the current holding only
+    (or, asked for, of the earlier holders'). `flask subject export` gives all of it."""
     subscriber = _subscriber_or_404(subscriber_id)
-    audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail="json")
-    data = subjects.export(subscriber.phone_e164)
+    data, earlier = _answer(subscriber)
+    detail = "json earlier holder" if earlier else "json"
+    audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail=detail)
     response = Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json")
     response.headers["Content-Disposition"] = f'attachment; filename="subject-{subscriber.id}.json"'
     return response
@@ -131,11 +147,18 @@ def export_json(subscriber_id: int):
 
 @bp.get("/card/<int:subscriber_id>/export")
 def export_page(subscriber_id: int):
-    """A printable answer to a written access request."""
+    """A printable answer to a written access request: the current holder's records only,
+    unless the earlier holders' are asked for (a number that changed hands)."""
     subscriber = _subscriber_or_404(subscriber_id)
-    audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail="print")
+    data, earlier = _answer(subscriber)
+    detail = "print earlier holder" if earlier else "print"
+    audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail=detail)
     return render_template(
-        "staff/export.html", data=subjects.export(subscriber.phone_e164), now=utcnow()
+        "staff/export.html",
+        data=data,
+        holder_since=subscriber.holder_since,
+        earlier=earlier,
+        now=utcnow(),
     )
 
 
