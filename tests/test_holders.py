@@ -510,3 +510,35 @@ def test_the_staff_access_answer_is_the_current_holders_unless_asked_for_the_ear
             select(AuditEntry.detail).where(AuditEntry.action == "export")
         ).all()
     assert details == ["print", "json", "print earlier holder", "json earlier holder"]
+
+
+def cli_export(runner, *options: str) -> str:
+    result = runner.invoke(args=["subject", "export", "040 123 4567", *options])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_the_cli_export_is_the_current_holders_unless_asked_otherwise(app, runner, changed_hands):
+    """`flask subject export` answers as the console does; --holding picks the others."""
+    current, earlier, every = (
+        cli_export(runner, *options)
+        for options in ((), ("--holding", "earlier"), ("--holding", "all"))
+    )
+    for record in changed_hands.previous_holders_data:
+        assert record not in current
+        assert record in earlier and record in every
+    for record in changed_hands.new_holders_data:
+        assert record in current and record in every
+        assert record not in earlier
+    with app.app_context():
+        details = db.session.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "export").order_by(AuditEntry.id)
+        ).all()
+    assert details[-3:] == ["cli", "cli earlier holder", "cli all holders"]
+
+
+def test_a_number_that_never_changed_hands_has_no_earlier_holder(app, runner, clock):
+    signed_up(app, NUMBER, ["offers"], BEFORE)
+    result = runner.invoke(args=["subject", "export", NUMBER, "--holding", "earlier"])
+    assert result.exit_code == 2
+    assert "not changed hands" in result.output

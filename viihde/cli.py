@@ -37,13 +37,29 @@ def _operator() -> audit.Actor:
     return audit.Actor.cli(getpass.getuser())
 
 
+HOLDINGS = {"current": "cli", "earlier": "cli earlier holder", "all": "cli all holders"}
+
+
 @subject_cli.command("export")
 @click.argument("number")
-def export_command(number: str) -> None:
-    """Print everything stored about NUMBER (any accepted format) as JSON."""
+@click.option(
+    "--holding",
+    type=click.Choice(list(HOLDINGS)),
+    default="current",
+    show_default=True,
+    help="For a number that changed hands: the current holder's records (an access "
+    "answer to them), the earlier holders', or all.",
+)
+def export_command(number: str, holding: str) -> None:
+    """Print what is stored about NUMBER (any accepted format) as JSON."""
     phone = _number(number)
-    audit.record(_operator(), "export", utcnow(), phone_e164=phone, detail="cli")
-    click.echo(json.dumps(subjects.export(phone), indent=2, ensure_ascii=False))
+    subscriber = subjects.subscriber_by_phone(phone)
+    since = subscriber.holder_since if subscriber else None
+    if holding == "earlier" and since is None:
+        raise click.UsageError("this number has not changed hands: it has no earlier holder")
+    window = {"current": {"since": since}, "earlier": {"until": since}, "all": {}}[holding]
+    audit.record(_operator(), "export", utcnow(), phone_e164=phone, detail=HOLDINGS[holding])
+    click.echo(json.dumps(subjects.export(phone, **window), indent=2, ensure_ascii=False))
 
 
 @subject_cli.command("erase")
