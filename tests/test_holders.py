@@ -13,9 +13,16 @@ from sqlalchemy.exc import OperationalError
 
 from viihde import consent, holders, subjects
 from viihde.extensions import db
-from viihde.models import AuditEntry, ConsentEvent, InboundMessage, SmsMessage, Subscriber
+from viihde.models import (
+    AuditEntry,
+    ConsentEvent,
+    InboundMessage,
+    SmsMessage,
+    Subscriber,
+    Tombstone,
+)
 
-from .conftest import PERSONAL_NUMBER, Visitor
+from .conftest import PERSONAL_NUMBER, Visitor, csrf_token
 from .test_staff import make_staff, sign_in
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -542,3 +549,31 @@ def test_a_number_that_never_changed_hands_has_no_earlier_holder(app, runner, cl
     result = runner.invoke(args=["subject", "export", NUMBER, "--holding", "earlier"])
     assert result.exit_code == 2
     assert "not changed hands" in result.output
+
+
+def test_the_new_holder_erases_their_own_holding_and_not_the_previous_proof(
+    app, changed_hands, support_agent
+):
+    """Erasing from the link removes the new holder's records; the previous holder's
+    proof of consent stays (with the withdrawals that ended it) for the purge to take."""
+    browser = changed_hands.new_holder.client
+    page = browser.get("/preferences/erase")
+    done = browser.post(
+        "/preferences/erase", data={"csrf_token": csrf_token(page.text), "understood": "y"}
+    )
+    assert done.status_code == 200
+
+    card = support_agent.get(card_of(app), headers={"Accept-Language": "en"}).text
+    for record in ["vanha-kampanja", PREVIOUS_MARKETING, PREVIOUS_REPLY]:
+        assert record in card
+    for record in changed_hands.new_holders_data:
+        assert record not in card
+    with app.app_context():
+        subscriber = subjects.subscriber_by_phone(NUMBER)
+        assert not any(consent.current_consent(subscriber.id).values())
+        sources = {e.source for e in subscriber.consent_events}
+        assert sources == {"signup", "register_update"}
+        tombstones = db.session.scalar(select(func.count()).select_from(Tombstone))
+        assert tombstones == 1
+    for link in (changed_hands.previous_link, changed_hands.new_link):
+        assert app.test_client().get(link).status_code == 404

@@ -362,33 +362,84 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def erase(phone_e164: str, source: str, now: datetime) -> Tombstone:
-    """Remove everything stored about a number and leave a keyed-hash tombstone (commits)."""
+def erase(
+    phone_e164: str, source: str, now: datetime, *, since: datetime | None = None
+) -> Tombstone:
+    """Remove everything stored about a number and leave a keyed-hash tombstone (commits).
+
+    ``since`` (a number that changed hands, erased by its current holder): remove only
+    the records from then on. The previous holder's stay as their proof of consent,
+    with the withdrawals that ended it, until the retention purge erases them.
+    """
     subscriber_id = db.session.scalar(
         select(Subscriber.id).where(Subscriber.phone_e164 == phone_e164).with_for_update()
     )
-    if subscriber_id is not None:
-        db.session.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber_id))
-        # A campaign's figures keep the row, not who it was (whatever the FK does on SQLite).
-        db.session.execute(
-            update(CampaignMessage)
-            .where(CampaignMessage.subscriber_id == subscriber_id)
-            .values(subscriber_id=None)
-        )
-        db.session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
-    messages = select(SmsMessage.id).where(SmsMessage.phone_e164 == phone_e164)
+    if since is None:
+        if subscriber_id is not None:
+            _forget_subscriber(subscriber_id)
+    elif subscriber_id is not None:
+        _forget_holding(subscriber_id, since)
+    messages = select(SmsMessage.id).where(
+        SmsMessage.phone_e164 == phone_e164, *_from(SmsMessage.created_at, since)
+    )
     db.session.execute(
         update(CampaignMessage)
         .where(CampaignMessage.sms_message_id.in_(messages))
         .values(sms_message_id=None)
     )
-    sids = select(SmsMessage.provider_sid).where(SmsMessage.phone_e164 == phone_e164)
+    sids = select(SmsMessage.provider_sid).where(SmsMessage.id.in_(messages))
     db.session.execute(delete(SmsStatusEvent).where(SmsStatusEvent.message_sid.in_(sids)))
-    db.session.execute(delete(Verification).where(Verification.phone_e164 == phone_e164))
-    db.session.execute(delete(SmsMessage).where(SmsMessage.phone_e164 == phone_e164))
-    db.session.execute(delete(InboundMessage).where(InboundMessage.phone_e164 == phone_e164))
+    db.session.execute(
+        delete(Verification).where(
+            Verification.phone_e164 == phone_e164, *_from(Verification.created_at, since)
+        )
+    )
+    db.session.execute(delete(SmsMessage).where(SmsMessage.id.in_(messages)))
+    db.session.execute(
+        delete(InboundMessage).where(
+            InboundMessage.phone_e164 == phone_e164, *_from(InboundMessage.received_at, since)
+        )
+    )
     tombstone = Tombstone(phone_hash=tombstone_hash(phone_e164), source=source, erased_at=now)
     db.session.add(tombstone)
     db.session.commit()
     db.session.expire_all()
     return tombstone
+
+
+def _from(column, since: datetime | None) -> list:
+    return [] if since is None else [column >= since]
+
+
+def _forget_subscriber(subscriber_id: int) -> None:
+    db.session.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber_id))
+    # A campaign's figures keep the row, not who it was (whatever the FK does on SQLite).
+    db.session.execute(
+        update(CampaignMessage)
+        .where(CampaignMessage.subscriber_id == subscriber_id)
+        .values(subscriber_id=None)
+    )
+    db.session.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+
+
+def _forget_holding(subscriber_id: int, since: datetime) -> None:
+    """The current holder's consent events go; the withdrawals that ended the previous
+    holder's grants stay (without them those grants would be in force again), and the
+    links sent to the current holder stop working."""
+    db.session.execute(
+        delete(ConsentEvent).where(
+            ConsentEvent.subscriber_id == subscriber_id,
+            ConsentEvent.created_at >= since,
+            ConsentEvent.source != consent.HOLDER_CHANGE_SOURCE,
+        )
+    )
+    db.session.execute(
+        update(CampaignMessage)
+        .where(CampaignMessage.subscriber_id == subscriber_id, CampaignMessage.created_at >= since)
+        .values(subscriber_id=None)
+    )
+    db.session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id)
+        .values(link_key=consent.new_link_key())
+    )

@@ -183,7 +183,9 @@ def erase():
     """Explain what erasure means, then erase and leave only a tombstone."""
     form = EraseForm()
     if form.validate_on_submit():
-        subjects.erase(g.subscriber.phone_e164, "subject", utcnow())
+        # A number that changed hands: its current holder erases their own holding only.
+        since = g.subscriber.holder_since
+        subjects.erase(g.subscriber.phone_e164, "subject", utcnow(), since=since)
         browser.forget_subscriber()
         return render_template("preferences/erased.html"), 200, NO_STORE
     status = 400 if form.errors else 200
