@@ -319,8 +319,10 @@ def test_quiet_hours_can_be_turned_off_or_moved():
 def queued_turns(monkeypatch) -> list:
     """Pretend there is a queue: each sender the code queues is noted (its ``at``)."""
     turns = []
-    monkeypatch.setattr(campaigns, "sms_queue", lambda: object())
-    monkeypatch.setattr(campaigns, "enqueue_campaign_sender", lambda _id, at=None: turns.append(at))
+    monkeypatch.setattr(campaigns.sending, "sms_queue", lambda: object())
+    monkeypatch.setattr(
+        campaigns.sending, "enqueue_campaign_sender", lambda _id, at=None: turns.append(at)
+    )
     return turns
 
 
@@ -520,7 +522,7 @@ class Killed(BaseException):
 
 def killed_after_logging(monkeypatch, nth: int) -> None:
     """The sender dies after committing its ``nth`` message, before handing it over."""
-    real, calls = campaigns.deliver, []
+    real, calls = campaigns.sending.deliver, []
 
     def deliver(*args, **kwargs):
         calls.append(args)
@@ -528,7 +530,7 @@ def killed_after_logging(monkeypatch, nth: int) -> None:
             raise Killed
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(campaigns, "deliver", deliver)
+    monkeypatch.setattr(campaigns.sending, "deliver", deliver)
 
 
 def sms_row(app, phone: str) -> tuple[str, str | None]:
@@ -1073,7 +1075,7 @@ def test_a_sender_queues_its_next_turn_under_the_other_job_id(
     app, redis_queue, outbox, monkeypatch
 ):
     """Short turns: each queues the next (the two ids take turns) until all are sent."""
-    monkeypatch.setattr(campaigns, "BUDGET_SECONDS", 0.05)
+    monkeypatch.setattr(campaigns.sending, "BUDGET_SECONDS", 0.05)
     app.config["CAMPAIGN_MESSAGES_PER_SECOND"] = 20
     for n in range(1, 6):
         subscribe(app, n)
@@ -1087,7 +1089,7 @@ def test_a_sender_queues_its_next_turn_under_the_other_job_id(
         seen.append(get_current_job().id)
         return real_run(campaign_id, **kwargs)
 
-    monkeypatch.setattr(campaigns, "run", noted_run)
+    monkeypatch.setattr(campaigns.sending, "run", noted_run)
     with app.app_context():
         campaigns.start(campaign_id, NOW)
     work(app, redis_queue)
