@@ -613,6 +613,24 @@ def test_a_message_whose_sender_died_talking_to_the_provider_is_not_sent_again(
     assert sent_to(outbox) == []
 
 
+def test_a_plain_rq_worker_runs_the_sender_in_an_app_of_its_own(app, outbox, monkeypatch):
+    """`rq worker` gives the job no app: it builds one with the app factory, and sends."""
+    import viihde
+
+    subscribe(app, 1)
+    campaign_id = new_campaign(app)
+    with app.app_context():
+        db.session.execute(
+            update(Campaign).values(status="sending", started_at=NOW, last_subscriber_id=10**6)
+        )
+        db.session.commit()
+    monkeypatch.setattr(viihde, "create_app", lambda: app)
+    app.config["CAMPAIGN_QUIET_HOURS"] = ""
+
+    assert campaigns.run_job(campaign_id) == "finished"
+    assert sent_to(outbox) == [number(1)]
+
+
 def test_two_senders_at_once_send_each_message_once(app, outbox):
     """Twin senders (two workers, a retried job) share the work; nobody gets two."""
     for n in range(1, 9):

@@ -147,7 +147,7 @@ def run_job(campaign_id: int) -> str:
     """The RQ job: one turn of the sender, in an app context."""
     if has_app_context():
         return run(campaign_id, budget_seconds=BUDGET_SECONDS)
-    from . import create_app  # a plain `rq worker` has no app yet
+    from .. import create_app  # a plain `rq worker` has no app yet
 
     with create_app().app_context():
         return run(campaign_id, budget_seconds=BUDGET_SECONDS)
