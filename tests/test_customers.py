@@ -144,7 +144,8 @@ def test_buyers_are_marketed_as_customers_with_the_purchase_day_in_the_ledger(
     (entry,) = audit_entries(app)
     assert entry.actor.startswith("cli:")
     assert entry.detail == (
-        "rows=2 bad=0 repeated=0 erased=0 added=2 granted=4 renewed=0 already_granted=0 refused=0"
+        "rows=2 bad=0 repeated=0 erased=0 previous_holder=0 added=2 granted=4 renewed=0 "
+        "already_granted=0 refused=0"
     )
     assert "Customers added to the register: 2" in result.output
     assert "Purposes granted as a customer: 4" in result.output
@@ -180,7 +181,11 @@ def test_a_subscribers_own_language_is_kept(app, runner, tmp_path, clock):
     with app.app_context():
         consent.subscribe(NUMBER, [], SIGNUP, NOW, language="en")
         db.session.commit()
-    run(runner, tmp_path, f"{NUMBER},{PURCHASED},sv\n", header="number,purchased_on,language")
+    result = run(
+        runner, tmp_path, f"{NUMBER},{PURCHASED},sv\n", header="number,purchased_on,language"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Purposes granted as a customer: 2" in result.output
     with app.app_context():
         assert subjects.subscriber_by_phone(NUMBER).language == "en"
 
@@ -483,6 +488,75 @@ def test_sync_holders_withdraws_a_reassigned_numbers_customer_grants(app, runner
     ]
 
 
+def changed_hands(runner, tmp_path, changed_on: str) -> None:
+    path = tmp_path / "holders.csv"
+    path.write_text(f"number,changed_on\n0401234567,{changed_on}\n", encoding="utf-8")
+    result = runner.invoke(args=["register", "sync-holders", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_previous_holders_purchase_gives_the_new_holder_nothing(app, runner, tmp_path, clock):
+    """The same customer file again after the number changed hands: that purchase was
+    the previous holder's; the new holder's own purchase makes them a customer."""
+    imported(runner, tmp_path)
+    clock.tick(timedelta(days=2))
+    changed_hands(runner, tmp_path, "2026-11-26")
+
+    again = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+    assert again.exit_code == 0, again.output
+    assert "Purchases before the number passed to a new holder (skipped): 1" in again.output
+    assert "Purposes granted as a customer: 0" in again.output
+    assert granted(app) == {}
+
+    imported(runner, tmp_path, f"{NUMBER},2026-11-27\n")
+    assert granted(app) == {"offers": True, "new_content": True}
+
+
+def test_a_previous_holders_refusal_does_not_bind_the_new_holder(app, runner, tmp_path, clock):
+    """The previous holder stopped all marketing; the number changed hands; its new
+    holder buys: they are a customer, the earlier refusal was someone else's."""
+    subscriber = signed_up(app, ["offers", "competitions"])
+    with app.app_context():
+        consent.withdraw_all(subscriber, PAGE, NOW - timedelta(days=20))
+    changed_hands(runner, tmp_path, "2026-11-20")
+
+    imported(runner, tmp_path, f"{NUMBER},2026-11-22\n")
+
+    assert granted(app) == {"offers": True, "new_content": True}
+
+
+def test_a_stop_after_a_lapse_stands_at_the_next_purchase(app, runner, tmp_path, clock):
+    """The customer marketing lapsed, then the person stopped all marketing: their own
+    last word is a refusal, and a new purchase does not override it."""
+    imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
+    clock.move_to(LATER)
+    purged(runner)
+    subscriber = signed_up(app, ["competitions"])
+    with app.app_context():
+        consent.withdraw_all(subscriber, PAGE, LATER)
+
+    result = run(runner, tmp_path, f"{NUMBER},2027-01-20\n")
+
+    assert result.exit_code == 0, result.output
+    assert "Purposes refused earlier (left refused): 2" in result.output
+    assert granted(app) == {}
+
+
+def test_the_card_says_a_holder_changes_end_of_customer_marketing_is_no_refusal(
+    app, runner, tmp_path, clock
+):
+    imported(runner, tmp_path)
+    clock.tick(timedelta(days=2))
+    changed_hands(runner, tmp_path, "2026-11-26")
+    card = (
+        sign_in_support(app)
+        .get(f"/staff/card/{subscriber_id(app)}", headers={"Accept-Language": "en"})
+        .text
+    )
+    assert card.count("Customer marketing ended") == 2
+    assert "refused" not in card
+
+
 # Showing the basis
 
 
@@ -643,6 +717,8 @@ def test_a_refused_customer_is_not_in_the_audience(app, runner, tmp_path, clock)
     with app.app_context():
         consent.withdraw_all(customer, PAGE, NOW)
     result = runner.invoke(args=["audience", "export", "--purpose", "offers"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("number,")  # the header: an export, and empty
     assert list(csv.DictReader(io.StringIO(result.stdout))) == []
 
 

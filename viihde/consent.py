@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from . import metrics
+from .clock import start_of_day
 from .extensions import db
 from .models import ConsentEvent, ConsentEvidence, Subscriber
 from .notices import CUSTOMER_TEXT_VERSION, PRIVACY_NOTICE_VERSION
@@ -118,11 +119,15 @@ class CustomerGrants:
 
     subscriber: Subscriber
     created: bool
-    granted: list[ConsentEvent]
-    #: Purposes left as they were: granted already (under either basis) ...
-    already_granted: list[str]
+    granted: list[ConsentEvent] = field(default_factory=list)
+    #: Customer grants renewed: the purchase is newer than the one they rest on.
+    renewed: list[ConsentEvent] = field(default_factory=list)
+    #: Purposes left as they were: granted already (a consent keeps its basis) ...
+    already_granted: list[str] = field(default_factory=list)
     #: ... or refused (withdrawn, or all marketing stopped).
-    refused: list[str]
+    refused: list[str] = field(default_factory=list)
+    #: The purchase was made before the number passed to its current holder: nothing.
+    previous_holders: bool = False
 
 
 def grant_as_customer(
@@ -130,33 +135,69 @@ def grant_as_customer(
 ) -> CustomerGrants:
     """Market the company's own similar products to a buyer, until they refuse (no commit).
 
-    Each customer purpose the ledger has no word on yet gets a grant with basis
-    "customer"; one ever granted or withdrawn is left alone, so a refusal stands and a
-    consent keeps its basis. Someone who stopped all marketing gets nothing new.
+    Each customer purpose the buyer has no word on yet gets a grant with basis
+    "customer"; a customer grant resting on an older purchase is renewed; a consent
+    keeps its basis and a refusal stands. Someone who stopped all marketing gets nothing
+    new. Only the current holder's own word counts: withdrawals the system made (a
+    lapsed relationship, a holder change) and events before the number changed hands are
+    nobody's refusal, and a purchase from before the change was someone else's.
     """
     created = _insert_subscriber(phone_e164, language, now)
     subscriber = _locked(Subscriber.phone_e164 == phone_e164)
-    # A grant the system ended (its purchase grew too old, or the number passed to a new
-    # holder) is nobody's refusal: a new purchase starts it again, as if the ledger had no
-    # word on it; and someone whose marketing lapsed has not stopped it.
+    since = subscriber.holder_since
+    if since is not None and start_of_day(purchased_on) < since:
+        return CustomerGrants(subscriber, created, previous_holders=True)
     ledger = latest_events(subscriber.id)
-    lapsed = {p for p, event in ledger.items() if event.source in ENDED_BY_THE_SYSTEM}
-    latest = {purpose: event for purpose, event in ledger.items() if purpose not in lapsed}
-    stopped = bool(latest) and not lapsed and not any(e.action == GRANT for e in latest.values())
+    own = {purpose: e for purpose, e in ledger.items() if _own_word(e, since)}
+    system_ended = max((e.seq for e in ledger.values() if not _own_word(e, since)), default=0)
+    # Stopped: nothing in force, and the buyer's last word came after the system's.
+    stopped = (
+        bool(own)
+        and not any(e.action == GRANT for e in own.values())
+        and max(e.seq for e in own.values()) > system_ended
+    )
+    outcome = CustomerGrants(subscriber, created)
+    changes = []
+    for purpose in customer_keys():
+        event = own.get(purpose)
+        if event is None and not stopped:
+            changes.append((purpose, GRANT))
+        elif event is None or event.action != GRANT:
+            outcome.refused.append(purpose)
+        elif event.basis == CUSTOMER and event.purchased_on < purchased_on:
+            changes.append((purpose, GRANT))
+        else:
+            outcome.already_granted.append(purpose)
     evidence = replace(context.evidence, consent_text_version=CUSTOMER_TEXT_VERSION)
     customer = replace(context, basis=CUSTOMER, purchased_on=purchased_on, evidence=evidence)
-    outcome = CustomerGrants(subscriber, created, [], [], [])
-    untouched = []
-    for purpose in customer_keys():
-        event = latest.get(purpose)
-        if event is not None and event.action == GRANT:
-            outcome.already_granted.append(purpose)
-        elif event is not None or stopped:
-            outcome.refused.append(purpose)
-        else:
-            untouched.append((purpose, GRANT))
-    outcome.granted.extend(_append(subscriber, untouched, customer, now, ledger))
+    for event in _append(subscriber, changes, customer, now, ledger):
+        (outcome.renewed if event.purpose in own else outcome.granted).append(event)
     return outcome
+
+
+def _own_word(event: ConsentEvent, holder_since: datetime | None) -> bool:
+    """Did the number's current holder say this (not the system, not a previous holder)?"""
+    current = holder_since is None or event.created_at >= holder_since
+    return current and event.source not in ENDED_BY_THE_SYSTEM
+
+
+def end_customer_grants(
+    subscriber_id: int, cutoff: date, context: ConsentContext, now: datetime
+) -> list[ConsentEvent]:
+    """Withdraw, as ``context`` says, each purpose whose latest event is a grant as a
+    customer for a purchase before ``cutoff`` (no commit). Under the subscriber's row lock
+    and on the ledger read under it, so a consent or a newer purchase recorded since a
+    search is never withdrawn; the withdrawal keeps the basis and purchase it ends."""
+    subscriber = _locked(Subscriber.id == subscriber_id)
+    if subscriber is None:  # erased meanwhile
+        return []
+    latest = latest_events(subscriber.id)
+    ended = [
+        (purpose, WITHDRAW)
+        for purpose, event in latest.items()
+        if event.action == GRANT and event.basis == CUSTOMER and event.purchased_on < cutoff
+    ]
+    return _append(subscriber, ended, context, now, latest)
 
 
 def _locked(condition) -> Subscriber | None:

@@ -15,7 +15,7 @@ the new day), and the daily purge ends a grant whose purchase has grown too old
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
 
 from flask import current_app
@@ -26,16 +26,14 @@ from sqlalchemy.orm import aliased
 from . import consent, retention
 from .clock import helsinki_day, start_of_day
 from .extensions import db
-from .models import ConsentEvent, Subscriber, Tombstone
-from .notices import CUSTOMER_TEXT_VERSION
+from .models import ConsentEvent, Tombstone
 from .register_files import BadRow, FileReport, number_and_day, rows
 from .subjects import tombstone_hash
 
 SOURCE = "customer_import"
 CONTEXT = consent.ConsentContext(SOURCE, actor="system")
-#: The source of the withdrawal that ends a grant whose purchase has grown too old.
-ENDED_SOURCE = consent.LAPSE_SOURCE
-ENDED = consent.ConsentContext(ENDED_SOURCE, actor="system")
+#: The withdrawal that ends a grant whose purchase has grown too old.
+ENDED = consent.ConsentContext(consent.LAPSE_SOURCE, actor="system")
 NUMBER_COLUMN = "number"
 DATE_COLUMN = "purchased_on"
 LANGUAGE_COLUMN = "language"  # optional: the language of a new customer's messages
@@ -78,6 +76,8 @@ class ImportReport(FileReport):
     #: Rows naming a number an earlier row named too: the latest purchase counts.
     repeated: int = 0
     erased_after_purchase: int = 0
+    #: Purchases made before the number passed to its current holder (skipped).
+    bought_by_previous_holder: int = 0
     customers_added: int = 0
     purposes_granted: int = 0
     #: Customer grants renewed: a newer purchase than the one they rest on.
@@ -91,7 +91,8 @@ class ImportReport(FileReport):
         """The counts alone, for the audit log."""
         return (
             f"rows={self.rows_read} bad={len(self.bad_rows)} repeated={self.repeated} "
-            f"erased={self.erased_after_purchase} added={self.customers_added} "
+            f"erased={self.erased_after_purchase} "
+            f"previous_holder={self.bought_by_previous_holder} added={self.customers_added} "
             f"granted={self.purposes_granted} renewed={self.purposes_renewed} "
             f"already_granted={self.already_granted} "
             f"refused={self.refused}" + (" dry_run" if self.dry_run else "")
@@ -175,12 +176,12 @@ def apply_purchases(purchases: Iterable[Purchase], now: datetime, report: Import
             outcome = consent.grant_as_customer(
                 purchase.phone_e164, purchase.purchased_on, purchase.language, CONTEXT, now
             )
-            renewed = renew(outcome, purchase.purchased_on, now)
             report.customers_added += int(outcome.created)
             report.purposes_granted += len(outcome.granted)
-            report.purposes_renewed += len(renewed)
-            report.already_granted += len(outcome.already_granted) - len(renewed)
+            report.purposes_renewed += len(outcome.renewed)
+            report.already_granted += len(outcome.already_granted)
             report.refused += len(outcome.refused)
+            report.bought_by_previous_holder += int(outcome.previous_holders)
         if report.dry_run:
             db.session.rollback()
         else:
@@ -198,40 +199,6 @@ def import_customers(
     purchases = read_purchases(lines, now, rules or Rules.from_config(), report)
     apply_purchases(purchases, now, report)
     return report
-
-
-def renew(outcome: consent.CustomerGrants, purchased_on: date, now: datetime) -> list[ConsentEvent]:
-    """A newer purchase renews the relationship: each purpose granted as a customer for an
-    earlier purchase gets a new grant with basis "customer" and the new day (no commit).
-
-    Only after ``grant_as_customer``, in its transaction, so under the lock it took: a
-    consent keeps its basis (never touched) and a refusal stands (never granted again).
-    """
-    latest = consent.latest_events(outcome.subscriber.id)
-    older = [
-        (purpose, consent.GRANT)
-        for purpose in outcome.already_granted
-        if _customer_grant(latest[purpose]) and latest[purpose].purchased_on < purchased_on
-    ]
-    if not older:
-        return []
-    evidence = replace(CONTEXT.evidence, consent_text_version=CUSTOMER_TEXT_VERSION)
-    context = replace(CONTEXT, basis=consent.CUSTOMER, purchased_on=purchased_on, evidence=evidence)
-    return consent._append(outcome.subscriber, older, context, now, latest)
-
-
-def _customer_grant(event: ConsentEvent) -> bool:
-    """Is this (latest) event a grant in force as a customer, with its purchase day?"""
-    return (
-        event.action == consent.GRANT
-        and event.basis == consent.CUSTOMER
-        and event.purchased_on is not None
-    )
-
-
-def has_lapsed(event: ConsentEvent, cutoff: date) -> bool:
-    """Is this latest event a customer grant for a purchase before ``cutoff``?"""
-    return _customer_grant(event) and event.purchased_on < cutoff
 
 
 def lapsed_grants(cutoff: date) -> Select:
@@ -263,13 +230,4 @@ def lapse(subscriber_id: int, cutoff: date, now: datetime) -> list[ConsentEvent]
     basis and purchase of the grant it ends. The ledger is read again under the lock, so
     a consent or a newer purchase recorded since the search is never withdrawn.
     """
-    subscriber = consent._locked(Subscriber.id == subscriber_id)
-    if subscriber is None:  # erased meanwhile
-        return []
-    latest = consent.latest_events(subscriber.id)
-    ended = [
-        (purpose, consent.WITHDRAW)
-        for purpose, event in latest.items()
-        if has_lapsed(event, cutoff)
-    ]
-    return consent._append(subscriber, ended, ENDED, now, latest)
+    return consent.end_customer_grants(subscriber_id, cutoff, ENDED, now)

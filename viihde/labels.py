@@ -9,7 +9,7 @@ from flask import Flask
 from flask_babel import format_date, format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 
-from . import purposes
+from . import consent, purposes
 from .notices import consent_text
 from .phone import format_display
 
@@ -21,7 +21,7 @@ SOURCES = {
     "register_update": _l("Register update"),
     "cli": _l("Customer service"),
     "customer_import": _l("Customer register"),
-    "customer_relationship_ended": _l("Customer relationship ended"),
+    consent.LAPSE_SOURCE: _l("Customer relationship ended"),
 }
 #: The lawful basis of a consent event (see ``ConsentEvent.basis``).
 BASES = {"consent": _l("Consent"), "customer": _l("Customer relationship")}
@@ -31,9 +31,9 @@ CUSTOMER_ACTIONS = {
     "grant": _l("Customer marketing started"),
     "withdraw": _l("Customer marketing refused"),
 }
-#: A customer grant withdrawn because the purchase is too long ago: nobody refused it.
-CUSTOMER_LAPSE = ("withdraw", "customer", "customer_relationship_ended")
-CUSTOMER_LAPSE_LABEL = _l("Customer marketing ended")
+#: A customer grant the system withdrew (the purchase is too long ago, or the number
+#: passed to a new holder): nobody refused it.
+CUSTOMER_ENDED = _l("Customer marketing ended")
 SMS_KINDS = {
     "code": _l("Confirmation code"),
     "welcome": _l("Welcome message"),
@@ -86,9 +86,11 @@ def language_name(code: str | None) -> str:
 
 
 def action_label(key: str | None, basis: str | None = None, source: str | None = None) -> str:
-    """What an event did, in the words of its basis (and of its source, for a lapse)."""
-    if (key, basis, source) == CUSTOMER_LAPSE:
-        return str(CUSTOMER_LAPSE_LABEL)
+    """What an event did, in the words of its basis (and of its source, when the system
+    ended a customer grant)."""
+    ended_by_the_system = source in consent.ENDED_BY_THE_SYSTEM
+    if key == consent.WITHDRAW and basis == consent.CUSTOMER and ended_by_the_system:
+        return str(CUSTOMER_ENDED)
     return label(CUSTOMER_ACTIONS if basis == "customer" else ACTIONS, key)
 
 

@@ -108,6 +108,10 @@ def _echo_import_report(report: customers.ImportReport) -> None:
     _echo_rows(report)
     click.echo(f"Rows repeating a number (its latest purchase counts): {report.repeated}")
     click.echo(f"Numbers erased after the purchase (skipped): {report.erased_after_purchase}")
+    click.echo(
+        "Purchases before the number passed to a new holder (skipped): "
+        f"{report.bought_by_previous_holder}"
+    )
     click.echo(f"Customers {would}added to the register: {report.customers_added}")
     click.echo(f"Purposes {would}granted as a customer: {report.purposes_granted}")
     click.echo(f"Customer grants {would}renewed by a newer purchase: {report.purposes_renewed}")
