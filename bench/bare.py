@@ -38,14 +38,10 @@ FLOOR_PAGE = viihde.jinja_env.from_string(
 )
 
 
-def floor_ok() -> str:
-    return "ok"
-
-
 def floor_page() -> str:
     return render_template(FLOOR_PAGE)
 
 
-viihde.add_url_rule("/__bench/ok", "bench_ok", floor_ok)
+viihde.add_url_rule("/__bench/ok", "bench_ok", ok)
 viihde.add_url_rule("/__bench/page", "bench_page", floor_page)
 app = DispatcherMiddleware(viihde, {"/__bare": bare})

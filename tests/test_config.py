@@ -229,7 +229,7 @@ def test_gunicorn_forgets_a_gone_workers_live_gauges(monkeypatch, tmp_path):
 
     path = str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    (tmp_path / "gauge_livemax_4242.db").write_bytes(b"")
+    (tmp_path / "gauge_livemostrecent_4242.db").write_bytes(b"")
     (tmp_path / "counter_4242.db").write_bytes(b"")
     runpy.run_path(path)["child_exit"](None, SimpleNamespace(pid=4242))
     assert [p.name for p in tmp_path.iterdir()] == ["counter_4242.db"]

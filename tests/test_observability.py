@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.mmap_dict import MmapedDict
 
 from viihde import create_app
 
@@ -138,13 +139,33 @@ def test_metrics_add_up_every_gunicorn_worker(tmp_path):
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
-        with ThreadPoolExecutor(8) as pool:  # at once, so that both workers serve some
-            list(pool.map(lambda _: get(f"{base}/healthz"), range(59)))
+        else:
+            pytest.fail("gunicorn did not answer within 10 seconds")
+        sent = 1
+        for _ in range(50):  # at once, until each worker has served some
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda _: get(f"{base}/healthz"), range(20)))
+            sent += 20
+            if len(served_by_each(multiproc)) == 2 and all(served_by_each(multiproc)):
+                break
         body = get(f"{base}/metrics", token)
     finally:
         server.terminate()
         server.wait(timeout=30)
+    counts = served_by_each(multiproc)
+    assert len(counts) == 2 and all(counts), counts
     served = 'viihde_http_requests_total{endpoint="health.healthz",method="GET",status="200"}'
-    assert f"{served} 60.0" in body
-    workers = {path.stem.rsplit("_", 1)[-1] for path in multiproc.glob("counter_*.db")}
-    assert len(workers) == 2
+    assert f"{served} {float(sent)}" in body
+    assert sum(counts) == sent
+
+
+def served_by_each(multiproc: Path) -> list[float]:
+    """Each worker's own count of /healthz requests, from its own file."""
+    return [
+        sum(
+            value
+            for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+            if "health.healthz" in key and '"viihde_http_requests_total"' in key
+        )
+        for path in multiproc.glob("counter_*.db")
+    ]

@@ -40,7 +40,9 @@ SENDING_PAUSED = Gauge(
     "viihde_sms_sending_paused",
     "1 while the SMS budget breaker holds code sending",
     ["reason"],
-    multiprocess_mode="livemax",  # across the workers alive now (gunicorn.conf.py)
+    # The latest value any live worker set (gunicorn.conf.py marks gone ones dead): a
+    # worker that saw a pause and then idles must not keep it "paused".
+    multiprocess_mode="livemostrecent",
 )
 
 
