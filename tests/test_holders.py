@@ -577,3 +577,73 @@ def test_the_new_holder_erases_their_own_holding_and_not_the_previous_proof(
         assert tombstones == 1
     for link in (changed_hands.previous_link, changed_hands.new_link):
         assert app.test_client().get(link).status_code == 404
+
+
+def test_a_previous_holders_stop_between_the_change_and_the_sync_leaves_no_trace_of_them(
+    app, runner, outbox, tmp_path
+):
+    """The previous holder stopped all marketing from their link two days after the
+    change, before the sync: the new holder sees that withdrawal without the previous
+    holder's address, browser or campaign, and erasing their own holding brings none of
+    the previous holder's grants back."""
+    previous = Visitor(app.test_client(), outbox)
+    previous.client.environ_base.update(PREVIOUS_HOLDER)
+    with freeze_time(BEFORE):
+        previous.sign_up("040 123 4567", landing="/?utm_campaign=vanha-kampanja")
+    link = outbox.last_link()
+    with freeze_time(datetime(2026, 11, 22, 9, 0, tzinfo=UTC)):
+        path = "/" + link.split("/", 3)[3]  # the link on the test client's own host
+        assert previous.client.get(path).status_code == 302
+        page = previous.client.get("/preferences")
+        stopped = previous.client.post(
+            "/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "y"}
+        )
+        assert stopped.status_code == 302
+    with freeze_time(NOW):
+        assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
+    new_holder = Visitor(app.test_client(), outbox)
+    new_holder.client.environ_base.update(NEW_HOLDER)
+    with freeze_time(NEW_SIGNUP):
+        new_holder.sign_up("040 123 4567")
+        browser = new_holder.client
+        data = browser.get("/preferences/data.json").text
+        stops = [
+            event["seq"]
+            for event in json.loads(data)["consent_events"]
+            if event["source"] == "preference_page"
+        ]
+        assert stops  # the withdrawals are the number's record, kept for the new holder
+        texts = [
+            data,
+            browser.get("/preferences/data.csv").text,
+            browser.get("/preferences/data").text,
+            *(browser.get(f"/preferences/receipt/{seq}").text for seq in stops),
+        ]
+        page = browser.get("/preferences/erase")
+        erased = browser.post(
+            "/preferences/erase", data={"csrf_token": csrf_token(page.text), "understood": "y"}
+        )
+        assert erased.status_code == 200
+    for text in texts:
+        for trace in (*PREVIOUS_HOLDER.values(), "vanha-kampanja"):
+            assert trace not in text
+    with app.app_context():
+        subscriber = subjects.subscriber_by_phone(NUMBER)
+        assert not any(consent.current_consent(subscriber.id).values())
+
+
+def test_a_previous_holders_refused_basis_is_not_the_new_holders(app, runner, tmp_path):
+    """The previous holder refused their customer marketing; the new holder never set
+    those purposes: the new holder's access shows no basis for them."""
+    with app.app_context():
+        context = consent.ConsentContext("customer_import", actor="system")
+        grants = consent.grant_as_customer(NUMBER, BEFORE.date(), "fi", context, BEFORE)
+        db.session.commit()
+        consent.withdraw_all(grants.subscriber.id, SIGNUP, BEFORE + timedelta(days=1))
+    with freeze_time(NOW):
+        assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
+    with app.app_context():
+        consent.subscribe(NUMBER, ["competitions"], SIGNUP, NEW_SIGNUP)
+        db.session.commit()
+        holder_since = subjects.subscriber_by_phone(NUMBER).holder_since
+        assert subjects.export(NUMBER, since=holder_since)["bases"] == {"competitions": "consent"}

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -171,7 +171,9 @@ def export(
         # Each purpose's basis: of the grant in force, or of the one a withdrawal ended
         # (unless that grant was an earlier holder's).
         "bases": {
-            purpose: event.basis for purpose, event in latest.items() if event.seq not in earlier
+            purpose: event.basis
+            for purpose, event in latest.items()
+            if event.seq not in earlier and _within(event.created_at, since, until)
         },
         "consent_events": [_event(e, redacted=e.seq in earlier) for e in events],
         "sms_messages": [_message(m) for m in messages],
@@ -232,28 +234,33 @@ def _confirmed_at(
 
 
 def _event(event: ConsentEvent, redacted: bool = False) -> dict[str, Any]:
-    """One consent event; ``redacted``: without the basis and purchase day of the grant
-    it ended, which were an earlier holder's."""
-    return {
+    """One consent event; ``redacted`` (it ended an earlier holder's grant): without that
+    grant's basis and purchase day, and without the evidence of who pressed what (the
+    address, browser and campaign may be the earlier holder's)."""
+    shown = {
         "seq": event.seq,
         "action": event.action,
         "purpose": event.purpose,
         "source": event.source,
         "actor": event.actor,
-        "utm_source": event.utm_source,
-        "utm_medium": event.utm_medium,
-        "utm_campaign": event.utm_campaign,
-        "click_id": event.click_id,
         "privacy_notice_version": event.privacy_notice_version,
         "consent_text_version": event.consent_text_version,
-        "basis": None if redacted else event.basis,
-        "purchased_on": (
-            event.purchased_on.isoformat() if event.purchased_on and not redacted else None
-        ),
-        "ip": event.ip,
-        "user_agent": event.user_agent,
         "created_at": _time(event.created_at),
     }
+    if redacted:
+        return shown | dict.fromkeys((*EVIDENCE, "basis", "purchased_on"))
+    return (
+        shown
+        | {key: getattr(event, key) for key in EVIDENCE}
+        | {
+            "basis": event.basis,
+            "purchased_on": event.purchased_on.isoformat() if event.purchased_on else None,
+        }
+    )
+
+
+#: What an event records of the person's circumstances (``Evidence``).
+EVIDENCE = ("utm_source", "utm_medium", "utm_campaign", "click_id", "ip", "user_agent")
 
 
 def _message(message: SmsMessage) -> dict[str, Any]:
@@ -301,39 +308,19 @@ def send_link(subscriber_id: int, now: datetime) -> None:
     )
 
 
-def event_by_seq(
-    subscriber_id: int, seq: int, since: datetime | None = None
-) -> ConsentEvent | None:
-    """One of the subscriber's own consent events (never another person's); with
-    ``since``, only one of the current holding (never an earlier holder's)."""
-    return db.session.scalar(
-        select(ConsentEvent).where(
-            ConsentEvent.subscriber_id == subscriber_id,
-            ConsentEvent.seq == seq,
-            *_between(ConsentEvent.created_at, since, None),
-        )
-    )
-
-
-def basis_shown(
-    event: ConsentEvent, since: datetime | None = None
-) -> tuple[str | None, date | None]:
-    """The basis and purchase day to show the current holder with ``event`` (``since``:
-    their holding's start): none when it ended an earlier holder's grant."""
-    if since is None or event.action != consent.WITHDRAW:
-        return event.basis, event.purchased_on
+def receipt(subscriber_id: int, seq: int, since: datetime | None = None) -> dict | None:
+    """One of the subscriber's own consent events as their export shows it (never another
+    person's); with ``since``, only one of the current holding, redacted as the export
+    redacts it when it ended an earlier holder's grant."""
     ledger = db.session.scalars(
         select(ConsentEvent)
-        .where(
-            ConsentEvent.subscriber_id == event.subscriber_id,
-            ConsentEvent.purpose == event.purpose,
-            ConsentEvent.seq <= event.seq,
-        )
+        .where(ConsentEvent.subscriber_id == subscriber_id, ConsentEvent.seq <= seq)
         .order_by(ConsentEvent.seq)
-    )
-    if event.seq in _ended_earlier_grants(ledger, since):
-        return None, None
-    return event.basis, event.purchased_on
+    ).all()
+    if not ledger or ledger[-1].seq != seq or not _within(ledger[-1].created_at, since, None):
+        return None
+    redacted = seq in _ended_earlier_grants(ledger, since)
+    return _event(ledger[-1], redacted=redacted) | {"reference": f"{subscriber_id}-{seq}"}
 
 
 CSV_SECTIONS = ("consent_events", "sms_messages", "sms_replies", "verifications", "erasures")
@@ -380,7 +367,7 @@ def erase(
     elif subscriber_id is not None:
         _forget_holding(subscriber_id, since)
     messages = select(SmsMessage.id).where(
-        SmsMessage.phone_e164 == phone_e164, *_from(SmsMessage.created_at, since)
+        SmsMessage.phone_e164 == phone_e164, *_between(SmsMessage.created_at, since, None)
     )
     db.session.execute(
         update(CampaignMessage)
@@ -391,13 +378,14 @@ def erase(
     db.session.execute(delete(SmsStatusEvent).where(SmsStatusEvent.message_sid.in_(sids)))
     db.session.execute(
         delete(Verification).where(
-            Verification.phone_e164 == phone_e164, *_from(Verification.created_at, since)
+            Verification.phone_e164 == phone_e164, *_between(Verification.created_at, since, None)
         )
     )
     db.session.execute(delete(SmsMessage).where(SmsMessage.id.in_(messages)))
     db.session.execute(
         delete(InboundMessage).where(
-            InboundMessage.phone_e164 == phone_e164, *_from(InboundMessage.received_at, since)
+            InboundMessage.phone_e164 == phone_e164,
+            *_between(InboundMessage.received_at, since, None),
         )
     )
     tombstone = Tombstone(phone_hash=tombstone_hash(phone_e164), source=source, erased_at=now)
@@ -405,10 +393,6 @@ def erase(
     db.session.commit()
     db.session.expire_all()
     return tombstone
-
-
-def _from(column, since: datetime | None) -> list:
-    return [] if since is None else [column >= since]
 
 
 def _forget_subscriber(subscriber_id: int) -> None:
@@ -426,11 +410,16 @@ def _forget_holding(subscriber_id: int, since: datetime) -> None:
     """The current holder's consent events go; the withdrawals that ended the previous
     holder's grants stay (without them those grants would be in force again), and the
     links sent to the current holder stop working."""
+    ledger = db.session.scalars(
+        select(ConsentEvent)
+        .where(ConsentEvent.subscriber_id == subscriber_id)
+        .order_by(ConsentEvent.seq)
+    )
     db.session.execute(
         delete(ConsentEvent).where(
             ConsentEvent.subscriber_id == subscriber_id,
             ConsentEvent.created_at >= since,
-            ConsentEvent.source != consent.HOLDER_CHANGE_SOURCE,
+            ConsentEvent.seq.not_in(_ended_earlier_grants(ledger, since)),
         )
     )
     db.session.execute(

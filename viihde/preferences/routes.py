@@ -159,17 +159,13 @@ def _attachment(response: Response, filename: str) -> Response:
 @step_up_required
 def receipt(seq: int):
     """A printable proof of one consent event: what text, which version, when, whence."""
-    since = g.subscriber.holder_since
-    event = subjects.event_by_seq(g.subscriber.id, seq, since=since)
+    event = subjects.receipt(g.subscriber.id, seq, since=g.subscriber.holder_since)
     if event is None:
         abort(404)
-    basis, purchased_on = subjects.basis_shown(event, since=since)
     return (
         render_template(
             "preferences/receipt.html",
             event=event,
-            basis=basis,
-            purchased_on=purchased_on,
             number=g.subscriber.phone_e164,
         ),
         200,

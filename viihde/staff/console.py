@@ -135,7 +135,7 @@ def _answer(subscriber) -> tuple[dict, bool]:
 @bp.get("/card/<int:subscriber_id>/export.json")
 def export_json(subscriber_id: int):
     """What is stored, as the person's own download gives it: of the current holding only
-    (or, asked for, of the earlier holders'). `flask subject export` gives all of it."""
+    (or, asked for, of the earlier holders'), as `flask subject export --holding` does."""
     subscriber = _subscriber_or_404(subscriber_id)
     data, earlier = _answer(subscriber)
     detail = "json earlier holder" if earlier else "json"
