@@ -1153,3 +1153,11 @@ def test_sending_on_while_a_sender_runs_queues_one_successor(app, redis_queue):
     assert redis_queue.get_job_ids() == ["campaign-7-b"]
     assert Job.fetch("campaign-7-a", connection=redis_queue.connection).get_status() == "started"
     Job.fetch("campaign-7-a", connection=redis_queue.connection).delete()
+
+
+def test_every_campaign_status_has_a_label():
+    """The console names each status in the page's language, never its key."""
+    from viihde import labels
+    from viihde.models import CAMPAIGN_STATUSES
+
+    assert set(labels.CAMPAIGN_STATUSES) == set(CAMPAIGN_STATUSES)

@@ -200,6 +200,18 @@ def end_customer_grants(
     return _append(subscriber, ended, context, now, latest)
 
 
+def lock_subscriber(subscriber_id: int) -> Subscriber | None:
+    """Load and lock the subscriber, fresh from the database (None: erased meanwhile)."""
+    return _locked(Subscriber.id == subscriber_id)
+
+
+def grant_in_force(subscriber_id: int, purpose: str) -> ConsentEvent | None:
+    """The grant of ``purpose`` in force, if any (read it under the subscriber's lock when
+    acting on it)."""
+    event = latest_events(subscriber_id).get(purpose)
+    return event if event is not None and event.action == GRANT else None
+
+
 def _locked(condition) -> Subscriber | None:
     """Load and lock (FOR UPDATE on PostgreSQL) the subscriber matching ``condition``."""
     return db.session.execute(

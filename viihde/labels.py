@@ -34,6 +34,14 @@ CUSTOMER_ACTIONS = {
 #: A customer grant the system withdrew (the purchase is too long ago, or the number
 #: passed to a new holder): nobody refused it.
 CUSTOMER_ENDED = _l("Customer marketing ended")
+#: A campaign's status (``models.CAMPAIGN_STATUSES``).
+CAMPAIGN_STATUSES = {
+    "draft": _l("Draft"),
+    "sending": _l("Sending"),
+    "paused": _l("Paused"),
+    "finished": _l("Finished"),
+    "cancelled": _l("Cancelled"),
+}
 SMS_KINDS = {
     "code": _l("Confirmation code"),
     "welcome": _l("Welcome message"),
@@ -101,6 +109,7 @@ def register_filters(app: Flask) -> None:
         source_label=lambda key: label(SOURCES, key),
         basis_label=lambda key: label(BASES, key),
         sms_kind_label=lambda key: label(SMS_KINDS, key),
+        campaign_status=lambda key: label(CAMPAIGN_STATUSES, key),
         sms_status_label=lambda key: label(SMS_STATUSES, key),
         purpose_name=purpose_name,
         outdated_text=purposes.is_outdated_text,

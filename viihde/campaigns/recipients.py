@@ -72,18 +72,13 @@ def record_recipient(
     skipped when consent is gone) and log their SMS, in one commit with the cursor.
     Returns the SMS to deliver (its id and body), if any."""
     campaign.cursor = subscriber_id
-    subscriber = db.session.execute(
-        select(Subscriber)
-        .where(Subscriber.id == subscriber_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
+    subscriber = consent.lock_subscriber(subscriber_id)
     if subscriber is None:  # erased meanwhile
         db.session.commit()
         return None
-    event = consent.latest_events(subscriber_id).get(campaign.purpose)
-    granted = event is not None and event.action == consent.GRANT
-    basis = event.basis if granted else None
+    grant = consent.grant_in_force(subscriber_id, campaign.purpose)
+    granted = grant is not None
+    basis = grant.basis if granted else None
     first_as_customer = basis == consent.CUSTOMER and not _had_customer_message(subscriber_id)
     language = campaign_language(subscriber.language)
     status = SENT if granted else SKIPPED
@@ -126,11 +121,9 @@ def adopt_orphan(
     (checked under the lock on their row, as for a new one); else it is not sent: the
     message fails ("consent_withdrawn") and the recipient counts as skipped."""
     message = db.session.get(SmsMessage, orphan.sms_message_id)
-    subscriber = db.session.execute(
-        select(Subscriber).where(Subscriber.id == orphan.subscriber_id).with_for_update()
-    ).scalar_one_or_none()
-    event = consent.latest_events(subscriber.id).get(campaign.purpose) if subscriber else None
-    if message.status == "sending" or (event is not None and event.action == consent.GRANT):
+    subscriber = consent.lock_subscriber(orphan.subscriber_id)
+    grant = consent.grant_in_force(subscriber.id, campaign.purpose) if subscriber else None
+    if message.status == "sending" or grant is not None:
         db.session.commit()  # deliver settles a dead "sending" itself (outcome unknown)
         return message.id, message.body
     orphan.status = SKIPPED

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from flask import abort, current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import audit, campaigns
@@ -19,20 +18,6 @@ from ..phone import PhoneError, mask, parse_mobile
 from . import bp
 from .console import actor, admin_required
 from .forms import ButtonForm, CampaignForm, CampaignStartForm, CampaignTestForm
-
-STATUS_LABELS = {
-    campaigns.DRAFT: _l("Draft"),
-    campaigns.SENDING: _l("Sending"),
-    campaigns.PAUSED: _l("Paused"),
-    campaigns.FINISHED: _l("Finished"),
-    campaigns.CANCELLED: _l("Cancelled"),
-}
-
-
-@bp.app_template_filter("campaign_status")
-def campaign_status(status: str) -> str:
-    """A campaign's status in the page's language."""
-    return str(STATUS_LABELS.get(status, status))
 
 
 def _campaign_or_404(campaign_id: int) -> Campaign:
