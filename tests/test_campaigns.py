@@ -727,6 +727,11 @@ def test_preview_counts_segments_recipients_and_cost_per_language(app):
     assert fi.segmentation == segmentation(fi.text)
     assert (fi.segmentation.encoding, fi.segmentation.segments) == ("GSM-7", 2)
     assert (fi.recipients, fi.customers) == (4, 1)
+    # A customer's first message carries the refusal footer: its own, longer text.
+    with app.app_context():
+        customer_text = campaigns.sample_text("a" * 120, "fi", customer=True)
+    assert fi.customer_segmentation == segmentation(customer_text)
+    assert fi.customer_segmentation.units > fi.segmentation.units
     customer_segments = fi.customer_segmentation.segments
     assert fi.cost == Decimal("0.08") * (3 * 2 + 1 * customer_segments)
     assert (sv.segmentation.encoding, sv.recipients) == ("UCS-2", 1)

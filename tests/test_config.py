@@ -242,3 +242,11 @@ def test_malformed_quiet_hours_refuse_to_start(environment, setting):
     environment.setenv("CAMPAIGN_QUIET_HOURS", setting)
     with pytest.raises(ConfigError, match="CAMPAIGN_QUIET_HOURS"):
         create_app()
+
+
+def test_a_misspelt_customer_purpose_refuses_to_start(environment):
+    """CUSTOMER_PURPOSES=offer would grant buyers nothing, silently: the app stops."""
+    environment.setenv("APP_ENV", "development")
+    environment.setenv("CUSTOMER_PURPOSES", "offer,new_content")
+    with pytest.raises(ConfigError, match="CUSTOMER_PURPOSES"):
+        create_app()

@@ -178,10 +178,14 @@ def rate_limit_storage(config: dict) -> str:
 
 
 def check_purposes(config: dict, known: set[str]) -> None:
-    """Refuse a CONSENT_PURPOSES entry that the catalogue does not know."""
+    """Refuse a CONSENT_PURPOSES or CUSTOMER_PURPOSES entry that the catalogue does not
+    know (a typo would quietly offer, or grant buyers, nothing)."""
     unknown = [key for key in config["CONSENT_PURPOSES"] if key not in known]
     if unknown or not config["CONSENT_PURPOSES"]:
         raise ConfigError(f"CONSENT_PURPOSES must name purposes from {sorted(known)}: {unknown}")
+    unknown = [key for key in config.get("CUSTOMER_PURPOSES", ()) if key not in known]
+    if unknown:
+        raise ConfigError(f"CUSTOMER_PURPOSES must name purposes from {sorted(known)}: {unknown}")
 
 
 def quiet_hours_window(setting: str | None) -> tuple[time, time] | None:
