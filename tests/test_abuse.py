@@ -158,6 +158,7 @@ def test_staff_see_a_banner_when_sending_is_paused(app, outbox, clock):
     """The console says so on every page."""
     from viihde import accounts
     from viihde.clock import utcnow
+    from viihde.extensions import db
 
     app.config["SMS_HOURLY_LIMIT"] = 1
     ask_code(app, outbox, "040 111 1111")
@@ -165,6 +166,7 @@ def test_staff_see_a_banner_when_sending_is_paused(app, outbox, clock):
         accounts.create_staff(
             "tuki@viihdepaketti.fi", "support", "kesa-aamu-sataa-lunta-77", utcnow()
         )
+        db.session.commit()
     client = app.test_client()
     page = client.get("/staff/login")
     client.post(

@@ -156,9 +156,15 @@ def from_environment(instance_path: str) -> dict:
         # Staff sessions: out after 30 idle minutes, and 12 hours after login at the latest.
         "STAFF_IDLE_MINUTES": int(_env("STAFF_IDLE_MINUTES", "30")),
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,
-        # Guessing staff passwords and TOTP codes (failed tries only).
-        "STAFF_LOGIN_LIMIT_PER_ACCOUNT": _env("STAFF_LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
+        # Guessing staff passwords and TOTP codes (failed tries only): wrong passwords for
+        # one account from one client (an IPv4 address or IPv6 /64), and from one client
+        # for any accounts; wrong passwords for one account from everywhere, after which
+        # a password alone no longer signs in (a password and a TOTP code still do); and
+        # wrong second-factor codes for one account.
+        "STAFF_LOGIN_LIMIT_PER_CLIENT": _env("STAFF_LOGIN_LIMIT_PER_CLIENT", "5 per 15 minutes"),
         "STAFF_LOGIN_LIMIT_PER_IP": _env("STAFF_LOGIN_LIMIT_PER_IP", "20 per 15 minutes"),
+        "STAFF_LOGIN_LIMIT_PER_ACCOUNT": _env("STAFF_LOGIN_LIMIT_PER_ACCOUNT", "20 per 15 minutes"),
+        "STAFF_TOTP_LIMIT_PER_ACCOUNT": _env("STAFF_TOTP_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
         # Rate limit counters; unset: REDIS_URL when set, else this process's memory.
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI"),
         "RATELIMIT_HEADERS_ENABLED": True,
