@@ -82,12 +82,16 @@ def from_environment(instance_path: str) -> dict:
         "TWILIO_TIMEOUT_SECONDS": float(_env("TWILIO_TIMEOUT_SECONDS", "10")),
         # Seconds between the retries of a send that failed for a passing reason.
         "SMS_RETRY_INTERVALS": [int(s) for s in _env_list("SMS_RETRY_INTERVALS", "10,30,120,300")],
-        # The SMS budget: code sending pauses when this many SMS went out in the last hour
-        # or day, or when fewer than the floor of codes sent in an hour get confirmed.
+        # The SMS budget: all code sending pauses when this many SMS went out in the last
+        # hour or day (the only thing that pauses everyone).
         "SMS_HOURLY_LIMIT": int(_env("SMS_HOURLY_LIMIT", "500")),
         "SMS_DAILY_LIMIT": int(_env("SMS_DAILY_LIMIT", "3000")),
+        # The sign-up breaker (``budget``): a client network or number range whose last
+        # hour holds at least MIN_SAMPLE sign-up codes, fewer than FLOOR of them confirmed,
+        # gets one sign-up code per TIGHTENED_INTERVAL until that changes.
         "CONFIRMATION_RATE_FLOOR": float(_env("CONFIRMATION_RATE_FLOOR", "0.2")),
         "CONFIRMATION_RATE_MIN_SAMPLE": int(_env("CONFIRMATION_RATE_MIN_SAMPLE", "30")),
+        "SMS_TIGHTENED_INTERVAL_SECONDS": int(_env("SMS_TIGHTENED_INTERVAL_SECONDS", "600")),
         # Wrong codes for one number in 24 hours before its sign-up pauses for a day.
         "CODE_MAX_WRONG_PER_DAY": int(_env("CODE_MAX_WRONG_PER_DAY", "10")),
         # Rate limits on sending codes (Flask-Limiter notation), per visitor address, per

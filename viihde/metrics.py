@@ -36,9 +36,14 @@ CONSENT_EVENTS = Counter(
 )
 SMS_FAILURES = Counter("viihde_sms_failures_total", "SMS the provider refused", ["code"])
 LIMITED = Counter("viihde_rate_limited_total", "Requests answered 429", ["endpoint"])
+SIGNUPS_HELD_BACK = Counter(
+    "viihde_signups_held_back_total",
+    "Sign-up codes not sent: their network or number range confirms too few codes",
+    ["scope"],
+)
 SENDING_PAUSED = Gauge(
     "viihde_sms_sending_paused",
-    "1 while the SMS budget breaker holds code sending",
+    "1 while a spent SMS budget holds all code sending",
     ["reason"],
     # The latest value any live worker set (gunicorn.conf.py marks gone ones dead): a
     # worker that saw a pause and then idles must not keep it "paused".
