@@ -9,21 +9,24 @@ import secrets
 from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
-from .tokens import TOKEN_PATTERN
-
 #: Access logs that print request paths: the dev server's and gunicorn's.
 ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
-_TOKEN_IN_PATH = re.compile(r"/(" + TOKEN_PATTERN + r")(?=[\s?\"]|$)")
+# tokens.TOKEN_PATTERN's shape as a logged line may carry it: any character can be
+# percent-encoded (werkzeug decodes the path before routing, gunicorn logs it raw), and
+# nothing need come before or after it (a link copied from text brings "." or ")" along).
+# Over-redacting look-alikes costs nothing; a missed boundary leaks the link.
+_CHAR = r"(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2})"
+_TOKEN_IN_LINE = re.compile(rf"(?P<subscriber>{_CHAR}{{1,8}})(?:\.|%2[Ee]){_CHAR}{{16}}")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s"
 
 
 class RedactTokens(logging.Filter):
-    """Replace a preference token in a logged path by its subscriber part and '…'."""
+    """Replace every preference token in an access line by its subscriber part and '.…'."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _TOKEN_IN_PATH.sub(lambda m: "/" + m.group(1).split(".")[0] + ".…", message)
+        redacted = _TOKEN_IN_LINE.sub(lambda m: m.group("subscriber") + ".…", message)
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True
