@@ -8,6 +8,7 @@ from urllib.parse import unquote
 import pytest
 from gunicorn.config import AccessLogFormat
 from gunicorn.glogging import SafeAtoms
+from gunicorn.http.errors import InvalidRequestLine
 from werkzeug.urls import uri_to_iri
 
 from .conftest import PUBLIC_BASE_URL, csrf_token
@@ -109,11 +110,21 @@ def gunicorn_line(path: str) -> None:
     logging.getLogger("gunicorn.access").info(AccessLogFormat.default, SafeAtoms(atoms))
 
 
+def gunicorn_bad_request(path: str) -> None:
+    """What a gunicorn worker warns when it cannot parse a request line (a space in it)."""
+    error = InvalidRequestLine(f"GET {path} copied with a space HTTP/1.1")
+    logging.getLogger("gunicorn.error").warning(f"Invalid request from ip=127.0.0.1: {error}")
+
+
 @pytest.mark.parametrize("path", WRITTEN.values(), ids=WRITTEN.keys())
-@pytest.mark.parametrize("log_line", [werkzeug_line, gunicorn_line], ids=["werkzeug", "gunicorn"])
+@pytest.mark.parametrize(
+    "log_line",
+    [werkzeug_line, gunicorn_line, gunicorn_bad_request],
+    ids=["werkzeug", "gunicorn", "gunicorn-bad-request"],
+)
 def test_access_logs_never_show_a_preference_token(app, caplog, log_line, path):
-    """The dev server's and gunicorn's request lines lose the token's signature, however
-    the link was written; the subscriber part stays for tracing."""
+    """The dev server's and gunicorn's lines about a request lose the token's signature,
+    however the link was written; the subscriber part stays for tracing."""
     with caplog.at_level(logging.INFO):
         log_line(path)
     (line,) = [r.getMessage() for r in caplog.records if "GET" in r.getMessage()]

@@ -1,4 +1,5 @@
-"""Logging: a request id on every line, JSON lines in production, and no tokens in access lines."""
+"""Logging: a request id on every line, JSON lines in production, and no tokens in the
+lines that print request paths."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import secrets
 from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
-#: Access logs that print request paths: the dev server's and gunicorn's.
-ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
+#: Loggers that print request paths: the dev server's, gunicorn's access lines, and
+#: gunicorn's warnings about requests it could not parse (they quote the request line).
+PATH_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
 # tokens.TOKEN_PATTERN's shape as a logged line may carry it: any character can be
 # percent-encoded (werkzeug decodes the path before routing, gunicorn logs it raw), and
 # nothing need come before or after it (a link copied from text brings "." or ")" along).
@@ -22,7 +24,7 @@ JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s"
 
 
 class RedactTokens(logging.Filter):
-    """Replace every preference token in an access line by its subscriber part and '.…'."""
+    """Replace every preference token in a line about a request by its subscriber part and '.…'."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -42,7 +44,7 @@ class RequestId(logging.Filter):
 
 def install() -> None:
     """Attach the token filters once per process."""
-    for name in ACCESS_LOGGERS:
+    for name in PATH_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(RedactTokens())
