@@ -616,6 +616,17 @@ def test_the_audit_log_cannot_be_changed(app, support):
             db.session.rollback()
 
 
+@pytest.mark.usefixtures("needs_postgresql")
+@pytest.mark.parametrize("statement", ["TRUNCATE audit_entries", "TRUNCATE staff_members CASCADE"])
+def test_the_audit_log_cannot_be_truncated(app, support, statement):
+    """TRUNCATE passes no row trigger: a statement trigger refuses it, also by cascade."""
+    with app.app_context():
+        with pytest.raises(DBAPIError, match="append-only"):
+            db.session.execute(text(statement))
+        db.session.rollback()
+        assert db.session.scalar(select(AuditEntry)) is not None
+
+
 def test_admin_filters_the_audit_log(app, admin, support, subscriber_id):
     """By number in any format, and by action."""
     post(support, "/staff/", "/staff/", query="040 123 4567")

@@ -153,7 +153,8 @@ def from_environment(instance_path: str) -> dict:
         # the host of PUBLIC_BASE_URL unless set.
         "TRUSTED_HOSTS": _env_list("TRUSTED_HOSTS", "") or None,
         "WTF_CSRF_TIME_LIMIT": 3600,
-        # /metrics answers only with "Authorization: Bearer <this>"; unset: 404.
+        # /metrics answers only with "Authorization: Bearer <this>" (unset: 404), and only
+        # with it does /readyz say why it is not ready.
         "METRICS_TOKEN": _env("METRICS_TOKEN"),
         # "json" for one JSON object per log line (production), else plain text.
         "LOG_FORMAT": _env("LOG_FORMAT", "text"),

@@ -72,11 +72,16 @@ def init_app(app: Flask) -> None:
     app.add_url_rule("/metrics", "metrics", metrics_view)
 
 
-def metrics_view():
-    """The metrics, for a scraper that knows METRICS_TOKEN (404 for everyone else)."""
+def is_scraper() -> bool:
+    """The request carries ``Authorization: Bearer <METRICS_TOKEN>`` (constant-time check)."""
     token = current_app.config.get("METRICS_TOKEN")
     given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-    if not token or not hmac.compare_digest(given.encode(), token.encode()):
+    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
+
+
+def metrics_view():
+    """The metrics, for a scraper that knows METRICS_TOKEN (404 for everyone else)."""
+    if not is_scraper():
         abort(404)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
