@@ -149,10 +149,11 @@ def test_the_app_works_as_the_app_role(role_url, outbox_path, outbox):
         report = retention.purge(utcnow() + timedelta(days=400))
         assert report.failures == {}
         assert (report.verifications, report.sms_messages) == (1, 2)
-        subjects.erase("+358401234567", "cli", utcnow())
         audit.record(audit.Actor.cli("ops"), "erase", utcnow(), phone_e164="+358401234567")
+        subjects.erase("+358401234567", "cli", utcnow())  # commits with the entry
         db.session.remove()
         db.engine.dispose()
     assert db.session.scalar(select(Subscriber.id)) is None
     assert db.session.scalar(select(Tombstone.source)) == "cli"
-    assert db.session.scalar(select(AuditEntry.action)) == "erase"
+    actions = db.session.scalars(select(AuditEntry.action)).all()
+    assert "erase" in actions and "purge" in actions

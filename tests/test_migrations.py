@@ -100,3 +100,34 @@ def test_holder_since_migrates_up_and_down_keeping_the_register(tmp_path):
         upgrade()
         assert "holder_since" in columns()
         db.engine.dispose()
+
+
+def test_the_sms_log_loses_its_link_tokens_on_upgrade(tmp_path):
+    """0012 rewrites every logged link as ``.../[link]``; other text stays as it was."""
+    uri = "sqlite:///" + str(tmp_path / "links.sqlite3")
+    app = create_app({"APP_ENV": "testing", "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": uri})
+    bodies = {
+        1: "Tervetuloa! Muuta viestejäsi: https://viihdepaketti.fi/AQ.pQZVoe0Jf9qQbT5q tai STOP",
+        2: "Koodisi on ******.\n\n@viihdepaketti.fi #******",
+    }
+    with app.app_context():
+        upgrade(revision="0011")
+        with db.engine.begin() as connection:
+            for message_id, body in bodies.items():
+                connection.execute(
+                    text(
+                        "INSERT INTO sms_messages (id, phone_e164, kind, body, segments, backend,"
+                        " status, attempts, created_at, updated_at) VALUES (:id, '+358401234567',"
+                        " 'welcome', :body, 1, 'file', 'sent', 1, '2026-11-01 09:00:00',"
+                        " '2026-11-01 09:00:00')"
+                    ),
+                    {"id": message_id, "body": body},
+                )
+        upgrade()
+        with db.engine.connect() as connection:
+            stored = dict(connection.execute(text("SELECT id, body FROM sms_messages")).all())
+        db.engine.dispose()
+    assert stored == {
+        1: "Tervetuloa! Muuta viestejäsi: https://viihdepaketti.fi/[link] tai STOP",
+        2: bodies[2],
+    }

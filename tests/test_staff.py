@@ -16,6 +16,7 @@ from viihde import accounts, consent, subjects
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import ApiToken, AppendOnlyError, AuditEntry, ConsentEvent, SmsMessage
+from viihde.tokens import TOKEN_PATTERN
 
 from .conftest import Visitor, csrf_token
 
@@ -733,3 +734,22 @@ def api_people(app):
     with app.app_context():
         consent.subscribe("+358401234567", ["offers"], consent.ConsentContext("signup"), utcnow())
         db.session.commit()
+
+
+def test_support_never_sees_a_live_preference_link(app, support, subscriber_id, outbox, runner):
+    """The welcome and a link sent on request reached the person; the card, its SMS log,
+    both exports and the command line show a placeholder, never a token that would let
+    support act as the person."""
+    post(support, f"/staff/card/{subscriber_id}/send-link", f"/staff/card/{subscriber_id}")
+    live = [re.search(TOKEN_PATTERN, m["body"]).group(0) for m in outbox.messages()[1:]]
+    assert live  # the welcome and the link carried live tokens
+    views = [
+        support.get(f"/staff/card/{subscriber_id}").text,
+        support.get(f"/staff/card/{subscriber_id}/export.json").text,
+        support.get(f"/staff/card/{subscriber_id}/export").text,
+        runner.invoke(args=["subject", "export", "040 123 4567"]).output,
+    ]
+    for view in views:
+        assert "/[link]" in view
+        assert not any(token in view for token in live)
+        assert not re.search(r"viihdepaketti\.fi/" + TOKEN_PATTERN, view)

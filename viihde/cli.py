@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import sys
+import threading
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
+from redis.exceptions import RedisError
 from rq import SimpleWorker
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import accounts, audience, audit, subjects
 from .clock import utcnow
@@ -17,9 +21,11 @@ from .extensions import db
 from .phone import PhoneError, mask, parse_mobile
 from .purposes import configured_keys
 from .register_cli import register_cli
-from .sms import send_sms
+from .sms import outbox, send_sms
 from .sms.queue import sms_queue
 from .sms.texts import test_message
+
+log = logging.getLogger(__name__)
 
 subject_cli = AppGroup("subject", help="A person's data in the register: export or erase it.")
 
@@ -127,16 +133,51 @@ def send_test_command(number: str) -> None:
         raise click.exceptions.Exit(1)
 
 
+@sms_cli.command("sweep")
+def sweep_command() -> None:
+    """Hand over SMS whose job was lost (every worker does this each minute; run it from
+    cron where no worker runs)."""
+    report = outbox.sweep(utcnow())
+    click.echo(
+        f"Handed over {report.handed_over}, failed {report.failed} (cannot be sent now), "
+        f"settled {report.settled} (attempts that died)."
+    )
+
+
+def _sweep_every(app: Flask, seconds: float, stop: threading.Event) -> None:
+    """The worker's outbox sweep, in a thread of its own with its own app context."""
+    while not stop.wait(seconds):
+        with app.app_context():
+            try:
+                outbox.sweep(utcnow())
+            except (SQLAlchemyError, RedisError) as error:
+                # The type only: a database error's text can carry message bodies.
+                log.error("sms_outbox_sweep_failed error=%s", type(error).__name__)
+            finally:
+                db.session.remove()
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @with_appcontext
 def worker_command(burst: bool) -> None:
-    """Deliver queued SMS (needs REDIS_URL); run one or more next to the web processes."""
+    """Deliver queued SMS (needs REDIS_URL) and sweep the outbox each SMS_SWEEP_SECONDS;
+    run one or more next to the web processes."""
     queue = sms_queue()
     if queue is None:
         raise click.ClickException("REDIS_URL is not set: SMS are sent inline, no worker needed.")
-    # SimpleWorker runs jobs in this process, inside the app context and its database pool.
-    SimpleWorker([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
+    stop = threading.Event()
+    seconds = current_app.config["SMS_SWEEP_SECONDS"]
+    if seconds > 0 and not burst:
+        app = current_app._get_current_object()
+        threading.Thread(
+            target=_sweep_every, args=(app, seconds, stop), name="outbox-sweep", daemon=True
+        ).start()
+    try:
+        # SimpleWorker runs jobs in this process, inside the app context and its pool.
+        SimpleWorker([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
+    finally:
+        stop.set()
 
 
 staff_cli = AppGroup("staff", help="Named staff accounts for the support console.")

@@ -80,6 +80,8 @@ def from_environment(instance_path: str) -> dict:
         "TWILIO_API_BASE_URL": _env("TWILIO_API_BASE_URL"),
         # How long to wait for Twilio's answer before counting the send as failed (seconds).
         "TWILIO_TIMEOUT_SECONDS": float(_env("TWILIO_TIMEOUT_SECONDS", "10")),
+        # How often each worker sweeps the outbox for SMS whose job was lost (0: never).
+        "SMS_SWEEP_SECONDS": float(_env("SMS_SWEEP_SECONDS", "60")),
         # Seconds between the retries of a send that failed for a passing reason.
         "SMS_RETRY_INTERVALS": [int(s) for s in _env_list("SMS_RETRY_INTERVALS", "10,30,120,300")],
         # The SMS budget: all code sending pauses when this many SMS went out in the last

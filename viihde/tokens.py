@@ -26,6 +26,11 @@ MAX_SUBSCRIBER_ID = 2**31 - 1
 #: What a token looks like; used by the URL converter so that other paths never match.
 TOKEN_PATTERN = r"[A-Za-z0-9_-]{2,8}\.[A-Za-z0-9_-]{16}"  # noqa: S105  # nosec B105
 _TOKEN = re.compile(TOKEN_PATTERN)
+#: What the SMS log keeps in place of a link's token: a live link lets whoever reads it
+#: act as the person, so only the person's phone (and the campaign tool) ever holds one.
+LINK_PLACEHOLDER = "[link]"
+_TOKEN_IN_LINK = re.compile(r"(?<=/)" + TOKEN_PATTERN + r"(?![A-Za-z0-9_-])")
+_PLACEHOLDER_LINK = re.compile(r"https?://\S*?/" + re.escape(LINK_PLACEHOLDER))
 
 
 class _TruncatedHMAC(HMACAlgorithm):
@@ -77,6 +82,20 @@ def read_preference_token(
     except BadSignature:
         return None
     return subscriber_id
+
+
+def without_link_tokens(text: str) -> str:
+    """``text`` with every preference link's token replaced by ``LINK_PLACEHOLDER``."""
+    return _TOKEN_IN_LINK.sub(LINK_PLACEHOLDER, text)
+
+
+def with_link(text: str, link: str) -> str:
+    """Put a live preference ``link`` back where ``without_link_tokens`` left its placeholder."""
+    return _PLACEHOLDER_LINK.sub(lambda _match: link, text)
+
+
+def has_link_placeholder(text: str) -> bool:
+    return LINK_PLACEHOLDER in text
 
 
 def secret_keys() -> list[str]:

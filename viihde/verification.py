@@ -26,7 +26,7 @@ from .hashing import hashes_match, keyed_hash
 from .locks import serialise
 from .models import SmsMessage, Subscriber, Verification
 from .notices import SIGNUP_TEXT_VERSION
-from .sms import dispatch, log_sms, redacted
+from .sms import dispatch, log_sms
 from .sms.texts import code_message, sender_accepts_replies, welcome_message
 from .tokens import preference_url
 
@@ -129,7 +129,7 @@ def _send_code(
     body = code_message(code, current_app.config["PUBLIC_BASE_URL"], verification.language)
     # The code's SMS row first (its id), then the code pointing at it: one INSERT each,
     # and one transaction, committed under the number's lock that ``_issue_code`` took.
-    message_id = log_sms(phone_e164, redacted(body, code), "code", now).id
+    message_id = log_sms(phone_e164, body, "code", now, secret=code).id
     verification.sms_message_id = message_id
     db.session.add(verification)
     with _keeping(verification):

@@ -21,7 +21,7 @@ from ..models import (
 )
 from ..sms import log_sms
 from ..sms.delivery import in_flight_since
-from ..tokens import preference_url
+from ..tokens import preference_url, with_link
 from .drafts import body_for, campaign_language, compose, footer
 from .state import SENT, SKIPPED
 
@@ -124,8 +124,12 @@ def adopt_orphan(
     subscriber = consent.lock_subscriber(orphan.subscriber_id)
     grant = consent.grant_in_force(subscriber.id, campaign.purpose) if subscriber else None
     if message.status == "sending" or grant is not None:
+        # The log keeps the link without its token: the person's live link goes back in.
+        body = message.body
+        if subscriber is not None:
+            body = with_link(body, preference_url(subscriber.id, subscriber.link_key))
         db.session.commit()  # deliver settles a dead "sending" itself (outcome unknown)
-        return message.id, message.body
+        return message.id, body
     orphan.status = SKIPPED
     message.status, message.error_code, message.updated_at = "failed", "consent_withdrawn", now
     db.session.commit()

@@ -1,4 +1,9 @@
-"""Sending SMS: every message is logged as a row, then delivered by a job or inline."""
+"""Sending SMS: every message is logged as a row, then delivered by a job or inline.
+
+The log is the outbox (``outbox.sweep`` hands over a row whose job never came) and it
+keeps neither one-time codes nor the tokens of preference links: whoever reads it
+(support, an export, a backup) cannot act as the person.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from redis.exceptions import RedisError
 
 from ..extensions import db
 from ..models import SmsMessage
+from ..tokens import without_link_tokens
 from .delivery import deliver
 from .queue import enqueue_delivery, sms_queue
 from .segments import segmentation
@@ -29,10 +35,11 @@ def send_sms(
 ) -> SmsMessage:
     """Log one SMS and send it: through the queue when there is one, else at once.
 
+    Commits the row with whatever the caller staged (its audit entry, say), then sends.
     ``secret`` (a one-time code) is kept out of the log row; the body with the code
     travels only in the job. A failure is recorded on the row, never raised.
     """
-    message = log_sms(to, redacted(body, secret), kind, now, subscriber_id)
+    message = log_sms(to, body, kind, now, subscriber_id, secret=secret)
     message_id = message.id  # read before the commit expires it: no reload to enqueue
     db.session.commit()
     dispatch(message_id, body, kind, now)
@@ -69,6 +76,11 @@ def log_reply(to: str, body: str, now: datetime, subscriber_id: int | None) -> S
     return message
 
 
+def stored_body(body: str, secret: str | None = None) -> str:
+    """The body as the log keeps it: the one-time code masked, links without their token."""
+    return without_link_tokens(redacted(body, secret))
+
+
 def log_sms(
     to: str,
     body: str,
@@ -76,15 +88,17 @@ def log_sms(
     now: datetime,
     subscriber_id: int | None = None,
     *,
+    secret: str | None = None,
     backend: str | None = None,
     status: str = "queued",
 ) -> SmsMessage:
-    """Add one message's row to the SMS log (no commit); the body as it may be stored."""
+    """Add one message's row to the SMS log (no commit). ``body`` is the text as sent;
+    the row keeps it without ``secret`` and without the tokens of preference links."""
     message = SmsMessage(
         phone_e164=to,
         subscriber_id=subscriber_id,
         kind=kind,
-        body=body,
+        body=stored_body(body, secret),
         segments=segmentation(body).segments,
         backend=backend or current_app.config["SMS_BACKEND"],
         status=status,

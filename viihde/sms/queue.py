@@ -29,6 +29,11 @@ def sms_queue() -> Queue | None:
     return current_app.extensions.get(EXTENSION)
 
 
+def delivery_job_id(message_id: int) -> str:
+    """The one job that delivers a message."""
+    return f"sms-{message_id}"
+
+
 def enqueue_delivery(message_id: int, body: str) -> None:
     """Queue one delivery; the body travels in the job, never in the database.
 
@@ -39,7 +44,7 @@ def enqueue_delivery(message_id: int, body: str) -> None:
     sms_queue().enqueue_call(
         "viihde.sms.delivery.deliver_job",
         args=(message_id, body),
-        job_id=f"sms-{message_id}",
+        job_id=delivery_job_id(message_id),
         description=f"deliver SMS {message_id}",  # never the body: it may hold a code
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
         result_ttl=0,

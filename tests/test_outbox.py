@@ -1,0 +1,161 @@
+"""The SMS log is the outbox: a message committed as queued and never handed over (the
+process died between the two) is delivered by the sweep, exactly once."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+
+import pytest
+from rq import SimpleWorker
+from sqlalchemy import select
+
+from viihde import consent, subjects
+from viihde.clock import utcnow
+from viihde.extensions import db
+from viihde.models import SmsMessage
+from viihde.sms import log_sms
+from viihde.sms import outbox as sms_outbox
+from viihde.sms.queue import enqueue_delivery, sms_queue
+from viihde.sms.texts import welcome_message
+from viihde.tokens import TOKEN_PATTERN, preference_url
+
+from .conftest import race
+
+NUMBER = "+358401234567"
+needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL not set")
+
+
+def committed_but_never_handed_over(app, kind: str = "welcome", minutes_ago: int = 2) -> int:
+    """A subscriber's SMS as a request leaves it when killed after its commit."""
+    when = utcnow() - timedelta(minutes=minutes_ago)
+    with app.app_context():
+        subscriber = consent.subscribe(NUMBER, ["offers"], consent.ConsentContext("signup"), when)
+        link = preference_url(subscriber.id, subscriber.link_key)
+        body = welcome_message(link, "fi", replies_reach_us=False)
+        message_id = log_sms(NUMBER, body, kind, when, subscriber.id).id
+        db.session.commit()
+        return message_id
+
+
+def status_of(app, message_id: int) -> tuple[str, str | None]:
+    with app.app_context():
+        message = db.session.get(SmsMessage, message_id)
+        return message.status, message.error_code
+
+
+def sweep(app) -> sms_outbox.SweepReport:
+    with app.app_context():
+        return sms_outbox.sweep(utcnow())
+
+
+def test_a_message_whose_job_was_lost_is_delivered_once(app, outbox_path, outbox):
+    """Commit a row, skip the hand-over, sweep: one delivery; sweep again: still one."""
+    message_id = committed_but_never_handed_over(app)
+    assert sweep(app).handed_over == 1
+    assert sweep(app).handed_over == 0
+    delivered = outbox.messages()
+    assert len(delivered) == 1
+    assert delivered[0]["to"] == NUMBER
+    assert status_of(app, message_id) == ("sent", None)
+
+
+def test_the_delivered_message_carries_the_persons_live_link(app, client, outbox):
+    """The log keeps the link without its token; the sweep puts the live one back."""
+    committed_but_never_handed_over(app)
+    sweep(app)
+    link = outbox.last_link()
+    assert client.get(link[len("https://viihdepaketti.fi") :]).status_code == 302
+
+
+def test_a_fresh_message_is_left_to_its_own_job(app, outbox):
+    """Just logged: its request is about to hand it over; the sweep does not race it."""
+    committed_but_never_handed_over(app, minutes_ago=0)
+    assert sweep(app).handed_over == 0
+    assert outbox.messages() == []
+
+
+def test_a_lost_code_fails_so_the_visitor_asks_for_a_new_one(app, outbox):
+    """Codes are kept only as hashes: a lost code cannot be sent later. It fails, and the
+    code page tells the visitor to ask for a new code."""
+    message_id = committed_but_never_handed_over(app, kind="code")
+    report = sweep(app)
+    assert (report.handed_over, report.failed) == (0, 1)
+    assert status_of(app, message_id) == ("failed", sms_outbox.CODE_LOST)
+    assert outbox.messages() == []
+
+
+def test_twin_sweeps_at_once_deliver_each_message_once(app, outbox):
+    """Sweeps in several workers at the same moment: one delivery."""
+    committed_but_never_handed_over(app)
+    reports = race(*[lambda: sms_outbox.sweep(utcnow())] * 4, app=app)
+    assert sum(report.handed_over for report in reports) == 1
+    assert len(outbox.messages()) == 1
+
+
+def test_an_attempt_that_died_mid_call_is_settled_not_sent_again(app, outbox):
+    """ "sending" past the provider's time-out: it may have gone out; never sent twice."""
+    message_id = committed_but_never_handed_over(app, minutes_ago=5)
+    with app.app_context():
+        db.session.get(SmsMessage, message_id).status = "sending"
+        db.session.commit()
+    assert sweep(app).settled == 1
+    assert status_of(app, message_id) == ("failed", "outcome_unknown")
+    assert outbox.messages() == []
+
+
+def test_an_erased_persons_lost_message_is_not_sent(app, outbox):
+    """The person erased themselves meanwhile: nothing goes out (the row went with them)."""
+    committed_but_never_handed_over(app)
+    with app.app_context():
+        subjects.erase(NUMBER, "subject", utcnow())
+    assert sweep(app).handed_over == 0
+    assert outbox.messages() == []
+
+
+def test_the_sms_log_and_every_staff_view_keep_no_live_link(app, outbox):
+    """The welcome SMS carries a live link; the log keeps a placeholder instead."""
+    committed_but_never_handed_over(app)
+    sweep(app)
+    with app.app_context():
+        body = db.session.scalar(select(SmsMessage.body))
+    assert not re.search(TOKEN_PATTERN, body)
+    assert "https://viihdepaketti.fi/[link]" in body
+    assert re.search(TOKEN_PATTERN, outbox.last()["body"])
+
+
+@pytest.fixture
+def queued(app):
+    """The app with the real Redis queue (CI sets REDIS_URL; a laptop skips)."""
+    app.config.update(REDIS_URL=os.environ["REDIS_URL"], SMS_RETRY_INTERVALS=[0, 0, 0])
+    from viihde.sms import queue as sms_queue_module
+
+    sms_queue_module.init_app(app)
+    with app.app_context():
+        queue = sms_queue()
+        queue.empty()
+        yield queue
+        queue.empty()
+
+
+@needs_redis
+def test_with_a_queue_the_sweep_hands_over_once_and_a_worker_delivers(app, queued, outbox):
+    """The sweep queues the lost message; a second sweep sees its job waiting; one SMS."""
+    message_id = committed_but_never_handed_over(app)
+    assert sms_outbox.sweep(utcnow()).handed_over == 1
+    assert sms_outbox.sweep(utcnow()).handed_over == 0
+    SimpleWorker([queued], connection=queued.connection).work(burst=True)
+    assert len(outbox.messages()) == 1
+    db.session.expire_all()
+    assert db.session.get(SmsMessage, message_id).status == "sent"
+
+
+@needs_redis
+def test_a_message_whose_job_still_waits_is_left_alone(app, queued, outbox):
+    """Workers are busy: the job waits in the queue, and the sweep leaves it there."""
+    message_id = committed_but_never_handed_over(app)
+    enqueue_delivery(message_id, "the body the request queued")
+    assert sms_outbox.sweep(utcnow()).handed_over == 0
+    SimpleWorker([queued], connection=queued.connection).work(burst=True)
+    assert [m["body"] for m in outbox.messages()] == ["the body the request queued"]

@@ -1,0 +1,151 @@
+"""The SMS log is the outbox: a message committed as queued whose job never came (the
+process died between the commit and the hand-over) is handed over by the sweep.
+
+The sweep runs in every ``flask worker`` (a thread, every ``SMS_SWEEP_SECONDS``) and as
+``flask sms sweep`` (cron, or where there is no queue). Several at once are safe: each
+message is claimed by one conditional UPDATE, so exactly one sweep hands it over.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from redis.exceptions import RedisError
+from rq.job import Job, JobStatus
+from sqlalchemy import select, update
+
+from ..extensions import db
+from ..models import CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND, SmsMessage, Subscriber
+from ..tokens import has_link_placeholder, preference_url, with_link
+from . import dispatch
+from .delivery import in_flight_since
+from .queue import delivery_job_id, sms_queue
+
+log = logging.getLogger(__name__)
+
+#: A message still queued this long after it was logged (or last handed over) has lost
+#: its job: the commit and the hand-over are milliseconds apart.
+STALE_AFTER = timedelta(seconds=60)
+#: Messages looked at per sweep; the next sweep takes the rest.
+BATCH = 500
+#: A job in these states will still run: its message is not lost.
+_WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+#: The campaign sender hands over its own messages (it checks consent again first).
+_NOT_SWEPT = (CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND)
+#: Why a lost message was not sent after all.
+CODE_LOST = "code_not_handed_over"  # the code is kept only as a hash: ask for a new one
+LINK_LOST = "link_unavailable"  # the person is gone, and their link with them
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    handed_over: int = 0
+    failed: int = 0
+    settled: int = 0  # "sending" too long: the attempt died, its outcome unknown
+
+
+def sweep(now: datetime) -> SweepReport:
+    """Hand every message queued longer than ``STALE_AFTER`` without a waiting job to the
+    queue again (or deliver it, without a queue), exactly once; fail the ones that cannot
+    be sent now (a lost one-time code: the visitor asks for a new one); settle attempts
+    that died mid-call."""
+    report = SweepReport(settled=_settle_dead_attempts(now))
+    cutoff = now - STALE_AFTER
+    candidates = db.session.scalars(
+        select(SmsMessage.id)
+        .where(
+            SmsMessage.status == "queued",
+            SmsMessage.updated_at < cutoff,
+            SmsMessage.kind.not_in(_NOT_SWEPT),
+        )
+        .order_by(SmsMessage.id)
+        .limit(BATCH)
+    ).all()
+    waiting = _waiting(candidates)
+    lost = [message_id for message_id in candidates if message_id not in waiting]
+    if not lost:
+        db.session.commit()
+        return report
+    # The claim: a twin sweep's UPDATE waits for this one's rows, then finds them moved on.
+    claimed = db.session.execute(
+        update(SmsMessage)
+        .where(
+            SmsMessage.id.in_(lost),
+            SmsMessage.status == "queued",
+            SmsMessage.updated_at < cutoff,
+        )
+        .values(updated_at=now)
+        .returning(SmsMessage.id, SmsMessage.kind, SmsMessage.body, SmsMessage.subscriber_id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    outgoing, failed = [], {}
+    for message_id, kind, body, subscriber_id in claimed:
+        if kind == "code":
+            failed[message_id] = CODE_LOST
+            continue
+        live = _live_body(body, subscriber_id)
+        if live is None:
+            failed[message_id] = LINK_LOST
+        else:
+            outgoing.append((message_id, live, kind))
+    for message_id, reason in failed.items():
+        db.session.execute(
+            update(SmsMessage)
+            .where(SmsMessage.id == message_id)
+            .values(status="failed", error_code=reason, updated_at=now)
+        )
+    db.session.commit()
+    for message_id, body, kind in outgoing:
+        dispatch(message_id, body, kind, now)
+    report.handed_over, report.failed = len(outgoing), len(failed)
+    if claimed:
+        log.warning("sms_outbox_swept handed_over=%d failed=%d", report.handed_over, report.failed)
+    return report
+
+
+def _waiting(message_ids: list[int]) -> set[int]:
+    """The messages whose job still waits to run (no queue: none; a queue that cannot be
+    asked: all, so they are left for a later sweep)."""
+    queue = sms_queue()
+    if queue is None or not message_ids:
+        return set()
+    ids = [delivery_job_id(message_id) for message_id in message_ids]
+    try:
+        jobs = Job.fetch_many(ids, connection=queue.connection)
+    except RedisError:
+        return set(message_ids)
+    return {
+        message_id
+        for message_id, job in zip(message_ids, jobs, strict=True)
+        if job is not None and job.get_status(refresh=False) in _WAITING
+    }
+
+
+def _live_body(body: str, subscriber_id: int | None) -> str | None:
+    """The text to send: the log's body with the person's live link back in (None: the
+    body names a link and the person is gone)."""
+    if not has_link_placeholder(body):
+        return body
+    subscriber = db.session.get(Subscriber, subscriber_id) if subscriber_id else None
+    if subscriber is None:
+        return None
+    return with_link(body, preference_url(subscriber.id, subscriber.link_key))
+
+
+def _settle_dead_attempts(now: datetime) -> int:
+    """A message "sending" past the provider's time-out lost its attempt: failed, outcome
+    unknown (it may have gone out; sending again could deliver it twice)."""
+    return db.session.execute(
+        update(SmsMessage)
+        .where(
+            SmsMessage.status == "sending",
+            SmsMessage.updated_at < in_flight_since(now),
+            SmsMessage.kind.not_in(_NOT_SWEPT),
+        )
+        .values(status="failed", error_code="outcome_unknown", updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
