@@ -17,7 +17,7 @@ from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import ApiToken, AppendOnlyError, AuditEntry, ConsentEvent, SmsMessage
 
-from .conftest import Visitor, csrf_token
+from .conftest import Visitor, csrf_token, typed_in
 
 PASSWORD = "kesa-aamu-sataa-lunta-77"
 START = "2026-11-25 12:00:00"
@@ -347,6 +347,32 @@ def test_admin_reaches_every_page(admin, subscriber_id):
         f"/staff/card/{subscriber_id}",
     ):
         assert admin.get(path).status_code == 200, path
+
+
+#: An id as an attacker writes it: past what an INTEGER column holds, or in other digits.
+ODD_IDS = {
+    "past int4": lambda _id: str(2**31),
+    "past int8": lambda _id: "99999999999999999999",
+    "fullwidth": lambda id_: typed_in("fullwidth", str(id_)),
+    "arabic-indic": lambda id_: typed_in("arabic_indic", str(id_)),
+}
+
+
+@pytest.mark.parametrize("kind", ODD_IDS)
+def test_ids_no_column_holds_or_in_other_digits_are_a_404(app, admin, subscriber_id, kind):
+    """/staff/card/2147483648 and the like: a 404 before any query sees the id (PostgreSQL
+    would refuse it with an error); an existing id typed in other digits is no address."""
+    odd = ODD_IDS[kind]
+    with app.app_context():
+        admin_id = accounts.find("paakayttaja@viihdepaketti.fi").id
+    for method, path in [
+        ("GET", f"/staff/card/{odd(subscriber_id)}"),
+        ("GET", f"/staff/card/{odd(subscriber_id)}/export"),
+        ("POST", f"/staff/team/{odd(admin_id)}/reset-totp"),
+        ("POST", f"/staff/api-tokens/{odd(1)}/revoke"),
+        ("GET", f"/staff/campaigns/{odd(1)}"),
+    ]:
+        assert admin.open(path, method=method).status_code == 404, path
 
 
 def test_admin_recovers_a_colleagues_second_factor(app, admin):

@@ -61,7 +61,7 @@ def _member(staff_id: int) -> StaffMember:
     return member
 
 
-@bp.post("/team/<int:staff_id>/reset-totp")
+@bp.post("/team/<id:staff_id>/reset-totp")
 @admin_required
 def reset_totp(staff_id: int):
     """Recovery: the person enrols a new authenticator at their next sign-in."""
@@ -73,7 +73,7 @@ def reset_totp(staff_id: int):
     return redirect(url_for("staff.team"))
 
 
-@bp.post("/team/<int:staff_id>/disable")
+@bp.post("/team/<id:staff_id>/disable")
 @admin_required
 def disable(staff_id: int):
     """Shut an account; its sessions end at once. Admins cannot shut themselves out."""
@@ -114,7 +114,7 @@ def api_token_list():
     return _render_tokens(ApiTokenForm(formdata=None), new_token=plain)
 
 
-@bp.post("/api-tokens/<int:token_id>/revoke")
+@bp.post("/api-tokens/<id:token_id>/revoke")
 @admin_required
 def revoke_api_token(token_id: int):
     """The token stops working at once."""
