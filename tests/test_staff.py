@@ -531,6 +531,16 @@ def test_admin_filters_the_audit_log(app, admin, support, subscriber_id):
     assert "+358 40 *** **67" not in by_action.text
 
 
+@pytest.mark.parametrize("query", ["until=9999-12-31", "since=0001-01-01", "until=1999-12-31"])
+def test_audit_dates_out_of_range_are_an_error_and_filter_nothing(admin, query):
+    """A day past what a datetime holds (or outside 2000-2099) is a form error, not a 500,
+    and the log is shown as if that filter were not there."""
+    page = admin.get(f"/staff/audit?{query}", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    assert "Choose a day between the years 2000 and 2099." in page.text
+    assert "<td>login</td>" in page.text  # the admin's own sign-in, not filtered away
+
+
 def test_the_app_has_no_way_to_edit_or_delete_audit_entries(app):
     """No route under /staff/audit takes anything but GET."""
     for rule in app.url_map.iter_rules():

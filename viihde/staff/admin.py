@@ -37,11 +37,11 @@ def audit_log():
         except PhoneError:
             form.number.errors = [_("Type the whole number in any format.")]
     entries = audit.entries(
-        actor=form.actor.data,
+        actor=form.filter_value("actor"),
         action=form.action.data or None,
         phone_e164=phone,
-        since=_start_of(form.since.data),
-        until=_start_of(form.until.data, days_later=1),
+        since=_start_of(form.filter_value("since")),
+        until=_start_of(form.filter_value("until"), days_later=1),
     )
     audit.record(actor(), "read_audit_log", utcnow(), phone_e164=phone)
     return render_template("staff/audit.html", form=form, entries=entries)
