@@ -239,6 +239,16 @@ def test_a_wrong_totp_code_is_refused(app, clock):
     assert client.get("/staff/").status_code == 302
 
 
+@pytest.mark.parametrize("script", ["fullwidth", "arabic_indic"])
+def test_a_totp_code_in_other_digits_signs_in(app, clock, script):
+    """The authenticator's code typed in fullwidth or Arabic-Indic digits is the same code."""
+    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    client = app.test_client()
+    sign_in(client, "admin@viihdepaketti.fi")
+    code = typed_in(script, pyotp.TOTP(secret).now())
+    assert enter_totp(client, code).headers["Location"] == "/staff/"
+
+
 def test_password_guessing_is_throttled_per_account(app, clock):
     """After five wrong passwords for one account, even the right one gets 429 for a while."""
     make_staff(app, "tuki@viihdepaketti.fi", "support")

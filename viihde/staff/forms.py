@@ -25,7 +25,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from ..forms import Form
+from ..forms import Form, code_digits
 from ..purposes import configured
 
 REASON = [
@@ -50,10 +50,10 @@ class LoginForm(Form):
 class TotpForm(Form):
     code = StringField(
         _l("Code from your authenticator app"),
-        filters=[lambda v: "".join(v.split()) if v else v],
+        filters=[code_digits],
         validators=[
             InputRequired(message=_l("Type the 6-digit code.")),
-            Regexp(r"^\d{6}$", message=_l("The code is 6 digits.")),
+            Regexp(r"^[0-9]{6}$", message=_l("The code is 6 digits.")),
         ],
         render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 7},
     )
