@@ -20,7 +20,9 @@ def number(n: int) -> str:
 @pytest.fixture
 def token(app) -> str:
     with app.app_context():
-        return api_tokens.create("campaign tool", None, NOW)[1]
+        plain = api_tokens.create("campaign tool", None, NOW)[1]
+        db.session.commit()
+        return plain
 
 
 @pytest.fixture
@@ -86,6 +88,7 @@ def test_a_revoked_token_stops_at_once(app, token, people):
     assert get(app, token, purpose="offers").status_code == 200
     with app.app_context():
         api_tokens.revoke(db.session.query(ApiToken).one().id, NOW)
+        db.session.commit()
     assert get(app, token, purpose="offers").status_code == 401
 
 

@@ -89,7 +89,9 @@ def withdraw(app, subscriber_id: int, at: datetime, purposes=("offers",)) -> Non
 def new_campaign(app, purpose: str = "offers", **bodies) -> int:
     with app.app_context():
         draft = campaigns.Draft(name="Talvi", purpose=purpose, **(BODIES | bodies))
-        return campaigns.create_draft(draft, None, NOW).id
+        campaign_id = campaigns.create_draft(draft, None, NOW).id
+        db.session.commit()
+        return campaign_id
 
 
 def start(app, campaign_id: int, clock: FakeClock) -> None:

@@ -120,3 +120,24 @@ def test_parallel_guesses_never_exceed_five_tries(app, monkeypatch):
         assert db.session.get(Verification, verification_id).attempts == 5
     with app.app_context():
         assert confirm_code(verification_id, code, NOW).outcome == Outcome.EXHAUSTED
+
+
+def test_parallel_guesses_at_three_live_codes_stay_within_the_days_cap(app, monkeypatch):
+    """Eighteen wrong guesses at once, six at each of a number's three live codes: the
+    wrong codes checked never exceed the number's cap of ten a day."""
+    phone = "+358401239999"
+    monkeypatch.setattr("viihde.verification.generate_code", lambda: "123456")
+    ids = []
+    with app.app_context():
+        for n in range(3):
+            ids.append(request_code(phone, SignupDetails(), NOW + timedelta(seconds=61 * n)).id)
+    later = NOW + timedelta(seconds=200)
+    guesses = [partial(confirm_code, ids[n % 3], "654321", later) for n in range(18)]
+    outcomes = Counter(result.outcome for result in race(*guesses, app=app))
+    with app.app_context():
+        tries = db.session.scalar(
+            select(func.sum(Verification.attempts)).where(Verification.phone_e164 == phone)
+        )
+    assert tries <= app.config["CODE_MAX_WRONG_PER_DAY"]
+    assert outcomes[Outcome.WRONG] + outcomes[Outcome.EXHAUSTED] == 18
+    assert sum(1 for o in outcomes.elements() if o == Outcome.WRONG) <= tries

@@ -172,6 +172,16 @@ def test_the_database_refuses_updates_to_the_ledger(subscriber):
     db.session.rollback()
 
 
+@pytest.mark.usefixtures("needs_postgresql")
+@pytest.mark.parametrize("statement", ["TRUNCATE consent_events", "TRUNCATE subscribers CASCADE"])
+def test_the_database_refuses_to_truncate_the_ledger(subscriber, statement):
+    """TRUNCATE passes no row trigger: a statement trigger refuses it, also by cascade."""
+    with pytest.raises(DBAPIError, match="append-only"):
+        db.session.execute(text(statement))
+    db.session.rollback()
+    assert len(events(subscriber.id)) == 1
+
+
 def test_two_events_cannot_take_the_same_place(subscriber):
     """(subscriber_id, seq) is unique: a twin writer can never interleave."""
     db.session.add(

@@ -564,6 +564,7 @@ def sign_in_support(app) -> object:
     """A signed-in support agent."""
     with app.app_context():
         accounts.create_staff("tuki@viihdepaketti.fi", "support", PASSWORD, NOW)
+        db.session.commit()
     client = app.test_client()
     page = client.get("/staff/login")
     response = client.post(
@@ -700,6 +701,7 @@ def test_the_audience_api_names_each_members_basis(app, runner, tmp_path, clock)
     signed_up(app, ["offers"], number=OTHER)
     with app.app_context():
         token = api_tokens.create("campaign tool", None, NOW)[1]
+        db.session.commit()
 
     response = app.test_client().get(
         "/api/v1/audience?purpose=offers", headers={"Authorization": f"Bearer {token}"}

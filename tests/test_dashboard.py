@@ -151,6 +151,7 @@ def test_days_outside_the_window_are_left_out(seeded):
 def support_client(app, seeded):
     with app.app_context():
         accounts.create_staff("tuki@viihdepaketti.fi", "support", PASSWORD, D1)
+        db.session.commit()
     client = app.test_client()
     with freeze_time("2026-11-25 12:00:00", ignore=["limits"]):
         page = client.get("/staff/login")

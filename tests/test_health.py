@@ -1,11 +1,34 @@
-"""The load balancer's checks."""
+"""The load balancer's checks: ready or not for everyone, the reasons for the scraper only."""
 
 from __future__ import annotations
 
+import pytest
+from flask_migrate import upgrade
 from redis import Redis
 from rq import Queue
 
+from viihde import create_app
+from viihde.extensions import db
 from viihde.sms import queue as sms_queue
+
+from .conftest import SECRET
+
+SCRAPER_TOKEN = "scraper-token-123"
+SCRAPER = {"Authorization": f"Bearer {SCRAPER_TOKEN}"}
+with_scraper_token = pytest.mark.parametrize("config_overrides", [{"METRICS_TOKEN": SCRAPER_TOKEN}])
+
+
+def app_on(uri: str):
+    """An app on another register than the suite's, with the scraper's token."""
+    return create_app(
+        {
+            "APP_ENV": "testing",
+            "SECRET_KEY": SECRET,
+            "SQLALCHEMY_DATABASE_URI": uri,
+            "REDIS_URL": None,
+            "METRICS_TOKEN": SCRAPER_TOKEN,
+        }
+    )
 
 
 def test_healthz_says_the_process_is_alive(client):
@@ -13,36 +36,56 @@ def test_healthz_says_the_process_is_alive(client):
     assert (response.status_code, response.json) == (200, {"status": "ok"})
 
 
-def test_readyz_checks_the_database_and_its_migrations(client):
-    """Migrated to head, no Redis configured: ready."""
-    response = client.get("/readyz")
+@with_scraper_token
+def test_readyz_tells_the_public_only_that_it_is_ready(client):
+    """Migrated to head, no Redis configured: ready, and nothing more without the token."""
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Bearer "}):
+        response = client.get("/readyz", headers=headers)
+        assert (response.status_code, response.json) == (200, {"status": "ready"})
+
+
+@with_scraper_token
+def test_readyz_shows_the_scraper_each_check(client):
+    """The metrics token (as for /metrics) adds the database's and Redis's state."""
+    response = client.get("/readyz", headers=SCRAPER)
     assert response.status_code == 200
     assert response.json == {"status": "ready", "database": "ok", "redis": "not configured"}
 
 
+def test_readyz_shows_no_detail_when_no_token_is_configured(client):
+    """No METRICS_TOKEN: an empty bearer token is not a match."""
+    response = client.get("/readyz", headers={"Authorization": "Bearer "})
+    assert response.json == {"status": "ready"}
+
+
+def test_readyz_hides_the_migration_revisions_from_the_public(tmp_path):
+    """A register behind head is not ready; which revisions, only the scraper learns."""
+    app = app_on("sqlite:///" + str(tmp_path / "behind.sqlite3"))
+    with app.app_context():
+        upgrade(revision="0001")
+        db.engine.dispose()
+    public = app.test_client().get("/readyz")
+    assert (public.status_code, public.json) == (503, {"status": "not ready"})
+    assert "0001" not in public.text
+    scraper = app.test_client().get("/readyz", headers=SCRAPER)
+    assert scraper.status_code == 503
+    assert scraper.json["database"].startswith("migrations at 0001, head is ")
+
+
+@with_scraper_token
 def test_readyz_is_503_when_redis_is_configured_but_down(app, client):
     """A queue that cannot be reached means this instance cannot send: not ready."""
     unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     app.extensions[sms_queue.EXTENSION] = Queue("sms", connection=unreachable)
-    response = client.get("/readyz")
-    assert response.status_code == 503
-    assert response.json["redis"] == "unreachable"
+    public = client.get("/readyz")
+    assert (public.status_code, public.json) == (503, {"status": "not ready"})
+    assert client.get("/readyz", headers=SCRAPER).json["redis"] == "unreachable"
 
 
 def test_readyz_is_503_when_the_database_is_unreachable():
     """No register, not ready."""
-    from viihde import create_app
-
-    from .conftest import SECRET
-
-    app = create_app(
-        {
-            "APP_ENV": "testing",
-            "SECRET_KEY": SECRET,
-            "SQLALCHEMY_DATABASE_URI": "sqlite:////nonexistent/dir/register.sqlite3",
-            "REDIS_URL": None,
-        }
-    )
-    response = app.test_client().get("/readyz")
-    assert response.status_code == 503
-    assert response.json["database"] == "unreachable"
+    app = app_on("sqlite:////nonexistent/dir/register.sqlite3")
+    public = app.test_client().get("/readyz")
+    assert (public.status_code, public.json) == (503, {"status": "not ready"})
+    scraper = app.test_client().get("/readyz", headers=SCRAPER)
+    assert scraper.json["database"] == "unreachable"

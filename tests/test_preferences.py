@@ -12,7 +12,7 @@ from viihde import consent
 from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber
 
-from .conftest import Visitor, csrf_token
+from .conftest import Visitor, csrf_token, race
 
 PURPOSES = ("offers", "new_content", "competitions")
 
@@ -235,3 +235,24 @@ def test_after_sign_up_the_browser_goes_straight_to_the_settings(visitor):
         visitor.sign_up("040 123 4567")
         assert 'href="/preferences"' in visitor.client.get("/welcome").text
         assert "+358 40 *** **67" in visitor.client.get("/preferences").text
+
+
+def test_signing_out_the_links_in_fifteen_tabs_at_once_texts_one_link(app, outbox):
+    """Fifteen presses of "sign out my links" at the same moment, from one browser: the
+    links change once and one new link is texted."""
+    visitor = Visitor(app.test_client(), outbox)
+    visitor.sign_up("040 123 4567")
+    page = visitor.client.get("/preferences")
+    token = csrf_token(page.text)
+    cookie = visitor.client.get_cookie("session")
+    texted = len(outbox.messages())
+
+    def press():
+        tab = app.test_client()
+        tab.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
+        return tab.post("/preferences/sign-out", data={"csrf_token": token}).status_code
+
+    statuses = race(*[press] * 15)
+    assert all(status < 500 for status in statuses)
+    links = [m for m in outbox.messages()[texted:] if "/" in m["body"]]
+    assert len(links) == 1

@@ -375,7 +375,8 @@ def test_running_twice_removes_nothing_the_second_time(app, runner, outbox, cloc
 
 
 def test_output_and_audit_never_show_a_phone_number(app, runner, outbox, clock):
-    """Operators see counts only; one audit entry records them, a dry run none."""
+    """Operators see counts only; each category's audit entry records its counts (committed
+    with its work), a dry run none."""
     a_bit_of_everything(app, outbox)
 
     for args in (["--dry-run"], []):
@@ -385,14 +386,23 @@ def test_output_and_audit_never_show_a_phone_number(app, runner, outbox, clock):
         assert not re.search(r"\d{7,}", result.output)
 
     with app.app_context():
-        entries = list(db.session.scalars(select(AuditEntry)))
-    assert [(e.action, e.subject_hash) for e in entries] == [("purge", None)]
-    assert entries[0].actor.startswith("cli:")
-    assert entries[0].detail == (
-        "verifications=1 sms_messages=1 sms_status_events=1 inbound_messages=1 "
-        "campaign_recipients=1 subscribers_erased=1 customer_grants_ended=0"
-    )
-    assert not PERSONAL_NUMBER.search(entries[0].detail)
+        entries = list(db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+    assert [(e.action, e.detail.split(":")[0]) for e in entries if e.action == "purge"] == [
+        ("purge", category)
+        for category in ("pending", "sms_log", "consent_proof", "customer_relationships")
+    ]
+    erasures = [e for e in entries if e.action != "purge"]
+    assert [(e.action, e.detail) for e in erasures] == [("erase", "retention")]
+    assert erasures[0].subject_hash is not None  # keyed, as the tombstone keeps it
+    assert all(not PERSONAL_NUMBER.search(e.detail) for e in entries)
+    assert all(not re.search(r"\d{7,}", e.detail) for e in entries)
+
+
+def purge_entries(app) -> dict[str, str]:
+    """The purge's audit entries by category: what each committed unit of work recorded."""
+    with app.app_context():
+        details = db.session.scalars(select(AuditEntry.detail).where(AuditEntry.action == "purge"))
+        return dict(detail.split(": ", 1) for detail in details)
 
 
 def test_a_failing_category_is_rolled_back_and_reported(app, runner, outbox, monkeypatch, clock):
@@ -416,9 +426,9 @@ def test_a_failing_category_is_rolled_back_and_reported(app, runner, outbox, mon
     assert printed[CODES] == printed[ERASED] == "1"
     assert counts(app)["sms_messages"] == sms_before
     assert counts(app)["sms_status_events"] == 2
-    with app.app_context():
-        detail = db.session.scalar(select(AuditEntry.detail))
-    assert detail.endswith("failed:sms_log")
+    entries = purge_entries(app)
+    assert "sms_log" not in entries  # rolled back with the category's work
+    assert entries["pending"] == "verifications=1"
 
 
 def test_months_before_keeps_the_day_or_takes_the_months_last():
@@ -492,8 +502,11 @@ def test_a_customer_grant_whose_purchase_is_too_old_is_withdrawn(app, runner, cl
             select(ConsentEvent).where(ConsentEvent.action == "withdraw")
         )
         assert {event.created_at for event in withdrawn} == {NOW}
-        detail = db.session.scalar(select(AuditEntry.detail))
-    assert detail.endswith(" customer_grants_ended=2")
+        people = db.session.scalars(
+            select(AuditEntry.subject_masked).where(AuditEntry.action == "end_customer_grants")
+        ).all()
+    assert len(people) == 1
+    assert purge_entries(app)["customer_relationships"] == "customer_grants_ended=2"
 
 
 def test_a_consent_as_old_as_a_lapsed_purchase_is_untouched(app, runner, clock):
@@ -610,9 +623,12 @@ def test_a_failure_ending_customer_grants_keeps_what_was_committed(app, runner, 
     assert dict(re.findall(r"^  (.+): (\d+)$", result.output, re.M))[ENDED] == "2"
     assert in_force(app, first) == {}
     assert in_force(app, second) == {"offers": True, "new_content": True}
+    assert "customer_relationships" not in purge_entries(app)
     with app.app_context():
-        detail = db.session.scalar(select(AuditEntry.detail))
-    assert detail.endswith("customer_grants_ended=2 failed:customer_relationships")
+        ended = db.session.scalars(
+            select(AuditEntry.detail).where(AuditEntry.action == "end_customer_grants")
+        ).all()
+    assert ended == ["customer relationship ended: 2"]  # the first person's, committed
 
 
 @pytest.mark.parametrize("config_overrides", [{"CUSTOMER_RELATIONSHIP_MONTHS": 12}])

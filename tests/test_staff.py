@@ -35,11 +35,10 @@ def make_staff(app, email: str, role: str, totp: bool = False) -> str | None:
     """Create an account; return its TOTP secret when one is enrolled."""
     with app.app_context():
         staff = accounts.create_staff(email, role, PASSWORD, NOW)
-        if totp:
-            staff.totp_secret = accounts.new_totp_secret()
-            db.session.commit()
-            return staff.totp_secret
-    return None
+        secret = accounts.new_totp_secret() if totp else None
+        staff.totp_secret = secret
+        db.session.commit()
+    return secret
 
 
 def sign_in(client, email: str, password: str = PASSWORD, secret: str | None = None):
@@ -249,22 +248,61 @@ def test_a_totp_code_in_other_digits_signs_in(app, clock, script):
     assert enter_totp(client, code).headers["Location"] == "/staff/"
 
 
-def test_password_guessing_is_throttled_per_account(app, clock):
-    """After five wrong passwords for one account, even the right one gets 429 for a while."""
+def guess_from(app, email: str, addresses: list[str]) -> None:
+    """Fresh browsers, one per address, each typing a wrong password for ``email``."""
+    for n, address in enumerate(addresses):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = address
+        assert sign_in(client, email, password=f"guess-{n}-xxxxxx").status_code in (401, 429)
+
+
+def without_token(page: str) -> str:
+    return re.sub(r'name="csrf_token" type="hidden" value="[^"]+"', "", page)
+
+
+def from_address(app, address: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_wrong_passwords_lock_that_account_from_that_client(app, clock):
+    """Five wrong passwords for one account from one client: that client waits, even with
+    the right password; the person at their own desk signs in; other accounts are free."""
     make_staff(app, "tuki@viihdepaketti.fi", "support")
-    for n in range(5):
-        client = app.test_client()  # fresh browsers, as a guesser would use
-        client.environ_base["REMOTE_ADDR"] = f"198.51.100.{n}"
-        assert (
-            sign_in(client, "tuki@viihdepaketti.fi", password=f"guess-{n}-xxxxxx").status_code
-            == 401
-        )
-    blocked = sign_in(app.test_client(), "tuki@viihdepaketti.fi")
+    guess_from(app, "tuki@viihdepaketti.fi", ["198.51.100.7"] * 5)
+    blocked = sign_in(from_address(app, "198.51.100.7"), "tuki@viihdepaketti.fi")
     assert blocked.status_code == 429
     assert "Too many tries" in blocked.text
-    other = "muu@viihdepaketti.fi"
-    make_staff(app, other, "support")
-    assert sign_in(app.test_client(), other).status_code == 302  # other accounts unaffected
+    own_desk = sign_in(from_address(app, "192.0.2.10"), "tuki@viihdepaketti.fi")
+    assert own_desk.headers["Location"] == "/staff/"
+    make_staff(app, "muu@viihdepaketti.fi", "support")
+    assert sign_in(from_address(app, "198.51.100.7"), "muu@viihdepaketti.fi").status_code == 302
+
+
+@pytest.mark.parametrize("config_overrides", [{"STAFF_LOGIN_LIMIT_PER_ACCOUNT": "4 per hour"}])
+def test_guessing_from_everywhere_cannot_lock_out_a_person_with_a_second_factor(app, clock):
+    """Wrong passwords from many clients lock sign-in by password alone (an account without
+    TOTP waits, and an unknown email looks the same); a correct password followed by a
+    TOTP code still gets in."""
+    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    make_staff(app, "tuki@viihdepaketti.fi", "support")
+    guessers = [f"198.51.100.{n}" for n in range(4)]
+    guess_from(app, "admin@viihdepaketti.fi", guessers)
+    guess_from(app, "tuki@viihdepaketti.fi", guessers)
+    guess_from(app, "nobody@viihdepaketti.fi", guessers)
+
+    admin = from_address(app, "192.0.2.10")
+    assert sign_in(admin, "admin@viihdepaketti.fi", secret=secret).headers["Location"] == "/staff/"
+    password_only = sign_in(from_address(app, "192.0.2.11"), "tuki@viihdepaketti.fi")
+    assert password_only.status_code == 429
+    unknown = sign_in(from_address(app, "192.0.2.12"), "nobody@viihdepaketti.fi")
+    assert unknown.status_code == 429
+    assert without_token(unknown.text).replace("nobody", "tuki") == without_token(
+        password_only.text
+    )
+    wrong = sign_in(from_address(app, "192.0.2.13"), "admin@viihdepaketti.fi", password="x" * 12)
+    assert wrong.status_code == 429  # under the lock a wrong password says only that
 
 
 def test_password_guessing_is_throttled_per_ip(app, clock):
@@ -284,6 +322,90 @@ def test_totp_guessing_is_throttled(app, clock):
     for _ in range(5):
         assert enter_totp(client, wrong).status_code == 401
     assert enter_totp(client, pyotp.TOTP(secret).now()).status_code == 429
+
+
+def enter_totp_with(client, code: str, **extra):
+    page = client.get("/staff/login/totp")
+    data = {"csrf_token": csrf_token(page.text), "code": code, **extra}
+    return client.post("/staff/login/totp", data=data, headers={"Accept-Language": "en"})
+
+
+def test_totp_guessing_counts_against_the_pending_account_whatever_the_form_says(app, clock):
+    """An email posted with a guess changes nothing: five wrong codes for the account the
+    password step proved, in any sessions, and the sixth try (even the right code) waits."""
+    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    wrong = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
+    for n in range(5):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"198.51.100.{n}"
+        sign_in(client, "admin@viihdepaketti.fi")
+        answer = enter_totp_with(client, wrong, email=f"random{n}@example.com")
+        assert answer.status_code == 401
+    client = app.test_client()
+    sign_in(client, "admin@viihdepaketti.fi")
+    right = enter_totp_with(client, pyotp.TOTP(secret).now(), email="other@example.com")
+    assert right.status_code == 429
+
+
+@pytest.mark.parametrize("role", ["support", "admin"])
+def test_a_password_alone_cannot_replace_the_second_factor(app, clock, role):
+    """After the password step of an account with TOTP, the enrolment page sends to the
+    TOTP step: it shows no new secret, takes no code, signs nobody in, and the person's
+    own authenticator keeps working."""
+    secret = make_staff(app, "staff@viihdepaketti.fi", role, totp=True)
+    attacker = app.test_client()
+    assert sign_in(attacker, "staff@viihdepaketti.fi").headers["Location"] == "/staff/login/totp"
+
+    page = attacker.get("/staff/totp/enrol")
+    assert page.headers["Location"] == "/staff/login/totp"
+    own_page = attacker.get("/staff/login/totp")
+    forged = attacker.post(
+        "/staff/totp/enrol",
+        data={"csrf_token": csrf_token(own_page.text), "code": "123456"},
+    )
+    assert forged.headers["Location"] == "/staff/login/totp"
+    assert attacker.get("/staff/").headers["Location"] == "/staff/login"
+    with app.app_context():
+        assert accounts.find("staff@viihdepaketti.fi").totp_secret == secret
+    assert sign_in(app.test_client(), "staff@viihdepaketti.fi", secret=secret).status_code == 302
+
+
+def test_replacing_the_authenticator_needs_a_code_from_the_current_one(app, admin, clock):
+    """A signed-in admin moves to a new app only by typing a code from the old one first."""
+    with app.app_context():
+        old = accounts.find("paakayttaja@viihdepaketti.fi").totp_secret
+    page = admin.get("/staff/totp/enrol")
+    assert 'name="current_code"' in page.text
+    new = re.search(r"<code>([A-Z2-7]{32})</code>", page.text).group(1)
+    clock.tick(31)  # the sign-in used this step's code of the old app
+    refused = admin.post(
+        "/staff/totp/enrol",
+        data={"csrf_token": csrf_token(page.text), "current_code": "000000",
+              "code": pyotp.TOTP(new).now()},
+    )  # fmt: skip
+    assert refused.status_code == 400
+    with app.app_context():
+        assert accounts.find("paakayttaja@viihdepaketti.fi").totp_secret == old
+    moved = admin.post(
+        "/staff/totp/enrol",
+        data={"csrf_token": csrf_token(page.text), "current_code": pyotp.TOTP(old).now(),
+              "code": pyotp.TOTP(new).now()},
+    )  # fmt: skip
+    assert moved.headers["Location"] == "/staff/"
+    with app.app_context():
+        assert accounts.find("paakayttaja@viihdepaketti.fi").totp_secret == new
+    assert [e.action for e in audit_rows(app)][-1] == "replace_totp"
+
+
+def test_a_busy_session_still_ends_twelve_hours_after_sign_in(support, clock):
+    """Activity every 20 minutes keeps a session from idling out, never past 12 hours."""
+    for _ in range(12 * 3):
+        assert support.get("/staff/").status_code == 200
+        clock.tick(20 * 60)
+    clock.tick(60)
+    ended = support.get("/staff/", headers={"Accept-Language": "en"})
+    assert ended.headers["Location"] == "/staff/login"
+    assert "12 hours" in support.get("/staff/login").text
 
 
 def test_sign_in_starts_a_new_session(app, outbox, clock):
@@ -528,6 +650,17 @@ def test_the_audit_log_cannot_be_changed(app, support):
             with pytest.raises(DBAPIError, match="append-only"):
                 db.session.execute(text(statement))
             db.session.rollback()
+
+
+@pytest.mark.usefixtures("needs_postgresql")
+@pytest.mark.parametrize("statement", ["TRUNCATE audit_entries", "TRUNCATE staff_members CASCADE"])
+def test_the_audit_log_cannot_be_truncated(app, support, statement):
+    """TRUNCATE passes no row trigger: a statement trigger refuses it, also by cascade."""
+    with app.app_context():
+        with pytest.raises(DBAPIError, match="append-only"):
+            db.session.execute(text(statement))
+        db.session.rollback()
+        assert db.session.scalar(select(AuditEntry)) is not None
 
 
 def test_admin_filters_the_audit_log(app, admin, support, subscriber_id):

@@ -208,16 +208,28 @@ def test_a_try_is_taken_and_read_in_one_statement(app, app_context, outbox, monk
     assert db.session.get(Verification, verification_id).attempts == 1
 
 
-def test_the_budget_breaker_counts_in_one_query(app, app_context):
-    """The hour's and day's SMS and the hour's confirmations: one query, same answer."""
-    app.config.update(CONFIRMATION_RATE_MIN_SAMPLE=3, CONFIRMATION_RATE_FLOOR=0.5)
+def test_the_budget_and_the_sign_up_breaker_count_in_one_query_each(app, app_context):
+    """The hour's and day's SMS: one query; a sign-up's networks and range: one more."""
+    app.config.update(
+        CONFIRMATION_RATE_MIN_SAMPLE=3, CONFIRMATION_RATE_FLOOR=0.5, SMS_HOURLY_LIMIT=3
+    )
     for n in range(3):
         log_sms(f"+35840123450{n}", "code", "code", NOW)
+        network, wide = budget.origin_of("192.0.2.1")
+        db.session.add(
+            Verification(phone_e164=f"+35850123450{n}", kind="signup", code_hash="x",
+                         language="fi", purposes="offers", attempts=0, created_at=NOW,
+                         expires_at=NOW, network=network, wide_network=wide,
+                         privacy_notice_version="1", consent_text_version="1")
+        )  # fmt: skip
     db.session.commit()
     with recording(app) as record:
         pause = budget.sms_pause(NOW)
-    assert pause is not None
-    assert pause.reason == budget.PauseReason.CONFIRMATION_RATE
+    assert pause.reason == budget.PauseReason.HOURLY_BUDGET
+    assert len(record.selects()) == 1
+    with recording(app) as record:
+        holdback = budget.signup_holdback("192.0.2.77", "+358441234567", NOW)
+    assert holdback.scope == budget.Scope.NETWORK
     assert len(record.selects()) == 1
 
 

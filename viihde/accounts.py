@@ -71,7 +71,7 @@ def check_password(password: str, email: str = "") -> None:
 
 
 def create_staff(email: str, role: str, password: str, now: datetime) -> StaffMember:
-    """Add a named staff member (commits)."""
+    """Add a named staff member (no commit: the caller commits it with its audit entry)."""
     email = normalise_email(email)
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
@@ -85,11 +85,10 @@ def create_staff(email: str, role: str, password: str, now: datetime) -> StaffMe
         session_version=1,
         created_at=now,
     )
-    db.session.add(staff)
     try:
-        db.session.commit()
+        with db.session.begin_nested():
+            db.session.add(staff)
     except IntegrityError:
-        db.session.rollback()
         raise AccountError(f"{email} already has an account") from None
     return staff
 
@@ -123,8 +122,7 @@ def authenticate(email: str, password: str) -> SignIn | None:
     if staff is None or staff.disabled_at is not None:
         return None
     if _hasher.check_needs_rehash(staff.password_hash):
-        staff.password_hash = _hasher.hash(password)
-        db.session.commit()
+        staff.password_hash = _hasher.hash(password)  # saved with the sign-in's commit
     enrolled = staff.totp_secret is not None
     return SignIn(
         staff, needs_totp=enrolled, must_enrol_totp=not enrolled and staff.role == "admin"
@@ -152,7 +150,10 @@ def _matching_step(secret: str, code: str, now: datetime) -> int | None:
 
 
 def verify_totp(staff: StaffMember, code: str, now: datetime) -> bool:
-    """Accept a TOTP code once: a step at or before the last accepted one is refused."""
+    """Accept a TOTP code once: a step at or before the last accepted one is refused.
+
+    No commit: the step is taken by the caller's commit (a twin request with the same
+    code waits on the row and then finds the step taken)."""
     if staff.totp_secret is None:
         return False
     step = _matching_step(staff.totp_secret, code, now)
@@ -166,23 +167,38 @@ def verify_totp(staff: StaffMember, code: str, now: datetime) -> bool:
         )
         .values(totp_last_step=step)
     ).rowcount
-    db.session.commit()
     return accepted == 1
 
 
-def enrol_totp(staff: StaffMember, secret: str, code: str, now: datetime) -> bool:
-    """Save a new TOTP secret once the person proves their app shows its codes."""
+def enrol_totp(
+    staff: StaffMember, secret: str, code: str, now: datetime, replacing: str | None = None
+) -> bool:
+    """Save a new TOTP secret once the person proves their app shows its codes (no commit).
+
+    Only over the secret the caller saw: none for a first enrolment, ``replacing`` when a
+    signed-in person who has just proved the old one sets up a new app. A twin request
+    that changed it meanwhile wins; this one saves nothing.
+    """
     step = _matching_step(secret, code, now)
     if step is None:
         return False
-    staff.totp_secret, staff.totp_last_step = secret, step
-    db.session.commit()
-    return True
+    current = (
+        StaffMember.totp_secret.is_(None)
+        if replacing is None
+        else StaffMember.totp_secret == replacing
+    )
+    saved = db.session.execute(
+        update(StaffMember)
+        .where(StaffMember.id == staff.id, current)
+        .values(totp_secret=secret, totp_last_step=step)
+        .execution_options(synchronize_session="fetch")
+    ).rowcount
+    return saved == 1
 
 
 def record_login(staff: StaffMember, now: datetime) -> None:
+    """When the person last signed in (no commit)."""
     staff.last_login_at = now
-    db.session.commit()
 
 
 def _end_sessions(staff: StaffMember) -> None:
@@ -190,31 +206,28 @@ def _end_sessions(staff: StaffMember) -> None:
 
 
 def sign_out_everywhere(staff: StaffMember) -> None:
-    """End every session of this person, copies of the cookie included."""
+    """End every session of this person, copies of the cookie included (no commit)."""
     _end_sessions(staff)
-    db.session.commit()
 
 
 def disable(staff: StaffMember, now: datetime) -> None:
-    """Shut the account: its live sessions end at once."""
+    """Shut the account: its live sessions end at once (no commit)."""
     staff.disabled_at = now
     _end_sessions(staff)
-    db.session.commit()
 
 
 def set_password(staff: StaffMember, password: str) -> None:
-    """A new password (checked); live sessions end."""
+    """A new password (checked); live sessions end (no commit)."""
     check_password(password, staff.email)
     staff.password_hash = _hasher.hash(password)
     _end_sessions(staff)
-    db.session.commit()
 
 
 def reset_totp(staff: StaffMember) -> None:
-    """Recovery by another admin: the person enrols a new authenticator at next login."""
+    """Recovery by another admin: the person enrols a new authenticator at next login
+    (no commit)."""
     staff.totp_secret, staff.totp_last_step = None, None
     _end_sessions(staff)
-    db.session.commit()
 
 
 def from_session_token(token: str) -> StaffMember | None:

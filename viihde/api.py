@@ -11,7 +11,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from . import api_tokens, audience, audit
 from .clock import utcnow
-from .extensions import csrf, limiter
+from .extensions import csrf, db, limiter
 from .purposes import configured_keys
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -64,6 +64,7 @@ def audience_page():
         utcnow(),
         detail=f"{purpose} after {after}: {len(page.members)}",
     )
+    db.session.commit()
     next_cursor = (
         _cursors().dumps({"p": purpose, "a": page.next_after})
         if page.next_after is not None

@@ -21,7 +21,8 @@ class TokenNameTaken(ValueError):
 
 
 def create(name: str, created_by: StaffMember | None, now: datetime) -> tuple[ApiToken, str]:
-    """A new token: the row, and the token itself (to show once; only its hash is kept)."""
+    """A new token: the row, and the token itself (to show once; only its hash is kept).
+    No commit: the caller commits it with its audit entry."""
     plain = PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         name=name.strip(),
@@ -29,17 +30,16 @@ def create(name: str, created_by: StaffMember | None, now: datetime) -> tuple[Ap
         created_by=created_by,
         created_at=now,
     )
-    db.session.add(token)
     try:
-        db.session.commit()
+        with db.session.begin_nested():
+            db.session.add(token)
     except IntegrityError:
-        db.session.rollback()
         raise TokenNameTaken(name) from None
     return token, plain
 
 
 def authenticate(plain: str, now: datetime) -> ApiToken | None:
-    """The live token ``plain`` stands for, if any (marks it used)."""
+    """The live token ``plain`` stands for, if any (marks it used; no commit)."""
     if not plain.startswith(PREFIX):
         return None
     token = db.session.scalar(
@@ -48,16 +48,14 @@ def authenticate(plain: str, now: datetime) -> ApiToken | None:
     if token is None or token.revoked_at is not None:
         return None
     token.last_used_at = now
-    db.session.commit()
     return token
 
 
 def revoke(token_id: int, now: datetime) -> ApiToken | None:
-    """Stop a token working at once (kept, for the record)."""
+    """Stop a token working at once (kept, for the record; no commit)."""
     token = db.session.get(ApiToken, token_id)
     if token is not None and token.revoked_at is None:
         token.revoked_at = now
-        db.session.commit()
     return token
 
 

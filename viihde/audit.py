@@ -43,7 +43,9 @@ def record(
     phone_e164: str | None = None,
     detail: str | None = None,
 ) -> AuditEntry:
-    """Write one entry (commits). The number is kept as a keyed hash and a masked form."""
+    """Add one entry to the caller's transaction (no commit: the action and its entry
+    commit together, or neither does). The number is kept as a keyed hash and a masked
+    form."""
     entry = AuditEntry(
         created_at=now,
         staff_id=actor.staff_id,
@@ -55,7 +57,6 @@ def record(
         ip=actor.ip,
     )
     db.session.add(entry)
-    db.session.commit()
     return entry
 
 

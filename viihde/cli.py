@@ -13,6 +13,7 @@ from rq import SimpleWorker
 
 from . import accounts, audience, audit, subjects
 from .clock import utcnow
+from .extensions import db
 from .phone import PhoneError, mask, parse_mobile
 from .purposes import configured_keys
 from .register_cli import register_cli
@@ -59,6 +60,7 @@ def export_command(number: str, holding: str) -> None:
         raise click.UsageError("this number has not changed hands: it has no earlier holder")
     window = {"current": {"since": since}, "earlier": {"until": since}, "all": {}}[holding]
     audit.record(_operator(), "export", utcnow(), phone_e164=phone, detail=HOLDINGS[holding])
+    db.session.commit()
     click.echo(json.dumps(subjects.export(phone, **window), indent=2, ensure_ascii=False))
 
 
@@ -70,8 +72,9 @@ def erase_command(number: str, yes: bool) -> None:
     phone = _number(number)
     if not yes:
         click.confirm(f"Erase all data of {mask(phone)}? This cannot be undone.", abort=True)
-    subjects.erase(phone, "cli", utcnow())
+    # The entry first: the erasure's commit takes it along (one transaction, or nothing).
     audit.record(_operator(), "erase", utcnow(), phone_e164=phone, detail="cli")
+    subjects.erase(phone, "cli", utcnow())
     click.echo(f"Erased {mask(phone)}; a tombstone records the erasure.")
 
 
@@ -104,6 +107,7 @@ def audience_export(purpose: str, fmt: str, output) -> None:
             total += 1
     output.close()
     audit.record(_operator(), "audience_export", utcnow(), detail=f"{purpose}: {total} ({fmt})")
+    db.session.commit()
     click.echo(f"Exported {total} numbers for {purpose}.", err=True)
 
 
@@ -176,6 +180,7 @@ def staff_create(email: str, role: str, password_stdin: bool) -> None:
     except accounts.AccountError as error:
         raise click.ClickException(str(error)) from None
     audit.record(_operator(), "create_staff", utcnow(), detail=f"{staff.email} ({role})")
+    db.session.commit()
     click.echo(f"Created {staff.email} ({role}).")
 
 
@@ -195,6 +200,7 @@ def staff_disable(email: str) -> None:
     staff = _staff(email)
     accounts.disable(staff, utcnow())
     audit.record(_operator(), "disable_staff", utcnow(), detail=staff.email)
+    db.session.commit()
     click.echo(f"Disabled {staff.email}.")
 
 
@@ -206,6 +212,7 @@ def staff_reset_password(email: str, password_stdin: bool) -> None:
     staff = _staff(email)
     accounts.set_password(staff, _password(password_stdin, staff.email))
     audit.record(_operator(), "reset_password", utcnow(), detail=staff.email)
+    db.session.commit()
     click.echo(f"New password set for {staff.email}.")
 
 
@@ -216,6 +223,7 @@ def staff_reset_totp(email: str) -> None:
     staff = _staff(email)
     accounts.reset_totp(staff)
     audit.record(_operator(), "reset_totp", utcnow(), detail=staff.email)
+    db.session.commit()
     click.echo(f"Second factor cleared for {staff.email}.")
 
 

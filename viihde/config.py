@@ -82,12 +82,16 @@ def from_environment(instance_path: str) -> dict:
         "TWILIO_TIMEOUT_SECONDS": float(_env("TWILIO_TIMEOUT_SECONDS", "10")),
         # Seconds between the retries of a send that failed for a passing reason.
         "SMS_RETRY_INTERVALS": [int(s) for s in _env_list("SMS_RETRY_INTERVALS", "10,30,120,300")],
-        # The SMS budget: code sending pauses when this many SMS went out in the last hour
-        # or day, or when fewer than the floor of codes sent in an hour get confirmed.
+        # The SMS budget: all code sending pauses when this many SMS went out in the last
+        # hour or day (the only thing that pauses everyone).
         "SMS_HOURLY_LIMIT": int(_env("SMS_HOURLY_LIMIT", "500")),
         "SMS_DAILY_LIMIT": int(_env("SMS_DAILY_LIMIT", "3000")),
+        # The sign-up breaker (``budget``): a client network or number range whose last
+        # hour holds at least MIN_SAMPLE sign-up codes, fewer than FLOOR of them confirmed,
+        # gets one sign-up code per TIGHTENED_INTERVAL until that changes.
         "CONFIRMATION_RATE_FLOOR": float(_env("CONFIRMATION_RATE_FLOOR", "0.2")),
         "CONFIRMATION_RATE_MIN_SAMPLE": int(_env("CONFIRMATION_RATE_MIN_SAMPLE", "30")),
+        "SMS_TIGHTENED_INTERVAL_SECONDS": int(_env("SMS_TIGHTENED_INTERVAL_SECONDS", "600")),
         # Wrong codes for one number in 24 hours before its sign-up pauses for a day.
         "CODE_MAX_WRONG_PER_DAY": int(_env("CODE_MAX_WRONG_PER_DAY", "10")),
         # Rate limits on sending codes (Flask-Limiter notation), per visitor address, per
@@ -149,16 +153,23 @@ def from_environment(instance_path: str) -> dict:
         # the host of PUBLIC_BASE_URL unless set.
         "TRUSTED_HOSTS": _env_list("TRUSTED_HOSTS", "") or None,
         "WTF_CSRF_TIME_LIMIT": 3600,
-        # /metrics answers only with "Authorization: Bearer <this>"; unset: 404.
+        # /metrics answers only with "Authorization: Bearer <this>" (unset: 404), and only
+        # with it does /readyz say why it is not ready.
         "METRICS_TOKEN": _env("METRICS_TOKEN"),
         # "json" for one JSON object per log line (production), else plain text.
         "LOG_FORMAT": _env("LOG_FORMAT", "text"),
         # Staff sessions: out after 30 idle minutes, and 12 hours after login at the latest.
         "STAFF_IDLE_MINUTES": int(_env("STAFF_IDLE_MINUTES", "30")),
         "PERMANENT_SESSION_LIFETIME": 12 * 3600,
-        # Guessing staff passwords and TOTP codes (failed tries only).
-        "STAFF_LOGIN_LIMIT_PER_ACCOUNT": _env("STAFF_LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
+        # Guessing staff passwords and TOTP codes (failed tries only): wrong passwords for
+        # one account from one client (an IPv4 address or IPv6 /64), and from one client
+        # for any accounts; wrong passwords for one account from everywhere, after which
+        # a password alone no longer signs in (a password and a TOTP code still do); and
+        # wrong second-factor codes for one account.
+        "STAFF_LOGIN_LIMIT_PER_CLIENT": _env("STAFF_LOGIN_LIMIT_PER_CLIENT", "5 per 15 minutes"),
         "STAFF_LOGIN_LIMIT_PER_IP": _env("STAFF_LOGIN_LIMIT_PER_IP", "20 per 15 minutes"),
+        "STAFF_LOGIN_LIMIT_PER_ACCOUNT": _env("STAFF_LOGIN_LIMIT_PER_ACCOUNT", "20 per 15 minutes"),
+        "STAFF_TOTP_LIMIT_PER_ACCOUNT": _env("STAFF_TOTP_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
         # Rate limit counters; unset: REDIS_URL when set, else this process's memory.
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI"),
         "RATELIMIT_HEADERS_ENABLED": True,

@@ -163,38 +163,29 @@ def erased_since(phone_e164: str, day: date) -> bool:
 
 
 def apply_purchases(purchases: Iterable[Purchase], now: datetime, report: ImportReport) -> None:
-    """Record the customer grants, all in one transaction.
-
-    Anything raising rolls the whole run back. A dry run does the same work and rolls it
-    back, so what it reports is exactly what a real run would do.
-    """
-    try:
-        for purchase in purchases:
-            if erased_since(purchase.phone_e164, purchase.purchased_on):
-                report.erased_after_purchase += 1
-                continue
-            outcome = consent.grant_as_customer(
-                purchase.phone_e164, purchase.purchased_on, purchase.language, CONTEXT, now
-            )
-            report.customers_added += int(outcome.created)
-            report.purposes_granted += len(outcome.granted)
-            report.purposes_renewed += len(outcome.renewed)
-            report.already_granted += len(outcome.already_granted)
-            report.refused += len(outcome.refused)
-            report.bought_by_previous_holder += int(outcome.previous_holders)
-        if report.dry_run:
-            db.session.rollback()
-        else:
-            db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+    """Record the customer grants (no commit: the whole run is one transaction, the
+    caller's, with its audit entry; a dry run rolls it back, so what it reports is exactly
+    what a real run would do)."""
+    for purchase in purchases:
+        if erased_since(purchase.phone_e164, purchase.purchased_on):
+            report.erased_after_purchase += 1
+            continue
+        outcome = consent.grant_as_customer(
+            purchase.phone_e164, purchase.purchased_on, purchase.language, CONTEXT, now
+        )
+        report.customers_added += int(outcome.created)
+        report.purposes_granted += len(outcome.granted)
+        report.purposes_renewed += len(outcome.renewed)
+        report.already_granted += len(outcome.already_granted)
+        report.refused += len(outcome.refused)
+        report.bought_by_previous_holder += int(outcome.previous_holders)
 
 
 def import_customers(
     lines: Iterable[str], now: datetime, dry_run: bool = False, rules: Rules | None = None
 ) -> ImportReport:
-    """Read a customer CSV (text lines or a text file) and record its good rows at once."""
+    """Read a customer CSV (text lines or a text file) and record its good rows at once
+    (no commit)."""
     report = ImportReport(dry_run=dry_run)
     purchases = read_purchases(lines, now, rules or Rules.from_config(), report)
     apply_purchases(purchases, now, report)

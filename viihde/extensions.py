@@ -10,6 +10,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 
+from .networks import client_of
+
 # Named constraints, so that migrations can refer to them on every database.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -24,7 +26,8 @@ migrate = Migrate()
 csrf = CSRFProtect()
 babel = Babel()
 login_manager = LoginManager()
-# Per IP by default (behind a proxy, PROXY_COUNT makes remote_addr the visitor's own).
-limiter = Limiter(key_func=get_remote_address)
+# Per client by default: an IPv4 address or an IPv6 /64 (behind a proxy, PROXY_COUNT makes
+# remote_addr the visitor's own).
+limiter = Limiter(key_func=lambda: client_of(get_remote_address()))
 # Per process: rendered page texts and the landing page's budget hint; never personal data.
 cache = Cache()

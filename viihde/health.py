@@ -1,4 +1,8 @@
-"""Health checks for the load balancer: alive (/healthz) and ready (/readyz)."""
+"""Health checks for the load balancer: alive (/healthz) and ready (/readyz).
+
+Anyone may ask; only the metrics scraper (METRICS_TOKEN) sees why an instance is not
+ready, since the detail names the schema's migration revisions.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from .extensions import db, migrate
+from .metrics import is_scraper
 from .sms.queue import sms_queue
 
 bp = Blueprint("health", __name__)
@@ -46,7 +51,9 @@ def _redis() -> str:
 
 @bp.get("/readyz")
 def readyz():
-    """The database answers and is migrated to head, and Redis answers (if configured)."""
+    """The database answers and is migrated to head, and Redis answers (if configured);
+    each check's result only for the metrics scraper."""
     checks = {"database": _database(), "redis": _redis()}
     ready = checks["database"] == "ok" and checks["redis"] in ("ok", "not configured")
-    return jsonify(status="ready" if ready else "not ready", **checks), 200 if ready else 503
+    detail = checks if is_scraper() else {}
+    return jsonify(status="ready" if ready else "not ready", **detail), 200 if ready else 503

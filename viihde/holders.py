@@ -14,7 +14,6 @@ from datetime import datetime
 
 from . import consent
 from .clock import helsinki_day, start_of_day
-from .extensions import db
 from .register_files import BadRow, FileReport, number_and_day, rows
 
 SOURCE = consent.HOLDER_CHANGE_SOURCE
@@ -70,33 +69,23 @@ def read_changes(
 
 
 def apply_changes(changes: Iterable[HolderChange], now: datetime, report: SyncReport) -> None:
-    """Withdraw the previous holders' grants and revoke their links, all in one transaction.
-
-    Anything raising rolls the whole run back. A dry run does the same work and rolls it
-    back, so what it reports is exactly what a real run would do.
-    """
+    """Withdraw the previous holders' grants and revoke their links (no commit: the whole
+    run is one transaction, the caller's, with its audit entry; a dry run rolls it back,
+    so what it reports is exactly what a real run would do)."""
     matched: set[int] = set()
     revoked: set[int] = set()
-    try:
-        for change in changes:
-            # Not subjects.revoke_links: it would text a fresh link to the number, which
-            # is now the new holder's, and commit halfway through the run.
-            subscriber, withdrawn = consent.withdraw_grants_before(
-                change.phone_e164, change.since, CONTEXT, now
-            )
-            if subscriber is None:
-                continue
-            matched.add(subscriber.id)
-            if withdrawn:
-                revoked.add(subscriber.id)
-            report.consents_withdrawn += len(withdrawn)
-        if report.dry_run:
-            db.session.rollback()
-        else:
-            db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+    for change in changes:
+        # Not subjects.revoke_links: it would text a fresh link to the number, which
+        # is now the new holder's.
+        subscriber, withdrawn = consent.withdraw_grants_before(
+            change.phone_e164, change.since, CONTEXT, now
+        )
+        if subscriber is None:
+            continue
+        matched.add(subscriber.id)
+        if withdrawn:
+            revoked.add(subscriber.id)
+        report.consents_withdrawn += len(withdrawn)
     report.numbers_matched = len(matched)
     report.links_revoked = len(revoked)
 
@@ -104,7 +93,8 @@ def apply_changes(changes: Iterable[HolderChange], now: datetime, report: SyncRe
 def sync_holders(
     lines: Iterable[str], now: datetime, allowed_regions: Sequence[str], dry_run: bool = False
 ) -> SyncReport:
-    """Read a holder-change CSV (text lines or a text file) and apply its good rows at once."""
+    """Read a holder-change CSV (text lines or a text file) and apply its good rows at once
+    (no commit)."""
     report = SyncReport(dry_run=dry_run)
     changes = read_changes(lines, now, allowed_regions, report)
     apply_changes(changes, now, report)

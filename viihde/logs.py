@@ -1,4 +1,5 @@
-"""Logging: a request id on every line, JSON lines in production, and no tokens in access lines."""
+"""Logging: a request id on every line, JSON lines in production, and no tokens in the
+lines that print request paths."""
 
 from __future__ import annotations
 
@@ -9,21 +10,25 @@ import secrets
 from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
 
-from .tokens import TOKEN_PATTERN
-
-#: Access logs that print request paths: the dev server's and gunicorn's.
-ACCESS_LOGGERS = ("werkzeug", "gunicorn.access")
-_TOKEN_IN_PATH = re.compile(r"/(" + TOKEN_PATTERN + r")(?=[\s?\"]|$)")
+#: Loggers that print request paths: the dev server's, gunicorn's access lines, and
+#: gunicorn's warnings about requests it could not parse (they quote the request line).
+PATH_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
+# tokens.TOKEN_PATTERN's shape as a logged line may carry it: any character can be
+# percent-encoded (werkzeug decodes the path before routing, gunicorn logs it raw), and
+# nothing need come before or after it (a link copied from text brings "." or ")" along).
+# Over-redacting look-alikes costs nothing; a missed boundary leaks the link.
+_CHAR = r"(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2})"
+_TOKEN_IN_LINE = re.compile(rf"(?P<subscriber>{_CHAR}{{1,8}})(?:\.|%2[Ee]){_CHAR}{{16}}")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s"
 
 
 class RedactTokens(logging.Filter):
-    """Replace a preference token in a logged path by its subscriber part and '…'."""
+    """Replace every preference token in a line about a request by its subscriber part and '.…'."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        redacted = _TOKEN_IN_PATH.sub(lambda m: "/" + m.group(1).split(".")[0] + ".…", message)
+        redacted = _TOKEN_IN_LINE.sub(lambda m: m.group("subscriber") + ".…", message)
         if redacted != message:
             record.msg, record.args = redacted, ()
         return True
@@ -39,7 +44,7 @@ class RequestId(logging.Filter):
 
 def install() -> None:
     """Attach the token filters once per process."""
-    for name in ACCESS_LOGGERS:
+    for name in PATH_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
             logger.addFilter(RedactTokens())

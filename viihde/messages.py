@@ -43,6 +43,15 @@ def code_refusal(refusal: CodeRefused) -> str:
         )
     if refusal.reason == Refusal.PAUSED:
         return _("Sign-ups are paused for a while. Please try again later.")
+    if refusal.reason == Refusal.HELD_BACK:
+        minutes = max(1, round(refusal.retry_after / 60))
+        return ngettext(
+            "We cannot send a code to this number from here just now. "
+            "Please try again in %(num)d minute.",
+            "We cannot send a code to this number from here just now. "
+            "Please try again in %(num)d minutes.",
+            minutes,
+        )
     if refusal.reason == Refusal.GUESSING:
         return _("Too many wrong codes were typed for this number. Please try again tomorrow.")
     if refusal.reason == Refusal.NUMBER_REFUSED:

@@ -36,9 +36,14 @@ CONSENT_EVENTS = Counter(
 )
 SMS_FAILURES = Counter("viihde_sms_failures_total", "SMS the provider refused", ["code"])
 LIMITED = Counter("viihde_rate_limited_total", "Requests answered 429", ["endpoint"])
+SIGNUPS_HELD_BACK = Counter(
+    "viihde_signups_held_back_total",
+    "Sign-up codes not sent: their network or number range confirms too few codes",
+    ["scope"],
+)
 SENDING_PAUSED = Gauge(
     "viihde_sms_sending_paused",
-    "1 while the SMS budget breaker holds code sending",
+    "1 while a spent SMS budget holds all code sending",
     ["reason"],
     # The latest value any live worker set (gunicorn.conf.py marks gone ones dead): a
     # worker that saw a pause and then idles must not keep it "paused".
@@ -67,11 +72,16 @@ def init_app(app: Flask) -> None:
     app.add_url_rule("/metrics", "metrics", metrics_view)
 
 
-def metrics_view():
-    """The metrics, for a scraper that knows METRICS_TOKEN (404 for everyone else)."""
+def is_scraper() -> bool:
+    """The request carries ``Authorization: Bearer <METRICS_TOKEN>`` (constant-time check)."""
     token = current_app.config.get("METRICS_TOKEN")
     given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-    if not token or not hmac.compare_digest(given.encode(), token.encode()):
+    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
+
+
+def metrics_view():
+    """The metrics, for a scraper that knows METRICS_TOKEN (404 for everyone else)."""
+    if not is_scraper():
         abort(404)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

@@ -169,6 +169,9 @@ class Verification(ConsentEvidence, db.Model):
         CheckConstraint("kind IN ('signup', 'step_up')", name="kind"),
         Index("ix_verifications_phone_created", "phone_e164", "created_at"),
         Index("ix_verifications_consumed_at", "consumed_at"),
+        # The sign-up breaker counts each network's last hour of codes (``budget``).
+        Index("ix_verifications_network_created", "network", "created_at"),
+        Index("ix_verifications_wide_network_created", "wide_network", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -185,6 +188,10 @@ class Verification(ConsentEvidence, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The networks a sign-up came from (``networks``: a /24 and /16, or a /48 and /32), so
+    # the sign-up breaker can tighten where unconfirmed codes come from.
+    network: Mapped[str | None] = mapped_column(String(43))
+    wide_network: Mapped[str | None] = mapped_column(String(43))
     # The SMS that carried the code, so the code page can tell if it could not be sent.
     sms_message_id: Mapped[int | None] = mapped_column(
         ForeignKey("sms_messages.id", ondelete="SET NULL")

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import audit, customers, holders, retention
 from .clock import utcnow
+from .extensions import db
 from .register_files import FileReport, RegisterFileError
 
 register_cli = AppGroup("register", help="Keep the register accurate and lean.")
@@ -45,20 +46,26 @@ def sync_holders_command(file: TextIO, dry_run: bool) -> None:
 def _apply_file(
     action: str, what: str, dry_run: bool, work: Callable[[datetime], FileReport]
 ) -> FileReport:
-    """Run one CSV file's work; a file or database error changes nothing and names no
-    number; a real run is audited (counts only), a dry run is not."""
+    """Run one CSV file's work as one transaction with its audit entry (counts only); a
+    file or database error changes nothing and names no number; a dry run changes nothing
+    and is not audited."""
     now = utcnow()
     try:
         report = work(now)
+        if dry_run:
+            db.session.rollback()
+        else:
+            audit.record(audit.Actor.cli(getpass.getuser()), action, now, detail=report.counts())
+            db.session.commit()
     except RegisterFileError as error:
+        db.session.rollback()
         raise click.ClickException(f"{error}; nothing was changed.") from None
     except SQLAlchemyError as error:
+        db.session.rollback()
         # The database's message would quote the numbers: name the error only.
         raise click.ClickException(
             f"the register refused the {what} ({type(error).__name__}); nothing was changed."
         ) from None
-    if not dry_run:
-        audit.record(audit.Actor.cli(getpass.getuser()), action, now, detail=report.counts())
     return report
 
 
@@ -146,17 +153,12 @@ PURGE_FAILURES = {
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; change nothing.")
 def purge_command(dry_run: bool) -> None:
     """Remove what is past its retention time (run daily from cron); print the counts."""
-    report = retention.purge(utcnow(), dry_run=dry_run)
+    report = retention.purge(utcnow(), dry_run=dry_run, actor=audit.Actor.cli(getpass.getuser()))
     verb = "Would remove" if dry_run else "Removed"
     click.echo(f"{verb} (dry run, nothing changed):" if dry_run else f"{verb}:")
     for name, count in report.counts().items():
         click.echo(f"  {PURGE_LINES[name]}: {count}")
     for category, error in report.failures.items():
         click.echo(f"FAILED ({error}) {PURGE_FAILURES[category]}", err=True)
-    if not dry_run:
-        detail = " ".join(f"{name}={count}" for name, count in report.counts().items())
-        failed = " ".join(f"failed:{category}" for category in report.failures)
-        actor = audit.Actor.cli(getpass.getuser())
-        audit.record(actor, "purge", utcnow(), detail=f"{detail} {failed}".strip())
     if report.failures:
         raise click.exceptions.Exit(1)

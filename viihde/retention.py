@@ -24,8 +24,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 # customers imports this module too (months_before): modules, not names.
-from . import customers, subjects
-from .clock import helsinki_day
+from . import audit, customers, subjects
+from .clock import helsinki_day, utcnow
 from .consent import GRANT
 from .extensions import db
 from .locks import serialise
@@ -67,6 +67,8 @@ class PurgeReport:
     customer_grants_ended: int = 0
     #: Category (pending, sms_log, ...) -> the error's type; its work is rolled back.
     failures: dict[str, str] = field(default_factory=dict)
+    #: Who the purge's audit entries name.
+    actor: audit.Actor = field(default=audit.Actor("system:purge"), repr=False)
 
     def counts(self) -> dict[str, int]:
         """Each count by name, in the order the purge works."""
@@ -81,12 +83,21 @@ class PurgeReport:
         }
 
 
-def purge(now: datetime, dry_run: bool = False) -> PurgeReport:
-    """Remove everything past its retention time; with ``dry_run``, only count it."""
+#: Who a purge is audited as when no operator is named (the scheduled run).
+SYSTEM = audit.Actor("system:purge")
+
+
+def purge(now: datetime, dry_run: bool = False, actor: audit.Actor = SYSTEM) -> PurgeReport:
+    """Remove everything past its retention time; with ``dry_run``, only count it.
+
+    Each unit of work commits with its own audit entry (a category's counts; each
+    person erased; each person whose customer marketing ended), so nothing is removed
+    unaudited. A dry run changes and audits nothing.
+    """
     if now.tzinfo is None:
         raise ValueError("purge needs a timezone-aware time")
     config = current_app.config
-    report = PurgeReport(dry_run=dry_run)
+    report = PurgeReport(dry_run=dry_run, actor=actor)
     pending_cutoff = now - timedelta(hours=config["RETENTION_PENDING_HOURS"])
     sms_cutoff = now - timedelta(days=config["RETENTION_SMS_LOG_DAYS"])
     proof_cutoff = months_before(now, config["RETENTION_PROOF_MONTHS"])
@@ -103,12 +114,16 @@ def purge(now: datetime, dry_run: bool = False) -> PurgeReport:
 
 
 def _category(name: str, report: PurgeReport, work: Callable[[], dict[str, int]]) -> None:
-    """Run one category in its own transaction: committed whole (then counted), or rolled back."""
+    """Run one category in its own transaction: committed whole with its audit entry (then
+    counted), or rolled back."""
     try:
         counts = work()
         if report.dry_run:
             db.session.rollback()
         else:
+            summary = counts or {key: getattr(report, key) for key in _PER_PERSON[name]}
+            detail = f"{name}: " + " ".join(f"{key}={n}" for key, n in summary.items())
+            audit.record(report.actor, "purge", utcnow(), detail=detail)
             db.session.commit()
         for count_name, count in counts.items():
             setattr(report, count_name, count)
@@ -117,6 +132,15 @@ def _category(name: str, report: PurgeReport, work: Callable[[], dict[str, int]]
         # The type only: a database error's text can carry the statement's parameters.
         report.failures[name] = type(error).__name__
         log.error("retention_purge_failed category=%s error=%s", name, type(error).__name__)
+
+
+#: The categories that commit person by person, and the counts they keep on the report.
+_PER_PERSON = {
+    PENDING: (),
+    SMS_LOG: (),
+    CONSENT_PROOF: ("subscribers_erased",),
+    CUSTOMER_RELATIONSHIPS: ("customer_grants_ended",),
+}
 
 
 def months_before(moment: datetime, months: int) -> datetime:
@@ -268,6 +292,8 @@ def _erase_expired_proof(cutoff: datetime, now: datetime, report: PurgeReport) -
         if phone is None:
             db.session.rollback()
             continue
+        # The entry first: the erasure's commit takes it along.
+        audit.record(report.actor, "erase", now, phone_e164=phone, detail=TOMBSTONE_SOURCE)
         subjects.erase(phone, TOMBSTONE_SOURCE, now)
         report.subscribers_erased += 1
     return {}
@@ -300,6 +326,10 @@ def _end_customer_relationships(cutoff: date, now: datetime, report: PurgeReport
     db.session.rollback()
     for subscriber_id in candidates:
         ended = customers.lapse(subscriber_id, cutoff, now)
+        if ended:
+            phone = ended[0].subscriber.phone_e164
+            detail = f"customer relationship ended: {len(ended)}"
+            audit.record(report.actor, "end_customer_grants", now, phone_e164=phone, detail=detail)
         db.session.commit()
         report.customer_grants_ended += len(ended)
     return {}

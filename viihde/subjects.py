@@ -284,11 +284,24 @@ def _verification(verification: Verification) -> dict[str, Any]:
     }
 
 
-def revoke_links(subscriber_id: int, now: datetime) -> Subscriber:
-    """Make every link sent so far stop working, and send a fresh one by SMS."""
-    subscriber = db.session.get(Subscriber, subscriber_id)
-    subscriber.link_key = consent.new_link_key()
-    db.session.commit()
+def revoke_links(subscriber_id: int, link_key: str, now: datetime) -> Subscriber | None:
+    """Make every link sent so far stop working, and send a fresh one by SMS.
+
+    Only over ``link_key``, the key the asking browser holds: of twin requests (a double
+    press, fifteen tabs) the first changes it and texts one link; the others find it
+    changed and send nothing (None).
+    """
+    changed = db.session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id, Subscriber.link_key == link_key)
+        .values(link_key=consent.new_link_key())
+        .returning(Subscriber.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if changed is None:
+        db.session.rollback()
+        return None
+    subscriber = db.session.get(Subscriber, subscriber_id, populate_existing=True)
     link = preference_url(subscriber.id, subscriber.link_key)
     body = new_link_message(link, subscriber.language)
     send_sms(subscriber.phone_e164, body, "link", now, subscriber_id=subscriber.id)

@@ -1,10 +1,12 @@
 """Rate limits on everything that sends a code by SMS (Flask-Limiter), shared by the
 landing form, the resend button and the step-up page.
 
-Counted per visitor address, per number, per number block (all but the last three
-digits: pumping walks through neighbouring numbers), per country, and overall.
-Numbers reach the limiter's storage only as keyed hashes. Only requests that sent a
-code count; one over a limit gets 429 before anything is sent.
+Counted per client (an IPv4 address or an IPv6 /64), per number, per number block
+(all but the last three digits: pumping walks through neighbouring numbers), per
+country, and overall. Numbers reach the limiter's storage only as keyed hashes. Only
+requests that sent a code count (the view says so with ``count_sent_code``); one over a
+limit gets 429 before anything is sent. A request that names no valid number is not
+counted against any number, block or country: it cannot send to one.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from .hashing import keyed_hash
 from .phone import PhoneError, parse_mobile, region_of
 from .subjects import subscriber_by_id
 from .verification import pending_verification
+from .web import client_key
 
 #: Where ``target_number`` keeps its answer for the request it worked it out for.
 _TARGET_NUMBER = "viihde_target_number"
+#: Where a view notes that it sent a code (with the request it belongs to).
+_SENT = "viihde_code_sent"
 
 
 def target_number() -> str | None:
@@ -56,34 +61,38 @@ def _target_number() -> str | None:
     return verification.phone_e164 if verification else None
 
 
-def _keyed(prefix: str, value: str | None) -> str:
-    return f"{prefix}:{keyed_hash('limit', value) if value else '-'}"
-
-
 def _ip() -> str:
-    return "ip:" + (request.remote_addr or "-")
+    return "ip:" + client_key()
 
 
 def _number() -> str:
-    return _keyed("number", target_number())
+    return "number:" + keyed_hash("limit", target_number())
 
 
 def _block() -> str:
-    number = target_number()
-    return _keyed("block", number[:-3] if number else None)
+    return "block:" + keyed_hash("limit", target_number()[:-3])
 
 
 def _country() -> str:
-    number = target_number()
-    return "country:" + (region_of(number) if number else "-")
+    return "country:" + region_of(target_number())
 
 
 def _everyone() -> str:
     return "all"
 
 
+def _no_number() -> bool:
+    """No valid number: no number's, block's or country's limit applies (nothing is sent)."""
+    return target_number() is None
+
+
+def count_sent_code() -> None:
+    """The view sent a code in this request: it counts against every limit."""
+    setattr(g, _SENT, request._get_current_object())
+
+
 def _sent_a_code(response) -> bool:
-    return response.status_code == 302
+    return g.get(_SENT) is request._get_current_object()
 
 
 def _limit(setting: str) -> Callable[[], str]:
@@ -91,15 +100,20 @@ def _limit(setting: str) -> Callable[[], str]:
 
 
 def code_sending(view):
-    """Apply every SMS limit to a view that sends a code."""
-    for setting, scope, key in (
-        ("SMS_LIMIT_PER_IP", "sms-ip", _ip),
-        ("SMS_LIMIT_PER_NUMBER", "sms-number", _number),
-        ("SMS_LIMIT_PER_BLOCK", "sms-block", _block),
-        ("SMS_LIMIT_PER_COUNTRY", "sms-country", _country),
-        ("SMS_LIMIT_GLOBAL", "sms-all", _everyone),
+    """Apply every SMS limit to a view that sends a code (it calls ``count_sent_code``)."""
+    for setting, scope, key, exempt in (
+        ("SMS_LIMIT_PER_IP", "sms-ip", _ip, None),
+        ("SMS_LIMIT_PER_NUMBER", "sms-number", _number, _no_number),
+        ("SMS_LIMIT_PER_BLOCK", "sms-block", _block, _no_number),
+        ("SMS_LIMIT_PER_COUNTRY", "sms-country", _country, _no_number),
+        ("SMS_LIMIT_GLOBAL", "sms-all", _everyone, None),
     ):
         view = limiter.shared_limit(
-            _limit(setting), scope=scope, key_func=key, methods=["POST"], deduct_when=_sent_a_code
+            _limit(setting),
+            scope=scope,
+            key_func=key,
+            methods=["POST"],
+            deduct_when=_sent_a_code,
+            exempt_when=exempt,
         )(view)
     return view

@@ -20,7 +20,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from . import consent, metrics, purposes
-from .budget import log_pause, sms_pause
+from .budget import log_pause, origin_of, signup_holdback, sms_pause
 from .extensions import db
 from .hashing import hashes_match, keyed_hash
 from .locks import serialise
@@ -57,7 +57,8 @@ class Refusal(StrEnum):
     HOURLY_LIMIT = "hourly_limit"
     SEND_FAILED = "send_failed"
     NUMBER_REFUSED = "number_refused"  # the provider says the number cannot receive texts
-    PAUSED = "paused"  # the SMS budget breaker tripped
+    PAUSED = "paused"  # a money budget is spent: nobody gets a code for a while
+    HELD_BACK = "held_back"  # this network or number range confirms too few codes
     GUESSING = "guessing"  # too many wrong codes for this number today
 
 
@@ -257,6 +258,11 @@ def _issue_code(
         db.session.rollback()
         log_pause(pause)
         raise CodeRefused(Refusal.PAUSED, _seconds_until(pause.until, now))
+    if kind == SIGNUP:
+        holdback = signup_holdback(details.evidence.ip, phone_e164, now)
+        if holdback is not None:
+            db.session.rollback()
+            raise CodeRefused(Refusal.HELD_BACK, _seconds_until(holdback.until, now))
     history = _code_history(phone_e164, now)
     if history.wrong_today >= config["CODE_MAX_WRONG_PER_DAY"]:
         db.session.rollback()
@@ -273,9 +279,12 @@ def _issue_code(
             _seconds_until(history.oldest_in_hour + timedelta(hours=1), now),
         )
     code = generate_code()
+    network, wide_network = origin_of(details.evidence.ip)
     verification = Verification(
         phone_e164=phone_e164,
         kind=kind,
+        network=network,
+        wide_network=wide_network,
         code_hash=code_hash(phone_e164, code),
         language=details.language,
         purposes=",".join(
@@ -340,10 +349,15 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
         return CheckResult(Outcome.EXHAUSTED)
     if now >= verification.expires_at:
         return CheckResult(Outcome.EXPIRED)
+    # Counting the number's wrong codes and taking a try are one step: twin guesses at
+    # its live codes take turns on the number's lock (as sending a code to it does), so
+    # together they never get past the day's cap.
+    serialise("viihde.code:" + verification.phone_e164)
     if (
         wrong_codes_today(verification.phone_e164, now)
         >= current_app.config["CODE_MAX_WRONG_PER_DAY"]
     ):
+        db.session.rollback()
         return CheckResult(Outcome.EXHAUSTED)  # the number's guessing pause: nothing is checked
     # Take a try before looking at the code, so twin guesses cannot exceed the limit; the
     # row as the try left it comes back with it (RETURNING), no second read.

@@ -1,10 +1,12 @@
-"""The edge: what it knows about the visitor, for the consent record, and how a URL
-carries a row's id."""
+"""The edge: what it knows about the visitor, for the consent record and the limits, and
+how a URL carries a row's id."""
 
 from __future__ import annotations
 
 from flask import request
 from werkzeug.routing import IntegerConverter, Map
+
+from .networks import client_of
 
 USER_AGENT_LENGTH = 255
 #: The largest id an INTEGER column holds (PostgreSQL's int4; SQLite's are wider).
@@ -25,6 +27,11 @@ class IdConverter(IntegerConverter):
 def client_ip() -> str | None:
     """The visitor's address (behind a proxy, ProxyFix makes this the real one)."""
     return request.remote_addr
+
+
+def client_key() -> str:
+    """The visitor as the per-client limits count them: the IPv4 address or IPv6 /64."""
+    return client_of(request.remote_addr)
 
 
 def client_user_agent() -> str | None:

@@ -43,20 +43,20 @@ class Draft:
 
 
 def create_draft(draft: Draft, created_by_id: int | None, now: datetime) -> Campaign:
-    """Save a new campaign as a draft (commits)."""
+    """Save a new campaign as a draft (no commit: the caller commits it with its audit
+    entry; flushed, so it has its id)."""
     campaign = Campaign(status=DRAFT, created_by_id=created_by_id, created_at=now, cursor=0)
     _write(campaign, draft)
     db.session.add(campaign)
-    db.session.commit()
+    db.session.flush()
     return campaign
 
 
 def update_draft(campaign_id: int, draft: Draft) -> Campaign:
-    """Change a draft's name, purpose or texts (commits); a started campaign stays as sent."""
+    """Change a draft's name, purpose or texts (no commit); a started campaign stays as sent."""
     campaign = locked(campaign_id)
     require_status(campaign, DRAFT)
     _write(campaign, draft)
-    db.session.commit()
     return campaign
 
 

@@ -108,9 +108,11 @@ def sign_out():
     """Revoke every link sent so far and send a fresh one to the number."""
     if not ButtonForm().validate_on_submit():
         abort(400)
-    subscriber = subjects.revoke_links(g.subscriber.id, utcnow())
+    masked_number = mask(g.subscriber.phone_e164)
+    # A twin press that finds the links signed out already sends nothing more.
+    subjects.revoke_links(g.subscriber.id, browser.linked()[1], utcnow())
     browser.forget_subscriber()
-    return render_template("preferences/signed_out.html", masked_number=mask(subscriber.phone_e164))
+    return render_template("preferences/signed_out.html", masked_number=masked_number)
 
 
 def _own_data() -> dict:

@@ -9,7 +9,7 @@ from .. import browser, messages
 from ..clock import utcnow
 from ..phone import mask
 from ..signup.forms import CodeForm, ResendForm
-from ..throttle import code_sending
+from ..throttle import code_sending, count_sent_code
 from ..verification import (
     STEP_UP,
     CodeRefused,
@@ -94,6 +94,7 @@ def send_code():
         return _render(
             status=messages.code_refusal_status(refusal), error=messages.code_refusal(refusal)
         )
+    count_sent_code()
     browser.remember_pending(verification.id)
     return redirect(url_for(".verify", next=_next()))
 

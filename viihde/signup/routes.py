@@ -13,7 +13,7 @@ from ..consent import Evidence
 from ..notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
 from ..phone import mask
 from ..purposes import configured
-from ..throttle import code_sending
+from ..throttle import code_sending, count_sent_code
 from ..verification import (
     CodeRefused,
     Outcome,
@@ -58,14 +58,17 @@ def submit():
     form = SignupForm()
     status = 400
     if form.validate_on_submit():
+        pending_id = browser.pending_id()
         try:
             verification = request_code(
-                form.phone_e164, _client_details(form), utcnow(), pending_id=browser.pending_id()
+                form.phone_e164, _client_details(form), utcnow(), pending_id=pending_id
             )
         except CodeRefused as refusal:
             form.phone.errors = [messages.code_refusal(refusal)]
             status = messages.code_refusal_status(refusal)
         else:
+            if verification.id != pending_id:  # not the twin of a code sent a moment ago
+                count_sent_code()
             browser.remember_pending(verification.id)
             return redirect(url_for(".code"))
     return _render_landing(form, status)
@@ -144,6 +147,7 @@ def resend():
         return _render_code_page(verification, form, messages.code_refusal_status(refusal))
     except LookupError:
         return redirect(url_for(".landing"))
+    count_sent_code()
     browser.remember_pending(new.id)
     flash(_("A new code is on its way. The earlier code no longer works."))
     return redirect(url_for(".code"))

@@ -18,6 +18,7 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 #: Endpoints a signed-out person may reach: the login steps.
 PUBLIC_ENDPOINTS = {"staff.login", "staff.login_totp", "staff.enrol_totp"}
 SEEN = "staff_seen"  # session key: when this staff session last did anything
+SIGNED_IN = "staff_signed_in"  # session key: when this staff session signed in
 
 
 @login_manager.user_loader
@@ -32,20 +33,24 @@ login_manager.login_message = None
 
 @bp.before_request
 def require_signed_in_staff():
-    """Everything under /staff/ is for signed-in staff; idle sessions end after 30 minutes."""
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        return None
+    """Everything under /staff/ is for signed-in staff. A session ends after 30 idle
+    minutes, and 12 hours after its sign-in however busy it is."""
     if not current_user.is_authenticated:
-        return redirect(url_for("staff.login"))
+        return None if request.endpoint in PUBLIC_ENDPOINTS else redirect(url_for("staff.login"))
     now = utcnow().timestamp()
     idle = timedelta(minutes=current_app.config["STAFF_IDLE_MINUTES"]).total_seconds()
-    if now - session.get(SEEN, 0) > idle:
-        logout_user()
-        session.clear()
-        flash(_("You were signed out after 30 minutes without activity. Please sign in again."))
-        return redirect(url_for("staff.login"))
-    session[SEEN] = now
-    return None
+    lifetime = current_app.permanent_session_lifetime.total_seconds()
+    if now - session.get(SIGNED_IN, 0) > lifetime:
+        reason = _("You were signed out 12 hours after signing in. Please sign in again.")
+    elif now - session.get(SEEN, 0) > idle:
+        reason = _("You were signed out after 30 minutes without activity. Please sign in again.")
+    else:
+        session[SEEN] = now
+        return None
+    logout_user()
+    session.clear()
+    flash(reason)
+    return redirect(url_for("staff.login"))
 
 
 @bp.context_processor

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from .. import accounts, api_tokens, audit
 from ..clock import start_of_day, utcnow
+from ..extensions import db
 from ..models import StaffMember
 from ..phone import PhoneError, parse_mobile
 from . import bp
@@ -44,6 +45,7 @@ def audit_log():
         until=_start_of(form.filter_value("until"), days_later=1),
     )
     audit.record(actor(), "read_audit_log", utcnow(), phone_e164=phone)
+    db.session.commit()
     return render_template("staff/audit.html", form=form, entries=entries)
 
 
@@ -69,6 +71,7 @@ def reset_totp(staff_id: int):
     if ButtonForm().validate_on_submit():
         accounts.reset_totp(member)
         audit.record(actor(), "reset_totp", utcnow(), detail=member.email)
+        db.session.commit()
         flash(_("The second factor of %(email)s was reset.", email=member.email))
     return redirect(url_for("staff.team"))
 
@@ -81,6 +84,7 @@ def disable(staff_id: int):
     if ButtonForm().validate_on_submit() and member.id != current_user.id:
         accounts.disable(member, utcnow())
         audit.record(actor(), "disable_staff", utcnow(), detail=member.email)
+        db.session.commit()
         flash(_("%(email)s can no longer sign in.", email=member.email))
     return redirect(url_for("staff.team"))
 
@@ -111,6 +115,7 @@ def api_token_list():
         form.name.errors = [_("A token with this name exists already.")]
         return _render_tokens(form, status=400)
     audit.record(actor(), "create_api_token", utcnow(), detail=token.name)
+    db.session.commit()
     return _render_tokens(ApiTokenForm(formdata=None), new_token=plain)
 
 
@@ -123,5 +128,6 @@ def revoke_api_token(token_id: int):
         if token is None:
             abort(404)
         audit.record(actor(), "revoke_api_token", utcnow(), detail=token.name)
+        db.session.commit()
         flash(_("The token %(name)s no longer works.", name=token.name))
     return redirect(url_for("staff.api_token_list"))

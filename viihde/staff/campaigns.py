@@ -11,7 +11,7 @@ from flask_login import current_user
 
 from .. import audit, campaigns
 from ..clock import utcnow
-from ..extensions import limiter
+from ..extensions import db, limiter
 from ..messages import PHONE_REFUSALS
 from ..models import Campaign
 from ..phone import PhoneError, mask, parse_mobile
@@ -83,6 +83,7 @@ def new_campaign():
         return _page(None, form, 400 if form.errors else 200)
     campaign = campaigns.create_draft(_draft(form), current_user.id, utcnow())
     audit.record(actor(), "create_campaign", utcnow(), detail=_detail(campaign))
+    db.session.commit()
     flash(_("The campaign was saved as a draft."))
     return redirect(url_for("staff.campaign", campaign_id=campaign.id))
 
@@ -101,6 +102,7 @@ def campaign(campaign_id: int):
         flash(_("Only a draft can be changed."))
         return redirect(url_for("staff.campaign", campaign_id=campaign.id))
     audit.record(actor(), "edit_campaign", utcnow(), detail=_detail(campaign))
+    db.session.commit()
     flash(_("The campaign was saved."))
     return redirect(url_for("staff.campaign", campaign_id=campaign.id))
 
@@ -128,9 +130,10 @@ def test_send_campaign(campaign_id: int):
         except PhoneError as error:
             test_form.number.errors = [PHONE_REFUSALS[error.reason]]
         else:
-            campaigns.test_send(campaign.id, phone, test_form.language.data, utcnow())
             detail = f"{_detail(campaign)} ({test_form.language.data})"
+            # The entry first: it commits with the SMS's log row, before the SMS goes out.
             audit.record(actor(), "test_send_campaign", utcnow(), phone_e164=phone, detail=detail)
+            campaigns.test_send(campaign.id, phone, test_form.language.data, utcnow())
             flash(_("The test message was sent to %(number)s.", number=mask(phone)))
             return redirect(url_for("staff.campaign", campaign_id=campaign.id))
     return _page(campaign, CampaignForm(obj=campaign), 400, test_form=test_form)
@@ -179,16 +182,17 @@ def _button(campaign_id: int, action: str, do: Callable[[int], object], done: st
 
 
 def _act(campaign: Campaign, action: str, do: Callable[[int], object], done: str):
-    """Change the campaign's status, audit it, and say how it went."""
-    detail = _detail(campaign)
+    """Change the campaign's status, audit it, and say how it went. The entry is staged
+    first, so the status change's commit takes it along (one transaction, or nothing)."""
+    audit.record(actor(), action, utcnow(), detail=_detail(campaign))
     try:
         do(campaign.id)
     except campaigns.CampaignStateError:
+        db.session.rollback()
         flash(_("That cannot be done to a campaign in this state."))
         return redirect(url_for("staff.campaign", campaign_id=campaign.id))
     except campaigns.SenderUnavailable:
         flash(_("The sending queue cannot be reached. Press Send on in a moment."))
     else:
         flash(done)
-    audit.record(actor(), action, utcnow(), detail=detail)
     return redirect(url_for("staff.campaign", campaign_id=campaign.id))

@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from .. import audit, consent, subjects
 from ..clock import utcnow
+from ..extensions import db
 from ..messages import PHONE_REFUSALS
 from ..phone import PhoneError
 from ..purposes import configured
@@ -50,16 +51,19 @@ def home():
         form.query.errors = [PHONE_REFUSALS[error.reason]]
         return render_template("staff/home.html", form=form), 400
     if search.last_digits:
-        matches = subjects.find_by_last_digits(search.last_digits)
         detail = f"last {len(search.last_digits)} digits"
         audit.record(actor(), "search", utcnow(), detail=detail)
+        db.session.commit()
+        matches = subjects.find_by_last_digits(search.last_digits)
         return render_template("staff/home.html", form=form, matches=matches)
     phone = search.phone_e164
     audit.record(actor(), "search", utcnow(), phone_e164=phone, detail="number")
     subscriber = subjects.subscriber_by_phone(phone)
     if subscriber is not None:
+        db.session.commit()
         return redirect(url_for("staff.card", subscriber_id=subscriber.id))
     audit.record(actor(), "view_card", utcnow(), phone_e164=phone)
+    db.session.commit()
     return render_template("staff/card.html", **_card(phone, None))
 
 
@@ -86,6 +90,7 @@ def card(subscriber_id: int):
     """The subscriber card: status, consents, timeline, SMS log, code attempts."""
     subscriber = _subscriber_or_404(subscriber_id)
     audit.record(actor(), "view_card", utcnow(), phone_e164=subscriber.phone_e164)
+    db.session.commit()
     return render_template("staff/card.html", **_card(subscriber.phone_e164, subscriber))
 
 
@@ -99,10 +104,11 @@ def withdraw(subscriber_id: int):
         return render_template("staff/card.html", **context), 400
     evidence = consent.Evidence(ip=client_ip())
     context = consent.ConsentContext("staff", actor=f"staff:{current_user.id}", evidence=evidence)
-    consent.withdraw_all(subscriber.id, context, utcnow())
+    # The entry first: the withdrawal's commit takes it along (one transaction, or nothing).
     audit.record(
         actor(), "withdraw", utcnow(), phone_e164=subscriber.phone_e164, detail=form.reason.data
     )
+    consent.withdraw_all(subscriber.id, context, utcnow())
     flash(_("All marketing consent withdrawn."))
     return redirect(url_for("staff.card", subscriber_id=subscriber.id))
 
@@ -112,8 +118,9 @@ def send_link(subscriber_id: int):
     """Text the person their preference link."""
     subscriber = _subscriber_or_404(subscriber_id)
     if ButtonForm().validate_on_submit():
-        subjects.send_link(subscriber.id, utcnow())
+        # The entry first: it commits with the SMS's log row, before the SMS goes out.
         audit.record(actor(), "send_link", utcnow(), phone_e164=subscriber.phone_e164)
+        subjects.send_link(subscriber.id, utcnow())
         flash(_("The preference link was sent by SMS."))
     return redirect(url_for("staff.card", subscriber_id=subscriber.id))
 
@@ -140,6 +147,7 @@ def export_json(subscriber_id: int):
     data, earlier = _answer(subscriber)
     detail = "json earlier holder" if earlier else "json"
     audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail=detail)
+    db.session.commit()
     response = Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json")
     response.headers["Content-Disposition"] = f'attachment; filename="subject-{subscriber.id}.json"'
     return response
@@ -153,6 +161,7 @@ def export_page(subscriber_id: int):
     data, earlier = _answer(subscriber)
     detail = "print earlier holder" if earlier else "print"
     audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail=detail)
+    db.session.commit()
     return render_template(
         "staff/export.html",
         data=data,
@@ -172,7 +181,8 @@ def erase(subscriber_id: int):
         context = _card(subscriber.phone_e164, subscriber) | {"erase_form": form}
         return render_template("staff/card.html", **context), 400
     phone = subscriber.phone_e164
-    subjects.erase(phone, "staff", utcnow())
+    # The entry first: the erasure's commit takes it along (one transaction, or nothing).
     audit.record(actor(), "erase", utcnow(), phone_e164=phone, detail=form.reason.data)
+    subjects.erase(phone, "staff", utcnow())
     flash(_("The data was erased. Only a tombstone remains."))
     return redirect(url_for("staff.home"))

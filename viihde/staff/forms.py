@@ -47,9 +47,9 @@ class LoginForm(Form):
     )
 
 
-class TotpForm(Form):
-    code = StringField(
-        _l("Code from your authenticator app"),
+def _totp_field(label):
+    return StringField(
+        label,
         filters=[code_digits],
         validators=[
             InputRequired(message=_l("Type the 6-digit code.")),
@@ -57,6 +57,17 @@ class TotpForm(Form):
         ],
         render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 7},
     )
+
+
+class TotpForm(Form):
+    code = _totp_field(_l("Code from your authenticator app"))
+
+
+class ReplaceTotpForm(Form):
+    """A new authenticator app replaces the old one only with a code from the old one."""
+
+    current_code = _totp_field(_l("Code from the app you use now"))
+    code = _totp_field(_l("Code from the new app"))
 
 
 class SearchForm(Form):

@@ -1,0 +1,158 @@
+"""The app's own database role (deploy/app-role.sql, PostgreSQL): it does the app's work,
+and cannot rewrite the audit log or the schema, which its owner role keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, create_engine, delete, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
+from viihde import audit, create_app, retention, subjects
+from viihde.clock import utcnow
+from viihde.extensions import db
+from viihde.models import AuditEntry, ConsentEvent, Subscriber, Tombstone
+
+from .conftest import PUBLIC_BASE_URL, SECRET, Visitor
+
+APP_ROLE_SQL = Path(__file__).resolve().parent.parent / "deploy" / "app-role.sql"
+ROLE, PASSWORD = "viihde_app", "app-role-in-tests"
+# Roles belong to the whole cluster: another database's test run may hold one already.
+CREATE_ROLE = f"""
+    DO $$ BEGIN CREATE ROLE {ROLE}; EXCEPTION WHEN duplicate_object THEN NULL; END $$
+"""
+DROP_ROLE = f"""
+    DO $$ BEGIN DROP ROLE {ROLE}; EXCEPTION WHEN dependent_objects_still_exist THEN NULL; END $$
+"""
+
+
+@pytest.fixture
+def role_url(needs_postgresql, app_context) -> Iterator[str]:
+    """The register's address as viihde_app, its grants applied as the operator applies
+    them; afterwards the role loses them and goes (unless another database uses it)."""
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as owner:
+        owner.exec_driver_sql(CREATE_ROLE)
+        owner.exec_driver_sql(f"ALTER ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
+        owner.exec_driver_sql(APP_ROLE_SQL.read_text())
+    try:
+        yield db.engine.url.set(username=ROLE, password=PASSWORD).render_as_string(False)
+    finally:
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as owner:
+            owner.exec_driver_sql(f"DROP OWNED BY {ROLE}")
+            owner.exec_driver_sql(DROP_ROLE)
+
+
+@pytest.fixture
+def as_app_role(role_url) -> Iterator[Connection]:
+    """A connection to the register as viihde_app (each statement its own transaction)."""
+    engine = create_engine(role_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        yield connection
+    engine.dispose()
+
+
+def refused(connection: Connection, statement) -> bool:
+    """Whether the database refuses this role the statement."""
+    try:
+        connection.execute(text(statement) if isinstance(statement, str) else statement)
+    except DBAPIError as error:
+        assert error.orig.sqlstate == "42501", error  # insufficient_privilege
+        return True
+    return False
+
+
+def test_the_app_role_adds_to_the_audit_log_but_cannot_change_or_empty_it(as_app_role):
+    """Entries go in; no UPDATE, DELETE or TRUNCATE, directly or by cascade, and no
+    switching the triggers off."""
+    as_app_role.execute(
+        insert(AuditEntry).values(created_at=utcnow(), actor="cli:ops", action="export")
+    )
+    assert as_app_role.scalar(select(AuditEntry.action)) == "export"
+    assert refused(as_app_role, update(AuditEntry).values(action="nothing"))
+    assert refused(as_app_role, delete(AuditEntry))
+    assert refused(as_app_role, "TRUNCATE audit_entries")
+    assert refused(as_app_role, "TRUNCATE staff_members CASCADE")
+    assert refused(as_app_role, "ALTER TABLE audit_entries DISABLE TRIGGER USER")
+
+
+def test_the_app_role_cannot_change_the_schema(as_app_role):
+    """No DROP, no ALTER, no new tables: the migrations run as the owner."""
+    assert refused(as_app_role, "DROP TABLE consent_events CASCADE")
+    assert refused(as_app_role, "ALTER TABLE subscribers ADD COLUMN note text")
+    assert refused(as_app_role, "DROP TRIGGER consent_events_no_update ON consent_events")
+    assert refused(as_app_role, "CREATE TABLE public.scratch (id integer)")
+
+
+def test_the_app_role_keeps_the_ledger_and_erases_from_it(as_app_role):
+    """A subscriber and a grant go in; the grant is never changed, only erased with them."""
+    now = utcnow()
+    subscriber_id = as_app_role.scalar(
+        insert(Subscriber)
+        .values(
+            phone_e164="+358401234567",
+            language="fi",
+            link_key="k",
+            created_at=now,
+            confirmed_at=now,
+        )
+        .returning(Subscriber.id)
+    )
+    as_app_role.execute(
+        insert(ConsentEvent).values(
+            subscriber_id=subscriber_id,
+            seq=1,
+            purpose="offers",
+            action="grant",
+            source="signup",
+            actor="subject",
+            created_at=now,
+            privacy_notice_version="1",
+            consent_text_version="signup-1",
+        )
+    )
+    assert refused(as_app_role, update(ConsentEvent).values(action="withdraw"))
+    assert refused(as_app_role, "TRUNCATE consent_events")
+    as_app_role.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber_id))
+    as_app_role.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
+    assert as_app_role.scalar(select(ConsentEvent.id)) is None
+
+
+def test_the_app_role_reads_every_table(as_app_role):
+    """A table added without a grant in deploy/app-role.sql fails here."""
+    for table in db.metadata.sorted_tables:
+        as_app_role.execute(select(table).limit(1))
+    as_app_role.execute(text("SELECT version_num FROM alembic_version"))
+
+
+def test_the_app_works_as_the_app_role(role_url, outbox_path, outbox):
+    """Sign-up, the retention purge and an erasure, with the app connected as viihde_app."""
+    app = create_app(
+        {
+            "APP_ENV": "testing",
+            "TESTING": True,
+            "SECRET_KEY": SECRET,
+            "SQLALCHEMY_DATABASE_URI": role_url,
+            "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+            "SMS_BACKEND": "file",
+            "SMS_OUTBOX_PATH": str(outbox_path),
+            "REDIS_URL": None,
+        }
+    )
+    client = app.test_client()
+    assert Visitor(client, outbox).sign_up("040 123 4567").status_code == 302
+    assert client.get("/readyz").json == {"status": "ready"}
+    with app.app_context():
+        report = retention.purge(utcnow() + timedelta(days=400))
+        assert report.failures == {}
+        assert (report.verifications, report.sms_messages) == (1, 2)
+        subjects.erase("+358401234567", "cli", utcnow())
+        audit.record(audit.Actor.cli("ops"), "erase", utcnow(), phone_e164="+358401234567")
+        db.session.remove()
+        db.engine.dispose()
+    assert db.session.scalar(select(Subscriber.id)) is None
+    assert db.session.scalar(select(Tombstone.source)) == "cli"
+    assert db.session.scalar(select(AuditEntry.action)) == "erase"
