@@ -205,6 +205,15 @@ def race(*calls: Callable[[], object], app=None) -> list[object]:
     return results
 
 
+#: The digits 0-9 as a phone's keyboard may type them in other scripts.
+OTHER_DIGITS = {"fullwidth": "０１２３４５６７８９", "arabic_indic": "٠١٢٣٤٥٦٧٨٩"}
+
+
+def typed_in(script: str, digits: str) -> str:
+    """``digits`` as typed in another script's digits (see ``OTHER_DIGITS``)."""
+    return digits.translate(str.maketrans("0123456789", OTHER_DIGITS[script]))
+
+
 def csrf_token(html: str) -> str:
     """The CSRF token of the first form on a page."""
     return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)

@@ -6,10 +6,17 @@ import logging
 from urllib.parse import unquote
 
 import pytest
+from flask import abort
 from gunicorn.config import AccessLogFormat
 from gunicorn.glogging import SafeAtoms
 from gunicorn.http.errors import InvalidRequestLine
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.urls import uri_to_iri
+
+from viihde.clock import utcnow
+from viihde.extensions import db
+from viihde.models import SmsMessage
 
 from .conftest import PUBLIC_BASE_URL, csrf_token
 
@@ -65,6 +72,35 @@ def test_unexpected_error_shows_a_reference_and_no_traceback(app, caplog):
     assert "kaboom" not in response.text
     incident = response.text.split("Error reference: ")[1][:8]
     assert f"incident={incident}" in caplog.text
+
+
+@pytest.mark.parametrize(("then", "status"), [("raise", 500), ("abort", 404)])
+def test_an_error_page_after_a_statement_the_database_refused_still_renders(app, then, status):
+    """The failed transaction is rolled back first, so an error page that reads the register
+    (as the console's pause banner does) renders instead of failing again."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.context_processor
+    def reads_the_register() -> dict:
+        return {"logged": db.session.scalar(select(func.count()).select_from(SmsMessage))}
+
+    @app.get("/refused")
+    def refused():
+        now = utcnow()
+        row = SmsMessage(phone_e164="+15550000000", kind="test", body="x", segments=0,
+                         backend="file", status="queued", attempts=0, created_at=now,
+                         updated_at=now)  # fmt: skip
+        db.session.add(row)
+        try:
+            db.session.flush()  # segments >= 1: the database refuses the row
+        except IntegrityError:
+            if then == "abort":
+                abort(404)
+            raise
+
+    response = app.test_client().get("/refused", headers={"Accept-Language": "en"})
+    assert response.status_code == status
+    assert "<h1>" in response.text
 
 
 def test_pages_speak_swedish_and_english_when_asked(client):

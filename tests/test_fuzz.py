@@ -3,11 +3,19 @@ never a 500, never an exception (TESTING propagates them, so one would fail the 
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime
+from urllib.parse import urlencode
+
+import pyotp
 import pytest
 from freezegun import freeze_time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
+
+from viihde import accounts
+from viihde.extensions import db
 
 from .conftest import Visitor
 
@@ -145,3 +153,78 @@ def test_nul_characters_are_stored_safely(client, app):
     signature = RequestValidator(TOKEN).compute_signature(BASE + path, params)
     response = client.post(path, data=params, headers={"X-Twilio-Signature": signature})
     assert response.status_code == 200
+
+
+# Every route, with the ids, dates and digits an attacker tries
+
+#: Numbers no id column holds or no id is: zero, negative, past int4 and int8, and digits
+#: of other scripts (fullwidth, Arabic-Indic) that int() would read as ASCII ones.
+ODD_NUMBERS = ["0", "-1", str(2**31), str(2**63), "99999999999999999999", "１２", "١٢"]
+#: What a ``<token:...>`` matches, naming no subscriber: id 0, and an id past int4.
+ODD_TOKENS = ["AA.AAAAAAAAAAAAAAAA", "________.________________"]
+ODD_DAYS = ["0001-01-01", "9999-12-31", "2026-02-30", "１２３４-０１-０１", "garbage"]
+DAY_PARAMETERS = ("since", "until", "day", "from", "to")
+ODD_QUERIES = [
+    *({name: day for name in DAY_PARAMETERS} for day in ODD_DAYS),
+    {"since": "0001-01-01", "until": "9999-12-31"},
+    {
+        "number": "０４０ １２３ ４５６７",
+        "limit": str(2**63),
+        "campaign": "١٢",
+        "holding": "earlier",
+    },
+]
+ADMIN = "paakayttaja@viihdepaketti.fi"
+ADMIN_PASSWORD = "kesa-aamu-sataa-lunta-77"
+
+
+def signed_in_admin(app):
+    """A browser of an admin with TOTP (the fuzz config has CSRF off)."""
+    with app.app_context():
+        admin = accounts.create_staff(ADMIN, "admin", ADMIN_PASSWORD, datetime.now(UTC))
+        admin.totp_secret = secret = accounts.new_totp_secret()
+        db.session.commit()
+    client = app.test_client()
+    client.post("/staff/login", data={"email": ADMIN, "password": ADMIN_PASSWORD})
+    response = client.post("/staff/login/totp", data={"code": pyotp.TOTP(secret).now()})
+    assert response.headers["Location"] == "/staff/"
+    return client
+
+
+#: Asked last: they end the browser's session, and the routes after them would see none.
+SESSION_ENDERS = {"staff.logout", "preferences.sign_out"}
+
+
+def odd_requests(app):
+    """(method, URL) for every rule: each variable filled with each odd value, and the
+    rules without one asked with odd dates and digits in the query string."""
+    rules = sorted(app.url_map.iter_rules(), key=lambda rule: rule.endpoint in SESSION_ENDERS)
+    for rule in rules:
+        methods = sorted(rule.methods & {"GET", "POST"})
+        if rule.arguments:
+            values = ODD_TOKENS if "<token:" in rule.rule else ODD_NUMBERS
+            paths = [re.sub(r"<[^>]+>", value, rule.rule) for value in values]
+            yield from ((method, path) for path in paths for method in methods)
+            continue
+        yield from ((method, rule.rule) for method in methods)
+        if "GET" in methods:
+            yield from (("GET", f"{rule.rule}?{urlencode(query)}") for query in ODD_QUERIES)
+
+
+def test_odd_ids_dates_and_digits_never_answer_5xx_on_any_route(app, outbox):
+    """Anonymous, with a sign-up confirmed just now, and as an admin; GET and POST: a 2xx,
+    3xx or 4xx, never an error (which TESTING would raise here)."""
+    confirmed = Visitor(app.test_client(), outbox)
+    confirmed.client.post("/", data={"phone": "040 123 4567", "consent": "y"})
+    confirmed.client.post("/code", data={"code": outbox.last_code()})
+    browsers = {
+        "anonymous": app.test_client(),
+        "confirmed": confirmed.client,
+        "admin": signed_in_admin(app),
+    }
+    requests = list(odd_requests(app))
+    assert len(requests) > 200
+    for who, client in browsers.items():
+        for method, url in requests:
+            status = client.open(url, method=method).status_code
+            assert status < 500, (who, method, url, status)

@@ -13,7 +13,7 @@ from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
 from viihde.notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
 from viihde.sms.segments import fits_one_gsm7_segment
 
-from .conftest import csrf_token
+from .conftest import csrf_token, typed_in
 
 
 @pytest.fixture
@@ -200,6 +200,21 @@ def test_welcome_sms_says_reply_stop_when_the_sender_is_a_number(visitor, outbox
     """Replies reach a numeric sender, so the text offers STOP too."""
     visitor.sign_up()
     assert "STOP" in outbox.last()["body"]
+
+
+@pytest.mark.parametrize(("script", "space"), [("fullwidth", "\u3000"), ("arabic_indic", " ")])
+def test_a_right_code_in_other_digits_confirms_with_one_try(
+    visitor, outbox, app, count, script, space
+):
+    """The code typed in fullwidth or Arabic-Indic digits (a space inside) is the same code:
+    it confirms the sign-up, and no extra try is used."""
+    visitor.submit_number("040 123 4567")
+    code = outbox.last_code()
+    response = visitor.submit_code(typed_in(script, code[:3]) + space + typed_in(script, code[3:]))
+    assert response.headers["Location"] == "/welcome"
+    assert count(Subscriber) == 1
+    with app.app_context():
+        assert db.session.scalar(select(Verification.attempts)) == 1
 
 
 def test_wrong_code_says_how_many_tries_are_left(visitor, outbox):

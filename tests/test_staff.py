@@ -18,7 +18,7 @@ from viihde.extensions import db
 from viihde.models import ApiToken, AppendOnlyError, AuditEntry, ConsentEvent, SmsMessage
 from viihde.tokens import TOKEN_PATTERN
 
-from .conftest import Visitor, csrf_token
+from .conftest import Visitor, csrf_token, typed_in
 
 PASSWORD = "kesa-aamu-sataa-lunta-77"
 START = "2026-11-25 12:00:00"
@@ -237,6 +237,16 @@ def test_a_wrong_totp_code_is_refused(app, clock):
     wrong = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
     assert enter_totp(client, wrong).status_code == 401
     assert client.get("/staff/").status_code == 302
+
+
+@pytest.mark.parametrize("script", ["fullwidth", "arabic_indic"])
+def test_a_totp_code_in_other_digits_signs_in(app, clock, script):
+    """The authenticator's code typed in fullwidth or Arabic-Indic digits is the same code."""
+    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    client = app.test_client()
+    sign_in(client, "admin@viihdepaketti.fi")
+    code = typed_in(script, pyotp.TOTP(secret).now())
+    assert enter_totp(client, code).headers["Location"] == "/staff/"
 
 
 def guess_from(app, email: str, addresses: list[str]) -> None:
@@ -472,6 +482,32 @@ def test_admin_reaches_every_page(admin, subscriber_id):
         assert admin.get(path).status_code == 200, path
 
 
+#: An id as an attacker writes it: past what an INTEGER column holds, or in other digits.
+ODD_IDS = {
+    "past int4": lambda _id: str(2**31),
+    "past int8": lambda _id: "99999999999999999999",
+    "fullwidth": lambda id_: typed_in("fullwidth", str(id_)),
+    "arabic-indic": lambda id_: typed_in("arabic_indic", str(id_)),
+}
+
+
+@pytest.mark.parametrize("kind", ODD_IDS)
+def test_ids_no_column_holds_or_in_other_digits_are_a_404(app, admin, subscriber_id, kind):
+    """/staff/card/2147483648 and the like: a 404 before any query sees the id (PostgreSQL
+    would refuse it with an error); an existing id typed in other digits is no address."""
+    odd = ODD_IDS[kind]
+    with app.app_context():
+        admin_id = accounts.find("paakayttaja@viihdepaketti.fi").id
+    for method, path in [
+        ("GET", f"/staff/card/{odd(subscriber_id)}"),
+        ("GET", f"/staff/card/{odd(subscriber_id)}/export"),
+        ("POST", f"/staff/team/{odd(admin_id)}/reset-totp"),
+        ("POST", f"/staff/api-tokens/{odd(1)}/revoke"),
+        ("GET", f"/staff/campaigns/{odd(1)}"),
+    ]:
+        assert admin.open(path, method=method).status_code == 404, path
+
+
 def test_admin_recovers_a_colleagues_second_factor(app, admin):
     """Reset TOTP from the team page: the colleague enrols again at next sign-in."""
     secret = make_staff(app, "kollega@viihdepaketti.fi", "admin", totp=True)
@@ -637,6 +673,16 @@ def test_admin_filters_the_audit_log(app, admin, support, subscriber_id):
     by_action = admin.get("/staff/audit?action=login")
     assert "tuki@viihdepaketti.fi" in by_action.text
     assert "+358 40 *** **67" not in by_action.text
+
+
+@pytest.mark.parametrize("query", ["until=9999-12-31", "since=0001-01-01", "until=1999-12-31"])
+def test_audit_dates_out_of_range_are_an_error_and_filter_nothing(admin, query):
+    """A day past what a datetime holds (or outside 2000-2099) is a form error, not a 500,
+    and the log is shown as if that filter were not there."""
+    page = admin.get(f"/staff/audit?{query}", headers={"Accept-Language": "en"})
+    assert page.status_code == 200
+    assert "Choose a day between the years 2000 and 2099." in page.text
+    assert "<td>login</td>" in page.text  # the admin's own sign-in, not filtered away
 
 
 def test_the_app_has_no_way_to_edit_or_delete_audit_entries(app):

@@ -23,10 +23,10 @@ from viihde import consent
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
 from viihde.sms import send_sms
-from viihde.sms.delivery import RetryLater, deliver
+from viihde.sms.delivery import RetryLater, deliver, record_status
 from viihde.sms.twilio_backend import TwilioBackend
 
-from .conftest import csrf_token
+from .conftest import Outbox, Visitor, csrf_token
 
 ACCOUNT_SID = "AC" + "a" * 32
 AUTH_TOKEN = "stand-in-auth-token"
@@ -293,6 +293,67 @@ def test_provider_down_tells_the_visitor_plainly_and_keeps_the_number(client, tw
     assert again.status_code == 302
 
 
+def submit_number(client, number: str = "040 123 4567"):
+    """The landing form, in English, as a visitor sends it."""
+    page = client.get("/", headers={"Accept-Language": "en"})
+    return client.post(
+        "/",
+        data={"csrf_token": csrf_token(page.text), "phone": number, "consent": "y"},
+        headers={"Accept-Language": "en"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (21211, "The 'To' number is not a valid phone number."),
+        (21614, "'To' number is not a valid mobile number"),
+        (21635, "'To' number cannot be a landline"),
+        (21610, "Attempt to send to unsubscribed recipient"),
+    ],
+)
+def test_a_number_that_cannot_receive_texts_is_told_so_and_nothing_is_kept(
+    client, twilio, app, code, message
+):
+    """Twilio refuses the number itself: a 400 that says so (not a 503 'try later'), and
+    neither the code nor its SMS row is kept."""
+    twilio.refuses(code, 400, message)
+    response = submit_number(client)
+    assert response.status_code == 400
+    assert "This number cannot receive text messages" in response.text
+    assert "try again in a moment" not in response.text
+    with app.app_context():
+        assert db.session.scalar(select(Verification)) is None
+        assert db.session.scalar(select(SmsMessage)) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "status"), [(20429, 429), (20500, 500), (20503, 503), (21612, 400)]
+)
+def test_an_outage_is_still_a_503_and_keeps_the_failed_message(client, twilio, app, code, status):
+    """Rate limits, Twilio's own errors and a route to the network it lacks are not the
+    number's fault: 503 'try again', no code kept, the failed message in the SMS log."""
+    twilio.refuses(code, status)
+    response = submit_number(client)
+    assert response.status_code == 503
+    assert "try again in a moment" in response.text
+    with app.app_context():
+        assert db.session.scalar(select(Verification)) is None
+        assert db.session.scalar(select(SmsMessage.error_code)) == str(code)
+
+
+def test_a_code_the_network_cannot_deliver_says_the_number_cannot_receive_texts(app, twilio):
+    """Twilio took the code, then reports 30005 (no such handset): the code page says the
+    number cannot receive texts, not just that the code was not delivered."""
+    twilio.accepts("SM" + "5" * 32)
+    visitor = Visitor(app.test_client(), Outbox(app.config["SMS_OUTBOX_PATH"]))
+    assert submit_number(visitor.client).status_code == 302
+    with app.app_context():
+        record_status("SM" + "5" * 32, "undelivered", "30005", NOW)
+    page = visitor.client.get("/code", headers={"Accept-Language": "en"})
+    assert "this number cannot receive text messages" in page.text
+
+
 def test_send_test_command_reports_the_outcome(runner, twilio, app_context):
     """`flask sms send-test` sends through the configured backend and says how it went."""
     twilio.accepts()
@@ -398,15 +459,13 @@ def test_finished_jobs_do_not_keep_or_log_the_code(app, twilio, redis_queue, cap
 @needs_redis
 def test_a_code_that_cannot_be_delivered_is_shown_on_the_code_page(app, twilio, redis_queue):
     """Queued sending: when Twilio refuses the number, the code page says so."""
-    from .conftest import Outbox, Visitor
-
     twilio.refuses(21211, 400)
     visitor = Visitor(app.test_client(), Outbox(app.config["SMS_OUTBOX_PATH"]))
     with freeze_time("2026-11-25 12:00:00"):
         assert visitor.submit_number("040 123 4567").status_code == 302
         work(app, redis_queue)
         page = visitor.client.get("/code", headers={"Accept-Language": "en"})
-    assert "could not deliver the code" in page.text
+    assert "could not deliver the code: this number cannot receive text messages" in page.text
 
 
 @needs_redis

@@ -109,9 +109,11 @@ def register_blueprints(app: Flask) -> None:
     from .preferences import bp as preferences_bp
     from .signup.routes import bp as signup_bp
     from .staff import bp as staff_bp
+    from .web import IdConverter
     from .webhooks.routes import bp as webhooks_bp
 
     app.url_map.converters["token"] = TokenConverter
+    app.url_map.converters["id"] = IdConverter
     app.register_blueprint(signup_bp)
     app.register_blueprint(preferences_bp)
     app.register_blueprint(webhooks_bp)

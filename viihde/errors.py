@@ -11,6 +11,8 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from .extensions import db
+
 log = logging.getLogger(__name__)
 
 MESSAGES = {
@@ -49,6 +51,9 @@ CSRF_MESSAGE = (
 
 
 def _render(status: int, title, message, incident: str | None = None):
+    # A statement that failed leaves the transaction unusable (PostgreSQL refuses every
+    # later one): the error page, whose context may read the register, starts afresh.
+    db.session.rollback()
     if request_ctx.url_adapter is None:  # refused before routing (an untrusted Host)
         return f"{title}\n", status, {"Content-Type": "text/plain; charset=utf-8"}
     g.error_page = True

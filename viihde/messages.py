@@ -54,11 +54,16 @@ def code_refusal(refusal: CodeRefused) -> str:
         )
     if refusal.reason == Refusal.GUESSING:
         return _("Too many wrong codes were typed for this number. Please try again tomorrow.")
+    if refusal.reason == Refusal.NUMBER_REFUSED:
+        return _("This number cannot receive text messages, so no code was sent. Check the number.")
     return _("We could not send the code just now. Please try again in a moment.")
 
 
 def code_refusal_status(refusal: CodeRefused) -> int:
-    """429 for a limit on this visitor or number; 503 when sending itself is down or paused."""
+    """400 when the number cannot receive texts; 429 for a limit on this visitor or number;
+    503 when sending itself is down or paused."""
+    if refusal.reason == Refusal.NUMBER_REFUSED:
+        return 400
     return 503 if refusal.reason in (Refusal.SEND_FAILED, Refusal.PAUSED) else 429
 
 
@@ -75,8 +80,13 @@ def code_outcome(result: CheckResult) -> str:
     return _("Too many wrong tries, so this code no longer works. Ask for a new code below.")
 
 
-def code_not_delivered() -> str:
+def code_not_delivered(reason: Refusal) -> str:
     """The SMS with the code could not be delivered (known after the page was shown)."""
+    if reason == Refusal.NUMBER_REFUSED:
+        return _(
+            "We could not deliver the code: this number cannot receive text messages. "
+            "Check the number."
+        )
     return _(
         "We could not deliver the code to your number. Check the number or ask for a new code."
     )

@@ -27,6 +27,7 @@ from .locks import serialise
 from .models import SmsMessage, Subscriber, Verification
 from .notices import SIGNUP_TEXT_VERSION
 from .sms import dispatch, log_sms
+from .sms.delivery import number_cannot_receive
 from .sms.texts import code_message, sender_accepts_replies, welcome_message
 from .tokens import preference_url
 
@@ -55,6 +56,7 @@ class Refusal(StrEnum):
     TOO_SOON = "too_soon"
     HOURLY_LIMIT = "hourly_limit"
     SEND_FAILED = "send_failed"
+    NUMBER_REFUSED = "number_refused"  # the provider says the number cannot receive texts
     PAUSED = "paused"  # a money budget is spent: nobody gets a code for a while
     HELD_BACK = "held_back"  # this network or number range confirms too few codes
     GUESSING = "guessing"  # too many wrong codes for this number today
@@ -137,9 +139,14 @@ def _send_code(
         status = dispatch(message_id, body, "code", now)  # queued, or sent inline
     if status == "failed":
         # Not sent, so it must not count against the visitor's next try.
+        refusal = code_not_delivered(verification) or Refusal.SEND_FAILED
         db.session.delete(verification)
+        if refusal == Refusal.NUMBER_REFUSED:
+            # The number's own problem, not an outage: nothing of it is kept (the provider
+            # refused it outright, so the message cost nothing a budget should count).
+            db.session.delete(db.session.get(SmsMessage, message_id))
         db.session.commit()
-        raise CodeRefused(Refusal.SEND_FAILED)
+        raise CodeRefused(refusal)
     metrics.CODES_SENT.inc()
     return verification
 
@@ -172,12 +179,16 @@ def _keeping(*rows: object) -> Iterator[None]:
         session.expire_on_commit = previous
 
 
-def code_not_delivered(verification: Verification) -> bool:
-    """Did the queued SMS with this verification's code fail after the page was shown?"""
+def code_not_delivered(verification: Verification) -> Refusal | None:
+    """Why the SMS with this verification's code failed (after the page was shown, when
+    queued): NUMBER_REFUSED when the number cannot receive texts, else SEND_FAILED; None
+    while it has not failed."""
     if verification.sms_message_id is None:
-        return False
+        return None
     message = db.session.get(SmsMessage, verification.sms_message_id)
-    return message is not None and message.status in ("failed", "undelivered")
+    if message is None or message.status not in ("failed", "undelivered"):
+        return None
+    return Refusal.NUMBER_REFUSED if number_cannot_receive(message) else Refusal.SEND_FAILED
 
 
 def _recent_pending(

@@ -1,12 +1,27 @@
-"""What the edge knows about the visitor, for the consent record and the limits."""
+"""The edge: what it knows about the visitor, for the consent record and the limits, and
+how a URL carries a row's id."""
 
 from __future__ import annotations
 
 from flask import request
+from werkzeug.routing import IntegerConverter, Map
 
 from .networks import client_of
 
 USER_AGENT_LENGTH = 255
+#: The largest id an INTEGER column holds (PostgreSQL's int4; SQLite's are wider).
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """``<id:...>``: a row's id (or its number in a sequence), 1 to ``MAX_ID`` in ASCII
+    digits; any other value is a 404 before a query sees it (PostgreSQL would refuse a
+    larger number with an error)."""
+
+    regex = r"[0-9]+"  # werkzeug's \d+ also takes fullwidth and other Unicode digits
+
+    def __init__(self, map: Map) -> None:
+        super().__init__(map, min=1, max=MAX_ID)
 
 
 def client_ip() -> str | None:

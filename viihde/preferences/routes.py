@@ -157,7 +157,7 @@ def _attachment(response: Response, filename: str) -> Response:
     return response
 
 
-@bp.get("/preferences/receipt/<int:seq>")
+@bp.get("/preferences/receipt/<id:seq>")
 @step_up_required
 def receipt(seq: int):
     """A printable proof of one consent event: what text, which version, when, whence."""

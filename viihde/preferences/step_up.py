@@ -48,8 +48,12 @@ def _render(form: CodeForm | None = None, status: int = 200, error: str | None =
     form = form or CodeForm(formdata=None)
     if error:
         form.code.errors = [error]
-    elif pending is not None and code_not_delivered(pending) and not form.code.errors:
-        form.code.errors = [messages.code_not_delivered()]
+    elif (
+        pending is not None
+        and not form.code.errors
+        and (undelivered := code_not_delivered(pending))
+    ):
+        form.code.errors = [messages.code_not_delivered(undelivered)]
     return (
         render_template(
             "preferences/verify.html",

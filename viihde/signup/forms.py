@@ -7,7 +7,7 @@ from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, InputRequired, Regexp, ValidationError
 
-from ..forms import Form
+from ..forms import Form, code_digits
 from ..messages import PHONE_REFUSALS
 from ..notices import SIGNUP_TEXT
 from ..phone import PhoneError, parse_mobile
@@ -78,15 +78,16 @@ class CodeForm(Form):
 
     code = StringField(
         _l("Code"),
-        filters=[lambda v: "".join(v.split()) if v else v],
+        filters=[code_digits],
         validators=[
             InputRequired(message=_l("Type the 6-digit code from the text message.")),
-            Regexp(r"^\d{6}$", message=_l("The code is 6 digits.")),
+            Regexp(r"^[0-9]{6}$", message=_l("The code is 6 digits.")),
         ],
         render_kw={
             "autocomplete": "one-time-code",
             "inputmode": "numeric",
-            "pattern": "[0-9 ]*",
+            # Any script's digits and spaces: the server reads them all (``code_digits``).
+            "pattern": r"[\p{Nd}\s]*",
             "maxlength": 7,
         },
     )

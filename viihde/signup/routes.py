@@ -82,8 +82,9 @@ def _render_landing(form: SignupForm, status: int = 200):
 
 
 def _render_code_page(verification, form: CodeForm, status: int = 200):
-    if code_not_delivered(verification) and not form.code.errors:
-        form.code.errors = [messages.code_not_delivered()]
+    undelivered = code_not_delivered(verification)
+    if undelivered and not form.code.errors:
+        form.code.errors = [messages.code_not_delivered(undelivered)]
     return (
         render_template(
             "signup/code.html",

@@ -24,7 +24,7 @@ from ..locks import serialise
 from ..models import SMS_FINAL_STATUSES, SMS_STATUSES, SmsMessage, SmsStatusEvent, Subscriber
 from ..phone import mask
 from .backends import Backend, ConsoleBackend, FileBackend, Outgoing, SendFailed
-from .twilio_backend import TwilioBackend
+from .twilio_backend import TwilioBackend, refuses_the_number
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,16 @@ def deliver(message_id: int, body: str, now: datetime, final_attempt: bool = Tru
         return "sent"
     _apply_recorded_statuses(message)
     return message.status
+
+
+def number_cannot_receive(message: SmsMessage) -> bool:
+    """Did this message fail because its number cannot receive texts (not a valid mobile,
+    a landline, opted out at the provider), rather than because sending was down?"""
+    return (
+        message.status in ("failed", "undelivered")
+        and message.backend == TwilioBackend.name
+        and refuses_the_number(message.error_code)
+    )
 
 
 def in_flight_since(now: datetime) -> datetime:

@@ -33,6 +33,30 @@ class _RedirectedHttpClient(TwilioHttpClient):
         return super().request(method, url, **options)
 
 
+#: Twilio's error codes that mean the number itself will never get our texts, however
+#: often we try: its problem, not an outage (https://www.twilio.com/docs/api/errors).
+#: Not here: 21408 and 21608 (our account's permissions), 21612 (no route between our
+#: sender and that network), 30003 (a phone off or out of reach, for now).
+NUMBER_REFUSALS = frozenset(
+    {
+        "21211",  # invalid 'To' phone number
+        "21265",  # 'To' is a short code
+        "21266",  # 'To' is our own sender
+        "21610",  # the recipient has opted out of our sender (replied STOP to it)
+        "21614",  # 'To' is not a valid mobile number
+        "21635",  # 'To' is a landline
+        "30005",  # delivery: unknown destination handset (the number does not exist)
+        "30006",  # delivery: landline or unreachable carrier
+    }
+)
+
+
+def refuses_the_number(error_code: str | None) -> bool:
+    """Does this Twilio error code (from the API or a status callback) say the number
+    cannot receive our text messages at all, rather than not just now?"""
+    return error_code in NUMBER_REFUSALS
+
+
 def _is_transient(error: TwilioRestException) -> bool:
     # Twilio error 20429: "never processed and is always safe to retry"; a 5xx may be retried.
     return error.status == 429 or error.status >= 500

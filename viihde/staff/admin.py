@@ -38,11 +38,11 @@ def audit_log():
         except PhoneError:
             form.number.errors = [_("Type the whole number in any format.")]
     entries = audit.entries(
-        actor=form.actor.data,
+        actor=form.filter_value("actor"),
         action=form.action.data or None,
         phone_e164=phone,
-        since=_start_of(form.since.data),
-        until=_start_of(form.until.data, days_later=1),
+        since=_start_of(form.filter_value("since")),
+        until=_start_of(form.filter_value("until"), days_later=1),
     )
     audit.record(actor(), "read_audit_log", utcnow(), phone_e164=phone)
     db.session.commit()
@@ -63,7 +63,7 @@ def _member(staff_id: int) -> StaffMember:
     return member
 
 
-@bp.post("/team/<int:staff_id>/reset-totp")
+@bp.post("/team/<id:staff_id>/reset-totp")
 @admin_required
 def reset_totp(staff_id: int):
     """Recovery: the person enrols a new authenticator at their next sign-in."""
@@ -76,7 +76,7 @@ def reset_totp(staff_id: int):
     return redirect(url_for("staff.team"))
 
 
-@bp.post("/team/<int:staff_id>/disable")
+@bp.post("/team/<id:staff_id>/disable")
 @admin_required
 def disable(staff_id: int):
     """Shut an account; its sessions end at once. Admins cannot shut themselves out."""
@@ -119,7 +119,7 @@ def api_token_list():
     return _render_tokens(ApiTokenForm(formdata=None), new_token=plain)
 
 
-@bp.post("/api-tokens/<int:token_id>/revoke")
+@bp.post("/api-tokens/<id:token_id>/revoke")
 @admin_required
 def revoke_api_token(token_id: int):
     """The token stops working at once."""

@@ -88,7 +88,7 @@ def new_campaign():
     return redirect(url_for("staff.campaign", campaign_id=campaign.id))
 
 
-@bp.route("/campaigns/<int:campaign_id>", methods=["GET", "POST"])
+@bp.route("/campaigns/<id:campaign_id>", methods=["GET", "POST"])
 @admin_required
 def campaign(campaign_id: int):
     """A campaign: edit and preview while a draft; its progress once sending."""
@@ -115,7 +115,7 @@ def _per_staff_member() -> str:
     return f"campaign-test:{getattr(current_user, 'id', None)}"
 
 
-@bp.post("/campaigns/<int:campaign_id>/test")
+@bp.post("/campaigns/<id:campaign_id>/test")
 @admin_required
 @limiter.limit(
     _test_send_limit, key_func=_per_staff_member, deduct_when=lambda r: r.status_code == 302
@@ -139,7 +139,7 @@ def test_send_campaign(campaign_id: int):
     return _page(campaign, CampaignForm(obj=campaign), 400, test_form=test_form)
 
 
-@bp.post("/campaigns/<int:campaign_id>/start")
+@bp.post("/campaigns/<id:campaign_id>/start")
 @admin_required
 def start_campaign(campaign_id: int):
     """Start sending, once the admin confirms they have checked the texts."""
@@ -151,21 +151,21 @@ def start_campaign(campaign_id: int):
     return _act(campaign, "start_campaign", start, _("Sending started."))
 
 
-@bp.post("/campaigns/<int:campaign_id>/pause")
+@bp.post("/campaigns/<id:campaign_id>/pause")
 @admin_required
 def pause_campaign(campaign_id: int):
     """Hold the campaign before its next message."""
     return _button(campaign_id, "pause_campaign", campaigns.pause, _("Paused."))
 
 
-@bp.post("/campaigns/<int:campaign_id>/resume")
+@bp.post("/campaigns/<id:campaign_id>/resume")
 @admin_required
 def resume_campaign(campaign_id: int):
     """Send on from where the campaign stopped."""
     return _button(campaign_id, "resume_campaign", campaigns.resume, _("Sending again."))
 
 
-@bp.post("/campaigns/<int:campaign_id>/cancel")
+@bp.post("/campaigns/<id:campaign_id>/cancel")
 @admin_required
 def cancel_campaign(campaign_id: int):
     """Stop the campaign for good."""

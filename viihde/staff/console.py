@@ -85,7 +85,7 @@ def _subscriber_or_404(subscriber_id: int):
     return subscriber
 
 
-@bp.get("/card/<int:subscriber_id>")
+@bp.get("/card/<id:subscriber_id>")
 def card(subscriber_id: int):
     """The subscriber card: status, consents, timeline, SMS log, code attempts."""
     subscriber = _subscriber_or_404(subscriber_id)
@@ -94,7 +94,7 @@ def card(subscriber_id: int):
     return render_template("staff/card.html", **_card(subscriber.phone_e164, subscriber))
 
 
-@bp.post("/card/<int:subscriber_id>/withdraw")
+@bp.post("/card/<id:subscriber_id>/withdraw")
 def withdraw(subscriber_id: int):
     """Record a withdrawal the person asked for some other way (a call, a letter)."""
     subscriber = _subscriber_or_404(subscriber_id)
@@ -113,7 +113,7 @@ def withdraw(subscriber_id: int):
     return redirect(url_for("staff.card", subscriber_id=subscriber.id))
 
 
-@bp.post("/card/<int:subscriber_id>/send-link")
+@bp.post("/card/<id:subscriber_id>/send-link")
 def send_link(subscriber_id: int):
     """Text the person their preference link."""
     subscriber = _subscriber_or_404(subscriber_id)
@@ -139,7 +139,7 @@ def _answer(subscriber) -> tuple[dict, bool]:
     return subjects.export(subscriber.phone_e164, since=since), False
 
 
-@bp.get("/card/<int:subscriber_id>/export.json")
+@bp.get("/card/<id:subscriber_id>/export.json")
 def export_json(subscriber_id: int):
     """What is stored, as the person's own download gives it: of the current holding only
     (or, asked for, of the earlier holders'), as `flask subject export --holding` does."""
@@ -153,7 +153,7 @@ def export_json(subscriber_id: int):
     return response
 
 
-@bp.get("/card/<int:subscriber_id>/export")
+@bp.get("/card/<id:subscriber_id>/export")
 def export_page(subscriber_id: int):
     """A printable answer to a written access request: the current holder's records only,
     unless the earlier holders' are asked for (a number that changed hands)."""
@@ -171,7 +171,7 @@ def export_page(subscriber_id: int):
     )
 
 
-@bp.post("/card/<int:subscriber_id>/erase")
+@bp.post("/card/<id:subscriber_id>/erase")
 @admin_required
 def erase(subscriber_id: int):
     """Erase the person's data (admins, with a reason and a confirmation)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
@@ -14,9 +16,16 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, Optional, Regexp
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
-from ..forms import Form
+from ..forms import Form, code_digits
 from ..purposes import configured
 
 REASON = [
@@ -41,10 +50,10 @@ class LoginForm(Form):
 def _totp_field(label):
     return StringField(
         label,
-        filters=[lambda v: "".join(v.split()) if v else v],
+        filters=[code_digits],
         validators=[
             InputRequired(message=_l("Type the 6-digit code.")),
-            Regexp(r"^\d{6}$", message=_l("The code is 6 digits.")),
+            Regexp(r"^[0-9]{6}$", message=_l("The code is 6 digits.")),
         ],
         render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "maxlength": 7},
     )
@@ -85,6 +94,23 @@ class ButtonForm(Form):
     """A single action button: CSRF only."""
 
 
+#: The days a date filter may name: every entry's, and none whose start (in Helsinki, then
+#: in UTC) or next day is past what a datetime holds, as 0001-01-01 and 9999-12-31 are.
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def within_filter_range(form, field) -> None:
+    """A day from FIRST_DAY to LAST_DAY."""
+    if field.data is not None and not FIRST_DAY <= field.data <= LAST_DAY:
+        raise ValidationError(
+            _l(
+                "Choose a day between the years %(first)d and %(last)d.",
+                first=FIRST_DAY.year,
+                last=LAST_DAY.year,
+            )
+        )
+
+
 class AuditFilterForm(Form):
     class Meta:
         csrf = False  # a GET filter that changes nothing
@@ -92,8 +118,13 @@ class AuditFilterForm(Form):
     actor = StringField(_l("Who"), validators=[Optional(), Length(max=254)])
     action = SelectField(_l("Action"), choices=[], validate_choice=False)
     number = StringField(_l("Number"), validators=[Optional(), Length(max=32)])
-    since = DateField(_l("From"), validators=[Optional()])
-    until = DateField(_l("To"), validators=[Optional()])
+    since = DateField(_l("From"), validators=[Optional(), within_filter_range])
+    until = DateField(_l("To"), validators=[Optional(), within_filter_range])
+
+    def filter_value(self, name: str):
+        """What a filter asks for, or None when it has an error (then it filters nothing)."""
+        field = self[name]
+        return None if field.errors else field.data
 
 
 class DashboardForm(Form):
