@@ -317,3 +317,15 @@ def test_requests_without_a_valid_number_use_no_number_limit(app, outbox, clock)
         assert mistyped.status_code == 400
     assert ask_code(app, outbox, "040 123 4567", ip="192.0.2.50").status_code == 302
     assert sent(outbox) == 1
+
+
+@pytest.mark.parametrize("config_overrides", [{"SMS_LIMIT_PER_IP": "2 per hour"}])
+def test_one_ipv6_subscriber_line_is_one_client(app, outbox, clock):
+    """An IPv6 home line has a whole /64: its addresses share one client's limit, and the
+    next /64 is another client."""
+    assert ask_code(app, outbox, "040 111 1111", ip="2001:db8:1:2::1").status_code == 302
+    assert ask_code(app, outbox, "050 222 2222", ip="2001:db8:1:2:aaaa::9").status_code == 302
+    refused = ask_code(app, outbox, "044 333 3333", ip="2001:db8:1:2:ffff:ffff:ffff:fffe")
+    assert refused.status_code == 429
+    assert ask_code(app, outbox, "045 444 4444", ip="2001:db8:1:3::1").status_code == 302
+    assert sent(outbox) == 3
