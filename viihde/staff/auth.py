@@ -103,6 +103,18 @@ def _count_wrong_password(email: str) -> None:
         current_app.logger.warning("staff_lock_unavailable step=password")
 
 
+def _second_factor_limits(view):
+    """Wrong second-factor codes: per client, and per account (the signed-in or pending one)."""
+    view = limiter.limit(
+        _per_second_factor,
+        key_func=_second_factor_account,
+        methods=["POST"],
+        deduct_when=_failed,
+        exempt_when=_no_account,
+    )(view)
+    return limiter.limit(_per_ip, key_func=client_key, methods=["POST"], deduct_when=_failed)(view)
+
+
 def _actor(staff: StaffMember) -> audit.Actor:
     return audit.Actor.staff(staff, client_ip())
 
@@ -161,14 +173,7 @@ def login():
 
 
 @bp.route("/login/totp", methods=["GET", "POST"])
-@limiter.limit(_per_ip, key_func=client_key, methods=["POST"], deduct_when=_failed)
-@limiter.limit(
-    _per_second_factor,
-    key_func=_second_factor_account,
-    methods=["POST"],
-    deduct_when=_failed,
-    exempt_when=_no_account,
-)
+@_second_factor_limits
 def login_totp():
     """The second step: a code from the authenticator app, each usable once."""
     staff = _pending_staff()
@@ -189,14 +194,7 @@ def login_totp():
 
 
 @bp.route("/totp/enrol", methods=["GET", "POST"])
-@limiter.limit(_per_ip, key_func=client_key, methods=["POST"], deduct_when=_failed)
-@limiter.limit(
-    _per_second_factor,
-    key_func=_second_factor_account,
-    methods=["POST"],
-    deduct_when=_failed,
-    exempt_when=_no_account,
-)
+@_second_factor_limits
 def enrol_totp():
     """Set up the authenticator app: scan the code, then type one code it shows.
 
