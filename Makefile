@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := APP_ENV=development $(BIN)/flask --app app
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint security screenshots format translations messages clean
+.PHONY: run test lint security screenshots format translations messages clean prod-up prod-down prod-smoke
 
 run: $(STAMP) translations
 	$(FLASK) db upgrade
@@ -17,6 +17,18 @@ test: $(STAMP) translations
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The production recipe (docs/deploy.md) on this machine: nginx with TLS on
+# https://127.0.0.1:8443, two gunicorn instances, two workers and the scheduler running
+# the built wheel, PostgreSQL and Redis. prod-smoke drives it as people would.
+prod-up: $(STAMP)
+	deploy/prod-up
+
+prod-down:
+	deploy/prod-down
+
+prod-smoke: $(STAMP)
+	$(BIN)/python deploy/smoke.py
 
 # Static analysis (bandit: no finding may stand unexplained) and the dependency audit.
 security: $(STAMP)

@@ -1,4 +1,7 @@
-"""gunicorn settings for production: `gunicorn app:app` picks this file up by itself."""
+"""gunicorn settings for production: `gunicorn app:app` in a checkout picks this file up
+by itself; the wheel carries it as viihde/gunicorn.conf.py, for `gunicorn -c
+<site-packages>/viihde/gunicorn.conf.py 'viihde:create_app()'` on a server. It imports
+nothing of the app: the master process stays small, and only workers load it."""
 
 import multiprocessing
 import os

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+import viihde
 from viihde import config, create_app
 from viihde.config import DEV_SECRET_KEY, ConfigError, database_url
 
@@ -80,6 +81,37 @@ def test_production_starts_with_a_long_random_key(environment, app_env):
     environment.setenv("SECRET_KEY", LONG_RANDOM_KEY)
     app = create_app()
     assert (app.config["APP_ENV"], app.config["SECRET_KEY"]) == ("production", LONG_RANDOM_KEY)
+
+
+def catalogues(root, languages) -> None:
+    """A translations folder under ``root`` with compiled catalogues for ``languages``."""
+    for language in languages:
+        folder = root / "translations" / language / "LC_MESSAGES"
+        folder.mkdir(parents=True)
+        (folder / "messages.mo").write_bytes(b"")
+
+
+@pytest.mark.parametrize(("compiled", "missing"), [((), "fi, sv, en"), (("fi", "en"), "sv")])
+def test_production_refuses_to_start_without_compiled_catalogues(
+    environment, monkeypatch, tmp_path, compiled, missing
+):
+    """pip install -r requirements.txt and gunicorn from a checkout nobody ran make in: the
+    pages would be English under lang="fi". One line says what to run instead."""
+    catalogues(tmp_path, compiled)
+    monkeypatch.setattr(viihde, "ROOT", tmp_path)
+    environment.setenv("SECRET_KEY", LONG_RANDOM_KEY)
+    with pytest.raises(ConfigError) as refused:
+        create_app()
+    message = str(refused.value)
+    assert f"no compiled translation catalogue for {missing} in" in message
+    assert "make translations" in message and "\n" not in message
+
+
+def test_development_starts_without_compiled_catalogues(environment, monkeypatch, tmp_path):
+    """make run compiles them itself; a laptop's first flask run is not refused."""
+    monkeypatch.setattr(viihde, "ROOT", tmp_path)
+    environment.setenv("APP_ENV", "development")
+    assert create_app().config["APP_ENV"] == "development"
 
 
 def test_a_key_of_exactly_32_characters_is_enough(environment):

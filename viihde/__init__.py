@@ -10,17 +10,23 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import cli, config, errors, health, labels, logs, metrics, pages, purposes, security
-from .extensions import babel, cache, csrf, db, limiter, login_manager, migrate
+from .extensions import babel, cache, csrf, db, limiter, login_manager, migrate, static_digest
 from .sms import queue as sms_queue
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+#: Templates, static files, catalogues and migrations: inside the package when it was
+#: installed from its wheel (hatch_build.py puts them there), at the top of a checkout.
+ROOT = PACKAGE if (PACKAGE / "templates").is_dir() else PACKAGE.parent
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app: configuration, extensions, blueprints, error pages and CLI."""
+    """Build the app: configuration, extensions, blueprints, error pages and CLI.
+
+    The instance folder is Flask's own choice: ``instance/`` in a checkout,
+    ``<venv>/var/viihde-instance`` for an installed wheel.
+    """
     app = Flask(
         __name__,
-        instance_path=str(ROOT / "instance"),
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
@@ -28,13 +34,14 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     config.check_production_safety(app.config)
+    config.check_catalogues(app.config, ROOT / "translations")
     app.config["RATELIMIT_STORAGE_URI"] = config.rate_limit_storage(app.config)
     config.check_purposes(app.config, set(purposes.CATALOGUE))
     config.quiet_hours_window(app.config["CAMPAIGN_QUIET_HOURS"])  # ConfigError if malformed
     if app.config["PROXY_COUNT"]:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
-    Path(app.instance_path).mkdir(exist_ok=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     logs.install()
     register_extensions(app)
     register_blueprints(app)
@@ -67,6 +74,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     cache.init_app(app)
+    static_digest.init_app(app)
     login_manager.init_app(app)
     sms_queue.init_app(app)
     security.init_app(app)

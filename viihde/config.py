@@ -215,6 +215,24 @@ def quiet_hours_window(setting: str | None) -> tuple[time, time] | None:
     return None if start == end else (start, end)
 
 
+def check_catalogues(config: dict, directory: Path) -> None:
+    """Refuse to start outside development when a language has no compiled catalogue:
+    its pages would come out in English under its own language tag."""
+    if config["APP_ENV"] in ("development", "testing"):
+        return
+    missing = [
+        language
+        for language in config["LANGUAGES"]
+        if not (directory / language / "LC_MESSAGES" / "messages.mo").is_file()
+    ]
+    if missing:
+        raise ConfigError(
+            f"no compiled translation catalogue for {', '.join(missing)} in {directory}: "
+            "run `make translations` (pybabel compile -d translations) in a checkout, or "
+            "install the wheel built from it (`pip wheel .`), which carries them"
+        )
+
+
 def check_production_safety(config: dict) -> None:
     """Refuse to start outside development with a default or short secret key."""
     if config["APP_ENV"] in ("development", "testing"):

@@ -7,6 +7,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_static_digest import FlaskStaticDigest
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 
@@ -29,5 +30,8 @@ login_manager = LoginManager()
 # Per client by default: an IPv4 address or an IPv6 /64 (behind a proxy, PROXY_COUNT makes
 # remote_addr the visitor's own).
 limiter = Limiter(key_func=lambda: client_of(get_remote_address()))
+# Fingerprinted static URLs (static_url_for) from the wheel's cache_manifest.json; a
+# checkout has none, and its URLs stay plain.
+static_digest = FlaskStaticDigest()
 # Per process: rendered page texts and the landing page's budget hint; never personal data.
 cache = Cache()
