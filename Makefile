@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := APP_ENV=development $(BIN)/flask --app app
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
 .PHONY: run test lint security screenshots format translations messages clean prod-up prod-down prod-smoke
 
@@ -11,7 +12,7 @@ run: $(STAMP) translations
 	$(FLASK) db upgrade
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
-test: $(STAMP) translations
+test: $(STAMP) translations $(NODE_STAMP)
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -49,6 +50,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# Lighthouse for the browser tests (package-lock.json pins it), where npm exists; without
+# npm that test skips. Installed again when the lock file changes.
+$(NODE_STAMP): package-lock.json
+	@if command -v npm >/dev/null; then npm ci --no-audit --no-fund && touch $@; \
+	else echo "npm not found: the Lighthouse test will be skipped"; fi
+
 # Compile the catalogues (the .mo files are build output, not committed).
 translations: $(STAMP)
 	$(BIN)/pybabel compile --use-fuzzy -d translations --statistics 2>&1 | grep -v '^compiling' || true
@@ -59,4 +66,4 @@ messages: $(STAMP)
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -33,7 +33,7 @@ def admin_page(browser, live_url, app):
         db.session.commit()
     context = browser.new_context(locale="en-GB", **DESKTOP)  # no bypass_csp here
     page = context.new_page()
-    errors = []  # script errors, and anything the CSP refused (not the missing favicon)
+    errors = []  # script errors, and anything the CSP refused
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on(
         "console",

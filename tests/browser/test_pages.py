@@ -224,3 +224,17 @@ def test_pages_ask_nothing_of_other_origins(browser, live_url):
     assert requested
     assert [url for url in requested if not url.startswith(live_url)] == []
     page.context.close()
+
+
+@pytest.mark.parametrize("path", PUBLIC_PAGES)
+def test_no_request_of_a_page_fails_and_the_console_stays_clean(browser, live_url, path):
+    """The browser's own asks (the tab icon among them) find something: no 404, no error."""
+    page = new_page(browser, PHONE)
+    failed, errors, requested = [], [], []
+    page.on("request", lambda request: requested.append(request.url))
+    page.on("response", lambda r: r.status >= 400 and failed.append(f"{r.status} {r.url}"))
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.goto(live_url + path, wait_until="networkidle")
+    assert failed == [] and errors == []
+    assert any("/icons/" in url or url.endswith("/favicon.ico") for url in requested)
+    page.context.close()
