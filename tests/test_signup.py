@@ -489,3 +489,9 @@ def test_code_page_tells_the_script_how_long_resend_must_wait(visitor):
         clock.tick(15)
         page = visitor.client.get("/code").text
     assert 'data-wait="45"' in page
+
+
+def test_the_code_page_is_never_cached(visitor):
+    """The code page names the number (masked): no-store, as every page with personal data."""
+    visitor.submit_number("040 123 4567")
+    assert visitor.client.get("/code").headers["Cache-Control"] == "no-store"

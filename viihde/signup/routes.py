@@ -100,6 +100,8 @@ def _render_code_page(verification, form: CodeForm, status: int = 200):
             ),
         ),
         status,
+        # It names the number (masked): browsers and proxies must not keep it.
+        {"Cache-Control": "no-store"},
     )
 
 
