@@ -11,9 +11,9 @@ from flask_migrate import upgrade
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import app
-from viihde import consent
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.register import consent
 from viihde.tokens import preference_url
 
 with app.app_context():

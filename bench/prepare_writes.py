@@ -35,12 +35,13 @@ from sqlalchemy import func, select, text
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app import app
-from viihde import browser, consent, purposes
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
-from viihde.notices import SIGNUP_TEXT_VERSION
-from viihde.verification import SIGNUP, code_hash, generate_code
+from viihde.register import consent, purposes
+from viihde.register.codes import SIGNUP, code_hash, generate_code
+from viihde.register.notices import SIGNUP_TEXT_VERSION
+from viihde.web import browser
 
 #: Where each benchmark's numbers live (none is the +358 40 123 4567 of prepare.py):
 #: confirmations +358 50 …, unsubscriptions +358 45 …, submissions +358 40 4xx xxxx and up

@@ -577,10 +577,10 @@ def lookup(samples: int, digit_samples: int, seed: int) -> dict:
     import pyotp
     from sqlalchemy import func, select
 
-    from viihde import accounts, subjects
     from viihde.clock import utcnow
     from viihde.extensions import db
     from viihde.models import Subscriber
+    from viihde.register import accounts, subjects
 
     app = flask_app()
     rng = random.Random(seed)  # noqa: S311  (which numbers to look up)
@@ -734,8 +734,8 @@ def export_child(purpose: str, output: str, trace: bool) -> dict:
 
     from sqlalchemy import event, text
 
-    from viihde import audience
     from viihde.extensions import db
+    from viihde.register import audience
 
     app = flask_app()
     with app.app_context():
@@ -830,9 +830,9 @@ def explain(purpose: str) -> dict:
     as the app sends them; returns each plan's text."""
     from sqlalchemy import event, func, select
 
-    from viihde import audience, consent, subjects
     from viihde.extensions import db
     from viihde.models import Subscriber
+    from viihde.register import audience, consent, subjects
 
     app = flask_app()
     plans: dict[str, str] = {}

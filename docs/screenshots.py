@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from viihde import create_app  # noqa: E402
-from viihde.accounts import create_staff  # noqa: E402
 from viihde.clock import utcnow  # noqa: E402
+from viihde.register.accounts import create_staff  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 PHONE = {"viewport": {"width": 375, "height": 740}, "is_mobile": True, "device_scale_factor": 1}

@@ -241,9 +241,9 @@ def test_a_pumping_run_from_one_network_is_contained_there(app, outbox, clock):
 
 def test_staff_see_a_banner_when_sending_is_paused(app, outbox, clock):
     """The console says so on every page."""
-    from viihde import accounts
     from viihde.clock import utcnow
     from viihde.extensions import db
+    from viihde.register import accounts
 
     app.config["SMS_HOURLY_LIMIT"] = 1
     ask_code(app, outbox, "040 111 1111")

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from viihde import api_tokens, consent
 from viihde.extensions import db
 from viihde.models import ApiToken, AuditEntry
+from viihde.register import api_tokens, consent
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 

@@ -12,10 +12,11 @@ from sqlalchemy import Connection, create_engine, delete, insert, select, text, 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from viihde import audit, create_app, retention, subjects
+from viihde import create_app
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import AuditEntry, ConsentEvent, Subscriber, Tombstone
+from viihde.register import audit, retention, subjects
 
 from .conftest import PUBLIC_BASE_URL, SECRET, Visitor
 

@@ -12,9 +12,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from viihde import audience, cli, consent
+from viihde.cli import commands as cli
 from viihde.extensions import db
 from viihde.models import AuditEntry
+from viihde.register import audience, consent
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 SIGNUP = consent.ConsentContext("signup")

@@ -11,9 +11,9 @@ from freezegun import freeze_time
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from viihde import accounts, consent, subjects
 from viihde.extensions import db
 from viihde.models import StaffMember, Subscriber
+from viihde.register import accounts, consent, subjects
 
 from .conftest import Visitor, csrf_token
 

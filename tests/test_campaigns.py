@@ -15,10 +15,10 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select, update
 
-from viihde import budget, campaigns, consent, subjects
 from viihde.config import ConfigError
 from viihde.extensions import db
 from viihde.models import AuditEntry, Campaign, CampaignMessage, SmsMessage
+from viihde.register import budget, campaigns, consent, subjects
 from viihde.sms import log_sms
 from viihde.sms.segments import segmentation
 
@@ -1150,7 +1150,10 @@ def test_sending_on_while_a_sender_runs_queues_one_successor(app, redis_queue):
     from viihde.sms.queue import enqueue_campaign_sender
 
     running = Job.create(
-        "viihde.campaigns.run_job", args=(7,), id="campaign-7-a", connection=redis_queue.connection
+        "viihde.register.campaigns.run_job",
+        args=(7,),
+        id="campaign-7-a",
+        connection=redis_queue.connection,
     )
     running.set_status(JobStatus.STARTED)
     running.save()
@@ -1164,7 +1167,7 @@ def test_sending_on_while_a_sender_runs_queues_one_successor(app, redis_queue):
 
 def test_every_campaign_status_has_a_label():
     """The console names each status in the page's language, never its key."""
-    from viihde import labels
     from viihde.models import CAMPAIGN_STATUSES
+    from viihde.web import labels
 
     assert set(labels.CAMPAIGN_STATUSES) == set(CAMPAIGN_STATUSES)

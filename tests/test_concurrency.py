@@ -13,10 +13,10 @@ from itertools import pairwise
 
 from sqlalchemy import func, select
 
-from viihde import consent
 from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber, Verification
-from viihde.verification import Outcome, SignupDetails, code_hash, confirm_code, request_code
+from viihde.register import consent
+from viihde.register.codes import Outcome, SignupDetails, code_hash, confirm_code, request_code
 
 from .conftest import race
 
@@ -28,7 +28,7 @@ PURPOSES = ("offers", "new_content", "competitions")
 def issue(app, phone: str, now: datetime, monkeypatch) -> tuple[int, str]:
     """Send a code to ``phone`` and return the verification id and the code."""
     codes = iter(["123456", "234567", "345678"])
-    monkeypatch.setattr("viihde.verification.generate_code", lambda: next(codes))
+    monkeypatch.setattr("viihde.register.codes.generate_code", lambda: next(codes))
     with app.app_context():
         verification = request_code(phone, SignupDetails(), now)
         assert verification.code_hash == code_hash(phone, "123456")
@@ -126,7 +126,7 @@ def test_parallel_guesses_at_three_live_codes_stay_within_the_days_cap(app, monk
     """Eighteen wrong guesses at once, six at each of a number's three live codes: the
     wrong codes checked never exceed the number's cap of ten a day."""
     phone = "+358401239999"
-    monkeypatch.setattr("viihde.verification.generate_code", lambda: "123456")
+    monkeypatch.setattr("viihde.register.codes.generate_code", lambda: "123456")
     ids = []
     with app.app_context():
         for n in range(3):

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from viihde import consent
 from viihde.extensions import db
 from viihde.models import AppendOnlyError, ConsentEvent, Subscriber
+from viihde.register import consent
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SIGNUP = consent.ConsentContext("signup", evidence=consent.Evidence(utm_campaign="talvi"))

@@ -15,9 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
-from viihde import accounts, api_tokens, consent, customers, subjects
 from viihde.extensions import db
 from viihde.models import AuditEntry, ConsentEvent, Subscriber
+from viihde.register import accounts, api_tokens, consent, customers, subjects
 from viihde.tokens import preference_url
 
 from .conftest import PERSONAL_NUMBER, PUBLIC_BASE_URL, csrf_token, race

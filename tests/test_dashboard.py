@@ -11,9 +11,9 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
-from viihde import accounts, consent, reports, retention
 from viihde.extensions import db
 from viihde.models import SignupTotal, Verification
+from viihde.register import accounts, consent, reports, retention
 
 from .conftest import csrf_token
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from viihde import accounts
 from viihde.extensions import db
+from viihde.register import accounts
 
 from .conftest import Visitor
 

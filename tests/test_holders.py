@@ -11,7 +11,6 @@ from freezegun import freeze_time
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from viihde import consent, holders, subjects
 from viihde.extensions import db
 from viihde.models import (
     AuditEntry,
@@ -21,6 +20,7 @@ from viihde.models import (
     Subscriber,
     Tombstone,
 )
+from viihde.register import consent, holders, subjects
 
 from .conftest import PERSONAL_NUMBER, Visitor, csrf_token
 from .test_staff import make_staff, sign_in

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 
-from viihde import purposes
-from viihde.notices import (
+from viihde.register import purposes
+from viihde.register.notices import (
     CONSENT_TEXTS,
     CUSTOMER_TEXT_VERSION,
     SIGNUP_TEXT_VERSION,

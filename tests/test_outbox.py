@@ -11,10 +11,10 @@ import pytest
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from viihde import consent, subjects
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import SmsMessage
+from viihde.register import consent, subjects
 from viihde.sms import log_sms
 from viihde.sms import outbox as sms_outbox
 from viihde.sms.queue import enqueue_delivery, sms_queue

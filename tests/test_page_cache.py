@@ -68,7 +68,7 @@ def test_nothing_personal_is_cached(app, visitor, outbox):
 def test_the_landing_page_counts_the_sms_log_once_per_hint_period(app, monkeypatch):
     from freezegun import freeze_time
 
-    from viihde import budget
+    from viihde.register import budget
 
     counted = []
     real = budget._sent
@@ -86,7 +86,7 @@ def test_the_landing_page_counts_the_sms_log_once_per_hint_period(app, monkeypat
 def test_wtforms_own_messages_come_in_the_pages_language(app):
     from wtforms import IntegerField
 
-    from viihde.forms import Form
+    from viihde.web.forms import Form
 
     class Numbers(Form):
         count = IntegerField()

@@ -8,9 +8,9 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from viihde import consent
 from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber
+from viihde.register import consent
 
 from .conftest import Visitor, csrf_token, race
 
@@ -143,7 +143,7 @@ def test_switching_topics_back_on_records_grants_under_their_own_texts(app, link
 
 def test_a_consent_to_an_older_wording_is_shown_so(app, link, monkeypatch):
     """When a topic's text gets a new version, a grant under the old one says so."""
-    from viihde import notices, purposes
+    from viihde.register import notices, purposes
 
     browser = opened(app, link)
     stop_all(browser)

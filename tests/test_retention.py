@@ -10,7 +10,6 @@ from freezegun import freeze_time
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from viihde import consent, customers, retention, verification
 from viihde.extensions import db
 from viihde.models import (
     AuditEntry,
@@ -24,10 +23,12 @@ from viihde.models import (
     Tombstone,
     Verification,
 )
+from viihde.register import codes as verification
+from viihde.register import consent, customers, retention
+from viihde.register.replies import handle_inbound
+from viihde.register.subjects import tombstone_hash
 from viihde.sms import send_sms
 from viihde.sms.delivery import record_status
-from viihde.sms.replies import handle_inbound
-from viihde.subjects import tombstone_hash
 
 from .conftest import PERSONAL_NUMBER
 

@@ -16,9 +16,9 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
-from viihde import consent
 from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber, Tombstone
+from viihde.register import consent
 
 from .conftest import Visitor, csrf_token
 from .test_holders import (

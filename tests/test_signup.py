@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
-from viihde.notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
+from viihde.register.notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
 from viihde.sms.segments import fits_one_gsm7_segment
 
 from .conftest import PUBLIC_BASE_URL, csrf_token, typed_in

@@ -13,8 +13,8 @@ from viihde.extensions import db
 from viihde.models import SmsMessage
 from viihde.sms import REDACTED_CODE, segments, send_sms, texts
 from viihde.sms.backends import ConsoleBackend, FileBackend, Outgoing, SendFailed
+from viihde.sms.backends.twilio import TwilioBackend
 from viihde.sms.delivery import backend_from_config
-from viihde.sms.twilio_backend import TwilioBackend
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 NUMBER = "+358401234567"

@@ -12,10 +12,10 @@ from freezegun import freeze_time
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from viihde import accounts, consent, subjects
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import ApiToken, AppendOnlyError, AuditEntry, ConsentEvent, SmsMessage
+from viihde.register import accounts, consent, subjects
 from viihde.tokens import TOKEN_PATTERN
 
 from .conftest import Visitor, csrf_token, typed_in

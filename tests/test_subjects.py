@@ -10,12 +10,12 @@ from freezegun import freeze_time
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select, text
 
-from viihde import consent
-from viihde import subjects as subjects_module
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Tombstone, Verification
 from viihde.phone import PhoneError
-from viihde.subjects import tombstone_hash
+from viihde.register import consent
+from viihde.register import subjects as subjects_module
+from viihde.register.subjects import tombstone_hash
 
 
 @pytest.fixture

@@ -19,12 +19,12 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import select
 from werkzeug import Response
 
-from viihde import consent
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
+from viihde.register import consent
 from viihde.sms import send_sms
+from viihde.sms.backends.twilio import TwilioBackend
 from viihde.sms.delivery import RetryLater, deliver, record_status
-from viihde.sms.twilio_backend import TwilioBackend
 
 from .conftest import Outbox, Visitor, csrf_token
 

@@ -9,10 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from viihde import hashing
-from viihde.consent import Evidence
 from viihde.extensions import db
 from viihde.models import Verification
-from viihde.verification import (
+from viihde.register.codes import (
     CodeRefused,
     Outcome,
     Refusal,
@@ -23,6 +22,7 @@ from viihde.verification import (
     request_code,
     resend_code,
 )
+from viihde.register.consent import Evidence
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PHONE = "+358401234567"
@@ -30,7 +30,7 @@ PHONE = "+358401234567"
 
 @pytest.fixture
 def fixed_code(monkeypatch) -> str:
-    monkeypatch.setattr("viihde.verification.generate_code", lambda: "042424")
+    monkeypatch.setattr("viihde.register.codes.generate_code", lambda: "042424")
     return "042424"
 
 

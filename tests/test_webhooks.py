@@ -17,14 +17,14 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
-from viihde import consent, subjects
 from viihde.extensions import db
 from viihde.models import ConsentEvent, InboundMessage, SmsMessage, SmsStatusEvent, Subscriber
+from viihde.register import consent, subjects
+from viihde.register.replies import HELP, KEYWORDS, START, STOP, keyword_of
 from viihde.sms import stored_body, texts
 from viihde.sms.backends import FileBackend
+from viihde.sms.backends.twilio import is_genuine_request
 from viihde.sms.delivery import deliver, record_status
-from viihde.sms.replies import HELP, KEYWORDS, START, STOP, keyword_of
-from viihde.sms.twilio_backend import is_genuine_request
 
 from .conftest import race
 

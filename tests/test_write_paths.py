@@ -11,12 +11,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import create_engine, event, func, select
 
-from viihde import budget, throttle
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
-from viihde.sms import log_sms
-from viihde.sms import queue as sms_queue
-from viihde.verification import (
+from viihde.register import budget
+from viihde.register.codes import (
     CodeRefused,
     Outcome,
     Refusal,
@@ -24,6 +22,9 @@ from viihde.verification import (
     confirm_code,
     request_code,
 )
+from viihde.sms import log_sms
+from viihde.sms import queue as sms_queue
+from viihde.web import throttle
 
 from .conftest import csrf_token
 
@@ -152,13 +153,13 @@ def test_a_welcome_sms_that_cannot_be_logged_leaves_no_half_sign_up(
 ):
     """One transaction: if the welcome SMS row cannot be written, no subscriber, no grant,
     and the code is not used up."""
-    monkeypatch.setattr("viihde.verification.generate_code", lambda: "042424")
+    monkeypatch.setattr("viihde.register.codes.generate_code", lambda: "042424")
     verification_id = request_code(PHONE, SignupDetails(), NOW).id
 
     def broken(*args, **kwargs):
         raise RuntimeError("the SMS log is full")
 
-    monkeypatch.setattr("viihde.verification.log_sms", broken)
+    monkeypatch.setattr("viihde.register.codes.log_sms", broken)
     with pytest.raises(RuntimeError):
         confirm_code(verification_id, "042424", NOW)
     db.session.rollback()
@@ -194,7 +195,7 @@ def test_submitting_reads_the_numbers_codes_once(app, app_context, fake_queue):
 
 def test_a_try_is_taken_and_read_in_one_statement(app, app_context, outbox, monkeypatch):
     """UPDATE ... RETURNING: the verification is not read again after its try is taken."""
-    monkeypatch.setattr("viihde.verification.generate_code", lambda: "042424")
+    monkeypatch.setattr("viihde.register.codes.generate_code", lambda: "042424")
     verification_id = request_code(PHONE, SignupDetails(), NOW).id
     db.session.get(Verification, verification_id)  # loaded, as the code page has it
     with recording(app) as record:

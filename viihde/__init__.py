@@ -9,9 +9,15 @@ from flask_babel import get_locale
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, config, errors, health, labels, logs, metrics, pages, purposes, security
-from .extensions import babel, cache, csrf, db, limiter, login_manager, migrate, static_digest
-from .sms import queue as sms_queue
+from viihde import config
+from viihde.cli import commands as cli
+from viihde.extensions import babel, cache, csrf, db, limiter, login_manager, migrate, static_digest
+from viihde.ops import logs, metrics
+from viihde.register import purposes
+from viihde.sms import queue as sms_queue
+from viihde.web import errors, labels, security
+from viihde.web.health import routes as health
+from viihde.web.pages import routes as pages
 
 PACKAGE = Path(__file__).resolve().parent
 #: Templates, static files, catalogues and migrations: inside the package when it was
@@ -112,13 +118,13 @@ def _configure_sqlite(engine) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """One blueprint per area of the product."""
-    from .api import bp as api_bp
-    from .preferences import TokenConverter
-    from .preferences import bp as preferences_bp
-    from .signup.routes import bp as signup_bp
-    from .staff import bp as staff_bp
-    from .web import IdConverter
-    from .webhooks.routes import bp as webhooks_bp
+    from viihde.web.api.routes import bp as api_bp
+    from viihde.web.preferences import TokenConverter
+    from viihde.web.preferences import bp as preferences_bp
+    from viihde.web.request import IdConverter
+    from viihde.web.signup.routes import bp as signup_bp
+    from viihde.web.staff import bp as staff_bp
+    from viihde.web.webhooks.routes import bp as webhooks_bp
 
     app.url_map.converters["token"] = TokenConverter
     app.url_map.converters["id"] = IdConverter

@@ -11,7 +11,7 @@ from flask_static_digest import FlaskStaticDigest
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 
-from .networks import client_of
+from viihde.networks import client_of
 
 # Named constraints, so that migrations can refer to them on every database.
 NAMING_CONVENTION = {

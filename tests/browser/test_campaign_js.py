@@ -8,9 +8,9 @@ from decimal import ROUND_HALF_UP, Decimal
 import pyotp
 import pytest
 
-from viihde import accounts, campaigns, consent
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.register import accounts, campaigns, consent
 from viihde.sms.segments import segmentation
 
 from .conftest import DESKTOP

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
-from viihde import accounts, consent
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.register import accounts, consent
 
 from .conftest import DESKTOP, PHONE, new_page
 

@@ -13,12 +13,12 @@ from datetime import datetime
 from flask import current_app
 from redis.exceptions import RedisError
 
-from ..extensions import db
-from ..models import SmsMessage
-from ..tokens import without_link_tokens
-from .delivery import deliver
-from .queue import enqueue_delivery, sms_queue
-from .segments import segmentation
+from viihde.extensions import db
+from viihde.models import SmsMessage
+from viihde.sms.delivery import deliver
+from viihde.sms.queue import enqueue_delivery, sms_queue
+from viihde.sms.segments import segmentation
+from viihde.tokens import without_link_tokens
 
 log = logging.getLogger(__name__)
 REDACTED_CODE = "******"

@@ -17,14 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from .. import consent, metrics
-from ..clock import utcnow
-from ..extensions import db
-from ..locks import serialise
-from ..models import SMS_FINAL_STATUSES, SMS_STATUSES, SmsMessage, SmsStatusEvent, Subscriber
-from ..phone import mask
-from .backends import Backend, ConsoleBackend, FileBackend, Outgoing, SendFailed
-from .twilio_backend import TwilioBackend, refuses_the_number
+from viihde.clock import utcnow
+from viihde.extensions import db
+from viihde.models import SMS_FINAL_STATUSES, SMS_STATUSES, SmsMessage, SmsStatusEvent, Subscriber
+from viihde.models.locks import serialise
+from viihde.ops import metrics
+from viihde.phone import mask
+from viihde.register import consent
+from viihde.sms.backends import Backend, ConsoleBackend, FileBackend, Outgoing, SendFailed
+from viihde.sms.backends.twilio import TwilioBackend, refuses_the_number
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def deliver_job(message_id: int, body: str) -> str:
     """The RQ job: deliver in an app context; RQ retries it on RetryLater."""
     if has_app_context():
         return _deliver_now(message_id, body)
-    from .. import create_app  # a plain `rq worker` has no app yet
+    from viihde import create_app  # a plain `rq worker` has no app yet
 
     with create_app().app_context():
         return _deliver_now(message_id, body)

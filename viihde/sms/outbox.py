@@ -16,12 +16,12 @@ from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
 from sqlalchemy import select, update
 
-from ..extensions import db
-from ..models import CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND, SmsMessage, Subscriber
-from ..tokens import has_link_placeholder, preference_url, with_link
-from . import dispatch
-from .delivery import in_flight_since
-from .queue import delivery_job_id, sms_queue
+from viihde.extensions import db
+from viihde.models import CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND, SmsMessage, Subscriber
+from viihde.sms import dispatch
+from viihde.sms.delivery import in_flight_since
+from viihde.sms.queue import delivery_job_id, sms_queue
+from viihde.tokens import has_link_placeholder, preference_url, with_link
 
 log = logging.getLogger(__name__)
 

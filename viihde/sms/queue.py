@@ -95,9 +95,9 @@ def enqueue_campaign_sender(campaign_id: int, at: datetime | None = None) -> Non
         "failure_ttl": 7 * 24 * 3600,
     }
     if at is None:
-        queue.enqueue_call("viihde.campaigns.run_job", args=(campaign_id,), **options)
+        queue.enqueue_call("viihde.register.campaigns.run_job", args=(campaign_id,), **options)
     else:
-        queue.enqueue_at(at, "viihde.campaigns.run_job", campaign_id, **options)
+        queue.enqueue_at(at, "viihde.register.campaigns.run_job", campaign_id, **options)
 
 
 def _bring_forward(queue: Queue, job: Job, at: datetime | None) -> None:

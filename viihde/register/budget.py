@@ -1,0 +1,183 @@
+"""The SMS budget and the sign-up breaker.
+
+Only the money budgets pause every code: ``SMS_HOURLY_LIMIT`` and ``SMS_DAILY_LIMIT``.
+Codes that go unconfirmed (the mark of SMS pumping) tighten sign-ups only where they
+come from: a client network (a /24 or /16 in IPv4, a /48 or /32 in IPv6) or a number
+range (all but the last ``RANGE_HIDDEN_DIGITS`` digits) whose last hour's sign-up codes
+are at least ``CONFIRMATION_RATE_MIN_SAMPLE`` and confirmed less often than
+``CONFIRMATION_RATE_FLOOR`` gets one sign-up code per ``SMS_TIGHTENED_INTERVAL_SECONDS``
+until its codes get confirmed again or age out of the hour. Step-up codes for people
+already in the register are never tightened.
+
+Counted in the database, not in Redis, so it holds with any number of processes and
+does not fail open when Redis is down.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from flask import current_app
+from sqlalchemy import func, or_, select
+
+from viihde.extensions import cache, db
+from viihde.models import CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND, SmsMessage, Verification
+from viihde.networks import networks_of
+from viihde.ops import metrics
+
+log = logging.getLogger(__name__)
+
+#: A number range is the number without its last this many digits (100,000 numbers).
+RANGE_HIDDEN_DIGITS = 5
+
+
+class PauseReason(StrEnum):
+    HOURLY_BUDGET = "hourly_budget"
+    DAILY_BUDGET = "daily_budget"
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Why all code sending is paused, and until when at the latest."""
+
+    reason: PauseReason
+    until: datetime
+
+
+class Scope(StrEnum):
+    """Where unconfirmed codes came from: the client's networks, or the number's range."""
+
+    NETWORK = "network"
+    WIDE_NETWORK = "wide_network"
+    RANGE = "range"
+
+
+@dataclass(frozen=True)
+class Holdback:
+    """Sign-up codes from this network or to this range are tightened; the next may go at
+    ``until``."""
+
+    scope: Scope
+    until: datetime
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """SMS that went out (not failed) in the last hour and day, counted in one query."""
+
+    hour: int
+    oldest_in_hour: datetime | None
+    day: int
+    oldest_in_day: datetime | None
+
+
+def _sent(hour_ago: datetime, day_ago: datetime) -> _Sent:
+    in_hour = SmsMessage.created_at > hour_ago
+    row = db.session.execute(
+        select(
+            func.count().filter(in_hour),
+            func.min(SmsMessage.created_at).filter(in_hour),
+            func.count(),
+            func.min(SmsMessage.created_at),
+        ).where(
+            SmsMessage.created_at > day_ago,
+            SmsMessage.status != "failed",
+            SmsMessage.kind.not_in((CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND)),
+        )
+    ).one()
+    return _Sent(*row)
+
+
+def sms_pause(now: datetime) -> Pause | None:
+    """Is all code sending paused now (a money budget spent)? Checked before every code is
+    sent (and kept as a gauge)."""
+    pause = _pause(now)
+    for reason in PauseReason:
+        metrics.SENDING_PAUSED.labels(reason.value).set(
+            int(pause is not None and pause.reason == reason)
+        )
+    return pause
+
+
+def paused_hint(now: datetime) -> bool:
+    """Is code sending paused, as the landing page tells its visitors? Kept for
+    BUDGET_HINT_SECONDS in each process, so that a busy landing page does not count the
+    SMS log on every view; the check before a code is sent (``sms_pause``) never is."""
+    paused = cache.get("budget:paused-hint")
+    if paused is None:
+        paused = sms_pause(now) is not None
+        cache.set("budget:paused-hint", paused, timeout=current_app.config["BUDGET_HINT_SECONDS"])
+    return paused
+
+
+def _pause(now: datetime) -> Pause | None:
+    config = current_app.config
+    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+    sent = _sent(hour_ago, day_ago)
+    if sent.hour >= config["SMS_HOURLY_LIMIT"]:
+        return Pause(PauseReason.HOURLY_BUDGET, sent.oldest_in_hour + timedelta(hours=1))
+    if sent.day >= config["SMS_DAILY_LIMIT"]:
+        return Pause(PauseReason.DAILY_BUDGET, sent.oldest_in_day + timedelta(days=1))
+    return None
+
+
+def number_range(phone_e164: str) -> tuple[str, str]:
+    """The bounds of the number's range, as E.164 strings: ``low <= number < high``."""
+    prefix = phone_e164[:-RANGE_HIDDEN_DIGITS]
+    return prefix, prefix + ":"  # ":" sorts right after "9"
+
+
+def origin_of(ip: str | None) -> tuple[str | None, str | None]:
+    """The narrow and wide networks a sign-up from ``ip`` is counted in (None: unknown)."""
+    found = networks_of(ip)
+    return (found.narrow, found.wide) if found else (None, None)
+
+
+def signup_holdback(ip: str | None, phone_e164: str, now: datetime) -> Holdback | None:
+    """Is a sign-up code from ``ip`` to ``phone_e164`` held back now? One query looks at
+    the last hour's sign-up codes of the client's networks and the number's range."""
+    config = current_app.config
+    network, wide = origin_of(ip)
+    low, high = number_range(phone_e164)
+    scopes = {
+        Scope.NETWORK: Verification.network == network,
+        Scope.WIDE_NETWORK: Verification.wide_network == wide,
+        Scope.RANGE: (Verification.phone_e164 >= low) & (Verification.phone_e164 < high),
+    }
+    if network is None:
+        del scopes[Scope.NETWORK], scopes[Scope.WIDE_NETWORK]
+    columns = []
+    for condition in scopes.values():
+        columns += [
+            func.count().filter(condition),
+            func.count(Verification.consumed_at).filter(condition),
+            func.max(Verification.created_at).filter(condition),
+        ]
+    row = db.session.execute(
+        select(*columns).where(
+            Verification.kind == "signup",
+            Verification.created_at > now - timedelta(hours=1),
+            or_(*scopes.values()),
+        )
+    ).one()
+    interval = timedelta(seconds=config["SMS_TIGHTENED_INTERVAL_SECONDS"])
+    for index, scope in enumerate(scopes):
+        codes, confirmed, newest = row[3 * index : 3 * index + 3]
+        if codes < config["CONFIRMATION_RATE_MIN_SAMPLE"]:
+            continue
+        if confirmed / codes >= config["CONFIRMATION_RATE_FLOOR"]:
+            continue
+        if newest is not None and now < newest + interval:
+            metrics.SIGNUPS_HELD_BACK.labels(scope.value).inc()
+            log.warning("sms_signups_tightened scope=%s codes=%d confirmed=%d", scope, codes,
+                        confirmed)  # fmt: skip
+            return Holdback(scope, newest + interval)
+    return None
+
+
+def log_pause(pause: Pause) -> None:
+    """Say it where operations will see it."""
+    log.warning("sms_budget_paused reason=%s until=%s", pause.reason, pause.until.isoformat())

@@ -1,0 +1,176 @@
+"""The sender's work on one recipient: who is next, their consent checked under a lock
+on their row, their recipient row and SMS logged in one commit; and orphaned messages."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from viihde.extensions import db
+from viihde.models import (
+    CAMPAIGN_SMS_KIND,
+    Campaign,
+    CampaignMessage,
+    ConsentEvent,
+    SmsMessage,
+    Subscriber,
+)
+from viihde.register import consent
+from viihde.register.campaigns.drafts import body_for, campaign_language, compose, footer
+from viihde.register.campaigns.state import SENT, SKIPPED
+from viihde.sms import log_sms
+from viihde.sms.delivery import in_flight_since
+from viihde.tokens import preference_url, with_link
+
+#: Subscribers read per query while going through the audience.
+BATCH = 100
+#: A campaign SMS still queued this long after it was logged lost its sender (killed
+#: between the commit and the hand-over, which are milliseconds apart): a later turn
+#: hands it over, if the person's consent still stands.
+ORPHANED_AFTER = timedelta(seconds=60)
+
+
+def next_candidates(campaign: Campaign) -> tuple[list[int], int | None]:
+    """The next subscribers after the cursor, in id order, who have the purpose granted,
+    or withdrew it after the campaign started (they get a 'skipped' row); and the last id
+    looked at (None: nobody is left)."""
+    last = (
+        select(ConsentEvent.subscriber_id, func.max(ConsentEvent.seq).label("seq"))
+        .where(
+            ConsentEvent.purpose == campaign.purpose,
+            ConsentEvent.subscriber_id > campaign.cursor,
+            ConsentEvent.subscriber_id <= campaign.last_subscriber_id,
+        )
+        .group_by(ConsentEvent.subscriber_id)
+        .order_by(ConsentEvent.subscriber_id)
+        .limit(BATCH)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(last.c.subscriber_id, ConsentEvent.action, ConsentEvent.created_at)
+        .join(
+            ConsentEvent,
+            (ConsentEvent.subscriber_id == last.c.subscriber_id) & (ConsentEvent.seq == last.c.seq),
+        )
+        .order_by(last.c.subscriber_id)
+    ).all()
+    eligible = [
+        row.subscriber_id
+        for row in rows
+        if row.action == consent.GRANT or row.created_at >= campaign.started_at
+    ]
+    return eligible, (rows[-1].subscriber_id if rows else None)
+
+
+def record_recipient(
+    campaign: Campaign, subscriber_id: int, now: datetime
+) -> tuple[int, str] | None:
+    """Under a lock on the subscriber: check their consent now, record them (sent, or
+    skipped when consent is gone) and log their SMS, in one commit with the cursor.
+    Returns the SMS to deliver (its id and body), if any."""
+    campaign.cursor = subscriber_id
+    subscriber = consent.lock_subscriber(subscriber_id)
+    if subscriber is None:  # erased meanwhile
+        db.session.commit()
+        return None
+    grant = consent.grant_in_force(subscriber_id, campaign.purpose)
+    granted = grant is not None
+    basis = grant.basis if granted else None
+    first_as_customer = basis == consent.CUSTOMER and not _had_customer_message(subscriber_id)
+    language = campaign_language(subscriber.language)
+    status = SENT if granted else SKIPPED
+    row_id = _insert_recipient(campaign.id, subscriber_id, status, language, basis, now)
+    if row_id is None or not granted:  # a twin sender was first, or consent is gone
+        db.session.commit()
+        return None
+    link = preference_url(subscriber.id, subscriber.link_key)
+    body = compose(body_for(campaign, language), footer(link, language, first_as_customer))
+    message = _log_sms(subscriber, body, now)
+    db.session.execute(
+        update(CampaignMessage).where(CampaignMessage.id == row_id).values(sms_message_id=message)
+    )
+    db.session.commit()
+    return message, body
+
+
+def find_orphan(campaign: Campaign, now: datetime) -> CampaignMessage | None:
+    """The oldest message of the campaign whose sender died before handing it over (still
+    queued a while after it was logged), or while handing it over (still "sending" past
+    the provider's time-out)."""
+    return db.session.scalars(
+        select(CampaignMessage)
+        .join(SmsMessage, SmsMessage.id == CampaignMessage.sms_message_id)
+        .where(
+            CampaignMessage.campaign_id == campaign.id,
+            CampaignMessage.status == SENT,
+            ((SmsMessage.status == "queued") & (SmsMessage.created_at < now - ORPHANED_AFTER))
+            | ((SmsMessage.status == "sending") & (SmsMessage.updated_at < in_flight_since(now))),
+        )
+        .order_by(CampaignMessage.id)
+        .limit(1)
+    ).first()
+
+
+def adopt_orphan(
+    campaign: Campaign, orphan: CampaignMessage, now: datetime
+) -> tuple[int, str] | None:
+    """Hand an orphaned message over after all, if the person's consent still stands
+    (checked under the lock on their row, as for a new one); else it is not sent: the
+    message fails ("consent_withdrawn") and the recipient counts as skipped."""
+    message = db.session.get(SmsMessage, orphan.sms_message_id)
+    subscriber = consent.lock_subscriber(orphan.subscriber_id)
+    grant = consent.grant_in_force(subscriber.id, campaign.purpose) if subscriber else None
+    if message.status == "sending" or grant is not None:
+        # The log keeps the link without its token: the person's live link goes back in.
+        body = message.body
+        if subscriber is not None:
+            body = with_link(body, preference_url(subscriber.id, subscriber.link_key))
+        db.session.commit()  # deliver settles a dead "sending" itself (outcome unknown)
+        return message.id, body
+    orphan.status = SKIPPED
+    message.status, message.error_code, message.updated_at = "failed", "consent_withdrawn", now
+    db.session.commit()
+    return None
+
+
+def _had_customer_message(subscriber_id: int) -> bool:
+    """Has the subscriber had a campaign message as a customer already?"""
+    return db.session.scalar(
+        select(
+            exists().where(
+                CampaignMessage.subscriber_id == subscriber_id,
+                CampaignMessage.status == SENT,
+                CampaignMessage.basis == consent.CUSTOMER,
+            )
+        )
+    )
+
+
+def _insert_recipient(
+    campaign_id: int, subscriber_id: int, status: str, language: str, basis, now: datetime
+) -> int | None:
+    """The recipient row, unless the campaign has one for this subscriber already."""
+    table = CampaignMessage.__table__
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    # RETURNING, not rowcount: psycopg reports no rowcount for INSERT ... ON CONFLICT.
+    return db.session.execute(
+        insert(table)
+        .values(
+            campaign_id=campaign_id,
+            subscriber_id=subscriber_id,
+            status=status,
+            language=language,
+            basis=basis,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[table.c.campaign_id, table.c.subscriber_id])
+        .returning(table.c.id)
+    ).scalar_one_or_none()
+
+
+def _log_sms(subscriber: Subscriber, body: str, now: datetime) -> int:
+    """Log the message as queued (the sender hands it over itself, being a job already)."""
+    return log_sms(subscriber.phone_e164, body, CAMPAIGN_SMS_KIND, now, subscriber.id).id

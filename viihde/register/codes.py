@@ -1,0 +1,423 @@
+"""One-time codes: issue, throttle, check, and confirm a sign-up with them.
+
+A code is 6 digits from ``secrets``, stored only as a keyed hash, valid for
+``CODE_TTL_SECONDS``, dead after ``CODE_MAX_ATTEMPTS`` tries, and usable once.
+A number gets a new code only ``CODE_RESEND_INTERVAL_SECONDS`` after the last
+and at most ``CODE_MAX_PER_HOUR`` an hour, however it is asked for.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from flask import current_app
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from viihde.extensions import db
+from viihde.hashing import hashes_match, keyed_hash
+from viihde.models import SmsMessage, Subscriber, Verification
+from viihde.models.locks import serialise
+from viihde.ops import metrics
+from viihde.register import consent, purposes
+from viihde.register.budget import log_pause, origin_of, signup_holdback, sms_pause
+from viihde.register.notices import SIGNUP_TEXT_VERSION
+from viihde.sms import dispatch, log_sms
+from viihde.sms.delivery import number_cannot_receive
+from viihde.sms.texts import code_message, sender_accepts_replies, welcome_message
+from viihde.tokens import preference_url
+
+CODE_DIGITS = 6
+
+
+SIGNUP = "signup"  # a code that confirms a sign-up
+STEP_UP = "step_up"  # a code that proves, again, that the person holds the number
+
+
+def _signup_evidence() -> consent.Evidence:
+    return consent.Evidence(consent_text_version=SIGNUP_TEXT_VERSION)
+
+
+@dataclass(frozen=True)
+class SignupDetails:
+    """What a visitor gave with their number: the consent to confirm and its evidence."""
+
+    #: The purposes consented to; empty means every configured purpose.
+    purposes: tuple[str, ...] = ()
+    language: str = "fi"
+    evidence: consent.Evidence = field(default_factory=_signup_evidence)
+
+
+class Refusal(StrEnum):
+    TOO_SOON = "too_soon"
+    HOURLY_LIMIT = "hourly_limit"
+    SEND_FAILED = "send_failed"
+    NUMBER_REFUSED = "number_refused"  # the provider says the number cannot receive texts
+    PAUSED = "paused"  # a money budget is spent: nobody gets a code for a while
+    HELD_BACK = "held_back"  # this network or number range confirms too few codes
+    GUESSING = "guessing"  # too many wrong codes for this number today
+
+
+@dataclass
+class CodeRefused(Exception):
+    """No code was sent; ``retry_after`` says in how many seconds one may be."""
+
+    reason: Refusal
+    retry_after: int = 0
+
+
+class Outcome(StrEnum):
+    CONFIRMED = "confirmed"
+    WRONG = "wrong"
+    EXPIRED = "expired"
+    USED = "used"
+    EXHAUSTED = "exhausted"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What became of a code that was typed in."""
+
+    outcome: Outcome
+    attempts_left: int = 0
+    subscriber_id: int | None = field(default=None)
+    #: The subscriber a confirmed sign-up made, as it committed it: while the caller holds
+    #: the result, looking the subscriber up by id in the session reads nothing again.
+    subscriber: Subscriber | None = field(default=None, compare=False, repr=False)
+
+
+def generate_code() -> str:
+    """Six digits from the ``secrets`` module, leading zeros kept."""
+    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def code_hash(phone_e164: str, code: str) -> str:
+    """The keyed hash stored in place of a code, bound to its number."""
+    return keyed_hash("code", f"{phone_e164}:{code}")
+
+
+def request_code(
+    phone_e164: str, details: SignupDetails, now: datetime, pending_id: int | None = None
+) -> Verification:
+    """Issue a code for the number and send it by SMS, or raise CodeRefused.
+
+    ``pending_id`` is the browser's own pending verification: when it is for the
+    same number and its code was sent moments ago (a double submit, a second
+    tab), it is returned as it is and no second SMS goes out.
+    """
+    return _send_code(phone_e164, SIGNUP, details, now, pending_id)
+
+
+def request_step_up_code(
+    phone_e164: str, language: str, now: datetime, pending_id: int | None = None
+) -> Verification:
+    """Send a code that proves the holder of the number is at this browser now."""
+    details = SignupDetails(language=language, evidence=consent.Evidence())
+    return _send_code(phone_e164, STEP_UP, details, now, pending_id)
+
+
+def _send_code(
+    phone_e164: str, kind: str, details: SignupDetails, now: datetime, pending_id: int | None
+) -> Verification:
+    pending = _recent_pending(pending_id, phone_e164, kind, now)
+    if pending is not None:
+        return pending
+    verification, code = _issue_code(phone_e164, kind, details, now)
+    body = code_message(code, current_app.config["PUBLIC_BASE_URL"], verification.language)
+    # The code's SMS row first (its id), then the code pointing at it: one INSERT each,
+    # and one transaction, committed under the number's lock that ``_issue_code`` took.
+    message_id = log_sms(phone_e164, body, "code", now, secret=code).id
+    verification.sms_message_id = message_id
+    db.session.add(verification)
+    with _keeping(verification):
+        db.session.commit()
+        status = dispatch(message_id, body, "code", now)  # queued, or sent inline
+    if status == "failed":
+        # Not sent, so it must not count against the visitor's next try.
+        refusal = code_not_delivered(verification) or Refusal.SEND_FAILED
+        db.session.delete(verification)
+        if refusal == Refusal.NUMBER_REFUSED:
+            # The number's own problem, not an outage: nothing of it is kept (the provider
+            # refused it outright, so the message cost nothing a budget should count).
+            db.session.delete(db.session.get(SmsMessage, message_id))
+        db.session.commit()
+        raise CodeRefused(refusal)
+    metrics.CODES_SENT.inc()
+    return verification
+
+
+@contextmanager
+def _keeping(*rows: object) -> Iterator[None]:
+    """Commits in this block leave ``rows`` loaded instead of expiring them.
+
+    For the rows a write has just inserted or updated (or read under its lock): their values
+    are the ones it committed, so reading them again after the commit would cost a round
+    trip and tell nothing new. Every other object in the session expires at each commit as
+    usual (the app's sessions keep ``expire_on_commit``). Nothing may be deleted in the
+    block: with ``expire_on_commit`` off a commit leaves deleted objects in the session.
+    """
+    session = db.session()
+    kept = {id(row) for row in rows}
+
+    def expire_the_rest(session) -> None:
+        for instance in list(session.identity_map.values()):
+            if id(instance) not in kept:
+                session.expire(instance)
+
+    previous = session.expire_on_commit
+    session.expire_on_commit = False
+    event.listen(session, "after_commit", expire_the_rest)
+    try:
+        yield
+    finally:
+        event.remove(session, "after_commit", expire_the_rest)
+        session.expire_on_commit = previous
+
+
+def code_not_delivered(verification: Verification) -> Refusal | None:
+    """Why the SMS with this verification's code failed (after the page was shown, when
+    queued): NUMBER_REFUSED when the number cannot receive texts, else SEND_FAILED; None
+    while it has not failed."""
+    if verification.sms_message_id is None:
+        return None
+    message = db.session.get(SmsMessage, verification.sms_message_id)
+    if message is None or message.status not in ("failed", "undelivered"):
+        return None
+    return Refusal.NUMBER_REFUSED if number_cannot_receive(message) else Refusal.SEND_FAILED
+
+
+def _recent_pending(
+    pending_id: int | None, phone_e164: str, kind: str, now: datetime
+) -> Verification | None:
+    if pending_id is None:
+        return None
+    pending = db.session.get(Verification, pending_id)
+    interval = timedelta(seconds=current_app.config["CODE_RESEND_INTERVAL_SECONDS"])
+    if (
+        pending is not None
+        and pending.phone_e164 == phone_e164
+        and pending.kind == kind
+        and pending.consumed_at is None
+        and now < pending.created_at + interval
+    ):
+        return pending
+    return None
+
+
+def seconds_until_resend(verification: Verification, now: datetime) -> int:
+    """How long before a new code can be asked for (0: now)."""
+    ready = verification.created_at + timedelta(
+        seconds=current_app.config["CODE_RESEND_INTERVAL_SECONDS"]
+    )
+    return _seconds_until(ready, now) if now < ready else 0
+
+
+def pending_verification(verification_id: int | None) -> Verification | None:
+    """The browser's verification, if it still exists."""
+    return db.session.get(Verification, verification_id) if verification_id else None
+
+
+def resend_code(verification_id: int, now: datetime) -> Verification:
+    """Send a fresh code for the same purpose; the old code stops working once it is sent."""
+    old = db.session.get(Verification, verification_id)
+    if old is None or old.consumed_at is not None:
+        raise LookupError("no pending verification")
+    details = SignupDetails(
+        purposes=tuple(filter(None, old.purposes.split(","))),
+        language=old.language,
+        evidence=consent.Evidence.of(old),
+    )
+    new = _send_code(old.phone_e164, old.kind, details, now, None)
+    db.session.execute(
+        update(Verification)
+        .where(Verification.id == old.id, Verification.consumed_at.is_(None))
+        .values(expires_at=now)
+    )
+    with _keeping(new):
+        db.session.commit()
+    return new
+
+
+def _issue_code(
+    phone_e164: str, kind: str, details: SignupDetails, now: datetime
+) -> tuple[Verification, str]:
+    """Take the number's lock and check every limit, then make a code and its verification.
+
+    The verification is not added to the session: the caller saves it, with the id of the
+    SMS that carries the code, in the transaction that holds the lock. A refusal rolls back.
+    """
+    config = current_app.config
+    serialise("viihde.code:" + phone_e164)
+    pause = sms_pause(now)
+    if pause is not None:
+        db.session.rollback()
+        log_pause(pause)
+        raise CodeRefused(Refusal.PAUSED, _seconds_until(pause.until, now))
+    if kind == SIGNUP:
+        holdback = signup_holdback(details.evidence.ip, phone_e164, now)
+        if holdback is not None:
+            db.session.rollback()
+            raise CodeRefused(Refusal.HELD_BACK, _seconds_until(holdback.until, now))
+    history = _code_history(phone_e164, now)
+    if history.wrong_today >= config["CODE_MAX_WRONG_PER_DAY"]:
+        db.session.rollback()
+        raise CodeRefused(Refusal.GUESSING, 24 * 3600)
+    interval = timedelta(seconds=config["CODE_RESEND_INTERVAL_SECONDS"])
+    newest = history.newest_in_hour
+    if newest is not None and now < newest + interval:
+        db.session.rollback()
+        raise CodeRefused(Refusal.TOO_SOON, _seconds_until(newest + interval, now))
+    if history.in_hour >= config["CODE_MAX_PER_HOUR"]:
+        db.session.rollback()
+        raise CodeRefused(
+            Refusal.HOURLY_LIMIT,
+            _seconds_until(history.oldest_in_hour + timedelta(hours=1), now),
+        )
+    code = generate_code()
+    network, wide_network = origin_of(details.evidence.ip)
+    verification = Verification(
+        phone_e164=phone_e164,
+        kind=kind,
+        network=network,
+        wide_network=wide_network,
+        code_hash=code_hash(phone_e164, code),
+        language=details.language,
+        purposes=",".join(
+            details.purposes or (purposes.configured_keys() if kind == SIGNUP else ())
+        ),
+        attempts=0,
+        created_at=now,
+        expires_at=now + timedelta(seconds=config["CODE_TTL_SECONDS"]),
+        **asdict(details.evidence),
+    )
+    return verification, code
+
+
+@dataclass(frozen=True)
+class _CodeHistory:
+    """A number's codes of the last 24 hours, counted in one query."""
+
+    #: Wrong codes typed in the last 24 hours (right ones excluded).
+    wrong_today: int
+    #: Codes sent in the last hour, and the first and last of them.
+    in_hour: int
+    oldest_in_hour: datetime | None
+    newest_in_hour: datetime | None
+
+
+def _code_history(phone_e164: str, now: datetime) -> _CodeHistory:
+    in_hour = Verification.created_at > now - timedelta(hours=1)
+    tries, right, *hour = db.session.execute(
+        select(
+            func.coalesce(func.sum(Verification.attempts), 0),
+            func.count(Verification.consumed_at),
+            func.count().filter(in_hour),
+            func.min(Verification.created_at).filter(in_hour),
+            func.max(Verification.created_at).filter(in_hour),
+        ).where(
+            Verification.phone_e164 == phone_e164,
+            Verification.created_at > now - timedelta(days=1),
+        )
+    ).one()
+    return _CodeHistory(tries - right, *hour)
+
+
+def wrong_codes_today(phone_e164: str, now: datetime) -> int:
+    """Wrong codes typed for this number in the last 24 hours (right ones excluded)."""
+    return _code_history(phone_e164, now).wrong_today
+
+
+def _seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, int((moment - now).total_seconds() + 0.999))
+
+
+def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
+    """Check a typed code; the right one confirms a sign-up (and sends the welcome SMS)
+    or a step-up. Either way the result names the subscriber the number belongs to."""
+    max_attempts = current_app.config["CODE_MAX_ATTEMPTS"]
+    verification = db.session.get(Verification, verification_id)
+    if verification is None:
+        return CheckResult(Outcome.UNKNOWN)
+    if verification.consumed_at is not None:
+        return CheckResult(Outcome.USED)
+    if verification.attempts >= max_attempts:
+        return CheckResult(Outcome.EXHAUSTED)
+    if now >= verification.expires_at:
+        return CheckResult(Outcome.EXPIRED)
+    # Counting the number's wrong codes and taking a try are one step: twin guesses at
+    # its live codes take turns on the number's lock (as sending a code to it does), so
+    # together they never get past the day's cap.
+    serialise("viihde.code:" + verification.phone_e164)
+    if (
+        wrong_codes_today(verification.phone_e164, now)
+        >= current_app.config["CODE_MAX_WRONG_PER_DAY"]
+    ):
+        db.session.rollback()
+        return CheckResult(Outcome.EXHAUSTED)  # the number's guessing pause: nothing is checked
+    # Take a try before looking at the code, so twin guesses cannot exceed the limit; the
+    # row as the try left it comes back with it (RETURNING), no second read.
+    taken = db.session.execute(
+        update(Verification)
+        .where(
+            Verification.id == verification_id,
+            Verification.consumed_at.is_(None),
+            Verification.attempts < max_attempts,
+        )
+        .values(attempts=Verification.attempts + 1)
+        .returning(Verification.attempts, Verification.code_hash),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if taken is None:
+        db.session.rollback()
+        return confirm_code(verification_id, code, now)
+    attempts, stored_hash = taken
+    set_committed_value(verification, "attempts", attempts)
+    if not hashes_match(stored_hash, code_hash(verification.phone_e164, code)):
+        with _keeping(verification):
+            db.session.commit()
+        left = max_attempts - attempts
+        return CheckResult(Outcome.WRONG if left > 0 else Outcome.EXHAUSTED, left)
+    return _confirm(verification, now)
+
+
+def _confirm(verification: Verification, now: datetime) -> CheckResult:
+    claimed = db.session.execute(
+        update(Verification)
+        .where(Verification.id == verification.id, Verification.consumed_at.is_(None))
+        .values(consumed_at=now)
+    ).rowcount
+    if claimed != 1:  # a twin request confirmed it a moment ago
+        db.session.rollback()
+        return CheckResult(Outcome.USED)
+    metrics.CODES_CONFIRMED.inc()
+    if verification.kind == STEP_UP:
+        db.session.commit()
+        subscriber_id = db.session.scalar(
+            select(Subscriber.id).where(Subscriber.phone_e164 == verification.phone_e164)
+        )
+        return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber_id)
+    context = consent.ConsentContext("signup", evidence=consent.Evidence.of(verification))
+    subscriber = consent.subscribe(
+        verification.phone_e164,
+        verification.purposes.split(","),
+        context,
+        now,
+        language=verification.language,
+    )
+    body = welcome_message(
+        preference_url(subscriber.id, subscriber.link_key),
+        subscriber.language,
+        replies_reach_us=sender_accepts_replies(current_app.config["TWILIO_FROM"]),
+    )
+    # The welcome SMS row is part of the sign-up's transaction; it goes out after the commit.
+    message_id = log_sms(subscriber.phone_e164, body, "welcome", now, subscriber.id).id
+    with _keeping(subscriber):
+        db.session.commit()
+        dispatch(message_id, body, "welcome", now)
+    return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber.id, subscriber=subscriber)

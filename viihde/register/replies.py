@@ -1,0 +1,114 @@
+"""Replies people send to our number: STOP, START, HELP in Finnish, Swedish and English.
+
+Each inbound message is stored once per provider message id (Twilio retries
+webhooks), so a repeated STOP is one withdrawal; other texts are stored and
+acknowledged without a reply.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from twilio.twiml.messaging_response import MessagingResponse
+
+from viihde.extensions import db
+from viihde.models import InboundMessage, Subscriber
+from viihde.phone import normalise_e164
+from viihde.register import consent, purposes
+from viihde.register.notices import SMS_START_TEXT_VERSION
+from viihde.sms import log_reply, texts
+from viihde.tokens import preference_url
+
+STOP, START, HELP = "stop", "start", "help"
+KEYWORDS = {
+    STOP: {"STOP", "LOPETA", "SEIS", "PERU", "POIS", "AVSLUTA", "STOPP", "UNSUBSCRIBE",
+           "CANCEL", "END", "QUIT", "STOPALL"},
+    START: {"START", "ALOITA", "TILAA", "UNSTOP", "YES"},
+    HELP: {"HELP", "APUA", "INFO", "HJALP"},
+}  # fmt: skip
+_WORD = {word: keyword for keyword, words in KEYWORDS.items() for word in words}
+
+
+def keyword_of(body: str) -> str | None:
+    """The keyword a whole message is, ignoring case, accents, spaces and end punctuation."""
+    decomposed = unicodedata.normalize("NFKD", body or "")
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _WORD.get(plain.strip().strip(".!?").strip().upper())
+
+
+def handle_inbound(
+    provider: str, message_sid: str, sender: str, body: str, now: datetime
+) -> str | None:
+    """Store one inbound message and act on its keyword; return the reply text, if any."""
+    phone_e164 = normalise_e164(sender)
+    if phone_e164 is None or not message_sid:
+        return None
+    keyword = keyword_of(body)
+    if not _store_once(provider, message_sid, phone_e164, body, keyword, now):
+        db.session.rollback()
+        return None  # a retried webhook: acted on already
+    subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
+    # The stored message commits with the consent change it causes, or not at all, so a
+    # request that fails midway is acted on when Twilio retries it.
+    reply = _act(keyword, subscriber, now)
+    db.session.commit()
+    if reply:
+        log_reply(phone_e164, reply, now, subscriber.id if subscriber else None)
+    return reply
+
+
+def _act(keyword: str | None, subscriber: Subscriber | None, now: datetime) -> str | None:
+    """Do what the keyword asks; return the answer, if the keyword has one."""
+    language = subscriber.language if subscriber else current_app.config["BABEL_DEFAULT_LOCALE"]
+    if keyword == STOP:
+        if subscriber is not None:
+            context = consent.ConsentContext("sms_keyword")
+            consent.withdraw_all(subscriber.id, context, now)
+        return texts.stop_reply(language)
+    if keyword == START and subscriber is not None:
+        evidence = consent.Evidence(consent_text_version=SMS_START_TEXT_VERSION)
+        context = consent.ConsentContext("sms_keyword", evidence=evidence)
+        consent.set_consent(subscriber.id, purposes.configured_keys(), True, context, now)
+        return texts.welcome_message(_link(subscriber), language, replies_reach_us=True)
+    if keyword in (START, HELP):
+        link = _link(subscriber) if subscriber else current_app.config["PUBLIC_BASE_URL"]
+        return texts.help_reply(link, language)
+    return None
+
+
+def _link(subscriber: Subscriber) -> str:
+    return preference_url(subscriber.id, subscriber.link_key)
+
+
+def _store_once(
+    provider: str, sid: str, phone_e164: str, body: str, keyword: str | None, now: datetime
+) -> bool:
+    table = InboundMessage.__table__
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stored = db.session.execute(
+        insert(table)
+        .values(
+            provider=provider,
+            message_sid=sid[:64],
+            phone_e164=phone_e164,
+            body=body[:1600],
+            keyword=keyword,
+            received_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=[table.c.provider, table.c.message_sid])
+        .returning(table.c.id)  # psycopg reports no rowcount for ON CONFLICT
+    ).scalar_one_or_none()
+    return stored is not None
+
+
+def twiml(reply: str | None) -> str:
+    """The TwiML answer to an inbound webhook: the reply, or nothing to send."""
+    response = MessagingResponse()
+    if reply:
+        response.message(reply)
+    return str(response)

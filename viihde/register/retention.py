@@ -1,0 +1,347 @@
+"""Retention: remove what the privacy notice promises not to keep, once its time is up.
+
+Four categories, each in its own transaction: one-time codes and unconfirmed
+sign-ups (``RETENTION_PENDING_HOURS``), the SMS log (``RETENTION_SMS_LOG_DAYS``),
+people with no consent in force whose last consent event is older than the
+proof period (``RETENTION_PROOF_MONTHS``), erased to a tombstone, and customer
+relationships that are over: a grant as a customer whose purchase is older than
+``CUSTOMER_RELATIONSHIP_MONTHS`` is withdrawn (``customers.lapse``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from dateutil.relativedelta import relativedelta
+from flask import current_app, has_app_context
+from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from viihde.clock import helsinki_day, utcnow
+from viihde.extensions import db
+from viihde.models import (
+    CampaignMessage,
+    ConsentEvent,
+    InboundMessage,
+    SignupTotal,
+    SmsMessage,
+    SmsStatusEvent,
+    Subscriber,
+    UTCDateTime,
+    Verification,
+)
+from viihde.models.locks import serialise
+
+# customers imports this module too (months_before): modules, not names.
+from viihde.register import audit, customers, subjects
+from viihde.register.consent import GRANT
+
+log = logging.getLogger(__name__)
+
+#: The source an erasure by retention leaves on its tombstone.
+TOMBSTONE_SOURCE = "retention"
+
+PENDING = "pending"
+SMS_LOG = "sms_log"
+CONSENT_PROOF = "consent_proof"
+CUSTOMER_RELATIONSHIPS = "customer_relationships"
+
+
+@dataclass
+class PurgeReport:
+    """What a purge removed (or, in a dry run, would remove), and what failed."""
+
+    dry_run: bool = False
+    verifications: int = 0
+    sms_messages: int = 0
+    sms_status_events: int = 0
+    inbound_messages: int = 0
+    campaign_recipients: int = 0
+    subscribers_erased: int = 0
+    #: Grants as a customer withdrawn: the purchase they rest on is too old.
+    customer_grants_ended: int = 0
+    #: Category (pending, sms_log, ...) -> the error's type; its work is rolled back.
+    failures: dict[str, str] = field(default_factory=dict)
+    #: Who the purge's audit entries name.
+    actor: audit.Actor = field(default=audit.Actor("system:purge"), repr=False)
+
+    def counts(self) -> dict[str, int]:
+        """Each count by name, in the order the purge works."""
+        return {
+            "verifications": self.verifications,
+            "sms_messages": self.sms_messages,
+            "sms_status_events": self.sms_status_events,
+            "inbound_messages": self.inbound_messages,
+            "campaign_recipients": self.campaign_recipients,
+            "subscribers_erased": self.subscribers_erased,
+            "customer_grants_ended": self.customer_grants_ended,
+        }
+
+
+#: Who a purge is audited as when no operator is named (the scheduled run).
+SYSTEM = audit.Actor("system:purge")
+
+
+def purge(now: datetime, dry_run: bool = False, actor: audit.Actor = SYSTEM) -> PurgeReport:
+    """Remove everything past its retention time; with ``dry_run``, only count it.
+
+    Each unit of work commits with its own audit entry (a category's counts; each
+    person erased; each person whose customer marketing ended), so nothing is removed
+    unaudited. A dry run changes and audits nothing.
+    """
+    if now.tzinfo is None:
+        raise ValueError("purge needs a timezone-aware time")
+    config = current_app.config
+    report = PurgeReport(dry_run=dry_run, actor=actor)
+    pending_cutoff = now - timedelta(hours=config["RETENTION_PENDING_HOURS"])
+    sms_cutoff = now - timedelta(days=config["RETENTION_SMS_LOG_DAYS"])
+    proof_cutoff = months_before(now, config["RETENTION_PROOF_MONTHS"])
+    customer_cutoff = customers.relationship_cutoff(now, config["CUSTOMER_RELATIONSHIP_MONTHS"])
+    _category(PENDING, report, lambda: _purge_pending(pending_cutoff, dry_run))
+    _category(SMS_LOG, report, lambda: _purge_sms_log(sms_cutoff, dry_run))
+    _category(CONSENT_PROOF, report, lambda: _erase_expired_proof(proof_cutoff, now, report))
+    _category(
+        CUSTOMER_RELATIONSHIPS,
+        report,
+        lambda: _end_customer_relationships(customer_cutoff, now, report),
+    )
+    return report
+
+
+def purge_job() -> dict[str, int]:
+    """The scheduled purge (``viihde.schedule``), run by a worker: as the system, in an app
+    context (a plain ``rq worker`` has none yet)."""
+    if not has_app_context():
+        from viihde import create_app
+
+        with create_app().app_context():
+            return purge_job()
+    return purge(utcnow()).counts()  # a failed category is logged where it fails
+
+
+def _category(name: str, report: PurgeReport, work: Callable[[], dict[str, int]]) -> None:
+    """Run one category in its own transaction: committed whole with its audit entry (then
+    counted), or rolled back."""
+    try:
+        counts = work()
+        if report.dry_run:
+            db.session.rollback()
+        else:
+            summary = counts or {key: getattr(report, key) for key in _PER_PERSON[name]}
+            detail = f"{name}: " + " ".join(f"{key}={n}" for key, n in summary.items())
+            audit.record(report.actor, "purge", utcnow(), detail=detail)
+            db.session.commit()
+        for count_name, count in counts.items():
+            setattr(report, count_name, count)
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        # The type only: a database error's text can carry the statement's parameters.
+        report.failures[name] = type(error).__name__
+        log.error("retention_purge_failed category=%s error=%s", name, type(error).__name__)
+
+
+#: The categories that commit person by person, and the counts they keep on the report.
+_PER_PERSON = {
+    PENDING: (),
+    SMS_LOG: (),
+    CONSENT_PROOF: ("subscribers_erased",),
+    CUSTOMER_RELATIONSHIPS: ("customer_grants_ended",),
+}
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same time ``months`` calendar months earlier (the 31st becomes the month's last)."""
+    return moment - relativedelta(months=months)
+
+
+def _count(query: Select) -> int:
+    return db.session.scalar(select(func.count()).select_from(query.subquery()))
+
+
+def _purge_pending(cutoff: datetime, dry_run: bool) -> dict[str, int]:
+    """Codes of every kind (confirmed, unconfirmed, step-up, expired) older than the cutoff.
+
+    The dashboard's sign-up figures were counted from these rows: they are kept as daily
+    totals in the same transaction, so the figures stay as they were.
+    """
+    old = Verification.created_at < cutoff
+    if dry_run:
+        return {"verifications": _count(select(Verification.id).where(old))}
+    serialise("viihde.purge-pending")  # a second purge at once must not add them twice
+    _keep_signup_totals(old)
+    return {"verifications": db.session.execute(delete(Verification).where(old)).rowcount}
+
+
+def _keep_signup_totals(old) -> None:
+    """Add the sign-ups started and confirmed among the rows about to go to their day's total."""
+    totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    rows = db.session.execute(
+        select(Verification.created_at, Verification.consumed_at, Verification.utm_campaign)
+        .where(old, Verification.kind == "signup")
+        .execution_options(yield_per=1000)
+    )
+    for created_at, consumed_at, campaign in rows:
+        totals[(helsinki_day(created_at), campaign or "")][0] += 1
+        if consumed_at is not None:
+            totals[(helsinki_day(consumed_at), campaign or "")][1] += 1
+    table = SignupTotal.__table__
+    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    for (day, campaign), (started, confirmed) in totals.items():
+        statement = insert(table).values(
+            day=day, campaign=campaign, started=started, confirmed=confirmed
+        )
+        db.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[table.c.day, table.c.campaign],
+                set_={
+                    "started": table.c.started + statement.excluded.started,
+                    "confirmed": table.c.confirmed + statement.excluded.confirmed,
+                },
+            )
+        )
+
+
+def _purge_sms_log(cutoff: datetime, dry_run: bool) -> dict[str, int]:
+    """Sent messages, their delivery callbacks, and replies older than the cutoff."""
+    old_ids = select(SmsMessage.id).where(SmsMessage.created_at < cutoff)
+    old_sids = select(SmsMessage.provider_sid).where(
+        SmsMessage.created_at < cutoff, SmsMessage.provider_sid.is_not(None)
+    )
+    # A callback goes with its message; one whose message is gone (erased) goes by its age.
+    old_statuses = or_(
+        SmsStatusEvent.received_at < cutoff, SmsStatusEvent.message_sid.in_(old_sids)
+    )
+    old_replies = InboundMessage.received_at < cutoff
+    # A campaign's recipient rows keep its counts but forget who got it, with the log.
+    old_recipients = and_(
+        CampaignMessage.created_at < cutoff,
+        or_(
+            CampaignMessage.subscriber_id.is_not(None), CampaignMessage.sms_message_id.is_not(None)
+        ),
+    )
+    if dry_run:
+        return {
+            "sms_status_events": _count(select(SmsStatusEvent.id).where(old_statuses)),
+            "sms_messages": _count(old_ids),
+            "inbound_messages": _count(select(InboundMessage.id).where(old_replies)),
+            "campaign_recipients": _count(select(CampaignMessage.id).where(old_recipients)),
+        }
+    # The foreign key sets NULL by itself; clearing it first keeps the purge from
+    # depending on how the constraint was created on this database.
+    db.session.execute(
+        update(Verification)
+        .where(Verification.sms_message_id.in_(old_ids))
+        .values(sms_message_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    execute = db.session.execute
+    forgotten = execute(
+        update(CampaignMessage)
+        .where(old_recipients)
+        .values(subscriber_id=None, sms_message_id=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return {
+        "campaign_recipients": forgotten,
+        "sms_status_events": execute(delete(SmsStatusEvent).where(old_statuses)).rowcount,
+        "sms_messages": execute(delete(SmsMessage).where(SmsMessage.id.in_(old_ids))).rowcount,
+        "inbound_messages": execute(delete(InboundMessage).where(old_replies)).rowcount,
+    }
+
+
+def erasable(cutoff: datetime, subscriber_ids: list[int] | None = None) -> Select:
+    """Subscribers with no purpose granted now whose last consent event is before ``cutoff``.
+
+    One query for the whole register: the latest event per subscriber and purpose
+    comes from a grouped subquery. ``subscriber_ids`` narrows it (and its subqueries).
+    """
+    latest = select(ConsentEvent.subscriber_id, func.max(ConsentEvent.seq).label("seq")).group_by(
+        ConsentEvent.subscriber_id, ConsentEvent.purpose
+    )
+    last_event = select(
+        ConsentEvent.subscriber_id, func.max(ConsentEvent.created_at).label("at")
+    ).group_by(ConsentEvent.subscriber_id)
+    if subscriber_ids is not None:
+        latest = latest.where(ConsentEvent.subscriber_id.in_(subscriber_ids))
+        last_event = last_event.where(ConsentEvent.subscriber_id.in_(subscriber_ids))
+    latest, last_event = latest.subquery(), last_event.subquery()
+    # Any grant still in force, for any purpose (offered now or not), keeps the person.
+    granted_now = exists().where(
+        ConsentEvent.subscriber_id == Subscriber.id,
+        ConsentEvent.action == GRANT,
+        latest.c.subscriber_id == ConsentEvent.subscriber_id,
+        latest.c.seq == ConsentEvent.seq,
+    )
+    # Someone with no events at all (never expected) counts from their confirmation.
+    last_seen = func.coalesce(last_event.c.at, Subscriber.confirmed_at, type_=UTCDateTime)
+    query = (
+        select(Subscriber.id)
+        .outerjoin(last_event, last_event.c.subscriber_id == Subscriber.id)
+        .where(last_seen < cutoff, ~granted_now)
+    )
+    if subscriber_ids is not None:
+        query = query.where(Subscriber.id.in_(subscriber_ids))
+    return query
+
+
+def _erase_expired_proof(cutoff: datetime, now: datetime, report: PurgeReport) -> dict[str, int]:
+    """Erase each person past the proof period, through ``subjects.erase`` (one commit each).
+
+    Each erasure is counted as it commits, so a failure midway leaves an exact count.
+    """
+    if report.dry_run:
+        return {"subscribers_erased": _count(erasable(cutoff))}
+    candidates = list(db.session.scalars(erasable(cutoff).order_by(Subscriber.id)))
+    db.session.rollback()
+    for subscriber_id in candidates:
+        phone = _locked_if_still_erasable(subscriber_id, cutoff)
+        if phone is None:
+            db.session.rollback()
+            continue
+        # The entry first: the erasure's commit takes it along.
+        audit.record(report.actor, "erase", now, phone_e164=phone, detail=TOMBSTONE_SOURCE)
+        subjects.erase(phone, TOMBSTONE_SOURCE, now)
+        report.subscribers_erased += 1
+    return {}
+
+
+def _locked_if_still_erasable(subscriber_id: int, cutoff: datetime) -> str | None:
+    """Lock the subscriber and check again: a consent given since the search keeps them."""
+    phone = db.session.scalar(
+        select(Subscriber.phone_e164).where(Subscriber.id == subscriber_id).with_for_update()
+    )
+    if phone is None or db.session.scalar(erasable(cutoff, [subscriber_id])) is None:
+        return None
+    return phone
+
+
+def _end_customer_relationships(cutoff: date, now: datetime, report: PurgeReport) -> dict[str, int]:
+    """Withdraw every customer grant whose purchase is before ``cutoff`` (a Helsinki day),
+    through ``customers.lapse`` (one commit per subscriber, under their row lock).
+
+    Each subscriber's withdrawals are counted as they commit, so a failure midway leaves
+    an exact count; a dry run counts the grants the search finds.
+    """
+    lapsed = customers.lapsed_grants(cutoff)
+    if report.dry_run:
+        return {"customer_grants_ended": _count(lapsed)}
+    found = lapsed.subquery()
+    candidates = list(
+        db.session.scalars(select(found.c.subscriber_id).distinct().order_by(found.c.subscriber_id))
+    )
+    db.session.rollback()
+    for subscriber_id in candidates:
+        ended = customers.lapse(subscriber_id, cutoff, now)
+        if ended:
+            phone = ended[0].subscriber.phone_e164
+            detail = f"customer relationship ended: {len(ended)}"
+            audit.record(report.actor, "end_customer_grants", now, phone_e164=phone, detail=detail)
+        db.session.commit()
+        report.customer_grants_ended += len(ended)
+    return {}

@@ -1,0 +1,200 @@
+"""The preference centre: a link opens it; only a button press changes anything.
+
+Seeing, downloading and erasing the data need a fresh proof that this browser
+holds the number (a code sent to it, or a sign-up confirmed here minutes ago),
+because links get forwarded. Unsubscribing never does.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from viihde.clock import utcnow
+from viihde.phone import mask
+from viihde.register import consent, subjects
+from viihde.register.purposes import configured
+from viihde.web import browser
+from viihde.web.preferences import bp
+from viihde.web.preferences.forms import ButtonForm, ChoicesForm, EraseForm
+from viihde.web.request import client_ip, client_user_agent
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@bp.get("/<token:token>")
+def open_link(token: str):
+    """Swap the token for a session and take it out of the address bar (changes nothing)."""
+    subscriber = subjects.subscriber_for_token(token)
+    if subscriber is None:
+        abort(404)
+    browser.remember_link(subscriber.id, subscriber.link_key)
+    return redirect(url_for(".page"))
+
+
+def link_required(view):
+    """Only a browser holding a live link of the subscriber gets in; ``g.subscriber``."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        held = browser.linked()
+        g.subscriber = subjects.subscriber_for_link_key(*held) if held else None
+        if g.subscriber is None:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def step_up_required(view):
+    """The data itself needs a fresh proof of the number; else go and get one."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not browser.recently_confirmed(g.subscriber.id, utcnow()):
+            target = request.endpoint if request.endpoint in STEP_UP_TARGETS else ".data"
+            return redirect(url_for(".verify", next=target.rsplit(".", 1)[-1]))
+        return view(*args, **kwargs)
+
+    return link_required(wrapped)
+
+
+def _evidence() -> consent.Evidence:
+    return consent.Evidence(ip=client_ip(), user_agent=client_user_agent())
+
+
+@bp.get("/preferences")
+@link_required
+def page():
+    """Masked number, a switch per purpose, stop-all, and the rights."""
+    latest = consent.latest_events(g.subscriber.id)
+    return (
+        render_template(
+            "preferences/page.html",
+            masked_number=mask(g.subscriber.phone_e164),
+            purposes=configured(),
+            latest=latest,
+            subscribed=consent.any_granted(consent.state_of(latest)),
+            form=ChoicesForm(),
+            button=ButtonForm(),
+        ),
+        200,
+        NO_STORE,
+    )
+
+
+@bp.post("/preferences")
+@link_required
+def change():
+    """Save the switches, or stop everything; a repeated press records nothing more."""
+    form = ChoicesForm()
+    if not form.validate_on_submit():
+        abort(400)
+    context = consent.ConsentContext("preference_page", evidence=_evidence())
+    if form.stop_all.data:
+        consent.withdraw_all(g.subscriber.id, context, utcnow())
+        flash(_("All marketing is stopped. We will not send you marketing messages."))
+    else:
+        consent.set_choices(g.subscriber.id, form.choices(request.form), context, utcnow())
+        flash(_("Your choices are saved."))
+    return redirect(url_for(".page"))
+
+
+@bp.post("/preferences/sign-out")
+@link_required
+def sign_out():
+    """Revoke every link sent so far and send a fresh one to the number."""
+    if not ButtonForm().validate_on_submit():
+        abort(400)
+    masked_number = mask(g.subscriber.phone_e164)
+    # A twin press that finds the links signed out already sends nothing more.
+    subjects.revoke_links(g.subscriber.id, browser.linked()[1], utcnow())
+    browser.forget_subscriber()
+    return render_template("preferences/signed_out.html", masked_number=masked_number)
+
+
+def _own_data() -> dict:
+    """What is stored about the number from the time this person has held it: a number
+    that passed to a new holder keeps the earlier holder's records (proof of their
+    consent), and those are never theirs to see."""
+    return subjects.export(g.subscriber.phone_e164, since=g.subscriber.holder_since)
+
+
+@bp.get("/preferences/data")
+@step_up_required
+def data():
+    """Everything stored about the number, in plain language."""
+    export = _own_data()
+    return (
+        render_template("preferences/data.html", data=export, purposes=configured()),
+        200,
+        NO_STORE,
+    )
+
+
+@bp.get("/preferences/data.json")
+@step_up_required
+def download_json():
+    """The same JSON as ``flask subject export`` (of this holding only)."""
+    data = _own_data()
+    response = Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json")
+    return _attachment(response, "viihde-data.json")
+
+
+@bp.get("/preferences/data.csv")
+@step_up_required
+def download_csv():
+    """The same records as one CSV table."""
+    csv = subjects.export_csv(_own_data())
+    return _attachment(Response(csv, mimetype="text/csv"), "viihde-data.csv")
+
+
+def _attachment(response: Response, filename: str) -> Response:
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response.headers.update(NO_STORE)
+    return response
+
+
+@bp.get("/preferences/receipt/<id:seq>")
+@step_up_required
+def receipt(seq: int):
+    """A printable proof of one consent event: what text, which version, when, whence."""
+    event = subjects.receipt(g.subscriber.id, seq, since=g.subscriber.holder_since)
+    if event is None:
+        abort(404)
+    return (
+        render_template(
+            "preferences/receipt.html",
+            event=event,
+            number=g.subscriber.phone_e164,
+        ),
+        200,
+        NO_STORE,
+    )
+
+
+@bp.route("/preferences/erase", methods=["GET", "POST"])
+@step_up_required
+def erase():
+    """Explain what erasure means, then erase and leave only a tombstone."""
+    form = EraseForm()
+    if form.validate_on_submit():
+        # A number that changed hands: its current holder erases their own holding only.
+        since = g.subscriber.holder_since
+        subjects.erase(g.subscriber.phone_e164, "subject", utcnow(), since=since)
+        browser.forget_subscriber()
+        return render_template("preferences/erased.html"), 200, NO_STORE
+    status = 400 if form.errors else 200
+    return render_template("preferences/erase.html", form=form), status, NO_STORE
+
+
+#: Where a step-up may lead back to (never an arbitrary URL).
+STEP_UP_TARGETS = {
+    "preferences.data",
+    "preferences.download_json",
+    "preferences.download_csv",
+    "preferences.erase",
+}

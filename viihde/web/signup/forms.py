@@ -1,0 +1,97 @@
+"""Sign-up forms: the number with consent, the code, and resending it."""
+
+from __future__ import annotations
+
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from wtforms import BooleanField, HiddenField, StringField
+from wtforms.validators import DataRequired, InputRequired, Regexp, ValidationError
+
+from viihde.phone import PhoneError, parse_mobile
+from viihde.register.notices import SIGNUP_TEXT
+from viihde.web.forms import Form, code_digits
+from viihde.web.messages import PHONE_REFUSALS
+
+#: Ad click ids we keep with the consent, by query parameter.
+CLICK_ID_PARAMETERS = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid")
+ATTRIBUTION_LENGTH = 100
+
+
+def clean_attribution(value: str | None) -> str | None:
+    """Keep printable characters of a campaign value, cut to the column size."""
+    if not value:
+        return None
+    printable = "".join(ch for ch in value if ch.isprintable()).strip()
+    return printable[:ATTRIBUTION_LENGTH] or None
+
+
+def attribution_from(args) -> dict[str, str | None]:
+    """utm_source, utm_medium, utm_campaign and the first ad click id in a landing URL."""
+    data = {
+        key: clean_attribution(args.get(key))
+        for key in ("utm_source", "utm_medium", "utm_campaign")
+    }
+    data["click_id"] = next(
+        (
+            f"{name}:{clean_attribution(args[name])}"
+            for name in CLICK_ID_PARAMETERS
+            if args.get(name)
+        ),
+        None,
+    )
+    return data
+
+
+class SignupForm(Form):
+    """The landing page: a mobile number and an unticked consent box."""
+
+    phone = StringField(
+        _l("Mobile number"),
+        validators=[InputRequired(message=_l("Type your mobile number."))],
+        render_kw={"type": "tel", "autocomplete": "tel", "inputmode": "tel", "maxlength": 32},
+    )
+    consent = BooleanField(
+        SIGNUP_TEXT,
+        validators=[
+            DataRequired(
+                message=_l("Tick the box to give your consent, or we cannot send you messages.")
+            )
+        ],
+    )
+    utm_source = HiddenField(filters=[clean_attribution])
+    utm_medium = HiddenField(filters=[clean_attribution])
+    utm_campaign = HiddenField(filters=[clean_attribution])
+    click_id = HiddenField(filters=[lambda v: v[:255] if v else None])
+
+    phone_e164: str | None = None
+
+    def validate_phone(self, field) -> None:
+        """Parse the number as typed; each refusal gets its own message."""
+        try:
+            self.phone_e164 = parse_mobile(field.data, current_app.config["ALLOWED_REGIONS"])
+        except PhoneError as error:
+            raise ValidationError(PHONE_REFUSALS[error.reason]) from None
+
+
+class CodeForm(Form):
+    """The one-time code from the SMS."""
+
+    code = StringField(
+        _l("Code"),
+        filters=[code_digits],
+        validators=[
+            InputRequired(message=_l("Type the 6-digit code from the text message.")),
+            Regexp(r"^[0-9]{6}$", message=_l("The code is 6 digits.")),
+        ],
+        render_kw={
+            "autocomplete": "one-time-code",
+            "inputmode": "numeric",
+            # Any script's digits and spaces: the server reads them all (``code_digits``).
+            "pattern": r"[\p{Nd}\s]*",
+            "maxlength": 7,
+        },
+    )
+
+
+class ResendForm(Form):
+    """Ask for a new code (CSRF only)."""

@@ -1,0 +1,172 @@
+"""Sign-up pages: parse the form, call one domain function, render or redirect."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+
+from viihde.clock import utcnow
+from viihde.phone import mask
+from viihde.register import subjects
+from viihde.register.budget import paused_hint
+from viihde.register.codes import (
+    CodeRefused,
+    Outcome,
+    SignupDetails,
+    code_not_delivered,
+    confirm_code,
+    pending_verification,
+    request_code,
+    resend_code,
+    seconds_until_resend,
+)
+from viihde.register.consent import Evidence
+from viihde.register.notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
+from viihde.register.purposes import configured
+from viihde.web import browser, messages
+from viihde.web.request import client_ip, client_user_agent
+from viihde.web.signup.forms import CodeForm, ResendForm, SignupForm, attribution_from
+from viihde.web.throttle import code_sending, count_sent_code
+
+bp = Blueprint("signup", __name__)
+
+
+def _client_details(form: SignupForm) -> SignupDetails:
+    evidence = Evidence(
+        utm_source=form.utm_source.data,
+        utm_medium=form.utm_medium.data,
+        utm_campaign=form.utm_campaign.data,
+        click_id=form.click_id.data,
+        consent_text_version=SIGNUP_TEXT_VERSION,
+        ip=client_ip(),
+        user_agent=client_user_agent(),
+    )
+    return SignupDetails(language=str(get_locale()), evidence=evidence)
+
+
+@bp.get("/")
+def landing():
+    """The ad landing page: a number, a consent box, and a code by SMS. The form posts to
+    ``submit`` at the same address; only that view carries the SMS limits."""
+    return _render_landing(SignupForm(data=attribution_from(request.args)))
+
+
+@bp.post("/")
+@code_sending
+def submit():
+    """Send a code to the number typed on the landing page, or show it again with why not."""
+    form = SignupForm()
+    status = 400
+    if form.validate_on_submit():
+        pending_id = browser.pending_id()
+        try:
+            verification = request_code(
+                form.phone_e164, _client_details(form), utcnow(), pending_id=pending_id
+            )
+        except CodeRefused as refusal:
+            form.phone.errors = [messages.code_refusal(refusal)]
+            status = messages.code_refusal_status(refusal)
+        else:
+            if verification.id != pending_id:  # not the twin of a code sent a moment ago
+                count_sent_code()
+            browser.remember_pending(verification.id)
+            return redirect(url_for(".code"))
+    return _render_landing(form, status)
+
+
+def _render_landing(form: SignupForm, status: int = 200):
+    return (
+        render_template("signup/landing.html", form=form, paused=paused_hint(utcnow())),
+        status,
+    )
+
+
+def _render_code_page(verification, form: CodeForm, status: int = 200):
+    undelivered = code_not_delivered(verification)
+    if undelivered and not form.code.errors:
+        form.code.errors = [messages.code_not_delivered(undelivered)]
+    return (
+        render_template(
+            "signup/code.html",
+            form=form,
+            resend_form=ResendForm(),
+            masked_number=mask(verification.phone_e164),
+            resend_wait=seconds_until_resend(verification, utcnow()),
+            change_number_url=url_for(
+                ".landing",
+                utm_source=verification.utm_source,
+                utm_medium=verification.utm_medium,
+                utm_campaign=verification.utm_campaign,
+            ),
+        ),
+        status,
+        # It names the number (masked): browsers and proxies must not keep it.
+        {"Cache-Control": "no-store"},
+    )
+
+
+def _pending_signup():
+    verification = pending_verification(browser.pending_id())
+    return verification if verification is not None and verification.kind == "signup" else None
+
+
+@bp.route("/code", methods=["GET", "POST"])
+def code():
+    """Type the code from the SMS."""
+    verification = _pending_signup()
+    if verification is None:
+        return redirect(url_for(".landing"))
+    form = CodeForm()
+    if not form.validate_on_submit():
+        return _render_code_page(verification, form, 400 if form.errors else 200)
+    result = confirm_code(verification.id, form.code.data, utcnow())
+    if result.outcome in (Outcome.CONFIRMED, Outcome.USED):
+        # USED here means this browser's own twin request confirmed it a moment ago.
+        subscriber = subjects.subscriber_by_id(result.subscriber_id)
+        if subscriber is not None:
+            browser.remember_link(subscriber.id, subscriber.link_key)
+            browser.remember_confirmation(subscriber.id, utcnow())
+        browser.forget_pending()
+        return redirect(url_for(".done"))
+    if result.outcome == Outcome.UNKNOWN:
+        return redirect(url_for(".landing"))
+    form.code.errors = [messages.code_outcome(result)]
+    return _render_code_page(verification, form, 400)
+
+
+@bp.post("/code/resend")
+@code_sending
+def resend():
+    """Send a new code to the same number."""
+    verification = _pending_signup()
+    if verification is None or not ResendForm().validate_on_submit():
+        return redirect(url_for(".landing"))
+    try:
+        new = resend_code(verification.id, utcnow())
+    except CodeRefused as refusal:
+        form = CodeForm(formdata=None)
+        form.code.errors = [messages.code_refusal(refusal)]
+        return _render_code_page(verification, form, messages.code_refusal_status(refusal))
+    except LookupError:
+        return redirect(url_for(".landing"))
+    count_sent_code()
+    browser.remember_pending(new.id)
+    flash(_("A new code is on its way. The earlier code no longer works."))
+    return redirect(url_for(".code"))
+
+
+@bp.get("/welcome")
+def done():
+    """The sign-up is confirmed (only a browser that confirmed one sees this)."""
+    if browser.linked() is None:
+        return redirect(url_for(".landing"))
+    return render_template("signup/done.html")
+
+
+@bp.get("/privacy")
+def privacy():
+    """The privacy notice: controller, purposes, retention, processors, rights."""
+    return render_template(
+        "pages/privacy.html", version=PRIVACY_NOTICE_VERSION, purposes=configured()
+    )

@@ -1,0 +1,188 @@
+"""Look a number up, read the card, act on it; each read and action goes to the audit log."""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+
+from flask import Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from viihde.clock import utcnow
+from viihde.extensions import db
+from viihde.phone import PhoneError
+from viihde.register import audit, consent, subjects
+from viihde.register.purposes import configured
+from viihde.web.messages import PHONE_REFUSALS
+from viihde.web.request import client_ip
+from viihde.web.staff import bp
+from viihde.web.staff.forms import ButtonForm, EraseForm, SearchForm, WithdrawForm
+
+
+def actor() -> audit.Actor:
+    return audit.Actor.staff(current_user, client_ip())
+
+
+def admin_required(view):
+    """Admins only (erasure, the audit log, the team): support staff get 403."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_admin:
+            current_app.logger.warning(
+                "authz_fail staff=%s view=%s", current_user.id, view.__name__
+            )
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.route("/", methods=["GET", "POST"])
+def home():
+    """Search by a number in any format, or by its last digits."""
+    form = SearchForm()
+    if not form.validate_on_submit():
+        return render_template("staff/home.html", form=form), 400 if form.errors else 200
+    try:
+        search = subjects.read_search(form.query.data, current_app.config["ALLOWED_REGIONS"])
+    except PhoneError as error:
+        form.query.errors = [PHONE_REFUSALS[error.reason]]
+        return render_template("staff/home.html", form=form), 400
+    if search.last_digits:
+        detail = f"last {len(search.last_digits)} digits"
+        audit.record(actor(), "search", utcnow(), detail=detail)
+        db.session.commit()
+        matches = subjects.find_by_last_digits(search.last_digits)
+        return render_template("staff/home.html", form=form, matches=matches)
+    phone = search.phone_e164
+    audit.record(actor(), "search", utcnow(), phone_e164=phone, detail="number")
+    subscriber = subjects.subscriber_by_phone(phone)
+    if subscriber is not None:
+        db.session.commit()
+        return redirect(url_for("staff.card", subscriber_id=subscriber.id))
+    audit.record(actor(), "view_card", utcnow(), phone_e164=phone)
+    db.session.commit()
+    return render_template("staff/card.html", **_card(phone, None))
+
+
+def _card(phone: str, subscriber) -> dict:
+    return {
+        "data": subjects.export(phone),
+        "subscriber": subscriber,
+        "purposes": configured(),
+        "withdraw_form": WithdrawForm(),
+        "erase_form": EraseForm(),
+        "button": ButtonForm(),
+    }
+
+
+def _subscriber_or_404(subscriber_id: int):
+    subscriber = subjects.subscriber_by_id(subscriber_id)
+    if subscriber is None:
+        abort(404)
+    return subscriber
+
+
+@bp.get("/card/<id:subscriber_id>")
+def card(subscriber_id: int):
+    """The subscriber card: status, consents, timeline, SMS log, code attempts."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    audit.record(actor(), "view_card", utcnow(), phone_e164=subscriber.phone_e164)
+    db.session.commit()
+    return render_template("staff/card.html", **_card(subscriber.phone_e164, subscriber))
+
+
+@bp.post("/card/<id:subscriber_id>/withdraw")
+def withdraw(subscriber_id: int):
+    """Record a withdrawal the person asked for some other way (a call, a letter)."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    form = WithdrawForm()
+    if not form.validate_on_submit():
+        context = _card(subscriber.phone_e164, subscriber) | {"withdraw_form": form}
+        return render_template("staff/card.html", **context), 400
+    evidence = consent.Evidence(ip=client_ip())
+    context = consent.ConsentContext("staff", actor=f"staff:{current_user.id}", evidence=evidence)
+    # The entry first: the withdrawal's commit takes it along (one transaction, or nothing).
+    audit.record(
+        actor(), "withdraw", utcnow(), phone_e164=subscriber.phone_e164, detail=form.reason.data
+    )
+    consent.withdraw_all(subscriber.id, context, utcnow())
+    flash(_("All marketing consent withdrawn."))
+    return redirect(url_for("staff.card", subscriber_id=subscriber.id))
+
+
+@bp.post("/card/<id:subscriber_id>/send-link")
+def send_link(subscriber_id: int):
+    """Text the person their preference link."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    if ButtonForm().validate_on_submit():
+        # The entry first: it commits with the SMS's log row, before the SMS goes out.
+        audit.record(actor(), "send_link", utcnow(), phone_e164=subscriber.phone_e164)
+        subjects.send_link(subscriber.id, utcnow())
+        flash(_("The preference link was sent by SMS."))
+    return redirect(url_for("staff.card", subscriber_id=subscriber.id))
+
+
+#: ``?holding=earlier``: an access answer for an earlier holder of a number that changed
+#: hands. Without it an answer is the current holder's, as their own download is.
+EARLIER = "earlier"
+
+
+def _answer(subscriber) -> tuple[dict, bool]:
+    """What an access answer about the subscriber's number holds, and whether it is the
+    earlier holders' (records before ``holder_since``) rather than the current one's."""
+    since = subscriber.holder_since
+    if since is not None and request.args.get("holding") == EARLIER:
+        return subjects.export(subscriber.phone_e164, until=since), True
+    return subjects.export(subscriber.phone_e164, since=since), False
+
+
+@bp.get("/card/<id:subscriber_id>/export.json")
+def export_json(subscriber_id: int):
+    """What is stored, as the person's own download gives it: of the current holding only
+    (or, asked for, of the earlier holders'), as `flask subject export --holding` does."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    data, earlier = _answer(subscriber)
+    detail = "json earlier holder" if earlier else "json"
+    audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail=detail)
+    db.session.commit()
+    response = Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json")
+    response.headers["Content-Disposition"] = f'attachment; filename="subject-{subscriber.id}.json"'
+    return response
+
+
+@bp.get("/card/<id:subscriber_id>/export")
+def export_page(subscriber_id: int):
+    """A printable answer to a written access request: the current holder's records only,
+    unless the earlier holders' are asked for (a number that changed hands)."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    data, earlier = _answer(subscriber)
+    detail = "print earlier holder" if earlier else "print"
+    audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail=detail)
+    db.session.commit()
+    return render_template(
+        "staff/export.html",
+        data=data,
+        holder_since=subscriber.holder_since,
+        earlier=earlier,
+        now=utcnow(),
+    )
+
+
+@bp.post("/card/<id:subscriber_id>/erase")
+@admin_required
+def erase(subscriber_id: int):
+    """Erase the person's data (admins, with a reason and a confirmation)."""
+    subscriber = _subscriber_or_404(subscriber_id)
+    form = EraseForm()
+    if not form.validate_on_submit():
+        context = _card(subscriber.phone_e164, subscriber) | {"erase_form": form}
+        return render_template("staff/card.html", **context), 400
+    phone = subscriber.phone_e164
+    # The entry first: the erasure's commit takes it along (one transaction, or nothing).
+    audit.record(actor(), "erase", utcnow(), phone_e164=phone, detail=form.reason.data)
+    subjects.erase(phone, "staff", utcnow())
+    flash(_("The data was erased. Only a tombstone remains."))
+    return redirect(url_for("staff.home"))
