@@ -18,6 +18,7 @@ test: $(STAMP) translations $(NODE_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # The production recipe (docs/deploy.md) on this machine: nginx with TLS on
 # https://127.0.0.1:8443, two gunicorn instances, two workers and the scheduler running

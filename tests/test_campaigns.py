@@ -15,6 +15,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select, update
 
+from viihde import jobs
 from viihde.config import ConfigError
 from viihde.extensions import db
 from viihde.models import AuditEntry, Campaign, CampaignMessage, SmsMessage
@@ -629,7 +630,7 @@ def test_a_plain_rq_worker_runs_the_sender_in_an_app_of_its_own(app, outbox, mon
     monkeypatch.setattr(viihde, "create_app", lambda: app)
     app.config["CAMPAIGN_QUIET_HOURS"] = ""
 
-    assert campaigns.run_job(campaign_id) == "finished"
+    assert jobs.run_campaign(campaign_id) == "finished"
     assert sent_to(outbox) == [number(1)]
 
 
@@ -1150,7 +1151,7 @@ def test_sending_on_while_a_sender_runs_queues_one_successor(app, redis_queue):
     from viihde.sms.queue import enqueue_campaign_sender
 
     running = Job.create(
-        "viihde.register.campaigns.run_job",
+        "viihde.jobs.run_campaign",
         args=(7,),
         id="campaign-7-a",
         connection=redis_queue.connection,

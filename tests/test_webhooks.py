@@ -23,8 +23,8 @@ from viihde.register import consent, subjects
 from viihde.register.replies import HELP, KEYWORDS, START, STOP, keyword_of
 from viihde.sms import stored_body, texts
 from viihde.sms.backends import FileBackend
-from viihde.sms.backends.twilio import is_genuine_request
 from viihde.sms.delivery import deliver, record_status
+from viihde.web.webhooks.twilio import is_genuine_request
 
 from .conftest import race
 

@@ -51,6 +51,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     logs.install()
     register_extensions(app)
     register_blueprints(app)
+    register_jobs()
     errors.register(app)
     labels.register_filters(app)
     cli.register(app)
@@ -116,6 +117,11 @@ def _configure_sqlite(engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def register_jobs() -> None:
+    """The queue's jobs, and the app's answer to a provider's opt-out (a signal)."""
+    import viihde.jobs  # noqa: F401  (connects its receivers)
+
+
 def register_blueprints(app: Flask) -> None:
     """One blueprint per area of the product."""
     from viihde.web.api.routes import bp as api_bp
@@ -124,7 +130,7 @@ def register_blueprints(app: Flask) -> None:
     from viihde.web.request import IdConverter
     from viihde.web.signup.routes import bp as signup_bp
     from viihde.web.staff import bp as staff_bp
-    from viihde.web.webhooks.routes import bp as webhooks_bp
+    from viihde.web.webhooks import bp as webhooks_bp
 
     app.url_map.converters["token"] = TokenConverter
     app.url_map.converters["id"] = IdConverter

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from flask import current_app
-from itsdangerous import BadData, BadSignature, Signer
+from itsdangerous import BadData, BadSignature, Signer, URLSafeSerializer
 from itsdangerous.encoding import base64_decode, base64_encode, bytes_to_int, int_to_bytes
 from itsdangerous.signer import HMACAlgorithm
 
@@ -96,6 +96,24 @@ def with_link(text: str, link: str) -> str:
 
 def has_link_placeholder(text: str) -> bool:
     return LINK_PLACEHOLDER in text
+
+
+def _cursors() -> URLSafeSerializer:
+    return URLSafeSerializer(secret_keys(), salt="viihde.audience-cursor")
+
+
+def sign_cursor(position: dict) -> str:
+    """A page cursor the audience API hands out: where the next page starts, signed."""
+    return _cursors().dumps(position)
+
+
+def read_cursor(cursor: str) -> dict | None:
+    """The position a cursor this app signed names, else None (forged or mangled)."""
+    try:
+        position = _cursors().loads(cursor)
+    except BadData:
+        return None
+    return position if isinstance(position, dict) else None
 
 
 def secret_keys() -> list[str]:

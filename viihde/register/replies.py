@@ -14,7 +14,6 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from twilio.twiml.messaging_response import MessagingResponse
 
 from viihde.extensions import db
 from viihde.models import InboundMessage, Subscriber
@@ -104,11 +103,3 @@ def _store_once(
         .returning(table.c.id)  # psycopg reports no rowcount for ON CONFLICT
     ).scalar_one_or_none()
     return stored is not None
-
-
-def twiml(reply: str | None) -> str:
-    """The TwiML answer to an inbound webhook: the reply, or nothing to send."""
-    response = MessagingResponse()
-    if reply:
-        response.message(reply)
-    return str(response)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from dateutil.relativedelta import relativedelta
-from flask import current_app, has_app_context
+from flask import current_app
 from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -112,17 +112,6 @@ def purge(now: datetime, dry_run: bool = False, actor: audit.Actor = SYSTEM) -> 
         lambda: _end_customer_relationships(customer_cutoff, now, report),
     )
     return report
-
-
-def purge_job() -> dict[str, int]:
-    """The scheduled purge (``viihde.schedule``), run by a worker: as the system, in an app
-    context (a plain ``rq worker`` has none yet)."""
-    if not has_app_context():
-        from viihde import create_app
-
-        with create_app().app_context():
-            return purge_job()
-    return purge(utcnow()).counts()  # a failed category is logged where it fails
 
 
 def _category(name: str, report: PurgeReport, work: Callable[[], dict[str, int]]) -> None:

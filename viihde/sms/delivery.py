@@ -11,26 +11,25 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 
-from flask import current_app, has_app_context
-from rq import get_current_job
+from blinker import Namespace
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from viihde.clock import utcnow
 from viihde.extensions import db
-from viihde.models import SMS_FINAL_STATUSES, SMS_STATUSES, SmsMessage, SmsStatusEvent, Subscriber
+from viihde.models import SMS_FINAL_STATUSES, SMS_STATUSES, SmsMessage, SmsStatusEvent
 from viihde.models.locks import serialise
 from viihde.ops import metrics
 from viihde.phone import mask
-from viihde.register import consent
 from viihde.sms.backends import Backend, ConsoleBackend, FileBackend, Outgoing, SendFailed
 from viihde.sms.backends.twilio import TwilioBackend, refuses_the_number
 
 log = logging.getLogger(__name__)
 
-#: Twilio: the recipient has opted out (replied STOP to the provider).
-UNSUBSCRIBED_RECIPIENT = "21610"
+#: The provider says a recipient opted out with it (replied STOP to the provider): the
+#: app withdraws their marketing as a STOP to us would (``viihde.jobs`` listens).
+provider_opt_out = Namespace().signal("provider-opt-out")
 _RANK = {status: rank for rank, status in enumerate(SMS_STATUSES)} | dict.fromkeys(
     SMS_FINAL_STATUSES, len(SMS_STATUSES)
 )
@@ -128,37 +127,13 @@ def _failed(message: SmsMessage, error: SendFailed, now: datetime, retry: bool) 
         retry,
     )
     metrics.SMS_FAILURES.labels(error.code or "unknown").inc()
-    if error.code == UNSUBSCRIBED_RECIPIENT:
-        withdraw_after_provider_opt_out(message.phone_e164, now)
+    if error.opted_out:
+        provider_opt_out.send(
+            current_app._get_current_object(), phone_e164=message.phone_e164, now=now
+        )
     if retry:
         raise RetryLater(error.code)
     return "failed"
-
-
-def withdraw_after_provider_opt_out(phone_e164: str, now: datetime) -> None:
-    """The provider says the person opted out: withdraw all marketing, as a STOP would."""
-    subscriber_id = db.session.scalar(
-        select(Subscriber.id).where(Subscriber.phone_e164 == phone_e164)
-    )
-    if subscriber_id is not None:
-        context = consent.ConsentContext("sms_keyword", actor="provider")
-        consent.withdraw_all(subscriber_id, context, now)
-
-
-def deliver_job(message_id: int, body: str) -> str:
-    """The RQ job: deliver in an app context; RQ retries it on RetryLater."""
-    if has_app_context():
-        return _deliver_now(message_id, body)
-    from viihde import create_app  # a plain `rq worker` has no app yet
-
-    with create_app().app_context():
-        return _deliver_now(message_id, body)
-
-
-def _deliver_now(message_id: int, body: str) -> str:
-    job = get_current_job()
-    final = job is None or not job.retries_left
-    return deliver(message_id, body, utcnow(), final_attempt=final)
 
 
 def record_status(message_sid: str, status: str, error_code: str | None, now: datetime) -> bool:

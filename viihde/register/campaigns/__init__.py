@@ -30,7 +30,6 @@ from viihde.register.campaigns.sending import (
     pause,
     resume,
     run,
-    run_job,
     start,
 )
 from viihde.register.campaigns.state import (
@@ -44,8 +43,6 @@ from viihde.register.campaigns.state import (
     get,
 )
 
-# run_job stays here: RQ jobs name it "viihde.register.campaigns.run_job" (sms/queue.py, and any
-# job already waiting in Redis).
 __all__ = [
     "CANCELLED",
     "DRAFT",
@@ -68,7 +65,6 @@ __all__ = [
     "preview",
     "resume",
     "run",
-    "run_job",
     "sample_link",
     "sample_text",
     "segment_price",

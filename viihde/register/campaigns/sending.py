@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app, has_app_context
+from flask import current_app
 from redis.exceptions import RedisError
 from sqlalchemy import func, select, text
 
@@ -146,16 +146,6 @@ def next_allowed(now: datetime, quiet_hours: str) -> datetime | None:
 
 
 # The sender
-
-
-def run_job(campaign_id: int) -> str:
-    """The RQ job: one turn of the sender, in an app context."""
-    if has_app_context():
-        return run(campaign_id, budget_seconds=BUDGET_SECONDS)
-    from viihde import create_app  # a plain `rq worker` has no app yet
-
-    with create_app().app_context():
-        return run(campaign_id, budget_seconds=BUDGET_SECONDS)
 
 
 def run(

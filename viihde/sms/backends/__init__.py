@@ -16,13 +16,21 @@ class SendFailed(Exception):
     """The backend could not hand the message over.
 
     ``code`` is the provider's error code, if any; ``transient`` says a later try may
-    succeed (rate limit, provider error, no answer) rather than never (a bad number).
+    succeed (rate limit, provider error, no answer) rather than never (a bad number);
+    ``opted_out``, that the recipient opted out of our messages with the provider.
     """
 
-    def __init__(self, message: str, code: str | None = None, transient: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: str | None = None,
+        transient: bool = False,
+        opted_out: bool = False,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.transient = transient
+        self.opted_out = opted_out
 
 
 @dataclass(frozen=True)

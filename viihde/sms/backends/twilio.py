@@ -1,6 +1,6 @@
-"""Twilio: sending through the official SDK, and checking the signature of its webhooks.
+"""Twilio: sending through the official SDK, and what its error codes mean.
 
-The only module (with ``replies.py`` for TwiML) that talks to ``twilio``.
+The sending side of Twilio (its webhooks are ``viihde/web/webhooks/twilio.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from urllib.parse import urlsplit, urlunsplit
 from requests import RequestException
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
-from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from viihde.sms.backends import Outgoing, SendFailed
@@ -37,6 +36,8 @@ class _RedirectedHttpClient(TwilioHttpClient):
 #: often we try: its problem, not an outage (https://www.twilio.com/docs/api/errors).
 #: Not here: 21408 and 21608 (our account's permissions), 21612 (no route between our
 #: sender and that network), 30003 (a phone off or out of reach, for now).
+#: The recipient replied STOP to our sender at Twilio: Twilio refuses to text them.
+OPTED_OUT = "21610"
 NUMBER_REFUSALS = frozenset(
     {
         "21211",  # invalid 'To' phone number
@@ -93,17 +94,13 @@ class TwilioBackend:
             return self.client.messages.create(**options).sid
         except TwilioRestException as error:
             code = str(error.code) if error.code else f"http_{error.status}"
-            raise SendFailed(str(error.msg), code, transient=_is_transient(error)) from None
+            raise SendFailed(
+                str(error.msg),
+                code,
+                transient=_is_transient(error),
+                opted_out=code == OPTED_OUT,
+            ) from None
         except RequestException as error:  # no answer: a timeout or a broken connection
             raise SendFailed(type(error).__name__, "network", transient=True) from None
         except TwilioException as error:
             raise SendFailed(type(error).__name__, "twilio", transient=False) from None
-
-
-def is_genuine_request(
-    url: str, params: Mapping[str, str], signature: str, auth_token: str | None
-) -> bool:
-    """Did Twilio sign this webhook? ``url`` is the public URL Twilio called."""
-    if not auth_token or not signature:
-        return False
-    return RequestValidator(auth_token).validate(url, dict(params), signature)

@@ -6,22 +6,18 @@ Bearer tokens made by an admin in the console; cursor pagination over the same p
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
-from itsdangerous import BadSignature, URLSafeSerializer
+from flask import Blueprint, jsonify, request
 
 from viihde.clock import utcnow
 from viihde.extensions import csrf, db, limiter
 from viihde.register import api_tokens, audience, audit
 from viihde.register.purposes import configured_keys
+from viihde.tokens import read_cursor, sign_cursor
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # no cookies here: the bearer token is the authentication
 
 MAX_LIMIT = 1000
-
-
-def _cursors() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="audience-cursor")
 
 
 def _problem(status: int, code: str, message: str):
@@ -50,9 +46,8 @@ def audience_page():
         return _problem(400, "bad_limit", "limit is a whole number from 1 to 1000")
     after = 0
     if cursor := request.args.get("cursor"):
-        try:
-            position = _cursors().loads(cursor)
-        except BadSignature:
+        position = read_cursor(cursor)
+        if position is None:
             return _problem(400, "bad_cursor", "cursor is not one this API gave out")
         if position.get("p") != purpose:
             return _problem(400, "bad_cursor", "cursor belongs to another purpose")
@@ -66,9 +61,7 @@ def audience_page():
     )
     db.session.commit()
     next_cursor = (
-        _cursors().dumps({"p": purpose, "a": page.next_after})
-        if page.next_after is not None
-        else None
+        sign_cursor({"p": purpose, "a": page.next_after}) if page.next_after is not None else None
     )
     response = jsonify(
         purpose=purpose,

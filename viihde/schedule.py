@@ -4,9 +4,9 @@ outbox sweep needs no entry here, every worker runs it itself."""
 
 from rq import cron
 
-from viihde.register.retention import purge_job
+from viihde.jobs import purge
 from viihde.sms.queue import QUEUE_NAME
 
 # Retention, daily at 03:15 (the scheduler's local time): codes, the SMS log, people
 # past the proof period, customer relationships that ended. Each unit of work is audited.
-cron.register(purge_job, QUEUE_NAME, cron="15 3 * * *", job_timeout=3600, name="purge")
+cron.register(purge, QUEUE_NAME, cron="15 3 * * *", job_timeout=3600, name="purge")
