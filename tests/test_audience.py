@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from viihde.cli import commands as cli
+from viihde.cli import audience as cli
 from viihde.extensions import db
 from viihde.models import AuditEntry
 from viihde.register import audience, consent

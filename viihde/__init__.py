@@ -9,8 +9,7 @@ from flask_babel import get_locale
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from viihde import config
-from viihde.cli import commands as cli
+from viihde import cli, config
 from viihde.extensions import babel, cache, csrf, db, limiter, login_manager, migrate, static_digest
 from viihde.ops import logs, metrics
 from viihde.register import purposes

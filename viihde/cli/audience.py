@@ -1,0 +1,46 @@
+"""``flask audience``: who marketing may reach, as a file for the campaign tool."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask.cli import AppGroup
+
+from viihde.cli.common import operator
+from viihde.clock import utcnow
+from viihde.extensions import db
+from viihde.register import audience, audit
+from viihde.register.purposes import configured_keys
+
+audience_cli = AppGroup("audience", help="Who marketing may reach.")
+
+
+@audience_cli.command("export")
+@click.option("--purpose", required=True, help="A purpose key, for example offers.")
+@click.option("--format", "fmt", type=click.Choice(sorted(audience.WRITERS)), default="csv")
+@click.option(
+    "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-", help="A file."
+)
+def audience_export(purpose: str, fmt: str, output) -> None:
+    """Stream every number with current consent for PURPOSE, with its language and
+    personal preference link (constant memory; a progress bar on a terminal)."""
+    if purpose not in configured_keys():
+        raise click.BadParameter(
+            f"choose one of {', '.join(configured_keys())}", param_hint="--purpose"
+        )
+    written = audience.WRITERS[fmt](audience.members(purpose), output)
+    total = 0
+    if sys.stderr.isatty() and output.name != "<stdout>":
+        with click.progressbar(
+            written, length=audience.count(purpose), label="Exporting", file=sys.stderr
+        ) as bar:
+            for _ in bar:
+                total += 1
+    else:
+        for _ in written:
+            total += 1
+    output.close()
+    audit.record(operator(), "audience_export", utcnow(), detail=f"{purpose}: {total} ({fmt})")
+    db.session.commit()
+    click.echo(f"Exported {total} numbers for {purpose}.", err=True)

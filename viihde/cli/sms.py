@@ -1,0 +1,85 @@
+"""``flask sms`` (set-up checks, the outbox sweep) and ``flask worker``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from sqlalchemy.exc import SQLAlchemyError
+
+from viihde.cli.common import number_argument
+from viihde.clock import utcnow
+from viihde.extensions import db
+from viihde.phone import mask
+from viihde.sms import outbox, send_sms
+from viihde.sms.queue import sms_queue
+from viihde.sms.texts import test_message
+
+log = logging.getLogger(__name__)
+
+sms_cli = AppGroup("sms", help="SMS set-up checks.")
+
+
+@sms_cli.command("send-test")
+@click.argument("number")
+def send_test_command(number: str) -> None:
+    """Send a test SMS to NUMBER through the configured backend."""
+    phone = number_argument(number)
+    language = current_app.config["BABEL_DEFAULT_LOCALE"]
+    message = send_sms(phone, test_message(language), "test", utcnow())
+    detail = f" (error {message.error_code})" if message.error_code else ""
+    click.echo(f"Test SMS to {mask(phone)} via {message.backend}: {message.status}{detail}")
+    if message.status == "failed":
+        raise click.exceptions.Exit(1)
+
+
+@sms_cli.command("sweep")
+def sweep_command() -> None:
+    """Hand over SMS whose job was lost (every worker does this each minute; run it from
+    cron where no worker runs)."""
+    report = outbox.sweep(utcnow())
+    click.echo(
+        f"Handed over {report.handed_over}, failed {report.failed} (cannot be sent now), "
+        f"settled {report.settled} (attempts that died)."
+    )
+
+
+def _sweep_every(app: Flask, seconds: float, stop: threading.Event) -> None:
+    """The worker's outbox sweep, in a thread of its own with its own app context."""
+    while not stop.wait(seconds):
+        with app.app_context():
+            try:
+                outbox.sweep(utcnow())
+            except (SQLAlchemyError, RedisError) as error:
+                # The type only: a database error's text can carry message bodies.
+                log.error("sms_outbox_sweep_failed error=%s", type(error).__name__)
+            finally:
+                db.session.remove()
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@with_appcontext
+def worker_command(burst: bool) -> None:
+    """Deliver queued SMS (needs REDIS_URL) and sweep the outbox each SMS_SWEEP_SECONDS;
+    run one or more next to the web processes."""
+    queue = sms_queue()
+    if queue is None:
+        raise click.ClickException("REDIS_URL is not set: SMS are sent inline, no worker needed.")
+    stop = threading.Event()
+    seconds = current_app.config["SMS_SWEEP_SECONDS"]
+    if seconds > 0 and not burst:
+        app = current_app._get_current_object()
+        threading.Thread(
+            target=_sweep_every, args=(app, seconds, stop), name="outbox-sweep", daemon=True
+        ).start()
+    try:
+        # SimpleWorker runs jobs in this process, inside the app context and its pool.
+        SimpleWorker([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
+    finally:
+        stop.set()

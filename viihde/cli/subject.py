@@ -1,0 +1,56 @@
+"""``flask subject``: what the register holds about a person, exported or erased."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask.cli import AppGroup
+
+from viihde.cli.common import number_argument, operator
+from viihde.clock import utcnow
+from viihde.extensions import db
+from viihde.phone import mask
+from viihde.register import audit, subjects
+
+subject_cli = AppGroup("subject", help="A person's data in the register: export or erase it.")
+
+#: Which holding an export answers for, and how the audit log names it.
+HOLDINGS = {"current": "cli", "earlier": "cli earlier holder", "all": "cli all holders"}
+
+
+@subject_cli.command("export")
+@click.argument("number")
+@click.option(
+    "--holding",
+    type=click.Choice(list(HOLDINGS)),
+    default="current",
+    show_default=True,
+    help="For a number that changed hands: the current holder's records (an access "
+    "answer to them), the earlier holders', or all.",
+)
+def export_command(number: str, holding: str) -> None:
+    """Print what is stored about NUMBER (any accepted format) as JSON."""
+    phone = number_argument(number)
+    subscriber = subjects.subscriber_by_phone(phone)
+    since = subscriber.holder_since if subscriber else None
+    if holding == "earlier" and since is None:
+        raise click.UsageError("this number has not changed hands: it has no earlier holder")
+    window = {"current": {"since": since}, "earlier": {"until": since}, "all": {}}[holding]
+    audit.record(operator(), "export", utcnow(), phone_e164=phone, detail=HOLDINGS[holding])
+    db.session.commit()
+    click.echo(json.dumps(subjects.export(phone, **window), indent=2, ensure_ascii=False))
+
+
+@subject_cli.command("erase")
+@click.argument("number")
+@click.option("--yes", is_flag=True, help="Erase without asking.")
+def erase_command(number: str, yes: bool) -> None:
+    """Erase everything stored about NUMBER, leaving a keyed-hash tombstone."""
+    phone = number_argument(number)
+    if not yes:
+        click.confirm(f"Erase all data of {mask(phone)}? This cannot be undone.", abort=True)
+    # The entry first: the erasure's commit takes it along (one transaction, or nothing).
+    audit.record(operator(), "erase", utcnow(), phone_e164=phone, detail="cli")
+    subjects.erase(phone, "cli", utcnow())
+    click.echo(f"Erased {mask(phone)}; a tombstone records the erasure.")
