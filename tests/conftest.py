@@ -178,7 +178,7 @@ def race(*calls: Callable[[], object], app=None) -> list[object]:
     """Run the calls in threads released together by a barrier; return their results.
 
     With ``app``, each thread works in its own app context (its own session and
-    database connection), as concurrent requests do.
+    database connection) and commits at the end, as concurrent requests do.
     """
     barrier = threading.Barrier(len(calls))
     results: list[object] = [None] * len(calls)
@@ -190,6 +190,8 @@ def race(*calls: Callable[[], object], app=None) -> list[object]:
             barrier.wait()
             try:
                 results[index] = call()
+                if app is not None:
+                    db.session.commit()  # a request ends with its commit
             except BaseException as error:  # surfaced below, in the test's thread
                 errors.append(error)
             finally:

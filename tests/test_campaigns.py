@@ -15,9 +15,10 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select, update
 
-from viihde import jobs
+from viihde import tasks
 from viihde.config import ConfigError
 from viihde.extensions import db
+from viihde.jobs import campaigns as sender
 from viihde.models import AuditEntry, Campaign, CampaignMessage, SmsMessage
 from viihde.register import budget, campaigns, consent, subjects
 from viihde.sms import log_sms
@@ -85,6 +86,7 @@ def withdraw(app, subscriber_id: int, at: datetime, purposes=("offers",)) -> Non
     """The person switches ``purposes`` off, in a session of their own."""
     with app.app_context():
         consent.set_consent(subscriber_id, purposes, False, PAGE, at)
+        db.session.commit()
 
 
 def new_campaign(app, purpose: str = "offers", **bodies) -> int:
@@ -98,12 +100,12 @@ def new_campaign(app, purpose: str = "offers", **bodies) -> int:
 def start(app, campaign_id: int, clock: FakeClock) -> None:
     """Start sending; without a queue the sender runs at once, on the fake clock."""
     with app.app_context():
-        campaigns.start(campaign_id, clock(), clock=clock, sleep=clock.sleep)
+        sender.start(campaign_id, clock(), clock=clock, sleep=clock.sleep)
 
 
 def run(app, campaign_id: int, clock: FakeClock, budget_seconds=None) -> str:
     with app.app_context():
-        return campaigns.run(
+        return sender.run(
             campaign_id, clock=clock, sleep=clock.sleep, budget_seconds=budget_seconds
         )
 
@@ -252,6 +254,7 @@ def test_someone_erased_while_the_campaign_runs_is_passed_over(app, outbox):
         if n == 1:
             with app.app_context():
                 subjects.erase(number(2), "staff", clock())
+                db.session.commit()
 
     clock.on_sleep = erase
     start(app, campaign_id, clock)
@@ -322,10 +325,8 @@ def test_quiet_hours_can_be_turned_off_or_moved():
 def queued_turns(monkeypatch) -> list:
     """Pretend there is a queue: each sender the code queues is noted (its ``at``)."""
     turns = []
-    monkeypatch.setattr(campaigns.sending, "sms_queue", lambda: object())
-    monkeypatch.setattr(
-        campaigns.sending, "enqueue_campaign_sender", lambda _id, at=None: turns.append(at)
-    )
+    monkeypatch.setattr(sender, "sms_queue", lambda: object())
+    monkeypatch.setattr(sender, "enqueue_campaign_sender", lambda _id, at=None: turns.append(at))
     return turns
 
 
@@ -421,6 +422,7 @@ def pause(app, campaign_id: int) -> None:
     """An admin presses Pause, in a request of their own."""
     with app.app_context():
         campaigns.pause(campaign_id)
+        db.session.commit()
 
 
 def test_pause_stops_the_sender_before_its_next_message_and_resume_sends_the_rest(app, outbox):
@@ -438,7 +440,7 @@ def test_pause_stops_the_sender_before_its_next_message_and_resume_sends_the_res
     assert sent_to(outbox) == [number(1), number(2)]
     clock.on_sleep = None
     with app.app_context():
-        campaigns.resume(campaign_id, clock=clock, sleep=clock.sleep)
+        sender.resume(campaign_id, clock=clock, sleep=clock.sleep)
     assert sent_to(outbox) == [number(n) for n in range(1, 7)]
     assert campaign_row(app, campaign_id).status == "finished"
 
@@ -454,12 +456,13 @@ def test_cancel_stops_for_good(app, outbox):
         if n == 1:
             with app.app_context():
                 campaigns.cancel(campaign_id, clock())
+                db.session.commit()
 
     clock.on_sleep = cancel
     start(app, campaign_id, clock)
     assert sent_to(outbox) == [number(1)]
     with app.app_context(), pytest.raises(campaigns.CampaignStateError):
-        campaigns.resume(campaign_id, clock=clock, sleep=clock.sleep)
+        sender.resume(campaign_id, clock=clock, sleep=clock.sleep)
     assert campaign_row(app, campaign_id).status == "cancelled"
 
 
@@ -488,6 +491,7 @@ def test_only_a_draft_can_be_edited(app):
     start(app, campaign_id, FakeClock())
     with app.app_context(), pytest.raises(campaigns.CampaignStateError):
         campaigns.update_draft(campaign_id, campaigns.Draft("x", "offers", "a", "b", "c"))
+        db.session.commit()
 
 
 # Nobody twice
@@ -525,7 +529,7 @@ class Killed(BaseException):
 
 def killed_after_logging(monkeypatch, nth: int) -> None:
     """The sender dies after committing its ``nth`` message, before handing it over."""
-    real, calls = campaigns.sending.deliver, []
+    real, calls = sender.deliver, []
 
     def deliver(*args, **kwargs):
         calls.append(args)
@@ -533,7 +537,7 @@ def killed_after_logging(monkeypatch, nth: int) -> None:
             raise Killed
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(campaigns.sending, "deliver", deliver)
+    monkeypatch.setattr(sender, "deliver", deliver)
 
 
 def sms_row(app, phone: str) -> tuple[str, str | None]:
@@ -630,7 +634,7 @@ def test_a_plain_rq_worker_runs_the_sender_in_an_app_of_its_own(app, outbox, mon
     monkeypatch.setattr(viihde, "create_app", lambda: app)
     app.config["CAMPAIGN_QUIET_HOURS"] = ""
 
-    assert jobs.run_campaign(campaign_id) == "finished"
+    assert tasks.run_campaign(campaign_id) == "finished"
     assert sent_to(outbox) == [number(1)]
 
 
@@ -646,7 +650,7 @@ def test_two_senders_at_once_send_each_message_once(app, outbox):
         db.session.commit()
     clocks = [FakeClock(), FakeClock()]
     results = race(
-        *(lambda c=c: campaigns.run(campaign_id, clock=c, sleep=c.sleep) for c in clocks),
+        *(lambda c=c: sender.run(campaign_id, clock=c, sleep=c.sleep) for c in clocks),
         app=app,
     )
     assert sorted(results) == ["finished", "finished"]
@@ -781,6 +785,7 @@ def test_erasing_a_recipient_keeps_the_figures_not_the_person(app, outbox):
     start(app, campaign_id, FakeClock())
     with app.app_context():
         subjects.erase(number(1), "staff", NOW + timedelta(days=1))
+        db.session.commit()
         (row,) = campaigns.figures()
         assert (row.recipients, row.sent) == (2, 2)
     assert recipients(app, campaign_id) == {None: "sent", ids[1]: "sent"}
@@ -1086,8 +1091,8 @@ def test_starting_queues_one_sender_and_the_worker_sends(app, redis_queue, outbo
         subscribe(app, n)
     campaign_id = new_campaign(app)
     with app.app_context():
-        campaigns.start(campaign_id, NOW)
-        campaigns.resume(campaign_id)  # "Send on" while it waits: no second job
+        sender.start(campaign_id, NOW)
+        sender.resume(campaign_id)  # "Send on" while it waits: no second job
     assert job_ids(redis_queue) == [f"campaign-{campaign_id}-a"]
     assert outbox.messages() == []
     work(app, redis_queue)
@@ -1101,13 +1106,13 @@ def test_a_sender_queues_its_next_turn_under_the_other_job_id(
     app, redis_queue, outbox, monkeypatch
 ):
     """Short turns: each queues the next (the two ids take turns) until all are sent."""
-    monkeypatch.setattr(campaigns.sending, "BUDGET_SECONDS", 0.05)
+    monkeypatch.setattr(sender, "BUDGET_SECONDS", 0.05)
     app.config["CAMPAIGN_MESSAGES_PER_SECOND"] = 20
     for n in range(1, 6):
         subscribe(app, n)
     campaign_id = new_campaign(app)
     seen = []
-    real_run = campaigns.run
+    real_run = sender.run
 
     def noted_run(campaign_id, **kwargs):
         from rq import get_current_job
@@ -1115,9 +1120,9 @@ def test_a_sender_queues_its_next_turn_under_the_other_job_id(
         seen.append(get_current_job().id)
         return real_run(campaign_id, **kwargs)
 
-    monkeypatch.setattr(campaigns.sending, "run", noted_run)
+    monkeypatch.setattr(sender, "run", noted_run)
     with app.app_context():
-        campaigns.start(campaign_id, NOW)
+        sender.start(campaign_id, NOW)
     work(app, redis_queue)
     assert sorted(sent_to(outbox)) == [number(n) for n in range(1, 6)]
     assert len(seen) >= 2

@@ -17,6 +17,7 @@ from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber, Verification
 from viihde.register import consent
 from viihde.register.codes import Outcome, SignupDetails, code_hash, confirm_code, request_code
+from viihde.sms import commit_then_send
 
 from .conftest import race
 
@@ -31,6 +32,7 @@ def issue(app, phone: str, now: datetime, monkeypatch) -> tuple[int, str]:
     monkeypatch.setattr("viihde.register.codes.generate_code", lambda: next(codes))
     with app.app_context():
         verification = request_code(phone, SignupDetails(), now)
+        commit_then_send(NOW)
         assert verification.code_hash == code_hash(phone, "123456")
         return verification.id, "123456"
 
@@ -93,6 +95,7 @@ def test_stop_racing_an_opt_in_loses_nothing(app):
         ).id
         db.session.commit()
         consent.withdraw_all(subscriber_id, consent.ConsentContext(source="preference_page"), NOW)
+        db.session.commit()
     stop = consent.ConsentContext(source="sms_keyword")
     opt_in = consent.ConsentContext(source="preference_page")
     for _ in range(ROUNDS):
@@ -131,6 +134,7 @@ def test_parallel_guesses_at_three_live_codes_stay_within_the_days_cap(app, monk
     with app.app_context():
         for n in range(3):
             ids.append(request_code(phone, SignupDetails(), NOW + timedelta(seconds=61 * n)).id)
+            commit_then_send(NOW)
     later = NOW + timedelta(seconds=200)
     guesses = [partial(confirm_code, ids[n % 3], "654321", later) for n in range(18)]
     outcomes = Counter(result.outcome for result in race(*guesses, app=app))

@@ -60,6 +60,7 @@ def test_each_purpose_event_keeps_its_own_consent_text_version(subscriber):
     """A switch on the preference page records that purpose's own text version."""
     page = consent.ConsentContext("preference_page")
     (event,) = consent.set_consent(subscriber.id, ["competitions"], True, page, NOW)
+    db.session.commit()
     assert event.consent_text_version == "competitions-1"
 
 
@@ -76,7 +77,9 @@ def test_signup_evidence_keeps_the_signup_text_version(app_context):
 def test_stop_all_takes_effect_at_once_for_every_purpose(subscriber):
     """After STOP no purpose may be sent, without waiting for anything."""
     consent.set_consent(subscriber.id, PURPOSES, True, SIGNUP, NOW)
+    db.session.commit()
     consent.withdraw_all(subscriber.id, consent.ConsentContext("sms_keyword"), NOW)
+    db.session.commit()
     assert not any(consent.has_consent(subscriber.id, p) for p in PURPOSES)
 
 
@@ -100,6 +103,7 @@ def test_unknown_purpose_is_refused(subscriber):
     """Only configured purposes can be granted."""
     with pytest.raises(ValueError):
         consent.set_consent(subscriber.id, ["astrology"], True, SIGNUP, NOW)
+        db.session.commit()
 
 
 @pytest.mark.parametrize("config_overrides", [{"CONSENT_PURPOSES": ["offers"]}])
@@ -107,6 +111,7 @@ def test_a_purpose_not_on_offer_cannot_be_granted(subscriber):
     """A purpose the installation does not offer cannot be switched on."""
     with pytest.raises(ValueError):
         consent.set_consent(subscriber.id, ["competitions"], True, SIGNUP, NOW)
+        db.session.commit()
 
 
 def test_set_consent_for_a_missing_subscriber_records_nothing(app_context):
@@ -135,6 +140,7 @@ def test_current_state_is_always_the_fold_of_the_ledger(subscriber, steps):
         written = consent.set_consent(
             subscriber.id, [purpose], granted, consent.ConsentContext(source), NOW
         )
+        db.session.commit()
         assert len(written) == (1 if granted != expected[purpose] else 0)
         expected[purpose] = granted
     ledger = events(subscriber.id)

@@ -209,6 +209,7 @@ def test_a_refusal_stands_and_only_untouched_purposes_are_granted(app, runner, t
     subscriber = signed_up(app, ["offers", "competitions"])
     with app.app_context():
         consent.set_consent(subscriber, ["offers"], False, PAGE, NOW - timedelta(days=1))
+        db.session.commit()
     before = ledger(app)
 
     result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
@@ -228,6 +229,7 @@ def test_someone_who_stopped_all_marketing_gets_nothing_new(app, runner, tmp_pat
     subscriber = signed_up(app, ["competitions"])
     with app.app_context():
         consent.withdraw_all(subscriber, consent.ConsentContext("sms_keyword"), NOW)
+        db.session.commit()
     before = ledger(app)
 
     result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
@@ -244,6 +246,7 @@ def test_a_customer_refused_earlier_is_not_granted_again(app, runner, tmp_path, 
     customer = subscriber_id(app)
     with app.app_context():
         consent.withdraw_all(customer, PAGE, NOW)
+        db.session.commit()
     before = ledger(app)
 
     clock.tick(timedelta(days=30))
@@ -324,7 +327,9 @@ def test_a_number_erased_after_the_purchase_is_not_brought_back(app, runner, tmp
     """The owner asked to be forgotten after buying: the old purchase cannot re-add them."""
     with app.app_context():
         subjects.erase(NUMBER, "subject", datetime(2026, 6, 1, 9, tzinfo=UTC))
+        db.session.commit()
         subjects.erase(OTHER, "subject", datetime(2026, 4, 1, 9, tzinfo=UTC))
+        db.session.commit()
 
     result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
 
@@ -338,6 +343,7 @@ def test_an_erasure_on_the_day_of_the_purchase_counts_as_after_it(app, runner, t
     """The day starts at midnight in Helsinki (21:00 UTC in summer)."""
     with app.app_context():
         subjects.erase(NUMBER, "subject", datetime(2026, 4, 30, 21, 0, tzinfo=UTC))
+        db.session.commit()
     imported(runner, tmp_path)
     assert subscriber_id(app) is None
 
@@ -440,7 +446,9 @@ def test_switching_a_customer_purpose_on_again_is_a_consent(app, runner, tmp_pat
     customer = subscriber_id(app)
     with app.app_context():
         consent.set_consent(customer, ["offers"], False, PAGE, NOW)
+        db.session.commit()
         consent.set_consent(customer, ["offers"], True, PAGE, NOW)
+        db.session.commit()
     assert [event[:3] for event in ledger(app)[2:]] == [
         ("withdraw", "offers", "customer"),
         ("grant", "offers", "consent"),
@@ -518,6 +526,7 @@ def test_a_previous_holders_refusal_does_not_bind_the_new_holder(app, runner, tm
     subscriber = signed_up(app, ["offers", "competitions"])
     with app.app_context():
         consent.withdraw_all(subscriber, PAGE, NOW - timedelta(days=20))
+        db.session.commit()
     changed_hands(runner, tmp_path, "2026-11-20")
 
     imported(runner, tmp_path, f"{NUMBER},2026-11-22\n")
@@ -534,6 +543,7 @@ def test_a_stop_after_a_lapse_stands_at_the_next_purchase(app, runner, tmp_path,
     subscriber = signed_up(app, ["competitions"])
     with app.app_context():
         consent.withdraw_all(subscriber, PAGE, LATER)
+        db.session.commit()
 
     result = run(runner, tmp_path, f"{NUMBER},2027-01-20\n")
 
@@ -644,6 +654,7 @@ def test_the_persons_data_page_shows_the_basis_of_each_purpose(
     customer = subscriber_id(app)
     with app.app_context():
         consent.set_consent(customer, ["new_content"], False, PAGE, NOW)
+        db.session.commit()
 
     text = browser.get("/preferences/data", headers=ENGLISH).text
 
@@ -659,6 +670,7 @@ def test_the_data_export_gives_each_events_basis_and_purchase(app, runner, tmp_p
     customer = subscriber_id(app)
     with app.app_context():
         consent.set_consent(customer, ["offers"], False, PAGE, NOW)
+        db.session.commit()
         data = subjects.export(NUMBER)
         table = list(csv.DictReader(io.StringIO(subjects.export_csv(data))))
     assert data["bases"] == {"offers": "customer", "new_content": "customer"}
@@ -718,6 +730,7 @@ def test_a_refused_customer_is_not_in_the_audience(app, runner, tmp_path, clock)
     customer = subscriber_id(app)
     with app.app_context():
         consent.withdraw_all(customer, PAGE, NOW)
+        db.session.commit()
     result = runner.invoke(args=["audience", "export", "--purpose", "offers"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("number,")  # the header: an export, and empty
@@ -805,6 +818,7 @@ def test_a_newer_purchase_leaves_a_consent_and_a_refusal_as_they_are(app, runner
     imported(runner, tmp_path, f"{NUMBER},2025-01-15\n{OTHER},2025-01-15\n")
     with app.app_context():
         consent.set_consent(subscriber_id(app, OTHER), ["offers"], False, PAGE, NOW)
+        db.session.commit()
     before, other_before = ledger(app), ledger(app, OTHER)
 
     result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
@@ -889,6 +903,7 @@ def test_a_refusal_outlives_the_lapse_of_the_other_customer_grant(app, runner, t
     imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
     with app.app_context():
         consent.set_consent(subscriber_id(app), ["offers"], False, PAGE, NOW)
+        db.session.commit()
     clock.move_to(LATER)
     purged(runner)
     assert granted(app) == {}

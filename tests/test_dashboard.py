@@ -12,8 +12,9 @@ from freezegun import freeze_time
 from sqlalchemy import func, select
 
 from viihde.extensions import db
+from viihde.jobs import purge as purge_job
 from viihde.models import SignupTotal, Verification
-from viihde.register import accounts, consent, reports, retention
+from viihde.register import accounts, consent, reports
 
 from .conftest import csrf_token
 
@@ -49,8 +50,11 @@ def seeded(app_context):
     db.session.commit()
     first, second = ids["+358401000001"], ids["+358401000002"]
     consent.withdraw_all(first, context("preference_page"), D2)  # stops all: an opt-out
+    db.session.commit()
     consent.set_consent(second, ["offers"], False, context("preference_page"), D2)  # still on
+    db.session.commit()
     consent.set_consent(first, ["offers"], True, context("sms_keyword"), D3)  # comes back
+    db.session.commit()
     return ids
 
 
@@ -91,7 +95,7 @@ def test_purging_the_codes_keeps_the_sign_up_figures(seeded):
     before_all = by_day(reports.daily(date(2026, 11, 25), 30))
     before_talvi = by_day(reports.daily(date(2026, 11, 25), 30, campaign="talvi"))
     for _ in range(2):
-        report = retention.purge(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+        report = purge_job.run(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
         assert report.failures == {}
     assert db.session.scalar(select(func.count()).select_from(Verification)) == 0
     assert by_day(reports.daily(date(2026, 11, 25), 30)) == before_all
@@ -112,7 +116,7 @@ def test_a_code_confirmed_after_midnight_counts_on_each_day_after_purge(app_cont
     db.session.commit()
     expected = {date(2026, 11, 20): (1, 0), date(2026, 11, 21): (0, 1)}
     assert signups(reports.daily(date(2026, 11, 25), 30)) == expected
-    retention.purge(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    purge_job.run(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
     assert signups(reports.daily(date(2026, 11, 25), 30)) == expected
 
 
@@ -121,7 +125,7 @@ def signups(days) -> dict[date, tuple]:
 
 
 def test_a_dry_run_purge_keeps_no_totals(seeded):
-    retention.purge(datetime(2026, 11, 25, 12, 0, tzinfo=UTC), dry_run=True)
+    purge_job.run(datetime(2026, 11, 25, 12, 0, tzinfo=UTC), dry_run=True)
     assert db.session.scalar(select(func.count()).select_from(SignupTotal)) == 0
     assert db.session.scalar(select(func.count()).select_from(Verification)) == 3
 

@@ -114,8 +114,10 @@ def test_a_grant_on_or_after_the_change_date_stays(app, app_context):
     db.session.commit()
     midnight_in_helsinki = datetime(2026, 11, 19, 22, 0, tzinfo=UTC)
     consent.set_consent(subscriber.id, ["competitions"], True, SIGNUP, midnight_in_helsinki)
+    db.session.commit()
 
     report = holders.sync_holders([HEADER, f"{NUMBER},{CHANGED_ON}"], NOW, ["FI"])
+    db.session.commit()
 
     assert consent.current_consent(subscriber.id) == {
         "offers": False,
@@ -640,6 +642,7 @@ def test_a_previous_holders_refused_basis_is_not_the_new_holders(app, runner, tm
         grants = consent.grant_as_customer(NUMBER, BEFORE.date(), "fi", context, BEFORE)
         db.session.commit()
         consent.withdraw_all(grants.subscriber.id, SIGNUP, BEFORE + timedelta(days=1))
+        db.session.commit()
     with freeze_time(NOW):
         assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
     with app.app_context():

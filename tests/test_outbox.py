@@ -110,6 +110,7 @@ def test_an_erased_persons_lost_message_is_not_sent(app, outbox):
     committed_but_never_handed_over(app)
     with app.app_context():
         subjects.erase(NUMBER, "subject", utcnow())
+        db.session.commit()
     assert sweep(app).handed_over == 0
     assert outbox.messages() == []
 

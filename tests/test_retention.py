@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from viihde.extensions import db
+from viihde.jobs import purge as purge_job
 from viihde.models import (
     AuditEntry,
     Campaign,
@@ -27,7 +28,7 @@ from viihde.register import codes as verification
 from viihde.register import consent, customers, retention
 from viihde.register.replies import handle_inbound
 from viihde.register.subjects import tombstone_hash
-from viihde.sms import send_sms
+from viihde.sms import commit_then_send, send_sms
 from viihde.sms.delivery import record_status
 
 from .conftest import PERSONAL_NUMBER
@@ -66,12 +67,16 @@ def number(n: int) -> str:
 def signup_code(app, phone: str, at: datetime) -> int:
     """An unconfirmed sign-up: a code sent (and logged as an SMS), never typed in."""
     with app.app_context():
-        return verification.request_code(phone, verification.SignupDetails(), at).id
+        code_id = verification.request_code(phone, verification.SignupDetails(), at).id
+        commit_then_send(at)
+        return code_id
 
 
 def step_up_code(app, phone: str, at: datetime) -> int:
     with app.app_context():
-        return verification.request_step_up_code(phone, "fi", at).id
+        code_id = verification.request_step_up_code(phone, "fi", at).id
+        commit_then_send(at)
+        return code_id
 
 
 def confirmed_signup(app, outbox, phone: str, at: datetime) -> int:
@@ -79,6 +84,7 @@ def confirmed_signup(app, outbox, phone: str, at: datetime) -> int:
     code_id = signup_code(app, phone, at)
     with app.app_context():
         result = verification.confirm_code(code_id, outbox.last_code(), at + timedelta(minutes=1))
+        commit_then_send(NOW)
         assert result.outcome == verification.Outcome.CONFIRMED
         return result.subscriber_id
 
@@ -96,8 +102,10 @@ def withdraw(app, subscriber_id: int, at: datetime, purposes=None) -> None:
     with app.app_context():
         if purposes is None:
             consent.withdraw_all(subscriber_id, context, at)
+            db.session.commit()
         else:
             consent.set_consent(subscriber_id, purposes, False, context, at)
+            db.session.commit()
 
 
 def sms_log(app, phone: str, at: datetime, sid: str) -> None:
@@ -108,6 +116,7 @@ def sms_log(app, phone: str, at: datetime, sid: str) -> None:
         db.session.commit()
         assert record_status(sid, "delivered", None, at)
         handle_inbound("twilio", "re-" + sid, phone, "Kiitos", at)
+        db.session.commit()
 
 
 def counts(app) -> dict[str, int]:
@@ -243,6 +252,7 @@ def test_a_withdrawn_person_past_the_proof_period_is_erased_to_a_tombstone(app, 
     with app.app_context():
         context = consent.ConsentContext("signup")
         consent.set_consent(regranted, ["offers"], True, context, PROOF_CUTOFF - SECOND)
+        db.session.commit()
 
     assert purge(runner)[ERASED] == 1
 
@@ -281,11 +291,12 @@ def test_a_consent_given_after_the_search_keeps_the_person(app, monkeypatch, clo
     def then_consent_arrives(cutoff, subscriber_ids=None):
         if subscriber_ids == [late]:
             consent.set_consent(late, ["offers"], True, consent.ConsentContext("signup"), NOW)
+            db.session.commit()
         return find(cutoff, subscriber_ids)
 
     monkeypatch.setattr(retention, "erasable", then_consent_arrives)
     with app.app_context():
-        report = retention.purge(NOW)
+        report = purge_job.run(NOW)
 
     assert report.subscribers_erased == 1
     with app.app_context():
@@ -557,7 +568,7 @@ def test_dry_run_counts_the_customer_grants_and_changes_nothing(app, runner, clo
 
     assert purge(runner, "--dry-run")[ENDED] == 4
     with app.app_context():
-        assert retention.purge(NOW, dry_run=True).customer_grants_ended == 4
+        assert purge_job.run(NOW, dry_run=True).customer_grants_ended == 4
 
     assert counts(app) == before
     assert purge(runner)[ENDED] == 4
@@ -590,7 +601,7 @@ def test_a_consent_given_after_the_search_is_not_withdrawn(app, monkeypatch, clo
 
     monkeypatch.setattr(customers, "lapse", then_consent_arrives)
     with app.app_context():
-        report = retention.purge(NOW)
+        report = purge_job.run(NOW)
 
     assert report.customer_grants_ended == 3
     assert in_force(app, late) == {"offers": True}

@@ -23,6 +23,7 @@ from viihde.register.codes import (
     resend_code,
 )
 from viihde.register.consent import Evidence
+from viihde.sms import commit_then_send
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PHONE = "+358401234567"
@@ -65,13 +66,16 @@ def test_codes_are_compared_in_constant_time(app_context, fixed_code, monkeypatc
     real = hashing.hmac.compare_digest
     monkeypatch.setattr(hashing.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
     verification = request_code(PHONE, SignupDetails(), NOW)
+    commit_then_send(NOW)
     confirm_code(verification.id, "000000", NOW)
+    commit_then_send(NOW)
     assert calls
 
 
 def test_right_code_confirms_once_then_reads_as_used(app_context, fixed_code):
     """A code works once."""
     verification = request_code(PHONE, SignupDetails(), NOW)
+    commit_then_send(NOW)
     assert confirm_code(verification.id, fixed_code, NOW).outcome == Outcome.CONFIRMED
     assert confirm_code(verification.id, fixed_code, NOW).outcome == Outcome.USED
 
@@ -79,12 +83,16 @@ def test_right_code_confirms_once_then_reads_as_used(app_context, fixed_code):
 def test_fifth_try_may_be_right_but_five_wrong_kill_the_code(app_context, fixed_code):
     """Four wrong, then right: confirmed. Five wrong: exhausted, even for the right code."""
     first = request_code(PHONE, SignupDetails(), NOW)
+    commit_then_send(NOW)
     results = [confirm_code(first.id, "111111", NOW) for _ in range(4)]
+    commit_then_send(NOW)
     assert [r.attempts_left for r in results] == [4, 3, 2, 1]
     assert confirm_code(first.id, fixed_code, NOW).outcome == Outcome.CONFIRMED
 
     second = request_code("+358501234567", SignupDetails(), NOW)
+    commit_then_send(NOW)
     outcomes = [confirm_code(second.id, "111111", NOW).outcome for _ in range(5)]
+    commit_then_send(NOW)
     assert outcomes[-1] == Outcome.EXHAUSTED
     assert confirm_code(second.id, fixed_code, NOW).outcome == Outcome.EXHAUSTED
 
@@ -92,6 +100,7 @@ def test_fifth_try_may_be_right_but_five_wrong_kill_the_code(app_context, fixed_
 def test_expired_code_is_refused(app_context, fixed_code):
     """Ten minutes after sending the code reads as expired."""
     verification = request_code(PHONE, SignupDetails(), NOW)
+    commit_then_send(NOW)
     later = NOW + timedelta(minutes=10)
     assert confirm_code(verification.id, fixed_code, later).outcome == Outcome.EXPIRED
 
@@ -104,13 +113,18 @@ def test_unknown_verification_is_reported_as_such(app_context):
 def test_throttle_tells_when_to_come_back(app_context, fixed_code):
     """Too soon: the seconds to wait; over the hourly cap: until the oldest ages out."""
     request_code(PHONE, SignupDetails(), NOW)
+    commit_then_send(NOW)
     with pytest.raises(CodeRefused) as too_soon:
         request_code(PHONE, SignupDetails(), NOW + timedelta(seconds=20))
+        commit_then_send(NOW)
     assert (too_soon.value.reason, too_soon.value.retry_after) == (Refusal.TOO_SOON, 40)
     request_code(PHONE, SignupDetails(), NOW + timedelta(minutes=1))
+    commit_then_send(NOW)
     request_code(PHONE, SignupDetails(), NOW + timedelta(minutes=2))
+    commit_then_send(NOW)
     with pytest.raises(CodeRefused) as hourly:
         request_code(PHONE, SignupDetails(), NOW + timedelta(minutes=3))
+        commit_then_send(NOW)
     assert hourly.value.reason == Refusal.HOURLY_LIMIT
     assert hourly.value.retry_after == 57 * 60
 
@@ -119,7 +133,9 @@ def test_resend_keeps_the_campaign_and_expires_the_old_code(app_context, fixed_c
     """The new code carries the same consent details; the old one stops working."""
     details = SignupDetails(language="sv", evidence=Evidence(utm_campaign="talvi"))
     old = request_code(PHONE, details, NOW)
+    commit_then_send(NOW)
     new = resend_code(old.id, NOW + timedelta(seconds=61))
+    commit_then_send(NOW)
     assert (new.utm_campaign, new.language) == ("talvi", "sv")
     later = NOW + timedelta(seconds=62)
     assert confirm_code(old.id, fixed_code, later).outcome == Outcome.EXPIRED
@@ -129,6 +145,7 @@ def test_resend_keeps_the_campaign_and_expires_the_old_code(app_context, fixed_c
 def test_only_hashes_are_stored(app_context, fixed_code):
     """The verification row has the keyed hash, never the code."""
     request_code(PHONE, SignupDetails(), NOW)
+    commit_then_send(NOW)
     stored = db.session.scalar(select(Verification))
     assert stored.code_hash == code_hash(PHONE, fixed_code)
     assert fixed_code not in str(vars(stored))

@@ -678,7 +678,9 @@ def test_stop_racing_an_opt_in_never_loses_an_event(app, subscriber):
         with app.app_context():
             try:
                 context = consent.ConsentContext("preference_page")
-                return len(consent.set_consent(subscriber, PURPOSES, True, context, NOW))
+                granted = consent.set_consent(subscriber, PURPOSES, True, context, NOW)
+                db.session.commit()
+                return len(granted)
             finally:
                 db.session.remove()
 
@@ -709,6 +711,7 @@ def test_replies_are_in_the_export_and_go_with_erasure(app, client, subscriber):
         replies = subjects.export(NUMBER)["sms_replies"]
         assert [(r["body"], r["keyword"]) for r in replies] == [("Stop!", "stop"), ("kiitos", None)]
         subjects.erase(NUMBER, "cli", NOW)
+        db.session.commit()
         assert subjects.export(NUMBER)["sms_replies"] == []
     assert count(app, InboundMessage) == 0
     assert count(app, SmsMessage) == 0

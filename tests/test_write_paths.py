@@ -19,10 +19,11 @@ from viihde.register.codes import (
     Outcome,
     Refusal,
     SignupDetails,
+    after_sending,
     confirm_code,
     request_code,
 )
-from viihde.sms import log_sms
+from viihde.sms import commit_then_send, log_sms
 from viihde.sms import queue as sms_queue
 from viihde.web import throttle
 
@@ -155,11 +156,12 @@ def test_a_welcome_sms_that_cannot_be_logged_leaves_no_half_sign_up(
     and the code is not used up."""
     monkeypatch.setattr("viihde.register.codes.generate_code", lambda: "042424")
     verification_id = request_code(PHONE, SignupDetails(), NOW).id
+    commit_then_send(NOW)
 
     def broken(*args, **kwargs):
         raise RuntimeError("the SMS log is full")
 
-    monkeypatch.setattr("viihde.register.codes.log_sms", broken)
+    monkeypatch.setattr("viihde.register.codes.stage", broken)
     with pytest.raises(RuntimeError):
         confirm_code(verification_id, "042424", NOW)
     db.session.rollback()
@@ -178,8 +180,12 @@ def test_a_failed_inline_send_keeps_the_failed_sms_and_no_code(app_context, monk
         raise backends.SendFailed("down", "503")
 
     monkeypatch.setattr(backends.FileBackend, "send", broken)
+    verification = request_code(PHONE, SignupDetails(), NOW)
+    message_id = verification.sms_message_id
+    statuses = commit_then_send(NOW)
     with pytest.raises(CodeRefused) as refused:
-        request_code(PHONE, SignupDetails(), NOW)
+        after_sending(verification, statuses[message_id])
+    db.session.commit()
     assert refused.value.reason == Refusal.SEND_FAILED
     assert db.session.scalar(select(func.count()).select_from(Verification)) == 0
     assert [m.status for m in db.session.scalars(select(SmsMessage))] == ["failed"]
@@ -189,6 +195,7 @@ def test_submitting_reads_the_numbers_codes_once(app, app_context, fake_queue):
     """The guessing pause and the resend limits are counted in one query."""
     with recording(app) as record:
         request_code(PHONE, SignupDetails(), NOW)
+        commit_then_send(NOW)
     assert len(record.selects("FROM verifications WHERE verifications.phone_e164")) == 1
     assert record.commits == 1
 
@@ -197,9 +204,11 @@ def test_a_try_is_taken_and_read_in_one_statement(app, app_context, outbox, monk
     """UPDATE ... RETURNING: the verification is not read again after its try is taken."""
     monkeypatch.setattr("viihde.register.codes.generate_code", lambda: "042424")
     verification_id = request_code(PHONE, SignupDetails(), NOW).id
+    commit_then_send(NOW)
     db.session.get(Verification, verification_id)  # loaded, as the code page has it
     with recording(app) as record:
         result = confirm_code(verification_id, "000000", NOW)
+        commit_then_send(NOW)
     assert (result.outcome, result.attempts_left) == (Outcome.WRONG, 4)
     statements = [sql for _, sql in record.statements]
     [update] = [sql for sql in statements if sql.startswith("UPDATE verifications")]

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.jobs import purge
 from viihde.register import audit, customers, holders, retention
 from viihde.register.files import FileReport, RegisterFileError
 
@@ -153,7 +154,7 @@ PURGE_FAILURES = {
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; change nothing.")
 def purge_command(dry_run: bool) -> None:
     """Remove what is past its retention time (run daily from cron); print the counts."""
-    report = retention.purge(utcnow(), dry_run=dry_run, actor=audit.Actor.cli(getpass.getuser()))
+    report = purge.run(utcnow(), dry_run=dry_run, actor=audit.Actor.cli(getpass.getuser()))
     verb = "Would remove" if dry_run else "Removed"
     click.echo(f"{verb} (dry run, nothing changed):" if dry_run else f"{verb}:")
     for name, count in report.counts().items():

@@ -50,7 +50,7 @@ def erase_command(number: str, yes: bool) -> None:
     phone = number_argument(number)
     if not yes:
         click.confirm(f"Erase all data of {mask(phone)}? This cannot be undone.", abort=True)
-    # The entry first: the erasure's commit takes it along (one transaction, or nothing).
-    audit.record(operator(), "erase", utcnow(), phone_e164=phone, detail="cli")
     subjects.erase(phone, "cli", utcnow())
+    audit.record(operator(), "erase", utcnow(), phone_e164=phone, detail="cli")
+    db.session.commit()  # the erasure and its audit entry: one transaction
     click.echo(f"Erased {mask(phone)}; a tombstone records the erasure.")

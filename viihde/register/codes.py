@@ -9,14 +9,12 @@ and at most ``CODE_MAX_PER_HOUR`` an hour, however it is asked for.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from flask import current_app
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from viihde.extensions import db
@@ -27,7 +25,7 @@ from viihde.ops import metrics
 from viihde.register import consent, purposes
 from viihde.register.budget import log_pause, origin_of, signup_holdback, sms_pause
 from viihde.register.notices import SIGNUP_TEXT_VERSION
-from viihde.sms import dispatch, log_sms
+from viihde.sms import stage
 from viihde.sms.delivery import number_cannot_receive
 from viihde.sms.texts import code_message, sender_accepts_replies, welcome_message
 from viihde.tokens import preference_url
@@ -105,11 +103,13 @@ def code_hash(phone_e164: str, code: str) -> str:
 def request_code(
     phone_e164: str, details: SignupDetails, now: datetime, pending_id: int | None = None
 ) -> Verification:
-    """Issue a code for the number and send it by SMS, or raise CodeRefused.
+    """Issue a code for the number and stage its SMS, or raise CodeRefused. No commit: the
+    caller commits, sends the staged SMS (``sms.commit_then_send``) and then settles the
+    code with ``after_sending``.
 
     ``pending_id`` is the browser's own pending verification: when it is for the
     same number and its code was sent moments ago (a double submit, a second
-    tab), it is returned as it is and no second SMS goes out.
+    tab), it is returned as it is and nothing is staged.
     """
     return _send_code(phone_e164, SIGNUP, details, now, pending_id)
 
@@ -117,7 +117,8 @@ def request_code(
 def request_step_up_code(
     phone_e164: str, language: str, now: datetime, pending_id: int | None = None
 ) -> Verification:
-    """Send a code that proves the holder of the number is at this browser now."""
+    """Issue (and stage) a code that proves the holder of the number is at this browser
+    now, as ``request_code`` does."""
     details = SignupDetails(language=language, evidence=consent.Evidence())
     return _send_code(phone_e164, STEP_UP, details, now, pending_id)
 
@@ -130,54 +131,33 @@ def _send_code(
         return pending
     verification, code = _issue_code(phone_e164, kind, details, now)
     body = code_message(code, current_app.config["PUBLIC_BASE_URL"], verification.language)
-    # The code's SMS row first (its id), then the code pointing at it: one INSERT each,
-    # and one transaction, committed under the number's lock that ``_issue_code`` took.
-    message_id = log_sms(phone_e164, body, "code", now, secret=code).id
-    verification.sms_message_id = message_id
+    # The code's SMS row first (its id), then the code pointing at it: one INSERT each, in
+    # the caller's transaction, under the number's lock that ``_issue_code`` took.
+    verification.sms_message_id = stage(phone_e164, body, "code", now, secret=code).message_id
     db.session.add(verification)
-    with _keeping(verification):
-        db.session.commit()
-        status = dispatch(message_id, body, "code", now)  # queued, or sent inline
-    if status == "failed":
-        # Not sent, so it must not count against the visitor's next try.
-        refusal = code_not_delivered(verification) or Refusal.SEND_FAILED
-        db.session.delete(verification)
-        if refusal == Refusal.NUMBER_REFUSED:
-            # The number's own problem, not an outage: nothing of it is kept (the provider
-            # refused it outright, so the message cost nothing a budget should count).
-            db.session.delete(db.session.get(SmsMessage, message_id))
-        db.session.commit()
-        raise CodeRefused(refusal)
-    metrics.CODES_SENT.inc()
+    db.session.flush()
     return verification
 
 
-@contextmanager
-def _keeping(*rows: object) -> Iterator[None]:
-    """Commits in this block leave ``rows`` loaded instead of expiring them.
-
-    For the rows a write has just inserted or updated (or read under its lock): their values
-    are the ones it committed, so reading them again after the commit would cost a round
-    trip and tell nothing new. Every other object in the session expires at each commit as
-    usual (the app's sessions keep ``expire_on_commit``). Nothing may be deleted in the
-    block: with ``expire_on_commit`` off a commit leaves deleted objects in the session.
-    """
-    session = db.session()
-    kept = {id(row) for row in rows}
-
-    def expire_the_rest(session) -> None:
-        for instance in list(session.identity_map.values()):
-            if id(instance) not in kept:
-                session.expire(instance)
-
-    previous = session.expire_on_commit
-    session.expire_on_commit = False
-    event.listen(session, "after_commit", expire_the_rest)
-    try:
-        yield
-    finally:
-        event.remove(session, "after_commit", expire_the_rest)
-        session.expire_on_commit = previous
+def after_sending(verification: Verification, status: str | None) -> None:
+    """Settle a code whose SMS the caller committed and sent (``status`` is what sending
+    made of it; None: nothing was staged). Counted when it went; when it could not go
+    (sent inline and refused), its verification is removed (it must not count against
+    the visitor's next try) and so is its SMS row when the number cannot receive texts,
+    staged for the caller to commit, and CodeRefused says why."""
+    if status is None:
+        return
+    if status != "failed":
+        metrics.CODES_SENT.inc()
+        return
+    refusal = code_not_delivered(verification) or Refusal.SEND_FAILED
+    message = db.session.get(SmsMessage, verification.sms_message_id)
+    db.session.delete(verification)
+    if refusal == Refusal.NUMBER_REFUSED and message is not None:
+        # The number's own problem, not an outage: nothing of it is kept (the provider
+        # refused it outright, so the message cost nothing a budget should count).
+        db.session.delete(message)
+    raise CodeRefused(refusal)
 
 
 def code_not_delivered(verification: Verification) -> Refusal | None:
@@ -224,7 +204,8 @@ def pending_verification(verification_id: int | None) -> Verification | None:
 
 
 def resend_code(verification_id: int, now: datetime) -> Verification:
-    """Send a fresh code for the same purpose; the old code stops working once it is sent."""
+    """Issue (and stage) a fresh code for the same purpose; the old code stops working with
+    the caller's commit (no commit here)."""
     old = db.session.get(Verification, verification_id)
     if old is None or old.consumed_at is not None:
         raise LookupError("no pending verification")
@@ -239,8 +220,6 @@ def resend_code(verification_id: int, now: datetime) -> Verification:
         .where(Verification.id == old.id, Verification.consumed_at.is_(None))
         .values(expires_at=now)
     )
-    with _keeping(new):
-        db.session.commit()
     return new
 
 
@@ -250,31 +229,27 @@ def _issue_code(
     """Take the number's lock and check every limit, then make a code and its verification.
 
     The verification is not added to the session: the caller saves it, with the id of the
-    SMS that carries the code, in the transaction that holds the lock. A refusal rolls back.
+    SMS that carries the code, in the transaction that holds the lock. A refusal raises
+    CodeRefused; the caller's transaction (ended by its commit) releases the lock.
     """
     config = current_app.config
     serialise("viihde.code:" + phone_e164)
     pause = sms_pause(now)
     if pause is not None:
-        db.session.rollback()
         log_pause(pause)
         raise CodeRefused(Refusal.PAUSED, _seconds_until(pause.until, now))
     if kind == SIGNUP:
         holdback = signup_holdback(details.evidence.ip, phone_e164, now)
         if holdback is not None:
-            db.session.rollback()
             raise CodeRefused(Refusal.HELD_BACK, _seconds_until(holdback.until, now))
     history = _code_history(phone_e164, now)
     if history.wrong_today >= config["CODE_MAX_WRONG_PER_DAY"]:
-        db.session.rollback()
         raise CodeRefused(Refusal.GUESSING, 24 * 3600)
     interval = timedelta(seconds=config["CODE_RESEND_INTERVAL_SECONDS"])
     newest = history.newest_in_hour
     if newest is not None and now < newest + interval:
-        db.session.rollback()
         raise CodeRefused(Refusal.TOO_SOON, _seconds_until(newest + interval, now))
     if history.in_hour >= config["CODE_MAX_PER_HOUR"]:
-        db.session.rollback()
         raise CodeRefused(
             Refusal.HOURLY_LIMIT,
             _seconds_until(history.oldest_in_hour + timedelta(hours=1), now),
@@ -338,8 +313,12 @@ def _seconds_until(moment: datetime, now: datetime) -> int:
 
 
 def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
-    """Check a typed code; the right one confirms a sign-up (and sends the welcome SMS)
-    or a step-up. Either way the result names the subscriber the number belongs to."""
+    """Check a typed code; the right one confirms a sign-up (staging the welcome SMS) or a
+    step-up. Either way the result names the subscriber the number belongs to.
+
+    No commit: the caller commits whatever the outcome (a wrong code's try counts), then
+    sends what was staged (``sms.commit_then_send``).
+    """
     max_attempts = current_app.config["CODE_MAX_ATTEMPTS"]
     verification = db.session.get(Verification, verification_id)
     if verification is None:
@@ -358,7 +337,6 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
         wrong_codes_today(verification.phone_e164, now)
         >= current_app.config["CODE_MAX_WRONG_PER_DAY"]
     ):
-        db.session.rollback()
         return CheckResult(Outcome.EXHAUSTED)  # the number's guessing pause: nothing is checked
     # Take a try before looking at the code, so twin guesses cannot exceed the limit; the
     # row as the try left it comes back with it (RETURNING), no second read.
@@ -373,14 +351,13 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
         .returning(Verification.attempts, Verification.code_hash),
         execution_options={"synchronize_session": False},
     ).one_or_none()
-    if taken is None:
-        db.session.rollback()
-        return confirm_code(verification_id, code, now)
+    if taken is None:  # a twin request confirmed it, or took its last try, a moment ago
+        db.session.refresh(verification)
+        used = verification.consumed_at is not None
+        return CheckResult(Outcome.USED if used else Outcome.EXHAUSTED)
     attempts, stored_hash = taken
     set_committed_value(verification, "attempts", attempts)
     if not hashes_match(stored_hash, code_hash(verification.phone_e164, code)):
-        with _keeping(verification):
-            db.session.commit()
         left = max_attempts - attempts
         return CheckResult(Outcome.WRONG if left > 0 else Outcome.EXHAUSTED, left)
     return _confirm(verification, now)
@@ -393,11 +370,9 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
         .values(consumed_at=now)
     ).rowcount
     if claimed != 1:  # a twin request confirmed it a moment ago
-        db.session.rollback()
         return CheckResult(Outcome.USED)
     metrics.CODES_CONFIRMED.inc()
     if verification.kind == STEP_UP:
-        db.session.commit()
         subscriber_id = db.session.scalar(
             select(Subscriber.id).where(Subscriber.phone_e164 == verification.phone_e164)
         )
@@ -416,8 +391,5 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
         replies_reach_us=sender_accepts_replies(current_app.config["TWILIO_FROM"]),
     )
     # The welcome SMS row is part of the sign-up's transaction; it goes out after the commit.
-    message_id = log_sms(subscriber.phone_e164, body, "welcome", now, subscriber.id).id
-    with _keeping(subscriber):
-        db.session.commit()
-        dispatch(message_id, body, "welcome", now)
+    stage(subscriber.phone_e164, body, "welcome", now, subscriber_id=subscriber.id)
     return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber.id, subscriber=subscriber)

@@ -236,7 +236,7 @@ def set_consent(
 def set_choices(
     subscriber_id: int, choices: Mapping[str, bool], context: ConsentContext, now: datetime
 ) -> list[ConsentEvent]:
-    """Record each changed choice as an event and commit; unchanged ones record nothing.
+    """Record each changed choice as an event (no commit); unchanged ones record nothing.
 
     Returns the events written, so a double submit or a repeated STOP is a no-op.
     """
@@ -257,10 +257,10 @@ def _change(
     context: ConsentContext,
     now: datetime,
 ) -> list[ConsentEvent]:
-    """Lock the subscriber, read the ledger once, record what ``choose`` changes, commit."""
+    """Lock the subscriber, read the ledger once, record what ``choose`` changes (no commit:
+    the caller's, which also releases the lock)."""
     subscriber = _locked(Subscriber.id == subscriber_id)
     if subscriber is None:
-        db.session.rollback()
         return []
     latest = latest_events(subscriber.id)
     state = state_of(latest)
@@ -269,9 +269,7 @@ def _change(
         for purpose, granted in choose(state).items()
         if state.get(purpose, False) != granted
     ]
-    events = _append(subscriber, changes, context, now, latest)
-    db.session.commit()
-    return events
+    return _append(subscriber, changes, context, now, latest)
 
 
 def withdraw_grants_before(

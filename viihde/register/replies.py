@@ -43,19 +43,19 @@ def keyword_of(body: str) -> str | None:
 def handle_inbound(
     provider: str, message_sid: str, sender: str, body: str, now: datetime
 ) -> str | None:
-    """Store one inbound message and act on its keyword; return the reply text, if any."""
+    """Store one inbound message and act on its keyword; return the reply text, if any.
+
+    No commit: the stored message commits with the consent change it causes and the logged
+    reply, or not at all, so a request that fails midway is acted on when Twilio retries.
+    """
     phone_e164 = normalise_e164(sender)
     if phone_e164 is None or not message_sid:
         return None
     keyword = keyword_of(body)
     if not _store_once(provider, message_sid, phone_e164, body, keyword, now):
-        db.session.rollback()
         return None  # a retried webhook: acted on already
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
-    # The stored message commits with the consent change it causes, or not at all, so a
-    # request that fails midway is acted on when Twilio retries it.
     reply = _act(keyword, subscriber, now)
-    db.session.commit()
     if reply:
         log_reply(phone_e164, reply, now, subscriber.id if subscriber else None)
     return reply

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 
 from dateutil.relativedelta import relativedelta
 from flask import current_app
 from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
 
 from viihde.clock import helsinki_day, utcnow
 from viihde.extensions import db
@@ -88,51 +88,62 @@ class PurgeReport:
 SYSTEM = audit.Actor("system:purge")
 
 
-def purge(now: datetime, dry_run: bool = False, actor: audit.Actor = SYSTEM) -> PurgeReport:
-    """Remove everything past its retention time; with ``dry_run``, only count it.
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work of the purge, in its category: ``work`` stages it, audit entry
+    included, and returns the counts it adds. The caller commits each unit (or, in a dry
+    run, rolls it back), so a failure midway leaves exact counts of what is gone."""
 
-    Each unit of work commits with its own audit entry (a category's counts; each
-    person erased; each person whose customer marketing ended), so nothing is removed
-    unaudited. A dry run changes and audits nothing.
-    """
+    category: str
+    work: Callable[[], dict[str, int]]
+
+
+def units(now: datetime, report: PurgeReport) -> Iterator[Unit]:
+    """The purge, unit by unit: the codes and the SMS log one unit each, each person past
+    the proof period and each customer relationship that ended one unit each, then each
+    category's summary entry in the audit log. Lazy: a person's unit is made after the
+    units before it were committed, and is checked again under the person's lock."""
     if now.tzinfo is None:
         raise ValueError("purge needs a timezone-aware time")
     config = current_app.config
-    report = PurgeReport(dry_run=dry_run, actor=actor)
+    dry_run = report.dry_run
     pending_cutoff = now - timedelta(hours=config["RETENTION_PENDING_HOURS"])
     sms_cutoff = now - timedelta(days=config["RETENTION_SMS_LOG_DAYS"])
     proof_cutoff = months_before(now, config["RETENTION_PROOF_MONTHS"])
     customer_cutoff = customers.relationship_cutoff(now, config["CUSTOMER_RELATIONSHIP_MONTHS"])
-    _category(PENDING, report, lambda: _purge_pending(pending_cutoff, dry_run))
-    _category(SMS_LOG, report, lambda: _purge_sms_log(sms_cutoff, dry_run))
-    _category(CONSENT_PROOF, report, lambda: _erase_expired_proof(proof_cutoff, now, report))
-    _category(
-        CUSTOMER_RELATIONSHIPS,
-        report,
-        lambda: _end_customer_relationships(customer_cutoff, now, report),
+    yield Unit(
+        PENDING, lambda: _summarised(PENDING, report, _purge_pending(pending_cutoff, dry_run))
     )
-    return report
+    yield Unit(SMS_LOG, lambda: _summarised(SMS_LOG, report, _purge_sms_log(sms_cutoff, dry_run)))
+    if dry_run:
+        yield Unit(CONSENT_PROOF, lambda: {"subscribers_erased": _count(erasable(proof_cutoff))})
+        yield Unit(
+            CUSTOMER_RELATIONSHIPS,
+            lambda: {"customer_grants_ended": _count(customers.lapsed_grants(customer_cutoff))},
+        )
+        return
+    for subscriber_id in list(db.session.scalars(erasable(proof_cutoff).order_by(Subscriber.id))):
+        yield Unit(CONSENT_PROOF, partial(_erase_one, subscriber_id, proof_cutoff, now, report))
+    yield Unit(CONSENT_PROOF, lambda: _summarised(CONSENT_PROOF, report, {}))
+    lapsed = customers.lapsed_grants(customer_cutoff).subquery()
+    candidates = db.session.scalars(
+        select(lapsed.c.subscriber_id).distinct().order_by(lapsed.c.subscriber_id)
+    )
+    for subscriber_id in list(candidates):
+        yield Unit(
+            CUSTOMER_RELATIONSHIPS,
+            partial(_end_relationship, subscriber_id, customer_cutoff, now, report),
+        )
+    yield Unit(CUSTOMER_RELATIONSHIPS, lambda: _summarised(CUSTOMER_RELATIONSHIPS, report, {}))
 
 
-def _category(name: str, report: PurgeReport, work: Callable[[], dict[str, int]]) -> None:
-    """Run one category in its own transaction: committed whole with its audit entry (then
-    counted), or rolled back."""
-    try:
-        counts = work()
-        if report.dry_run:
-            db.session.rollback()
-        else:
-            summary = counts or {key: getattr(report, key) for key in _PER_PERSON[name]}
-            detail = f"{name}: " + " ".join(f"{key}={n}" for key, n in summary.items())
-            audit.record(report.actor, "purge", utcnow(), detail=detail)
-            db.session.commit()
-        for count_name, count in counts.items():
-            setattr(report, count_name, count)
-    except SQLAlchemyError as error:
-        db.session.rollback()
-        # The type only: a database error's text can carry the statement's parameters.
-        report.failures[name] = type(error).__name__
-        log.error("retention_purge_failed category=%s error=%s", name, type(error).__name__)
+def _summarised(category: str, report: PurgeReport, counts: dict[str, int]) -> dict[str, int]:
+    """Stage the category's summary entry (its counts) in the audit log, unless a dry run."""
+    if not report.dry_run:
+        summary = counts or {key: getattr(report, key) for key in _PER_PERSON[category]}
+        detail = f"{category}: " + " ".join(f"{key}={n}" for key, n in summary.items())
+        audit.record(report.actor, "purge", utcnow(), detail=detail)
+    return counts
 
 
 #: The categories that commit person by person, and the counts they keep on the report.
@@ -279,25 +290,17 @@ def erasable(cutoff: datetime, subscriber_ids: list[int] | None = None) -> Selec
     return query
 
 
-def _erase_expired_proof(cutoff: datetime, now: datetime, report: PurgeReport) -> dict[str, int]:
-    """Erase each person past the proof period, through ``subjects.erase`` (one commit each).
-
-    Each erasure is counted as it commits, so a failure midway leaves an exact count.
-    """
-    if report.dry_run:
-        return {"subscribers_erased": _count(erasable(cutoff))}
-    candidates = list(db.session.scalars(erasable(cutoff).order_by(Subscriber.id)))
-    db.session.rollback()
-    for subscriber_id in candidates:
-        phone = _locked_if_still_erasable(subscriber_id, cutoff)
-        if phone is None:
-            db.session.rollback()
-            continue
-        # The entry first: the erasure's commit takes it along.
-        audit.record(report.actor, "erase", now, phone_e164=phone, detail=TOMBSTONE_SOURCE)
-        subjects.erase(phone, TOMBSTONE_SOURCE, now)
-        report.subscribers_erased += 1
-    return {}
+def _erase_one(
+    subscriber_id: int, cutoff: datetime, now: datetime, report: PurgeReport
+) -> dict[str, int]:
+    """Erase one person past the proof period, through ``subjects.erase``, with its audit
+    entry; nothing if a consent given since the search keeps them."""
+    phone = _locked_if_still_erasable(subscriber_id, cutoff)
+    if phone is None:
+        return {}
+    audit.record(report.actor, "erase", now, phone_e164=phone, detail=TOMBSTONE_SOURCE)
+    subjects.erase(phone, TOMBSTONE_SOURCE, now)
+    return {"subscribers_erased": 1}
 
 
 def _locked_if_still_erasable(subscriber_id: int, cutoff: datetime) -> str | None:
@@ -310,27 +313,14 @@ def _locked_if_still_erasable(subscriber_id: int, cutoff: datetime) -> str | Non
     return phone
 
 
-def _end_customer_relationships(cutoff: date, now: datetime, report: PurgeReport) -> dict[str, int]:
-    """Withdraw every customer grant whose purchase is before ``cutoff`` (a Helsinki day),
-    through ``customers.lapse`` (one commit per subscriber, under their row lock).
-
-    Each subscriber's withdrawals are counted as they commit, so a failure midway leaves
-    an exact count; a dry run counts the grants the search finds.
-    """
-    lapsed = customers.lapsed_grants(cutoff)
-    if report.dry_run:
-        return {"customer_grants_ended": _count(lapsed)}
-    found = lapsed.subquery()
-    candidates = list(
-        db.session.scalars(select(found.c.subscriber_id).distinct().order_by(found.c.subscriber_id))
-    )
-    db.session.rollback()
-    for subscriber_id in candidates:
-        ended = customers.lapse(subscriber_id, cutoff, now)
-        if ended:
-            phone = ended[0].subscriber.phone_e164
-            detail = f"customer relationship ended: {len(ended)}"
-            audit.record(report.actor, "end_customer_grants", now, phone_e164=phone, detail=detail)
-        db.session.commit()
-        report.customer_grants_ended += len(ended)
-    return {}
+def _end_relationship(
+    subscriber_id: int, cutoff: date, now: datetime, report: PurgeReport
+) -> dict[str, int]:
+    """Withdraw one person's customer grants whose purchase is before ``cutoff`` (a
+    Helsinki day), through ``customers.lapse`` under their row lock, with its audit entry."""
+    ended = customers.lapse(subscriber_id, cutoff, now)
+    if ended:
+        phone = ended[0].subscriber.phone_e164
+        detail = f"customer relationship ended: {len(ended)}"
+        audit.record(report.actor, "end_customer_grants", now, phone_e164=phone, detail=detail)
+    return {"customer_grants_ended": len(ended)}

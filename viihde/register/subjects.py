@@ -25,7 +25,7 @@ from viihde.models import (
 )
 from viihde.phone import PhoneError, parse_mobile
 from viihde.register import consent
-from viihde.sms import send_sms
+from viihde.sms import stage
 from viihde.sms.texts import link_message, new_link_message
 from viihde.tokens import preference_url, read_preference_token, secret_keys
 
@@ -285,11 +285,11 @@ def _verification(verification: Verification) -> dict[str, Any]:
 
 
 def revoke_links(subscriber_id: int, link_key: str, now: datetime) -> Subscriber | None:
-    """Make every link sent so far stop working, and send a fresh one by SMS.
+    """Make every link sent so far stop working, and stage a fresh one by SMS (no commit).
 
     Only over ``link_key``, the key the asking browser holds: of twin requests (a double
     press, fifteen tabs) the first changes it and texts one link; the others find it
-    changed and send nothing (None).
+    changed and stage nothing (None).
     """
     changed = db.session.execute(
         update(Subscriber)
@@ -299,20 +299,20 @@ def revoke_links(subscriber_id: int, link_key: str, now: datetime) -> Subscriber
         .execution_options(synchronize_session=False)
     ).scalar_one_or_none()
     if changed is None:
-        db.session.rollback()
         return None
     subscriber = db.session.get(Subscriber, subscriber_id, populate_existing=True)
     link = preference_url(subscriber.id, subscriber.link_key)
     body = new_link_message(link, subscriber.language)
-    send_sms(subscriber.phone_e164, body, "link", now, subscriber_id=subscriber.id)
+    stage(subscriber.phone_e164, body, "link", now, subscriber_id=subscriber.id)
     return subscriber
 
 
 def send_link(subscriber_id: int, now: datetime) -> None:
-    """Text the subscriber their current preference link (support does this on request)."""
+    """Stage an SMS with the subscriber's current preference link (support does this on
+    request; no commit)."""
     subscriber = db.session.get(Subscriber, subscriber_id)
     link = preference_url(subscriber.id, subscriber.link_key)
-    send_sms(
+    stage(
         subscriber.phone_e164,
         link_message(link, subscriber.language),
         "link",
@@ -365,7 +365,8 @@ def _cell(value: Any) -> Any:
 def erase(
     phone_e164: str, source: str, now: datetime, *, since: datetime | None = None
 ) -> Tombstone:
-    """Remove everything stored about a number and leave a keyed-hash tombstone (commits).
+    """Remove everything stored about a number and leave a keyed-hash tombstone (no
+    commit: the caller commits it with its audit entry).
 
     ``since`` (a number that changed hands, erased by its current holder): remove only
     the records from then on. The previous holder's stay as their proof of consent,
@@ -403,7 +404,8 @@ def erase(
     )
     tombstone = Tombstone(phone_hash=tombstone_hash(phone_e164), source=source, erased_at=now)
     db.session.add(tombstone)
-    db.session.commit()
+    db.session.flush()
+    # Bulk deletes bypass the identity map: what it held of the number is gone.
     db.session.expire_all()
     return tombstone
 

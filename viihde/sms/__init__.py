@@ -8,10 +8,13 @@ keeps neither one-time codes nor the tokens of preference links: whoever reads i
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 from flask import current_app
 from redis.exceptions import RedisError
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from viihde.extensions import db
 from viihde.models import SmsMessage
@@ -22,6 +25,37 @@ from viihde.tokens import without_link_tokens
 
 log = logging.getLogger(__name__)
 REDACTED_CODE = "******"
+#: Where a session keeps the messages staged in its transaction.
+_STAGED = "viihde.sms.staged"
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A logged message that goes out once the transaction that logged it commits."""
+
+    message_id: int
+    body: str
+    kind: str
+
+
+def stage(
+    to: str,
+    body: str,
+    kind: str,
+    now: datetime,
+    *,
+    subscriber_id: int | None = None,
+    secret: str | None = None,
+) -> Staged:
+    """Log one SMS in the caller's transaction (no commit); ``commit_then_send`` sends it.
+
+    ``secret`` (a one-time code) is kept out of the log row; the body with the code travels
+    only in the job. A rollback forgets it (the row is gone too).
+    """
+    message = log_sms(to, body, kind, now, subscriber_id, secret=secret)
+    staged = Staged(message.id, body, kind)
+    db.session.info.setdefault(_STAGED, []).append(staged)
+    return staged
 
 
 def send_sms(
@@ -33,17 +67,28 @@ def send_sms(
     subscriber_id: int | None = None,
     secret: str | None = None,
 ) -> SmsMessage:
-    """Log one SMS and send it: through the queue when there is one, else at once.
+    """Log one SMS and send it at once, as a unit of work of its own (commits whatever the
+    caller staged with it); the row as sending left it."""
+    staged = stage(to, body, kind, now, subscriber_id=subscriber_id, secret=secret)
+    commit_then_send(now)
+    return db.session.get(SmsMessage, staged.message_id)
 
-    Commits the row with whatever the caller staged (its audit entry, say), then sends.
-    ``secret`` (a one-time code) is kept out of the log row; the body with the code
-    travels only in the job. A failure is recorded on the row, never raised.
-    """
-    message = log_sms(to, body, kind, now, subscriber_id, secret=secret)
-    message_id = message.id  # read before the commit expires it: no reload to enqueue
+
+def commit_then_send(now: datetime) -> dict[int, str]:
+    """End the caller's unit of work: commit it, then send the SMS it staged (queued, or
+    delivered inline). Returns each message's status by id ("queued", "sent", "failed",
+    ...); a failure is recorded on its row, never raised."""
     db.session.commit()
-    dispatch(message_id, body, kind, now)
-    return message
+    staged = db.session.info.pop(_STAGED, [])
+    return {
+        each.message_id: dispatch(each.message_id, each.body, each.kind, now) for each in staged
+    }
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_staged(session: Session) -> None:
+    """Rolled back: the staged messages' rows are gone, so are they."""
+    session.info.pop(_STAGED, None)
 
 
 def redacted(body: str, secret: str | None) -> str:
@@ -69,10 +114,10 @@ def dispatch(message_id: int, body: str, kind: str, now: datetime) -> str:
 
 
 def log_reply(to: str, body: str, now: datetime, subscriber_id: int | None) -> SmsMessage:
-    """Log an answer the provider sends for us (TwiML), so the person's history shows it."""
+    """Log an answer the provider sends for us (TwiML), so the person's history shows it
+    (no commit: the provider sends it, nothing is dispatched)."""
     message = log_sms(to, body, "reply", now, subscriber_id, backend="twiml", status="sent")
     message.attempts, message.sent_at = 1, now
-    db.session.commit()
     return message
 
 

@@ -42,7 +42,7 @@ def enqueue_delivery(message_id: int, body: str) -> None:
     """
     intervals = current_app.config["SMS_RETRY_INTERVALS"]
     sms_queue().enqueue_call(
-        "viihde.jobs.deliver_sms",
+        "viihde.tasks.deliver_sms",
         args=(message_id, body),
         job_id=delivery_job_id(message_id),
         description=f"deliver SMS {message_id}",  # never the body: it may hold a code
@@ -95,9 +95,9 @@ def enqueue_campaign_sender(campaign_id: int, at: datetime | None = None) -> Non
         "failure_ttl": 7 * 24 * 3600,
     }
     if at is None:
-        queue.enqueue_call("viihde.jobs.run_campaign", args=(campaign_id,), **options)
+        queue.enqueue_call("viihde.tasks.run_campaign", args=(campaign_id,), **options)
     else:
-        queue.enqueue_at(at, "viihde.jobs.run_campaign", campaign_id, **options)
+        queue.enqueue_at(at, "viihde.tasks.run_campaign", campaign_id, **options)
 
 
 def _bring_forward(queue: Queue, job: Job, at: datetime | None) -> None:

@@ -1,5 +1,5 @@
 """Campaigns: a marketing SMS to everyone who has a purpose granted, written per language
-by an admin, then sent by the campaign sender.
+by an admin, then sent by the campaign sender (``viihde.jobs.campaigns``).
 
 The sender goes through the audience in subscriber id order, one message at a time. It
 reads the campaign's status again before each message (a pause takes effect at once),
@@ -29,7 +29,6 @@ from viihde.register.campaigns.sending import (
     next_allowed,
     pause,
     resume,
-    run,
     start,
 )
 from viihde.register.campaigns.state import (
@@ -64,7 +63,6 @@ __all__ = [
     "pause",
     "preview",
     "resume",
-    "run",
     "sample_link",
     "sample_text",
     "segment_price",

@@ -11,11 +11,11 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from viihde.extensions import db
-from viihde.models import CAMPAIGN_TEST_SMS_KIND, Campaign, ConsentEvent, SmsMessage, Subscriber
+from viihde.models import CAMPAIGN_TEST_SMS_KIND, Campaign, ConsentEvent, Subscriber
 from viihde.register import consent
 from viihde.register.campaigns.state import DRAFT, CampaignStateError, get, locked, require_status
 from viihde.register.purposes import configured_keys
-from viihde.sms import send_sms
+from viihde.sms import Staged, stage
 from viihde.sms.segments import Segmentation, segmentation
 from viihde.sms.texts import campaign_footer, sender_accepts_replies
 from viihde.tokens import MAX_SUBSCRIBER_ID, preference_url
@@ -106,14 +106,15 @@ def sample_text(body: str, language: str, customer: bool = False) -> str:
     return compose(clean_body(body), footer(sample_link(), language, customer))
 
 
-def test_send(campaign_id: int, phone_e164: str, language: str, now: datetime) -> SmsMessage:
-    """Text one language's message (with a sample link) to the admin's own number. Not a
-    marketing message to the audience: quiet hours do not apply."""
+def test_send(campaign_id: int, phone_e164: str, language: str, now: datetime) -> Staged:
+    """Stage one language's message (with a sample link) to the admin's own number (the
+    caller commits, then sends it). Not a marketing message to the audience: quiet hours
+    do not apply."""
     campaign = get(campaign_id)
     if campaign is None:
         raise CampaignStateError("missing")
     body = sample_text(body_for(campaign, language), language)
-    return send_sms(phone_e164, body, CAMPAIGN_TEST_SMS_KIND, now)
+    return stage(phone_e164, body, CAMPAIGN_TEST_SMS_KIND, now)
 
 
 # Estimates

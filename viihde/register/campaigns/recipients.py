@@ -1,5 +1,6 @@
 """The sender's work on one recipient: who is next, their consent checked under a lock
-on their row, their recipient row and SMS logged in one commit; and orphaned messages."""
+on their row, their recipient row and SMS logged together (the sender commits them as
+one); and orphaned messages."""
 
 from __future__ import annotations
 
@@ -69,12 +70,12 @@ def record_recipient(
     campaign: Campaign, subscriber_id: int, now: datetime
 ) -> tuple[int, str] | None:
     """Under a lock on the subscriber: check their consent now, record them (sent, or
-    skipped when consent is gone) and log their SMS, in one commit with the cursor.
+    skipped when consent is gone) and log their SMS, with the cursor (no commit: the
+    sender commits them as one).
     Returns the SMS to deliver (its id and body), if any."""
     campaign.cursor = subscriber_id
     subscriber = consent.lock_subscriber(subscriber_id)
     if subscriber is None:  # erased meanwhile
-        db.session.commit()
         return None
     grant = consent.grant_in_force(subscriber_id, campaign.purpose)
     granted = grant is not None
@@ -84,7 +85,6 @@ def record_recipient(
     status = SENT if granted else SKIPPED
     row_id = _insert_recipient(campaign.id, subscriber_id, status, language, basis, now)
     if row_id is None or not granted:  # a twin sender was first, or consent is gone
-        db.session.commit()
         return None
     link = preference_url(subscriber.id, subscriber.link_key)
     body = compose(body_for(campaign, language), footer(link, language, first_as_customer))
@@ -92,7 +92,6 @@ def record_recipient(
     db.session.execute(
         update(CampaignMessage).where(CampaignMessage.id == row_id).values(sms_message_id=message)
     )
-    db.session.commit()
     return message, body
 
 
@@ -128,11 +127,9 @@ def adopt_orphan(
         body = message.body
         if subscriber is not None:
             body = with_link(body, preference_url(subscriber.id, subscriber.link_key))
-        db.session.commit()  # deliver settles a dead "sending" itself (outcome unknown)
-        return message.id, body
+        return message.id, body  # deliver settles a dead "sending" itself (outcome unknown)
     orphan.status = SKIPPED
     message.status, message.error_code, message.updated_at = "failed", "consent_withdrawn", now
-    db.session.commit()
     return None
 
 

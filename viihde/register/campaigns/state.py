@@ -35,8 +35,6 @@ def locked(campaign_id: int) -> Campaign | None:
 
 
 def require_status(campaign: Campaign | None, *statuses: str) -> None:
-    """Refuse (CampaignStateError, transaction rolled back) unless the campaign has one of
-    ``statuses``."""
+    """Refuse (CampaignStateError) unless the campaign has one of ``statuses``."""
     if campaign is None or campaign.status not in statuses:
-        db.session.rollback()
         raise CampaignStateError(campaign.status if campaign else "missing")

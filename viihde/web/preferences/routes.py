@@ -14,9 +14,11 @@ from flask import Response, abort, flash, g, redirect, render_template, request,
 from flask_babel import gettext as _
 
 from viihde.clock import utcnow
+from viihde.extensions import db
 from viihde.phone import mask
 from viihde.register import consent, subjects
 from viihde.register.purposes import configured
+from viihde.sms import commit_then_send
 from viihde.web import browser
 from viihde.web.preferences import bp
 from viihde.web.preferences.forms import ButtonForm, ChoicesForm, EraseForm
@@ -96,10 +98,12 @@ def change():
     context = consent.ConsentContext("preference_page", evidence=_evidence())
     if form.stop_all.data:
         consent.withdraw_all(g.subscriber.id, context, utcnow())
-        flash(_("All marketing is stopped. We will not send you marketing messages."))
+        message = _("All marketing is stopped. We will not send you marketing messages.")
     else:
         consent.set_choices(g.subscriber.id, form.choices(request.form), context, utcnow())
-        flash(_("Your choices are saved."))
+        message = _("Your choices are saved.")
+    db.session.commit()
+    flash(message)
     return redirect(url_for(".page"))
 
 
@@ -112,6 +116,7 @@ def sign_out():
     masked_number = mask(g.subscriber.phone_e164)
     # A twin press that finds the links signed out already sends nothing more.
     subjects.revoke_links(g.subscriber.id, browser.linked()[1], utcnow())
+    commit_then_send(utcnow())
     browser.forget_subscriber()
     return render_template("preferences/signed_out.html", masked_number=masked_number)
 
@@ -185,6 +190,7 @@ def erase():
         # A number that changed hands: its current holder erases their own holding only.
         since = g.subscriber.holder_since
         subjects.erase(g.subscriber.phone_e164, "subject", utcnow(), since=since)
+        db.session.commit()
         browser.forget_subscriber()
         return render_template("preferences/erased.html"), 200, NO_STORE
     status = 400 if form.errors else 200

@@ -6,6 +6,7 @@ from flask import g, redirect, render_template, request, url_for
 from flask_babel import get_locale
 
 from viihde.clock import utcnow
+from viihde.extensions import db
 from viihde.phone import mask
 from viihde.register.codes import (
     STEP_UP,
@@ -20,6 +21,7 @@ from viihde.register.codes import (
 from viihde.web import browser, messages
 from viihde.web.preferences import bp
 from viihde.web.preferences.routes import NO_STORE, STEP_UP_TARGETS, link_required
+from viihde.web.sending import commit_and_send_code
 from viihde.web.signup.forms import CodeForm, ResendForm
 from viihde.web.throttle import code_sending, count_sent_code
 
@@ -90,12 +92,15 @@ def send_code():
             verification = request_step_up_code(
                 g.subscriber.phone_e164, str(get_locale()), utcnow()
             )
+        verification_id = verification.id
+        commit_and_send_code(verification)
     except CodeRefused as refusal:
+        db.session.commit()  # a code that could not go is forgotten
         return _render(
             status=messages.code_refusal_status(refusal), error=messages.code_refusal(refusal)
         )
     count_sent_code()
-    browser.remember_pending(verification.id)
+    browser.remember_pending(verification_id)
     return redirect(url_for(".verify", next=_next()))
 
 
@@ -110,6 +115,7 @@ def check_code():
     if not form.validate_on_submit():
         return _render(form, 400)
     result = confirm_code(pending.id, form.code.data, utcnow())
+    db.session.commit()  # the try it took, or the proof
     if result.outcome == Outcome.CONFIRMED and result.subscriber_id == g.subscriber.id:
         browser.forget_pending()
         browser.remember_confirmation(g.subscriber.id, utcnow())

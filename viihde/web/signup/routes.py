@@ -7,8 +7,8 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from viihde.clock import utcnow
+from viihde.extensions import db
 from viihde.phone import mask
-from viihde.register import subjects
 from viihde.register.budget import paused_hint
 from viihde.register.codes import (
     CodeRefused,
@@ -24,8 +24,10 @@ from viihde.register.codes import (
 from viihde.register.consent import Evidence
 from viihde.register.notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
 from viihde.register.purposes import configured
+from viihde.sms import commit_then_send
 from viihde.web import browser, messages
 from viihde.web.request import client_ip, client_user_agent
+from viihde.web.sending import commit_and_send_code
 from viihde.web.signup.forms import CodeForm, ResendForm, SignupForm, attribution_from
 from viihde.web.throttle import code_sending, count_sent_code
 
@@ -64,13 +66,16 @@ def submit():
             verification = request_code(
                 form.phone_e164, _client_details(form), utcnow(), pending_id=pending_id
             )
+            verification_id = verification.id
+            commit_and_send_code(verification)
         except CodeRefused as refusal:
+            db.session.commit()  # a code that could not go is forgotten
             form.phone.errors = [messages.code_refusal(refusal)]
             status = messages.code_refusal_status(refusal)
         else:
-            if verification.id != pending_id:  # not the twin of a code sent a moment ago
+            if verification_id != pending_id:  # not the twin of a code sent a moment ago
                 count_sent_code()
-            browser.remember_pending(verification.id)
+            browser.remember_pending(verification_id)
             return redirect(url_for(".code"))
     return _render_landing(form, status)
 
@@ -121,12 +126,16 @@ def code():
     if not form.validate_on_submit():
         return _render_code_page(verification, form, 400 if form.errors else 200)
     result = confirm_code(verification.id, form.code.data, utcnow())
+    # The new subscriber's link, as the sign-up wrote it: nothing is read back after the commit.
+    signed_up = result.subscriber
+    link = (signed_up.id, signed_up.link_key) if signed_up is not None else None
+    commit_then_send(utcnow())  # the try it took, and a sign-up with its welcome SMS
     if result.outcome in (Outcome.CONFIRMED, Outcome.USED):
-        # USED here means this browser's own twin request confirmed it a moment ago.
-        subscriber = subjects.subscriber_by_id(result.subscriber_id)
-        if subscriber is not None:
-            browser.remember_link(subscriber.id, subscriber.link_key)
-            browser.remember_confirmation(subscriber.id, utcnow())
+        # USED here means this browser's own twin request confirmed it a moment ago: the
+        # link is in the twin's answer.
+        if link is not None:
+            browser.remember_link(*link)
+            browser.remember_confirmation(link[0], utcnow())
         browser.forget_pending()
         return redirect(url_for(".done"))
     if result.outcome == Outcome.UNKNOWN:
@@ -144,14 +153,17 @@ def resend():
         return redirect(url_for(".landing"))
     try:
         new = resend_code(verification.id, utcnow())
+        new_id = new.id
+        commit_and_send_code(new)
     except CodeRefused as refusal:
+        db.session.commit()  # a code that could not go is forgotten
         form = CodeForm(formdata=None)
         form.code.errors = [messages.code_refusal(refusal)]
         return _render_code_page(verification, form, messages.code_refusal_status(refusal))
     except LookupError:
         return redirect(url_for(".landing"))
     count_sent_code()
-    browser.remember_pending(new.id)
+    browser.remember_pending(new_id)
     flash(_("A new code is on its way. The earlier code no longer works."))
     return redirect(url_for(".code"))
 

@@ -11,9 +11,11 @@ from flask_login import current_user
 
 from viihde.clock import utcnow
 from viihde.extensions import db, limiter
+from viihde.jobs import campaigns as sender
 from viihde.models import Campaign
 from viihde.phone import PhoneError, mask, parse_mobile
 from viihde.register import audit, campaigns
+from viihde.sms import commit_then_send
 from viihde.web.messages import PHONE_REFUSALS
 from viihde.web.staff import bp
 from viihde.web.staff.console import actor, admin_required
@@ -131,9 +133,9 @@ def test_send_campaign(campaign_id: int):
             test_form.number.errors = [PHONE_REFUSALS[error.reason]]
         else:
             detail = f"{_detail(campaign)} ({test_form.language.data})"
-            # The entry first: it commits with the SMS's log row, before the SMS goes out.
-            audit.record(actor(), "test_send_campaign", utcnow(), phone_e164=phone, detail=detail)
             campaigns.test_send(campaign.id, phone, test_form.language.data, utcnow())
+            audit.record(actor(), "test_send_campaign", utcnow(), phone_e164=phone, detail=detail)
+            commit_then_send(utcnow())  # the SMS's row with its audit entry, then the SMS
             flash(_("The test message was sent to %(number)s.", number=mask(phone)))
             return redirect(url_for("staff.campaign", campaign_id=campaign.id))
     return _page(campaign, CampaignForm(obj=campaign), 400, test_form=test_form)
@@ -147,7 +149,7 @@ def start_campaign(campaign_id: int):
     start_form = CampaignStartForm()
     if not start_form.validate_on_submit():
         return _page(campaign, CampaignForm(obj=campaign), 400, start_form=start_form)
-    start = lambda campaign_id: campaigns.start(campaign_id, utcnow())  # noqa: E731
+    start = lambda campaign_id: sender.start(campaign_id, utcnow())  # noqa: E731
     return _act(campaign, "start_campaign", start, _("Sending started."))
 
 
@@ -155,22 +157,33 @@ def start_campaign(campaign_id: int):
 @admin_required
 def pause_campaign(campaign_id: int):
     """Hold the campaign before its next message."""
-    return _button(campaign_id, "pause_campaign", campaigns.pause, _("Paused."))
+    return _button(campaign_id, "pause_campaign", _committed(campaigns.pause), _("Paused."))
 
 
 @bp.post("/campaigns/<id:campaign_id>/resume")
 @admin_required
 def resume_campaign(campaign_id: int):
     """Send on from where the campaign stopped."""
-    return _button(campaign_id, "resume_campaign", campaigns.resume, _("Sending again."))
+    return _button(campaign_id, "resume_campaign", sender.resume, _("Sending again."))
 
 
 @bp.post("/campaigns/<id:campaign_id>/cancel")
 @admin_required
 def cancel_campaign(campaign_id: int):
     """Stop the campaign for good."""
-    cancel = lambda campaign_id: campaigns.cancel(campaign_id, utcnow())  # noqa: E731
+    cancel = _committed(lambda campaign_id: campaigns.cancel(campaign_id, utcnow()))
     return _button(campaign_id, "cancel_campaign", cancel, _("The campaign was cancelled."))
+
+
+def _committed(change: Callable[[int], object]) -> Callable[[int], object]:
+    """A status change committed at once (with the audit entry staged before it)."""
+
+    def do(campaign_id: int) -> object:
+        result = change(campaign_id)
+        db.session.commit()
+        return result
+
+    return do
 
 
 def _button(campaign_id: int, action: str, do: Callable[[int], object], done: str):
@@ -183,7 +196,8 @@ def _button(campaign_id: int, action: str, do: Callable[[int], object], done: st
 
 def _act(campaign: Campaign, action: str, do: Callable[[int], object], done: str):
     """Change the campaign's status, audit it, and say how it went. The entry is staged
-    first, so the status change's commit takes it along (one transaction, or nothing)."""
+    first, so the status change's commit takes it along (one transaction, or nothing);
+    starting and sending on launch the sender after that commit."""
     audit.record(actor(), action, utcnow(), detail=_detail(campaign))
     try:
         do(campaign.id)

@@ -14,6 +14,7 @@ from viihde.extensions import db
 from viihde.phone import PhoneError
 from viihde.register import audit, consent, subjects
 from viihde.register.purposes import configured
+from viihde.sms import commit_then_send
 from viihde.web.messages import PHONE_REFUSALS
 from viihde.web.request import client_ip
 from viihde.web.staff import bp
@@ -104,11 +105,11 @@ def withdraw(subscriber_id: int):
         return render_template("staff/card.html", **context), 400
     evidence = consent.Evidence(ip=client_ip())
     context = consent.ConsentContext("staff", actor=f"staff:{current_user.id}", evidence=evidence)
-    # The entry first: the withdrawal's commit takes it along (one transaction, or nothing).
+    consent.withdraw_all(subscriber.id, context, utcnow())
     audit.record(
         actor(), "withdraw", utcnow(), phone_e164=subscriber.phone_e164, detail=form.reason.data
     )
-    consent.withdraw_all(subscriber.id, context, utcnow())
+    db.session.commit()  # the withdrawal and its audit entry: one transaction
     flash(_("All marketing consent withdrawn."))
     return redirect(url_for("staff.card", subscriber_id=subscriber.id))
 
@@ -118,9 +119,9 @@ def send_link(subscriber_id: int):
     """Text the person their preference link."""
     subscriber = _subscriber_or_404(subscriber_id)
     if ButtonForm().validate_on_submit():
-        # The entry first: it commits with the SMS's log row, before the SMS goes out.
-        audit.record(actor(), "send_link", utcnow(), phone_e164=subscriber.phone_e164)
         subjects.send_link(subscriber.id, utcnow())
+        audit.record(actor(), "send_link", utcnow(), phone_e164=subscriber.phone_e164)
+        commit_then_send(utcnow())  # the SMS's row with its audit entry, then the SMS
         flash(_("The preference link was sent by SMS."))
     return redirect(url_for("staff.card", subscriber_id=subscriber.id))
 
@@ -181,8 +182,8 @@ def erase(subscriber_id: int):
         context = _card(subscriber.phone_e164, subscriber) | {"erase_form": form}
         return render_template("staff/card.html", **context), 400
     phone = subscriber.phone_e164
-    # The entry first: the erasure's commit takes it along (one transaction, or nothing).
-    audit.record(actor(), "erase", utcnow(), phone_e164=phone, detail=form.reason.data)
     subjects.erase(phone, "staff", utcnow())
+    audit.record(actor(), "erase", utcnow(), phone_e164=phone, detail=form.reason.data)
+    db.session.commit()  # the erasure and its audit entry: one transaction
     flash(_("The data was erased. Only a tombstone remains."))
     return redirect(url_for("staff.home"))

@@ -12,6 +12,7 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
 from viihde.clock import utcnow
+from viihde.extensions import db
 from viihde.register.replies import handle_inbound
 from viihde.sms.delivery import record_status
 from viihde.web.webhooks import bp
@@ -75,4 +76,5 @@ def inbound():
         request.form.get("Body", ""),
         utcnow(),
     )
+    db.session.commit()  # the stored reply with what it changed, or nothing
     return twiml(reply), 200, {"Content-Type": "text/xml; charset=utf-8"}
