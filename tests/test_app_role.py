@@ -15,8 +15,8 @@ from sqlalchemy.pool import NullPool
 from viihde import create_app
 from viihde.clock import utcnow
 from viihde.extensions import db
-from viihde.models import AuditEntry, ConsentEvent, Subscriber, Tombstone
 from viihde.jobs import purge
+from viihde.models import AuditEntry, ConsentEvent, Subscriber, Tombstone
 from viihde.register import audit, subjects
 
 from .conftest import PUBLIC_BASE_URL, SECRET, Visitor
