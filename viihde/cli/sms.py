@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from viihde.cli.common import number_argument
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.models import SmsKind
 from viihde.phone import mask
 from viihde.sms import outbox, send_sms
 from viihde.sms.queue import sms_queue
@@ -31,7 +32,7 @@ def send_test_command(number: str) -> None:
     """Send a test SMS to NUMBER through the configured backend."""
     phone = number_argument(number)
     language = current_app.config["BABEL_DEFAULT_LOCALE"]
-    message = send_sms(phone, test_message(language), "test", utcnow())
+    message = send_sms(phone, test_message(language), SmsKind.TEST, utcnow())
     detail = f" (error {message.error_code})" if message.error_code else ""
     click.echo(f"Test SMS to {mask(phone)} via {message.backend}: {message.status}{detail}")
     if message.status == "failed":

@@ -21,8 +21,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from viihde.extensions import db
 from viihde.hashing import hashes_match, keyed_hash
-from viihde.models import SmsMessage, Subscriber, Verification
-from viihde.models.locks import serialise
+from viihde.models import (
+    ConsentSource,
+    SmsKind,
+    SmsMessage,
+    Subscriber,
+    Verification,
+    VerificationKind,
+)
+from viihde.models.statements import serialise
 from viihde.ops import metrics
 from viihde.register import consent, purposes
 from viihde.register.budget import log_pause, origin_of, signup_holdback, sms_pause
@@ -33,10 +40,6 @@ from viihde.sms.texts import code_message, sender_accepts_replies, welcome_messa
 from viihde.tokens import preference_url
 
 CODE_DIGITS = 6
-
-
-SIGNUP = "signup"  # a code that confirms a sign-up
-STEP_UP = "step_up"  # a code that proves, again, that the person holds the number
 
 
 def _signup_evidence() -> consent.Evidence:
@@ -111,7 +114,7 @@ def request_code(
     same number and its code was sent moments ago (a double submit, a second
     tab), it is returned as it is and no second SMS goes out.
     """
-    return _send_code(phone_e164, SIGNUP, details, now, pending_id)
+    return _send_code(phone_e164, VerificationKind.SIGNUP, details, now, pending_id)
 
 
 def request_step_up_code(
@@ -119,11 +122,15 @@ def request_step_up_code(
 ) -> Verification:
     """Send a code that proves the holder of the number is at this browser now."""
     details = SignupDetails(language=language, evidence=consent.Evidence())
-    return _send_code(phone_e164, STEP_UP, details, now, pending_id)
+    return _send_code(phone_e164, VerificationKind.STEP_UP, details, now, pending_id)
 
 
 def _send_code(
-    phone_e164: str, kind: str, details: SignupDetails, now: datetime, pending_id: int | None
+    phone_e164: str,
+    kind: VerificationKind,
+    details: SignupDetails,
+    now: datetime,
+    pending_id: int | None,
 ) -> Verification:
     pending = _recent_pending(pending_id, phone_e164, kind, now)
     if pending is not None:
@@ -132,12 +139,12 @@ def _send_code(
     body = code_message(code, current_app.config["PUBLIC_BASE_URL"], verification.language)
     # The code's SMS row first (its id), then the code pointing at it: one INSERT each,
     # and one transaction, committed under the number's lock that ``_issue_code`` took.
-    message_id = log_sms(phone_e164, body, "code", now, secret=code).id
+    message_id = log_sms(phone_e164, body, SmsKind.CODE, now, secret=code).id
     verification.sms_message_id = message_id
     db.session.add(verification)
     with _keeping(verification):
         db.session.commit()
-        status = dispatch(message_id, body, "code", now)  # queued, or sent inline
+        status = dispatch(message_id, body, SmsKind.CODE, now)  # queued, or sent inline
     if status == "failed":
         # Not sent, so it must not count against the visitor's next try.
         refusal = code_not_delivered(verification) or Refusal.SEND_FAILED
@@ -193,7 +200,7 @@ def code_not_delivered(verification: Verification) -> Refusal | None:
 
 
 def _recent_pending(
-    pending_id: int | None, phone_e164: str, kind: str, now: datetime
+    pending_id: int | None, phone_e164: str, kind: VerificationKind, now: datetime
 ) -> Verification | None:
     if pending_id is None:
         return None
@@ -245,7 +252,7 @@ def resend_code(verification_id: int, now: datetime) -> Verification:
 
 
 def _issue_code(
-    phone_e164: str, kind: str, details: SignupDetails, now: datetime
+    phone_e164: str, kind: VerificationKind, details: SignupDetails, now: datetime
 ) -> tuple[Verification, str]:
     """Take the number's lock and check every limit, then make a code and its verification.
 
@@ -259,7 +266,7 @@ def _issue_code(
         db.session.rollback()
         log_pause(pause)
         raise CodeRefused(Refusal.PAUSED, _seconds_until(pause.until, now))
-    if kind == SIGNUP:
+    if kind == VerificationKind.SIGNUP:
         holdback = signup_holdback(details.evidence.ip, phone_e164, now)
         if holdback is not None:
             db.session.rollback()
@@ -289,7 +296,8 @@ def _issue_code(
         code_hash=code_hash(phone_e164, code),
         language=details.language,
         purposes=",".join(
-            details.purposes or (purposes.configured_keys() if kind == SIGNUP else ())
+            details.purposes
+            or (purposes.configured_keys() if kind == VerificationKind.SIGNUP else ())
         ),
         attempts=0,
         created_at=now,
@@ -396,13 +404,15 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
         db.session.rollback()
         return CheckResult(Outcome.USED)
     metrics.CODES_CONFIRMED.inc()
-    if verification.kind == STEP_UP:
+    if verification.kind == VerificationKind.STEP_UP:
         db.session.commit()
         subscriber_id = db.session.scalar(
             select(Subscriber.id).where(Subscriber.phone_e164 == verification.phone_e164)
         )
         return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber_id)
-    context = consent.ConsentContext("signup", evidence=consent.Evidence.of(verification))
+    context = consent.ConsentContext(
+        ConsentSource.SIGNUP, evidence=consent.Evidence.of(verification)
+    )
     subscriber = consent.subscribe(
         verification.phone_e164,
         verification.purposes.split(","),
@@ -416,8 +426,8 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
         replies_reach_us=sender_accepts_replies(current_app.config["TWILIO_FROM"]),
     )
     # The welcome SMS row is part of the sign-up's transaction; it goes out after the commit.
-    message_id = log_sms(subscriber.phone_e164, body, "welcome", now, subscriber.id).id
+    message_id = log_sms(subscriber.phone_e164, body, SmsKind.WELCOME, now, subscriber.id).id
     with _keeping(subscriber):
         db.session.commit()
-        dispatch(message_id, body, "welcome", now)
+        dispatch(message_id, body, SmsKind.WELCOME, now)
     return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber.id, subscriber=subscriber)

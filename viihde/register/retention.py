@@ -19,15 +19,15 @@ from datetime import date, datetime, timedelta
 from dateutil.relativedelta import relativedelta
 from flask import current_app
 from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from viihde.clock import helsinki_day, utcnow
 from viihde.extensions import db
 from viihde.models import (
+    AuditAction,
     CampaignMessage,
     ConsentEvent,
+    ErasureSource,
     InboundMessage,
     SignupTotal,
     SmsMessage,
@@ -35,17 +35,15 @@ from viihde.models import (
     Subscriber,
     UTCDateTime,
     Verification,
+    VerificationKind,
 )
-from viihde.models.locks import serialise
+from viihde.models.statements import insert_or_add, serialise
 
 # customers imports this module too (months_before): modules, not names.
 from viihde.register import audit, customers, subjects
 from viihde.register.consent import GRANT
 
 log = logging.getLogger(__name__)
-
-#: The source an erasure by retention leaves on its tombstone.
-TOMBSTONE_SOURCE = "retention"
 
 PENDING = "pending"
 SMS_LOG = "sms_log"
@@ -124,7 +122,7 @@ def _category(name: str, report: PurgeReport, work: Callable[[], dict[str, int]]
         else:
             summary = counts or {key: getattr(report, key) for key in _PER_PERSON[name]}
             detail = f"{name}: " + " ".join(f"{key}={n}" for key, n in summary.items())
-            audit.record(report.actor, "purge", utcnow(), detail=detail)
+            audit.record(report.actor, AuditAction.PURGE, utcnow(), detail=detail)
             db.session.commit()
         for count_name, count in counts.items():
             setattr(report, count_name, count)
@@ -172,27 +170,19 @@ def _keep_signup_totals(old) -> None:
     totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     rows = db.session.execute(
         select(Verification.created_at, Verification.consumed_at, Verification.utm_campaign)
-        .where(old, Verification.kind == "signup")
+        .where(old, Verification.kind == VerificationKind.SIGNUP)
         .execution_options(yield_per=1000)
     )
     for created_at, consumed_at, campaign in rows:
         totals[(helsinki_day(created_at), campaign or "")][0] += 1
         if consumed_at is not None:
             totals[(helsinki_day(consumed_at), campaign or "")][1] += 1
-    table = SignupTotal.__table__
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for (day, campaign), (started, confirmed) in totals.items():
-        statement = insert(table).values(
-            day=day, campaign=campaign, started=started, confirmed=confirmed
-        )
-        db.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[table.c.day, table.c.campaign],
-                set_={
-                    "started": table.c.started + statement.excluded.started,
-                    "confirmed": table.c.confirmed + statement.excluded.confirmed,
-                },
-            )
+        insert_or_add(
+            SignupTotal,
+            {"day": day, "campaign": campaign, "started": started, "confirmed": confirmed},
+            unique=("day", "campaign"),
+            add=("started", "confirmed"),
         )
 
 
@@ -294,8 +284,10 @@ def _erase_expired_proof(cutoff: datetime, now: datetime, report: PurgeReport) -
             db.session.rollback()
             continue
         # The entry first: the erasure's commit takes it along.
-        audit.record(report.actor, "erase", now, phone_e164=phone, detail=TOMBSTONE_SOURCE)
-        subjects.erase(phone, TOMBSTONE_SOURCE, now)
+        audit.record(
+            report.actor, AuditAction.ERASE, now, phone_e164=phone, detail=ErasureSource.RETENTION
+        )
+        subjects.erase(phone, ErasureSource.RETENTION, now)
         report.subscribers_erased += 1
     return {}
 
@@ -330,7 +322,9 @@ def _end_customer_relationships(cutoff: date, now: datetime, report: PurgeReport
         if ended:
             phone = ended[0].subscriber.phone_e164
             detail = f"customer relationship ended: {len(ended)}"
-            audit.record(report.actor, "end_customer_grants", now, phone_e164=phone, detail=detail)
+            audit.record(
+                report.actor, AuditAction.END_CUSTOMER_GRANTS, now, phone_e164=phone, detail=detail
+            )
         db.session.commit()
         report.customer_grants_ended += len(ended)
     return {}

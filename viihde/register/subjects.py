@@ -16,7 +16,9 @@ from viihde.hashing import keyed_hash
 from viihde.models import (
     CampaignMessage,
     ConsentEvent,
+    ErasureSource,
     InboundMessage,
+    SmsKind,
     SmsMessage,
     SmsStatusEvent,
     Subscriber,
@@ -304,7 +306,7 @@ def revoke_links(subscriber_id: int, link_key: str, now: datetime) -> Subscriber
     subscriber = db.session.get(Subscriber, subscriber_id, populate_existing=True)
     link = preference_url(subscriber.id, subscriber.link_key)
     body = new_link_message(link, subscriber.language)
-    send_sms(subscriber.phone_e164, body, "link", now, subscriber_id=subscriber.id)
+    send_sms(subscriber.phone_e164, body, SmsKind.LINK, now, subscriber_id=subscriber.id)
     return subscriber
 
 
@@ -315,7 +317,7 @@ def send_link(subscriber_id: int, now: datetime) -> None:
     send_sms(
         subscriber.phone_e164,
         link_message(link, subscriber.language),
-        "link",
+        SmsKind.LINK,
         now,
         subscriber_id=subscriber.id,
     )
@@ -363,7 +365,7 @@ def _cell(value: Any) -> Any:
 
 
 def erase(
-    phone_e164: str, source: str, now: datetime, *, since: datetime | None = None
+    phone_e164: str, source: ErasureSource, now: datetime, *, since: datetime | None = None
 ) -> Tombstone:
     """Remove everything stored about a number and leave a keyed-hash tombstone (commits).
 

@@ -14,6 +14,7 @@ from flask import Response, abort, flash, g, redirect, render_template, request,
 from flask_babel import gettext as _
 
 from viihde.clock import utcnow
+from viihde.models import ConsentSource, ErasureSource
 from viihde.phone import mask
 from viihde.register import consent, subjects
 from viihde.register.purposes import configured
@@ -93,7 +94,7 @@ def change():
     form = ChoicesForm()
     if not form.validate_on_submit():
         abort(400)
-    context = consent.ConsentContext("preference_page", evidence=_evidence())
+    context = consent.ConsentContext(ConsentSource.PREFERENCE_PAGE, evidence=_evidence())
     if form.stop_all.data:
         consent.withdraw_all(g.subscriber.id, context, utcnow())
         flash(_("All marketing is stopped. We will not send you marketing messages."))
@@ -184,7 +185,7 @@ def erase():
     if form.validate_on_submit():
         # A number that changed hands: its current holder erases their own holding only.
         since = g.subscriber.holder_since
-        subjects.erase(g.subscriber.phone_e164, "subject", utcnow(), since=since)
+        subjects.erase(g.subscriber.phone_e164, ErasureSource.SUBJECT, utcnow(), since=since)
         browser.forget_subscriber()
         return render_template("preferences/erased.html"), 200, NO_STORE
     status = 400 if form.errors else 200
