@@ -29,6 +29,8 @@ from viihde.models.sms_log import (
 )
 from viihde.models.staff import ApiToken, AuditAction, AuditEntry, StaffMember
 from viihde.models.subscribers import (
+    EVIDENCE_FIELDS,
+    TEXT_VERSION_FIELDS,
     ConsentActor,
     ConsentEvent,
     ConsentEvidence,
@@ -41,9 +43,11 @@ __all__ = [
     "ATTRIBUTION",
     "CAMPAIGN_KINDS",
     "CAMPAIGN_STATUSES",
+    "EVIDENCE_FIELDS",
     "PHONE",
     "SMS_FINAL_STATUSES",
     "SMS_STATUSES",
+    "TEXT_VERSION_FIELDS",
     "VERSION",
     "ApiToken",
     "AppendOnly",

@@ -118,6 +118,7 @@ class ConsentEvidence:
     """What proves a consent: the ad it came from, the texts it was given under, the browser.
 
     Kept on a pending ``Verification`` and copied to its ``ConsentEvent`` on confirmation.
+    The one declaration of these fields: ``EVIDENCE_FIELDS`` lists them for the rest.
     """
 
     utm_source: Mapped[str | None] = mapped_column(ATTRIBUTION)
@@ -128,6 +129,12 @@ class ConsentEvidence:
     consent_text_version: Mapped[str] = mapped_column(VERSION)
     ip: Mapped[str | None] = mapped_column(String(45))
     user_agent: Mapped[str | None] = mapped_column(OutsideText(255))
+
+
+#: The evidence's fields, in the order ``ConsentEvidence`` declares them.
+EVIDENCE_FIELDS: tuple[str, ...] = tuple(ConsentEvidence.__annotations__)
+#: Of those, the texts a consent was given under; the others are the person's circumstances.
+TEXT_VERSION_FIELDS = ("privacy_notice_version", "consent_text_version")
 
 
 class ConsentEvent(ConsentEvidence, AppendOnly, db.Model):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from datetime import date, datetime
 
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from sqlalchemy import select
 from viihde.clock import start_of_day
 from viihde.extensions import db
 from viihde.models import (
+    EVIDENCE_FIELDS,
     ConsentActor,
     ConsentEvent,
     ConsentEvidence,
@@ -42,24 +43,23 @@ ENDED_BY_THE_SYSTEM = (
 )
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """Where a consent came from and under which texts; every event keeps it."""
+def _evidence_of(cls, row: ConsentEvidence) -> Evidence:
+    """The evidence a stored row (a verification, an event) carries."""
+    return cls(**{name: getattr(row, name) for name in EVIDENCE_FIELDS})
 
-    utm_source: str | None = None
-    utm_medium: str | None = None
-    utm_campaign: str | None = None
-    click_id: str | None = None
-    privacy_notice_version: str = PRIVACY_NOTICE_VERSION
-    #: None: each purpose's own current text (a switch on the preference page).
-    consent_text_version: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
 
-    @classmethod
-    def of(cls, row: ConsentEvidence) -> Evidence:
-        """The evidence a stored row (a verification, an event) carries."""
-        return cls(**{field.name: getattr(row, field.name) for field in fields(cls)})
+#: Nothing of the evidence is known until given, but the privacy notice in force. A consent
+#: text of None is each purpose's own current text (a switch on the preference page).
+_EVIDENCE_DEFAULTS = {"privacy_notice_version": PRIVACY_NOTICE_VERSION}
+
+#: Where a consent came from and under which texts; every event keeps it. Its fields are
+#: ``ConsentEvidence``'s columns, declared there once.
+Evidence = make_dataclass(
+    "Evidence",
+    [(name, str | None, field(default=_EVIDENCE_DEFAULTS.get(name))) for name in EVIDENCE_FIELDS],
+    frozen=True,
+    namespace={"__module__": __name__, "of": classmethod(_evidence_of)},
+)
 
 
 @dataclass(frozen=True)

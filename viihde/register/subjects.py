@@ -14,6 +14,8 @@ from sqlalchemy import delete, func, select, update
 from viihde.extensions import db
 from viihde.hashing import keyed_hash
 from viihde.models import (
+    EVIDENCE_FIELDS,
+    TEXT_VERSION_FIELDS,
     CampaignMessage,
     ConsentEvent,
     ErasureSource,
@@ -250,10 +252,10 @@ def _event(event: ConsentEvent, redacted: bool = False) -> dict[str, Any]:
         "created_at": _time(event.created_at),
     }
     if redacted:
-        return shown | dict.fromkeys((*EVIDENCE, "basis", "purchased_on"))
+        return shown | dict.fromkeys((*CIRCUMSTANCES, "basis", "purchased_on"))
     return (
         shown
-        | {key: getattr(event, key) for key in EVIDENCE}
+        | {key: getattr(event, key) for key in CIRCUMSTANCES}
         | {
             "basis": event.basis,
             "purchased_on": event.purchased_on.isoformat() if event.purchased_on else None,
@@ -261,8 +263,8 @@ def _event(event: ConsentEvent, redacted: bool = False) -> dict[str, Any]:
     )
 
 
-#: What an event records of the person's circumstances (``Evidence``).
-EVIDENCE = ("utm_source", "utm_medium", "utm_campaign", "click_id", "ip", "user_agent")
+#: What an event records of the person's circumstances: its evidence but the text versions.
+CIRCUMSTANCES = tuple(name for name in EVIDENCE_FIELDS if name not in TEXT_VERSION_FIELDS)
 
 
 def _message(message: SmsMessage) -> dict[str, Any]:
