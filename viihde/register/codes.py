@@ -1,6 +1,6 @@
 """One-time codes: issue, throttle, check, and confirm a sign-up with them.
 
-A code is 6 digits from ``secrets``, stored only as a keyed hash, valid for
+A code is ``CODE_DIGITS`` digits from ``secrets``, stored only as a keyed hash, valid for
 ``CODE_TTL_SECONDS``, dead after ``CODE_MAX_ATTEMPTS`` tries, and usable once.
 A number gets a new code only ``CODE_RESEND_INTERVAL_SECONDS`` after the last
 and at most ``CODE_MAX_PER_HOUR`` an hour, however it is asked for.
@@ -38,8 +38,6 @@ from viihde.sms import dispatch, log_sms
 from viihde.sms.delivery import number_cannot_receive
 from viihde.sms.texts import code_message, sender_accepts_replies, welcome_message
 from viihde.tokens import preference_url
-
-CODE_DIGITS = 6
 
 
 def _signup_evidence() -> consent.Evidence:
@@ -96,8 +94,9 @@ class CheckResult:
 
 
 def generate_code() -> str:
-    """Six digits from the ``secrets`` module, leading zeros kept."""
-    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    """``CODE_DIGITS`` digits from the ``secrets`` module, leading zeros kept."""
+    digits = current_app.config["CODE_DIGITS"]
+    return f"{secrets.randbelow(10**digits):0{digits}d}"
 
 
 def code_hash(phone_e164: str, code: str) -> str:
@@ -136,7 +135,10 @@ def _send_code(
     if pending is not None:
         return pending
     verification, code = _issue_code(phone_e164, kind, details, now)
-    body = code_message(code, current_app.config["PUBLIC_BASE_URL"], verification.language)
+    config = current_app.config
+    body = code_message(
+        code, config["CODE_TTL_SECONDS"], config["PUBLIC_BASE_URL"], verification.language
+    )
     # The code's SMS row first (its id), then the code pointing at it: one INSERT each,
     # and one transaction, committed under the number's lock that ``_issue_code`` took.
     message_id = log_sms(phone_e164, body, SmsKind.CODE, now, secret=code).id
