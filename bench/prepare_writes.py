@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app import app
 from viihde.clock import utcnow
 from viihde.extensions import db
-from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
+from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification, VerificationKind
 from viihde.register import consent, purposes
-from viihde.register.codes import SIGNUP, code_hash, generate_code
+from viihde.register.codes import code_hash, generate_code
 from viihde.register.notices import SIGNUP_TEXT_VERSION
 from viihde.web import browser
 
@@ -111,7 +111,7 @@ def pending_signups(count: int, now) -> list[tuple[int, str]]:
     rows = [
         {
             "phone_e164": number,
-            "kind": SIGNUP,
+            "kind": VerificationKind.SIGNUP,
             "code_hash": code_hash(number, code),
             "language": "fi",
             "purposes": ",".join(purposes.configured_keys()),

@@ -71,7 +71,7 @@ def main() -> None:
         page.click("button[type=submit]")
         page.wait_for_url(f"{url}/code")
         shot("2-code")
-        page.fill("#code", re.search(r"#(\d{6})$", last_sms()).group(1))
+        page.fill("#code", re.search(r"#(\d+)$", last_sms()).group(1))
         page.click("form[action='/code'] button")
         page.wait_for_url(f"{url}/welcome")
         page.goto(re.search(r"(http\S+)", last_sms()).group(1))

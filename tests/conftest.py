@@ -163,7 +163,7 @@ class Outbox:
         return self.messages()[-1]
 
     def last_code(self) -> str:
-        return re.search(r"#(\d{6})$", self.last()["body"]).group(1)
+        return re.search(r"#(\d+)$", self.last()["body"]).group(1)
 
     def last_link(self) -> str:
         return re.search(r"https://\S+", self.last()["body"]).group(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -12,8 +13,15 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from viihde.extensions import db
-from viihde.models import AppendOnlyError, ConsentEvent, Subscriber
-from viihde.register import consent
+from viihde.models import (
+    EVIDENCE_FIELDS,
+    TEXT_VERSION_FIELDS,
+    AppendOnlyError,
+    ConsentEvent,
+    Subscriber,
+    Verification,
+)
+from viihde.register import consent, subjects
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SIGNUP = consent.ConsentContext("signup", evidence=consent.Evidence(utm_campaign="talvi"))
@@ -72,6 +80,23 @@ def test_signup_evidence_keeps_the_signup_text_version(app_context):
     )
     db.session.commit()
     assert {e.consent_text_version for e in events(subscriber.id)} == {"signup-1"}
+
+
+def test_the_evidence_fields_are_declared_once(app_context):
+    """``ConsentEvidence``'s columns are the evidence everywhere: of a code, of an event,
+    of the value the code passes around, and (but the text versions) of the export."""
+    assert [field.name for field in fields(consent.Evidence)] == list(EVIDENCE_FIELDS)
+    for model in (ConsentEvent, Verification):
+        assert set(EVIDENCE_FIELDS) <= set(model.__table__.columns.keys())
+    assert set(subjects.CIRCUMSTANCES) == set(EVIDENCE_FIELDS) - set(TEXT_VERSION_FIELDS)
+    given = consent.Evidence(**{name: f"{name}-1" for name in EVIDENCE_FIELDS})
+    subscriber = consent.subscribe(
+        "+358501234567", ["offers"], consent.ConsentContext("signup", evidence=given), NOW
+    )
+    db.session.commit()
+    (event,) = events(subscriber.id)
+    assert consent.Evidence.of(event) == given
+    assert asdict(given).items() <= subjects.export("+358501234567")["consent_events"][0].items()
 
 
 def test_stop_all_takes_effect_at_once_for_every_purpose(subscriber):

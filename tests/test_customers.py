@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
 from viihde.extensions import db
-from viihde.models import AuditEntry, ConsentEvent, Subscriber
+from viihde.models import AuditEntry, ConsentEvent, LawfulBasis, Subscriber
 from viihde.register import accounts, api_tokens, consent, customers, subjects
 from viihde.tokens import preference_url
 
@@ -413,7 +413,7 @@ def test_a_file_without_the_purchase_date_is_refused(app, runner, tmp_path, cloc
 
 def test_a_customer_grant_needs_the_purchase_day(app_context):
     """The ledger never says "customer" without the purchase it rests on."""
-    context = consent.ConsentContext("customer_import", basis=consent.CUSTOMER)
+    context = consent.ConsentContext("customer_import", basis=LawfulBasis.CUSTOMER)
     with pytest.raises(ValueError, match="purchase"):
         consent.subscribe(NUMBER, ["offers"], context, NOW)
     db.session.rollback()

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from flask import current_app
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
@@ -142,7 +143,7 @@ def pending_code(phone: str, campaign: str | None, at: datetime) -> Verification
         consent_text_version="signup-1",
         attempts=0,
         created_at=at,
-        expires_at=at + timedelta(minutes=10),
+        expires_at=at + timedelta(seconds=current_app.config["CODE_TTL_SECONDS"]),
     )
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, literal_column, select, table, text
+from sqlalchemy.exc import IntegrityError
 
 from viihde import create_app
 from viihde.extensions import db
@@ -131,3 +132,97 @@ def test_the_sms_log_loses_its_link_tokens_on_upgrade(tmp_path):
         1: "Tervetuloa! Muuta viestejäsi: https://viihdepaketti.fi/[link] tai STOP",
         2: bodies[2],
     }
+
+
+#: A row of every table 0013 rebuilds on SQLite, with values written before it existed.
+BEFORE_0013 = [
+    "INSERT INTO subscribers (id, phone_e164, language, link_key, created_at, confirmed_at) "
+    "VALUES (7, '+358401234567', 'fi', 'k', '2026-10-01 09:00:00', '2026-10-01 09:00:00')",
+    "INSERT INTO consent_events (subscriber_id, seq, purpose, action, source, actor, created_at,"
+    " privacy_notice_version, consent_text_version, basis) VALUES (7, 1, 'offers', 'withdraw',"
+    " 'staff', 'staff:3', '2026-10-01 09:00:00', '1', 'signup-1', 'customer')",
+    "INSERT INTO sms_messages (id, phone_e164, subscriber_id, kind, body, segments, backend,"
+    " status, attempts, created_at, updated_at) VALUES (5, '+358401234567', 7, 'campaign', 'Hei',"
+    " 1, 'file', 'sent', 1, '2026-10-01 09:00:00', '2026-10-01 09:00:00')",
+    "INSERT INTO verifications (id, phone_e164, kind, code_hash, language, purposes,"
+    " privacy_notice_version, attempts, created_at, expires_at, sms_message_id) VALUES (3,"
+    " '+358401234567', 'step_up', 'h', 'fi', '', '1', 0, '2026-10-01 09:00:00',"
+    " '2026-10-01 09:10:00', 5)",
+    "INSERT INTO campaigns (id, name, purpose, body_fi, body_sv, body_en, status, created_at)"
+    " VALUES (1, 'Talvi', 'offers', 'Hei', 'Hej', 'Hi', 'finished', '2026-10-01 09:00:00')",
+    "INSERT INTO campaign_messages (campaign_id, subscriber_id, sms_message_id, status, language,"
+    " basis, created_at) VALUES (1, 7, 5, 'sent', 'fi', 'customer', '2026-10-01 09:00:00')",
+    "INSERT INTO audit_entries (created_at, actor, action, detail) VALUES"
+    " ('2026-10-01 09:00:00', 'cli:ops', 'end_customer_grants', 'x')",
+    "INSERT INTO tombstones (phone_hash, source, erased_at) VALUES ('h', 'retention',"
+    " '2026-10-01 09:00:00')",
+]
+REBUILT = (
+    "consent_events",
+    "sms_messages",
+    "verifications",
+    "campaign_messages",
+    "audit_entries",
+    "tombstones",
+)
+
+
+def test_the_vocabulary_checks_keep_every_row_and_pointer(tmp_path):
+    """0013 rebuilds tables on SQLite to add its CHECKs, and takes them away again: every
+    row stays, a code and a campaign recipient still point at their SMS, the ledgers stay
+    append-only, and a value outside the words is refused only while the CHECKs are on."""
+    uri = "sqlite:///" + str(tmp_path / "words.sqlite3")
+    app = create_app({"APP_ENV": "testing", "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": uri})
+
+    def register() -> tuple:
+        with db.engine.connect() as connection:
+            rows = {
+                name: connection.execute(
+                    select(literal_column("*")).select_from(table(name)).order_by(text("id"))
+                ).all()
+                for name in REBUILT
+            }
+            triggers = connection.execute(
+                text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+            ).scalars()
+            return rows, set(triggers)
+
+    def takes_any_kind() -> bool:
+        with db.engine.connect() as connection:
+            try:
+                connection.execute(
+                    text(
+                        "INSERT INTO sms_messages (phone_e164, kind, body, segments, backend,"
+                        " status, attempts, created_at, updated_at) VALUES ('+358401234567',"
+                        " 'fax', 'x', 1, 'file', 'sent', 1, '2026-10-01', '2026-10-01')"
+                    )
+                )
+            except IntegrityError:
+                return False
+            finally:
+                connection.rollback()
+        return True
+
+    with app.app_context():
+        upgrade(revision="0012")
+        with db.engine.begin() as connection:
+            for statement in BEFORE_0013:
+                connection.execute(text(statement))
+        before = register()
+        assert before[1] == {
+            "consent_events_no_update",
+            "audit_entries_no_update",
+            "audit_entries_no_delete",
+        }
+        assert takes_any_kind()
+
+        upgrade(revision="0013")
+        assert register() == before
+        assert not takes_any_kind()
+
+        downgrade(revision="0012")
+        assert register() == before
+        assert takes_any_kind()
+
+        upgrade()
+        db.engine.dispose()

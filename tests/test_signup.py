@@ -123,12 +123,12 @@ def test_no_consent_no_code(visitor, outbox):
     assert outbox.messages() == []
 
 
-def test_code_sms_is_one_gsm7_segment_with_the_webotp_line(visitor, outbox):
+def test_code_sms_is_one_gsm7_segment_with_the_webotp_line(visitor, outbox, app):
     """The code SMS ends with '@host #code' so phones can fill it in."""
     visitor.submit_number("040 123 4567")
     body = outbox.last()["body"]
     code = outbox.last_code()
-    assert re.fullmatch(r"\d{6}", code)
+    assert re.fullmatch(rf"\d{{{app.config['CODE_DIGITS']}}}", code)
     assert body.endswith(f"\n\n@viihdepaketti.fi #{code}")
     assert fits_one_gsm7_segment(body)
 
@@ -151,6 +151,28 @@ def test_code_page_shows_the_masked_number_and_the_code_field(visitor):
     assert 'inputmode="numeric"' in code_input
     assert 'action="/code/resend"' in page
     assert 'href="/?utm_campaign=kevat"' in page
+
+
+@pytest.mark.parametrize("config_overrides", [{"CODE_DIGITS": 8, "CODE_TTL_SECONDS": 300}])
+def test_the_sms_the_page_and_the_field_follow_the_code_settings(visitor, outbox):
+    """CODE_DIGITS and CODE_TTL_SECONDS are read everywhere: the code, its SMS, the code
+    page, the field's length and its check."""
+    visitor.submit_number("040 123 4567")
+    code = outbox.last_code()
+    assert len(code) == 8
+    assert "Koodi on voimassa 5 minuuttia." in outbox.last()["body"]
+    page = visitor.client.get("/code", headers={"Accept-Language": "en"}).text
+    assert "code of 8 digits to +358 40 *** **67. It is valid for 5 minutes." in page
+    code_input = re.search(r"<input[^>]*name=\"code\"[^>]*>", page).group(0)
+    assert 'maxlength="9"' in code_input
+    too_short = visitor.client.post(
+        "/code",
+        data={"csrf_token": csrf_token(page), "code": code[:6]},
+        headers={"Accept-Language": "en"},
+    )
+    assert too_short.status_code == 400
+    assert "The code is 8 digits." in too_short.text
+    assert visitor.submit_code(code).headers["Location"] == "/welcome"
 
 
 def test_code_page_without_a_pending_code_goes_back_to_the_start(client):
@@ -243,12 +265,12 @@ def test_wrong_code_five_times_kills_the_code(visitor, outbox, count):
     assert count(Subscriber) == 0
 
 
-def test_expired_code_is_refused_with_its_own_message(visitor, outbox, count):
-    """At 9:59 the code works; at 10:01 it has expired."""
+def test_expired_code_is_refused_with_its_own_message(visitor, outbox, count, app):
+    """A second past its CODE_TTL_SECONDS (ten minutes) the code has expired."""
     with freeze_time("2026-11-25 12:00:00") as clock:
         visitor.submit_number("040 123 4567")
         code = outbox.last_code()
-        clock.tick(601)
+        clock.tick(app.config["CODE_TTL_SECONDS"] + 1)
         page = visitor.client.get("/code", headers={"Accept-Language": "en"})
         response = visitor.client.post(
             "/code",
@@ -260,11 +282,11 @@ def test_expired_code_is_refused_with_its_own_message(visitor, outbox, count):
     assert count(Subscriber) == 0
 
 
-def test_code_works_until_the_end_of_its_ten_minutes(visitor, outbox, count):
-    """A right code at 9:59 confirms."""
+def test_code_works_until_the_end_of_its_ten_minutes(visitor, outbox, count, app):
+    """A right code a second before its CODE_TTL_SECONDS end confirms."""
     with freeze_time("2026-11-25 12:00:00") as clock:
         visitor.submit_number("040 123 4567")
-        clock.tick(599)
+        clock.tick(app.config["CODE_TTL_SECONDS"] - 1)
         response = visitor.submit_code(outbox.last_code())
     assert response.headers["Location"] == "/welcome"
 

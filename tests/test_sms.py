@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
+from flask import current_app
 from sqlalchemy import select
 
 from viihde.extensions import db
@@ -131,18 +132,39 @@ def test_welcome_does_not_offer_stop_from_an_alphanumeric_sender(app_context, la
     assert LONGEST_LINK in message
 
 
+def code_message(code: str, language: str) -> str:
+    """The code SMS as the app sends it, with the configured lifetime."""
+    return texts.code_message(code, current_app.config["CODE_TTL_SECONDS"], BASE_URL, language)
+
+
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_code_message_ends_with_the_webotp_line(app_context, language):
     """The last line lets the browser fill in the code: ``@host #code``."""
-    message = texts.code_message("123456", BASE_URL, language)
+    message = code_message("123456", language)
     assert message.endswith("\n\n@viihdepaketti.fi #123456")
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_code_message_states_the_code_in_its_text(app_context, language):
     """The code is readable in the text, not only in the WebOTP line."""
-    body, _webotp_line = texts.code_message("123456", BASE_URL, language).rsplit("\n\n", 1)
+    body, _webotp_line = code_message("123456", language).rsplit("\n\n", 1)
     assert "123456" in body
+
+
+@pytest.mark.parametrize(
+    ("ttl_seconds", "language", "says"),
+    [
+        (600, "en", "It is valid for 10 minutes."),
+        (300, "en", "It is valid for 5 minutes."),
+        (60, "en", "It is valid for 1 minute."),
+        (600, "fi", "Koodi on voimassa 10 minuuttia."),
+        (60, "fi", "Koodi on voimassa 1 minuutin."),
+        (900, "sv", "Den gäller i 15 minuter."),
+    ],
+)
+def test_code_message_says_how_long_the_code_is_valid(app_context, ttl_seconds, language, says):
+    """The lifetime in the text is CODE_TTL_SECONDS', in minutes, in the person's language."""
+    assert says in texts.code_message("123456", ttl_seconds, BASE_URL, language)
 
 
 def test_webotp_host_drops_scheme_port_and_path():
@@ -153,7 +175,7 @@ def test_webotp_host_drops_scheme_port_and_path():
 def every_sms_text(language: str) -> dict[str, str]:
     """Every SMS the app sends, rendered with the longest realistic values."""
     return {
-        "code": texts.code_message("999999", BASE_URL, language),
+        "code": code_message("9" * current_app.config["CODE_DIGITS"], language),
         "welcome from a number": texts.welcome_message(LONGEST_LINK, language, True),
         "welcome from a name": texts.welcome_message(LONGEST_LINK, language, False),
         "stop reply": texts.stop_reply(language),
@@ -292,7 +314,7 @@ def test_send_sms_records_who_what_and_when(app_context):
 
 def test_one_time_code_is_sent_but_not_stored(app_context, outbox):
     """The person gets the code; the register keeps only asterisks in its place."""
-    body = texts.code_message("482913", BASE_URL, "en")
+    body = code_message("482913", "en")
     send_sms(NUMBER, body, "code", NOW, secret="482913")
     (row,) = logged_messages()
     assert outbox.last_code() == "482913"

@@ -35,16 +35,18 @@ def fixed_code(monkeypatch) -> str:
     return "042424"
 
 
-def test_codes_are_six_digits_with_leading_zeros_kept():
-    """Every code is exactly six digits."""
+@pytest.mark.parametrize("config_overrides", [{}, {"CODE_DIGITS": 8}])
+def test_codes_are_code_digits_long_with_leading_zeros_kept(app_context, app):
+    """Every code is exactly CODE_DIGITS digits (six)."""
     codes = [generate_code() for _ in range(2000)]
-    assert all(len(code) == 6 and code.isdigit() for code in codes)
+    digits = app.config["CODE_DIGITS"]
+    assert all(len(code) == digits and code.isdigit() for code in codes)
 
 
-def test_code_digits_are_uniform():
+def test_code_digits_are_uniform(app_context, app):
     """Each digit position is spread evenly over 0-9 (a loose chi-squared bound)."""
     codes = [generate_code() for _ in range(20000)]
-    for position in range(6):
+    for position in range(app.config["CODE_DIGITS"]):
         counts = Counter(code[position] for code in codes)
         expected = len(codes) / 10
         chi2 = sum((counts[str(d)] - expected) ** 2 / expected for d in range(10))
@@ -97,11 +99,11 @@ def test_fifth_try_may_be_right_but_five_wrong_kill_the_code(app_context, fixed_
     assert confirm_code(second.id, fixed_code, NOW).outcome == Outcome.EXHAUSTED
 
 
-def test_expired_code_is_refused(app_context, fixed_code):
-    """Ten minutes after sending the code reads as expired."""
+def test_expired_code_is_refused(app_context, app, fixed_code):
+    """CODE_TTL_SECONDS (ten minutes) after sending, the code reads as expired."""
     verification = request_code(PHONE, SignupDetails(), NOW)
     commit_then_send(NOW)
-    later = NOW + timedelta(minutes=10)
+    later = NOW + timedelta(seconds=app.config["CODE_TTL_SECONDS"])
     assert confirm_code(verification.id, fixed_code, later).outcome == Outcome.EXPIRED
 
 

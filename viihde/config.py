@@ -131,7 +131,10 @@ def from_environment(instance_path: str) -> dict:
         "ALLOWED_REGIONS": [r.upper() for r in _env_list("ALLOWED_REGIONS", "FI")],
         # Rate limits and the SMS queue in production; unset means in-process.
         "REDIS_URL": _env("REDIS_URL"),
-        # One-time codes (seconds and counts).
+        # One-time codes. Their length is fixed (the limits on tries below are weighed
+        # against a million codes); the forms, pages and texts read it, and the lifetime,
+        # from here. Then seconds and counts.
+        "CODE_DIGITS": 6,
         "CODE_TTL_SECONDS": int(_env("CODE_TTL_SECONDS", "600")),
         "CODE_MAX_ATTEMPTS": int(_env("CODE_MAX_ATTEMPTS", "5")),
         "CODE_RESEND_INTERVAL_SECONDS": int(_env("CODE_RESEND_INTERVAL_SECONDS", "60")),

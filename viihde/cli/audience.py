@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from viihde.cli.common import operator
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.models import AuditAction
 from viihde.register import audience, audit
 from viihde.register.purposes import configured_keys
 
@@ -41,6 +42,8 @@ def audience_export(purpose: str, fmt: str, output) -> None:
         for _ in written:
             total += 1
     output.close()
-    audit.record(operator(), "audience_export", utcnow(), detail=f"{purpose}: {total} ({fmt})")
+    audit.record(
+        operator(), AuditAction.AUDIENCE_EXPORT, utcnow(), detail=f"{purpose}: {total} ({fmt})"
+    )
     db.session.commit()
     click.echo(f"Exported {total} numbers for {purpose}.", err=True)

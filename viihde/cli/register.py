@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.jobs import purge
+from viihde.models import AuditAction
 from viihde.register import audit, customers, holders, retention
 from viihde.register.files import FileReport, RegisterFileError
 
@@ -36,7 +37,7 @@ def sync_holders_command(file: TextIO, dry_run: bool) -> None:
     """
     regions = current_app.config["ALLOWED_REGIONS"]
     report = _apply_file(
-        "sync_holders",
+        AuditAction.SYNC_HOLDERS,
         "update",
         dry_run,
         lambda now: holders.sync_holders(file, now, regions, dry_run),
@@ -45,7 +46,7 @@ def sync_holders_command(file: TextIO, dry_run: bool) -> None:
 
 
 def _apply_file(
-    action: str, what: str, dry_run: bool, work: Callable[[datetime], FileReport]
+    action: AuditAction, what: str, dry_run: bool, work: Callable[[datetime], FileReport]
 ) -> FileReport:
     """Run one CSV file's work as one transaction with its audit entry (counts only); a
     file or database error changes nothing and names no number; a dry run changes nothing
@@ -102,7 +103,7 @@ def import_customers_command(file: TextIO, dry_run: bool) -> None:
     language (fi, sv, en: for numbers new to the register), "," or ";" separated.
     """
     report = _apply_file(
-        "import_customers",
+        AuditAction.IMPORT_CUSTOMERS,
         "import",
         dry_run,
         lambda now: customers.import_customers(file, now, dry_run),

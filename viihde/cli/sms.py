@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from viihde.cli.common import number_argument
 from viihde.clock import utcnow
 from viihde.extensions import db
-from viihde.models import SmsMessage
+from viihde.models import SmsKind, SmsMessage
 from viihde.phone import mask
 from viihde.sms import commit_then_send, outbox, stage
 from viihde.sms.queue import sms_queue
@@ -32,7 +32,7 @@ def send_test_command(number: str) -> None:
     """Send a test SMS to NUMBER through the configured backend."""
     phone = number_argument(number)
     language = current_app.config["BABEL_DEFAULT_LOCALE"]
-    staged = stage(phone, test_message(language), "test", utcnow())
+    staged = stage(phone, test_message(language), SmsKind.TEST, utcnow())
     commit_then_send(utcnow())
     message = db.session.get(SmsMessage, staged.message_id)
     detail = f" (error {message.error_code})" if message.error_code else ""

@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from viihde.cli.common import operator
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.models import AuditAction
 from viihde.register import accounts, audit
 
 staff_cli = AppGroup("staff", help="Named staff accounts for the support console.")
@@ -52,7 +53,7 @@ def staff_create(email: str, role: str, password_stdin: bool) -> None:
         staff = accounts.create_staff(email, role, password, utcnow())
     except accounts.AccountError as error:
         raise click.ClickException(str(error)) from None
-    audit.record(operator(), "create_staff", utcnow(), detail=f"{staff.email} ({role})")
+    audit.record(operator(), AuditAction.CREATE_STAFF, utcnow(), detail=f"{staff.email} ({role})")
     db.session.commit()
     click.echo(f"Created {staff.email} ({role}).")
 
@@ -72,7 +73,7 @@ def staff_disable(email: str) -> None:
     """Disable an account; its sessions end at once."""
     staff = _staff(email)
     accounts.disable(staff, utcnow())
-    audit.record(operator(), "disable_staff", utcnow(), detail=staff.email)
+    audit.record(operator(), AuditAction.DISABLE_STAFF, utcnow(), detail=staff.email)
     db.session.commit()
     click.echo(f"Disabled {staff.email}.")
 
@@ -84,7 +85,7 @@ def staff_reset_password(email: str, password_stdin: bool) -> None:
     """Set a new password; live sessions end."""
     staff = _staff(email)
     accounts.set_password(staff, _password(password_stdin, staff.email))
-    audit.record(operator(), "reset_password", utcnow(), detail=staff.email)
+    audit.record(operator(), AuditAction.RESET_PASSWORD, utcnow(), detail=staff.email)
     db.session.commit()
     click.echo(f"New password set for {staff.email}.")
 
@@ -95,6 +96,6 @@ def staff_reset_totp(email: str) -> None:
     """Clear the second factor (lost phone); the person enrols again at next sign-in."""
     staff = _staff(email)
     accounts.reset_totp(staff)
-    audit.record(operator(), "reset_totp", utcnow(), detail=staff.email)
+    audit.record(operator(), AuditAction.RESET_TOTP, utcnow(), detail=staff.email)
     db.session.commit()
     click.echo(f"Second factor cleared for {staff.email}.")

@@ -10,6 +10,7 @@ from flask.cli import AppGroup
 from viihde.cli.common import number_argument, operator
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.models import AuditAction, ErasureSource
 from viihde.phone import mask
 from viihde.register import audit, subjects
 
@@ -37,7 +38,9 @@ def export_command(number: str, holding: str) -> None:
     if holding == "earlier" and since is None:
         raise click.UsageError("this number has not changed hands: it has no earlier holder")
     window = {"current": {"since": since}, "earlier": {"until": since}, "all": {}}[holding]
-    audit.record(operator(), "export", utcnow(), phone_e164=phone, detail=HOLDINGS[holding])
+    audit.record(
+        operator(), AuditAction.EXPORT, utcnow(), phone_e164=phone, detail=HOLDINGS[holding]
+    )
     db.session.commit()
     click.echo(json.dumps(subjects.export(phone, **window), indent=2, ensure_ascii=False))
 
@@ -50,7 +53,9 @@ def erase_command(number: str, yes: bool) -> None:
     phone = number_argument(number)
     if not yes:
         click.confirm(f"Erase all data of {mask(phone)}? This cannot be undone.", abort=True)
-    subjects.erase(phone, "cli", utcnow())
-    audit.record(operator(), "erase", utcnow(), phone_e164=phone, detail="cli")
+    subjects.erase(phone, ErasureSource.CLI, utcnow())
+    audit.record(
+        operator(), AuditAction.ERASE, utcnow(), phone_e164=phone, detail=ErasureSource.CLI
+    )
     db.session.commit()  # the erasure and its audit entry: one transaction
     click.echo(f"Erased {mask(phone)}; a tombstone records the erasure.")

@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from viihde.extensions import db
-from viihde.models import Subscriber
+from viihde.models import ConsentActor, ConsentSource, Subscriber
 from viihde.register import consent
 from viihde.sms import delivery
 
@@ -23,6 +23,6 @@ def withdraw_after_provider_opt_out(sender: Flask, phone_e164: str, now: datetim
         select(Subscriber.id).where(Subscriber.phone_e164 == phone_e164)
     )
     if subscriber_id is not None:
-        context = consent.ConsentContext("sms_keyword", actor="provider")
+        context = consent.ConsentContext(ConsentSource.SMS_KEYWORD, actor=ConsentActor.PROVIDER)
         consent.withdraw_all(subscriber_id, context, now)
         db.session.commit()

@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from viihde.extensions import db
-from viihde.models import ConsentEvent, Subscriber
+from viihde.models import ConsentEvent, LawfulBasis, Subscriber
 from viihde.register.consent import GRANT
 from viihde.tokens import preference_url
 
@@ -35,9 +35,8 @@ class Member:
     language: str
     preference_link: str
     consent_since: datetime
-    #: The basis of the grant in force: "consent", or "customer" (the first message to a
-    #: customer says how to refuse).
-    basis: str = "consent"
+    #: The basis of the grant in force (the first message to a customer says how to refuse).
+    basis: LawfulBasis = LawfulBasis.CONSENT
 
     def as_dict(self) -> dict[str, str]:
         return {

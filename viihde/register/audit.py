@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from viihde.extensions import db
-from viihde.models import AuditEntry, StaffMember
+from viihde.models import AuditAction, AuditEntry, StaffMember
 from viihde.phone import mask
 from viihde.register.subjects import tombstone_hash
 
@@ -37,7 +37,7 @@ class Actor:
 
 def record(
     actor: Actor,
-    action: str,
+    action: AuditAction,
     now: datetime,
     *,
     phone_e164: str | None = None,

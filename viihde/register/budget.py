@@ -24,7 +24,7 @@ from flask import current_app
 from sqlalchemy import func, or_, select
 
 from viihde.extensions import cache, db
-from viihde.models import CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND, SmsMessage, Verification
+from viihde.models import CAMPAIGN_KINDS, SmsMessage, Verification, VerificationKind
 from viihde.networks import networks_of
 from viihde.ops import metrics
 
@@ -85,7 +85,7 @@ def _sent(hour_ago: datetime, day_ago: datetime) -> _Sent:
         ).where(
             SmsMessage.created_at > day_ago,
             SmsMessage.status != "failed",
-            SmsMessage.kind.not_in((CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND)),
+            SmsMessage.kind.not_in(CAMPAIGN_KINDS),
         )
     ).one()
     return _Sent(*row)
@@ -158,7 +158,7 @@ def signup_holdback(ip: str | None, phone_e164: str, now: datetime) -> Holdback 
         ]
     row = db.session.execute(
         select(*columns).where(
-            Verification.kind == "signup",
+            Verification.kind == VerificationKind.SIGNUP,
             Verification.created_at > now - timedelta(hours=1),
             or_(*scopes.values()),
         )

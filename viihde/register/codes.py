@@ -1,6 +1,6 @@
 """One-time codes: issue, throttle, check, and confirm a sign-up with them.
 
-A code is 6 digits from ``secrets``, stored only as a keyed hash, valid for
+A code is ``CODE_DIGITS`` digits from ``secrets``, stored only as a keyed hash, valid for
 ``CODE_TTL_SECONDS``, dead after ``CODE_MAX_ATTEMPTS`` tries, and usable once.
 A number gets a new code only ``CODE_RESEND_INTERVAL_SECONDS`` after the last
 and at most ``CODE_MAX_PER_HOUR`` an hour, however it is asked for.
@@ -19,8 +19,15 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from viihde.extensions import db
 from viihde.hashing import hashes_match, keyed_hash
-from viihde.models import SmsMessage, Subscriber, Verification
-from viihde.models.locks import serialise
+from viihde.models import (
+    ConsentSource,
+    SmsKind,
+    SmsMessage,
+    Subscriber,
+    Verification,
+    VerificationKind,
+)
+from viihde.models.statements import serialise
 from viihde.ops import metrics
 from viihde.register import consent, purposes
 from viihde.register.budget import log_pause, origin_of, signup_holdback, sms_pause
@@ -29,12 +36,6 @@ from viihde.sms import stage
 from viihde.sms.delivery import number_cannot_receive
 from viihde.sms.texts import code_message, sender_accepts_replies, welcome_message
 from viihde.tokens import preference_url
-
-CODE_DIGITS = 6
-
-
-SIGNUP = "signup"  # a code that confirms a sign-up
-STEP_UP = "step_up"  # a code that proves, again, that the person holds the number
 
 
 def _signup_evidence() -> consent.Evidence:
@@ -91,8 +92,9 @@ class CheckResult:
 
 
 def generate_code() -> str:
-    """Six digits from the ``secrets`` module, leading zeros kept."""
-    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+    """``CODE_DIGITS`` digits from the ``secrets`` module, leading zeros kept."""
+    digits = current_app.config["CODE_DIGITS"]
+    return f"{secrets.randbelow(10**digits):0{digits}d}"
 
 
 def code_hash(phone_e164: str, code: str) -> str:
@@ -111,7 +113,7 @@ def request_code(
     same number and its code was sent moments ago (a double submit, a second
     tab), it is returned as it is and nothing is staged.
     """
-    return _send_code(phone_e164, SIGNUP, details, now, pending_id)
+    return _send_code(phone_e164, VerificationKind.SIGNUP, details, now, pending_id)
 
 
 def request_step_up_code(
@@ -120,20 +122,27 @@ def request_step_up_code(
     """Issue (and stage) a code that proves the holder of the number is at this browser
     now, as ``request_code`` does."""
     details = SignupDetails(language=language, evidence=consent.Evidence())
-    return _send_code(phone_e164, STEP_UP, details, now, pending_id)
+    return _send_code(phone_e164, VerificationKind.STEP_UP, details, now, pending_id)
 
 
 def _send_code(
-    phone_e164: str, kind: str, details: SignupDetails, now: datetime, pending_id: int | None
+    phone_e164: str,
+    kind: VerificationKind,
+    details: SignupDetails,
+    now: datetime,
+    pending_id: int | None,
 ) -> Verification:
     pending = _recent_pending(pending_id, phone_e164, kind, now)
     if pending is not None:
         return pending
     verification, code = _issue_code(phone_e164, kind, details, now)
-    body = code_message(code, current_app.config["PUBLIC_BASE_URL"], verification.language)
+    config = current_app.config
+    body = code_message(
+        code, config["CODE_TTL_SECONDS"], config["PUBLIC_BASE_URL"], verification.language
+    )
     # The code's SMS row first (its id), then the code pointing at it: one INSERT each, in
     # the caller's transaction, under the number's lock that ``_issue_code`` took.
-    verification.sms_message_id = stage(phone_e164, body, "code", now, secret=code).message_id
+    verification.sms_message_id = stage(phone_e164, body, SmsKind.CODE, now, secret=code).message_id
     db.session.add(verification)
     db.session.flush()
     return verification
@@ -173,7 +182,7 @@ def code_not_delivered(verification: Verification) -> Refusal | None:
 
 
 def _recent_pending(
-    pending_id: int | None, phone_e164: str, kind: str, now: datetime
+    pending_id: int | None, phone_e164: str, kind: VerificationKind, now: datetime
 ) -> Verification | None:
     if pending_id is None:
         return None
@@ -224,7 +233,7 @@ def resend_code(verification_id: int, now: datetime) -> Verification:
 
 
 def _issue_code(
-    phone_e164: str, kind: str, details: SignupDetails, now: datetime
+    phone_e164: str, kind: VerificationKind, details: SignupDetails, now: datetime
 ) -> tuple[Verification, str]:
     """Take the number's lock and check every limit, then make a code and its verification.
 
@@ -238,7 +247,7 @@ def _issue_code(
     if pause is not None:
         log_pause(pause)
         raise CodeRefused(Refusal.PAUSED, _seconds_until(pause.until, now))
-    if kind == SIGNUP:
+    if kind == VerificationKind.SIGNUP:
         holdback = signup_holdback(details.evidence.ip, phone_e164, now)
         if holdback is not None:
             raise CodeRefused(Refusal.HELD_BACK, _seconds_until(holdback.until, now))
@@ -264,7 +273,8 @@ def _issue_code(
         code_hash=code_hash(phone_e164, code),
         language=details.language,
         purposes=",".join(
-            details.purposes or (purposes.configured_keys() if kind == SIGNUP else ())
+            details.purposes
+            or (purposes.configured_keys() if kind == VerificationKind.SIGNUP else ())
         ),
         attempts=0,
         created_at=now,
@@ -372,12 +382,14 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
     if claimed != 1:  # a twin request confirmed it a moment ago
         return CheckResult(Outcome.USED)
     metrics.CODES_CONFIRMED.inc()
-    if verification.kind == STEP_UP:
+    if verification.kind == VerificationKind.STEP_UP:
         subscriber_id = db.session.scalar(
             select(Subscriber.id).where(Subscriber.phone_e164 == verification.phone_e164)
         )
         return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber_id)
-    context = consent.ConsentContext("signup", evidence=consent.Evidence.of(verification))
+    context = consent.ConsentContext(
+        ConsentSource.SIGNUP, evidence=consent.Evidence.of(verification)
+    )
     subscriber = consent.subscribe(
         verification.phone_e164,
         verification.purposes.split(","),
@@ -391,5 +403,5 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
         replies_reach_us=sender_accepts_replies(current_app.config["TWILIO_FROM"]),
     )
     # The welcome SMS row is part of the sign-up's transaction; it goes out after the commit.
-    stage(subscriber.phone_e164, body, "welcome", now, subscriber_id=subscriber.id)
+    stage(subscriber.phone_e164, body, SmsKind.WELCOME, now, subscriber_id=subscriber.id)
     return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber.id, subscriber=subscriber)

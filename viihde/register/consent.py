@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, make_dataclass, replace
 from datetime import date, datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from viihde.clock import start_of_day
 from viihde.extensions import db
-from viihde.models import ConsentEvent, ConsentEvidence, Subscriber
+from viihde.models import (
+    EVIDENCE_FIELDS,
+    ConsentActor,
+    ConsentEvent,
+    ConsentEvidence,
+    ConsentSource,
+    LawfulBasis,
+    Subscriber,
+)
+from viihde.models.statements import insert_once
 from viihde.ops import metrics
 from viihde.register.notices import CUSTOMER_TEXT_VERSION, PRIVACY_NOTICE_VERSION
 from viihde.register.purposes import CATALOGUE, customer_keys
@@ -27,35 +34,32 @@ from viihde.register.purposes import configured_keys as configured_purposes
 
 GRANT = "grant"
 WITHDRAW = "withdraw"
-#: The lawful basis of a grant: the person's consent, or an existing customer relationship.
-CONSENT = "consent"
-CUSTOMER = "customer"
-#: The source of a customer grant's end when its purchase grows too old (``customers.lapse``).
-LAPSE_SOURCE = "customer_relationship_ended"
-#: The source of the withdrawals that end a previous holder's grants (``holders``).
-HOLDER_CHANGE_SOURCE = "register_update"
-#: Withdrawals the system made, not the person: neither is anyone's refusal.
-ENDED_BY_THE_SYSTEM = (LAPSE_SOURCE, HOLDER_CHANGE_SOURCE)
+#: Withdrawals the system made, not the person: a customer grant whose purchase grew too
+#: old (``customers.lapse``), and a previous holder's grants (``holders``). Neither is
+#: anyone's refusal.
+ENDED_BY_THE_SYSTEM = (
+    ConsentSource.CUSTOMER_RELATIONSHIP_ENDED,
+    ConsentSource.REGISTER_UPDATE,
+)
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """Where a consent came from and under which texts; every event keeps it."""
+def _evidence_of(cls, row: ConsentEvidence) -> Evidence:
+    """The evidence a stored row (a verification, an event) carries."""
+    return cls(**{name: getattr(row, name) for name in EVIDENCE_FIELDS})
 
-    utm_source: str | None = None
-    utm_medium: str | None = None
-    utm_campaign: str | None = None
-    click_id: str | None = None
-    privacy_notice_version: str = PRIVACY_NOTICE_VERSION
-    #: None: each purpose's own current text (a switch on the preference page).
-    consent_text_version: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
 
-    @classmethod
-    def of(cls, row: ConsentEvidence) -> Evidence:
-        """The evidence a stored row (a verification, an event) carries."""
-        return cls(**{field.name: getattr(row, field.name) for field in fields(cls)})
+#: Nothing of the evidence is known until given, but the privacy notice in force. A consent
+#: text of None is each purpose's own current text (a switch on the preference page).
+_EVIDENCE_DEFAULTS = {"privacy_notice_version": PRIVACY_NOTICE_VERSION}
+
+#: Where a consent came from and under which texts; every event keeps it. Its fields are
+#: ``ConsentEvidence``'s columns, declared there once.
+Evidence = make_dataclass(
+    "Evidence",
+    [(name, str | None, field(default=_EVIDENCE_DEFAULTS.get(name))) for name in EVIDENCE_FIELDS],
+    frozen=True,
+    namespace={"__module__": __name__, "of": classmethod(_evidence_of)},
+)
 
 
 @dataclass(frozen=True)
@@ -63,10 +67,10 @@ class ConsentContext:
     """Who gives or withdraws consent (source and actor), with the evidence of it, and the
     basis a grant rests on (a customer grant names the day of the purchase too)."""
 
-    source: str
-    actor: str = "subject"
+    source: ConsentSource
+    actor: str = ConsentActor.SUBJECT  # a ConsentActor, or ConsentActor.staff_member(id)
     evidence: Evidence = field(default_factory=Evidence)
-    basis: str = CONSENT
+    basis: LawfulBasis = LawfulBasis.CONSENT
     purchased_on: date | None = None
 
 
@@ -96,20 +100,17 @@ def subscribe(
 
 def _insert_subscriber(phone_e164: str, language: str, now: datetime) -> bool:
     """Insert the number as a subscriber unless it is one already; True if this made it."""
-    table = Subscriber.__table__
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    made = db.session.execute(
-        insert(table)
-        .values(
-            phone_e164=phone_e164,
-            language=language,
-            link_key=new_link_key(),
-            created_at=now,
-            confirmed_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[table.c.phone_e164])
-        .returning(table.c.id)  # psycopg reports no rowcount for ON CONFLICT
-    ).scalar_one_or_none()
+    made = insert_once(
+        Subscriber,
+        {
+            "phone_e164": phone_e164,
+            "language": language,
+            "link_key": new_link_key(),
+            "created_at": now,
+            "confirmed_at": now,
+        },
+        unique=("phone_e164",),
+    )
     return made is not None
 
 
@@ -164,12 +165,14 @@ def grant_as_customer(
             changes.append((purpose, GRANT))
         elif event is None or event.action != GRANT:
             outcome.refused.append(purpose)
-        elif event.basis == CUSTOMER and event.purchased_on < purchased_on:
+        elif event.basis == LawfulBasis.CUSTOMER and event.purchased_on < purchased_on:
             changes.append((purpose, GRANT))
         else:
             outcome.already_granted.append(purpose)
     evidence = replace(context.evidence, consent_text_version=CUSTOMER_TEXT_VERSION)
-    customer = replace(context, basis=CUSTOMER, purchased_on=purchased_on, evidence=evidence)
+    customer = replace(
+        context, basis=LawfulBasis.CUSTOMER, purchased_on=purchased_on, evidence=evidence
+    )
     for event in _append(subscriber, changes, customer, now, ledger):
         (outcome.renewed if event.purpose in own else outcome.granted).append(event)
     return outcome
@@ -195,7 +198,9 @@ def end_customer_grants(
     ended = [
         (purpose, WITHDRAW)
         for purpose, event in latest.items()
-        if event.action == GRANT and event.basis == CUSTOMER and event.purchased_on < cutoff
+        if event.action == GRANT
+        and event.basis == LawfulBasis.CUSTOMER
+        and event.purchased_on < cutoff
     ]
     return _append(subscriber, ended, context, now, latest)
 
@@ -363,11 +368,13 @@ def _append(
         if action == GRANT and purpose not in configured_purposes():
             raise ValueError(f"no such consent purpose on offer: {purpose!r}")
         basis, purchased_on = context.basis, context.purchased_on
-        if action == GRANT and basis == CUSTOMER and purchased_on is None:
+        if action == GRANT and basis == LawfulBasis.CUSTOMER and purchased_on is None:
             raise ValueError("a grant as a customer needs the day of the purchase")
         if action == WITHDRAW:
             ended = latest.get(purpose)
-            basis, purchased_on = (ended.basis, ended.purchased_on) if ended else (CONSENT, None)
+            basis, purchased_on = (
+                (ended.basis, ended.purchased_on) if ended else (LawfulBasis.CONSENT, None)
+            )
         evidence = asdict(context.evidence)
         if evidence["consent_text_version"] is None:
             evidence["consent_text_version"] = CATALOGUE[purpose].text_version

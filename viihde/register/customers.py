@@ -24,17 +24,16 @@ from sqlalchemy.orm import aliased
 
 from viihde.clock import helsinki_day, start_of_day
 from viihde.extensions import db
-from viihde.models import ConsentEvent, Tombstone
+from viihde.models import ConsentActor, ConsentEvent, ConsentSource, LawfulBasis, Tombstone
 
 # retention imports this module too (its purge lapses old grants): modules, not names.
 from viihde.register import consent, retention
 from viihde.register.files import BadRow, FileReport, number_and_day, rows
 from viihde.register.subjects import tombstone_hash
 
-SOURCE = "customer_import"
-CONTEXT = consent.ConsentContext(SOURCE, actor="system")
+CONTEXT = consent.ConsentContext(ConsentSource.CUSTOMER_IMPORT, actor=ConsentActor.SYSTEM)
 #: The withdrawal that ends a grant whose purchase has grown too old.
-ENDED = consent.ConsentContext(consent.LAPSE_SOURCE, actor="system")
+ENDED = consent.ConsentContext(ConsentSource.CUSTOMER_RELATIONSHIP_ENDED, actor=ConsentActor.SYSTEM)
 NUMBER_COLUMN = "number"
 DATE_COLUMN = "purchased_on"
 LANGUAGE_COLUMN = "language"  # optional: the language of a new customer's messages
@@ -203,7 +202,7 @@ def lapsed_grants(cutoff: date) -> Select:
     later = aliased(ConsentEvent)
     return select(ConsentEvent.subscriber_id, ConsentEvent.purpose).where(
         ConsentEvent.action == consent.GRANT,
-        ConsentEvent.basis == consent.CUSTOMER,
+        ConsentEvent.basis == LawfulBasis.CUSTOMER,
         ConsentEvent.purchased_on < cutoff,
         ~exists().where(
             later.subscriber_id == ConsentEvent.subscriber_id,

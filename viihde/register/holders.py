@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from viihde.clock import helsinki_day, start_of_day
+from viihde.models import ConsentActor, ConsentSource
 from viihde.register import consent
 from viihde.register.files import BadRow, FileReport, number_and_day, rows
 
-SOURCE = consent.HOLDER_CHANGE_SOURCE
-CONTEXT = consent.ConsentContext(SOURCE, actor="system")
+CONTEXT = consent.ConsentContext(ConsentSource.REGISTER_UPDATE, actor=ConsentActor.SYSTEM)
 NUMBER_COLUMN = "number"
 DATE_COLUMN = "changed_on"
 

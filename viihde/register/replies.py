@@ -12,11 +12,10 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from viihde.extensions import db
-from viihde.models import InboundMessage, Subscriber
+from viihde.models import ConsentSource, InboundMessage, Subscriber
+from viihde.models.statements import insert_once
 from viihde.phone import normalise_e164
 from viihde.register import consent, purposes
 from viihde.register.notices import SMS_START_TEXT_VERSION
@@ -66,12 +65,12 @@ def _act(keyword: str | None, subscriber: Subscriber | None, now: datetime) -> s
     language = subscriber.language if subscriber else current_app.config["BABEL_DEFAULT_LOCALE"]
     if keyword == STOP:
         if subscriber is not None:
-            context = consent.ConsentContext("sms_keyword")
+            context = consent.ConsentContext(ConsentSource.SMS_KEYWORD)
             consent.withdraw_all(subscriber.id, context, now)
         return texts.stop_reply(language)
     if keyword == START and subscriber is not None:
         evidence = consent.Evidence(consent_text_version=SMS_START_TEXT_VERSION)
-        context = consent.ConsentContext("sms_keyword", evidence=evidence)
+        context = consent.ConsentContext(ConsentSource.SMS_KEYWORD, evidence=evidence)
         consent.set_consent(subscriber.id, purposes.configured_keys(), True, context, now)
         return texts.welcome_message(_link(subscriber), language, replies_reach_us=True)
     if keyword in (START, HELP):
@@ -87,19 +86,16 @@ def _link(subscriber: Subscriber) -> str:
 def _store_once(
     provider: str, sid: str, phone_e164: str, body: str, keyword: str | None, now: datetime
 ) -> bool:
-    table = InboundMessage.__table__
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    stored = db.session.execute(
-        insert(table)
-        .values(
-            provider=provider,
-            message_sid=sid[:64],
-            phone_e164=phone_e164,
-            body=body[:1600],
-            keyword=keyword,
-            received_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[table.c.provider, table.c.message_sid])
-        .returning(table.c.id)  # psycopg reports no rowcount for ON CONFLICT
-    ).scalar_one_or_none()
+    stored = insert_once(
+        InboundMessage,
+        {
+            "provider": provider,
+            "message_sid": sid[:64],
+            "phone_e164": phone_e164,
+            "body": body[:1600],
+            "keyword": keyword,
+            "received_at": now,
+        },
+        unique=("provider", "message_sid"),
+    )
     return stored is not None

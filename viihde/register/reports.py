@@ -10,7 +10,7 @@ from sqlalchemy import and_, or_, select
 
 from viihde.clock import helsinki_day, start_of_day
 from viihde.extensions import db
-from viihde.models import ConsentEvent, SignupTotal, Verification
+from viihde.models import ConsentEvent, ConsentSource, SignupTotal, Verification, VerificationKind
 
 
 @dataclass
@@ -55,7 +55,7 @@ def _count_signups(window: dict, since: datetime, until: datetime, campaign: str
         window[day].started += started
         window[day].confirmed += confirmed
     query = select(Verification.created_at, Verification.consumed_at).where(
-        Verification.kind == "signup",
+        Verification.kind == VerificationKind.SIGNUP,
         or_(
             and_(Verification.created_at >= since, Verification.created_at < until),
             and_(Verification.consumed_at >= since, Verification.consumed_at < until),
@@ -90,7 +90,7 @@ def _count_transitions(window: dict, since: datetime, until: datetime, campaign:
     state: dict[int, dict[str, bool]] = defaultdict(dict)
     origin: dict[int, str | None] = {}
     for subscriber_id, purpose, action, created_at, source, utm_campaign in events:
-        if source == "signup":
+        if source == ConsentSource.SIGNUP:
             origin.setdefault(subscriber_id, utm_campaign)
         granted = state[subscriber_id]
         before = any(granted.values())

@@ -20,14 +20,14 @@ from functools import partial
 from dateutil.relativedelta import relativedelta
 from flask import current_app
 from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from viihde.clock import helsinki_day, utcnow
 from viihde.extensions import db
 from viihde.models import (
+    AuditAction,
     CampaignMessage,
     ConsentEvent,
+    ErasureSource,
     InboundMessage,
     SignupTotal,
     SmsMessage,
@@ -35,17 +35,15 @@ from viihde.models import (
     Subscriber,
     UTCDateTime,
     Verification,
+    VerificationKind,
 )
-from viihde.models.locks import serialise
+from viihde.models.statements import insert_or_add, serialise
 
 # customers imports this module too (months_before): modules, not names.
 from viihde.register import audit, customers, subjects
 from viihde.register.consent import GRANT
 
 log = logging.getLogger(__name__)
-
-#: The source an erasure by retention leaves on its tombstone.
-TOMBSTONE_SOURCE = "retention"
 
 PENDING = "pending"
 SMS_LOG = "sms_log"
@@ -142,7 +140,7 @@ def _summarised(category: str, report: PurgeReport, counts: dict[str, int]) -> d
     if not report.dry_run:
         summary = counts or {key: getattr(report, key) for key in _PER_PERSON[category]}
         detail = f"{category}: " + " ".join(f"{key}={n}" for key, n in summary.items())
-        audit.record(report.actor, "purge", utcnow(), detail=detail)
+        audit.record(report.actor, AuditAction.PURGE, utcnow(), detail=detail)
     return counts
 
 
@@ -183,27 +181,19 @@ def _keep_signup_totals(old) -> None:
     totals: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     rows = db.session.execute(
         select(Verification.created_at, Verification.consumed_at, Verification.utm_campaign)
-        .where(old, Verification.kind == "signup")
+        .where(old, Verification.kind == VerificationKind.SIGNUP)
         .execution_options(yield_per=1000)
     )
     for created_at, consumed_at, campaign in rows:
         totals[(helsinki_day(created_at), campaign or "")][0] += 1
         if consumed_at is not None:
             totals[(helsinki_day(consumed_at), campaign or "")][1] += 1
-    table = SignupTotal.__table__
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     for (day, campaign), (started, confirmed) in totals.items():
-        statement = insert(table).values(
-            day=day, campaign=campaign, started=started, confirmed=confirmed
-        )
-        db.session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[table.c.day, table.c.campaign],
-                set_={
-                    "started": table.c.started + statement.excluded.started,
-                    "confirmed": table.c.confirmed + statement.excluded.confirmed,
-                },
-            )
+        insert_or_add(
+            SignupTotal,
+            {"day": day, "campaign": campaign, "started": started, "confirmed": confirmed},
+            unique=("day", "campaign"),
+            add=("started", "confirmed"),
         )
 
 
@@ -298,8 +288,10 @@ def _erase_one(
     phone = _locked_if_still_erasable(subscriber_id, cutoff)
     if phone is None:
         return {}
-    audit.record(report.actor, "erase", now, phone_e164=phone, detail=TOMBSTONE_SOURCE)
-    subjects.erase(phone, TOMBSTONE_SOURCE, now)
+    audit.record(
+        report.actor, AuditAction.ERASE, now, phone_e164=phone, detail=ErasureSource.RETENTION
+    )
+    subjects.erase(phone, ErasureSource.RETENTION, now)
     return {"subscribers_erased": 1}
 
 
@@ -322,5 +314,7 @@ def _end_relationship(
     if ended:
         phone = ended[0].subscriber.phone_e164
         detail = f"customer relationship ended: {len(ended)}"
-        audit.record(report.actor, "end_customer_grants", now, phone_e164=phone, detail=detail)
+        audit.record(
+            report.actor, AuditAction.END_CUSTOMER_GRANTS, now, phone_e164=phone, detail=detail
+        )
     return {"customer_grants_ended": len(ended)}

@@ -14,9 +14,13 @@ from sqlalchemy import delete, func, select, update
 from viihde.extensions import db
 from viihde.hashing import keyed_hash
 from viihde.models import (
+    EVIDENCE_FIELDS,
+    TEXT_VERSION_FIELDS,
     CampaignMessage,
     ConsentEvent,
+    ErasureSource,
     InboundMessage,
+    SmsKind,
     SmsMessage,
     SmsStatusEvent,
     Subscriber,
@@ -248,10 +252,10 @@ def _event(event: ConsentEvent, redacted: bool = False) -> dict[str, Any]:
         "created_at": _time(event.created_at),
     }
     if redacted:
-        return shown | dict.fromkeys((*EVIDENCE, "basis", "purchased_on"))
+        return shown | dict.fromkeys((*CIRCUMSTANCES, "basis", "purchased_on"))
     return (
         shown
-        | {key: getattr(event, key) for key in EVIDENCE}
+        | {key: getattr(event, key) for key in CIRCUMSTANCES}
         | {
             "basis": event.basis,
             "purchased_on": event.purchased_on.isoformat() if event.purchased_on else None,
@@ -259,8 +263,8 @@ def _event(event: ConsentEvent, redacted: bool = False) -> dict[str, Any]:
     )
 
 
-#: What an event records of the person's circumstances (``Evidence``).
-EVIDENCE = ("utm_source", "utm_medium", "utm_campaign", "click_id", "ip", "user_agent")
+#: What an event records of the person's circumstances: its evidence but the text versions.
+CIRCUMSTANCES = tuple(name for name in EVIDENCE_FIELDS if name not in TEXT_VERSION_FIELDS)
 
 
 def _message(message: SmsMessage) -> dict[str, Any]:
@@ -303,7 +307,7 @@ def revoke_links(subscriber_id: int, link_key: str, now: datetime) -> Subscriber
     subscriber = db.session.get(Subscriber, subscriber_id, populate_existing=True)
     link = preference_url(subscriber.id, subscriber.link_key)
     body = new_link_message(link, subscriber.language)
-    stage(subscriber.phone_e164, body, "link", now, subscriber_id=subscriber.id)
+    stage(subscriber.phone_e164, body, SmsKind.LINK, now, subscriber_id=subscriber.id)
     return subscriber
 
 
@@ -315,7 +319,7 @@ def send_link(subscriber_id: int, now: datetime) -> None:
     stage(
         subscriber.phone_e164,
         link_message(link, subscriber.language),
-        "link",
+        SmsKind.LINK,
         now,
         subscriber_id=subscriber.id,
     )
@@ -363,7 +367,7 @@ def _cell(value: Any) -> Any:
 
 
 def erase(
-    phone_e164: str, source: str, now: datetime, *, since: datetime | None = None
+    phone_e164: str, source: ErasureSource, now: datetime, *, since: datetime | None = None
 ) -> Tombstone:
     """Remove everything stored about a number and leave a keyed-hash tombstone (no
     commit: the caller commits it with its audit entry).

@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from viihde.extensions import db
-from viihde.models import SmsMessage
+from viihde.models import SmsKind, SmsMessage
 from viihde.sms.delivery import deliver
 from viihde.sms.queue import enqueue_delivery, sms_queue
 from viihde.sms.segments import segmentation
@@ -61,7 +61,7 @@ def stage(
 def send_sms(
     to: str,
     body: str,
-    kind: str,
+    kind: SmsKind,
     now: datetime,
     *,
     subscriber_id: int | None = None,
@@ -96,7 +96,7 @@ def redacted(body: str, secret: str | None) -> str:
     return body.replace(secret, REDACTED_CODE) if secret else body
 
 
-def dispatch(message_id: int, body: str, kind: str, now: datetime) -> str:
+def dispatch(message_id: int, body: str, kind: SmsKind, now: datetime) -> str:
     """Send a message whose row is committed: queue it when there is a queue, else (or when
     Redis cannot be reached) deliver it at once. Returns its status: "queued", or what the
     delivery made of it ("sent", "failed", ...). A failure is recorded on the row, never raised.
@@ -116,7 +116,7 @@ def dispatch(message_id: int, body: str, kind: str, now: datetime) -> str:
 def log_reply(to: str, body: str, now: datetime, subscriber_id: int | None) -> SmsMessage:
     """Log an answer the provider sends for us (TwiML), so the person's history shows it
     (no commit: the provider sends it, nothing is dispatched)."""
-    message = log_sms(to, body, "reply", now, subscriber_id, backend="twiml", status="sent")
+    message = log_sms(to, body, SmsKind.REPLY, now, subscriber_id, backend="twiml", status="sent")
     message.attempts, message.sent_at = 1, now
     return message
 
@@ -129,7 +129,7 @@ def stored_body(body: str, secret: str | None = None) -> str:
 def log_sms(
     to: str,
     body: str,
-    kind: str,
+    kind: SmsKind,
     now: datetime,
     subscriber_id: int | None = None,
     *,

@@ -14,12 +14,10 @@ from datetime import datetime, timedelta
 from blinker import Namespace
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from viihde.extensions import db
 from viihde.models import SMS_FINAL_STATUSES, SMS_STATUSES, SmsMessage, SmsStatusEvent
-from viihde.models.locks import serialise
+from viihde.models.statements import insert_once, serialise
 from viihde.ops import metrics
 from viihde.phone import mask
 from viihde.sms.backends import Backend, ConsoleBackend, FileBackend, Outgoing, SendFailed
@@ -141,15 +139,16 @@ def record_status(message_sid: str, status: str, error_code: str | None, now: da
     if status not in SMS_STATUSES or not message_sid:
         return False
     serialise("viihde.sms-status:" + message_sid)
-    table = SmsStatusEvent.__table__
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    # RETURNING, not rowcount: psycopg reports no rowcount for INSERT ... ON CONFLICT.
-    inserted = db.session.execute(
-        insert(table)
-        .values(message_sid=message_sid, status=status, error_code=error_code, received_at=now)
-        .on_conflict_do_nothing(index_elements=[table.c.message_sid, table.c.status])
-        .returning(table.c.id)
-    ).scalar_one_or_none()
+    inserted = insert_once(
+        SmsStatusEvent,
+        {
+            "message_sid": message_sid,
+            "status": status,
+            "error_code": error_code,
+            "received_at": now,
+        },
+        unique=("message_sid", "status"),
+    )
     if inserted is None:
         db.session.rollback()
         return False

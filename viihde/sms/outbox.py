@@ -17,7 +17,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select, update
 
 from viihde.extensions import db
-from viihde.models import CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND, SmsMessage, Subscriber
+from viihde.models import CAMPAIGN_KINDS, SmsKind, SmsMessage, Subscriber
 from viihde.sms import dispatch
 from viihde.sms.delivery import in_flight_since
 from viihde.sms.queue import delivery_job_id, sms_queue
@@ -33,7 +33,7 @@ BATCH = 500
 #: A job in these states will still run: its message is not lost.
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 #: The campaign sender hands over its own messages (it checks consent again first).
-_NOT_SWEPT = (CAMPAIGN_SMS_KIND, CAMPAIGN_TEST_SMS_KIND)
+_NOT_SWEPT = CAMPAIGN_KINDS
 #: Why a lost message was not sent after all.
 CODE_LOST = "code_not_handed_over"  # the code is kept only as a hash: ask for a new one
 LINK_LOST = "link_unavailable"  # the person is gone, and their link with them
@@ -84,7 +84,7 @@ def sweep(now: datetime) -> SweepReport:
     ).all()
     outgoing, failed = [], {}
     for message_id, kind, body, subscriber_id in claimed:
-        if kind == "code":
+        if kind == SmsKind.CODE:
             failed[message_id] = CODE_LOST
             continue
         live = _live_body(body, subscriber_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask_babel import force_locale, gettext
+from flask_babel import force_locale, gettext, ngettext
 
 
 def sender_accepts_replies(sender: str | None) -> bool:
@@ -22,11 +22,15 @@ def webotp_host(public_base_url: str) -> str:
     return urlsplit(public_base_url).hostname or "localhost"
 
 
-def code_message(code: str, public_base_url: str, language: str) -> str:
-    """The one-time code SMS, ending with the WebOTP line ``@host #code``."""
+def code_message(code: str, ttl_seconds: int, public_base_url: str, language: str) -> str:
+    """The one-time code SMS, with how long it is valid (``CODE_TTL_SECONDS``), ending with
+    the WebOTP line ``@host #code``."""
     with force_locale(language):
-        text = gettext(
-            "Your Viihdepaketti.fi code is %(code)s. It is valid for 10 minutes.", code=code
+        text = ngettext(
+            "Your Viihdepaketti.fi code is %(code)s. It is valid for %(num)d minute.",
+            "Your Viihdepaketti.fi code is %(code)s. It is valid for %(num)d minutes.",
+            ttl_seconds // 60,
+            code=code,
         )
     return f"{text}\n\n@{webotp_host(public_base_url)} #{code}"
 

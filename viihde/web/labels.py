@@ -1,4 +1,5 @@
-"""Plain-language names for the register's codes, for the person and for staff."""
+"""Plain-language names for the register's codes, for the person and for staff: each
+member of the enums people read (``ConsentSource``, ``LawfulBasis``, ``SmsKind``) has one."""
 
 from __future__ import annotations
 
@@ -9,22 +10,26 @@ from flask import Flask
 from flask_babel import format_date, format_datetime, get_locale
 from flask_babel import lazy_gettext as _l
 
+from viihde.models import ConsentSource, LawfulBasis, SmsKind
 from viihde.phone import format_display
 from viihde.register import consent, purposes
 from viihde.register.notices import consent_text
 
 SOURCES = {
-    "signup": _l("Sign-up form"),
-    "preference_page": _l("Preference page"),
-    "sms_keyword": _l("Reply by SMS"),
-    "staff": _l("Customer service"),
-    "register_update": _l("Register update"),
-    "cli": _l("Customer service"),
-    "customer_import": _l("Customer register"),
-    consent.LAPSE_SOURCE: _l("Customer relationship ended"),
+    ConsentSource.SIGNUP: _l("Sign-up form"),
+    ConsentSource.PREFERENCE_PAGE: _l("Preference page"),
+    ConsentSource.SMS_KEYWORD: _l("Reply by SMS"),
+    ConsentSource.STAFF: _l("Customer service"),
+    ConsentSource.CLI: _l("Customer service"),
+    ConsentSource.REGISTER_UPDATE: _l("Register update"),
+    ConsentSource.CUSTOMER_IMPORT: _l("Customer register"),
+    ConsentSource.CUSTOMER_RELATIONSHIP_ENDED: _l("Customer relationship ended"),
 }
 #: The lawful basis of a consent event (see ``ConsentEvent.basis``).
-BASES = {"consent": _l("Consent"), "customer": _l("Customer relationship")}
+BASES = {
+    LawfulBasis.CONSENT: _l("Consent"),
+    LawfulBasis.CUSTOMER: _l("Customer relationship"),
+}
 ACTIONS = {"grant": _l("Consent given"), "withdraw": _l("Consent withdrawn")}
 #: The same, when the basis is a customer relationship: no consent was asked.
 CUSTOMER_ACTIONS = {
@@ -43,13 +48,13 @@ CAMPAIGN_STATUSES = {
     "cancelled": _l("Cancelled"),
 }
 SMS_KINDS = {
-    "code": _l("Confirmation code"),
-    "welcome": _l("Welcome message"),
-    "link": _l("New preference link"),
-    "reply": _l("Answer to your text message"),
-    "test": _l("Test message"),
-    "campaign": _l("Marketing message"),
-    "campaign_test": _l("Campaign test message"),
+    SmsKind.CODE: _l("Confirmation code"),
+    SmsKind.WELCOME: _l("Welcome message"),
+    SmsKind.LINK: _l("New preference link"),
+    SmsKind.REPLY: _l("Answer to your text message"),
+    SmsKind.TEST: _l("Test message"),
+    SmsKind.CAMPAIGN: _l("Marketing message"),
+    SmsKind.CAMPAIGN_TEST: _l("Campaign test message"),
 }
 SMS_STATUSES = {
     "queued": _l("Waiting to be sent"),
@@ -97,13 +102,14 @@ def action_label(key: str | None, basis: str | None = None, source: str | None =
     """What an event did, in the words of its basis (and of its source, when the system
     ended a customer grant)."""
     ended_by_the_system = source in consent.ENDED_BY_THE_SYSTEM
-    if key == consent.WITHDRAW and basis == consent.CUSTOMER and ended_by_the_system:
+    if key == consent.WITHDRAW and basis == LawfulBasis.CUSTOMER and ended_by_the_system:
         return str(CUSTOMER_ENDED)
-    return label(CUSTOMER_ACTIONS if basis == "customer" else ACTIONS, key)
+    return label(CUSTOMER_ACTIONS if basis == LawfulBasis.CUSTOMER else ACTIONS, key)
 
 
 def register_filters(app: Flask) -> None:
-    """Make the labels available to templates as filters."""
+    """Make the labels available to templates as filters (and the bases, to compare)."""
+    app.jinja_env.globals["LawfulBasis"] = LawfulBasis
     app.jinja_env.filters.update(
         action_label=action_label,
         source_label=lambda key: label(SOURCES, key),

@@ -11,7 +11,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from viihde.extensions import db
-from viihde.models import CAMPAIGN_TEST_SMS_KIND, Campaign, ConsentEvent, Subscriber
+from viihde.models import Campaign, ConsentEvent, LawfulBasis, SmsKind, Subscriber
 from viihde.register import consent
 from viihde.register.campaigns.state import DRAFT, CampaignStateError, get, locked, require_status
 from viihde.register.purposes import configured_keys
@@ -114,7 +114,7 @@ def test_send(campaign_id: int, phone_e164: str, language: str, now: datetime) -
     if campaign is None:
         raise CampaignStateError("missing")
     body = sample_text(body_for(campaign, language), language)
-    return stage(phone_e164, body, CAMPAIGN_TEST_SMS_KIND, now)
+    return stage(phone_e164, body, SmsKind.CAMPAIGN_TEST, now)
 
 
 # Estimates
@@ -183,7 +183,7 @@ def audience_counts() -> dict[str, dict[str, tuple[int, int]]]:
     for purpose, language, basis, count in rows:
         by_language = counts.setdefault(purpose, {})
         by_consent, by_customer = by_language.get(campaign_language(language), (0, 0))
-        if basis == consent.CUSTOMER:
+        if basis == LawfulBasis.CUSTOMER:
             by_customer += count
         else:
             by_consent += count

@@ -7,18 +7,18 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import exists, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from viihde.extensions import db
 from viihde.models import (
-    CAMPAIGN_SMS_KIND,
     Campaign,
     CampaignMessage,
     ConsentEvent,
+    LawfulBasis,
+    SmsKind,
     SmsMessage,
     Subscriber,
 )
+from viihde.models.statements import insert_once
 from viihde.register import consent
 from viihde.register.campaigns.drafts import body_for, campaign_language, compose, footer
 from viihde.register.campaigns.state import SENT, SKIPPED
@@ -80,7 +80,7 @@ def record_recipient(
     grant = consent.grant_in_force(subscriber_id, campaign.purpose)
     granted = grant is not None
     basis = grant.basis if granted else None
-    first_as_customer = basis == consent.CUSTOMER and not _had_customer_message(subscriber_id)
+    first_as_customer = basis == LawfulBasis.CUSTOMER and not _had_customer_message(subscriber_id)
     language = campaign_language(subscriber.language)
     status = SENT if granted else SKIPPED
     row_id = _insert_recipient(campaign.id, subscriber_id, status, language, basis, now)
@@ -140,7 +140,7 @@ def _had_customer_message(subscriber_id: int) -> bool:
             exists().where(
                 CampaignMessage.subscriber_id == subscriber_id,
                 CampaignMessage.status == SENT,
-                CampaignMessage.basis == consent.CUSTOMER,
+                CampaignMessage.basis == LawfulBasis.CUSTOMER,
             )
         )
     )
@@ -150,24 +150,20 @@ def _insert_recipient(
     campaign_id: int, subscriber_id: int, status: str, language: str, basis, now: datetime
 ) -> int | None:
     """The recipient row, unless the campaign has one for this subscriber already."""
-    table = CampaignMessage.__table__
-    insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    # RETURNING, not rowcount: psycopg reports no rowcount for INSERT ... ON CONFLICT.
-    return db.session.execute(
-        insert(table)
-        .values(
-            campaign_id=campaign_id,
-            subscriber_id=subscriber_id,
-            status=status,
-            language=language,
-            basis=basis,
-            created_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[table.c.campaign_id, table.c.subscriber_id])
-        .returning(table.c.id)
-    ).scalar_one_or_none()
+    return insert_once(
+        CampaignMessage,
+        {
+            "campaign_id": campaign_id,
+            "subscriber_id": subscriber_id,
+            "status": status,
+            "language": language,
+            "basis": basis,
+            "created_at": now,
+        },
+        unique=("campaign_id", "subscriber_id"),
+    )
 
 
 def _log_sms(subscriber: Subscriber, body: str, now: datetime) -> int:
     """Log the message as queued (the sender hands it over itself, being a job already)."""
-    return log_sms(subscriber.phone_e164, body, CAMPAIGN_SMS_KIND, now, subscriber.id).id
+    return log_sms(subscriber.phone_e164, body, SmsKind.CAMPAIGN, now, subscriber.id).id

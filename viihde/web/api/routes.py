@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify, request
 
 from viihde.clock import utcnow
 from viihde.extensions import csrf, db, limiter
+from viihde.models import AuditAction
 from viihde.register import api_tokens, audience, audit
 from viihde.register.purposes import configured_keys
 from viihde.tokens import read_cursor, sign_cursor
@@ -55,7 +56,7 @@ def audience_page():
     page = audience.page(purpose, after, limit)
     audit.record(
         audit.Actor(f"api:{token.name}"),
-        "api_audience",
+        AuditAction.API_AUDIENCE,
         utcnow(),
         detail=f"{purpose} after {after}: {len(page.members)}",
     )

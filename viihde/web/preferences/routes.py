@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.models import ConsentSource, ErasureSource
 from viihde.phone import mask
 from viihde.register import consent, subjects
 from viihde.register.purposes import configured
@@ -95,7 +96,7 @@ def change():
     form = ChoicesForm()
     if not form.validate_on_submit():
         abort(400)
-    context = consent.ConsentContext("preference_page", evidence=_evidence())
+    context = consent.ConsentContext(ConsentSource.PREFERENCE_PAGE, evidence=_evidence())
     if form.stop_all.data:
         consent.withdraw_all(g.subscriber.id, context, utcnow())
         message = _("All marketing is stopped. We will not send you marketing messages.")
@@ -189,7 +190,7 @@ def erase():
     if form.validate_on_submit():
         # A number that changed hands: its current holder erases their own holding only.
         since = g.subscriber.holder_since
-        subjects.erase(g.subscriber.phone_e164, "subject", utcnow(), since=since)
+        subjects.erase(g.subscriber.phone_e164, ErasureSource.SUBJECT, utcnow(), since=since)
         db.session.commit()
         browser.forget_subscriber()
         return render_template("preferences/erased.html"), 200, NO_STORE

@@ -7,9 +7,9 @@ from flask_babel import get_locale
 
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.models import VerificationKind
 from viihde.phone import mask
 from viihde.register.codes import (
-    STEP_UP,
     CodeRefused,
     Outcome,
     code_not_delivered,
@@ -37,7 +37,7 @@ def _pending():
     verification = pending_verification(browser.pending_id())
     if (
         verification is None
-        or verification.kind != STEP_UP
+        or verification.kind != VerificationKind.STEP_UP
         or verification.phone_e164 != g.subscriber.phone_e164
         or verification.consumed_at is not None
     ):

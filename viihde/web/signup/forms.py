@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, InputRequired, Regexp, ValidationError
@@ -74,23 +75,31 @@ class SignupForm(Form):
 
 
 class CodeForm(Form):
-    """The one-time code from the SMS."""
+    """The one-time code from the SMS: ``CODE_DIGITS`` digits."""
 
     code = StringField(
         _l("Code"),
         filters=[code_digits],
-        validators=[
-            InputRequired(message=_l("Type the 6-digit code from the text message.")),
-            Regexp(r"^[0-9]{6}$", message=_l("The code is 6 digits.")),
-        ],
         render_kw={
             "autocomplete": "one-time-code",
             "inputmode": "numeric",
             # Any script's digits and spaces: the server reads them all (``code_digits``).
             "pattern": r"[\p{Nd}\s]*",
-            "maxlength": 7,
         },
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        digits = current_app.config["CODE_DIGITS"]
+        self.code.validators = [
+            InputRequired(
+                message=_("Type the %(num)d-digit code from the text message.", num=digits)
+            ),
+            Regexp(rf"^[0-9]{{{digits}}}$", message=_("The code is %(num)d digits.", num=digits)),
+        ]
+        self.code.flags.required = True
+        # One more for a space: people copy the code as it reads, "123 456".
+        self.code.render_kw = {**self.code.render_kw, "maxlength": digits + 1}
 
 
 class ResendForm(Form):

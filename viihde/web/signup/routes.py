@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.models import VerificationKind
 from viihde.phone import mask
 from viihde.register.budget import paused_hint
 from viihde.register.codes import (
@@ -113,7 +114,11 @@ def _render_code_page(verification, form: CodeForm, status: int = 200):
 
 def _pending_signup():
     verification = pending_verification(browser.pending_id())
-    return verification if verification is not None and verification.kind == "signup" else None
+    return (
+        verification
+        if verification is not None and verification.kind == VerificationKind.SIGNUP
+        else None
+    )
 
 
 @bp.route("/code", methods=["GET", "POST"])

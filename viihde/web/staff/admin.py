@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from viihde.clock import start_of_day, utcnow
 from viihde.extensions import db
-from viihde.models import StaffMember
+from viihde.models import AuditAction, StaffMember
 from viihde.phone import PhoneError, parse_mobile
 from viihde.register import accounts, api_tokens, audit
 from viihde.web.staff import bp
@@ -44,7 +44,7 @@ def audit_log():
         since=_start_of(form.filter_value("since")),
         until=_start_of(form.filter_value("until"), days_later=1),
     )
-    audit.record(actor(), "read_audit_log", utcnow(), phone_e164=phone)
+    audit.record(actor(), AuditAction.READ_AUDIT_LOG, utcnow(), phone_e164=phone)
     db.session.commit()
     return render_template("staff/audit.html", form=form, entries=entries)
 
@@ -70,7 +70,7 @@ def reset_totp(staff_id: int):
     member = _member(staff_id)
     if ButtonForm().validate_on_submit():
         accounts.reset_totp(member)
-        audit.record(actor(), "reset_totp", utcnow(), detail=member.email)
+        audit.record(actor(), AuditAction.RESET_TOTP, utcnow(), detail=member.email)
         db.session.commit()
         flash(_("The second factor of %(email)s was reset.", email=member.email))
     return redirect(url_for("staff.team"))
@@ -83,7 +83,7 @@ def disable(staff_id: int):
     member = _member(staff_id)
     if ButtonForm().validate_on_submit() and member.id != current_user.id:
         accounts.disable(member, utcnow())
-        audit.record(actor(), "disable_staff", utcnow(), detail=member.email)
+        audit.record(actor(), AuditAction.DISABLE_STAFF, utcnow(), detail=member.email)
         db.session.commit()
         flash(_("%(email)s can no longer sign in.", email=member.email))
     return redirect(url_for("staff.team"))
@@ -114,7 +114,7 @@ def api_token_list():
     except api_tokens.TokenNameTaken:
         form.name.errors = [_("A token with this name exists already.")]
         return _render_tokens(form, status=400)
-    audit.record(actor(), "create_api_token", utcnow(), detail=token.name)
+    audit.record(actor(), AuditAction.CREATE_API_TOKEN, utcnow(), detail=token.name)
     db.session.commit()
     return _render_tokens(ApiTokenForm(formdata=None), new_token=plain)
 
@@ -127,7 +127,7 @@ def revoke_api_token(token_id: int):
         token = api_tokens.revoke(token_id, utcnow())
         if token is None:
             abort(404)
-        audit.record(actor(), "revoke_api_token", utcnow(), detail=token.name)
+        audit.record(actor(), AuditAction.REVOKE_API_TOKEN, utcnow(), detail=token.name)
         db.session.commit()
         flash(_("The token %(name)s no longer works.", name=token.name))
     return redirect(url_for("staff.api_token_list"))

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from viihde.clock import utcnow
 from viihde.extensions import db, limiter
 from viihde.hashing import keyed_hash
-from viihde.models import StaffMember
+from viihde.models import AuditAction, StaffMember
 from viihde.register import accounts, audit
 from viihde.web.request import client_ip, client_key
 from viihde.web.staff import SEEN, SIGNED_IN, bp
@@ -127,7 +127,7 @@ def _begin_session(staff: StaffMember) -> None:
     login_user(staff)
     session[SEEN] = session[SIGNED_IN] = utcnow().timestamp()
     accounts.record_login(staff, utcnow())
-    audit.record(_actor(staff), "login", utcnow())
+    audit.record(_actor(staff), AuditAction.LOGIN, utcnow())
 
 
 def _pending_staff() -> StaffMember | None:
@@ -219,7 +219,11 @@ def enrol_totp():
             ]
         elif accounts.enrol_totp(staff, secret, form.code.data, utcnow(), replacing=replacing):
             session.pop(NEW_SECRET, None)
-            audit.record(_actor(staff), "replace_totp" if replacing else "enrol_totp", utcnow())
+            audit.record(
+                _actor(staff),
+                AuditAction.REPLACE_TOTP if replacing else AuditAction.ENROL_TOTP,
+                utcnow(),
+            )
             if not current_user.is_authenticated:
                 _begin_session(staff)
             db.session.commit()
@@ -238,7 +242,7 @@ def enrol_totp():
 def logout():
     """Sign out and forget the session."""
     if ButtonForm().validate_on_submit():
-        audit.record(_actor(current_user), "logout", utcnow())
+        audit.record(_actor(current_user), AuditAction.LOGOUT, utcnow())
         accounts.sign_out_everywhere(current_user)
         db.session.commit()
         logout_user()

@@ -12,7 +12,7 @@ from flask_login import current_user
 from viihde.clock import utcnow
 from viihde.extensions import db, limiter
 from viihde.jobs import campaigns as sender
-from viihde.models import Campaign
+from viihde.models import AuditAction, Campaign
 from viihde.phone import PhoneError, mask, parse_mobile
 from viihde.register import audit, campaigns
 from viihde.sms import commit_then_send
@@ -84,7 +84,7 @@ def new_campaign():
     if not form.validate_on_submit() or form.preview.data:
         return _page(None, form, 400 if form.errors else 200)
     campaign = campaigns.create_draft(_draft(form), current_user.id, utcnow())
-    audit.record(actor(), "create_campaign", utcnow(), detail=_detail(campaign))
+    audit.record(actor(), AuditAction.CREATE_CAMPAIGN, utcnow(), detail=_detail(campaign))
     db.session.commit()
     flash(_("The campaign was saved as a draft."))
     return redirect(url_for("staff.campaign", campaign_id=campaign.id))
@@ -103,7 +103,7 @@ def campaign(campaign_id: int):
     except campaigns.CampaignStateError:
         flash(_("Only a draft can be changed."))
         return redirect(url_for("staff.campaign", campaign_id=campaign.id))
-    audit.record(actor(), "edit_campaign", utcnow(), detail=_detail(campaign))
+    audit.record(actor(), AuditAction.EDIT_CAMPAIGN, utcnow(), detail=_detail(campaign))
     db.session.commit()
     flash(_("The campaign was saved."))
     return redirect(url_for("staff.campaign", campaign_id=campaign.id))
@@ -134,7 +134,9 @@ def test_send_campaign(campaign_id: int):
         else:
             detail = f"{_detail(campaign)} ({test_form.language.data})"
             campaigns.test_send(campaign.id, phone, test_form.language.data, utcnow())
-            audit.record(actor(), "test_send_campaign", utcnow(), phone_e164=phone, detail=detail)
+            audit.record(
+                actor(), AuditAction.TEST_SEND_CAMPAIGN, utcnow(), phone_e164=phone, detail=detail
+            )
             commit_then_send(utcnow())  # the SMS's row with its audit entry, then the SMS
             flash(_("The test message was sent to %(number)s.", number=mask(phone)))
             return redirect(url_for("staff.campaign", campaign_id=campaign.id))
@@ -150,21 +152,22 @@ def start_campaign(campaign_id: int):
     if not start_form.validate_on_submit():
         return _page(campaign, CampaignForm(obj=campaign), 400, start_form=start_form)
     start = lambda campaign_id: sender.start(campaign_id, utcnow())  # noqa: E731
-    return _act(campaign, "start_campaign", start, _("Sending started."))
+    return _act(campaign, AuditAction.START_CAMPAIGN, start, _("Sending started."))
 
 
 @bp.post("/campaigns/<id:campaign_id>/pause")
 @admin_required
 def pause_campaign(campaign_id: int):
     """Hold the campaign before its next message."""
-    return _button(campaign_id, "pause_campaign", _committed(campaigns.pause), _("Paused."))
+    pause = _committed(campaigns.pause)
+    return _button(campaign_id, AuditAction.PAUSE_CAMPAIGN, pause, _("Paused."))
 
 
 @bp.post("/campaigns/<id:campaign_id>/resume")
 @admin_required
 def resume_campaign(campaign_id: int):
     """Send on from where the campaign stopped."""
-    return _button(campaign_id, "resume_campaign", sender.resume, _("Sending again."))
+    return _button(campaign_id, AuditAction.RESUME_CAMPAIGN, sender.resume, _("Sending again."))
 
 
 @bp.post("/campaigns/<id:campaign_id>/cancel")
@@ -172,7 +175,9 @@ def resume_campaign(campaign_id: int):
 def cancel_campaign(campaign_id: int):
     """Stop the campaign for good."""
     cancel = _committed(lambda campaign_id: campaigns.cancel(campaign_id, utcnow()))
-    return _button(campaign_id, "cancel_campaign", cancel, _("The campaign was cancelled."))
+    return _button(
+        campaign_id, AuditAction.CANCEL_CAMPAIGN, cancel, _("The campaign was cancelled.")
+    )
 
 
 def _committed(change: Callable[[int], object]) -> Callable[[int], object]:
@@ -186,7 +191,7 @@ def _committed(change: Callable[[int], object]) -> Callable[[int], object]:
     return do
 
 
-def _button(campaign_id: int, action: str, do: Callable[[int], object], done: str):
+def _button(campaign_id: int, action: AuditAction, do: Callable[[int], object], done: str):
     """A status change from a button (CSRF only)."""
     campaign = _campaign_or_404(campaign_id)
     if not ButtonForm().validate_on_submit():
@@ -194,7 +199,7 @@ def _button(campaign_id: int, action: str, do: Callable[[int], object], done: st
     return _act(campaign, action, do, done)
 
 
-def _act(campaign: Campaign, action: str, do: Callable[[int], object], done: str):
+def _act(campaign: Campaign, action: AuditAction, do: Callable[[int], object], done: str):
     """Change the campaign's status, audit it, and say how it went. The entry is staged
     first, so the status change's commit takes it along (one transaction, or nothing);
     starting and sending on launch the sender after that commit."""

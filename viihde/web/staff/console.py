@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.models import AuditAction, ConsentActor, ConsentSource, ErasureSource
 from viihde.phone import PhoneError
 from viihde.register import audit, consent, subjects
 from viihde.register.purposes import configured
@@ -53,17 +54,17 @@ def home():
         return render_template("staff/home.html", form=form), 400
     if search.last_digits:
         detail = f"last {len(search.last_digits)} digits"
-        audit.record(actor(), "search", utcnow(), detail=detail)
+        audit.record(actor(), AuditAction.SEARCH, utcnow(), detail=detail)
         db.session.commit()
         matches = subjects.find_by_last_digits(search.last_digits)
         return render_template("staff/home.html", form=form, matches=matches)
     phone = search.phone_e164
-    audit.record(actor(), "search", utcnow(), phone_e164=phone, detail="number")
+    audit.record(actor(), AuditAction.SEARCH, utcnow(), phone_e164=phone, detail="number")
     subscriber = subjects.subscriber_by_phone(phone)
     if subscriber is not None:
         db.session.commit()
         return redirect(url_for("staff.card", subscriber_id=subscriber.id))
-    audit.record(actor(), "view_card", utcnow(), phone_e164=phone)
+    audit.record(actor(), AuditAction.VIEW_CARD, utcnow(), phone_e164=phone)
     db.session.commit()
     return render_template("staff/card.html", **_card(phone, None))
 
@@ -90,7 +91,7 @@ def _subscriber_or_404(subscriber_id: int):
 def card(subscriber_id: int):
     """The subscriber card: status, consents, timeline, SMS log, code attempts."""
     subscriber = _subscriber_or_404(subscriber_id)
-    audit.record(actor(), "view_card", utcnow(), phone_e164=subscriber.phone_e164)
+    audit.record(actor(), AuditAction.VIEW_CARD, utcnow(), phone_e164=subscriber.phone_e164)
     db.session.commit()
     return render_template("staff/card.html", **_card(subscriber.phone_e164, subscriber))
 
@@ -104,10 +105,16 @@ def withdraw(subscriber_id: int):
         context = _card(subscriber.phone_e164, subscriber) | {"withdraw_form": form}
         return render_template("staff/card.html", **context), 400
     evidence = consent.Evidence(ip=client_ip())
-    context = consent.ConsentContext("staff", actor=f"staff:{current_user.id}", evidence=evidence)
+    context = consent.ConsentContext(
+        ConsentSource.STAFF, actor=ConsentActor.staff_member(current_user.id), evidence=evidence
+    )
     consent.withdraw_all(subscriber.id, context, utcnow())
     audit.record(
-        actor(), "withdraw", utcnow(), phone_e164=subscriber.phone_e164, detail=form.reason.data
+        actor(),
+        AuditAction.WITHDRAW,
+        utcnow(),
+        phone_e164=subscriber.phone_e164,
+        detail=form.reason.data,
     )
     db.session.commit()  # the withdrawal and its audit entry: one transaction
     flash(_("All marketing consent withdrawn."))
@@ -120,7 +127,7 @@ def send_link(subscriber_id: int):
     subscriber = _subscriber_or_404(subscriber_id)
     if ButtonForm().validate_on_submit():
         subjects.send_link(subscriber.id, utcnow())
-        audit.record(actor(), "send_link", utcnow(), phone_e164=subscriber.phone_e164)
+        audit.record(actor(), AuditAction.SEND_LINK, utcnow(), phone_e164=subscriber.phone_e164)
         commit_then_send(utcnow())  # the SMS's row with its audit entry, then the SMS
         flash(_("The preference link was sent by SMS."))
     return redirect(url_for("staff.card", subscriber_id=subscriber.id))
@@ -147,7 +154,9 @@ def export_json(subscriber_id: int):
     subscriber = _subscriber_or_404(subscriber_id)
     data, earlier = _answer(subscriber)
     detail = "json earlier holder" if earlier else "json"
-    audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail=detail)
+    audit.record(
+        actor(), AuditAction.EXPORT, utcnow(), phone_e164=subscriber.phone_e164, detail=detail
+    )
     db.session.commit()
     response = Response(json.dumps(data, indent=2, ensure_ascii=False), mimetype="application/json")
     response.headers["Content-Disposition"] = f'attachment; filename="subject-{subscriber.id}.json"'
@@ -161,7 +170,9 @@ def export_page(subscriber_id: int):
     subscriber = _subscriber_or_404(subscriber_id)
     data, earlier = _answer(subscriber)
     detail = "print earlier holder" if earlier else "print"
-    audit.record(actor(), "export", utcnow(), phone_e164=subscriber.phone_e164, detail=detail)
+    audit.record(
+        actor(), AuditAction.EXPORT, utcnow(), phone_e164=subscriber.phone_e164, detail=detail
+    )
     db.session.commit()
     return render_template(
         "staff/export.html",
@@ -182,8 +193,8 @@ def erase(subscriber_id: int):
         context = _card(subscriber.phone_e164, subscriber) | {"erase_form": form}
         return render_template("staff/card.html", **context), 400
     phone = subscriber.phone_e164
-    subjects.erase(phone, "staff", utcnow())
-    audit.record(actor(), "erase", utcnow(), phone_e164=phone, detail=form.reason.data)
+    subjects.erase(phone, ErasureSource.STAFF, utcnow())
+    audit.record(actor(), AuditAction.ERASE, utcnow(), phone_e164=phone, detail=form.reason.data)
     db.session.commit()  # the erasure and its audit entry: one transaction
     flash(_("The data was erased. Only a tombstone remains."))
     return redirect(url_for("staff.home"))

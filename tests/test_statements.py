@@ -1,0 +1,67 @@
+"""The statements that meet a twin: an insert that finds its row already there inserts
+nothing, and counts kept per key add up, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
+
+from viihde.extensions import db
+from viihde.models import InboundMessage, SignupTotal
+from viihde.models.statements import insert_once, insert_or_add
+
+from .conftest import race
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+DAY = date(2026, 11, 25)
+REPLY = {
+    "provider": "twilio",
+    "message_sid": "SM" + "1" * 32,
+    "phone_e164": "+358401234567",
+    "body": "STOP",
+    "keyword": "stop",
+    "received_at": NOW,
+}
+ONCE = ("provider", "message_sid")
+
+
+def test_insert_once_makes_the_row_and_then_nothing(app_context):
+    """The first insert returns the new row's id; the same key again inserts nothing."""
+    first = insert_once(InboundMessage, REPLY, unique=ONCE)
+    again = insert_once(InboundMessage, REPLY | {"body": "START"}, unique=ONCE)
+    other = insert_once(InboundMessage, REPLY | {"message_sid": "SM" + "2" * 32}, unique=ONCE)
+    db.session.commit()
+    assert isinstance(first, int)
+    assert again is None
+    assert other not in (None, first)
+    rows = db.session.execute(select(InboundMessage.id, InboundMessage.body)).all()
+    assert sorted(rows) == sorted([(first, "STOP"), (other, "STOP")])
+
+
+def test_twin_transactions_inserting_once_make_one_row(app):
+    """Two transactions insert the same key at the same moment: one row, one id."""
+
+    def insert() -> int | None:
+        made = insert_once(InboundMessage, REPLY, unique=ONCE)
+        db.session.commit()
+        return made
+
+    results = race(insert, insert, app=app)
+    assert sum(result is not None for result in results) == 1
+    with app.app_context():
+        assert len(db.session.scalars(select(InboundMessage.id)).all()) == 1
+
+
+def test_insert_or_add_adds_the_counts_to_the_row_with_the_same_key(app_context):
+    """A day's totals for a campaign grow with each insert; another campaign is its own row."""
+    key = ("day", "campaign")
+    counts = ("started", "confirmed")
+    for campaign, started, confirmed in [("talvi", 2, 1), ("talvi", 3, 0), ("kevat", 1, 1)]:
+        values = {"day": DAY, "campaign": campaign, "started": started, "confirmed": confirmed}
+        insert_or_add(SignupTotal, values, unique=key, add=counts)
+    db.session.commit()
+    totals = db.session.execute(
+        select(SignupTotal.campaign, SignupTotal.started, SignupTotal.confirmed)
+    ).all()
+    assert sorted(totals) == [("kevat", 1, 1), ("talvi", 5, 1)]

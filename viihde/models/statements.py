@@ -1,0 +1,60 @@
+"""Statements that hold when a twin transaction runs at the same moment, on PostgreSQL and
+SQLite alike: per-key locks, and inserts that meet a row already there.
+
+Locks: on PostgreSQL an advisory lock held until the transaction ends; SQLite runs one
+writer at a time already (every transaction begins IMMEDIATE), so there is nothing more to
+take. Inserts: ``INSERT ... ON CONFLICT``, which both databases have, each in its dialect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from viihde.extensions import db
+
+
+def serialise(key: str) -> None:
+    """Make twin transactions about ``key`` take turns until this one ends."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+
+
+def insert_once(model: type, values: Mapping[str, Any], *, unique: Sequence[str]) -> int | None:
+    """Insert a row of ``model`` unless one with the same ``unique`` columns is there (a
+    twin's, or an earlier one): the new row's id, or None when nothing was inserted."""
+    table = model.__table__
+    return db.session.execute(
+        _insert(table)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=[table.c[name] for name in unique])
+        # RETURNING, not rowcount: psycopg reports no rowcount for INSERT ... ON CONFLICT.
+        .returning(table.c.id)
+    ).scalar_one_or_none()
+
+
+def insert_or_add(
+    model: type, values: Mapping[str, Any], *, unique: Sequence[str], add: Sequence[str]
+) -> None:
+    """Insert a row of ``model``, or add its ``add`` columns' values to those of the row
+    with the same ``unique`` columns (counts kept per day, say)."""
+    table = model.__table__
+    statement = _insert(table).values(values)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c[name] for name in unique],
+            set_={name: table.c[name] + statement.excluded[name] for name in add},
+        )
+    )
+
+
+def _insert(table: Table):
+    """The INSERT of the session's database, which knows ON CONFLICT."""
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    return (pg_insert if postgresql else sqlite_insert)(table)
