@@ -178,12 +178,14 @@ class Register:
             yield i + 1, phone_of(numbers[i]), created, created + 20 + 380 * rand()
 
     def subscribers_and_sms(self) -> Iterator[tuple[str, list[str]]]:
-        """(table, COPY lines) of subscribers and their SMS log (a year of it), by id."""
+        """(table, COPY lines) of subscribers, their holdings (one each, its id the
+        subscriber's) and their SMS log (a year of it), by id."""
         self.rng = random.Random(self.seed + 1)  # noqa: S311
         self.random = rand = self.rng.random
         randbytes = self.rng.randbytes
         sms_since = self.now - SMS_LOG_DAYS * 86400
         subscribers: list[str] = []
+        held: list[str] = []
         sms: list[str] = []
         for subscriber_id, phone, created, confirmed in self.people():
             chance = rand()
@@ -193,13 +195,16 @@ class Register:
                 f"{subscriber_id}\t{phone}\t{language}\t{link_key}\t"
                 f"{self.timestamp(created)}\t{self.timestamp(confirmed)}\n"
             )
+            held.append(f"{subscriber_id}\t{subscriber_id}\t{self.timestamp(confirmed)}\n")
             if created >= sms_since:
                 sms += self.sms_log(subscriber_id, phone, created, confirmed)
             if len(subscribers) == 1000:
                 yield "subscribers", subscribers
+                yield "holdings", held
                 yield "sms_messages", sms
-                subscribers, sms = [], []
+                subscribers, held, sms = [], [], []
         yield "subscribers", subscribers
+        yield "holdings", held
         yield "sms_messages", sms
 
     def consent_events(self) -> Iterator[tuple[str, list[str]]]:
@@ -260,7 +265,7 @@ class Register:
         lines = []
         for seq, purpose in enumerate(signup, 1):
             state[purpose] = True
-            lines.append(f"{subscriber_id}\t{seq}\t{purpose}\tgrant\t{evidence}")
+            lines.append(f"{subscriber_id}\t{subscriber_id}\t{seq}\t{purpose}\tgrant\t{evidence}")
         seq = len(signup)
         if not ops:
             return lines
@@ -295,7 +300,8 @@ class Register:
                 self.later.append(
                     (
                         when,
-                        f"{subscriber_id}\t{seq}\t{purpose}\t{'grant' if grant else 'withdraw'}\t"
+                        f"{subscriber_id}\t{subscriber_id}\t{seq}\t{purpose}\t"
+                        f"{'grant' if grant else 'withdraw'}\t"
                         f"{source}\t{actor}\t\\N\t\\N\t\\N\t\\N\t{self.notice(when)}\t"
                         f"{TEXT_VERSION[purpose]}\t{where}\t{self.timestamp(when)}\tconsent\n",
                     )
@@ -321,7 +327,8 @@ class Register:
         ):
             sent = self.timestamp(when + 0.2 + 3 * rand())
             lines.append(
-                f"{phone}\t{subscriber_id}\t{kind}\t{body}\t{segments}\ttwilio\tdelivered\t"
+                f"{phone}\t{subscriber_id}\t{subscriber_id}\t{kind}\t{body}\t{segments}\t"
+                "twilio\tdelivered\t"
                 f"SM{bits(128):032x}\t{self.timestamp(when)}\t{sent}\t{sent}\t1\n"
             )
         return lines
@@ -329,14 +336,15 @@ class Register:
 
 COLUMNS = {
     "subscribers": "id, phone_e164, language, link_key, created_at, confirmed_at",
+    "holdings": "id, subscriber_id, started_at",
     "consent_events": (
-        "subscriber_id, seq, purpose, action, source, actor, utm_source, utm_medium, "
+        "subscriber_id, holding_id, seq, purpose, action, source, actor, utm_source, utm_medium, "
         "utm_campaign, click_id, privacy_notice_version, consent_text_version, ip, user_agent, "
         "created_at, basis"
     ),
     "sms_messages": (
-        "phone_e164, subscriber_id, kind, body, segments, backend, status, provider_sid, "
-        "created_at, updated_at, sent_at, attempts"
+        "phone_e164, subscriber_id, holding_id, kind, body, segments, backend, status, "
+        "provider_sid, created_at, updated_at, sent_at, attempts"
     ),
 }
 FILLED = tuple(COLUMNS)
@@ -422,7 +430,7 @@ def migrate_empty() -> None:
 
 
 #: The fill's two halves, each in a process of its own, and the tables each writes.
-PARTS = {"people": ("subscribers", "sms_messages"), "events": ("consent_events",)}
+PARTS = {"people": ("subscribers", "holdings", "sms_messages"), "events": ("consent_events",)}
 
 
 def copy_part(
@@ -580,7 +588,7 @@ def lookup(samples: int, digit_samples: int, seed: int) -> dict:
     from viihde.clock import utcnow
     from viihde.extensions import db
     from viihde.models import Subscriber
-    from viihde.register import accounts, subjects
+    from viihde.register import access, accounts, lookup
 
     app = flask_app()
     rng = random.Random(seed)  # noqa: S311  (which numbers to look up)
@@ -611,13 +619,13 @@ def lookup(samples: int, digit_samples: int, seed: int) -> dict:
             query = typed(phone, n)
 
             def find(query=query, subscriber_id=subscriber_id):
-                search = subjects.read_search(query, regions)
-                subscriber = subjects.subscriber_by_phone(search.phone_e164)
+                search = lookup.read_search(query, regions)
+                subscriber = lookup.subscriber_by_phone(search.phone_e164)
                 check(subscriber.id == subscriber_id, f"{query} found someone else")
 
             def card(subscriber_id=subscriber_id):
-                subscriber = subjects.subscriber_by_id(subscriber_id)
-                data = subjects.export(subscriber.phone_e164)
+                subscriber = lookup.subscriber_by_id(subscriber_id)
+                data = access.export(subscriber.phone_e164)
                 check(bool(data["consent_events"]), "a card without consent events")
 
             a, b = timed(find), timed(card)
@@ -637,13 +645,13 @@ def lookup(samples: int, digit_samples: int, seed: int) -> dict:
             if len(tails) == digit_samples + 5:
                 break
             digits = phone[-6 - n % 2 :]
-            if subjects.read_search(digits, regions).last_digits:
+            if lookup.read_search(digits, regions).last_digits:
                 tails.append((subscriber_id, digits))
             else:
                 taken_whole += 1
         digits_ns = []
         for n, (_, digits) in enumerate(tails):
-            elapsed = timed(lambda digits=digits: subjects.find_by_last_digits(digits))
+            elapsed = timed(lambda digits=digits: lookup.find_by_last_digits(digits))
             if n >= 5:
                 digits_ns.append(elapsed)
         results["last digits (find_by_last_digits)"] = percentiles(digits_ns)
@@ -832,7 +840,7 @@ def explain(purpose: str) -> dict:
 
     from viihde.extensions import db
     from viihde.models import Subscriber
-    from viihde.register import audience, consent, subjects
+    from viihde.register import audience, consent, lookup
 
     app = flask_app()
     plans: dict[str, str] = {}
@@ -841,9 +849,9 @@ def explain(purpose: str) -> dict:
         phone = db.session.scalar(select(Subscriber.phone_e164).where(Subscriber.id == top // 2))
         db.session.remove()
         cases: dict[str, Callable[[], object]] = {
-            "subscriber_by_phone": lambda: subjects.subscriber_by_phone(phone),
+            "subscriber_by_phone": lambda: lookup.subscriber_by_phone(phone),
             "latest_events (the card's consents)": lambda: consent.latest_events(top // 2),
-            "find_by_last_digits (6 digits)": lambda: subjects.find_by_last_digits(phone[-6:]),
+            "find_by_last_digits (6 digits)": lambda: lookup.find_by_last_digits(phone[-6:]),
             "audience.page, first page": lambda: audience.page(purpose, 0),
             "audience.page, in the middle": lambda: audience.page(purpose, top // 2),
             "audience.page, last page": lambda: audience.page(purpose, max(top - 900, 0)),

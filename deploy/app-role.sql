@@ -16,12 +16,15 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA public TO viihde_app;
 
 -- The append-only ledgers: the audit log only grows; consent events are never
--- changed, and are deleted only when a person's data is erased.
+-- changed, and are deleted only when a person's data is erased. A holder change may
+-- say which holding an event belongs to, and nothing else of it.
 GRANT SELECT, INSERT ON audit_entries TO viihde_app;
 GRANT SELECT, INSERT, DELETE ON consent_events TO viihde_app;
+GRANT UPDATE (holding_id) ON consent_events, inbound_messages TO viihde_app;
 
 -- People and their codes and messages: kept up to date, deleted by erasure and purge.
-GRANT SELECT, INSERT, UPDATE, DELETE ON subscribers, verifications, sms_messages TO viihde_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON subscribers, holdings, verifications, sms_messages
+    TO viihde_app;
 GRANT SELECT, INSERT, DELETE ON sms_status_events, inbound_messages TO viihde_app;
 -- What an erasure leaves is never deleted.
 GRANT SELECT, INSERT ON tombstones TO viihde_app;

@@ -16,8 +16,8 @@ from viihde import create_app
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.jobs import purge
-from viihde.models import AuditEntry, ConsentEvent, Subscriber, Tombstone
-from viihde.register import audit, subjects
+from viihde.models import AuditEntry, ConsentEvent, Holding, Subscriber, Tombstone
+from viihde.register import audit, consent, erasure, holders
 
 from .conftest import PUBLIC_BASE_URL, SECRET, Visitor
 
@@ -103,9 +103,18 @@ def test_the_app_role_keeps_the_ledger_and_erases_from_it(as_app_role):
         )
         .returning(Subscriber.id)
     )
+    first, second = (
+        as_app_role.scalar(
+            insert(Holding)
+            .values(subscriber_id=subscriber_id, started_at=now, ended_at=ended_at)
+            .returning(Holding.id)
+        )
+        for ended_at in (now, None)
+    )
     as_app_role.execute(
         insert(ConsentEvent).values(
             subscriber_id=subscriber_id,
+            holding_id=first,
             seq=1,
             purpose="offers",
             action="grant",
@@ -118,7 +127,10 @@ def test_the_app_role_keeps_the_ledger_and_erases_from_it(as_app_role):
     )
     assert refused(as_app_role, update(ConsentEvent).values(action="withdraw"))
     assert refused(as_app_role, "TRUNCATE consent_events")
+    # A holder change says whose an event is; that is all it may change.
+    assert not refused(as_app_role, update(ConsentEvent).values(holding_id=second))
     as_app_role.execute(delete(ConsentEvent).where(ConsentEvent.subscriber_id == subscriber_id))
+    as_app_role.execute(delete(Holding).where(Holding.subscriber_id == subscriber_id))
     as_app_role.execute(delete(Subscriber).where(Subscriber.id == subscriber_id))
     assert as_app_role.scalar(select(ConsentEvent.id)) is None
 
@@ -131,7 +143,8 @@ def test_the_app_role_reads_every_table(as_app_role):
 
 
 def test_the_app_works_as_the_app_role(role_url, outbox_path, outbox):
-    """Sign-up, the retention purge and an erasure, with the app connected as viihde_app."""
+    """Sign-up, a holder change, the new holder's erasure of their holding, the retention
+    purge and an erasure, with the app connected as viihde_app."""
     app = create_app(
         {
             "APP_ENV": "testing",
@@ -148,15 +161,27 @@ def test_the_app_works_as_the_app_role(role_url, outbox_path, outbox):
     assert Visitor(client, outbox).sign_up("040 123 4567").status_code == 302
     assert client.get("/readyz").json == {"status": "ready"}
     with app.app_context():
-        report = purge.run(utcnow() + timedelta(days=400))
+        assert holders.change_holder("+358401234567", utcnow(), utcnow()).changed
+        db.session.commit()
+        consent.subscribe("+358401234567", ["offers"], consent.ConsentContext("signup"), utcnow())
+        db.session.commit()
+        subscriber_id = db.session.scalar(select(Subscriber.id))
+        erasure.erase_own(subscriber_id, "subject", utcnow())
+        db.session.commit()
+        report = purge.run(utcnow() + timedelta(days=400 * 3))
         assert report.failures == {}
         assert (report.verifications, report.sms_messages) == (1, 2)
-        subjects.erase("+358401234567", "cli", utcnow())
+        assert report.subscribers_erased == 1  # the previous holder's, the number's last
+        erasure.erase("+358401234567", "cli", utcnow())
         audit.record(audit.Actor.cli("ops"), "erase", utcnow(), phone_e164="+358401234567")
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
     assert db.session.scalar(select(Subscriber.id)) is None
-    assert db.session.scalar(select(Tombstone.source)) == "cli"
+    assert db.session.scalars(select(Tombstone.source).order_by(Tombstone.id)).all() == [
+        "subject",
+        "retention",
+        "cli",
+    ]
     actions = db.session.scalars(select(AuditEntry.action)).all()
     assert "erase" in actions and "purge" in actions

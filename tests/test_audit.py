@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from viihde.extensions import db
 from viihde.models import StaffMember, Subscriber
-from viihde.register import accounts, consent, subjects
+from viihde.register import accounts, consent, lookup
 
 from .conftest import Visitor, csrf_token
 
@@ -64,7 +64,7 @@ def audit_fails(app):
 def subscriber_id(app, outbox, clock) -> int:
     Visitor(app.test_client(), outbox).sign_up("040 123 4567")
     with app.app_context():
-        return subjects.subscriber_by_phone(NUMBER).id
+        return lookup.subscriber_by_phone(NUMBER).id
 
 
 def staff_client(app, role: str):

@@ -20,7 +20,7 @@ from viihde.config import ConfigError
 from viihde.extensions import db
 from viihde.jobs import campaigns as sender
 from viihde.models import AuditEntry, Campaign, CampaignMessage, SmsMessage
-from viihde.register import budget, campaigns, consent, subjects
+from viihde.register import budget, campaigns, consent, customers, erasure
 from viihde.sms import log_sms
 from viihde.sms.segments import segmentation
 
@@ -76,7 +76,7 @@ def subscribe_as_customer(app, n: int) -> int:
     the customer-relationship basis."""
     with app.app_context():
         context = consent.ConsentContext("customer_import", actor="system")
-        grants = consent.grant_as_customer(number(n), date(2026, 10, 1), "fi", context, SIGNED_UP)
+        grants = customers.grant_as_customer(number(n), date(2026, 10, 1), "fi", context, SIGNED_UP)
         db.session.commit()
         assert [event.basis for event in grants.granted][:1] == ["customer"]
         return grants.subscriber.id
@@ -253,7 +253,7 @@ def test_someone_erased_while_the_campaign_runs_is_passed_over(app, outbox):
     def erase(n):
         if n == 1:
             with app.app_context():
-                subjects.erase(number(2), "staff", clock())
+                erasure.erase(number(2), "staff", clock())
                 db.session.commit()
 
     clock.on_sleep = erase
@@ -784,7 +784,7 @@ def test_erasing_a_recipient_keeps_the_figures_not_the_person(app, outbox):
     campaign_id = new_campaign(app)
     start(app, campaign_id, FakeClock())
     with app.app_context():
-        subjects.erase(number(1), "staff", NOW + timedelta(days=1))
+        erasure.erase(number(1), "staff", NOW + timedelta(days=1))
         db.session.commit()
         (row,) = campaigns.figures()
         assert (row.recipients, row.sent) == (2, 2)

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber, Verification
 from viihde.register import consent
-from viihde.register.codes import Outcome, SignupDetails, code_hash, confirm_code, request_code
+from viihde.register.codes import SignupDetails, code_hash, request_code
+from viihde.register.confirmation import Outcome, confirm_code
 from viihde.sms import commit_then_send
 
 from .conftest import race

@@ -21,7 +21,7 @@ from viihde.models import (
     Subscriber,
     Verification,
 )
-from viihde.register import consent, subjects
+from viihde.register import access, consent
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SIGNUP = consent.ConsentContext("signup", evidence=consent.Evidence(utm_campaign="talvi"))
@@ -88,7 +88,7 @@ def test_the_evidence_fields_are_declared_once(app_context):
     assert [field.name for field in fields(consent.Evidence)] == list(EVIDENCE_FIELDS)
     for model in (ConsentEvent, Verification):
         assert set(EVIDENCE_FIELDS) <= set(model.__table__.columns.keys())
-    assert set(subjects.CIRCUMSTANCES) == set(EVIDENCE_FIELDS) - set(TEXT_VERSION_FIELDS)
+    assert set(access.CIRCUMSTANCES) == set(EVIDENCE_FIELDS) - set(TEXT_VERSION_FIELDS)
     given = consent.Evidence(**{name: f"{name}-1" for name in EVIDENCE_FIELDS})
     subscriber = consent.subscribe(
         "+358501234567", ["offers"], consent.ConsentContext("signup", evidence=given), NOW
@@ -96,7 +96,7 @@ def test_the_evidence_fields_are_declared_once(app_context):
     db.session.commit()
     (event,) = events(subscriber.id)
     assert consent.Evidence.of(event) == given
-    assert asdict(given).items() <= subjects.export("+358501234567")["consent_events"][0].items()
+    assert asdict(given).items() <= access.export("+358501234567")["consent_events"][0].items()
 
 
 def test_stop_all_takes_effect_at_once_for_every_purpose(subscriber):

@@ -17,7 +17,16 @@ from twilio.request_validator import RequestValidator
 
 from viihde.extensions import db
 from viihde.models import AuditEntry, ConsentEvent, LawfulBasis, Subscriber
-from viihde.register import accounts, api_tokens, consent, customers, subjects
+from viihde.register import (
+    access,
+    accounts,
+    api_tokens,
+    consent,
+    customers,
+    erasure,
+    lookup,
+    purchases,
+)
 from viihde.tokens import preference_url
 
 from .conftest import PERSONAL_NUMBER, PUBLIC_BASE_URL, csrf_token, race
@@ -172,8 +181,8 @@ def test_a_new_customers_language_comes_from_the_file(app, runner, tmp_path, clo
 
     assert result.exit_code == 0, result.output
     with app.app_context():
-        assert subjects.subscriber_by_phone(NUMBER).language == "sv"
-        assert subjects.subscriber_by_phone(OTHER) is None
+        assert lookup.subscriber_by_phone(NUMBER).language == "sv"
+        assert lookup.subscriber_by_phone(OTHER) is None
     assert "line 3: unknown language (one of fi, sv, en)" in result.output
 
 
@@ -187,7 +196,7 @@ def test_a_subscribers_own_language_is_kept(app, runner, tmp_path, clock):
     assert result.exit_code == 0, result.output
     assert "Purposes granted as a customer: 2" in result.output
     with app.app_context():
-        assert subjects.subscriber_by_phone(NUMBER).language == "en"
+        assert lookup.subscriber_by_phone(NUMBER).language == "en"
 
 
 def test_a_consent_already_given_keeps_its_basis(app, runner, tmp_path, clock):
@@ -303,12 +312,12 @@ def test_bad_rows_are_reported_by_line_and_skipped_while_good_rows_apply(
 
 def test_the_relationship_lasts_the_configured_months_to_the_day(app, clock):
     """24 months ago today is in; a day earlier is too old; today is fine, tomorrow is not."""
-    rules = customers.Rules(["FI"], ["fi"], "fi", 24)
-    report = customers.ImportReport()
+    rules = purchases.Rules(["FI"], ["fi"], "fi", 24)
+    report = purchases.ImportReport()
     lines = [HEADER, f"{NUMBER},2024-11-25", f"{OTHER},2026-11-25", "0401234599,2024-11-24"]
     with app.app_context():
-        purchases = customers.read_purchases(lines, NOW, rules, report)
-    assert [p.purchased_on for p in purchases] == [date(2024, 11, 25), date(2026, 11, 25)]
+        read = purchases.read_purchases(lines, NOW, rules, report)
+    assert [p.purchased_on for p in read] == [date(2024, 11, 25), date(2026, 11, 25)]
     assert [(bad.line, bad.reason) for bad in report.bad_rows] == [
         (4, "purchase too old (over 24 months ago)")
     ]
@@ -326,9 +335,9 @@ def test_a_repeated_number_counts_its_latest_purchase(app, runner, tmp_path, clo
 def test_a_number_erased_after_the_purchase_is_not_brought_back(app, runner, tmp_path, clock):
     """The owner asked to be forgotten after buying: the old purchase cannot re-add them."""
     with app.app_context():
-        subjects.erase(NUMBER, "subject", datetime(2026, 6, 1, 9, tzinfo=UTC))
+        erasure.erase(NUMBER, "subject", datetime(2026, 6, 1, 9, tzinfo=UTC))
         db.session.commit()
-        subjects.erase(OTHER, "subject", datetime(2026, 4, 1, 9, tzinfo=UTC))
+        erasure.erase(OTHER, "subject", datetime(2026, 4, 1, 9, tzinfo=UTC))
         db.session.commit()
 
     result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
@@ -342,7 +351,7 @@ def test_a_number_erased_after_the_purchase_is_not_brought_back(app, runner, tmp
 def test_an_erasure_on_the_day_of_the_purchase_counts_as_after_it(app, runner, tmp_path, clock):
     """The day starts at midnight in Helsinki (21:00 UTC in summer)."""
     with app.app_context():
-        subjects.erase(NUMBER, "subject", datetime(2026, 4, 30, 21, 0, tzinfo=UTC))
+        erasure.erase(NUMBER, "subject", datetime(2026, 4, 30, 21, 0, tzinfo=UTC))
         db.session.commit()
     imported(runner, tmp_path)
     assert subscriber_id(app) is None
@@ -360,7 +369,7 @@ def test_a_failure_midway_imports_nothing_and_exits_non_zero(
     app, runner, tmp_path, clock, monkeypatch, failure
 ):
     """All the good rows or none: the first buyer's subscriber and grants are rolled back."""
-    append = consent._append
+    append = consent.append
     calls = []
 
     def fails_second_time(*args, **kwargs):
@@ -369,7 +378,7 @@ def test_a_failure_midway_imports_nothing_and_exits_non_zero(
             raise failure
         return append(*args, **kwargs)
 
-    monkeypatch.setattr(consent, "_append", fails_second_time)
+    monkeypatch.setattr(consent, "append", fails_second_time)
 
     result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
 
@@ -671,8 +680,8 @@ def test_the_data_export_gives_each_events_basis_and_purchase(app, runner, tmp_p
     with app.app_context():
         consent.set_consent(customer, ["offers"], False, PAGE, NOW)
         db.session.commit()
-        data = subjects.export(NUMBER)
-        table = list(csv.DictReader(io.StringIO(subjects.export_csv(data))))
+        data = access.export(NUMBER)
+        table = list(csv.DictReader(io.StringIO(access.export_csv(data))))
     assert data["bases"] == {"offers": "customer", "new_content": "customer"}
     assert [(e["action"], e["basis"], e["purchased_on"]) for e in data["consent_events"]] == [
         ("grant", "customer", "2026-05-01"),
@@ -743,7 +752,7 @@ def test_an_import_racing_a_sign_up_gives_one_subscriber_and_an_ordered_ledger(a
         number = f"+35840123{round_:04d}"
 
         def import_one(number=number):
-            outcome = consent.grant_as_customer(
+            outcome = customers.grant_as_customer(
                 number, date(2026, 5, 1), "fi", customers.CONTEXT, NOW
             )
             db.session.commit()

@@ -20,7 +20,8 @@ from viihde.models import (
     Subscriber,
     Tombstone,
 )
-from viihde.register import consent, holders, subjects
+from viihde.register import access, consent, customers, holders, holdings, lookup
+from viihde.register.holdings import Whose
 
 from .conftest import PERSONAL_NUMBER, Visitor, csrf_token
 from .test_staff import make_staff, sign_in
@@ -63,8 +64,9 @@ def link_key(app, subscriber_id: int) -> str:
 
 
 def holder_since(app, subscriber_id: int) -> datetime | None:
+    """Since when the number's current holder has held it (None: it has had one holder)."""
     with app.app_context():
-        return db.session.get(Subscriber, subscriber_id).holder_since
+        return holdings.holder_since(subscriber_id)
 
 
 def event_count(app) -> int:
@@ -128,7 +130,8 @@ def test_a_grant_on_or_after_the_change_date_stays(app, app_context):
 
 
 def test_a_number_whose_grants_are_all_newer_is_left_alone(app, runner, tmp_path, clock):
-    """Nothing to withdraw: the new holder's links keep working too."""
+    """The number entered the register after the change: its one holder is the new one,
+    nothing is withdrawn and their links keep working."""
     subscriber_id = signed_up(app, NUMBER, ["offers"], AFTER)
     key = link_key(app, subscriber_id)
 
@@ -137,7 +140,7 @@ def test_a_number_whose_grants_are_all_newer_is_left_alone(app, runner, tmp_path
     assert result.exit_code == 0, result.output
     assert state(app, subscriber_id) == {"offers": True}
     assert link_key(app, subscriber_id) == key
-    assert holder_since(app, subscriber_id) == SINCE  # the holding starts all the same
+    assert holder_since(app, subscriber_id) is None
     assert "Numbers matched: 1" in result.output
     assert "Consents withdrawn: 0" in result.output
 
@@ -151,7 +154,7 @@ def test_a_new_holder_who_buys_is_marketed_as_a_customer(app, runner, tmp_path, 
 
     with app.app_context():
         context = consent.ConsentContext("customer_import", actor="system")
-        grants = consent.grant_as_customer(NUMBER, AFTER.date(), "fi", context, NOW)
+        grants = customers.grant_as_customer(NUMBER, AFTER.date(), "fi", context, NOW)
         db.session.commit()
         assert sorted(event.purpose for event in grants.granted) == ["new_content", "offers"]
         assert {event.basis for event in grants.granted} == {"customer"}
@@ -229,7 +232,7 @@ def test_a_failure_midway_applies_nothing_and_exits_non_zero(
     second = signed_up(app, OTHER, ["offers"], BEFORE)
     keys = link_key(app, first), link_key(app, second)
     events = event_count(app)
-    append = consent._append
+    append = consent.append
     calls = []
 
     def fails_second_time(*args, **kwargs):
@@ -238,7 +241,7 @@ def test_a_failure_midway_applies_nothing_and_exits_non_zero(
             raise failure
         return append(*args, **kwargs)
 
-    monkeypatch.setattr(consent, "_append", fails_second_time)
+    monkeypatch.setattr(consent, "append", fails_second_time)
 
     result = sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n{OTHER},{CHANGED_ON}\n")
 
@@ -331,8 +334,8 @@ def test_a_dry_run_reports_the_changes_and_makes_none(app, runner, tmp_path, clo
 def test_the_sync_records_when_the_number_changed_hands_and_never_moves_it_back(
     app, runner, tmp_path, clock
 ):
-    """holder_since is the change's first moment; an older date in a later file leaves it,
-    a newer change (the number passed on again) moves it on."""
+    """The new holding starts at the change's first moment; an older date in a later file
+    leaves it, a newer change (the number passed on again) opens another."""
     subscriber_id = signed_up(app, NUMBER, ["offers"], BEFORE)
     assert holder_since(app, subscriber_id) is None
 
@@ -344,6 +347,10 @@ def test_the_sync_records_when_the_number_changed_hands_and_never_moves_it_back(
 
     assert sync(runner, tmp_path, f"{NUMBER},2026-11-23\n").exit_code == 0
     assert holder_since(app, subscriber_id) == datetime(2026, 11, 22, 22, 0, tzinfo=UTC)
+    with app.app_context():
+        periods = [(h.started_at, h.ended_at) for h in holdings.of_number(subscriber_id)]
+    third = datetime(2026, 11, 22, 22, 0, tzinfo=UTC)
+    assert periods == [(BEFORE, SINCE), (SINCE, third), (third, None)]
 
 
 # What the new holder and support see of a number that changed hands
@@ -401,7 +408,7 @@ def a_number_that_changed_hands(app, runner, outbox, tmp_path) -> ChangedHands:
         previous.sign_up("040 123 4567", landing="/?utm_campaign=vanha-kampanja")
     previous_link = outbox.last_link()
     with app.app_context():
-        subscriber = subjects.subscriber_by_phone(NUMBER)
+        subscriber = lookup.subscriber_by_phone(NUMBER)
         sent = BEFORE + timedelta(days=2)
         db.session.add(
             SmsMessage(
@@ -448,7 +455,7 @@ def support_agent(app, changed_hands):
 
 def card_of(app) -> str:
     with app.app_context():
-        return f"/staff/card/{subjects.subscriber_by_phone(NUMBER).id}"
+        return f"/staff/card/{lookup.subscriber_by_phone(NUMBER).id}"
 
 
 def test_the_staff_card_marks_the_new_holder_and_keeps_the_whole_history(
@@ -476,7 +483,7 @@ def test_the_staff_card_of_a_number_that_never_changed_hands_has_no_such_line(ap
     with app.app_context():
         consent.subscribe(OTHER, ["offers"], SIGNUP, BEFORE)
         db.session.commit()
-        other = subjects.subscriber_by_phone(OTHER).id
+        other = lookup.subscriber_by_phone(OTHER).id
     page = support_agent.get(f"/staff/card/{other}", headers={"Accept-Language": "en"}).text
     assert "Consent timeline" in page
     assert "New holder since" not in page
@@ -500,7 +507,7 @@ def test_the_staff_access_answer_is_the_current_holders_unless_asked_for_the_ear
     assert "New holder since 11/20/26. Earlier records belong to a previous holder" in printed
     for record in changed_hands.new_holders_data:
         assert record in answer
-    assert json.loads(answer)["holder_since"] == SINCE.isoformat()
+    assert json.loads(answer)["holdings"] == [{"started_at": SINCE.isoformat(), "ended_at": None}]
 
     earlier = support_agent.get(f"{card}/export?holding=earlier", headers=english).text
     earlier_answer = support_agent.get(f"{card}/export.json?holding=earlier").text
@@ -512,8 +519,10 @@ def test_the_staff_access_answer_is_the_current_holders_unless_asked_for_the_ear
     for record in changed_hands.previous_holders_data:
         assert record in earlier_answer
     data = json.loads(earlier_answer)
+    # As they stood when the number changed hands; then the change withdrew them.
     assert data["consents"] == {"offers": True, "new_content": True, "competitions": True}
-    assert {e["source"] for e in data["consent_events"]} == {"signup"}
+    assert [e["source"] for e in data["consent_events"]] == ["signup"] * 3 + ["register_update"] * 3
+    assert data["holdings"] == [{"started_at": BEFORE.isoformat(), "ended_at": SINCE.isoformat()}]
     with app.app_context():
         details = db.session.scalars(
             select(AuditEntry.detail).where(AuditEntry.action == "export")
@@ -571,7 +580,7 @@ def test_the_new_holder_erases_their_own_holding_and_not_the_previous_proof(
     for record in changed_hands.new_holders_data:
         assert record not in card
     with app.app_context():
-        subscriber = subjects.subscriber_by_phone(NUMBER)
+        subscriber = lookup.subscriber_by_phone(NUMBER)
         assert not any(consent.current_consent(subscriber.id).values())
         sources = {e.source for e in subscriber.consent_events}
         assert sources == {"signup", "register_update"}
@@ -585,9 +594,9 @@ def test_a_previous_holders_stop_between_the_change_and_the_sync_leaves_no_trace
     app, runner, outbox, tmp_path
 ):
     """The previous holder stopped all marketing from their link two days after the
-    change, before the sync: the new holder sees that withdrawal without the previous
-    holder's address, browser or campaign, and erasing their own holding brings none of
-    the previous holder's grants back."""
+    change, before the sync: that is their word, in their holding. The new holder sees
+    none of it (nor a receipt of it), and erasing their own holding brings none of the
+    previous holder's grants back."""
     previous = Visitor(app.test_client(), outbox)
     previous.client.environ_base.update(PREVIOUS_HOLDER)
     with freeze_time(BEFORE):
@@ -601,6 +610,11 @@ def test_a_previous_holders_stop_between_the_change_and_the_sync_leaves_no_trace
             "/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "y"}
         )
         assert stopped.status_code == 302
+    with app.app_context():
+        stops = db.session.scalars(
+            select(ConsentEvent.seq).where(ConsentEvent.source == "preference_page")
+        ).all()
+    assert stops
     with freeze_time(NOW):
         assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
     new_holder = Visitor(app.test_client(), outbox)
@@ -609,18 +623,14 @@ def test_a_previous_holders_stop_between_the_change_and_the_sync_leaves_no_trace
         new_holder.sign_up("040 123 4567")
         browser = new_holder.client
         data = browser.get("/preferences/data.json").text
-        stops = [
-            event["seq"]
-            for event in json.loads(data)["consent_events"]
-            if event["source"] == "preference_page"
-        ]
-        assert stops  # the withdrawals are the number's record, kept for the new holder
+        assert {e["source"] for e in json.loads(data)["consent_events"]} == {"signup"}
         texts = [
             data,
             browser.get("/preferences/data.csv").text,
             browser.get("/preferences/data").text,
-            *(browser.get(f"/preferences/receipt/{seq}").text for seq in stops),
         ]
+        for seq in stops:
+            assert browser.get(f"/preferences/receipt/{seq}").status_code == 404
         page = browser.get("/preferences/erase")
         erased = browser.post(
             "/preferences/erase", data={"csrf_token": csrf_token(page.text), "understood": "y"}
@@ -630,8 +640,10 @@ def test_a_previous_holders_stop_between_the_change_and_the_sync_leaves_no_trace
         for trace in (*PREVIOUS_HOLDER.values(), "vanha-kampanja"):
             assert trace not in text
     with app.app_context():
-        subscriber = subjects.subscriber_by_phone(NUMBER)
+        subscriber = lookup.subscriber_by_phone(NUMBER)
         assert not any(consent.current_consent(subscriber.id).values())
+        earlier = access.export(NUMBER, Whose.EARLIER)
+    assert "preference_page" in {e["source"] for e in earlier["consent_events"]}
 
 
 def test_a_previous_holders_refused_basis_is_not_the_new_holders(app, runner, tmp_path):
@@ -639,7 +651,7 @@ def test_a_previous_holders_refused_basis_is_not_the_new_holders(app, runner, tm
     those purposes: the new holder's access shows no basis for them."""
     with app.app_context():
         context = consent.ConsentContext("customer_import", actor="system")
-        grants = consent.grant_as_customer(NUMBER, BEFORE.date(), "fi", context, BEFORE)
+        grants = customers.grant_as_customer(NUMBER, BEFORE.date(), "fi", context, BEFORE)
         db.session.commit()
         consent.withdraw_all(grants.subscriber.id, SIGNUP, BEFORE + timedelta(days=1))
         db.session.commit()
@@ -648,5 +660,4 @@ def test_a_previous_holders_refused_basis_is_not_the_new_holders(app, runner, tm
     with app.app_context():
         consent.subscribe(NUMBER, ["competitions"], SIGNUP, NEW_SIGNUP)
         db.session.commit()
-        holder_since = subjects.subscriber_by_phone(NUMBER).holder_since
-        assert subjects.export(NUMBER, since=holder_since)["bases"] == {"competitions": "consent"}
+        assert access.export(NUMBER, Whose.CURRENT)["bases"] == {"competitions": "consent"}

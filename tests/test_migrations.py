@@ -98,7 +98,7 @@ def test_holder_since_migrates_up_and_down_keeping_the_register(tmp_path):
         assert "holder_since" not in columns()
         assert register() == before
 
-        upgrade()
+        upgrade(revision="0013")  # 0014 turns it into holdings (test_holdings_migration)
         assert "holder_since" in columns()
         db.engine.dispose()
 

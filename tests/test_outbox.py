@@ -14,7 +14,7 @@ from sqlalchemy import select
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import SmsMessage
-from viihde.register import consent, subjects
+from viihde.register import consent, erasure
 from viihde.sms import log_sms
 from viihde.sms import outbox as sms_outbox
 from viihde.sms.queue import enqueue_delivery, sms_queue
@@ -109,7 +109,7 @@ def test_an_erased_persons_lost_message_is_not_sent(app, outbox):
     """The person erased themselves meanwhile: nothing goes out (the row went with them)."""
     committed_but_never_handed_over(app)
     with app.app_context():
-        subjects.erase(NUMBER, "subject", utcnow())
+        erasure.erase(NUMBER, "subject", utcnow())
         db.session.commit()
     assert sweep(app).handed_over == 0
     assert outbox.messages() == []

@@ -10,6 +10,7 @@ from freezegun import freeze_time
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from viihde.clock import months_before
 from viihde.extensions import db
 from viihde.jobs import purge as purge_job
 from viihde.models import (
@@ -25,9 +26,9 @@ from viihde.models import (
     Verification,
 )
 from viihde.register import codes as verification
-from viihde.register import consent, customers, retention
+from viihde.register import confirmation, consent, customers, expiry, holdings, retention
+from viihde.register.erasure import tombstone_hash
 from viihde.register.replies import handle_inbound
-from viihde.register.subjects import tombstone_hash
 from viihde.sms import commit_then_send, send_sms
 from viihde.sms.delivery import record_status
 
@@ -83,9 +84,9 @@ def confirmed_signup(app, outbox, phone: str, at: datetime) -> int:
     """A sign-up whose code was typed in a minute later: a subscriber granting everything."""
     code_id = signup_code(app, phone, at)
     with app.app_context():
-        result = verification.confirm_code(code_id, outbox.last_code(), at + timedelta(minutes=1))
+        result = confirmation.confirm_code(code_id, outbox.last_code(), at + timedelta(minutes=1))
         commit_then_send(NOW)
-        assert result.outcome == verification.Outcome.CONFIRMED
+        assert result.outcome == confirmation.Outcome.CONFIRMED
         return result.subscriber_id
 
 
@@ -268,7 +269,7 @@ def test_a_withdrawn_person_past_the_proof_period_is_erased_to_a_tombstone(app, 
 
 
 def test_erasure_takes_the_persons_remaining_messages_with_it(app, runner, outbox, clock):
-    """Erasure goes through subjects.erase: the person's SMS log goes too, whatever its age."""
+    """Erasure goes through erasure.erase: the person's SMS log goes too, whatever its age."""
     gone = confirmed_signup(app, outbox, number(1), LONG_AGO)
     withdraw(app, gone, PROOF_CUTOFF - SECOND)
     with app.app_context():
@@ -287,12 +288,14 @@ def test_a_consent_given_after_the_search_keeps_the_person(app, monkeypatch, clo
     gone = subscriber(app, number(2), LONG_AGO)
     withdraw(app, gone, LONG_AGO + timedelta(days=1))
     find = retention.erasable
+    with app.app_context():
+        late_holding = holdings.current(late).id
 
-    def then_consent_arrives(cutoff, subscriber_ids=None):
-        if subscriber_ids == [late]:
+    def then_consent_arrives(cutoff, holding_ids=None):
+        if holding_ids == [late_holding]:
             consent.set_consent(late, ["offers"], True, consent.ConsentContext("signup"), NOW)
             db.session.commit()
-        return find(cutoff, subscriber_ids)
+        return find(cutoff, holding_ids)
 
     monkeypatch.setattr(retention, "erasable", then_consent_arrives)
     with app.app_context():
@@ -421,13 +424,13 @@ def test_a_failing_category_is_rolled_back_and_reported(app, runner, outbox, mon
     """The SMS log fails midway: none of it is removed, the other categories still are."""
     a_bit_of_everything(app, outbox)
     sms_before = counts(app)["sms_messages"]
-    delete_messages = retention._purge_sms_log
+    delete_messages = expiry.purge_sms_log
 
     def fails_after_deleting(cutoff, dry_run):
         delete_messages(cutoff, dry_run)
         raise OperationalError("DELETE FROM inbound_messages", {}, Exception("lost"))
 
-    monkeypatch.setattr(retention, "_purge_sms_log", fails_after_deleting)
+    monkeypatch.setattr(expiry, "purge_sms_log", fails_after_deleting)
 
     result = runner.invoke(args=["register", "purge"])
 
@@ -444,13 +447,9 @@ def test_a_failing_category_is_rolled_back_and_reported(app, runner, outbox, mon
 
 
 def test_months_before_keeps_the_day_or_takes_the_months_last():
-    assert retention.months_before(NOW, 36) == PROOF_CUTOFF
-    assert retention.months_before(datetime(2026, 5, 31, tzinfo=UTC), 3) == datetime(
-        2026, 2, 28, tzinfo=UTC
-    )
-    assert retention.months_before(datetime(2026, 1, 15, tzinfo=UTC), 1) == datetime(
-        2025, 12, 15, tzinfo=UTC
-    )
+    assert months_before(NOW, 36) == PROOF_CUTOFF
+    assert months_before(datetime(2026, 5, 31, tzinfo=UTC), 3) == datetime(2026, 2, 28, tzinfo=UTC)
+    assert months_before(datetime(2026, 1, 15, tzinfo=UTC), 1) == datetime(2025, 12, 15, tzinfo=UTC)
 
 
 # --- customer relationships that are over ---
@@ -464,7 +463,7 @@ def customer(app, phone: str, purchased_on: date) -> int:
     """A buyer from the customer register, imported the day after the purchase."""
     at = datetime.combine(purchased_on, time(12), UTC) + timedelta(days=1)
     with app.app_context():
-        outcome = consent.grant_as_customer(phone, purchased_on, "fi", customers.CONTEXT, at)
+        outcome = customers.grant_as_customer(phone, purchased_on, "fi", customers.CONTEXT, at)
         db.session.commit()
         return outcome.subscriber.id
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber, Tombstone
-from viihde.register import consent
+from viihde.register import consent, customers
 
 from .conftest import Visitor, csrf_token
 from .test_holders import (
@@ -327,10 +327,10 @@ def test_the_new_holder_sees_none_of_the_previous_holders_data(changed_hands):
     assert "uusi-kampanja" in page.text
     assert "/[link]" in page.text  # the new holder's welcome message, its link kept out
     assert changed_hands.new_link not in page.text
-    assert "Register update" in page.text  # the number's change is theirs to see
-    # 3 withdrawals by the register update (seq 4-6) and the new holder's 3 grants.
+    # The change's withdrawals (seq 4-6) ended the previous holder's grants: theirs.
+    assert "Register update" not in page.text
     receipts = re.findall(r'href="/preferences/receipt/(\d+)"', page.text)
-    assert sorted(map(int, receipts)) == [4, 5, 6, 7, 8, 9]
+    assert sorted(map(int, receipts)) == [7, 8, 9]
     assert "10/1/26" not in page.text  # the previous holder's "subscriber since"
 
 
@@ -343,13 +343,10 @@ def test_the_new_holders_downloads_hold_only_their_own_records(changed_hands):
     for record in changed_hands.new_holders_data:
         assert record in response.text
     data = json.loads(response.text)
-    assert data["holder_since"] == SINCE.isoformat()
+    assert data["holdings"] == [{"started_at": SINCE.isoformat(), "ended_at": None}]
     assert data["confirmed_at"] == NEW_SIGNUP.isoformat()
     assert data["consents"] == {"offers": True, "new_content": True, "competitions": True}
-    assert sorted((e["action"], e["source"]) for e in data["consent_events"]) == [
-        *[("grant", "signup")] * 3,
-        *[("withdraw", "register_update")] * 3,
-    ]
+    assert [(e["action"], e["source"]) for e in data["consent_events"]] == [("grant", "signup")] * 3
     assert [m["kind"] for m in data["sms_messages"]] == ["code", "welcome"]
     assert [r["body"] for r in data["sms_replies"]] == ["Kiitos, uusi haltija tassa"]
     assert len(data["verifications"]) == 1
@@ -360,19 +357,17 @@ def test_the_new_holders_downloads_hold_only_their_own_records(changed_hands):
         assert record in table
     rows = list(csv.DictReader(io.StringIO(table)))
     records = [row["record"] for row in rows]
-    assert (records.count("consent_event"), records.count("sms_message")) == (6, 2)
+    assert (records.count("consent_event"), records.count("sms_message")) == (3, 2)
     assert records.count("verification") == 1
     assert [row["body"] for row in rows if row["received_at"]] == ["Kiitos, uusi haltija tassa"]
 
 
 def test_the_previous_holders_receipts_are_out_of_the_new_holders_reach(changed_hands):
-    """Receipt 1 is the previous holder's sign-up: not found. The new holder's are there."""
+    """Receipts 1-3 are the previous holder's sign-up, 4-6 the change's withdrawals of it:
+    not found. The new holder's are there."""
     browser = changed_hands.new_holder.client
-    assert browser.get("/preferences/receipt/1").status_code == 404
-    assert browser.get("/preferences/receipt/3").status_code == 404
-    withdrawal = browser.get("/preferences/receipt/4", headers={"Accept-Language": "en"})
-    assert withdrawal.status_code == 200
-    assert "Register update" in withdrawal.text
+    for seq in range(1, 7):
+        assert browser.get(f"/preferences/receipt/{seq}").status_code == 404
     own = browser.get("/preferences/receipt/7")
     assert "uusi-kampanja" in own.text and "198.51.100.20" in own.text
     assert_only_the_new_holders(own.text, changed_hands)
@@ -381,11 +376,12 @@ def test_the_previous_holders_receipts_are_out_of_the_new_holders_reach(changed_
 def test_a_previous_customers_purchase_is_not_shown_to_the_new_holder(
     app, runner, outbox, tmp_path
 ):
-    """A register update's withdrawal keeps the basis and purchase day of the grant it
-    ends: the previous holder's, so the new holder sees the withdrawal without them."""
+    """The previous holder's customer grants, and the register update's withdrawals that
+    keep their basis and purchase day, stay in the previous holder's holding: the new
+    holder sees neither."""
     with app.app_context():
         context = consent.ConsentContext("customer_import", actor="system")
-        consent.grant_as_customer(NUMBER, date(2026, 3, 14), "fi", context, BEFORE)
+        customers.grant_as_customer(NUMBER, date(2026, 3, 14), "fi", context, BEFORE)
         db.session.commit()
     with freeze_time("2026-11-25 12:00:00"):
         assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
@@ -395,23 +391,18 @@ def test_a_previous_customers_purchase_is_not_shown_to_the_new_holder(
         english = {"Accept-Language": "en"}
         data = json.loads(visitor.client.get("/preferences/data.json").text)
         page = visitor.client.get("/preferences/data", headers=english).text
-        receipt = visitor.client.get("/preferences/receipt/3", headers=english).text
+        receipts = [visitor.client.get(f"/preferences/receipt/{seq}") for seq in (1, 2, 3, 4)]
 
-    withdrawals = [e for e in data["consent_events"] if e["source"] == "register_update"]
-    assert [(e["purpose"], e["basis"], e["purchased_on"]) for e in withdrawals] == [
-        ("offers", None, None),
-        ("new_content", None, None),
-    ]
-    assert all(e["source"] != "customer_import" for e in data["consent_events"])
+    assert [r.status_code for r in receipts] == [404] * 4
+    assert {e["source"] for e in data["consent_events"]} == {"signup"}
     assert data["bases"] == {
         "offers": "consent",
         "new_content": "consent",
         "competitions": "consent",
     }
-    for text in (json.dumps(data), page, receipt):
+    for text in (json.dumps(data), page):
         assert "2026-03-14" not in text and "3/14/26" not in text
         assert "Customer relationship" not in text and "Customer marketing" not in text
-    assert "Register update" in receipt
     with app.app_context():  # the proof itself is kept
         proof = db.session.scalars(select(ConsentEvent).where(ConsentEvent.seq <= 2)).all()
         assert {(e.basis, e.purchased_on) for e in proof} == {("customer", date(2026, 3, 14))}

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import ApiToken, AppendOnlyError, AuditEntry, ConsentEvent, SmsMessage
-from viihde.register import accounts, consent, subjects
+from viihde.register import access, accounts, consent, erasure, lookup
 from viihde.tokens import TOKEN_PATTERN
 
 from .conftest import Visitor, csrf_token, typed_in
@@ -87,7 +87,7 @@ def subscriber_id(app, outbox, clock) -> int:
     """+358401234567 signed up from the 'talvi' campaign."""
     Visitor(app.test_client(), outbox).sign_up("040 123 4567", landing="/?utm_campaign=talvi")
     with app.app_context():
-        return subjects.subscriber_by_phone("+358401234567").id
+        return lookup.subscriber_by_phone("+358401234567").id
 
 
 def audit_rows(app) -> list[AuditEntry]:
@@ -467,7 +467,7 @@ def test_support_cannot_erase(app, support, subscriber_id):
     )
     assert response.status_code == 403
     with app.app_context():
-        assert subjects.subscriber_by_phone("+358401234567") is not None
+        assert lookup.subscriber_by_phone("+358401234567") is not None
 
 
 def test_admin_reaches_every_page(admin, subscriber_id):
@@ -590,7 +590,7 @@ def test_export_is_the_same_json_as_everywhere_else(app, support, subscriber_id)
     """The console's JSON equals `flask subject export`; the printable page works too."""
     data = json.loads(support.get(f"/staff/card/{subscriber_id}/export.json").text)
     with app.app_context():
-        assert data == subjects.export("+358401234567")
+        assert data == access.export("+358401234567")
     page = support.get(f"/staff/card/{subscriber_id}/export", headers={"Accept-Language": "en"})
     assert "Data stored about +358 40 1234567" in page.text
     assert [e.detail for e in audit_rows(app) if e.action == "export"] == ["json", "print"]
@@ -603,7 +603,7 @@ def test_admin_erases_with_a_reason_and_a_confirmation(app, admin, subscriber_id
     response = post(admin, f"{card}/erase", card, reason="written request", confirm="y")
     assert response.headers["Location"] == "/staff/"
     with app.app_context():
-        assert subjects.subscriber_by_phone("+358401234567") is None
+        assert lookup.subscriber_by_phone("+358401234567") is None
         assert db.session.scalar(select(SmsMessage)) is None
     entry = audit_rows(app)[-1]
     assert (entry.action, entry.detail) == ("erase", "written request")
@@ -636,7 +636,7 @@ def test_every_read_and_action_is_audited_with_who_what_whose_when_where(
 
 def subjects_hash(app) -> str:
     with app.app_context():
-        return subjects.tombstone_hash("+358401234567")
+        return erasure.tombstone_hash("+358401234567")
 
 
 def test_the_audit_log_cannot_be_changed(app, support):

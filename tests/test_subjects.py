@@ -13,9 +13,8 @@ from sqlalchemy import func, select, text
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Tombstone, Verification
 from viihde.phone import PhoneError
-from viihde.register import consent
-from viihde.register import subjects as subjects_module
-from viihde.register.subjects import tombstone_hash
+from viihde.register import consent, lookup
+from viihde.register.erasure import tombstone_hash
 
 
 @pytest.fixture
@@ -120,26 +119,26 @@ def test_a_new_subscriber_never_inherits_an_erased_subscribers_link(
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("040 123 4567", subjects_module.Search(phone_e164="+358401234567")),
-        ("+358 40 123 4567", subjects_module.Search(phone_e164="+358401234567")),
-        ("234567", subjects_module.Search(last_digits="234567")),
-        ("1234 567", subjects_module.Search(last_digits="1234567")),
+        ("040 123 4567", lookup.Search(phone_e164="+358401234567")),
+        ("+358 40 123 4567", lookup.Search(phone_e164="+358401234567")),
+        ("234567", lookup.Search(last_digits="234567")),
+        ("1234 567", lookup.Search(last_digits="1234567")),
         # A valid short number too (+358 45 6789), but typed bare it is a tail.
-        ("456789", subjects_module.Search(last_digits="456789")),
-        ("50 123 4567", subjects_module.Search(last_digits="501234567")),
-        ("358401234567", subjects_module.Search(phone_e164="+358401234567")),
+        ("456789", lookup.Search(last_digits="456789")),
+        ("50 123 4567", lookup.Search(last_digits="501234567")),
+        ("358401234567", lookup.Search(phone_e164="+358401234567")),
     ],
 )
 def test_support_search_reads_a_whole_number_or_its_last_digits(query, expected):
     """Any accepted format is a number; six or more digits otherwise are its tail."""
-    assert subjects_module.read_search(query, ["FI"]) == expected
+    assert lookup.read_search(query, ["FI"]) == expected
 
 
 @pytest.mark.parametrize("query", ["4567", "+358 40", "hello"])
 def test_support_search_refuses_too_little_or_the_wrong_kind(query):
     """Fewer than six digits, or no number at all, is not something to look up."""
     with pytest.raises(PhoneError):
-        subjects_module.read_search(query, ["FI"])
+        lookup.read_search(query, ["FI"])
 
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -150,9 +149,9 @@ def test_last_digits_match_only_the_end_of_a_number(app_context):
     for number in ("+358401234567", "+358412345670", "+358501234567"):
         consent.subscribe(number, ["offers"], consent.ConsentContext("signup"), NOW)
     db.session.commit()
-    found = [s.phone_e164 for s in subjects_module.find_by_last_digits("234567")]
+    found = [s.phone_e164 for s in lookup.find_by_last_digits("234567")]
     assert found == ["+358401234567", "+358501234567"]
-    assert subjects_module.find_by_last_digits("12345_") == []
+    assert lookup.find_by_last_digits("12345_") == []
 
 
 def test_last_digits_are_found_through_the_reversed_number_index(app_context):
@@ -171,7 +170,7 @@ def test_last_digits_are_found_through_the_reversed_number_index(app_context):
         return statement, parameters
 
     try:
-        subjects_module.find_by_last_digits("234567")
+        lookup.find_by_last_digits("234567")
     finally:
         sqlalchemy_event.remove(db.engine, "before_cursor_execute", explain)
     assert captured and "ix_subscribers_phone_reversed" in captured[0]

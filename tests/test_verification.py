@@ -13,15 +13,14 @@ from viihde.extensions import db
 from viihde.models import Verification
 from viihde.register.codes import (
     CodeRefused,
-    Outcome,
     Refusal,
     SignupDetails,
     code_hash,
-    confirm_code,
     generate_code,
     request_code,
     resend_code,
 )
+from viihde.register.confirmation import Outcome, confirm_code
 from viihde.register.consent import Evidence
 from viihde.sms import commit_then_send
 

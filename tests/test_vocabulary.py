@@ -22,6 +22,7 @@ from viihde.models import (
     ConsentEvent,
     ConsentSource,
     ErasureSource,
+    Holding,
     LawfulBasis,
     SmsKind,
     SmsMessage,
@@ -50,6 +51,15 @@ def a_subscriber() -> int:
     ).scalar_one()
 
 
+def a_holding() -> tuple[int, int]:
+    """A subscriber and their open holding's ids."""
+    subscriber_id = a_subscriber()
+    holding_id = db.session.execute(
+        insert(Holding).values(subscriber_id=subscriber_id, started_at=NOW).returning(Holding.id)
+    ).scalar_one()
+    return subscriber_id, holding_id
+
+
 def a_campaign() -> int:
     return db.session.execute(
         insert(Campaign)
@@ -62,9 +72,11 @@ def consent_event(column: str, value: str) -> None:
     source, actor = (value, ConsentActor.SUBJECT)
     if column == "actor":
         source, actor = (ConsentSource.STAFF, value)
+    subscriber_id, holding_id = a_holding()
     db.session.execute(
         insert(ConsentEvent).values(
-            subscriber_id=a_subscriber(),
+            subscriber_id=subscriber_id,
+            holding_id=holding_id,
             seq=1,
             purpose="offers",
             action="grant",

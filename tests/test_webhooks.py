@@ -19,7 +19,7 @@ from twilio.request_validator import RequestValidator
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, InboundMessage, SmsMessage, SmsStatusEvent, Subscriber
-from viihde.register import consent, subjects
+from viihde.register import access, consent, erasure
 from viihde.register.replies import HELP, KEYWORDS, START, STOP, keyword_of
 from viihde.sms import stored_body, texts
 from viihde.sms.backends import FileBackend
@@ -708,11 +708,11 @@ def test_replies_are_in_the_export_and_go_with_erasure(app, client, subscriber):
     text(client, "Stop!")
     text(client, "kiitos")
     with app.app_context():
-        replies = subjects.export(NUMBER)["sms_replies"]
+        replies = access.export(NUMBER)["sms_replies"]
         assert [(r["body"], r["keyword"]) for r in replies] == [("Stop!", "stop"), ("kiitos", None)]
-        subjects.erase(NUMBER, "cli", NOW)
+        erasure.erase(NUMBER, "cli", NOW)
         db.session.commit()
-        assert subjects.export(NUMBER)["sms_replies"] == []
+        assert access.export(NUMBER)["sms_replies"] == []
     assert count(app, InboundMessage) == 0
     assert count(app, SmsMessage) == 0
 

@@ -14,15 +14,8 @@ from sqlalchemy import create_engine, event, func, select
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
 from viihde.register import budget
-from viihde.register.codes import (
-    CodeRefused,
-    Outcome,
-    Refusal,
-    SignupDetails,
-    after_sending,
-    confirm_code,
-    request_code,
-)
+from viihde.register.codes import CodeRefused, Refusal, SignupDetails, after_sending, request_code
+from viihde.register.confirmation import Outcome, confirm_code
 from viihde.sms import commit_then_send, log_sms
 from viihde.sms import queue as sms_queue
 from viihde.web import throttle
@@ -161,7 +154,7 @@ def test_a_welcome_sms_that_cannot_be_logged_leaves_no_half_sign_up(
     def broken(*args, **kwargs):
         raise RuntimeError("the SMS log is full")
 
-    monkeypatch.setattr("viihde.register.codes.stage", broken)
+    monkeypatch.setattr("viihde.register.confirmation.stage", broken)
     with pytest.raises(RuntimeError):
         confirm_code(verification_id, "042424", NOW)
     db.session.rollback()

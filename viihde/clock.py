@@ -3,6 +3,8 @@
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
+from dateutil.relativedelta import relativedelta
+
 #: The company's time zone: days in reports, filters and register files are Helsinki days.
 HELSINKI = ZoneInfo("Europe/Helsinki")
 
@@ -20,3 +22,8 @@ def start_of_day(day: date) -> datetime:
 def helsinki_day(moment: datetime) -> date:
     """The Helsinki date of a moment."""
     return moment.astimezone(HELSINKI).date()
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    """The same time ``months`` calendar months earlier (the 31st becomes the month's last)."""
+    return moment - relativedelta(months=months)

@@ -19,7 +19,7 @@ from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.jobs import purge
 from viihde.models import AuditAction
-from viihde.register import audit, customers, holders, retention
+from viihde.register import audit, holders, purchases, retention
 from viihde.register.files import FileReport, RegisterFileError
 
 register_cli = AppGroup("register", help="Keep the register accurate and lean.")
@@ -106,12 +106,12 @@ def import_customers_command(file: TextIO, dry_run: bool) -> None:
         AuditAction.IMPORT_CUSTOMERS,
         "import",
         dry_run,
-        lambda now: customers.import_customers(file, now, dry_run),
+        lambda now: purchases.import_customers(file, now, dry_run),
     )
     _echo_import_report(report)
 
 
-def _echo_import_report(report: customers.ImportReport) -> None:
+def _echo_import_report(report: purchases.ImportReport) -> None:
     """Counts and the skipped lines; never a number."""
     would = "would be " if report.dry_run else ""
     _echo_rows(report)

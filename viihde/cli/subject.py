@@ -12,7 +12,8 @@ from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import AuditAction, ErasureSource
 from viihde.phone import mask
-from viihde.register import audit, subjects
+from viihde.register import access, audit, erasure, holdings, lookup
+from viihde.register.holdings import Whose
 
 subject_cli = AppGroup("subject", help="A person's data in the register: export or erase it.")
 
@@ -33,16 +34,16 @@ HOLDINGS = {"current": "cli", "earlier": "cli earlier holder", "all": "cli all h
 def export_command(number: str, holding: str) -> None:
     """Print what is stored about NUMBER (any accepted format) as JSON."""
     phone = number_argument(number)
-    subscriber = subjects.subscriber_by_phone(phone)
-    since = subscriber.holder_since if subscriber else None
-    if holding == "earlier" and since is None:
+    subscriber = lookup.subscriber_by_phone(phone)
+    changed_hands = subscriber is not None and holdings.holder_since(subscriber.id) is not None
+    if holding == Whose.EARLIER and not changed_hands:
         raise click.UsageError("this number has not changed hands: it has no earlier holder")
-    window = {"current": {"since": since}, "earlier": {"until": since}, "all": {}}[holding]
     audit.record(
         operator(), AuditAction.EXPORT, utcnow(), phone_e164=phone, detail=HOLDINGS[holding]
     )
     db.session.commit()
-    click.echo(json.dumps(subjects.export(phone, **window), indent=2, ensure_ascii=False))
+    data = access.export(phone, Whose(holding))
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 @subject_cli.command("erase")
@@ -53,7 +54,7 @@ def erase_command(number: str, yes: bool) -> None:
     phone = number_argument(number)
     if not yes:
         click.confirm(f"Erase all data of {mask(phone)}? This cannot be undone.", abort=True)
-    subjects.erase(phone, ErasureSource.CLI, utcnow())
+    erasure.erase(phone, ErasureSource.CLI, utcnow())
     audit.record(
         operator(), AuditAction.ERASE, utcnow(), phone_e164=phone, detail=ErasureSource.CLI
     )

@@ -17,6 +17,7 @@ from viihde.models.base import (
 )
 from viihde.models.campaigns import CAMPAIGN_STATUSES, Campaign, CampaignMessage
 from viihde.models.codes import Verification, VerificationKind
+from viihde.models.holdings import Holding
 from viihde.models.retention import ErasureSource, SignupTotal, Tombstone
 from viihde.models.sms_log import (
     CAMPAIGN_KINDS,
@@ -37,6 +38,7 @@ from viihde.models.subscribers import (
     ConsentSource,
     LawfulBasis,
     Subscriber,
+    open_holding_of,
 )
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "ConsentEvidence",
     "ConsentSource",
     "ErasureSource",
+    "Holding",
     "InboundMessage",
     "LawfulBasis",
     "OutsideLongText",
@@ -75,4 +78,5 @@ __all__ = [
     "UTCDateTime",
     "Verification",
     "VerificationKind",
+    "open_holding_of",
 ]

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from viihde.extensions import db
 from viihde.models.base import PHONE, VERSION, UTCDateTime, one_of
+from viihde.models.holdings import holding_column
 from viihde.models.subscribers import ConsentEvidence
 
 
@@ -52,6 +53,8 @@ class Verification(ConsentEvidence, db.Model):
     network: Mapped[str | None] = mapped_column(String(43))
     wide_network: Mapped[str | None] = mapped_column(String(43))
     # The SMS that carried the code, so the code page can tell if it could not be sent.
+    # Whose it is (``models.holdings``); None while the number is not in the register.
+    holding_id: Mapped[int | None] = holding_column()
     sms_message_id: Mapped[int | None] = mapped_column(
         ForeignKey("sms_messages.id", ondelete="SET NULL")
     )

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from viihde.extensions import db
 from viihde.models.base import ATTRIBUTION, UTCDateTime, one_of
+from viihde.models.holdings import holding_column
 
 
 class ErasureSource(StrEnum):
@@ -48,3 +49,6 @@ class Tombstone(db.Model):
     phone_hash: Mapped[str] = mapped_column(String(64), index=True)
     source: Mapped[str] = mapped_column(String(32))  # an ErasureSource
     erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The holding it erased, while its row stands (a holder erasing their own holding);
+    # None when the whole number went.
+    holding_id: Mapped[int | None] = holding_column()

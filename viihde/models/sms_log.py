@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from viihde.extensions import db
 from viihde.models.base import PHONE, OutsideLongText, OutsideText, UTCDateTime, one_of
+from viihde.models.holdings import holding_column
 
 
 class SmsKind(StrEnum):
@@ -53,6 +54,8 @@ class SmsMessage(db.Model):
     subscriber_id: Mapped[int | None] = mapped_column(
         ForeignKey("subscribers.id", ondelete="SET NULL"), index=True
     )
+    # Whose it is (``models.holdings``); None while the number is not in the register.
+    holding_id: Mapped[int | None] = holding_column()
     kind: Mapped[str] = mapped_column(String(32))  # an SmsKind
     body: Mapped[str] = mapped_column(Text)
     segments: Mapped[int] = mapped_column(Integer)
@@ -90,6 +93,8 @@ class InboundMessage(db.Model):
     provider: Mapped[str] = mapped_column(String(16))
     message_sid: Mapped[str] = mapped_column(OutsideText(64))
     phone_e164: Mapped[str] = mapped_column(PHONE, index=True)
+    # Whose it is (``models.holdings``); None when the number is not in the register.
+    holding_id: Mapped[int | None] = holding_column()
     body: Mapped[str] = mapped_column(OutsideLongText)
     # stop, start, help, or None for any other text
     keyword: Mapped[str | None] = mapped_column(String(16))

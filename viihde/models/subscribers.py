@@ -16,9 +16,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    ScalarSelect,
     String,
     UniqueConstraint,
     func,
+    select,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -33,6 +35,7 @@ from viihde.models.base import (
     UTCDateTime,
     one_of,
 )
+from viihde.models.holdings import Holding, holding_column
 
 
 class ConsentSource(StrEnum):
@@ -102,15 +105,23 @@ class Subscriber(db.Model):
     link_key: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # When the number last passed to a new holder, as the operator's register said
-    # (``holders``): records from before it are a previous holder's, kept as proof but
-    # never shown to the person holding the number now.
-    holder_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     consent_events: Mapped[list[ConsentEvent]] = relationship(
         back_populates="subscriber",
         order_by="ConsentEvent.seq",
         viewonly=True,
+    )
+
+
+def open_holding_of(phone_e164: str) -> ScalarSelect:
+    """The number's open holding, as a subquery to write into a new row about the number:
+    a row belongs to whoever holds the number when it is written (NULL: nobody in the
+    register). One INSERT, no look-up first."""
+    return (
+        select(Holding.id)
+        .join(Subscriber, Subscriber.id == Holding.subscriber_id)
+        .where(Subscriber.phone_e164 == phone_e164, Holding.ended_at.is_(None))
+        .scalar_subquery()
     )
 
 
@@ -150,12 +161,16 @@ class ConsentEvent(ConsentEvidence, AppendOnly, db.Model):
         CheckConstraint(one_of("source", ConsentSource), name="source"),
         CheckConstraint(ACTOR_CHECK, name="actor"),
         Index("ix_consent_events_subscriber_purpose_seq", "subscriber_id", "purpose", "seq"),
+        # The last event per holding and purpose (retention, the customer relationships).
+        Index("ix_consent_events_holding_purpose_seq", "holding_id", "purpose", "seq"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
+    # Whose word it is: the holding of the number it belongs to (``models.holdings``).
+    holding_id: Mapped[int] = holding_column(required=True)
     seq: Mapped[int] = mapped_column(Integer)
     purpose: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(8))

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, LawfulBasis, Subscriber
+from viihde.register import holdings
 from viihde.register.consent import GRANT
 from viihde.tokens import preference_url
 
@@ -60,7 +61,9 @@ def page(purpose: str, after: int = 0, size: int = PAGE_SIZE) -> Page:
     """Up to ``size`` subscribers after id ``after`` whose last event for ``purpose`` is
     a grant. Fewer (even none) may come back before the end: ``next_after`` tells."""
     last = (
-        select(ConsentEvent.subscriber_id, func.max(ConsentEvent.seq).label("seq"))
+        holdings.open_only(
+            select(ConsentEvent.subscriber_id, func.max(ConsentEvent.seq).label("seq"))
+        )
         .where(ConsentEvent.purpose == purpose, ConsentEvent.subscriber_id > after)
         .group_by(ConsentEvent.subscriber_id)
         .order_by(ConsentEvent.subscriber_id)

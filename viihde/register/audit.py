@@ -13,7 +13,7 @@ from sqlalchemy import select
 from viihde.extensions import db
 from viihde.models import AuditAction, AuditEntry, StaffMember
 from viihde.phone import mask
-from viihde.register.subjects import tombstone_hash
+from viihde.register.erasure import tombstone_hash
 
 DETAIL_LENGTH = 500
 

@@ -1,4 +1,4 @@
-"""One-time codes: issue, throttle, check, and confirm a sign-up with them.
+"""One-time codes: issue, throttle and resend them (``confirmation`` checks them).
 
 A code is ``CODE_DIGITS`` digits from ``secrets``, stored only as a keyed hash, valid for
 ``CODE_TTL_SECONDS``, dead after ``CODE_MAX_ATTEMPTS`` tries, and usable once.
@@ -15,17 +15,15 @@ from enum import StrEnum
 
 from flask import current_app
 from sqlalchemy import func, select, update
-from sqlalchemy.orm.attributes import set_committed_value
 
 from viihde.extensions import db
-from viihde.hashing import hashes_match, keyed_hash
+from viihde.hashing import keyed_hash
 from viihde.models import (
-    ConsentSource,
     SmsKind,
     SmsMessage,
-    Subscriber,
     Verification,
     VerificationKind,
+    open_holding_of,
 )
 from viihde.models.statements import serialise
 from viihde.ops import metrics
@@ -34,8 +32,7 @@ from viihde.register.budget import log_pause, origin_of, signup_holdback, sms_pa
 from viihde.register.notices import SIGNUP_TEXT_VERSION
 from viihde.sms import stage
 from viihde.sms.delivery import number_cannot_receive
-from viihde.sms.texts import code_message, sender_accepts_replies, welcome_message
-from viihde.tokens import preference_url
+from viihde.sms.texts import code_message
 
 
 def _signup_evidence() -> consent.Evidence:
@@ -68,27 +65,6 @@ class CodeRefused(Exception):
 
     reason: Refusal
     retry_after: int = 0
-
-
-class Outcome(StrEnum):
-    CONFIRMED = "confirmed"
-    WRONG = "wrong"
-    EXPIRED = "expired"
-    USED = "used"
-    EXHAUSTED = "exhausted"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """What became of a code that was typed in."""
-
-    outcome: Outcome
-    attempts_left: int = 0
-    subscriber_id: int | None = field(default=None)
-    #: The subscriber a confirmed sign-up made, as it committed it: while the caller holds
-    #: the result, looking the subscriber up by id in the session reads nothing again.
-    subscriber: Subscriber | None = field(default=None, compare=False, repr=False)
 
 
 def generate_code() -> str:
@@ -267,6 +243,7 @@ def _issue_code(
     network, wide_network = origin_of(details.evidence.ip)
     verification = Verification(
         phone_e164=phone_e164,
+        holding_id=open_holding_of(phone_e164),  # None until the number is in the register
         kind=kind,
         network=network,
         wide_network=wide_network,
@@ -320,88 +297,3 @@ def wrong_codes_today(phone_e164: str, now: datetime) -> int:
 
 def _seconds_until(moment: datetime, now: datetime) -> int:
     return max(1, int((moment - now).total_seconds() + 0.999))
-
-
-def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
-    """Check a typed code; the right one confirms a sign-up (staging the welcome SMS) or a
-    step-up. Either way the result names the subscriber the number belongs to.
-
-    No commit: the caller commits whatever the outcome (a wrong code's try counts), then
-    sends what was staged (``sms.commit_then_send``).
-    """
-    max_attempts = current_app.config["CODE_MAX_ATTEMPTS"]
-    verification = db.session.get(Verification, verification_id)
-    if verification is None:
-        return CheckResult(Outcome.UNKNOWN)
-    if verification.consumed_at is not None:
-        return CheckResult(Outcome.USED)
-    if verification.attempts >= max_attempts:
-        return CheckResult(Outcome.EXHAUSTED)
-    if now >= verification.expires_at:
-        return CheckResult(Outcome.EXPIRED)
-    # Counting the number's wrong codes and taking a try are one step: twin guesses at
-    # its live codes take turns on the number's lock (as sending a code to it does), so
-    # together they never get past the day's cap.
-    serialise("viihde.code:" + verification.phone_e164)
-    if (
-        wrong_codes_today(verification.phone_e164, now)
-        >= current_app.config["CODE_MAX_WRONG_PER_DAY"]
-    ):
-        return CheckResult(Outcome.EXHAUSTED)  # the number's guessing pause: nothing is checked
-    # Take a try before looking at the code, so twin guesses cannot exceed the limit; the
-    # row as the try left it comes back with it (RETURNING), no second read.
-    taken = db.session.execute(
-        update(Verification)
-        .where(
-            Verification.id == verification_id,
-            Verification.consumed_at.is_(None),
-            Verification.attempts < max_attempts,
-        )
-        .values(attempts=Verification.attempts + 1)
-        .returning(Verification.attempts, Verification.code_hash),
-        execution_options={"synchronize_session": False},
-    ).one_or_none()
-    if taken is None:  # a twin request confirmed it, or took its last try, a moment ago
-        db.session.refresh(verification)
-        used = verification.consumed_at is not None
-        return CheckResult(Outcome.USED if used else Outcome.EXHAUSTED)
-    attempts, stored_hash = taken
-    set_committed_value(verification, "attempts", attempts)
-    if not hashes_match(stored_hash, code_hash(verification.phone_e164, code)):
-        left = max_attempts - attempts
-        return CheckResult(Outcome.WRONG if left > 0 else Outcome.EXHAUSTED, left)
-    return _confirm(verification, now)
-
-
-def _confirm(verification: Verification, now: datetime) -> CheckResult:
-    claimed = db.session.execute(
-        update(Verification)
-        .where(Verification.id == verification.id, Verification.consumed_at.is_(None))
-        .values(consumed_at=now)
-    ).rowcount
-    if claimed != 1:  # a twin request confirmed it a moment ago
-        return CheckResult(Outcome.USED)
-    metrics.CODES_CONFIRMED.inc()
-    if verification.kind == VerificationKind.STEP_UP:
-        subscriber_id = db.session.scalar(
-            select(Subscriber.id).where(Subscriber.phone_e164 == verification.phone_e164)
-        )
-        return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber_id)
-    context = consent.ConsentContext(
-        ConsentSource.SIGNUP, evidence=consent.Evidence.of(verification)
-    )
-    subscriber = consent.subscribe(
-        verification.phone_e164,
-        verification.purposes.split(","),
-        context,
-        now,
-        language=verification.language,
-    )
-    body = welcome_message(
-        preference_url(subscriber.id, subscriber.link_key),
-        subscriber.language,
-        replies_reach_us=sender_accepts_replies(current_app.config["TWILIO_FROM"]),
-    )
-    # The welcome SMS row is part of the sign-up's transaction; it goes out after the commit.
-    stage(subscriber.phone_e164, body, SmsKind.WELCOME, now, subscriber_id=subscriber.id)
-    return CheckResult(Outcome.CONFIRMED, subscriber_id=subscriber.id, subscriber=subscriber)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, make_dataclass, replace
+from dataclasses import asdict, dataclass, field, make_dataclass
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 
-from viihde.clock import start_of_day
 from viihde.extensions import db
 from viihde.models import (
     EVIDENCE_FIELDS,
@@ -23,20 +22,22 @@ from viihde.models import (
     ConsentEvent,
     ConsentEvidence,
     ConsentSource,
+    Holding,
     LawfulBasis,
     Subscriber,
 )
 from viihde.models.statements import insert_once
 from viihde.ops import metrics
-from viihde.register.notices import CUSTOMER_TEXT_VERSION, PRIVACY_NOTICE_VERSION
-from viihde.register.purposes import CATALOGUE, customer_keys
+from viihde.register import holdings
+from viihde.register.notices import PRIVACY_NOTICE_VERSION
+from viihde.register.purposes import CATALOGUE
 from viihde.register.purposes import configured_keys as configured_purposes
 
 GRANT = "grant"
 WITHDRAW = "withdraw"
 #: Withdrawals the system made, not the person: a customer grant whose purchase grew too
-#: old (``customers.lapse``), and a previous holder's grants (``holders``). Neither is
-#: anyone's refusal.
+#: old (``customers.lapse``), and a previous holder's grants (``holders``, in the holding
+#: it closes). Neither is anyone's refusal.
 ENDED_BY_THE_SYSTEM = (
     ConsentSource.CUSTOMER_RELATIONSHIP_ENDED,
     ConsentSource.REGISTER_UPDATE,
@@ -91,11 +92,17 @@ def subscribe(
     A twin request may create the same subscriber at the same moment: the row is
     inserted with ON CONFLICT DO NOTHING and then locked, so both end up with one.
     """
-    _insert_subscriber(phone_e164, language, now)
-    subscriber = _locked(Subscriber.phone_e164 == phone_e164)
+    subscriber, _ = enter(phone_e164, language, now)
     subscriber.language = language
-    _append(subscriber, [(purpose, GRANT) for purpose in purposes], context, now)
+    append(subscriber, [(purpose, GRANT) for purpose in purposes], context, now)
     return subscriber
+
+
+def enter(phone_e164: str, language: str, now: datetime) -> tuple[Subscriber, bool]:
+    """The number's subscriber, locked, made now unless it is in the register already
+    (and whether this made it; no commit)."""
+    created = _insert_subscriber(phone_e164, language, now)
+    return _locked(Subscriber.phone_e164 == phone_e164), created
 
 
 def _insert_subscriber(phone_e164: str, language: str, now: datetime) -> bool:
@@ -114,100 +121,14 @@ def _insert_subscriber(phone_e164: str, language: str, now: datetime) -> bool:
     return made is not None
 
 
-@dataclass(frozen=True)
-class CustomerGrants:
-    """What ``grant_as_customer`` did for one buyer."""
-
-    subscriber: Subscriber
-    created: bool
-    granted: list[ConsentEvent] = field(default_factory=list)
-    #: Customer grants renewed: the purchase is newer than the one they rest on.
-    renewed: list[ConsentEvent] = field(default_factory=list)
-    #: Purposes left as they were: granted already (a consent keeps its basis) ...
-    already_granted: list[str] = field(default_factory=list)
-    #: ... or refused (withdrawn, or all marketing stopped).
-    refused: list[str] = field(default_factory=list)
-    #: The purchase was made before the number passed to its current holder: nothing.
-    previous_holders: bool = False
-
-
-def grant_as_customer(
-    phone_e164: str, purchased_on: date, language: str, context: ConsentContext, now: datetime
-) -> CustomerGrants:
-    """Market the company's own similar products to a buyer, until they refuse (no commit).
-
-    Each customer purpose the buyer has no word on yet gets a grant with basis
-    "customer"; a customer grant resting on an older purchase is renewed; a consent
-    keeps its basis and a refusal stands. Someone who stopped all marketing gets nothing
-    new. Only the current holder's own word counts: withdrawals the system made (a
-    lapsed relationship, a holder change) and events before the number changed hands are
-    nobody's refusal, and a purchase from before the change was someone else's.
-    """
-    created = _insert_subscriber(phone_e164, language, now)
-    subscriber = _locked(Subscriber.phone_e164 == phone_e164)
-    since = subscriber.holder_since
-    if since is not None and start_of_day(purchased_on) < since:
-        return CustomerGrants(subscriber, created, previous_holders=True)
-    ledger = latest_events(subscriber.id)
-    own = {purpose: e for purpose, e in ledger.items() if _own_word(e, since)}
-    system_ended = max((e.seq for e in ledger.values() if not _own_word(e, since)), default=0)
-    # Stopped: nothing in force, and the buyer's last word came after the system's.
-    stopped = (
-        bool(own)
-        and not any(e.action == GRANT for e in own.values())
-        and max(e.seq for e in own.values()) > system_ended
-    )
-    outcome = CustomerGrants(subscriber, created)
-    changes = []
-    for purpose in customer_keys():
-        event = own.get(purpose)
-        if event is None and not stopped:
-            changes.append((purpose, GRANT))
-        elif event is None or event.action != GRANT:
-            outcome.refused.append(purpose)
-        elif event.basis == LawfulBasis.CUSTOMER and event.purchased_on < purchased_on:
-            changes.append((purpose, GRANT))
-        else:
-            outcome.already_granted.append(purpose)
-    evidence = replace(context.evidence, consent_text_version=CUSTOMER_TEXT_VERSION)
-    customer = replace(
-        context, basis=LawfulBasis.CUSTOMER, purchased_on=purchased_on, evidence=evidence
-    )
-    for event in _append(subscriber, changes, customer, now, ledger):
-        (outcome.renewed if event.purpose in own else outcome.granted).append(event)
-    return outcome
-
-
-def _own_word(event: ConsentEvent, holder_since: datetime | None) -> bool:
-    """Did the number's current holder say this (not the system, not a previous holder)?"""
-    current = holder_since is None or event.created_at >= holder_since
-    return current and event.source not in ENDED_BY_THE_SYSTEM
-
-
-def end_customer_grants(
-    subscriber_id: int, cutoff: date, context: ConsentContext, now: datetime
-) -> list[ConsentEvent]:
-    """Withdraw, as ``context`` says, each purpose whose latest event is a grant as a
-    customer for a purchase before ``cutoff`` (no commit). Under the subscriber's row lock
-    and on the ledger read under it, so a consent or a newer purchase recorded since a
-    search is never withdrawn; the withdrawal keeps the basis and purchase it ends."""
-    subscriber = _locked(Subscriber.id == subscriber_id)
-    if subscriber is None:  # erased meanwhile
-        return []
-    latest = latest_events(subscriber.id)
-    ended = [
-        (purpose, WITHDRAW)
-        for purpose, event in latest.items()
-        if event.action == GRANT
-        and event.basis == LawfulBasis.CUSTOMER
-        and event.purchased_on < cutoff
-    ]
-    return _append(subscriber, ended, context, now, latest)
-
-
 def lock_subscriber(subscriber_id: int) -> Subscriber | None:
     """Load and lock the subscriber, fresh from the database (None: erased meanwhile)."""
     return _locked(Subscriber.id == subscriber_id)
+
+
+def lock_number(phone_e164: str) -> Subscriber | None:
+    """Load and lock the subscriber with this number (None: not in the register)."""
+    return _locked(Subscriber.phone_e164 == phone_e164)
 
 
 def grant_in_force(subscriber_id: int, purpose: str) -> ConsentEvent | None:
@@ -274,45 +195,34 @@ def _change(
         for purpose, granted in choose(state).items()
         if state.get(purpose, False) != granted
     ]
-    return _append(subscriber, changes, context, now, latest)
+    return append(subscriber, changes, context, now, latest)
 
 
-def withdraw_grants_before(
-    phone_e164: str, since: datetime, context: ConsentContext, now: datetime
-) -> tuple[Subscriber | None, list[ConsentEvent]]:
-    """The number passed to a new holder at ``since``: withdraw every grant in force given
-    before then and change the link key, so the previous holder's links stop working.
-
-    The subscriber's ``holder_since`` becomes ``since``, unless it names a later change
-    already (a file listing an older change never moves it back).
-
-    No commit: a whole register update is one transaction, the caller's.
-    """
-    subscriber = _locked(Subscriber.phone_e164 == phone_e164)
-    if subscriber is None:
-        return None, []
-    if subscriber.holder_since is None or subscriber.holder_since < since:
-        subscriber.holder_since = since
-    latest = latest_events(subscriber.id)
-    ended = [
-        (purpose, WITHDRAW)
-        for purpose, event in latest.items()
-        if event.action == GRANT and event.created_at < since
-    ]
-    events = _append(subscriber, ended, context, now, latest)
-    if events:
-        subscriber.link_key = new_link_key()
-    return subscriber, events
+def end_holding(
+    subscriber: Subscriber, holding: Holding, context: ConsentContext, now: datetime
+) -> list[ConsentEvent]:
+    """Withdraw every grant in force in ``holding`` (a locked subscriber's, closed by a
+    holder change): a closed holding never has a grant in force (no commit)."""
+    latest = latest_in(holding.id)
+    ended = [(purpose, WITHDRAW) for purpose, event in latest.items() if event.action == GRANT]
+    return append(subscriber, ended, context, now, latest, holding=holding)
 
 
 def latest_events(subscriber_id: int) -> dict[str, ConsentEvent]:
-    """The last event for each purpose in the ledger: the state, with its proof."""
+    """The last event for each purpose in the number's open holding: the state of its
+    current holder, with its proof (nothing while nobody holds it)."""
+    events = holdings.open_only(select(ConsentEvent))
+    return _last_of(events.where(ConsentEvent.subscriber_id == subscriber_id))
+
+
+def latest_in(holding_id: int) -> dict[str, ConsentEvent]:
+    """The last event for each purpose in one holding."""
+    return _last_of(select(ConsentEvent).where(ConsentEvent.holding_id == holding_id))
+
+
+def _last_of(events: Select) -> dict[str, ConsentEvent]:
     latest: dict[str, ConsentEvent] = {}
-    for event in db.session.scalars(
-        select(ConsentEvent)
-        .where(ConsentEvent.subscriber_id == subscriber_id)
-        .order_by(ConsentEvent.seq)
-    ):
+    for event in db.session.scalars(events.order_by(ConsentEvent.seq)):
         latest[event.purpose] = event
     return latest
 
@@ -345,24 +255,34 @@ def is_subscribed(subscriber_id: int) -> bool:
     return any_granted(current_consent(subscriber_id))
 
 
-def _append(
+def append(
     subscriber: Subscriber,
     changes: Sequence[tuple[str, str]],
     context: ConsentContext,
     now: datetime,
     latest: dict[str, ConsentEvent] | None = None,
+    holding: Holding | None = None,
 ) -> list[ConsentEvent]:
-    """Append ``changes`` (purpose, action) for a locked subscriber, in order, in one flush.
+    """Append ``changes`` (purpose, action) for a locked subscriber, in order, in one flush,
+    to ``holding`` (by default the open one, opened now if nobody holds the number). The
+    only writer of the ledger.
 
-    ``latest`` is the ledger's last event per purpose read under the same lock (read here
-    when not given): the next place in the order follows it, and a withdrawal keeps the
-    basis of the grant it ends ("the customer refused").
+    ``latest`` is the holding's last event per purpose read under the same lock (read here
+    when not given): a withdrawal keeps the basis of the grant it ends ("the customer
+    refused"). The next place in the order follows the number's whole ledger.
     """
     if not changes:
         return []
+    if holding is None:
+        holding = holdings.open_for(subscriber, now)
     if latest is None:
-        latest = latest_events(subscriber.id)
-    seq = max((event.seq for event in latest.values()), default=0)
+        latest = latest_in(holding.id)
+    seq = (
+        db.session.scalar(
+            select(func.max(ConsentEvent.seq)).where(ConsentEvent.subscriber_id == subscriber.id)
+        )
+        or 0
+    )
     events = []
     for purpose, action in changes:
         if action == GRANT and purpose not in configured_purposes():
@@ -382,6 +302,7 @@ def _append(
         events.append(
             ConsentEvent(
                 subscriber_id=subscriber.id,
+                holding_id=holding.id,
                 seq=seq,
                 purpose=purpose,
                 action=action,

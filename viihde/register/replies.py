@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from viihde.extensions import db
-from viihde.models import ConsentSource, InboundMessage, Subscriber
+from viihde.models import ConsentSource, InboundMessage, Subscriber, open_holding_of
 from viihde.models.statements import insert_once
 from viihde.phone import normalise_e164
 from viihde.register import consent, purposes
@@ -92,6 +92,7 @@ def _store_once(
             "provider": provider,
             "message_sid": sid[:64],
             "phone_e164": phone_e164,
+            "holding_id": open_holding_of(phone_e164),
             "body": body[:1600],
             "keyword": keyword,
             "received_at": now,

@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from viihde.extensions import db
-from viihde.models import SmsKind, SmsMessage
+from viihde.models import SmsKind, SmsMessage, open_holding_of
 from viihde.sms.delivery import deliver
 from viihde.sms.queue import enqueue_delivery, sms_queue
 from viihde.sms.segments import segmentation
@@ -138,10 +138,12 @@ def log_sms(
     status: str = "queued",
 ) -> SmsMessage:
     """Add one message's row to the SMS log (no commit). ``body`` is the text as sent;
-    the row keeps it without ``secret`` and without the tokens of preference links."""
+    the row keeps it without ``secret`` and without the tokens of preference links; it
+    belongs to whoever holds the number now (``models.holdings``)."""
     message = SmsMessage(
         phone_e164=to,
         subscriber_id=subscriber_id,
+        holding_id=open_holding_of(to),
         kind=kind,
         body=stored_body(body, secret),
         segments=segmentation(body).segments,

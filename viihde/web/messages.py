@@ -7,7 +7,8 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 
 from viihde.phone import Refusal as PhoneRefusal
-from viihde.register.codes import CheckResult, CodeRefused, Outcome, Refusal
+from viihde.register.codes import CodeRefused, Refusal
+from viihde.register.confirmation import CheckResult, Outcome
 
 PHONE_REFUSALS = {
     PhoneRefusal.NOT_A_NUMBER: _l(

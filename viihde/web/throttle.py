@@ -19,7 +19,7 @@ from viihde.extensions import limiter
 from viihde.hashing import keyed_hash
 from viihde.phone import PhoneError, parse_mobile, region_of
 from viihde.register.codes import pending_verification
-from viihde.register.subjects import subscriber_by_id
+from viihde.register.lookup import subscriber_by_id
 from viihde.web import browser
 from viihde.web.request import client_key
 

@@ -19,7 +19,7 @@ from viihde.models import (
     Subscriber,
 )
 from viihde.models.statements import insert_once
-from viihde.register import consent
+from viihde.register import consent, holdings
 from viihde.register.campaigns.drafts import body_for, campaign_language, compose, footer
 from viihde.register.campaigns.state import SENT, SKIPPED
 from viihde.sms import log_sms
@@ -39,7 +39,9 @@ def next_candidates(campaign: Campaign) -> tuple[list[int], int | None]:
     or withdrew it after the campaign started (they get a 'skipped' row); and the last id
     looked at (None: nobody is left)."""
     last = (
-        select(ConsentEvent.subscriber_id, func.max(ConsentEvent.seq).label("seq"))
+        holdings.open_only(
+            select(ConsentEvent.subscriber_id, func.max(ConsentEvent.seq).label("seq"))
+        )
         .where(
             ConsentEvent.purpose == campaign.purpose,
             ConsentEvent.subscriber_id > campaign.cursor,

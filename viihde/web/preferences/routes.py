@@ -17,7 +17,8 @@ from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import ConsentSource, ErasureSource
 from viihde.phone import mask
-from viihde.register import consent, subjects
+from viihde.register import access, consent, erasure, links
+from viihde.register.holdings import Whose
 from viihde.register.purposes import configured
 from viihde.sms import commit_then_send
 from viihde.web import browser
@@ -31,7 +32,7 @@ NO_STORE = {"Cache-Control": "no-store"}
 @bp.get("/<token:token>")
 def open_link(token: str):
     """Swap the token for a session and take it out of the address bar (changes nothing)."""
-    subscriber = subjects.subscriber_for_token(token)
+    subscriber = links.subscriber_for_token(token)
     if subscriber is None:
         abort(404)
     browser.remember_link(subscriber.id, subscriber.link_key)
@@ -44,7 +45,7 @@ def link_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         held = browser.linked()
-        g.subscriber = subjects.subscriber_for_link_key(*held) if held else None
+        g.subscriber = links.subscriber_for_link_key(*held) if held else None
         if g.subscriber is None:
             abort(404)
         return view(*args, **kwargs)
@@ -116,7 +117,7 @@ def sign_out():
         abort(400)
     masked_number = mask(g.subscriber.phone_e164)
     # A twin press that finds the links signed out already sends nothing more.
-    subjects.revoke_links(g.subscriber.id, browser.linked()[1], utcnow())
+    links.revoke_links(g.subscriber.id, browser.linked()[1], utcnow())
     commit_then_send(utcnow())
     browser.forget_subscriber()
     return render_template("preferences/signed_out.html", masked_number=masked_number)
@@ -126,7 +127,7 @@ def _own_data() -> dict:
     """What is stored about the number from the time this person has held it: a number
     that passed to a new holder keeps the earlier holder's records (proof of their
     consent), and those are never theirs to see."""
-    return subjects.export(g.subscriber.phone_e164, since=g.subscriber.holder_since)
+    return access.export(g.subscriber.phone_e164, Whose.CURRENT)
 
 
 @bp.get("/preferences/data")
@@ -154,7 +155,7 @@ def download_json():
 @step_up_required
 def download_csv():
     """The same records as one CSV table."""
-    csv = subjects.export_csv(_own_data())
+    csv = access.export_csv(_own_data())
     return _attachment(Response(csv, mimetype="text/csv"), "viihde-data.csv")
 
 
@@ -168,7 +169,7 @@ def _attachment(response: Response, filename: str) -> Response:
 @step_up_required
 def receipt(seq: int):
     """A printable proof of one consent event: what text, which version, when, whence."""
-    event = subjects.receipt(g.subscriber.id, seq, since=g.subscriber.holder_since)
+    event = access.receipt(g.subscriber.id, seq)
     if event is None:
         abort(404)
     return (
@@ -189,8 +190,7 @@ def erase():
     form = EraseForm()
     if form.validate_on_submit():
         # A number that changed hands: its current holder erases their own holding only.
-        since = g.subscriber.holder_since
-        subjects.erase(g.subscriber.phone_e164, ErasureSource.SUBJECT, utcnow(), since=since)
+        erasure.erase_own(g.subscriber.id, ErasureSource.SUBJECT, utcnow())
         db.session.commit()
         browser.forget_subscriber()
         return render_template("preferences/erased.html"), 200, NO_STORE

@@ -11,13 +11,12 @@ from viihde.models import VerificationKind
 from viihde.phone import mask
 from viihde.register.codes import (
     CodeRefused,
-    Outcome,
     code_not_delivered,
-    confirm_code,
     pending_verification,
     request_step_up_code,
     resend_code,
 )
+from viihde.register.confirmation import Outcome, confirm_code
 from viihde.web import browser, messages
 from viihde.web.preferences import bp
 from viihde.web.preferences.routes import NO_STORE, STEP_UP_TARGETS, link_required

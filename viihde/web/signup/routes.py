@@ -13,15 +13,14 @@ from viihde.phone import mask
 from viihde.register.budget import paused_hint
 from viihde.register.codes import (
     CodeRefused,
-    Outcome,
     SignupDetails,
     code_not_delivered,
-    confirm_code,
     pending_verification,
     request_code,
     resend_code,
     seconds_until_resend,
 )
+from viihde.register.confirmation import Outcome, confirm_code
 from viihde.register.consent import Evidence
 from viihde.register.notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
 from viihde.register.purposes import configured

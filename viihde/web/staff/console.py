@@ -13,7 +13,8 @@ from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import AuditAction, ConsentActor, ConsentSource, ErasureSource
 from viihde.phone import PhoneError
-from viihde.register import audit, consent, subjects
+from viihde.register import access, audit, consent, erasure, holdings, links, lookup
+from viihde.register.holdings import Whose
 from viihde.register.purposes import configured
 from viihde.sms import commit_then_send
 from viihde.web.messages import PHONE_REFUSALS
@@ -48,7 +49,7 @@ def home():
     if not form.validate_on_submit():
         return render_template("staff/home.html", form=form), 400 if form.errors else 200
     try:
-        search = subjects.read_search(form.query.data, current_app.config["ALLOWED_REGIONS"])
+        search = lookup.read_search(form.query.data, current_app.config["ALLOWED_REGIONS"])
     except PhoneError as error:
         form.query.errors = [PHONE_REFUSALS[error.reason]]
         return render_template("staff/home.html", form=form), 400
@@ -56,11 +57,11 @@ def home():
         detail = f"last {len(search.last_digits)} digits"
         audit.record(actor(), AuditAction.SEARCH, utcnow(), detail=detail)
         db.session.commit()
-        matches = subjects.find_by_last_digits(search.last_digits)
+        matches = lookup.find_by_last_digits(search.last_digits)
         return render_template("staff/home.html", form=form, matches=matches)
     phone = search.phone_e164
     audit.record(actor(), AuditAction.SEARCH, utcnow(), phone_e164=phone, detail="number")
-    subscriber = subjects.subscriber_by_phone(phone)
+    subscriber = lookup.subscriber_by_phone(phone)
     if subscriber is not None:
         db.session.commit()
         return redirect(url_for("staff.card", subscriber_id=subscriber.id))
@@ -71,8 +72,9 @@ def home():
 
 def _card(phone: str, subscriber) -> dict:
     return {
-        "data": subjects.export(phone),
+        "data": access.export(phone),
         "subscriber": subscriber,
+        "holder_since": holdings.holder_since(subscriber.id) if subscriber else None,
         "purposes": configured(),
         "withdraw_form": WithdrawForm(),
         "erase_form": EraseForm(),
@@ -81,7 +83,7 @@ def _card(phone: str, subscriber) -> dict:
 
 
 def _subscriber_or_404(subscriber_id: int):
-    subscriber = subjects.subscriber_by_id(subscriber_id)
+    subscriber = lookup.subscriber_by_id(subscriber_id)
     if subscriber is None:
         abort(404)
     return subscriber
@@ -126,25 +128,20 @@ def send_link(subscriber_id: int):
     """Text the person their preference link."""
     subscriber = _subscriber_or_404(subscriber_id)
     if ButtonForm().validate_on_submit():
-        subjects.send_link(subscriber.id, utcnow())
+        links.send_link(subscriber.id, utcnow())
         audit.record(actor(), AuditAction.SEND_LINK, utcnow(), phone_e164=subscriber.phone_e164)
         commit_then_send(utcnow())  # the SMS's row with its audit entry, then the SMS
         flash(_("The preference link was sent by SMS."))
     return redirect(url_for("staff.card", subscriber_id=subscriber.id))
 
 
-#: ``?holding=earlier``: an access answer for an earlier holder of a number that changed
-#: hands. Without it an answer is the current holder's, as their own download is.
-EARLIER = "earlier"
-
-
 def _answer(subscriber) -> tuple[dict, bool]:
     """What an access answer about the subscriber's number holds, and whether it is the
-    earlier holders' (records before ``holder_since``) rather than the current one's."""
-    since = subscriber.holder_since
-    if since is not None and request.args.get("holding") == EARLIER:
-        return subjects.export(subscriber.phone_e164, until=since), True
-    return subjects.export(subscriber.phone_e164, since=since), False
+    earlier holders' (``?holding=earlier``) rather than the current holder's."""
+    earlier = request.args.get("holding") == Whose.EARLIER
+    if earlier and holdings.holder_since(subscriber.id) is not None:
+        return access.export(subscriber.phone_e164, Whose.EARLIER), True
+    return access.export(subscriber.phone_e164, Whose.CURRENT), False
 
 
 @bp.get("/card/<id:subscriber_id>/export.json")
@@ -177,7 +174,7 @@ def export_page(subscriber_id: int):
     return render_template(
         "staff/export.html",
         data=data,
-        holder_since=subscriber.holder_since,
+        holder_since=holdings.holder_since(subscriber.id),
         earlier=earlier,
         now=utcnow(),
     )
@@ -193,7 +190,7 @@ def erase(subscriber_id: int):
         context = _card(subscriber.phone_e164, subscriber) | {"erase_form": form}
         return render_template("staff/card.html", **context), 400
     phone = subscriber.phone_e164
-    subjects.erase(phone, ErasureSource.STAFF, utcnow())
+    erasure.erase(phone, ErasureSource.STAFF, utcnow())
     audit.record(actor(), AuditAction.ERASE, utcnow(), phone_e164=phone, detail=form.reason.data)
     db.session.commit()  # the erasure and its audit entry: one transaction
     flash(_("The data was erased. Only a tombstone remains."))

@@ -1,0 +1,71 @@
+"""Preference links: the signed link every SMS carries, whose key the subscriber row holds.
+Changing the key (``revoke_links``, a holder change) makes every link sent so far stop
+working."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from viihde.extensions import db
+from viihde.models import SmsKind, Subscriber
+from viihde.register.consent import new_link_key
+from viihde.sms import stage
+from viihde.sms.texts import link_message, new_link_message
+from viihde.tokens import preference_url, read_preference_token, secret_keys
+
+
+def subscriber_for_token(token: str) -> Subscriber | None:
+    """The subscriber a preference link names, if the link is genuine and not revoked."""
+
+    def link_key_of(subscriber_id: int) -> str | None:
+        return db.session.scalar(select(Subscriber.link_key).where(Subscriber.id == subscriber_id))
+
+    subscriber_id = read_preference_token(token, secret_keys(), link_key_of)
+    return db.session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
+
+
+def subscriber_for_link_key(subscriber_id: int, link_key: str) -> Subscriber | None:
+    """The subscriber, if ``link_key`` is still theirs (a revoked link's key is not)."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    if subscriber is None or subscriber.link_key != link_key:
+        return None
+    return subscriber
+
+
+def revoke_links(subscriber_id: int, link_key: str, now: datetime) -> Subscriber | None:
+    """Make every link sent so far stop working, and stage a fresh one by SMS (no commit).
+
+    Only over ``link_key``, the key the asking browser holds: of twin requests (a double
+    press, fifteen tabs) the first changes it and texts one link; the others find it
+    changed and stage nothing (None).
+    """
+    changed = db.session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == subscriber_id, Subscriber.link_key == link_key)
+        .values(link_key=new_link_key())
+        .returning(Subscriber.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if changed is None:
+        return None
+    subscriber = db.session.get(Subscriber, subscriber_id, populate_existing=True)
+    link = preference_url(subscriber.id, subscriber.link_key)
+    body = new_link_message(link, subscriber.language)
+    stage(subscriber.phone_e164, body, SmsKind.LINK, now, subscriber_id=subscriber.id)
+    return subscriber
+
+
+def send_link(subscriber_id: int, now: datetime) -> None:
+    """Stage an SMS with the subscriber's current preference link (support does this on
+    request; no commit)."""
+    subscriber = db.session.get(Subscriber, subscriber_id)
+    link = preference_url(subscriber.id, subscriber.link_key)
+    stage(
+        subscriber.phone_e164,
+        link_message(link, subscriber.language),
+        SmsKind.LINK,
+        now,
+        subscriber_id=subscriber.id,
+    )
