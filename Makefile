@@ -30,7 +30,7 @@ prod-down:
 	deploy/prod-down
 
 prod-smoke: $(STAMP)
-	$(BIN)/python deploy/smoke.py
+	$(BIN)/python -m deploy.smoke
 
 # Static analysis (bandit: no finding may stand unexplained) and the dependency audit.
 security: $(STAMP)

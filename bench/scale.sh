@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Scale benchmark: a register of 1,000,000 subscribers and 3,000,000 consent events filled
 # by COPY, the staff look-up's latency and the audience export's rate and memory, at each
-# size (bench/scale.py). Run by hand; not part of the test suite. It EMPTIES the database.
+# size (the package bench/scale/, run as python -m bench.scale). Run by hand; not part of
+# the test suite. It EMPTIES the database.
 #
 #   psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE scale'
 #   DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/scale bench/scale.sh
@@ -13,4 +14,4 @@ cd "$(dirname "$0")/.."
 export APP_ENV=production SMS_BACKEND=file SMS_OUTBOX_PATH=/tmp/scale-outbox.jsonl
 export SECRET_KEY=${SECRET_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))')}
 export PUBLIC_BASE_URL=http://127.0.0.1:8102 TRUSTED_HOSTS=127.0.0.1
-exec .venv/bin/python bench/scale.py "${@:-compare}"
+exec .venv/bin/python -m bench.scale "${@:-compare}"
