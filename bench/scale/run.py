@@ -88,7 +88,7 @@ def table(summaries: list[dict]) -> str:
         return "; ".join(str(v) for v in values)
 
     rows: list[tuple[str, Callable[[dict], str]]] = [
-        ("subscribers / consent events / SMS log rows", lambda s: " / ".join(
+        ("subscribers / holdings / consent events / SMS log rows", lambda s: " / ".join(
             f"{s['fill']['rows'][t]:,}" for t in FILLED)),
         ("with a grant in force", lambda s: f"{s['fill']['with_a_grant_in_force']:.0%}"),
         ("fill: total (migrate, COPY, indexes, vacuum+analyze) s", lambda s: each(
