@@ -12,6 +12,7 @@ run: $(STAMP) translations
 	$(FLASK) db upgrade
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
+# On every core (pyproject.toml: pytest-xdist); `$(BIN)/pytest -n 0` runs it in one process.
 test: $(STAMP) translations $(NODE_STAMP)
 	$(BIN)/pytest
 

@@ -1,42 +1,88 @@
-"""Fixtures: an app on a migrated register (SQLite, or PostgreSQL when DATABASE_URL is
-set), a clean register per test, the SMS outbox, and helpers to walk the sign-up."""
+"""Fixtures: the app on a migrated register (SQLite, or PostgreSQL when DATABASE_URL is
+set), an empty register and fresh rate limits for each test, the SMS outbox, and a
+visitor walking the sign-up.
+
+The app is built once and reused by the tests that ask for the same settings; each test
+still gets its own outbox, its own settings back as they were, and no rate-limit count,
+cached page or row left by another test. Under pytest-xdist (`make test`) every worker
+has a register of its own (its SQLite file, or a PostgreSQL database named after
+DATABASE_URL's with the worker's id) and a Redis database of its own (REDIS_URL's number
+plus the worker's). The helpers the tests act with are in helpers.py, their data comes
+from factories.py, and the app's test settings from settings.py.
+"""
 
 from __future__ import annotations
 
-import html
+import copy
 import json
 import logging
 import os
-import re
-import threading
-from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import freezegun
 import pytest
+from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import text
+from sqlalchemy import create_engine, make_url, text
 
 from viihde import create_app
 from viihde.config import database_url
-from viihde.extensions import db
+from viihde.extensions import cache, db, limiter
+from viihde.web import security
 
-PUBLIC_BASE_URL = "https://viihdepaketti.fi"
-SECRET = "test-secret-key-that-is-long-enough-0123456789"
+from .helpers import PERSONAL_NUMBER, Outbox, Visitor
+from .settings import app_settings
+
+# pytest's own clock (--durations) keeps real time while a test freezes the app's.
+freezegun.configure(extend_ignore_list=["_pytest.timing"])
+
+#: The append-only tables: their triggers refuse rewriting them, TRUNCATE included.
+LEDGERS = ("audit_entries", "consent_events")
+#: The register's sequences that handed out an id since they last started over.
+USED_SEQUENCES = (
+    "SELECT quote_ident(sequencename) FROM pg_sequences "
+    "WHERE schemaname = current_schema() AND last_value IS NOT NULL"
+)
+SQLITE_AUDIT_NO_DELETE = (
+    "CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries "
+    "BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only'); END"
+)
 
 
-def _database_uri(tmp_path_factory) -> str:
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        return database_url(url, "")
-    return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "register.sqlite3")
+def worker_number() -> int:
+    """This pytest-xdist worker's number (gw0 is 0), or 0 without xdist."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+
+
+def postgresql_of_this_worker(url: str) -> str:
+    """DATABASE_URL itself without xdist; under it, a database named after it for each
+    worker (test_gw0, test_gw1, ...), made on first use on the same server."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    given = make_url(url)
+    name = f"{given.database}_{worker}"
+    engine = create_engine(given, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        exists = connection.scalar(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        )
+        if not exists:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    engine.dispose()
+    return given.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
 def database_uri(tmp_path_factory) -> str:
-    """A register built by the migrations, once per run; tests empty it after use."""
-    uri = _database_uri(tmp_path_factory)
-    app = create_app({"APP_ENV": "testing", "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": uri})
+    """A register built by the migrations, once per run (per worker); tests empty it."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        uri = postgresql_of_this_worker(database_url(url, ""))
+    else:
+        uri = "sqlite:///" + str(tmp_path_factory.mktemp("db") / "register.sqlite3")
+    app = create_app(app_settings(uri))
     with app.app_context():
         if db.engine.dialect.name == "postgresql":
             with db.engine.begin() as connection:
@@ -47,8 +93,16 @@ def database_uri(tmp_path_factory) -> str:
     return uri
 
 
-#: A Finnish number in clear, international or national: never in a log line.
-PERSONAL_NUMBER = re.compile(r"\+?358\d{6,}|(?<!\d)0[45]\d{7,9}(?!\d)")
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The Redis the queue tests use: REDIS_URL's database, plus the worker's number under
+    xdist. Skips the test without REDIS_URL (a laptop); CI sets it."""
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        pytest.skip("REDIS_URL not set")
+    given = urlsplit(url)
+    number = int(given.path.strip("/") or 0) + worker_number()
+    return urlunsplit(given._replace(path=f"/{number}"))
 
 
 @pytest.fixture(autouse=True)
@@ -72,37 +126,64 @@ def config_overrides() -> dict:
     return {}
 
 
+class Apps:
+    """The last app built, kept for the next test that asks for the same settings.
+
+    Only the last one: Flask-Limiter and Flask-Talisman are single objects that bind to
+    the app built last, so an app is reused only while no other was built since.
+    """
+
+    def __init__(self) -> None:
+        self.key: str | None = None
+        self.app: Flask | None = None
+
+    def get(self, settings: dict, reuse: bool = True) -> Flask:
+        key = json.dumps(settings, sort_keys=True, default=repr)
+        still_bound = self.app is not None and security.talisman.app is self.app
+        if reuse and key == self.key and still_bound:
+            return self.app
+        self.drop()
+        app = create_app(settings)
+        if reuse:
+            self.key, self.app = key, app
+        return app
+
+    def drop(self) -> None:
+        if self.app is not None:
+            with self.app.app_context():
+                db.engine.dispose()
+        self.key, self.app = None, None
+
+
+@pytest.fixture(scope="session")
+def apps():
+    """The app kept between tests (one per worker)."""
+    built = Apps()
+    yield built
+    built.drop()
+
+
 @pytest.fixture
-def app(database_uri, outbox_path, config_overrides):
-    app = create_app(
-        {
-            "APP_ENV": "testing",
-            "TESTING": True,
-            "SECRET_KEY": SECRET,
-            "SQLALCHEMY_DATABASE_URI": database_uri,
-            "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-            "SMS_BACKEND": "file",
-            "SMS_OUTBOX_PATH": str(outbox_path),
-            # Messages go out inline; the queue tests turn Redis on themselves.
-            "REDIS_URL": None,
-            **config_overrides,
-        }
-    )
+def app(apps, database_uri, outbox_path, config_overrides, request):
+    """The app with the test settings and ``config_overrides``, its SMS written to this
+    test's outbox. Whatever the test changes in its settings or extensions is undone."""
+    reuse = request.node.get_closest_marker("own_app") is None
+    app = apps.get(app_settings(database_uri, **config_overrides), reuse=reuse)
+    settings, extensions = copy.deepcopy(dict(app.config)), dict(app.extensions)
+    app.config["SMS_OUTBOX_PATH"] = str(outbox_path)
+    limiter.init_app(app)  # fresh counters, as a new process would have
+    with app.app_context():
+        cache.clear()
     yield app
+    app.config.clear()
+    app.config.update(settings)
+    app.extensions.clear()
+    app.extensions.update(extensions)
     with app.app_context():
         db.session.remove()
         empty_register()
-        db.engine.dispose()
-
-
-SQLITE_AUDIT_NO_DELETE = (
-    "CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries "
-    "BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only'); END"
-)
-
-
-#: The append-only tables: their triggers refuse rewriting them, TRUNCATE included.
-LEDGERS = ("audit_entries", "consent_events")
+        if not reuse:
+            db.engine.dispose()
 
 
 def empty_register() -> None:
@@ -110,14 +191,18 @@ def empty_register() -> None:
     tables = list(reversed(db.metadata.sorted_tables))
     with db.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            # The ledgers refuse TRUNCATE (migration 0010): their owner switches the
-            # triggers off and on again inside this one transaction.
+            # The ledgers' triggers refuse rewriting them: their owner switches them off
+            # and on again inside this one transaction. DELETE rather than TRUNCATE: on a
+            # test's few rows it takes a few milliseconds instead of thirty.
             for ledger in LEDGERS:
                 connection.execute(text(f"ALTER TABLE {ledger} DISABLE TRIGGER USER"))
-            names = ", ".join(table.name for table in tables)
-            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            for table in tables:
+                connection.execute(table.delete())
             for ledger in LEDGERS:
                 connection.execute(text(f"ALTER TABLE {ledger} ENABLE TRIGGER USER"))
+            # Ids start at 1 again in every test, as TRUNCATE ... RESTART IDENTITY did.
+            for sequence in connection.scalars(text(USED_SEQUENCES)).all():
+                connection.execute(text(f"ALTER SEQUENCE {sequence} RESTART"))
             return
         connection.execute(text("DROP TRIGGER audit_entries_no_delete"))
         for table in tables:
@@ -148,108 +233,9 @@ def runner(app):
     return app.test_cli_runner()
 
 
-class Outbox:
-    """The SMS the file backend wrote, as the tests see them."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def messages(self) -> list[dict]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines()]
-
-    def last(self) -> dict:
-        return self.messages()[-1]
-
-    def last_code(self) -> str:
-        return re.search(r"#(\d+)$", self.last()["body"]).group(1)
-
-    def last_link(self) -> str:
-        return re.search(r"https://\S+", self.last()["body"]).group(0)
-
-
 @pytest.fixture
 def outbox(outbox_path) -> Outbox:
     return Outbox(outbox_path)
-
-
-def race(*calls: Callable[[], object], app=None) -> list[object]:
-    """Run the calls in threads released together by a barrier; return their results.
-
-    With ``app``, each thread works in its own app context (its own session and
-    database connection) and commits at the end, as concurrent requests do.
-    """
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = [None] * len(calls)
-    errors: list[BaseException] = []
-
-    def run(index: int, call: Callable[[], object]) -> None:
-        context = app.app_context() if app is not None else nullcontext()
-        with context:
-            barrier.wait()
-            try:
-                results[index] = call()
-                if app is not None:
-                    db.session.commit()  # a request ends with its commit
-            except BaseException as error:  # surfaced below, in the test's thread
-                errors.append(error)
-            finally:
-                if app is not None:
-                    db.session.remove()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
-    return results
-
-
-#: The digits 0-9 as a phone's keyboard may type them in other scripts.
-OTHER_DIGITS = {"fullwidth": "０１２３４５６７８９", "arabic_indic": "٠١٢٣٤٥٦٧٨٩"}
-
-
-def typed_in(script: str, digits: str) -> str:
-    """``digits`` as typed in another script's digits (see ``OTHER_DIGITS``)."""
-    return digits.translate(str.maketrans("0123456789", OTHER_DIGITS[script]))
-
-
-def csrf_token(html: str) -> str:
-    """The CSRF token of the first form on a page."""
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
-
-
-class Visitor:
-    """A browser walking the sign-up: each step is one request, as a person makes it."""
-
-    def __init__(self, client, outbox: Outbox) -> None:
-        self.client = client
-        self.outbox = outbox
-
-    def submit_number(self, number: str, consent: bool = True, landing: str = "/", **extra):
-        page = self.client.get(landing)
-        data = {"csrf_token": csrf_token(page.text), "phone": number, **extra}
-        if consent:
-            data["consent"] = "y"
-        for field in ("utm_source", "utm_medium", "utm_campaign", "click_id"):
-            match = re.search(rf'name="{field}" type="hidden" value="([^"]*)"', page.text)
-            if match and field not in extra:
-                data[field] = html.unescape(match.group(1))
-        return self.client.post("/", data=data)
-
-    def submit_code(self, code: str):
-        page = self.client.get("/code")
-        return self.client.post("/code", data={"csrf_token": csrf_token(page.text), "code": code})
-
-    def resend(self):
-        page = self.client.get("/code")
-        return self.client.post("/code/resend", data={"csrf_token": csrf_token(page.text)})
-
-    def sign_up(self, number: str = "040 123 4567", landing: str = "/"):
-        self.submit_number(number, landing=landing)
-        return self.submit_code(self.outbox.last_code())
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ import random
 import pytest
 from freezegun import freeze_time
 
-from .conftest import Visitor, csrf_token
+from . import factories
+from .helpers import Visitor, csrf_token
 
 
 @pytest.fixture
@@ -241,27 +242,9 @@ def test_a_pumping_run_from_one_network_is_contained_there(app, outbox, clock):
 
 def test_staff_see_a_banner_when_sending_is_paused(app, outbox, clock):
     """The console says so on every page."""
-    from viihde.clock import utcnow
-    from viihde.extensions import db
-    from viihde.register import accounts
-
     app.config["SMS_HOURLY_LIMIT"] = 1
     ask_code(app, outbox, "040 111 1111")
-    with app.app_context():
-        accounts.create_staff(
-            "tuki@viihdepaketti.fi", "support", "kesa-aamu-sataa-lunta-77", utcnow()
-        )
-        db.session.commit()
-    client = app.test_client()
-    page = client.get("/staff/login")
-    client.post(
-        "/staff/login",
-        data={
-            "csrf_token": csrf_token(page.text),
-            "email": "tuki@viihdepaketti.fi",
-            "password": "kesa-aamu-sataa-lunta-77",
-        },
-    )
+    client = factories.signed_in_staff(app, "support")
     home = client.get("/staff/", headers={"Accept-Language": "en"})
     assert "Code sending is paused (hourly_budget)" in home.text
 

@@ -10,31 +10,21 @@ from viihde.extensions import db
 from viihde.models import ApiToken, AuditEntry
 from viihde.register import api_tokens, consent
 
+from . import factories
+from .factories import number
+
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
-
-
-def number(n: int) -> str:
-    return f"+35840{n:07d}"
 
 
 @pytest.fixture
 def token(app) -> str:
-    with app.app_context():
-        plain = api_tokens.create("campaign tool", None, NOW)[1]
-        db.session.commit()
-        return plain
+    return factories.api_token(app, at=NOW)
 
 
 @pytest.fixture
 def people(app) -> dict[int, int]:
-    ids = {}
-    with app.app_context():
-        for n in range(1, 6):
-            ids[n] = consent.subscribe(
-                number(n), ["offers"], consent.ConsentContext("signup"), NOW
-            ).id
-        db.session.commit()
-    return ids
+    """number(1) to number(5), subscribed to offers."""
+    return factories.subscribers(app, {n: ("offers",) for n in range(1, 6)}, at=NOW)
 
 
 def get(app, token: str | None, **params):

@@ -3,6 +3,7 @@ and cannot rewrite the audit log or the schema, which its owner role keeps."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,33 +20,41 @@ from viihde.jobs import purge
 from viihde.models import AuditEntry, ConsentEvent, Holding, Subscriber, Tombstone
 from viihde.register import audit, consent, erasure, holders
 
-from .conftest import PUBLIC_BASE_URL, SECRET, Visitor
+from .helpers import Visitor
+from .settings import app_settings
 
 APP_ROLE_SQL = Path(__file__).resolve().parent.parent / "deploy" / "app-role.sql"
-ROLE, PASSWORD = "viihde_app", "app-role-in-tests"
-# Roles belong to the whole cluster: another database's test run may hold one already.
-CREATE_ROLE = f"""
-    DO $$ BEGIN CREATE ROLE {ROLE}; EXCEPTION WHEN duplicate_object THEN NULL; END $$
-"""
-DROP_ROLE = f"""
-    DO $$ BEGIN DROP ROLE {ROLE}; EXCEPTION WHEN dependent_objects_still_exist THEN NULL; END $$
-"""
+PASSWORD = "app-role-in-tests"
 
 
 @pytest.fixture
 def role_url(needs_postgresql, app_context) -> Iterator[str]:
-    """The register's address as viihde_app, its grants applied as the operator applies
-    them; afterwards the role loses them and goes (unless another database uses it)."""
+    """The register's address as the app's role, its grants applied as the operator applies
+    them; afterwards the role loses them and goes. Roles belong to the whole server, so each
+    database (each xdist worker, each concurrent run) gets its own: viihde_app_<database>."""
+    role = f"viihde_app_{db.engine.url.database}"
+    grants = re.sub(r"\bviihde_app\b", role, APP_ROLE_SQL.read_text())
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as owner:
-        owner.exec_driver_sql(CREATE_ROLE)
-        owner.exec_driver_sql(f"ALTER ROLE {ROLE} LOGIN PASSWORD '{PASSWORD}'")
-        owner.exec_driver_sql(APP_ROLE_SQL.read_text())
+        if _exists(owner, role):  # left behind by a run that stopped half-way
+            owner.exec_driver_sql(f"DROP OWNED BY {role}")
+            owner.exec_driver_sql(f"DROP ROLE {role}")
+        owner.exec_driver_sql(f"CREATE ROLE {role} LOGIN PASSWORD '{PASSWORD}'")
+        owner.exec_driver_sql(grants)
     try:
-        yield db.engine.url.set(username=ROLE, password=PASSWORD).render_as_string(False)
+        yield db.engine.url.set(username=role, password=PASSWORD).render_as_string(False)
     finally:
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as owner:
-            owner.exec_driver_sql(f"DROP OWNED BY {ROLE}")
-            owner.exec_driver_sql(DROP_ROLE)
+            owner.exec_driver_sql(f"DROP OWNED BY {role}")
+            owner.exec_driver_sql(f"DROP ROLE {role}")
+
+
+def _exists(connection: Connection, role: str) -> bool:
+    return (
+        connection.execute(
+            text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": role}
+        ).first()
+        is not None
+    )
 
 
 @pytest.fixture
@@ -145,18 +154,7 @@ def test_the_app_role_reads_every_table(as_app_role):
 def test_the_app_works_as_the_app_role(role_url, outbox_path, outbox):
     """Sign-up, a holder change, the new holder's erasure of their holding, the retention
     purge and an erasure, with the app connected as viihde_app."""
-    app = create_app(
-        {
-            "APP_ENV": "testing",
-            "TESTING": True,
-            "SECRET_KEY": SECRET,
-            "SQLALCHEMY_DATABASE_URI": role_url,
-            "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-            "SMS_BACKEND": "file",
-            "SMS_OUTBOX_PATH": str(outbox_path),
-            "REDIS_URL": None,
-        }
-    )
+    app = create_app(app_settings(role_url, SMS_OUTBOX_PATH=str(outbox_path)))
     client = app.test_client()
     assert Visitor(client, outbox).sign_up("040 123 4567").status_code == 302
     assert client.get("/readyz").json == {"status": "ready"}

@@ -17,29 +17,13 @@ from viihde.extensions import db
 from viihde.models import AuditEntry
 from viihde.register import audience, consent
 
+from . import factories
+from .factories import number
+
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
+AN_HOUR_LATER = NOW + timedelta(hours=1)
 SIGNUP = consent.ConsentContext("signup")
 PAGE = consent.ConsentContext("preference_page")
-
-
-def number(n: int) -> str:
-    return f"+35840{n:07d}"
-
-
-def fill(app, spec: dict[int, tuple[str, ...]], language: str = "fi") -> dict[int, int]:
-    """Subscribe number(n) to the purposes given; returns subscriber ids by n."""
-    ids = {}
-    with app.app_context():
-        for n, purposes in spec.items():
-            ids[n] = consent.subscribe(number(n), purposes, SIGNUP, NOW, language=language).id
-        db.session.commit()
-    return ids
-
-
-def withdraw(app, subscriber_id: int, purposes: list[str]) -> None:
-    with app.app_context():
-        consent.set_consent(subscriber_id, purposes, False, PAGE, NOW + timedelta(hours=1))
-        db.session.commit()
 
 
 def exported(app, purpose: str, size: int = audience.PAGE_SIZE) -> list[str]:
@@ -48,8 +32,10 @@ def exported(app, purpose: str, size: int = audience.PAGE_SIZE) -> list[str]:
 
 
 def test_only_current_consent_for_the_purpose(app):
-    ids = fill(app, {1: ("offers",), 2: ("new_content",), 3: ("offers", "new_content"), 4: ()})
-    withdraw(app, ids[3], ["offers"])
+    ids = factories.subscribers(
+        app, {1: ("offers",), 2: ("new_content",), 3: ("offers", "new_content"), 4: ()}, at=NOW
+    )
+    factories.withdrawal(app, ids[3], ["offers"], at=AN_HOUR_LATER)
     with app.app_context():  # a withdrawal and a new grant: the last word counts
         consent.set_consent(ids[2], ["offers"], True, PAGE, NOW + timedelta(hours=2))
         db.session.commit()
@@ -59,26 +45,28 @@ def test_only_current_consent_for_the_purpose(app):
 
 @pytest.mark.parametrize("size", [1, 2, 3, 1000])
 def test_every_page_size_gives_the_same_audience(app, size):
-    ids = fill(app, {n: ("offers",) for n in range(1, 8)})
-    withdraw(app, ids[2], ["offers"])
-    withdraw(app, ids[3], ["offers"])
+    ids = factories.subscribers(app, {n: ("offers",) for n in range(1, 8)}, at=NOW)
+    factories.withdrawal(app, ids[2], ["offers"], at=AN_HOUR_LATER)
+    factories.withdrawal(app, ids[3], ["offers"], at=AN_HOUR_LATER)
     expected = [number(n) for n in (1, 4, 5, 6, 7)]
     assert exported(app, "offers", size) == expected
 
 
 def test_someone_who_opts_out_during_an_export_is_not_in_the_rest_of_it(app):
-    ids = fill(app, {n: ("offers",) for n in range(1, 7)})
+    ids = factories.subscribers(app, {n: ("offers",) for n in range(1, 7)}, at=NOW)
     with app.app_context():
         stream = audience.members("offers", size=2)
         first = [next(stream).number, next(stream).number]
-        withdraw(app, ids[5], ["offers"])  # in another session, while the export runs
+        factories.withdrawal(
+            app, ids[5], ["offers"], at=AN_HOUR_LATER
+        )  # in another session, while the export runs
         rest = [member.number for member in stream]
     assert first == [number(1), number(2)]
     assert rest == [number(3), number(4), number(6)]
 
 
 def test_members_carry_language_and_a_working_preference_link(app):
-    fill(app, {1: ("offers",)}, language="sv")
+    factories.subscribers(app, {1: ("offers",)}, at=NOW, language="sv")
     with app.app_context():
         (member,) = audience.members("offers")
     assert member.language == "sv"
@@ -90,7 +78,7 @@ def test_members_carry_language_and_a_working_preference_link(app):
 
 
 def test_cli_csv_and_jsonl(app, runner, tmp_path):
-    fill(app, {1: ("offers",), 2: ("offers",), 3: ("new_content",)})
+    factories.subscribers(app, {1: ("offers",), 2: ("offers",), 3: ("new_content",)}, at=NOW)
     result = runner.invoke(args=["audience", "export", "--purpose", "offers"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -118,7 +106,7 @@ class Terminal(io.StringIO):
 
 def test_cli_shows_a_progress_bar_on_a_terminal_only(app, runner, tmp_path, monkeypatch):
     """Into a file from a terminal: a bar counting to the audience's size; piped: none."""
-    fill(app, {n: ("offers",) for n in range(1, 4)})
+    factories.subscribers(app, {n: ("offers",) for n in range(1, 4)}, at=NOW)
     terminal = Terminal()
     monkeypatch.setattr(cli, "sys", SimpleNamespace(stderr=terminal))
     out = tmp_path / "audience.csv"
@@ -142,7 +130,7 @@ def test_cli_refuses_an_unknown_purpose(runner):
 
 def test_export_reads_in_pages_not_all_at_once(app, monkeypatch):
     """Constant memory: the stream never asks for more than a page at a time."""
-    fill(app, {n: ("offers",) for n in range(1, 11)})
+    factories.subscribers(app, {n: ("offers",) for n in range(1, 11)}, at=NOW)
     sizes = []
     real_page = audience.page
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pyotp
 import pytest
 from freezegun import freeze_time
 from sqlalchemy import select, text
@@ -13,11 +12,12 @@ from sqlalchemy.exc import DBAPIError
 
 from viihde.extensions import db
 from viihde.models import StaffMember, Subscriber
-from viihde.register import accounts, consent, lookup
+from viihde.register import accounts, consent
 
-from .conftest import Visitor, csrf_token
+from . import factories
+from .factories import PASSWORD
+from .helpers import csrf_token
 
-PASSWORD = "kesa-aamu-sataa-lunta-77"
 NUMBER = "+358401234567"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -62,29 +62,8 @@ def audit_fails(app):
 
 @pytest.fixture
 def subscriber_id(app, outbox, clock) -> int:
-    Visitor(app.test_client(), outbox).sign_up("040 123 4567")
-    with app.app_context():
-        return lookup.subscriber_by_phone(NUMBER).id
-
-
-def staff_client(app, role: str):
-    """A signed-in staff member (an admin with TOTP)."""
-    with app.app_context():
-        staff = accounts.create_staff(f"{role}@viihdepaketti.fi", role, PASSWORD, NOW)
-        staff.totp_secret = secret = accounts.new_totp_secret()
-        db.session.commit()
-    client = app.test_client()
-    page = client.get("/staff/login")
-    client.post(
-        "/staff/login",
-        data={"csrf_token": csrf_token(page.text), "email": f"{role}@viihdepaketti.fi",
-              "password": PASSWORD},
-    )  # fmt: skip
-    page = client.get("/staff/login/totp")
-    code = pyotp.TOTP(secret).now()
-    client.post("/staff/login/totp", data={"csrf_token": csrf_token(page.text), "code": code})
-    assert client.get("/staff/").status_code == 200
-    return client
+    """+358401234567 signed up."""
+    return factories.signed_up_on_the_web(app, outbox)
 
 
 def card_token(client, subscriber_id: int) -> str:
@@ -99,7 +78,7 @@ def post_on_card(client, subscriber_id: int, token: str, action: str, **data):
 def test_a_withdrawal_is_not_recorded_without_its_audit_entry(
     app, subscriber_id, audit_fails, clock
 ):
-    support = staff_client(app, "support")
+    support = factories.signed_in_staff(app, "support", "support@viihdepaketti.fi", totp=True)
     token = card_token(support, subscriber_id)
     audit_fails()
     with pytest.raises(DBAPIError):
@@ -109,7 +88,7 @@ def test_a_withdrawal_is_not_recorded_without_its_audit_entry(
 
 
 def test_an_erasure_does_not_happen_without_its_audit_entry(app, subscriber_id, audit_fails, clock):
-    admin = staff_client(app, "admin")
+    admin = factories.signed_in_staff(app, "admin", "admin@viihdepaketti.fi", totp=True)
     token = card_token(admin, subscriber_id)
     audit_fails()
     with pytest.raises(DBAPIError):
@@ -119,7 +98,7 @@ def test_an_erasure_does_not_happen_without_its_audit_entry(app, subscriber_id, 
 
 
 def test_no_link_is_texted_without_its_audit_entry(app, subscriber_id, outbox, audit_fails, clock):
-    support = staff_client(app, "support")
+    support = factories.signed_in_staff(app, "support", "support@viihdepaketti.fi", totp=True)
     token = card_token(support, subscriber_id)
     sent = len(outbox.messages())
     audit_fails()

@@ -20,12 +20,13 @@ from viihde.config import ConfigError
 from viihde.extensions import db
 from viihde.jobs import campaigns as sender
 from viihde.models import AuditEntry, Campaign, CampaignMessage, SmsMessage
-from viihde.register import budget, campaigns, consent, customers, erasure
+from viihde.register import budget, campaigns, consent, erasure
 from viihde.sms import log_sms
 from viihde.sms.segments import segmentation
 
-from .conftest import csrf_token, race
-from .test_staff import make_staff, sign_in
+from . import factories
+from .factories import number
+from .helpers import csrf_token, race
 
 #: 14:00 in Helsinki on an ordinary November day: not in quiet hours.
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -57,36 +58,6 @@ class FakeClock:
         if self.on_sleep is not None:
             self.on_sleep(len(self.slept))
         self.now += timedelta(seconds=seconds)
-
-
-def number(n: int) -> str:
-    return f"+35840{n:07d}"
-
-
-def subscribe(app, n: int, purposes=("offers",), language: str = "fi") -> int:
-    """number(n) signed up a month ago to ``purposes``; returns the subscriber id."""
-    with app.app_context():
-        subscriber_id = consent.subscribe(number(n), purposes, SIGNUP, SIGNED_UP, language).id
-        db.session.commit()
-        return subscriber_id
-
-
-def subscribe_as_customer(app, n: int) -> int:
-    """number(n) imported from the customer register: the customer purposes granted on
-    the customer-relationship basis."""
-    with app.app_context():
-        context = consent.ConsentContext("customer_import", actor="system")
-        grants = customers.grant_as_customer(number(n), date(2026, 10, 1), "fi", context, SIGNED_UP)
-        db.session.commit()
-        assert [event.basis for event in grants.granted][:1] == ["customer"]
-        return grants.subscriber.id
-
-
-def withdraw(app, subscriber_id: int, at: datetime, purposes=("offers",)) -> None:
-    """The person switches ``purposes`` off, in a session of their own."""
-    with app.app_context():
-        consent.set_consent(subscriber_id, purposes, False, PAGE, at)
-        db.session.commit()
 
 
 def new_campaign(app, purpose: str = "offers", **bodies) -> int:
@@ -139,10 +110,10 @@ def test_everyone_with_the_purpose_gets_it_once_in_their_language(app, outbox):
     """fi, sv and en subscribers get their own text and their own working link; someone
     without the purpose gets nothing; the campaign finishes."""
     ids = {
-        1: subscribe(app, 1, language="fi"),
-        2: subscribe(app, 2, language="sv"),
-        3: subscribe(app, 3, purposes=("new_content",)),
-        4: subscribe(app, 4, language="en"),
+        1: factories.subscriber(app, number(1), at=SIGNED_UP, language="fi"),
+        2: factories.subscriber(app, number(2), at=SIGNED_UP, language="sv"),
+        3: factories.subscriber(app, number(3), ("new_content",), at=SIGNED_UP),
+        4: factories.subscriber(app, number(4), at=SIGNED_UP, language="en"),
     }
     campaign_id = new_campaign(app)
     clock = FakeClock()
@@ -176,7 +147,7 @@ def test_a_campaign_does_not_spend_the_sign_up_budget(app, outbox):
     """The budget breaker guards the codes against pumping: a campaign bigger than the
     hourly budget leaves sign-ups open, while codes still count."""
     for n in range(1, 4):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     start(app, new_campaign(app), FakeClock())
     assert len(outbox.messages()) == 3
     with app.app_context():
@@ -190,18 +161,18 @@ def test_a_campaign_does_not_spend_the_sign_up_budget(app, outbox):
 @pytest.mark.parametrize("config_overrides", [{"TWILIO_FROM": "+358401110000"}])
 def test_a_sender_number_adds_reply_stop(app, outbox):
     """When replies can reach us, the footer also offers STOP."""
-    subscribe(app, 1, language="en")
+    factories.subscriber(app, number(1), at=SIGNED_UP, language="en")
     start(app, new_campaign(app), FakeClock())
     assert outbox.last()["body"].endswith(" or reply STOP")
 
 
 def test_the_audience_is_fixed_when_sending_starts(app, outbox):
     """Someone who signs up after the start is not in this campaign."""
-    subscribe(app, 1)
-    subscribe(app, 2)
+    factories.subscriber(app, number(1), at=SIGNED_UP)
+    factories.subscriber(app, number(2), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     clock = FakeClock()
-    clock.on_sleep = lambda n: n == 1 and subscribe(app, 3)
+    clock.on_sleep = lambda n: n == 1 and factories.subscriber(app, number(3), at=SIGNED_UP)
     start(app, campaign_id, clock)
     assert sent_to(outbox) == [number(1), number(2)]
 
@@ -209,10 +180,13 @@ def test_the_audience_is_fixed_when_sending_starts(app, outbox):
 def test_someone_who_opts_out_while_the_campaign_runs_is_not_messaged(app, outbox):
     """N switches the purpose off after the sender has started but before their turn:
     no SMS, and their row says skipped (consent gone)."""
-    ids = [subscribe(app, n) for n in range(1, 6)]
+    ids = [factories.subscriber(app, number(n), at=SIGNED_UP) for n in range(1, 6)]
     campaign_id = new_campaign(app)
     clock = FakeClock()
-    clock.on_sleep = lambda n: n == 1 and withdraw(app, ids[3], clock() + timedelta(seconds=0.05))
+    clock.on_sleep = lambda n: (
+        n == 1
+        and factories.withdrawal(app, ids[3], ("offers",), at=clock() + timedelta(seconds=0.05))
+    )
     start(app, campaign_id, clock)
     assert number(1) in sent_to(outbox)  # it had started before the opt-out
     assert sent_to(outbox) == [number(1), number(2), number(3), number(5)]
@@ -225,7 +199,10 @@ def test_someone_who_opts_out_while_the_campaign_runs_is_not_messaged(app, outbo
 
 def test_stopping_all_marketing_while_the_campaign_runs_stops_it_too(app, outbox):
     """STOP by SMS (every purpose withdrawn) counts the same."""
-    ids = [subscribe(app, n, purposes=("offers", "competitions")) for n in range(1, 4)]
+    ids = [
+        factories.subscriber(app, number(n), ("offers", "competitions"), at=SIGNED_UP)
+        for n in range(1, 4)
+    ]
     clock = FakeClock()
     stop = consent.ConsentContext("sms_keyword")
     with app.app_context():
@@ -236,8 +213,8 @@ def test_stopping_all_marketing_while_the_campaign_runs_stops_it_too(app, outbox
 
 def test_someone_who_opted_out_before_the_start_is_not_a_recipient(app, outbox):
     """An old withdrawal leaves no row at all: skipped means consent went during sending."""
-    ids = [subscribe(app, n) for n in range(1, 4)]
-    withdraw(app, ids[1], SIGNED_UP + timedelta(days=1))
+    ids = [factories.subscriber(app, number(n), at=SIGNED_UP) for n in range(1, 4)]
+    factories.withdrawal(app, ids[1], ("offers",), at=SIGNED_UP + timedelta(days=1))
     campaign_id = new_campaign(app)
     start(app, campaign_id, FakeClock())
     assert sent_to(outbox) == [number(1), number(3)]
@@ -246,7 +223,7 @@ def test_someone_who_opted_out_before_the_start_is_not_a_recipient(app, outbox):
 
 def test_someone_erased_while_the_campaign_runs_is_passed_over(app, outbox):
     """An erasure between the read-ahead and their turn: no SMS, no row."""
-    ids = [subscribe(app, n) for n in range(1, 4)]
+    ids = [factories.subscriber(app, number(n), at=SIGNED_UP) for n in range(1, 4)]
     campaign_id = new_campaign(app)
     clock = FakeClock()
 
@@ -334,8 +311,8 @@ def test_starting_in_quiet_hours_sends_nothing_until_they_end(app, outbox, monke
     """At 21:30 on the eve of spring forward: no SMS, resume_at 09:00 EEST, the sender
     scheduled for then; run at that moment, it sends everything."""
     turns = queued_turns(monkeypatch)
-    subscribe(app, 1)
-    subscribe(app, 2)
+    factories.subscriber(app, number(1), at=SIGNED_UP)
+    factories.subscriber(app, number(2), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     clock = FakeClock(helsinki(2026, 3, 28, 21, 30))
     start(app, campaign_id, clock)
@@ -356,7 +333,7 @@ def test_quiet_hours_beginning_during_sending_stop_it_at_nine_pm(app, outbox):
     """One message a second from 20:59:58: two go out, then it waits for the morning."""
     app.config["CAMPAIGN_MESSAGES_PER_SECOND"] = 1
     for n in range(1, 6):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     clock = FakeClock(helsinki(2026, 11, 25, 20, 59, 58))
     start(app, campaign_id, clock)
@@ -375,7 +352,7 @@ def test_the_sender_keeps_to_the_configured_rate(app, outbox):
     than five messages in any one second of the clock."""
     app.config["CAMPAIGN_MESSAGES_PER_SECOND"] = 5
     for n in range(1, 11):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     clock = FakeClock()
     start(app, new_campaign(app), clock)
     assert len(sent_to(outbox)) == 10
@@ -390,9 +367,11 @@ def test_the_sender_keeps_to_the_configured_rate(app, outbox):
 def test_skipped_recipients_do_not_slow_the_sender(app, outbox):
     """Only messages that go out take a turn of the rate."""
     app.config["CAMPAIGN_MESSAGES_PER_SECOND"] = 1
-    ids = [subscribe(app, n) for n in range(1, 5)]
+    ids = [factories.subscriber(app, number(n), at=SIGNED_UP) for n in range(1, 5)]
     clock = FakeClock()
-    clock.on_sleep = lambda n: n == 1 and [withdraw(app, i, clock()) for i in ids[1:3]]
+    clock.on_sleep = lambda n: (
+        n == 1 and [factories.withdrawal(app, i, ("offers",), at=clock()) for i in ids[1:3]]
+    )
     start(app, new_campaign(app), clock)
     assert sent_to(outbox) == [number(1), number(4)]
     times = [datetime.fromisoformat(m["sent_at"]) for m in outbox.messages()]
@@ -404,7 +383,7 @@ def test_a_turn_ends_after_its_budget_and_queues_the_next(app, outbox, monkeypat
     turns = queued_turns(monkeypatch)
     app.config["CAMPAIGN_MESSAGES_PER_SECOND"] = 5
     for n in range(1, 8):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     clock = FakeClock()
     start(app, campaign_id, clock)
@@ -429,7 +408,7 @@ def test_pause_stops_the_sender_before_its_next_message_and_resume_sends_the_res
     """Paused after two messages: the sender stops at once; resumed, the other four go
     and nobody gets the campaign twice."""
     for n in range(1, 7):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     clock = FakeClock()
     clock.on_sleep = lambda n: n == 2 and pause(app, campaign_id)
@@ -448,7 +427,7 @@ def test_pause_stops_the_sender_before_its_next_message_and_resume_sends_the_res
 def test_cancel_stops_for_good(app, outbox):
     """Cancelled mid-way: no more messages, and it cannot be resumed."""
     for n in range(1, 5):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     clock = FakeClock()
 
@@ -500,7 +479,7 @@ def test_only_a_draft_can_be_edited(app):
 def test_running_the_sender_again_sends_nothing_more(app, outbox):
     """A finished campaign run again (a retried job) sends nothing."""
     for n in range(1, 4):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     clock = FakeClock()
     start(app, campaign_id, clock)
@@ -511,7 +490,7 @@ def test_running_the_sender_again_sends_nothing_more(app, outbox):
 def test_a_sender_that_lost_its_place_sends_nobody_a_second_message(app, outbox):
     """Even with the cursor back at the start, the recipient rows stop every repeat."""
     for n in range(1, 4):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     clock = FakeClock()
     start(app, campaign_id, clock)
@@ -553,7 +532,7 @@ def test_a_message_whose_sender_died_before_handing_it_over_is_sent_by_the_next_
 ):
     """Logged and committed, then the worker died: the next turn sends it, once."""
     for n in range(1, 4):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     clock = FakeClock()
     killed_after_logging(monkeypatch, 2)
@@ -576,14 +555,14 @@ def test_a_message_whose_sender_died_before_handing_it_over_is_sent_by_the_next_
 
 def test_an_orphaned_message_is_not_sent_after_the_person_opted_out(app, outbox, monkeypatch):
     """Consent is checked again when the orphan is handed over: gone, so it is not sent."""
-    ids = [subscribe(app, n) for n in range(1, 3)]
+    ids = [factories.subscriber(app, number(n), at=SIGNED_UP) for n in range(1, 3)]
     campaign_id = new_campaign(app)
     clock = FakeClock()
     killed_after_logging(monkeypatch, 1)
     with pytest.raises(Killed):
         start(app, campaign_id, clock)
     monkeypatch.undo()
-    withdraw(app, ids[0], clock.now + timedelta(seconds=5))
+    factories.withdrawal(app, ids[0], ("offers",), at=clock.now + timedelta(seconds=5))
 
     clock.now += timedelta(minutes=2)
     assert run(app, campaign_id, clock) == "finished"
@@ -596,7 +575,7 @@ def test_a_message_whose_sender_died_talking_to_the_provider_is_not_sent_again(
     app, outbox, monkeypatch
 ):
     """It may have gone out: it is marked failed with its outcome unknown, never repeated."""
-    subscribe(app, 1)
+    factories.subscriber(app, number(1), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     clock = FakeClock()
     killed_after_logging(monkeypatch, 1)
@@ -624,7 +603,7 @@ def test_a_plain_rq_worker_runs_the_sender_in_an_app_of_its_own(app, outbox, mon
     """`rq worker` gives the job no app: it builds one with the app factory, and sends."""
     import viihde
 
-    subscribe(app, 1)
+    factories.subscriber(app, number(1), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     with app.app_context():
         db.session.execute(
@@ -641,7 +620,7 @@ def test_a_plain_rq_worker_runs_the_sender_in_an_app_of_its_own(app, outbox, mon
 def test_two_senders_at_once_send_each_message_once(app, outbox):
     """Twin senders (two workers, a retried job) share the work; nobody gets two."""
     for n in range(1, 9):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     with app.app_context():
         db.session.execute(
@@ -664,8 +643,8 @@ def test_two_senders_at_once_send_each_message_once(app, outbox):
 def test_a_customers_first_campaign_message_says_how_to_refuse(app, outbox):
     """Marketing on the customer basis: the first message says why it comes and how to
     refuse; the next campaign's message carries the ordinary footer."""
-    customer = subscribe_as_customer(app, 1)
-    subscriber = subscribe(app, 2, language="fi")
+    customer = factories.customer(app, number(1), date(2026, 10, 1), at=SIGNED_UP)
+    subscriber = factories.subscriber(app, number(2), at=SIGNED_UP, language="fi")
     first = new_campaign(app, body_fi="Syystarjous.")
     start(app, first, FakeClock())
     second = new_campaign(app, body_fi="Joulutarjous.")
@@ -693,7 +672,7 @@ def test_a_customers_first_campaign_message_says_how_to_refuse(app, outbox):
 
 @pytest.mark.parametrize("config_overrides", [{"TWILIO_FROM": "+358401110000"}])
 def test_a_customers_refusal_footer_offers_stop_when_replies_arrive(app, outbox):
-    subscribe_as_customer(app, 1)
+    factories.customer(app, number(1), date(2026, 10, 1), at=SIGNED_UP)
     start(app, new_campaign(app), FakeClock())
     assert outbox.last()["body"].endswith(" tai vastaa STOP")  # the customer's language
     assert "Kiellä maksutta" in outbox.last()["body"]
@@ -720,10 +699,10 @@ def test_preview_counts_segments_recipients_and_cost_per_language(app):
     """Each language: the body with the footer and the longest link, its segments and
     encoding, the recipients in that language now, and recipients x segments x price."""
     for n in range(1, 4):
-        subscribe(app, n, language="fi")
-    subscribe(app, 4, language="sv")
-    subscribe(app, 5, language="sv", purposes=("new_content",))
-    subscribe_as_customer(app, 6)
+        factories.subscriber(app, number(n), at=SIGNED_UP, language="fi")
+    factories.subscriber(app, number(4), at=SIGNED_UP, language="sv")
+    factories.subscriber(app, number(5), ("new_content",), at=SIGNED_UP, language="sv")
+    factories.customer(app, number(6), date(2026, 10, 1), at=SIGNED_UP)
     bodies = {"fi": "a" * 120, "sv": "Hej 😀", "en": "Hi"}
     with app.app_context():
         previews = {p.language: p for p in campaigns.preview("offers", bodies)}
@@ -752,14 +731,19 @@ def test_preview_counts_segments_recipients_and_cost_per_language(app):
 def test_figures_per_campaign(app, outbox):
     """Recipients, sent, skipped, delivered, failed (from the SMS log) and opt-outs: those
     who withdrew the campaign's purpose after their message."""
-    ids = [subscribe(app, n, purposes=("offers", "new_content")) for n in range(1, 7)]
+    ids = [
+        factories.subscriber(app, number(n), ("offers", "new_content"), at=SIGNED_UP)
+        for n in range(1, 7)
+    ]
     campaign_id = new_campaign(app)
     clock = FakeClock()
-    clock.on_sleep = lambda n: n == 1 and withdraw(app, ids[5], clock())
+    clock.on_sleep = lambda n: n == 1 and factories.withdrawal(app, ids[5], ("offers",), at=clock())
     start(app, campaign_id, clock)
     later = clock() + timedelta(hours=1)
-    withdraw(app, ids[0], later)  # opted out of offers after the message
-    withdraw(app, ids[1], later, purposes=("new_content",))  # another purpose: not counted
+    factories.withdrawal(
+        app, ids[0], ("offers",), at=later
+    )  # opted out of offers after the message
+    factories.withdrawal(app, ids[1], ("new_content",), at=later)  # another purpose: not counted
     with app.app_context():
         for subscriber_id, status in [
             (ids[2], "delivered"),
@@ -780,7 +764,7 @@ def test_figures_per_campaign(app, outbox):
 
 def test_erasing_a_recipient_keeps_the_figures_not_the_person(app, outbox):
     """The recipient row stays (the campaign's figures), without who it was."""
-    ids = [subscribe(app, n) for n in range(1, 3)]
+    ids = [factories.subscriber(app, number(n), at=SIGNED_UP) for n in range(1, 3)]
     campaign_id = new_campaign(app)
     start(app, campaign_id, FakeClock())
     with app.app_context():
@@ -805,24 +789,16 @@ def frozen(request):
         yield frozen
 
 
-def signed_in(app, email: str, role: str):
-    """A signed-in console user (admins with their second factor)."""
-    secret = make_staff(app, email, role, totp=role == "admin")
-    client = app.test_client()
-    assert sign_in(client, email, secret=secret).status_code == 302
-    return client
-
-
 @pytest.fixture
 def admin(app, frozen):
     # Sending runs inline in tests (no queue) and in real time: let it go fast.
     app.config["CAMPAIGN_MESSAGES_PER_SECOND"] = 1000
-    return signed_in(app, "paakayttaja@viihdepaketti.fi", "admin")
+    return factories.signed_in_staff(app, "admin")
 
 
 @pytest.fixture
 def support(app, frozen):
-    return signed_in(app, "tuki@viihdepaketti.fi", "support")
+    return factories.signed_in_staff(app, "support")
 
 
 EN = {"Accept-Language": "en"}
@@ -859,7 +835,7 @@ CAMPAIGN_ACTIONS = [
 def test_support_staff_cannot_reach_the_campaign_sender(app, support, outbox):
     """Campaigns are for admins: support gets 403 on every page and action, and even a
     hand-made request changes and sends nothing."""
-    subscribe(app, 1)
+    factories.subscriber(app, number(1), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     for path in CAMPAIGN_PAGES:
         assert support.get(path.format(id=campaign_id)).status_code == 403, path
@@ -887,8 +863,8 @@ def test_the_nav_shows_campaigns_to_admins_only(admin, support):
 
 def test_an_admin_writes_previews_tests_and_sends_a_campaign(app, admin, outbox):
     """Compose, preview (nothing saved), save, edit, test on their own phone, start."""
-    subscribe(app, 1, language="fi")
-    subscribe(app, 2, language="en")
+    factories.subscriber(app, number(1), at=SIGNED_UP, language="fi")
+    factories.subscriber(app, number(2), at=SIGNED_UP, language="en")
     page = admin.get("/staff/campaigns/new", headers=EN)
     assert page.status_code == 200
     assert '<script src="/static/js/campaign.js" defer></script>' in page.text
@@ -999,7 +975,7 @@ def test_pause_resume_and_cancel_are_buttons_that_leave_audit_entries(app, admin
 @pytest.mark.parametrize("frozen", ["2026-11-25 21:30:00"], indirect=True)
 def test_a_test_message_ignores_quiet_hours_but_the_campaign_waits(app, admin, outbox):
     """At 23:30 in Helsinki: the test message goes, the campaign waits for 09:00."""
-    subscribe(app, 1)
+    factories.subscriber(app, number(1), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     path = f"/staff/campaigns/{campaign_id}"
     assert admin_post(admin, f"{path}/test", number="0407654321", language="fi").status_code == 302
@@ -1031,10 +1007,10 @@ def test_test_messages_are_rate_limited(app, admin, outbox):
 
 def test_the_dashboard_shows_each_campaigns_figures(app, support, outbox):
     """Support sees the figures (no links to the admin pages)."""
-    ids = [subscribe(app, n) for n in range(1, 4)]
+    ids = [factories.subscriber(app, number(n), at=SIGNED_UP) for n in range(1, 4)]
     campaign_id = new_campaign(app)
     start(app, campaign_id, FakeClock())
-    withdraw(app, ids[0], NOW + timedelta(hours=1))
+    factories.withdrawal(app, ids[0], ("offers",), at=NOW + timedelta(hours=1))
     page = support.get("/staff/dashboard", headers=EN).text
     assert "SMS campaigns" in page
     row = re.search(rf'<tr data-campaign="{campaign_id}">.*?</tr>', page, re.S).group(0)
@@ -1056,13 +1032,11 @@ needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_
 
 
 @pytest.fixture
-def redis_queue(app):
+def redis_queue(app, redis_url):
     """The app's RQ queue on the real Redis, emptied; sending fast and at any hour."""
     from viihde.sms import queue as sms_queue
 
-    app.config.update(
-        REDIS_URL=os.environ["REDIS_URL"], CAMPAIGN_QUIET_HOURS="", CAMPAIGN_MESSAGES_PER_SECOND=50
-    )
+    app.config.update(REDIS_URL=redis_url, CAMPAIGN_QUIET_HOURS="", CAMPAIGN_MESSAGES_PER_SECOND=50)
     sms_queue.init_app(app)
     queue = app.extensions[sms_queue.EXTENSION]
     queue.empty()
@@ -1088,7 +1062,7 @@ def job_ids(queue) -> list[str]:
 def test_starting_queues_one_sender_and_the_worker_sends(app, redis_queue, outbox):
     """One job per campaign however often it is started or sent on; the worker sends."""
     for n in range(1, 4):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     with app.app_context():
         sender.start(campaign_id, NOW)
@@ -1109,7 +1083,7 @@ def test_a_sender_queues_its_next_turn_under_the_other_job_id(
     monkeypatch.setattr(sender, "BUDGET_SECONDS", 0.05)
     app.config["CAMPAIGN_MESSAGES_PER_SECOND"] = 20
     for n in range(1, 6):
-        subscribe(app, n)
+        factories.subscriber(app, number(n), at=SIGNED_UP)
     campaign_id = new_campaign(app)
     seen = []
     real_run = sender.run

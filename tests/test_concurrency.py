@@ -20,7 +20,7 @@ from viihde.register.codes import SignupDetails, code_hash, request_code
 from viihde.register.confirmation import Outcome, confirm_code
 from viihde.sms import commit_then_send
 
-from .conftest import race
+from .helpers import race
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ROUNDS = 8

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
+from argon2 import profiles
 
 import viihde
 from viihde import config, create_app
 from viihde.config import DEV_SECRET_KEY, ConfigError, database_url
+from viihde.extensions import db
+from viihde.register import accounts
 
 LONG_RANDOM_KEY = "q3Jx9vT2mPzK8wYb4LhN6cRf1sDg7uEa5oVi0tXn"
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SETTINGS = [
     "APP_ENV",
     "SECRET_KEY",
@@ -19,6 +25,9 @@ SETTINGS = [
     "SMS_OUTBOX_PATH",
     "PUBLIC_BASE_URL",
     "REDIS_URL",
+    "PASSWORD_HASH_TIME_COST",
+    "PASSWORD_HASH_MEMORY_KIB",
+    "PASSWORD_HASH_PARALLELISM",
 ]
 
 
@@ -282,3 +291,59 @@ def test_a_misspelt_customer_purpose_refuses_to_start(environment):
     environment.setenv("CUSTOMER_PURPOSES", "offer,new_content")
     with pytest.raises(ConfigError, match="CUSTOMER_PURPOSES"):
         create_app()
+
+
+# Staff passwords: production hashes at argon2's own cost; only the tests hash cheaply
+
+
+def test_production_hashes_staff_passwords_at_argon2s_own_cost(environment):
+    """Unset, the cost is RFC 9106's low-memory profile (t=3, 64 MiB, p=4), argon2-cffi's
+    default: what a production hash says it was made with."""
+    environment.setenv("SECRET_KEY", LONG_RANDOM_KEY)
+    app = create_app()
+    with app.app_context():
+        hashed = accounts.password_hasher().hash("kesa-aamu-sataa-lunta-77")
+    assert hashed.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    profile = profiles.RFC_9106_LOW_MEMORY
+    assert (profile.time_cost, profile.memory_cost, profile.parallelism) == (3, 65536, 4)
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"PASSWORD_HASH_MEMORY_KIB": "8", "PASSWORD_HASH_TIME_COST": "1"},
+        {"PASSWORD_HASH_MEMORY_KIB": "19455"},
+        {"PASSWORD_HASH_TIME_COST": "1"},
+    ],
+)
+def test_production_refuses_a_password_hash_below_owasps_minimum(environment, variables):
+    """The tests' cheap hashing set in production by mistake stops the app at once."""
+    environment.setenv("SECRET_KEY", LONG_RANDOM_KEY)
+    for name, value in variables.items():
+        environment.setenv(name, value)
+    with pytest.raises(ConfigError, match="PASSWORD_HASH_"):
+        create_app()
+
+
+def test_owasps_minimum_password_hash_is_allowed_in_production(environment):
+    environment.setenv("SECRET_KEY", LONG_RANDOM_KEY)
+    environment.setenv("PASSWORD_HASH_MEMORY_KIB", "19456")
+    environment.setenv("PASSWORD_HASH_TIME_COST", "2")
+    environment.setenv("PASSWORD_HASH_PARALLELISM", "1")
+    assert create_app().config["PASSWORD_HASH_MEMORY_KIB"] == 19456
+
+
+def test_a_cheaply_hashed_password_is_rehashed_at_the_cost_in_force_at_sign_in(app):
+    """An account made under the tests' cheap setting signs in where production's cost is
+    in force: the password works, and its hash is made again at that cost."""
+    with app.app_context():
+        accounts.create_staff("tuki@viihdepaketti.fi", "support", "kesa-aamu-sataa-lunta-77", NOW)
+        db.session.commit()
+        assert "$m=8,t=1,p=1$" in accounts.find("tuki@viihdepaketti.fi").password_hash
+    app.config.update(
+        PASSWORD_HASH_TIME_COST=3, PASSWORD_HASH_MEMORY_KIB=65536, PASSWORD_HASH_PARALLELISM=4
+    )
+    with app.app_context():
+        assert accounts.authenticate("tuki@viihdepaketti.fi", "kesa-aamu-sataa-lunta-77")
+        db.session.commit()
+        assert "$m=65536,t=3,p=4$" in accounts.find("tuki@viihdepaketti.fi").password_hash

@@ -23,6 +23,8 @@ from viihde.models import (
 )
 from viihde.register import access, consent
 
+from . import factories
+
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SIGNUP = consent.ConsentContext("signup", evidence=consent.Evidence(utm_campaign="talvi"))
 SOURCES = ["signup", "preference_page", "sms_keyword", "staff", "register_update"]
@@ -32,10 +34,9 @@ PURPOSES = ("offers", "new_content", "competitions")
 
 
 @pytest.fixture
-def subscriber(app_context) -> Subscriber:
-    subscriber = consent.subscribe("+358401234567", ["offers"], SIGNUP, NOW)
-    db.session.commit()
-    return subscriber
+def subscriber_id(app, app_context) -> int:
+    """+358401234567, who granted offers at sign-up."""
+    return factories.subscriber(app, "+358401234567", ["offers"], at=NOW, context=SIGNUP)
 
 
 def events(subscriber_id: int) -> list[ConsentEvent]:
@@ -48,26 +49,26 @@ def events(subscriber_id: int) -> list[ConsentEvent]:
     )
 
 
-def test_subscribe_creates_the_subscriber_and_a_grant(subscriber):
+def test_subscribe_creates_the_subscriber_and_a_grant(subscriber_id):
     """One subscriber, one grant event with the signup context."""
-    (event,) = events(subscriber.id)
+    (event,) = events(subscriber_id)
     assert (event.action, event.purpose, event.source, event.utm_campaign) == (
         "grant",
         "offers",
         "signup",
         "talvi",
     )
-    assert consent.current_consent(subscriber.id) == {
+    assert consent.current_consent(subscriber_id) == {
         "offers": True,
         "new_content": False,
         "competitions": False,
     }
 
 
-def test_each_purpose_event_keeps_its_own_consent_text_version(subscriber):
+def test_each_purpose_event_keeps_its_own_consent_text_version(subscriber_id):
     """A switch on the preference page records that purpose's own text version."""
     page = consent.ConsentContext("preference_page")
-    (event,) = consent.set_consent(subscriber.id, ["competitions"], True, page, NOW)
+    (event,) = consent.set_consent(subscriber_id, ["competitions"], True, page, NOW)
     db.session.commit()
     assert event.consent_text_version == "competitions-1"
 
@@ -99,43 +100,43 @@ def test_the_evidence_fields_are_declared_once(app_context):
     assert asdict(given).items() <= access.export("+358501234567")["consent_events"][0].items()
 
 
-def test_stop_all_takes_effect_at_once_for_every_purpose(subscriber):
+def test_stop_all_takes_effect_at_once_for_every_purpose(subscriber_id):
     """After STOP no purpose may be sent, without waiting for anything."""
-    consent.set_consent(subscriber.id, PURPOSES, True, SIGNUP, NOW)
+    consent.set_consent(subscriber_id, PURPOSES, True, SIGNUP, NOW)
     db.session.commit()
-    consent.withdraw_all(subscriber.id, consent.ConsentContext("sms_keyword"), NOW)
+    consent.withdraw_all(subscriber_id, consent.ConsentContext("sms_keyword"), NOW)
     db.session.commit()
-    assert not any(consent.has_consent(subscriber.id, p) for p in PURPOSES)
+    assert not any(consent.has_consent(subscriber_id, p) for p in PURPOSES)
 
 
-def test_subscribing_the_same_number_again_keeps_one_subscriber(subscriber):
+def test_subscribing_the_same_number_again_keeps_one_subscriber(subscriber_id):
     """The number is unique; a second confirmation appends to the same ledger."""
     again = consent.subscribe("+358401234567", ["offers"], SIGNUP, NOW + timedelta(days=1))
     db.session.commit()
-    assert again.id == subscriber.id
-    assert [e.seq for e in events(subscriber.id)] == [1, 2]
+    assert again.id == subscriber_id
+    assert [e.seq for e in events(subscriber_id)] == [1, 2]
 
 
-def test_withdraw_all_is_immediate_and_idempotent(subscriber):
+def test_withdraw_all_is_immediate_and_idempotent(subscriber_id):
     """STOP twice: one withdrawal, not subscribed."""
     stop = consent.ConsentContext(source="sms_keyword")
-    assert len(consent.withdraw_all(subscriber.id, stop, NOW)) == 1  # only offers was on
-    assert consent.withdraw_all(subscriber.id, stop, NOW) == []
-    assert consent.is_subscribed(subscriber.id) is False
+    assert len(consent.withdraw_all(subscriber_id, stop, NOW)) == 1  # only offers was on
+    assert consent.withdraw_all(subscriber_id, stop, NOW) == []
+    assert consent.is_subscribed(subscriber_id) is False
 
 
-def test_unknown_purpose_is_refused(subscriber):
+def test_unknown_purpose_is_refused(subscriber_id):
     """Only configured purposes can be granted."""
     with pytest.raises(ValueError):
-        consent.set_consent(subscriber.id, ["astrology"], True, SIGNUP, NOW)
+        consent.set_consent(subscriber_id, ["astrology"], True, SIGNUP, NOW)
         db.session.commit()
 
 
 @pytest.mark.parametrize("config_overrides", [{"CONSENT_PURPOSES": ["offers"]}])
-def test_a_purpose_not_on_offer_cannot_be_granted(subscriber):
+def test_a_purpose_not_on_offer_cannot_be_granted(subscriber_id):
     """A purpose the installation does not offer cannot be switched on."""
     with pytest.raises(ValueError):
-        consent.set_consent(subscriber.id, ["competitions"], True, SIGNUP, NOW)
+        consent.set_consent(subscriber_id, ["competitions"], True, SIGNUP, NOW)
         db.session.commit()
 
 
@@ -153,50 +154,50 @@ def test_set_consent_for_a_missing_subscriber_records_nothing(app_context):
         max_size=15,
     )
 )
-def test_current_state_is_always_the_fold_of_the_ledger(subscriber, steps):
+def test_current_state_is_always_the_fold_of_the_ledger(subscriber_id, steps):
     """Any sequence of grants and withdrawals, any purpose, any source: state == ledger."""
     db.session.execute(
         text("DELETE FROM consent_events WHERE subscriber_id = :id AND seq > 1"),
-        {"id": subscriber.id},
+        {"id": subscriber_id},
     )
     db.session.commit()
     expected = {"offers": True, "new_content": False, "competitions": False}
     for purpose, granted, source in steps:
         written = consent.set_consent(
-            subscriber.id, [purpose], granted, consent.ConsentContext(source), NOW
+            subscriber_id, [purpose], granted, consent.ConsentContext(source), NOW
         )
         db.session.commit()
         assert len(written) == (1 if granted != expected[purpose] else 0)
         expected[purpose] = granted
-    ledger = events(subscriber.id)
+    ledger = events(subscriber_id)
     assert [e.seq for e in ledger] == list(range(1, len(ledger) + 1))
     for purpose in PURPOSES:
         mine = [e.action for e in ledger if e.purpose == purpose]
         assert all(a != b for a, b in pairwise(mine))  # no repeated grant or withdrawal
     folded = dict.fromkeys(PURPOSES, False) | {e.purpose: e.action == "grant" for e in ledger}
-    assert consent.current_consent(subscriber.id) == folded == expected
-    assert consent.is_subscribed(subscriber.id) is any(expected.values())
+    assert consent.current_consent(subscriber_id) == folded == expected
+    assert consent.is_subscribed(subscriber_id) is any(expected.values())
 
 
-def test_consent_events_cannot_be_changed_through_the_orm(subscriber):
+def test_consent_events_cannot_be_changed_through_the_orm(subscriber_id):
     """The ledger is append-only in the code."""
-    (event,) = events(subscriber.id)
+    (event,) = events(subscriber_id)
     event.action = "withdraw"
     with pytest.raises(AppendOnlyError):
         db.session.commit()
     db.session.rollback()
 
 
-def test_consent_events_cannot_be_deleted_one_by_one(subscriber):
+def test_consent_events_cannot_be_deleted_one_by_one(subscriber_id):
     """Deleting an event through the ORM is refused."""
-    (event,) = events(subscriber.id)
+    (event,) = events(subscriber_id)
     db.session.delete(event)
     with pytest.raises(AppendOnlyError):
         db.session.commit()
     db.session.rollback()
 
 
-def test_the_database_refuses_updates_to_the_ledger(subscriber):
+def test_the_database_refuses_updates_to_the_ledger(subscriber_id):
     """Even raw SQL cannot rewrite a consent event (a trigger)."""
     with pytest.raises(DBAPIError, match="append-only"):
         db.session.execute(text("UPDATE consent_events SET action = 'withdraw'"))
@@ -205,19 +206,19 @@ def test_the_database_refuses_updates_to_the_ledger(subscriber):
 
 @pytest.mark.usefixtures("needs_postgresql")
 @pytest.mark.parametrize("statement", ["TRUNCATE consent_events", "TRUNCATE subscribers CASCADE"])
-def test_the_database_refuses_to_truncate_the_ledger(subscriber, statement):
+def test_the_database_refuses_to_truncate_the_ledger(subscriber_id, statement):
     """TRUNCATE passes no row trigger: a statement trigger refuses it, also by cascade."""
     with pytest.raises(DBAPIError, match="append-only"):
         db.session.execute(text(statement))
     db.session.rollback()
-    assert len(events(subscriber.id)) == 1
+    assert len(events(subscriber_id)) == 1
 
 
-def test_two_events_cannot_take_the_same_place(subscriber):
+def test_two_events_cannot_take_the_same_place(subscriber_id):
     """(subscriber_id, seq) is unique: a twin writer can never interleave."""
     db.session.add(
         ConsentEvent(
-            subscriber_id=subscriber.id,
+            subscriber_id=subscriber_id,
             seq=1,
             purpose="offers",
             action="withdraw",
@@ -233,7 +234,7 @@ def test_two_events_cannot_take_the_same_place(subscriber):
     db.session.rollback()
 
 
-def test_action_must_be_grant_or_withdraw(subscriber):
+def test_action_must_be_grant_or_withdraw(subscriber_id):
     """A check constraint keeps the action to the two known values."""
     with pytest.raises(IntegrityError):
         db.session.execute(
@@ -242,12 +243,12 @@ def test_action_must_be_grant_or_withdraw(subscriber):
                 " privacy_notice_version, consent_text_version, created_at)"
                 " VALUES (:id, 9, 'offers', 'maybe', 'staff', 'x', 'x', 'x', :now)"
             ),
-            {"id": subscriber.id, "now": NOW.replace(tzinfo=None)},
+            {"id": subscriber_id, "now": NOW.replace(tzinfo=None)},
         )
     db.session.rollback()
 
 
-def test_the_number_is_unique_in_the_register(subscriber):
+def test_the_number_is_unique_in_the_register(subscriber_id):
     """Two subscriber rows for one number are impossible."""
     db.session.add(
         Subscriber(

@@ -19,7 +19,6 @@ from viihde.extensions import db
 from viihde.models import AuditEntry, ConsentEvent, LawfulBasis, Subscriber
 from viihde.register import (
     access,
-    accounts,
     api_tokens,
     consent,
     customers,
@@ -29,9 +28,12 @@ from viihde.register import (
 )
 from viihde.tokens import preference_url
 
-from .conftest import PERSONAL_NUMBER, PUBLIC_BASE_URL, csrf_token, race
+from . import factories
+from .helpers import csrf_token, import_customers, race, step_up, sync_holders
+from .settings import PUBLIC_BASE_URL
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+SIGNED_UP = NOW - timedelta(days=30)
 PURCHASED = "2026-05-01"
 NUMBER = "+358401234567"
 OTHER = "+358501234568"
@@ -39,7 +41,6 @@ HEADER = "number,purchased_on"
 SIGNUP = consent.ConsentContext("signup")
 PAGE = consent.ConsentContext("preference_page")
 TWILIO_TOKEN = "test-auth-token"
-PASSWORD = "kesa-aamu-sataa-lunta-77"
 ENGLISH = {"Accept-Language": "en"}
 
 
@@ -55,30 +56,14 @@ def clock():
         yield frozen
 
 
-def run(runner, tmp_path, body: str, *options: str, header: str = HEADER):
-    """Run ``flask register import-customers`` on a CSV with ``body`` under ``header``."""
-    path = tmp_path / "customers.csv"
-    path.write_text(f"{header}\n{body}", encoding="utf-8")
-    result = runner.invoke(args=["register", "import-customers", str(path), *options])
-    assert not PERSONAL_NUMBER.search(result.output), "a number in clear in the output"
-    return result
-
-
 def imported(runner, tmp_path, body: str = f"{NUMBER},{PURCHASED}\n") -> None:
-    result = run(runner, tmp_path, body)
+    result = import_customers(runner, tmp_path, body)
     assert result.exit_code == 0, result.output
 
 
 def subscriber_id(app, number: str = NUMBER) -> int | None:
     with app.app_context():
         return db.session.scalar(select(Subscriber.id).where(Subscriber.phone_e164 == number))
-
-
-def signed_up(app, purposes: list[str], number: str = NUMBER) -> int:
-    with app.app_context():
-        subscriber = consent.subscribe(number, purposes, SIGNUP, NOW - timedelta(days=30))
-        db.session.commit()
-        return subscriber.id
 
 
 def ledger(app, number: str = NUMBER) -> list[tuple]:
@@ -137,7 +122,7 @@ def test_buyers_are_marketed_as_customers_with_the_purchase_day_in_the_ledger(
 ):
     """The company's own similar products only (CUSTOMER_PURPOSES), basis customer, by the
     system; the run is audited under the operator's name."""
-    result = run(runner, tmp_path, f"040 123 4567,{PURCHASED}\n{OTHER},2025-01-15\n")
+    result = import_customers(runner, tmp_path, f"040 123 4567,{PURCHASED}\n{OTHER},2025-01-15\n")
 
     assert result.exit_code == 0, result.output
     assert ledger(app) == CUSTOMER_GRANTS
@@ -177,7 +162,7 @@ def test_the_latest_grant_names_the_basis_the_campaign_sender_reads(app, runner,
 def test_a_new_customers_language_comes_from_the_file(app, runner, tmp_path, clock):
     """The optional language column: for numbers new to the register; bad ones are reported."""
     body = f"{NUMBER},{PURCHASED},sv\n{OTHER},{PURCHASED},de\n"
-    result = run(runner, tmp_path, body, header="number,purchased_on,language")
+    result = import_customers(runner, tmp_path, body, header="number,purchased_on,language")
 
     assert result.exit_code == 0, result.output
     with app.app_context():
@@ -190,7 +175,7 @@ def test_a_subscribers_own_language_is_kept(app, runner, tmp_path, clock):
     with app.app_context():
         consent.subscribe(NUMBER, [], SIGNUP, NOW, language="en")
         db.session.commit()
-    result = run(
+    result = import_customers(
         runner, tmp_path, f"{NUMBER},{PURCHASED},sv\n", header="number,purchased_on,language"
     )
     assert result.exit_code == 0, result.output
@@ -201,10 +186,10 @@ def test_a_subscribers_own_language_is_kept(app, runner, tmp_path, clock):
 
 def test_a_consent_already_given_keeps_its_basis(app, runner, tmp_path, clock):
     """Someone who consented stays on the consent basis: nothing is recorded over it."""
-    signed_up(app, ["offers", "new_content", "competitions"])
+    factories.subscriber(app, NUMBER, ["offers", "new_content", "competitions"], at=SIGNED_UP)
     before = ledger(app)
 
-    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+    result = import_customers(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
 
     assert result.exit_code == 0, result.output
     assert ledger(app) == before
@@ -215,13 +200,13 @@ def test_a_consent_already_given_keeps_its_basis(app, runner, tmp_path, clock):
 
 def test_a_refusal_stands_and_only_untouched_purposes_are_granted(app, runner, tmp_path, clock):
     """A purpose switched off is never switched back on; one never asked about is granted."""
-    subscriber = signed_up(app, ["offers", "competitions"])
+    subscriber = factories.subscriber(app, NUMBER, ["offers", "competitions"], at=SIGNED_UP)
     with app.app_context():
         consent.set_consent(subscriber, ["offers"], False, PAGE, NOW - timedelta(days=1))
         db.session.commit()
     before = ledger(app)
 
-    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+    result = import_customers(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
 
     assert result.exit_code == 0, result.output
     assert ledger(app) == [
@@ -235,13 +220,13 @@ def test_a_refusal_stands_and_only_untouched_purposes_are_granted(app, runner, t
 
 def test_someone_who_stopped_all_marketing_gets_nothing_new(app, runner, tmp_path, clock):
     """After STOP, even a purpose the person never had stays off: they refused marketing."""
-    subscriber = signed_up(app, ["competitions"])
+    subscriber = factories.subscriber(app, NUMBER, ["competitions"], at=SIGNED_UP)
     with app.app_context():
         consent.withdraw_all(subscriber, consent.ConsentContext("sms_keyword"), NOW)
         db.session.commit()
     before = ledger(app)
 
-    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+    result = import_customers(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
 
     assert result.exit_code == 0, result.output
     assert ledger(app) == before
@@ -290,7 +275,7 @@ def test_bad_rows_are_reported_by_line_and_skipped_while_good_rows_apply(
         f"050 123 4568,{PURCHASED}\n"  # line 12
     )
 
-    result = run(runner, tmp_path, body)
+    result = import_customers(runner, tmp_path, body)
 
     assert result.exit_code == 0, result.output
     assert "Rows read: 10" in result.output
@@ -325,7 +310,7 @@ def test_the_relationship_lasts_the_configured_months_to_the_day(app, clock):
 
 def test_a_repeated_number_counts_its_latest_purchase(app, runner, tmp_path, clock):
     body = f"{NUMBER},2026-01-10\n{NUMBER},{PURCHASED}\n{NUMBER},2026-03-01\n"
-    result = run(runner, tmp_path, body)
+    result = import_customers(runner, tmp_path, body)
 
     assert result.exit_code == 0, result.output
     assert ledger(app) == CUSTOMER_GRANTS
@@ -340,7 +325,7 @@ def test_a_number_erased_after_the_purchase_is_not_brought_back(app, runner, tmp
         erasure.erase(OTHER, "subject", datetime(2026, 4, 1, 9, tzinfo=UTC))
         db.session.commit()
 
-    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
+    result = import_customers(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
 
     assert result.exit_code == 0, result.output
     assert subscriber_id(app) is None
@@ -380,7 +365,7 @@ def test_a_failure_midway_imports_nothing_and_exits_non_zero(
 
     monkeypatch.setattr(consent, "append", fails_second_time)
 
-    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
+    result = import_customers(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
 
     assert len(calls) == 2
     assert result.exit_code != 0
@@ -391,10 +376,12 @@ def test_a_failure_midway_imports_nothing_and_exits_non_zero(
 
 def test_a_dry_run_reports_the_import_and_makes_none(app, runner, tmp_path, clock):
     """The counts of a real run; the register as it was, and no audit entry."""
-    signed_up(app, ["offers"], number=OTHER)
+    factories.subscriber(app, OTHER, ["offers"], at=SIGNED_UP)
     events = count(app, ConsentEvent)
 
-    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n", "--dry-run")
+    result = import_customers(
+        runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n", "--dry-run"
+    )
 
     assert result.exit_code == 0, result.output
     assert "Customers would be added to the register: 1" in result.output
@@ -414,7 +401,7 @@ def test_a_semicolon_separated_file_with_a_bom_is_read(app, runner, tmp_path, cl
 
 
 def test_a_file_without_the_purchase_date_is_refused(app, runner, tmp_path, clock):
-    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n", header="number,date")
+    result = import_customers(runner, tmp_path, f"{NUMBER},{PURCHASED}\n", header="number,date")
     assert result.exit_code != 0
     assert "purchased_on" in result.output
     assert count(app, Subscriber) == 0
@@ -506,9 +493,8 @@ def test_sync_holders_withdraws_a_reassigned_numbers_customer_grants(app, runner
 
 
 def changed_hands(runner, tmp_path, changed_on: str) -> None:
-    path = tmp_path / "holders.csv"
-    path.write_text(f"number,changed_on\n0401234567,{changed_on}\n", encoding="utf-8")
-    result = runner.invoke(args=["register", "sync-holders", str(path)])
+    """The operator's register says the number passed to a new holder on ``changed_on``."""
+    result = sync_holders(runner, tmp_path, f"0401234567,{changed_on}\n")
     assert result.exit_code == 0, result.output
 
 
@@ -519,7 +505,7 @@ def test_the_previous_holders_purchase_gives_the_new_holder_nothing(app, runner,
     clock.tick(timedelta(days=2))
     changed_hands(runner, tmp_path, "2026-11-26")
 
-    again = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+    again = import_customers(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
     assert again.exit_code == 0, again.output
     assert "Purchases before the number passed to a new holder (skipped): 1" in again.output
     assert "Purposes granted as a customer: 0" in again.output
@@ -532,7 +518,7 @@ def test_the_previous_holders_purchase_gives_the_new_holder_nothing(app, runner,
 def test_a_previous_holders_refusal_does_not_bind_the_new_holder(app, runner, tmp_path, clock):
     """The previous holder stopped all marketing; the number changed hands; its new
     holder buys: they are a customer, the earlier refusal was someone else's."""
-    subscriber = signed_up(app, ["offers", "competitions"])
+    subscriber = factories.subscriber(app, NUMBER, ["offers", "competitions"], at=SIGNED_UP)
     with app.app_context():
         consent.withdraw_all(subscriber, PAGE, NOW - timedelta(days=20))
         db.session.commit()
@@ -549,12 +535,12 @@ def test_a_stop_after_a_lapse_stands_at_the_next_purchase(app, runner, tmp_path,
     imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
     clock.move_to(LATER)
     purged(runner)
-    subscriber = signed_up(app, ["competitions"])
+    subscriber = factories.subscriber(app, NUMBER, ["competitions"], at=SIGNED_UP)
     with app.app_context():
         consent.withdraw_all(subscriber, PAGE, LATER)
         db.session.commit()
 
-    result = run(runner, tmp_path, f"{NUMBER},2027-01-20\n")
+    result = import_customers(runner, tmp_path, f"{NUMBER},2027-01-20\n")
 
     assert result.exit_code == 0, result.output
     assert "Purposes refused earlier (left refused): 2" in result.output
@@ -568,7 +554,7 @@ def test_the_card_says_a_holder_changes_end_of_customer_marketing_is_no_refusal(
     clock.tick(timedelta(days=2))
     changed_hands(runner, tmp_path, "2026-11-26")
     card = (
-        sign_in_support(app)
+        factories.signed_in_staff(app, "support")
         .get(f"/staff/card/{subscriber_id(app)}", headers={"Accept-Language": "en"})
         .text
     )
@@ -579,29 +565,10 @@ def test_the_card_says_a_holder_changes_end_of_customer_marketing_is_no_refusal(
 # Showing the basis
 
 
-def sign_in_support(app) -> object:
-    """A signed-in support agent."""
-    with app.app_context():
-        accounts.create_staff("tuki@viihdepaketti.fi", "support", PASSWORD, NOW)
-        db.session.commit()
-    client = app.test_client()
-    page = client.get("/staff/login")
-    response = client.post(
-        "/staff/login",
-        data={
-            "csrf_token": csrf_token(page.text),
-            "email": "tuki@viihdepaketti.fi",
-            "password": PASSWORD,
-        },
-    )
-    assert response.headers["Location"] == "/staff/"
-    return client
-
-
 def test_the_staff_card_shows_each_purposes_basis_and_the_purchase(app, runner, tmp_path, clock):
     imported(runner, tmp_path)
-    signed_up(app, ["offers"], number=OTHER)
-    support = sign_in_support(app)
+    factories.subscriber(app, OTHER, ["offers"], at=SIGNED_UP)
+    support = factories.signed_in_staff(app, "support")
 
     card = support.get(f"/staff/card/{subscriber_id(app)}", headers=ENGLISH).text
     assert "Offers: <strong>yes</strong> · basis: Customer relationship" in card
@@ -619,7 +586,7 @@ def test_the_staff_card_shows_each_purposes_basis_and_the_purchase(app, runner, 
 
 def test_the_printed_answer_to_an_access_request_shows_the_basis(app, runner, tmp_path, clock):
     imported(runner, tmp_path)
-    support = sign_in_support(app)
+    support = factories.signed_in_staff(app, "support")
 
     text = support.get(f"/staff/card/{subscriber_id(app)}/export", headers=ENGLISH).text
 
@@ -640,17 +607,6 @@ def test_a_customer_grants_receipt_names_the_basis_and_purchase(
 
     assert "Customer marketing started: Offers" in text
     assert "Customer relationship (purchase 5/1/26)" in text
-
-
-def step_up(browser, outbox) -> None:
-    """Prove the number with a code, as the data page asks."""
-    page = browser.get("/preferences/verify?next=data")
-    browser.post("/preferences/verify/send?next=data", data={"csrf_token": csrf_token(page.text)})
-    page = browser.get("/preferences/verify?next=data")
-    browser.post(
-        "/preferences/verify?next=data",
-        data={"csrf_token": csrf_token(page.text), "code": outbox.last_code()},
-    )
 
 
 def test_the_persons_data_page_shows_the_basis_of_each_purpose(
@@ -696,7 +652,7 @@ def test_the_data_export_gives_each_events_basis_and_purchase(app, runner, tmp_p
 def test_the_audience_export_names_each_members_basis(app, runner, tmp_path, clock):
     """CSV and JSON Lines: the campaign tool can tell a customer from a consenter."""
     imported(runner, tmp_path)
-    signed_up(app, ["offers"], number=OTHER)
+    factories.subscriber(app, OTHER, ["offers"], at=SIGNED_UP)
 
     result = runner.invoke(args=["audience", "export", "--purpose", "offers"])
     assert result.exit_code == 0, result.output
@@ -719,7 +675,7 @@ def test_the_audience_export_names_each_members_basis(app, runner, tmp_path, clo
 
 def test_the_audience_api_names_each_members_basis(app, runner, tmp_path, clock):
     imported(runner, tmp_path)
-    signed_up(app, ["offers"], number=OTHER)
+    factories.subscriber(app, OTHER, ["offers"], at=SIGNED_UP)
     with app.app_context():
         token = api_tokens.create("campaign tool", None, NOW)[1]
         db.session.commit()
@@ -792,7 +748,7 @@ def test_a_newer_purchase_renews_the_customer_grants_with_its_day(app, runner, t
     imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
     clock.tick(timedelta(days=1))
 
-    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+    result = import_customers(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
 
     assert result.exit_code == 0, result.output
     assert ledger(app) == [
@@ -811,8 +767,8 @@ def test_the_same_or_an_older_purchase_renews_nothing(app, runner, tmp_path, clo
     imported(runner, tmp_path)
     before = ledger(app)
 
-    result = run(runner, tmp_path, f"{NUMBER},2026-03-01\n{OTHER},{PURCHASED}\n")
-    again = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
+    result = import_customers(runner, tmp_path, f"{NUMBER},2026-03-01\n{OTHER},{PURCHASED}\n")
+    again = import_customers(runner, tmp_path, f"{NUMBER},{PURCHASED}\n")
 
     assert ledger(app) == before
     for output in (result.output, again.output):
@@ -823,14 +779,14 @@ def test_the_same_or_an_older_purchase_renews_nothing(app, runner, tmp_path, clo
 def test_a_newer_purchase_leaves_a_consent_and_a_refusal_as_they_are(app, runner, tmp_path, clock):
     """Only a grant resting on a purchase is renewed: a consent keeps its basis (and needs
     no purchase), a refusal stands."""
-    signed_up(app, ["offers"])
+    factories.subscriber(app, NUMBER, ["offers"], at=SIGNED_UP)
     imported(runner, tmp_path, f"{NUMBER},2025-01-15\n{OTHER},2025-01-15\n")
     with app.app_context():
         consent.set_consent(subscriber_id(app, OTHER), ["offers"], False, PAGE, NOW)
         db.session.commit()
     before, other_before = ledger(app), ledger(app, OTHER)
 
-    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
+    result = import_customers(runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n")
 
     assert result.exit_code == 0, result.output
     assert ledger(app) == [
@@ -851,7 +807,7 @@ def test_a_dry_run_reports_the_renewals_and_records_none(app, runner, tmp_path, 
     imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
     before = ledger(app)
 
-    result = run(runner, tmp_path, f"{NUMBER},{PURCHASED}\n", "--dry-run")
+    result = import_customers(runner, tmp_path, f"{NUMBER},{PURCHASED}\n", "--dry-run")
 
     assert result.exit_code == 0, result.output
     assert "Customer grants would be renewed by a newer purchase: 2" in result.output
@@ -991,7 +947,7 @@ def test_the_staff_card_names_the_end_of_the_relationship(
     imported(runner, tmp_path, f"{NUMBER},2025-01-15\n")
     clock.move_to(LATER)
     purged(runner)
-    support = sign_in_support(app)
+    support = factories.signed_in_staff(app, "support")
 
     card = support.get(
         f"/staff/card/{subscriber_id(app)}", headers={"Accept-Language": language}

@@ -15,14 +15,13 @@ from sqlalchemy import func, select
 from viihde.extensions import db
 from viihde.jobs import purge as purge_job
 from viihde.models import SignupTotal, Verification
-from viihde.register import accounts, consent, reports
+from viihde.register import consent, reports
 
-from .conftest import csrf_token
+from . import factories
 
 D1 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # 12:00 in Helsinki
 D2 = datetime(2026, 11, 21, 23, 30, tzinfo=UTC)  # 01:30 on 22 November in Helsinki
 D3 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-PASSWORD = "kesa-aamu-sataa-lunta-77"
 
 
 def context(source: str, campaign: str | None = None) -> consent.ConsentContext:
@@ -154,21 +153,8 @@ def test_days_outside_the_window_are_left_out(seeded):
 
 @pytest.fixture
 def support_client(app, seeded):
-    with app.app_context():
-        accounts.create_staff("tuki@viihdepaketti.fi", "support", PASSWORD, D1)
-        db.session.commit()
-    client = app.test_client()
     with freeze_time("2026-11-25 12:00:00", ignore=["limits"]):
-        page = client.get("/staff/login")
-        client.post(
-            "/staff/login",
-            data={
-                "csrf_token": csrf_token(page.text),
-                "email": "tuki@viihdepaketti.fi",
-                "password": PASSWORD,
-            },
-        )
-        yield client
+        yield factories.signed_in_staff(app, "support")
 
 
 def test_dashboard_draws_svg_charts_and_a_table(support_client):

@@ -18,7 +18,8 @@ from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import SmsMessage
 
-from .conftest import PUBLIC_BASE_URL, csrf_token
+from .helpers import csrf_token
+from .settings import PUBLIC_BASE_URL
 
 
 def test_unknown_page_is_a_friendly_404(client):
@@ -45,6 +46,22 @@ def test_huge_body_is_refused_with_413_and_no_sms(client, outbox):
     assert outbox.messages() == []
 
 
+@pytest.mark.parametrize("body", ["0", "[]", '"040 123 4567"', "null", '{"phone": 401234567}'])
+def test_a_json_body_is_not_a_form(client, outbox, body):
+    """The forms are HTML forms: a JSON body (even a bare number, with a valid CSRF header)
+    is a form with nothing in it, a 4xx, and no SMS; Flask-WTF alone would answer `0` with
+    a 500."""
+    token = csrf_token(client.get("/").text)
+    response = client.post(
+        "/",
+        data=body,
+        content_type="application/json",
+        headers={"X-CSRFToken": token, "Accept-Language": "en"},
+    )
+    assert 400 <= response.status_code < 500
+    assert outbox.messages() == []
+
+
 def test_expired_form_gets_the_friendly_csrf_page(client, outbox):
     """A landing page left open too long: a 400 page that says to reload, no SMS."""
     response = client.post(
@@ -57,6 +74,7 @@ def test_expired_form_gets_the_friendly_csrf_page(client, outbox):
     assert outbox.messages() == []
 
 
+@pytest.mark.own_app  # adds a route
 def test_unexpected_error_shows_a_reference_and_no_traceback(app, caplog):
     """A bug gives a 500 page with an incident id that is also in the log."""
     app.config["PROPAGATE_EXCEPTIONS"] = False
@@ -74,6 +92,7 @@ def test_unexpected_error_shows_a_reference_and_no_traceback(app, caplog):
     assert f"incident={incident}" in caplog.text
 
 
+@pytest.mark.own_app  # adds a route and a context processor
 @pytest.mark.parametrize(("then", "status"), [("raise", 500), ("abort", 404)])
 def test_an_error_page_after_a_statement_the_database_refused_still_renders(app, then, status):
     """The failed transaction is rolled back first, so an error page that reads the register

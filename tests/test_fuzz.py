@@ -4,7 +4,6 @@ never a 500, never an exception (TESTING propagates them, so one would fail the 
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 import pyotp
@@ -14,10 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twilio.request_validator import RequestValidator
 
-from viihde.extensions import db
-from viihde.register import accounts
-
-from .conftest import Visitor
+from . import factories
+from .helpers import Visitor
 
 FUZZ = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -174,19 +171,14 @@ ODD_QUERIES = [
         "holding": "earlier",
     },
 ]
-ADMIN = "paakayttaja@viihdepaketti.fi"
-ADMIN_PASSWORD = "kesa-aamu-sataa-lunta-77"
 
 
 def signed_in_admin(app):
     """A browser of an admin with TOTP (the fuzz config has CSRF off)."""
-    with app.app_context():
-        admin = accounts.create_staff(ADMIN, "admin", ADMIN_PASSWORD, datetime.now(UTC))
-        admin.totp_secret = secret = accounts.new_totp_secret()
-        db.session.commit()
+    admin = factories.staff_member(app, "admin", totp=True)
     client = app.test_client()
-    client.post("/staff/login", data={"email": ADMIN, "password": ADMIN_PASSWORD})
-    response = client.post("/staff/login/totp", data={"code": pyotp.TOTP(secret).now()})
+    client.post("/staff/login", data={"email": admin.email, "password": admin.password})
+    response = client.post("/staff/login/totp", data={"code": pyotp.TOTP(admin.totp_secret).now()})
     assert response.headers["Location"] == "/staff/"
     return client
 

@@ -11,7 +11,7 @@ from viihde import create_app
 from viihde.extensions import db
 from viihde.sms import queue as sms_queue
 
-from .conftest import SECRET
+from .settings import SECRET_KEY
 
 SCRAPER_TOKEN = "scraper-token-123"
 SCRAPER = {"Authorization": f"Bearer {SCRAPER_TOKEN}"}
@@ -23,7 +23,7 @@ def app_on(uri: str):
     return create_app(
         {
             "APP_ENV": "testing",
-            "SECRET_KEY": SECRET,
+            "SECRET_KEY": SECRET_KEY,
             "SQLALCHEMY_DATABASE_URI": uri,
             "REDIS_URL": None,
             "METRICS_TOKEN": SCRAPER_TOKEN,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,41 +14,39 @@ from viihde.extensions import db
 from viihde.models import (
     AuditEntry,
     ConsentEvent,
-    InboundMessage,
-    SmsMessage,
     Subscriber,
     Tombstone,
 )
 from viihde.register import access, consent, customers, holders, holdings, lookup
 from viihde.register.holdings import Whose
 
-from .conftest import PERSONAL_NUMBER, Visitor, csrf_token
-from .test_staff import make_staff, sign_in
+from . import factories
+from .factories import (
+    BEFORE,
+    CHANGED_ON,
+    NEW_HOLDER,
+    NEW_REPLY,
+    NEW_SIGNUP,
+    NUMBER,
+    PREVIOUS_HOLDER,
+    PREVIOUS_MARKETING,
+    PREVIOUS_REPLY,
+    SINCE,
+    ChangedHands,
+)
+from .helpers import Visitor, csrf_token, sync_holders
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-CHANGED_ON = "2026-11-20"  # starts at 2026-11-19 22:00 UTC (00:00 in Helsinki)
-BEFORE = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
 AFTER = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 SIGNUP = consent.ConsentContext("signup")
-NUMBER = "+358401234567"
 OTHER = "+358501234568"
 HEADER = "number,changed_on"
-#: When the number changed hands (midnight starting 20.11. in Helsinki), in UTC.
-SINCE = datetime(2026, 11, 19, 22, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 def clock():
     with freeze_time(NOW) as frozen:
         yield frozen
-
-
-def signed_up(app, number: str, purposes: list[str], at: datetime) -> int:
-    """A subscriber who granted ``purposes`` at ``at``; their id."""
-    with app.app_context():
-        subscriber = consent.subscribe(number, purposes, SIGNUP, at)
-        db.session.commit()
-        return subscriber.id
 
 
 def state(app, subscriber_id: int) -> dict[str, bool]:
@@ -74,22 +71,13 @@ def event_count(app) -> int:
         return db.session.scalar(select(func.count()).select_from(ConsentEvent))
 
 
-def sync(runner, tmp_path, body: str, *options: str, header: str = HEADER):
-    """Run ``flask register sync-holders`` on a CSV with ``body`` under ``header``."""
-    path = tmp_path / "holders.csv"
-    path.write_text(f"{header}\n{body}", encoding="utf-8")
-    result = runner.invoke(args=["register", "sync-holders", str(path), *options])
-    assert not PERSONAL_NUMBER.search(result.output), "a number in clear in the output"
-    return result
-
-
 def test_grants_before_the_change_are_withdrawn_with_source_register_update(
     app, runner, tmp_path, clock
 ):
     """Every grant the previous holder gave is withdrawn by the system, as a register update."""
-    subscriber_id = signed_up(app, NUMBER, ["offers", "new_content"], BEFORE)
+    subscriber_id = factories.subscriber(app, NUMBER, ["offers", "new_content"], at=BEFORE)
 
-    result = sync(runner, tmp_path, f"040 123 4567,{CHANGED_ON}\n")
+    result = sync_holders(runner, tmp_path, f"040 123 4567,{CHANGED_ON}\n")
 
     assert result.exit_code == 0, result.output
     assert state(app, subscriber_id) == {}
@@ -132,10 +120,10 @@ def test_a_grant_on_or_after_the_change_date_stays(app, app_context):
 def test_a_number_whose_grants_are_all_newer_is_left_alone(app, runner, tmp_path, clock):
     """The number entered the register after the change: its one holder is the new one,
     nothing is withdrawn and their links keep working."""
-    subscriber_id = signed_up(app, NUMBER, ["offers"], AFTER)
+    subscriber_id = factories.subscriber(app, NUMBER, ["offers"], at=AFTER)
     key = link_key(app, subscriber_id)
 
-    result = sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n")
+    result = sync_holders(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n")
 
     assert result.exit_code == 0, result.output
     assert state(app, subscriber_id) == {"offers": True}
@@ -148,8 +136,8 @@ def test_a_number_whose_grants_are_all_newer_is_left_alone(app, runner, tmp_path
 def test_a_new_holder_who_buys_is_marketed_as_a_customer(app, runner, tmp_path, clock):
     """The previous holder's grants ended by the register update are nobody's refusal: the
     new holder's purchase gives the customer basis as for anyone new."""
-    subscriber_id = signed_up(app, NUMBER, ["offers", "new_content"], BEFORE)
-    assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
+    subscriber_id = factories.subscriber(app, NUMBER, ["offers", "new_content"], at=BEFORE)
+    assert sync_holders(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
     assert state(app, subscriber_id) == {}
 
     with app.app_context():
@@ -174,7 +162,7 @@ def test_the_previous_holders_links_stop_working_and_no_sms_goes_out(
     sent = len(outbox.messages())
 
     with freeze_time(NOW):
-        result = sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n")
+        result = sync_holders(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n")
 
     assert result.exit_code == 0, result.output
     assert app.test_client().get(link).status_code == 404
@@ -186,8 +174,8 @@ def test_bad_rows_are_reported_by_line_and_skipped_while_good_rows_apply(
     app, runner, tmp_path, clock
 ):
     """Line numbers count the header as line 1; a bad row never stops the good ones."""
-    first = signed_up(app, NUMBER, ["offers"], BEFORE)
-    second = signed_up(app, OTHER, ["offers"], BEFORE)
+    first = factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)
+    second = factories.subscriber(app, OTHER, ["offers"], at=BEFORE)
     body = (
         f"{NUMBER},{CHANGED_ON}\n"  # line 2
         f"12345,{CHANGED_ON}\n"  # line 3
@@ -199,7 +187,7 @@ def test_bad_rows_are_reported_by_line_and_skipped_while_good_rows_apply(
         "0401234599,2026-02-30\n"  # line 9
     )
 
-    result = sync(runner, tmp_path, body)
+    result = sync_holders(runner, tmp_path, body)
 
     assert result.exit_code == 0, result.output
     assert state(app, first) == {}
@@ -228,8 +216,8 @@ def test_a_failure_midway_applies_nothing_and_exits_non_zero(
     app, runner, tmp_path, clock, monkeypatch, failure
 ):
     """All the good rows or none: the first number's withdrawal is rolled back too."""
-    first = signed_up(app, NUMBER, ["offers"], BEFORE)
-    second = signed_up(app, OTHER, ["offers"], BEFORE)
+    first = factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)
+    second = factories.subscriber(app, OTHER, ["offers"], at=BEFORE)
     keys = link_key(app, first), link_key(app, second)
     events = event_count(app)
     append = consent.append
@@ -243,7 +231,7 @@ def test_a_failure_midway_applies_nothing_and_exits_non_zero(
 
     monkeypatch.setattr(consent, "append", fails_second_time)
 
-    result = sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n{OTHER},{CHANGED_ON}\n")
+    result = sync_holders(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n{OTHER},{CHANGED_ON}\n")
 
     assert len(calls) == 2
     assert result.exit_code != 0
@@ -260,10 +248,10 @@ def test_a_failure_midway_applies_nothing_and_exits_non_zero(
 
 def test_unknown_numbers_are_harmless(app, runner, tmp_path, clock):
     """A number nobody in the register has changes nothing."""
-    subscriber_id = signed_up(app, NUMBER, ["offers"], BEFORE)
+    subscriber_id = factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)
     events = event_count(app)
 
-    result = sync(runner, tmp_path, f"{OTHER},{CHANGED_ON}\n")
+    result = sync_holders(runner, tmp_path, f"{OTHER},{CHANGED_ON}\n")
 
     assert result.exit_code == 0, result.output
     assert state(app, subscriber_id) == {"offers": True}
@@ -279,9 +267,9 @@ def test_unknown_numbers_are_harmless(app, runner, tmp_path, clock):
 )
 def test_numbers_are_matched_in_any_format_people_write(app, runner, tmp_path, clock, written):
     """The register's numbers are E.164; the file's are whatever its maker typed."""
-    subscriber_id = signed_up(app, NUMBER, ["offers"], BEFORE)
+    subscriber_id = factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)
 
-    result = sync(runner, tmp_path, f'"{written}",{CHANGED_ON}\n')
+    result = sync_holders(runner, tmp_path, f'"{written}",{CHANGED_ON}\n')
 
     assert result.exit_code == 0, result.output
     assert state(app, subscriber_id) == {}
@@ -289,7 +277,7 @@ def test_numbers_are_matched_in_any_format_people_write(app, runner, tmp_path, c
 
 def test_a_semicolon_separated_file_with_a_bom_is_read(app, runner, tmp_path, clock):
     """Spreadsheets in Finnish locales save ";" separated files, often with a BOM."""
-    subscriber_id = signed_up(app, NUMBER, ["offers"], BEFORE)
+    subscriber_id = factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)
     path = tmp_path / "holders.csv"
     path.write_bytes(f"\ufeffNumber;Changed_on\r\n040 123 4567;{CHANGED_ON}\r\n".encode())
 
@@ -301,9 +289,9 @@ def test_a_semicolon_separated_file_with_a_bom_is_read(app, runner, tmp_path, cl
 
 def test_a_file_without_the_date_column_is_refused(app, runner, tmp_path, clock):
     """A header without changed_on: nothing is read or changed, and the command fails."""
-    subscriber_id = signed_up(app, NUMBER, ["offers"], BEFORE)
+    subscriber_id = factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)
 
-    result = sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n", header="number,date")
+    result = sync_holders(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n", header="number,date")
 
     assert result.exit_code != 0
     assert "changed_on" in result.output
@@ -312,11 +300,11 @@ def test_a_file_without_the_date_column_is_refused(app, runner, tmp_path, clock)
 
 def test_a_dry_run_reports_the_changes_and_makes_none(app, runner, tmp_path, clock):
     """The counts of a real run; the ledger and the links as they were."""
-    subscriber_id = signed_up(app, NUMBER, ["offers", "competitions"], BEFORE)
+    subscriber_id = factories.subscriber(app, NUMBER, ["offers", "competitions"], at=BEFORE)
     key = link_key(app, subscriber_id)
     events = event_count(app)
 
-    result = sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n", "--dry-run")
+    result = sync_holders(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n", "--dry-run")
 
     assert result.exit_code == 0, result.output
     assert "Consents would be withdrawn: 2" in result.output
@@ -336,16 +324,16 @@ def test_the_sync_records_when_the_number_changed_hands_and_never_moves_it_back(
 ):
     """The new holding starts at the change's first moment; an older date in a later file
     leaves it, a newer change (the number passed on again) opens another."""
-    subscriber_id = signed_up(app, NUMBER, ["offers"], BEFORE)
+    subscriber_id = factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)
     assert holder_since(app, subscriber_id) is None
 
-    assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
+    assert sync_holders(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
     assert holder_since(app, subscriber_id) == SINCE
 
-    assert sync(runner, tmp_path, f"{NUMBER},2026-11-10\n").exit_code == 0
+    assert sync_holders(runner, tmp_path, f"{NUMBER},2026-11-10\n").exit_code == 0
     assert holder_since(app, subscriber_id) == SINCE
 
-    assert sync(runner, tmp_path, f"{NUMBER},2026-11-23\n").exit_code == 0
+    assert sync_holders(runner, tmp_path, f"{NUMBER},2026-11-23\n").exit_code == 0
     assert holder_since(app, subscriber_id) == datetime(2026, 11, 22, 22, 0, tzinfo=UTC)
     with app.app_context():
         periods = [(h.started_at, h.ended_at) for h in holdings.of_number(subscriber_id)]
@@ -355,102 +343,17 @@ def test_the_sync_records_when_the_number_changed_hands_and_never_moves_it_back(
 
 # What the new holder and support see of a number that changed hands
 
-PREVIOUS_HOLDER = {"REMOTE_ADDR": "203.0.113.9", "HTTP_USER_AGENT": "PreviousHolderPhone/1.0"}
-NEW_HOLDER = {"REMOTE_ADDR": "198.51.100.20", "HTTP_USER_AGENT": "NewHolderPhone/2.0"}
-#: The new holder signs up half an hour after the sync.
-NEW_SIGNUP = datetime(2026, 11, 25, 12, 30, tzinfo=UTC)
-PREVIOUS_MARKETING = "Syystarjous vain sinulle"
-PREVIOUS_REPLY = "Terveisia edelliselta haltijalta"
-NEW_REPLY = "Kiitos, uusi haltija tassa"
-
-
-@dataclass(frozen=True)
-class ChangedHands:
-    """The new holder's browser and what only each holder's records hold."""
-
-    new_holder: Visitor
-    previous_link: str
-    new_link: str
-
-    @property
-    def previous_holders_data(self) -> list[str]:
-        return [
-            *PREVIOUS_HOLDER.values(),
-            "vanha-kampanja",
-            PREVIOUS_MARKETING,
-            PREVIOUS_REPLY,
-        ]
-
-    @property
-    def new_holders_data(self) -> list[str]:
-        return [*NEW_HOLDER.values(), "uusi-kampanja", NEW_REPLY]
-
-
-def _reply(body: str, at: datetime) -> InboundMessage:
-    return InboundMessage(
-        provider="twilio",
-        message_sid=f"SM{at.timestamp():.0f}",
-        phone_e164=NUMBER,
-        body=body,
-        keyword=None,
-        received_at=at,
-    )
-
-
-def a_number_that_changed_hands(app, runner, outbox, tmp_path) -> ChangedHands:
-    """NUMBER signed up from "vanha-kampanja" on 1.10., got a marketing message and
-    replied to it; the operator's register says it passed to a new holder on 20.11.; the
-    sync ran on 25.11. at noon, and the new holder signed up from "uusi-kampanja" at 12:30
-    and replied at 12:31. The new holder's browser has just confirmed the number."""
-    previous = Visitor(app.test_client(), outbox)
-    previous.client.environ_base.update(PREVIOUS_HOLDER)
-    with freeze_time(BEFORE):
-        previous.sign_up("040 123 4567", landing="/?utm_campaign=vanha-kampanja")
-    previous_link = outbox.last_link()
-    with app.app_context():
-        subscriber = lookup.subscriber_by_phone(NUMBER)
-        sent = BEFORE + timedelta(days=2)
-        db.session.add(
-            SmsMessage(
-                phone_e164=NUMBER,
-                subscriber_id=subscriber.id,
-                kind="campaign",
-                body=PREVIOUS_MARKETING,
-                segments=1,
-                backend="file",
-                status="delivered",
-                created_at=sent,
-                updated_at=sent,
-            )
-        )
-        db.session.add(_reply(PREVIOUS_REPLY, sent + timedelta(hours=1)))
-        db.session.commit()
-    with freeze_time(NOW):
-        assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
-    new_holder = Visitor(app.test_client(), outbox)
-    new_holder.client.environ_base.update(NEW_HOLDER)
-    with freeze_time(NEW_SIGNUP):
-        new_holder.sign_up("040 123 4567", landing="/?utm_campaign=uusi-kampanja")
-    new_link = outbox.last_link()
-    with app.app_context():
-        db.session.add(_reply(NEW_REPLY, NEW_SIGNUP + timedelta(minutes=1)))
-        db.session.commit()
-    return ChangedHands(new_holder, previous_link, new_link)
-
 
 @pytest.fixture
 def changed_hands(app, runner, outbox, tmp_path) -> ChangedHands:
-    return a_number_that_changed_hands(app, runner, outbox, tmp_path)
+    return factories.a_number_that_changed_hands(app, runner, outbox, tmp_path)
 
 
 @pytest.fixture
 def support_agent(app, changed_hands):
     """A support agent signed in a few minutes after the new holder's sign-up."""
     with freeze_time(NEW_SIGNUP + timedelta(minutes=5), ignore=["limits"]):
-        make_staff(app, "tuki@viihdepaketti.fi", "support")
-        client = app.test_client()
-        assert sign_in(client, "tuki@viihdepaketti.fi").status_code == 302
-        yield client
+        yield factories.signed_in_staff(app, "support")
 
 
 def card_of(app) -> str:
@@ -556,7 +459,7 @@ def test_the_cli_export_is_the_current_holders_unless_asked_otherwise(app, runne
 
 
 def test_a_number_that_never_changed_hands_has_no_earlier_holder(app, runner, clock):
-    signed_up(app, NUMBER, ["offers"], BEFORE)
+    factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)
     result = runner.invoke(args=["subject", "export", NUMBER, "--holding", "earlier"])
     assert result.exit_code == 2
     assert "not changed hands" in result.output
@@ -616,7 +519,7 @@ def test_a_previous_holders_stop_between_the_change_and_the_sync_leaves_no_trace
         ).all()
     assert stops
     with freeze_time(NOW):
-        assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
+        assert sync_holders(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
     new_holder = Visitor(app.test_client(), outbox)
     new_holder.client.environ_base.update(NEW_HOLDER)
     with freeze_time(NEW_SIGNUP):
@@ -656,7 +559,7 @@ def test_a_previous_holders_refused_basis_is_not_the_new_holders(app, runner, tm
         consent.withdraw_all(grants.subscriber.id, SIGNUP, BEFORE + timedelta(days=1))
         db.session.commit()
     with freeze_time(NOW):
-        assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
+        assert sync_holders(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
     with app.app_context():
         consent.subscribe(NUMBER, ["competitions"], SIGNUP, NEW_SIGNUP)
         db.session.commit()

@@ -20,7 +20,7 @@ from viihde.config import database_url
 from viihde.extensions import db
 from viihde.register import consent
 
-from .conftest import SECRET
+from .settings import SECRET_KEY
 
 SUBSCRIBERS = [
     # 7 changed hands on 20.11. (22:00 UTC); the sync ran on 25.11. at noon.
@@ -161,7 +161,7 @@ def _aware(moment):
 
 def test_a_register_is_carried_over_to_holdings_and_back(empty_register):
     app = create_app(
-        {"APP_ENV": "testing", "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": empty_register}
+        {"APP_ENV": "testing", "SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": empty_register}
     )
     with app.app_context():
         upgrade(revision="0013")

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from viihde.extensions import db
 from viihde.models import Subscriber
 
-from .conftest import PUBLIC_BASE_URL, Visitor
+from .helpers import Visitor
+from .settings import PUBLIC_BASE_URL
 
 
 def test_the_switcher_keeps_the_page_and_remembers_the_choice(client):

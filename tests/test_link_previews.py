@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from .conftest import PUBLIC_BASE_URL
+from .settings import PUBLIC_BASE_URL
 
 #: Per language: og:locale, and the start of the description, og:title and og:description.
 PREVIEWS = {

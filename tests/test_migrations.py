@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from viihde import create_app
 from viihde.extensions import db
 
-from .conftest import SECRET
+from .settings import SECRET_KEY
 
 
 def test_migrated_register_matches_the_models(app_context):
@@ -25,7 +25,9 @@ def test_migrated_register_matches_the_models(app_context):
 def test_migrations_upgrade_and_downgrade_cleanly(tmp_path):
     """From nothing to head and back on a fresh SQLite file."""
     uri = "sqlite:///" + str(tmp_path / "fresh.sqlite3")
-    app = create_app({"APP_ENV": "testing", "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": uri})
+    app = create_app(
+        {"APP_ENV": "testing", "SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": uri}
+    )
     with app.app_context():
         upgrade()
         tables = set(inspect(db.engine).get_table_names())
@@ -46,7 +48,9 @@ def test_holder_since_migrates_up_and_down_keeping_the_register(tmp_path):
     """0009 adds subscribers.holder_since and takes it away again without rebuilding the
     table: the ledger stays (no cascade), append-only, and ids stay AUTOINCREMENT."""
     uri = "sqlite:///" + str(tmp_path / "holders.sqlite3")
-    app = create_app({"APP_ENV": "testing", "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": uri})
+    app = create_app(
+        {"APP_ENV": "testing", "SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": uri}
+    )
 
     def columns() -> set[str]:
         return {column["name"] for column in inspect(db.engine).get_columns("subscribers")}
@@ -106,7 +110,9 @@ def test_holder_since_migrates_up_and_down_keeping_the_register(tmp_path):
 def test_the_sms_log_loses_its_link_tokens_on_upgrade(tmp_path):
     """0012 rewrites every logged link as ``.../[link]``; other text stays as it was."""
     uri = "sqlite:///" + str(tmp_path / "links.sqlite3")
-    app = create_app({"APP_ENV": "testing", "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": uri})
+    app = create_app(
+        {"APP_ENV": "testing", "SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": uri}
+    )
     bodies = {
         1: "Tervetuloa! Muuta viestejäsi: https://viihdepaketti.fi/AQ.pQZVoe0Jf9qQbT5q tai STOP",
         2: "Koodisi on ******.\n\n@viihdepaketti.fi #******",
@@ -172,7 +178,9 @@ def test_the_vocabulary_checks_keep_every_row_and_pointer(tmp_path):
     row stays, a code and a campaign recipient still point at their SMS, the ledgers stay
     append-only, and a value outside the words is refused only while the CHECKs are on."""
     uri = "sqlite:///" + str(tmp_path / "words.sqlite3")
-    app = create_app({"APP_ENV": "testing", "SECRET_KEY": SECRET, "SQLALCHEMY_DATABASE_URI": uri})
+    app = create_app(
+        {"APP_ENV": "testing", "SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": uri}
+    )
 
     def register() -> tuple:
         with db.engine.connect() as connection:

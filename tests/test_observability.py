@@ -19,7 +19,8 @@ from prometheus_client.mmap_dict import MmapedDict
 
 from viihde import create_app
 
-from .conftest import SECRET, Visitor
+from .helpers import Visitor
+from .settings import SECRET_KEY
 
 
 @pytest.mark.parametrize("config_overrides", [{"METRICS_TOKEN": "scraper-token-123"}])
@@ -69,7 +70,7 @@ def test_json_logs_one_line_per_record_with_request_id_in_utc(database_uri):
         app = create_app(
             {
                 "APP_ENV": "testing",
-                "SECRET_KEY": SECRET,
+                "SECRET_KEY": SECRET_KEY,
                 "SQLALCHEMY_DATABASE_URI": database_uri,
                 "LOG_FORMAT": "json",
             }

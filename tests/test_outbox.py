@@ -21,7 +21,7 @@ from viihde.sms.queue import enqueue_delivery, sms_queue
 from viihde.sms.texts import welcome_message
 from viihde.tokens import TOKEN_PATTERN, preference_url
 
-from .conftest import race
+from .helpers import race
 
 NUMBER = "+358401234567"
 needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL not set")
@@ -127,9 +127,9 @@ def test_the_sms_log_and_every_staff_view_keep_no_live_link(app, outbox):
 
 
 @pytest.fixture
-def queued(app):
+def queued(app, redis_url):
     """The app with the real Redis queue (CI sets REDIS_URL; a laptop skips)."""
-    app.config.update(REDIS_URL=os.environ["REDIS_URL"], SMS_RETRY_INTERVALS=[0, 0, 0])
+    app.config.update(REDIS_URL=redis_url, SMS_RETRY_INTERVALS=[0, 0, 0])
     from viihde.sms import queue as sms_queue_module
 
     sms_queue_module.init_app(app)

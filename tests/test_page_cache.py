@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from viihde.extensions import cache
 
-from .conftest import csrf_token
+from .helpers import csrf_token
 
 
 def cached_values(app) -> list[str]:

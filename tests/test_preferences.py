@@ -12,7 +12,7 @@ from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber
 from viihde.register import consent
 
-from .conftest import Visitor, csrf_token, race
+from .helpers import Visitor, csrf_token, race
 
 PURPOSES = ("offers", "new_content", "competitions")
 

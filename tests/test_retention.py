@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
@@ -32,7 +32,9 @@ from viihde.register.replies import handle_inbound
 from viihde.sms import commit_then_send, send_sms
 from viihde.sms.delivery import record_status
 
-from .conftest import PERSONAL_NUMBER
+from . import factories
+from .factories import number
+from .helpers import PERSONAL_NUMBER
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -40,6 +42,8 @@ PENDING_AGE = timedelta(hours=24)  # RETENTION_PENDING_HOURS
 SMS_LOG_AGE = timedelta(days=365)  # RETENTION_SMS_LOG_DAYS
 PROOF_CUTOFF = datetime(2023, 11, 25, 12, 0, tzinfo=UTC)  # NOW less RETENTION_PROOF_MONTHS (36)
 LONG_AGO = datetime(2016, 1, 1, tzinfo=UTC)
+#: What a subscriber here granted at sign-up, unless a test says otherwise.
+GRANTED = ("offers", "competitions")
 TABLES = (
     Verification,
     SmsMessage,
@@ -59,10 +63,6 @@ def clock():
 
 
 # --- building the register at chosen times ---
-
-
-def number(n: int) -> str:
-    return f"+35840100{n:04d}"
 
 
 def signup_code(app, phone: str, at: datetime) -> int:
@@ -88,25 +88,6 @@ def confirmed_signup(app, outbox, phone: str, at: datetime) -> int:
         commit_then_send(NOW)
         assert result.outcome == confirmation.Outcome.CONFIRMED
         return result.subscriber_id
-
-
-def subscriber(app, phone: str, at: datetime, purposes=("offers", "competitions")) -> int:
-    with app.app_context():
-        subscribed = consent.subscribe(phone, purposes, consent.ConsentContext("signup"), at)
-        db.session.commit()
-        return subscribed.id
-
-
-def withdraw(app, subscriber_id: int, at: datetime, purposes=None) -> None:
-    """Withdraw ``purposes``, or every grant in force."""
-    context = consent.ConsentContext("preference_page")
-    with app.app_context():
-        if purposes is None:
-            consent.withdraw_all(subscriber_id, context, at)
-            db.session.commit()
-        else:
-            consent.set_consent(subscriber_id, purposes, False, context, at)
-            db.session.commit()
 
 
 def sms_log(app, phone: str, at: datetime, sid: str) -> None:
@@ -218,11 +199,11 @@ def test_a_callback_whose_message_is_gone_goes_by_its_own_age(app, runner, clock
 
 def test_a_person_with_a_current_grant_is_kept_however_old(app, runner, clock):
     """Any grant in force keeps the person, even with other purposes withdrawn long ago."""
-    granted = subscriber(app, number(1), LONG_AGO)
-    partly = subscriber(app, number(2), LONG_AGO)
-    withdraw(app, partly, LONG_AGO + timedelta(days=1), purposes=["offers"])
-    withdrawn = subscriber(app, number(3), LONG_AGO)
-    withdraw(app, withdrawn, LONG_AGO + timedelta(days=1))
+    granted = factories.subscriber(app, number(1), GRANTED, at=LONG_AGO)
+    partly = factories.subscriber(app, number(2), GRANTED, at=LONG_AGO)
+    factories.withdrawal(app, partly, ["offers"], at=LONG_AGO + timedelta(days=1))
+    withdrawn = factories.subscriber(app, number(3), GRANTED, at=LONG_AGO)
+    factories.withdrawal(app, withdrawn, at=LONG_AGO + timedelta(days=1))
 
     assert purge(runner)[ERASED] == 1
     with app.app_context():
@@ -231,10 +212,10 @@ def test_a_person_with_a_current_grant_is_kept_however_old(app, runner, clock):
 
 def test_a_grant_that_is_no_longer_offered_still_keeps_the_person(app, runner, clock):
     """The ledger's own state decides, not the purposes on offer today."""
-    kept = subscriber(app, number(1), LONG_AGO, purposes=("offers", "new_content"))
-    withdraw(app, kept, LONG_AGO + timedelta(days=1), purposes=["offers"])
-    withdrawn = subscriber(app, number(2), LONG_AGO, purposes=("offers", "new_content"))
-    withdraw(app, withdrawn, LONG_AGO + timedelta(days=1))
+    kept = factories.subscriber(app, number(1), ("offers", "new_content"), at=LONG_AGO)
+    factories.withdrawal(app, kept, ["offers"], at=LONG_AGO + timedelta(days=1))
+    withdrawn = factories.subscriber(app, number(2), ("offers", "new_content"), at=LONG_AGO)
+    factories.withdrawal(app, withdrawn, at=LONG_AGO + timedelta(days=1))
     app.config["CONSENT_PURPOSES"] = ["offers", "competitions"]
 
     assert purge(runner)[ERASED] == 1
@@ -244,12 +225,12 @@ def test_a_grant_that_is_no_longer_offered_still_keeps_the_person(app, runner, c
 
 def test_a_withdrawn_person_past_the_proof_period_is_erased_to_a_tombstone(app, runner, clock):
     """Withdrawn everything more than 36 months ago: erased; just under: kept, with proof."""
-    gone = subscriber(app, number(1), LONG_AGO)
-    withdraw(app, gone, PROOF_CUTOFF - SECOND)
-    kept = subscriber(app, number(2), LONG_AGO)
-    withdraw(app, kept, PROOF_CUTOFF + SECOND)
-    regranted = subscriber(app, number(3), LONG_AGO)
-    withdraw(app, regranted, LONG_AGO + timedelta(days=1))
+    gone = factories.subscriber(app, number(1), GRANTED, at=LONG_AGO)
+    factories.withdrawal(app, gone, at=PROOF_CUTOFF - SECOND)
+    kept = factories.subscriber(app, number(2), GRANTED, at=LONG_AGO)
+    factories.withdrawal(app, kept, at=PROOF_CUTOFF + SECOND)
+    regranted = factories.subscriber(app, number(3), GRANTED, at=LONG_AGO)
+    factories.withdrawal(app, regranted, at=LONG_AGO + timedelta(days=1))
     with app.app_context():
         context = consent.ConsentContext("signup")
         consent.set_consent(regranted, ["offers"], True, context, PROOF_CUTOFF - SECOND)
@@ -271,7 +252,7 @@ def test_a_withdrawn_person_past_the_proof_period_is_erased_to_a_tombstone(app, 
 def test_erasure_takes_the_persons_remaining_messages_with_it(app, runner, outbox, clock):
     """Erasure goes through erasure.erase: the person's SMS log goes too, whatever its age."""
     gone = confirmed_signup(app, outbox, number(1), LONG_AGO)
-    withdraw(app, gone, PROOF_CUTOFF - SECOND)
+    factories.withdrawal(app, gone, at=PROOF_CUTOFF - SECOND)
     with app.app_context():
         send_sms(number(1), "Hei", "test", NOW - timedelta(days=1))
 
@@ -283,10 +264,10 @@ def test_erasure_takes_the_persons_remaining_messages_with_it(app, runner, outbo
 
 def test_a_consent_given_after_the_search_keeps_the_person(app, monkeypatch, clock):
     """Each candidate is checked again under its row lock before it is erased."""
-    late = subscriber(app, number(1), LONG_AGO)
-    withdraw(app, late, LONG_AGO + timedelta(days=1))
-    gone = subscriber(app, number(2), LONG_AGO)
-    withdraw(app, gone, LONG_AGO + timedelta(days=1))
+    late = factories.subscriber(app, number(1), GRANTED, at=LONG_AGO)
+    factories.withdrawal(app, late, at=LONG_AGO + timedelta(days=1))
+    gone = factories.subscriber(app, number(2), GRANTED, at=LONG_AGO)
+    factories.withdrawal(app, gone, at=LONG_AGO + timedelta(days=1))
     find = retention.erasable
     with app.app_context():
         late_holding = holdings.current(late).id
@@ -315,9 +296,9 @@ def a_bit_of_everything(app, outbox) -> None:
     step_up_code(app, number(2), NOW - PENDING_AGE + SECOND)
     sms_log(app, number(3), NOW - SMS_LOG_AGE - SECOND, "SMold")
     sms_log(app, number(4), NOW - SMS_LOG_AGE + SECOND, "SMyoung")
-    gone = subscriber(app, number(5), LONG_AGO)
-    withdraw(app, gone, PROOF_CUTOFF - timedelta(days=1))
-    kept = subscriber(app, number(6), LONG_AGO)
+    gone = factories.subscriber(app, number(5), GRANTED, at=LONG_AGO)
+    factories.withdrawal(app, gone, at=PROOF_CUTOFF - timedelta(days=1))
+    kept = factories.subscriber(app, number(6), GRANTED, at=LONG_AGO)
     campaign_recipient(app, kept, NOW - SMS_LOG_AGE - SECOND)
     campaign_recipient(app, kept, NOW - SMS_LOG_AGE + SECOND)
 
@@ -344,7 +325,7 @@ def campaign_recipient(app, subscriber_id: int, at: datetime) -> None:
 
 def test_old_campaign_recipients_are_forgotten_but_counted(app, runner, clock):
     """Who got a campaign goes with the SMS log; the campaign keeps its counts."""
-    kept = subscriber(app, number(6), LONG_AGO)
+    kept = factories.subscriber(app, number(6), GRANTED, at=LONG_AGO)
     campaign_recipient(app, kept, NOW - SMS_LOG_AGE - SECOND)
     campaign_recipient(app, kept, NOW - SMS_LOG_AGE + SECOND)
 
@@ -459,15 +440,6 @@ CUSTOMER_CUTOFF = date(2024, 11, 25)
 RELATIONSHIP_ENDED = "customer_relationship_ended"
 
 
-def customer(app, phone: str, purchased_on: date) -> int:
-    """A buyer from the customer register, imported the day after the purchase."""
-    at = datetime.combine(purchased_on, time(12), UTC) + timedelta(days=1)
-    with app.app_context():
-        outcome = customers.grant_as_customer(phone, purchased_on, "fi", customers.CONTEXT, at)
-        db.session.commit()
-        return outcome.subscriber.id
-
-
 def events(app, subscriber_id: int) -> list[tuple]:
     """The subscriber's events as (action, purpose, basis, purchased_on, source, actor)."""
     with app.app_context():
@@ -496,8 +468,8 @@ def ended(purposes, purchased_on: date) -> list[tuple]:
 def test_a_customer_grant_whose_purchase_is_too_old_is_withdrawn(app, runner, clock):
     """Purchase before the cutoff: withdrawn by the system with the basis and purchase it
     ends; on the cutoff day: still a relationship."""
-    old = customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
-    kept = customer(app, number(2), CUSTOMER_CUTOFF)
+    old = factories.customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
+    kept = factories.customer(app, number(2), CUSTOMER_CUTOFF)
     old_before = events(app, old)
 
     assert purge(runner)[ENDED] == 2
@@ -523,8 +495,8 @@ def test_a_customer_grant_whose_purchase_is_too_old_is_withdrawn(app, runner, cl
 def test_a_consent_as_old_as_a_lapsed_purchase_is_untouched(app, runner, clock):
     """The consent basis has no purchase to grow old: only "customer" grants end, even on
     the same number (a buyer who signed up keeps what they consented to)."""
-    consenter = subscriber(app, number(1), LONG_AGO, purposes=("offers", "new_content"))
-    both = customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=400))
+    consenter = factories.subscriber(app, number(1), ("offers", "new_content"), at=LONG_AGO)
+    both = factories.customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=400))
     with app.app_context():
         consent.subscribe(number(2), ["offers"], consent.ConsentContext("signup"), NOW)
         db.session.commit()
@@ -543,10 +515,10 @@ def test_a_consent_as_old_as_a_lapsed_purchase_is_untouched(app, runner, clock):
 def test_a_customer_grant_already_withdrawn_is_untouched(app, runner, clock):
     """A refusal is the last word (it keeps the customer basis and the purchase): nothing
     is withdrawn twice, and only the purpose still granted ends."""
-    refused = customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=30))
-    withdraw(app, refused, NOW - timedelta(days=1))
-    partly = customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=30))
-    withdraw(app, partly, NOW - timedelta(days=1), purposes=["offers"])
+    refused = factories.customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=30))
+    factories.withdrawal(app, refused, at=NOW - timedelta(days=1))
+    partly = factories.customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=30))
+    factories.withdrawal(app, partly, ["offers"], at=NOW - timedelta(days=1))
     refused_before, partly_before = events(app, refused), events(app, partly)
 
     assert purge(runner, "--dry-run")[ENDED] == 1  # the search finds only grants in force
@@ -560,9 +532,9 @@ def test_a_customer_grant_already_withdrawn_is_untouched(app, runner, clock):
 
 
 def test_dry_run_counts_the_customer_grants_and_changes_nothing(app, runner, clock):
-    customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
-    customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
-    customer(app, number(3), CUSTOMER_CUTOFF)
+    factories.customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
+    factories.customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
+    factories.customer(app, number(3), CUSTOMER_CUTOFF)
     before = counts(app)
 
     assert purge(runner, "--dry-run")[ENDED] == 4
@@ -574,8 +546,8 @@ def test_dry_run_counts_the_customer_grants_and_changes_nothing(app, runner, clo
 
 
 def test_a_second_purge_ends_no_customer_grant_again(app, runner, clock):
-    customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
-    customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
+    factories.customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
+    factories.customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
 
     assert purge(runner)[ENDED] == 4
     after = counts(app)["consent_events"]
@@ -588,8 +560,8 @@ def test_a_second_purge_ends_no_customer_grant_again(app, runner, clock):
 def test_a_consent_given_after_the_search_is_not_withdrawn(app, monkeypatch, clock):
     """Each candidate is checked again under its row lock: the buyer who signs up for
     offers meanwhile keeps that consent; what still rests on the old purchase ends."""
-    late = customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
-    gone = customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
+    late = factories.customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
+    gone = factories.customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
     lapse = customers.lapse
 
     def then_consent_arrives(subscriber_id, cutoff, now):
@@ -613,8 +585,8 @@ def test_a_consent_given_after_the_search_is_not_withdrawn(app, monkeypatch, clo
 
 def test_a_failure_ending_customer_grants_keeps_what_was_committed(app, runner, monkeypatch, clock):
     """One commit per subscriber: those before the failure stay ended and are counted."""
-    first = customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
-    second = customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
+    first = factories.customer(app, number(1), CUSTOMER_CUTOFF - timedelta(days=1))
+    second = factories.customer(app, number(2), CUSTOMER_CUTOFF - timedelta(days=1))
     lapse = customers.lapse
 
     def fails_for_the_second(subscriber_id, cutoff, now):
@@ -644,8 +616,8 @@ def test_a_failure_ending_customer_grants_keeps_what_was_committed(app, runner, 
 
 @pytest.mark.parametrize("config_overrides", [{"CUSTOMER_RELATIONSHIP_MONTHS": 12}])
 def test_the_relationship_lasts_the_configured_months(app, runner, clock):
-    gone = customer(app, number(1), date(2025, 11, 24))
-    kept = customer(app, number(2), date(2025, 11, 25))
+    gone = factories.customer(app, number(1), date(2025, 11, 24))
+    kept = factories.customer(app, number(2), date(2025, 11, 25))
 
     assert purge(runner)[ENDED] == 2
     assert in_force(app, gone) == {}

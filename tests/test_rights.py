@@ -20,17 +20,16 @@ from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber, Tombstone
 from viihde.register import consent, customers
 
-from .conftest import Visitor, csrf_token
-from .test_holders import (
+from . import factories
+from .factories import (
     BEFORE,
     CHANGED_ON,
     NEW_SIGNUP,
     NUMBER,
     SINCE,
     ChangedHands,
-    a_number_that_changed_hands,
-    sync,
 )
+from .helpers import Visitor, csrf_token, step_up, sync_holders
 
 START = "2026-11-25 12:00:00"
 PROTECTED = ["/preferences/data", "/preferences/data.json", "/preferences/data.csv"]
@@ -56,17 +55,6 @@ def forwarded(app, link, clock):
     browser = app.test_client()
     browser.get(link)
     return browser
-
-
-def step_up(browser, outbox) -> None:
-    """Ask for a code on the verify page and type it in."""
-    page = browser.get("/preferences/verify?next=data")
-    browser.post("/preferences/verify/send?next=data", data={"csrf_token": csrf_token(page.text)})
-    code = outbox.last_code()
-    page = browser.get("/preferences/verify?next=data")
-    return browser.post(
-        "/preferences/verify?next=data", data={"csrf_token": csrf_token(page.text), "code": code}
-    )
 
 
 def count(app, model) -> int:
@@ -308,7 +296,7 @@ def test_privacy_notice_lists_purposes_retention_processor_and_rights(client, ap
 @pytest.fixture
 def changed_hands(app, runner, outbox, tmp_path):
     """The new holder's browser, a couple of minutes after their sign-up (no code needed)."""
-    number = a_number_that_changed_hands(app, runner, outbox, tmp_path)
+    number = factories.a_number_that_changed_hands(app, runner, outbox, tmp_path)
     with freeze_time(NEW_SIGNUP + timedelta(minutes=2)):
         yield number
 
@@ -384,7 +372,7 @@ def test_a_previous_customers_purchase_is_not_shown_to_the_new_holder(
         customers.grant_as_customer(NUMBER, date(2026, 3, 14), "fi", context, BEFORE)
         db.session.commit()
     with freeze_time("2026-11-25 12:00:00"):
-        assert sync(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
+        assert sync_holders(runner, tmp_path, f"{NUMBER},{CHANGED_ON}\n").exit_code == 0
     visitor = Visitor(app.test_client(), outbox)
     with freeze_time(NEW_SIGNUP):
         visitor.sign_up("040 123 4567")

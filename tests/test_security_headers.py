@@ -11,7 +11,7 @@ import pytest
 
 from viihde import create_app
 
-from .conftest import SECRET
+from .settings import SECRET_KEY
 
 OUR_SCRIPT = '<script src="/static/js/site.js" defer>'
 REQUIRED_CSP = [
@@ -71,7 +71,7 @@ def production_app(database_uri, tmp_path):
     return create_app(
         {
             "APP_ENV": "production",
-            "SECRET_KEY": SECRET,
+            "SECRET_KEY": SECRET_KEY,
             "SQLALCHEMY_DATABASE_URI": database_uri,
             "PUBLIC_BASE_URL": "https://viihdepaketti.fi",
             "SESSION_COOKIE_SECURE": True,

@@ -13,7 +13,8 @@ from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
 from viihde.register.notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
 from viihde.sms.segments import fits_one_gsm7_segment
 
-from .conftest import PUBLIC_BASE_URL, csrf_token, typed_in
+from .helpers import Visitor, csrf_token, typed_in
+from .settings import PUBLIC_BASE_URL
 
 
 @pytest.fixture
@@ -367,7 +368,6 @@ def test_three_codes_an_hour_however_they_are_asked_for(visitor, outbox, client,
 
 def test_a_code_from_another_browser_does_not_confirm_this_one(app, outbox, count):
     """Codes are bound to their own verification: tab B cannot use tab A's code."""
-    from .conftest import Visitor
 
     first, second = Visitor(app.test_client(), outbox), Visitor(app.test_client(), outbox)
     with freeze_time("2026-11-25 12:00:00") as clock:
@@ -396,7 +396,6 @@ def test_codes_are_stored_only_as_keyed_hashes(visitor, outbox, count):
 
 def test_signing_up_a_subscribed_number_looks_the_same(visitor, outbox, app):
     """An already subscribed number goes through the same steps: nothing is revealed."""
-    from .conftest import Visitor
 
     with freeze_time("2026-11-25 12:00:00"):
         visitor.sign_up("040 123 4567")
@@ -415,7 +414,6 @@ def test_signing_up_a_subscribed_number_looks_the_same(visitor, outbox, app):
 
 def test_resubscribing_through_a_new_ad_records_the_new_consent(visitor, outbox, app, count):
     """Confirming again adds a consent event with the new campaign, still one subscriber."""
-    from .conftest import Visitor
 
     with freeze_time("2026-11-25 12:00:00"):
         visitor.sign_up("040 123 4567", landing="/?utm_campaign=first")
@@ -474,7 +472,6 @@ def test_welcome_page_is_only_for_a_browser_that_confirmed(client):
 @pytest.mark.parametrize("config_overrides", [{"PROXY_COUNT": 1}])
 def test_behind_one_proxy_the_visitors_own_address_is_recorded(app, outbox):
     """With PROXY_COUNT=1 the consent keeps the address the proxy saw, not the proxy's."""
-    from .conftest import Visitor
 
     forwarded = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
     client = app.test_client()
@@ -494,7 +491,6 @@ def test_behind_one_proxy_the_visitors_own_address_is_recorded(app, outbox):
 
 def test_without_a_proxy_forwarded_headers_are_not_believed(app, outbox):
     """By default X-Forwarded-For is ignored: anyone could send it."""
-    from .conftest import Visitor
 
     client = app.test_client()
     client.environ_base.update({"HTTP_X_FORWARDED_FOR": "203.0.113.7"})

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pyotp
 import pytest
+from argon2 import PasswordHasher
 from freezegun import freeze_time
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
@@ -18,9 +19,10 @@ from viihde.models import ApiToken, AppendOnlyError, AuditEntry, ConsentEvent, S
 from viihde.register import access, accounts, consent, erasure, lookup
 from viihde.tokens import TOKEN_PATTERN
 
-from .conftest import Visitor, csrf_token, typed_in
+from . import factories
+from .factories import PASSWORD
+from .helpers import Visitor, csrf_token, enter_totp, sign_in, typed_in
 
-PASSWORD = "kesa-aamu-sataa-lunta-77"
 START = "2026-11-25 12:00:00"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -32,62 +34,22 @@ def clock():
         yield frozen
 
 
-def make_staff(app, email: str, role: str, totp: bool = False) -> str | None:
-    """Create an account; return its TOTP secret when one is enrolled."""
-    with app.app_context():
-        staff = accounts.create_staff(email, role, PASSWORD, NOW)
-        secret = accounts.new_totp_secret() if totp else None
-        staff.totp_secret = secret
-        db.session.commit()
-    return secret
-
-
-def sign_in(client, email: str, password: str = PASSWORD, secret: str | None = None):
-    """Password, then (if enrolled) the current TOTP code."""
-    page = client.get("/staff/login")
-    response = client.post(
-        "/staff/login",
-        data={"csrf_token": csrf_token(page.text), "email": email, "password": password},
-        headers={"Accept-Language": "en"},
-    )
-    if secret and response.status_code == 302 and response.headers["Location"].endswith("totp"):
-        response = enter_totp(client, pyotp.TOTP(secret).now())
-    return response
-
-
-def enter_totp(client, code: str):
-    page = client.get("/staff/login/totp")
-    return client.post(
-        "/staff/login/totp",
-        data={"csrf_token": csrf_token(page.text), "code": code},
-        headers={"Accept-Language": "en"},
-    )
-
-
 @pytest.fixture
 def support(app, clock):
     """A signed-in support agent (no second factor enrolled)."""
-    make_staff(app, "tuki@viihdepaketti.fi", "support")
-    client = app.test_client()
-    assert sign_in(client, "tuki@viihdepaketti.fi").headers["Location"] == "/staff/"
-    return client
+    return factories.signed_in_staff(app, "support")
 
 
 @pytest.fixture
 def admin(app, clock):
     """A signed-in admin with TOTP."""
-    secret = make_staff(app, "paakayttaja@viihdepaketti.fi", "admin", totp=True)
-    client = app.test_client()
-    assert sign_in(client, "paakayttaja@viihdepaketti.fi", secret=secret).status_code == 302
-    return client
+    return factories.signed_in_staff(app, "admin")
 
 
 @pytest.fixture
 def subscriber_id(app, outbox, clock) -> int:
     """+358401234567 signed up from the 'talvi' campaign."""
-    Visitor(app.test_client(), outbox).sign_up("040 123 4567", landing="/?utm_campaign=talvi")
-    with app.app_context():
-        return lookup.subscriber_by_phone("+358401234567").id
+    return factories.signed_up_on_the_web(app, outbox, landing="/?utm_campaign=talvi")
 
 
 def audit_rows(app) -> list[AuditEntry]:
@@ -179,9 +141,9 @@ def test_everything_under_staff_is_refused_to_the_anonymous(client, path):
 
 def test_wrong_password_and_unknown_email_look_the_same(app, clock):
     """The answer never tells which emails have accounts."""
-    make_staff(app, "tuki@viihdepaketti.fi", "support")
-    known = sign_in(app.test_client(), "tuki@viihdepaketti.fi", password="wrong-password-123")
-    unknown = sign_in(app.test_client(), "nobody@viihdepaketti.fi", password="wrong-password-123")
+    factories.staff_member(app, "support", "tuki@viihdepaketti.fi")
+    known = sign_in(app.test_client(), "tuki@viihdepaketti.fi", "wrong-password-123")
+    unknown = sign_in(app.test_client(), "nobody@viihdepaketti.fi", "wrong-password-123")
     assert known.status_code == unknown.status_code == 401
     strip = re.compile(r'value="[^"]*"')
     assert strip.sub("", known.text) == strip.sub("", unknown.text)
@@ -195,9 +157,9 @@ def test_support_staff_may_sign_in_without_a_second_factor(support):
 
 def test_admins_must_enrol_a_second_factor_before_anything_else(app, clock):
     """An admin without TOTP is sent to enrolment and gets in only after it."""
-    make_staff(app, "admin@viihdepaketti.fi", "admin")
+    factories.staff_member(app, "admin", "admin@viihdepaketti.fi")
     client = app.test_client()
-    response = sign_in(client, "admin@viihdepaketti.fi")
+    response = sign_in(client, "admin@viihdepaketti.fi", PASSWORD)
     assert response.headers["Location"] == "/staff/totp/enrol"
     assert client.get("/staff/").headers["Location"] == "/staff/login"
     page = client.get("/staff/totp/enrol")
@@ -215,13 +177,13 @@ def test_admins_must_enrol_a_second_factor_before_anything_else(app, clock):
 
 def test_a_totp_code_works_once(app, clock):
     """The same code cannot sign in twice; the next time step's can."""
-    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    secret = factories.staff_member(app, "admin", "admin@viihdepaketti.fi", totp=True).totp_secret
     code = pyotp.TOTP(secret).now()
     first = app.test_client()
-    sign_in(first, "admin@viihdepaketti.fi")
+    sign_in(first, "admin@viihdepaketti.fi", PASSWORD)
     assert enter_totp(first, code).headers["Location"] == "/staff/"
     second = app.test_client()
-    sign_in(second, "admin@viihdepaketti.fi")
+    sign_in(second, "admin@viihdepaketti.fi", PASSWORD)
     replay = enter_totp(second, code)
     assert replay.status_code == 401
     assert "used already" in replay.text
@@ -231,9 +193,9 @@ def test_a_totp_code_works_once(app, clock):
 
 def test_a_wrong_totp_code_is_refused(app, clock):
     """A wrong code keeps the door shut."""
-    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    secret = factories.staff_member(app, "admin", "admin@viihdepaketti.fi", totp=True).totp_secret
     client = app.test_client()
-    sign_in(client, "admin@viihdepaketti.fi")
+    sign_in(client, "admin@viihdepaketti.fi", PASSWORD)
     wrong = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
     assert enter_totp(client, wrong).status_code == 401
     assert client.get("/staff/").status_code == 302
@@ -242,9 +204,9 @@ def test_a_wrong_totp_code_is_refused(app, clock):
 @pytest.mark.parametrize("script", ["fullwidth", "arabic_indic"])
 def test_a_totp_code_in_other_digits_signs_in(app, clock, script):
     """The authenticator's code typed in fullwidth or Arabic-Indic digits is the same code."""
-    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    secret = factories.staff_member(app, "admin", "admin@viihdepaketti.fi", totp=True).totp_secret
     client = app.test_client()
-    sign_in(client, "admin@viihdepaketti.fi")
+    sign_in(client, "admin@viihdepaketti.fi", PASSWORD)
     code = typed_in(script, pyotp.TOTP(secret).now())
     assert enter_totp(client, code).headers["Location"] == "/staff/"
 
@@ -254,7 +216,7 @@ def guess_from(app, email: str, addresses: list[str]) -> None:
     for n, address in enumerate(addresses):
         client = app.test_client()
         client.environ_base["REMOTE_ADDR"] = address
-        assert sign_in(client, email, password=f"guess-{n}-xxxxxx").status_code in (401, 429)
+        assert sign_in(client, email, f"guess-{n}-xxxxxx").status_code in (401, 429)
 
 
 def without_token(page: str) -> str:
@@ -270,15 +232,18 @@ def from_address(app, address: str):
 def test_wrong_passwords_lock_that_account_from_that_client(app, clock):
     """Five wrong passwords for one account from one client: that client waits, even with
     the right password; the person at their own desk signs in; other accounts are free."""
-    make_staff(app, "tuki@viihdepaketti.fi", "support")
+    factories.staff_member(app, "support", "tuki@viihdepaketti.fi")
     guess_from(app, "tuki@viihdepaketti.fi", ["198.51.100.7"] * 5)
-    blocked = sign_in(from_address(app, "198.51.100.7"), "tuki@viihdepaketti.fi")
+    blocked = sign_in(from_address(app, "198.51.100.7"), "tuki@viihdepaketti.fi", PASSWORD)
     assert blocked.status_code == 429
     assert "Too many tries" in blocked.text
-    own_desk = sign_in(from_address(app, "192.0.2.10"), "tuki@viihdepaketti.fi")
+    own_desk = sign_in(from_address(app, "192.0.2.10"), "tuki@viihdepaketti.fi", PASSWORD)
     assert own_desk.headers["Location"] == "/staff/"
-    make_staff(app, "muu@viihdepaketti.fi", "support")
-    assert sign_in(from_address(app, "198.51.100.7"), "muu@viihdepaketti.fi").status_code == 302
+    factories.staff_member(app, "support", "muu@viihdepaketti.fi")
+    assert (
+        sign_in(from_address(app, "198.51.100.7"), "muu@viihdepaketti.fi", PASSWORD).status_code
+        == 302
+    )
 
 
 @pytest.mark.parametrize("config_overrides", [{"STAFF_LOGIN_LIMIT_PER_ACCOUNT": "4 per hour"}])
@@ -286,23 +251,25 @@ def test_guessing_from_everywhere_cannot_lock_out_a_person_with_a_second_factor(
     """Wrong passwords from many clients lock sign-in by password alone (an account without
     TOTP waits, and an unknown email looks the same); a correct password followed by a
     TOTP code still gets in."""
-    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
-    make_staff(app, "tuki@viihdepaketti.fi", "support")
+    secret = factories.staff_member(app, "admin", "admin@viihdepaketti.fi", totp=True).totp_secret
+    factories.staff_member(app, "support", "tuki@viihdepaketti.fi")
     guessers = [f"198.51.100.{n}" for n in range(4)]
     guess_from(app, "admin@viihdepaketti.fi", guessers)
     guess_from(app, "tuki@viihdepaketti.fi", guessers)
     guess_from(app, "nobody@viihdepaketti.fi", guessers)
 
     admin = from_address(app, "192.0.2.10")
-    assert sign_in(admin, "admin@viihdepaketti.fi", secret=secret).headers["Location"] == "/staff/"
-    password_only = sign_in(from_address(app, "192.0.2.11"), "tuki@viihdepaketti.fi")
+    assert (
+        sign_in(admin, "admin@viihdepaketti.fi", PASSWORD, secret).headers["Location"] == "/staff/"
+    )
+    password_only = sign_in(from_address(app, "192.0.2.11"), "tuki@viihdepaketti.fi", PASSWORD)
     assert password_only.status_code == 429
-    unknown = sign_in(from_address(app, "192.0.2.12"), "nobody@viihdepaketti.fi")
+    unknown = sign_in(from_address(app, "192.0.2.12"), "nobody@viihdepaketti.fi", PASSWORD)
     assert unknown.status_code == 429
     assert without_token(unknown.text).replace("nobody", "tuki") == without_token(
         password_only.text
     )
-    wrong = sign_in(from_address(app, "192.0.2.13"), "admin@viihdepaketti.fi", password="x" * 12)
+    wrong = sign_in(from_address(app, "192.0.2.13"), "admin@viihdepaketti.fi", "x" * 12)
     assert wrong.status_code == 429  # under the lock a wrong password says only that
 
 
@@ -310,15 +277,15 @@ def test_password_guessing_is_throttled_per_ip(app, clock):
     """Twenty failures from one address, whatever the emails, and that address waits."""
     client = app.test_client()
     for n in range(20):
-        assert sign_in(client, f"user{n}@viihdepaketti.fi", password="x" * 12).status_code == 401
-    assert sign_in(client, "other@viihdepaketti.fi", password="x" * 12).status_code == 429
+        assert sign_in(client, f"user{n}@viihdepaketti.fi", "x" * 12).status_code == 401
+    assert sign_in(client, "other@viihdepaketti.fi", "x" * 12).status_code == 429
 
 
 def test_totp_guessing_is_throttled(app, clock):
     """Five wrong codes for the account, and the sixth try is refused with 429."""
-    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    secret = factories.staff_member(app, "admin", "admin@viihdepaketti.fi", totp=True).totp_secret
     client = app.test_client()
-    sign_in(client, "admin@viihdepaketti.fi")
+    sign_in(client, "admin@viihdepaketti.fi", PASSWORD)
     wrong = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
     for _ in range(5):
         assert enter_totp(client, wrong).status_code == 401
@@ -334,16 +301,16 @@ def enter_totp_with(client, code: str, **extra):
 def test_totp_guessing_counts_against_the_pending_account_whatever_the_form_says(app, clock):
     """An email posted with a guess changes nothing: five wrong codes for the account the
     password step proved, in any sessions, and the sixth try (even the right code) waits."""
-    secret = make_staff(app, "admin@viihdepaketti.fi", "admin", totp=True)
+    secret = factories.staff_member(app, "admin", "admin@viihdepaketti.fi", totp=True).totp_secret
     wrong = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
     for n in range(5):
         client = app.test_client()
         client.environ_base["REMOTE_ADDR"] = f"198.51.100.{n}"
-        sign_in(client, "admin@viihdepaketti.fi")
+        sign_in(client, "admin@viihdepaketti.fi", PASSWORD)
         answer = enter_totp_with(client, wrong, email=f"random{n}@example.com")
         assert answer.status_code == 401
     client = app.test_client()
-    sign_in(client, "admin@viihdepaketti.fi")
+    sign_in(client, "admin@viihdepaketti.fi", PASSWORD)
     right = enter_totp_with(client, pyotp.TOTP(secret).now(), email="other@example.com")
     assert right.status_code == 429
 
@@ -353,9 +320,12 @@ def test_a_password_alone_cannot_replace_the_second_factor(app, clock, role):
     """After the password step of an account with TOTP, the enrolment page sends to the
     TOTP step: it shows no new secret, takes no code, signs nobody in, and the person's
     own authenticator keeps working."""
-    secret = make_staff(app, "staff@viihdepaketti.fi", role, totp=True)
+    secret = factories.staff_member(app, role, "staff@viihdepaketti.fi", totp=True).totp_secret
     attacker = app.test_client()
-    assert sign_in(attacker, "staff@viihdepaketti.fi").headers["Location"] == "/staff/login/totp"
+    assert (
+        sign_in(attacker, "staff@viihdepaketti.fi", PASSWORD).headers["Location"]
+        == "/staff/login/totp"
+    )
 
     page = attacker.get("/staff/totp/enrol")
     assert page.headers["Location"] == "/staff/login/totp"
@@ -368,7 +338,7 @@ def test_a_password_alone_cannot_replace_the_second_factor(app, clock, role):
     assert attacker.get("/staff/").headers["Location"] == "/staff/login"
     with app.app_context():
         assert accounts.find("staff@viihdepaketti.fi").totp_secret == secret
-    assert sign_in(app.test_client(), "staff@viihdepaketti.fi", secret=secret).status_code == 302
+    assert sign_in(app.test_client(), "staff@viihdepaketti.fi", PASSWORD, secret).status_code == 302
 
 
 def test_replacing_the_authenticator_needs_a_code_from_the_current_one(app, admin, clock):
@@ -411,12 +381,12 @@ def test_a_busy_session_still_ends_twelve_hours_after_sign_in(support, clock):
 
 def test_sign_in_starts_a_new_session(app, outbox, clock):
     """Whatever the browser's session held before is gone after signing in."""
-    make_staff(app, "tuki@viihdepaketti.fi", "support")
+    factories.staff_member(app, "support", "tuki@viihdepaketti.fi")
     client = app.test_client()
     Visitor(client, outbox).submit_number("040 123 4567")  # a pending verification in session
     with client.session_transaction() as before:
         assert "verification" in before
-    sign_in(client, "tuki@viihdepaketti.fi")
+    sign_in(client, "tuki@viihdepaketti.fi", PASSWORD)
     with client.session_transaction() as after:
         assert "verification" not in after
         assert "_user_id" in after
@@ -444,7 +414,7 @@ def test_a_disabled_account_is_out_at_once(app, support, runner):
     """Disabling ends live sessions on the next request."""
     runner.invoke(args=["staff", "disable", "tuki@viihdepaketti.fi"])
     assert support.get("/staff/").headers["Location"] == "/staff/login"
-    assert sign_in(app.test_client(), "tuki@viihdepaketti.fi").status_code == 401
+    assert sign_in(app.test_client(), "tuki@viihdepaketti.fi", PASSWORD).status_code == 401
 
 
 # Roles
@@ -510,12 +480,12 @@ def test_ids_no_column_holds_or_in_other_digits_are_a_404(app, admin, subscriber
 
 def test_admin_recovers_a_colleagues_second_factor(app, admin):
     """Reset TOTP from the team page: the colleague enrols again at next sign-in."""
-    secret = make_staff(app, "kollega@viihdepaketti.fi", "admin", totp=True)
+    secret = factories.staff_member(app, "admin", "kollega@viihdepaketti.fi", totp=True).totp_secret
     with app.app_context():
         colleague_id = accounts.find("kollega@viihdepaketti.fi").id
     post(admin, f"/staff/team/{colleague_id}/reset-totp", "/staff/team")
     client = app.test_client()
-    response = sign_in(client, "kollega@viihdepaketti.fi", secret=secret)
+    response = sign_in(client, "kollega@viihdepaketti.fi", PASSWORD, secret)
     assert response.headers["Location"] == "/staff/totp/enrol"
 
 
@@ -718,17 +688,13 @@ def test_throttling_counts_in_redis_when_it_is_configured(app):
 def test_unknown_emails_cost_the_same_password_check(app, monkeypatch):
     """Timing reveals nothing: an unknown email runs one argon2 verification too."""
     calls = []
-    real = accounts._hasher
+    verify = PasswordHasher.verify
 
-    class Spy:
-        def __getattr__(self, name):
-            return getattr(real, name)
+    def counted(hasher, hashed, password):
+        calls.append(hashed)
+        return verify(hasher, hashed, password)
 
-        def verify(self, hashed, password):
-            calls.append(hashed)
-            return real.verify(hashed, password)
-
-    monkeypatch.setattr(accounts, "_hasher", Spy())
+    monkeypatch.setattr(PasswordHasher, "verify", counted)
     with app.app_context():
         accounts.create_staff("tuki@viihdepaketti.fi", "support", PASSWORD, NOW)
         accounts.authenticate("tuki@viihdepaketti.fi", "wrong-password-123")
@@ -777,9 +743,7 @@ def audience(app, token: str):
 
 @pytest.fixture
 def api_people(app):
-    with app.app_context():
-        consent.subscribe("+358401234567", ["offers"], consent.ConsentContext("signup"), utcnow())
-        db.session.commit()
+    factories.subscriber(app, "+358401234567", ["offers"], at=utcnow())
 
 
 def test_support_never_sees_a_live_preference_link(app, support, subscriber_id, outbox, runner):

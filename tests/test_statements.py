@@ -11,7 +11,7 @@ from viihde.extensions import db
 from viihde.models import InboundMessage, SignupTotal
 from viihde.models.statements import insert_once, insert_or_add
 
-from .conftest import race
+from .helpers import race
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DAY = date(2026, 11, 25)

@@ -26,7 +26,7 @@ from viihde.sms import send_sms
 from viihde.sms.backends.twilio import TwilioBackend
 from viihde.sms.delivery import RetryLater, deliver, record_status
 
-from .conftest import Outbox, Visitor, csrf_token
+from .helpers import Outbox, Visitor, csrf_token
 
 ACCOUNT_SID = "AC" + "a" * 32
 AUTH_TOKEN = "stand-in-auth-token"
@@ -380,11 +380,11 @@ needs_redis = pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_
 
 
 @pytest.fixture
-def redis_queue(app):
+def redis_queue(app, redis_url):
     """The app's RQ queue on the real Redis, emptied, with retries that need no waiting."""
     from viihde.sms import queue as sms_queue
 
-    app.config.update(REDIS_URL=os.environ["REDIS_URL"], SMS_RETRY_INTERVALS=[0, 0, 0])
+    app.config.update(REDIS_URL=redis_url, SMS_RETRY_INTERVALS=[0, 0, 0])
     sms_queue.init_app(app)
     queue = app.extensions[sms_queue.EXTENSION]
     queue.empty()

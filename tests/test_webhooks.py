@@ -26,7 +26,8 @@ from viihde.sms.backends import FileBackend
 from viihde.sms.delivery import deliver, record_status
 from viihde.web.webhooks.twilio import is_genuine_request
 
-from .conftest import race
+from . import factories
+from .helpers import race
 
 TOKEN = "test-auth-token"
 OUR_NUMBER = "+358401110000"
@@ -152,12 +153,10 @@ def sent_message(app, sid: str | None = None, status: str = "sent") -> str:
 
 
 @pytest.fixture
-def subscriber(app, visitor) -> int:
+def subscriber(app, outbox) -> int:
     """+358401234567 signed up (Finnish), all three purposes granted; its id."""
     with freeze_time("2026-11-25 12:00:00"):
-        visitor.sign_up("040 123 4567")
-    with app.app_context():
-        return db.session.scalar(select(Subscriber.id).where(Subscriber.phone_e164 == NUMBER))
+        return factories.signed_up_on_the_web(app, outbox)
 
 
 SIGNED_UP = [("grant", purpose, "signup") for purpose in PURPOSES]

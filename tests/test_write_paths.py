@@ -20,7 +20,7 @@ from viihde.sms import commit_then_send, log_sms
 from viihde.sms import queue as sms_queue
 from viihde.web import throttle
 
-from .conftest import csrf_token
+from .helpers import csrf_token
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PHONE = "+358401234567"

@@ -14,6 +14,10 @@ from pathlib import Path
 # Not a secret: the app refuses this key outside development.
 DEV_SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105  # nosec B105
 MIN_SECRET_KEY_LENGTH = 32
+#: OWASP's minimum for argon2id (19 MiB of memory, 2 passes): below it only in development
+#: and in the tests, which hash at the cheapest cost.
+MIN_PASSWORD_HASH_MEMORY_KIB = 19 * 1024
+MIN_PASSWORD_HASH_TIME_COST = 2
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -175,6 +179,13 @@ def from_environment(instance_path: str) -> dict:
         "STAFF_LOGIN_LIMIT_PER_IP": _env("STAFF_LOGIN_LIMIT_PER_IP", "20 per 15 minutes"),
         "STAFF_LOGIN_LIMIT_PER_ACCOUNT": _env("STAFF_LOGIN_LIMIT_PER_ACCOUNT", "20 per 15 minutes"),
         "STAFF_TOTP_LIMIT_PER_ACCOUNT": _env("STAFF_TOTP_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
+        # The cost of hashing a staff password (argon2id): passes, memory (KiB) and lanes.
+        # The defaults are argon2's own (RFC 9106's low-memory profile, 64 MiB), about a
+        # tenth of a second; outside development and testing, less than OWASP's minimum
+        # (19 MiB, 2 passes) is refused. Hashes made at another cost are redone at sign-in.
+        "PASSWORD_HASH_TIME_COST": int(_env("PASSWORD_HASH_TIME_COST", "3")),
+        "PASSWORD_HASH_MEMORY_KIB": int(_env("PASSWORD_HASH_MEMORY_KIB", "65536")),
+        "PASSWORD_HASH_PARALLELISM": int(_env("PASSWORD_HASH_PARALLELISM", "4")),
         # Rate limit counters; unset: REDIS_URL when set, else this process's memory.
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI"),
         "RATELIMIT_HEADERS_ENABLED": True,
@@ -237,7 +248,8 @@ def check_catalogues(config: dict, directory: Path) -> None:
 
 
 def check_production_safety(config: dict) -> None:
-    """Refuse to start outside development with a default or short secret key."""
+    """Refuse to start outside development with a default or short secret key, or with
+    staff passwords hashed more cheaply than OWASP's minimum for argon2id."""
     if config["APP_ENV"] in ("development", "testing"):
         return
     key = config.get("SECRET_KEY") or ""
@@ -246,4 +258,13 @@ def check_production_safety(config: dict) -> None:
             f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_KEY_LENGTH} "
             f"characters when APP_ENV={config['APP_ENV']} (try: python -c "
             "'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    if (
+        config["PASSWORD_HASH_MEMORY_KIB"] < MIN_PASSWORD_HASH_MEMORY_KIB
+        or config["PASSWORD_HASH_TIME_COST"] < MIN_PASSWORD_HASH_TIME_COST
+    ):
+        raise ConfigError(
+            f"PASSWORD_HASH_MEMORY_KIB must be at least {MIN_PASSWORD_HASH_MEMORY_KIB} and "
+            f"PASSWORD_HASH_TIME_COST at least {MIN_PASSWORD_HASH_TIME_COST} when "
+            f"APP_ENV={config['APP_ENV']} (unset, they are 65536 and 3)"
         )

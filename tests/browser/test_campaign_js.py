@@ -9,14 +9,13 @@ import pyotp
 import pytest
 
 from viihde.clock import utcnow
-from viihde.extensions import db
-from viihde.register import accounts, campaigns, consent
+from viihde.register import campaigns
 from viihde.sms.segments import segmentation
 
-from .conftest import DESKTOP
+from .. import factories
+from ..factories import number
+from .chromium import DESKTOP, assert_accessible
 
-PASSWORD = "kesa-aamu-sataa-lunta-77"
-EMAIL = "paakayttaja@viihdepaketti.fi"
 FINNISH_RECIPIENTS = 3
 
 
@@ -24,13 +23,9 @@ FINNISH_RECIPIENTS = 3
 def admin_page(browser, live_url, app):
     """An admin signed in (password and TOTP) on the new-campaign page, with three Finnish
     and one Swedish subscriber to offers. The page runs under the app's own CSP."""
-    with app.app_context():
-        staff = accounts.create_staff(EMAIL, "admin", PASSWORD, utcnow())
-        staff.totp_secret = secret = accounts.new_totp_secret()
-        signup = consent.ConsentContext("signup")
-        for n, language in [(1, "fi"), (2, "fi"), (3, "fi"), (4, "sv")]:
-            consent.subscribe(f"+35840{n:07d}", ["offers"], signup, utcnow(), language=language)
-        db.session.commit()
+    admin = factories.staff_member(app, "admin", totp=True)
+    for n, language in [(1, "fi"), (2, "fi"), (3, "fi"), (4, "sv")]:
+        factories.subscriber(app, number(n), ["offers"], at=utcnow(), language=language)
     context = browser.new_context(locale="en-GB", **DESKTOP)  # no bypass_csp here
     page = context.new_page()
     errors = []  # script errors, and anything the CSP refused
@@ -40,11 +35,11 @@ def admin_page(browser, live_url, app):
         lambda message: "Content Security Policy" in message.text and errors.append(message.text),
     )
     page.goto(f"{live_url}/staff/login")
-    page.fill("#email", EMAIL)
-    page.fill("#password", PASSWORD)
+    page.fill("#email", admin.email)
+    page.fill("#password", admin.password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_url}/staff/login/totp")
-    page.fill("#code", pyotp.TOTP(secret).now())
+    page.fill("#code", pyotp.TOTP(admin.totp_secret).now())
     page.click("form[action='/staff/login/totp'] button[type=submit]")
     page.wait_for_url(f"{live_url}/staff/")
     page.goto(f"{live_url}/staff/campaigns/new", wait_until="load")
@@ -126,8 +121,6 @@ def test_choosing_another_topic_changes_the_recipients(app, admin_page):
 
 def test_campaign_pages_are_accessible(app, admin_page, live_url):
     """axe-core: the compose page, a draft with its test and send forms, and the list."""
-    from .test_pages import assert_accessible
-
     admin_page.fill("#name", "Talvi")
     for language in ("fi", "sv", "en"):
         admin_page.fill(f"#body_{language}", "Tarjous")

@@ -7,27 +7,11 @@ import re
 from pathlib import Path
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 
 from viihde.clock import utcnow
-from viihde.extensions import db
-from viihde.register import accounts, consent
 
-from .conftest import DESKTOP, PHONE, new_page
-
-axe = Axe()
-PASSWORD = "kesa-aamu-sataa-lunta-77"
-
-
-def assert_accessible(page) -> None:
-    """axe-core finds no serious or critical violation on the page."""
-    results = axe.run(page)
-    bad = [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-        for v in results.response["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert bad == [], f"{page.url}: {bad}"
+from .. import factories
+from .chromium import DESKTOP, NARROW, PHONE, assert_accessible, new_page
 
 
 def last_sms(outbox) -> dict:
@@ -104,15 +88,13 @@ def test_privacy_notice_and_swedish_pages(browser, live_url):
 @pytest.mark.parametrize("device", [PHONE, DESKTOP], ids=["phone", "desktop"])
 def test_staff_sign_in_and_look_up(browser, live_url, app, device):
     """Support signs in, finds the number by its last digits and opens the card."""
-    with app.app_context():
-        accounts.create_staff("tuki@viihdepaketti.fi", "support", PASSWORD, utcnow())
-        consent.subscribe("+358401234567", ["offers"], consent.ConsentContext("signup"), utcnow())
-        db.session.commit()
+    support = factories.staff_member(app, "support")
+    factories.subscriber(app, "+358401234567", ["offers"], at=utcnow())
     page = new_page(browser, device)
     page.goto(f"{live_url}/staff/login")
     assert_accessible(page)
-    page.fill("#email", "tuki@viihdepaketti.fi")
-    page.fill("#password", PASSWORD)
+    page.fill("#email", support.email)
+    page.fill("#password", support.password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{live_url}/staff/")
     assert_accessible(page)
@@ -141,7 +123,6 @@ def test_the_landing_page_works_without_javascript(browser, live_url, outbox):
     context.close()
 
 
-NARROW = {"viewport": {"width": 320, "height": 640}, "is_mobile": True, "has_touch": True}
 PUBLIC_PAGES = ["/", "/privacy", "/staff/login"]
 
 

@@ -13,6 +13,7 @@ from functools import cache
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from zxcvbn import zxcvbn
@@ -25,7 +26,6 @@ MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 128
 MIN_PASSWORD_SCORE = 3  # zxcvbn: 0-4; 3 = "safely unguessable" for an online attack
 TOTP_ISSUER = "Viihdepaketti.fi staff"
-_hasher = PasswordHasher()  # argon2id, t=3, m=64 MiB, p=4: above OWASP's minimum
 
 
 class PasswordProblem(StrEnum):
@@ -55,6 +55,21 @@ class SignIn:
     must_enrol_totp: bool
 
 
+def password_hasher() -> PasswordHasher:
+    """argon2id at the cost the settings name (PASSWORD_HASH_*: t=3, m=64 MiB, p=4 unless set)."""
+    config = current_app.config
+    return _hasher(
+        config["PASSWORD_HASH_TIME_COST"],
+        config["PASSWORD_HASH_MEMORY_KIB"],
+        config["PASSWORD_HASH_PARALLELISM"],
+    )
+
+
+@cache
+def _hasher(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
+    return PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+
+
 def normalise_email(email: str) -> str:
     return (email or "").strip().lower()
 
@@ -81,7 +96,7 @@ def create_staff(email: str, role: str, password: str, now: datetime) -> StaffMe
     staff = StaffMember(
         email=email,
         role=role,
-        password_hash=_hasher.hash(password),
+        password_hash=password_hasher().hash(password),
         session_version=1,
         created_at=now,
     )
@@ -107,22 +122,23 @@ def all_staff() -> list[StaffMember]:
 
 
 @cache
-def _dummy_hash() -> str:
-    return _hasher.hash("a password nobody has, to spend the same time")
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    return hasher.hash("a password nobody has, to spend the same time")
 
 
 def authenticate(email: str, password: str) -> SignIn | None:
     """Check a password; unknown and disabled accounts take the same time and say nothing."""
+    hasher = password_hasher()
     staff = find(email)
-    candidate = staff.password_hash if staff else _dummy_hash()
+    candidate = staff.password_hash if staff else _dummy_hash(hasher)
     try:
-        _hasher.verify(candidate, password)
+        hasher.verify(candidate, password)
     except (VerificationError, InvalidHashError):
         return None
     if staff is None or staff.disabled_at is not None:
         return None
-    if _hasher.check_needs_rehash(staff.password_hash):
-        staff.password_hash = _hasher.hash(password)  # saved with the sign-in's commit
+    if hasher.check_needs_rehash(staff.password_hash):
+        staff.password_hash = hasher.hash(password)  # saved with the sign-in's commit
     enrolled = staff.totp_secret is not None
     return SignIn(
         staff, needs_totp=enrolled, must_enrol_totp=not enrolled and staff.role == "admin"
@@ -219,7 +235,7 @@ def disable(staff: StaffMember, now: datetime) -> None:
 def set_password(staff: StaffMember, password: str) -> None:
     """A new password (checked); live sessions end (no commit)."""
     check_password(password, staff.email)
-    staff.password_hash = _hasher.hash(password)
+    staff.password_hash = password_hasher().hash(password)
     _end_sessions(staff)
 
 

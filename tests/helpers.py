@@ -1,0 +1,177 @@
+"""How the tests act on the app as people do: a visitor's browser walking the sign-up, a
+staff member signing in, a code asked for on the data page, the operator's CSV commands,
+the SMS outbox read as a phone would, and requests that race each other."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import threading
+from collections.abc import Callable
+from contextlib import nullcontext
+from pathlib import Path
+
+import pyotp
+
+from viihde.extensions import db
+
+#: A Finnish number in clear, international or national: never in a log line or an output.
+PERSONAL_NUMBER = re.compile(r"\+?358\d{6,}|(?<!\d)0[45]\d{7,9}(?!\d)")
+
+#: The digits 0-9 as a phone's keyboard may type them in other scripts.
+OTHER_DIGITS = {"fullwidth": "０１２３４５６７８９", "arabic_indic": "٠١٢٣٤٥٦٧٨٩"}
+
+ENGLISH = {"Accept-Language": "en"}
+
+
+def typed_in(script: str, digits: str) -> str:
+    """``digits`` as typed in another script's digits (see ``OTHER_DIGITS``)."""
+    return digits.translate(str.maketrans("0123456789", OTHER_DIGITS[script]))
+
+
+def csrf_token(page: str) -> str:
+    """The CSRF token of the first form on a page."""
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+
+class Outbox:
+    """The SMS the file backend wrote, as the tests see them."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def messages(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines()]
+
+    def last(self) -> dict:
+        return self.messages()[-1]
+
+    def last_code(self) -> str:
+        return re.search(r"#(\d+)$", self.last()["body"]).group(1)
+
+    def last_link(self) -> str:
+        return re.search(r"https://\S+", self.last()["body"]).group(0)
+
+
+class Visitor:
+    """A browser walking the sign-up: each step is one request, as a person makes it."""
+
+    def __init__(self, client, outbox: Outbox) -> None:
+        self.client = client
+        self.outbox = outbox
+
+    def submit_number(self, number: str, consent: bool = True, landing: str = "/", **extra):
+        page = self.client.get(landing)
+        data = {"csrf_token": csrf_token(page.text), "phone": number, **extra}
+        if consent:
+            data["consent"] = "y"
+        for field in ("utm_source", "utm_medium", "utm_campaign", "click_id"):
+            match = re.search(rf'name="{field}" type="hidden" value="([^"]*)"', page.text)
+            if match and field not in extra:
+                data[field] = html.unescape(match.group(1))
+        return self.client.post("/", data=data)
+
+    def submit_code(self, code: str):
+        page = self.client.get("/code")
+        return self.client.post("/code", data={"csrf_token": csrf_token(page.text), "code": code})
+
+    def resend(self):
+        page = self.client.get("/code")
+        return self.client.post("/code/resend", data={"csrf_token": csrf_token(page.text)})
+
+    def sign_up(self, number: str = "040 123 4567", landing: str = "/"):
+        self.submit_number(number, landing=landing)
+        return self.submit_code(self.outbox.last_code())
+
+
+def step_up(browser, outbox: Outbox):
+    """Ask for a code on the verify page and type it in, as the data page asks."""
+    page = browser.get("/preferences/verify?next=data")
+    browser.post("/preferences/verify/send?next=data", data={"csrf_token": csrf_token(page.text)})
+    code = outbox.last_code()
+    page = browser.get("/preferences/verify?next=data")
+    return browser.post(
+        "/preferences/verify?next=data", data={"csrf_token": csrf_token(page.text), "code": code}
+    )
+
+
+def sign_in(client, email: str, password: str, totp_secret: str | None = None):
+    """Password, then (with a secret) the current TOTP code if asked; the last response."""
+    page = client.get("/staff/login")
+    response = client.post(
+        "/staff/login",
+        data={"csrf_token": csrf_token(page.text), "email": email, "password": password},
+        headers=ENGLISH,
+    )
+    location = response.headers.get("Location", "")
+    if totp_secret and response.status_code == 302 and location.endswith("totp"):
+        response = enter_totp(client, pyotp.TOTP(totp_secret).now())
+    return response
+
+
+def enter_totp(client, code: str):
+    page = client.get("/staff/login/totp")
+    return client.post(
+        "/staff/login/totp",
+        data={"csrf_token": csrf_token(page.text), "code": code},
+        headers=ENGLISH,
+    )
+
+
+def run_csv_command(runner, path: Path, command: str, header: str, body: str, *options: str):
+    """Run ``flask register <command>`` on a CSV file of ``body`` under ``header``; its
+    output never names a number in clear."""
+    path.write_text(f"{header}\n{body}", encoding="utf-8")
+    result = runner.invoke(args=["register", command, str(path), *options])
+    assert not PERSONAL_NUMBER.search(result.output), "a number in clear in the output"
+    return result
+
+
+def sync_holders(runner, tmp_path: Path, body: str, *options: str, header="number,changed_on"):
+    """``flask register sync-holders`` on the operator's lines of numbers that changed hands."""
+    path = tmp_path / "holders.csv"
+    return run_csv_command(runner, path, "sync-holders", header, body, *options)
+
+
+def import_customers(
+    runner, tmp_path: Path, body: str, *options: str, header="number,purchased_on"
+):
+    """``flask register import-customers`` on the customer register's purchase lines."""
+    path = tmp_path / "customers.csv"
+    return run_csv_command(runner, path, "import-customers", header, body, *options)
+
+
+def race(*calls: Callable[[], object], app=None) -> list[object]:
+    """Run the calls in threads released together by a barrier; return their results.
+
+    With ``app``, each thread works in its own app context (its own session and
+    database connection) and commits at the end, as concurrent requests do.
+    """
+    barrier = threading.Barrier(len(calls))
+    results: list[object] = [None] * len(calls)
+    errors: list[BaseException] = []
+
+    def run(index: int, call: Callable[[], object]) -> None:
+        context = app.app_context() if app is not None else nullcontext()
+        with context:
+            barrier.wait()
+            try:
+                results[index] = call()
+                if app is not None:
+                    db.session.commit()  # a request ends with its commit
+            except BaseException as error:  # surfaced below, in the test's thread
+                errors.append(error)
+            finally:
+                if app is not None:
+                    db.session.remove()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    return results
