@@ -82,6 +82,12 @@ def _card(phone: str, subscriber) -> dict:
     }
 
 
+def _card_again(subscriber, **failed_form):
+    """The card once more with the form that did not pass, its errors shown: a 400."""
+    context = _card(subscriber.phone_e164, subscriber) | failed_form
+    return render_template("staff/card.html", **context), 400
+
+
 def _subscriber_or_404(subscriber_id: int):
     subscriber = lookup.subscriber_by_id(subscriber_id)
     if subscriber is None:
@@ -104,8 +110,7 @@ def withdraw(subscriber_id: int):
     subscriber = _subscriber_or_404(subscriber_id)
     form = WithdrawForm()
     if not form.validate_on_submit():
-        context = _card(subscriber.phone_e164, subscriber) | {"withdraw_form": form}
-        return render_template("staff/card.html", **context), 400
+        return _card_again(subscriber, withdraw_form=form)
     evidence = consent.Evidence(ip=client_ip())
     context = consent.ConsentContext(
         ConsentSource.STAFF, actor=ConsentActor.staff_member(current_user.id), evidence=evidence
@@ -187,8 +192,7 @@ def erase(subscriber_id: int):
     subscriber = _subscriber_or_404(subscriber_id)
     form = EraseForm()
     if not form.validate_on_submit():
-        context = _card(subscriber.phone_e164, subscriber) | {"erase_form": form}
-        return render_template("staff/card.html", **context), 400
+        return _card_again(subscriber, erase_form=form)
     phone = subscriber.phone_e164
     erasure.erase(phone, ErasureSource.STAFF, utcnow())
     audit.record(actor(), AuditAction.ERASE, utcnow(), phone_e164=phone, detail=form.reason.data)
