@@ -29,7 +29,6 @@ from sqlalchemy import create_engine, make_url, text
 from viihde import create_app
 from viihde.config import database_url
 from viihde.extensions import cache, db, limiter
-from viihde.web import security
 
 from .helpers import PERSONAL_NUMBER, Outbox, Visitor
 from .settings import app_settings
@@ -129,23 +128,24 @@ def config_overrides() -> dict:
 class Apps:
     """The last app built, kept for the next test that asks for the same settings.
 
-    Only the last one: Flask-Limiter and Flask-Talisman are single objects that bind to
-    the app built last, so an app is reused only while no other was built since.
+    Only the last one: Flask-Limiter is a single object whose storage is the one of the
+    app built last, so an app is reused only while no other was built since.
     """
 
     def __init__(self) -> None:
         self.key: str | None = None
         self.app: Flask | None = None
+        self.storage = None
 
     def get(self, settings: dict, reuse: bool = True) -> Flask:
         key = json.dumps(settings, sort_keys=True, default=repr)
-        still_bound = self.app is not None and security.talisman.app is self.app
+        still_bound = self.app is not None and limiter.storage is self.storage
         if reuse and key == self.key and still_bound:
             return self.app
         self.drop()
         app = create_app(settings)
         if reuse:
-            self.key, self.app = key, app
+            self.key, self.app, self.storage = key, app, limiter.storage
         return app
 
     def drop(self) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import zlib
 
 import pytest
 
 from viihde import create_app
+from viihde.web import security
 
 from .settings import SECRET_KEY
 
@@ -54,6 +56,17 @@ def test_error_pages_carry_the_headers_too(client):
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
 
 
+def test_the_headers_are_worked_out_once_not_per_response(monkeypatch, app, client):
+    """Built with the app and set by one hook: no response rebuilds them (Flask-Talisman,
+    which did, is gone), and a 500 carries them as a page does."""
+    monkeypatch.setattr(security, "response_headers", None)  # any call now fails
+    for path in ("/", "/privacy", "/static/css/site.css", "/no-such-page"):
+        headers = client.get(path).headers
+        assert headers["Content-Security-Policy"].startswith("default-src 'self'; ")
+        assert headers["Permissions-Policy"] == "browsing-topics=()"
+    assert "flask_talisman" not in sys.modules
+
+
 def test_no_page_has_inline_script_or_style(app, client):
     """The CSP can stay strict because no template relies on inline code."""
     for route in get_routes(app):
@@ -95,7 +108,8 @@ def test_development_sends_no_hsts(client):
 
 def test_production_cookies_are_host_only_secure_httponly_lax(production_app):
     """__Host- prefix, Secure, HttpOnly and SameSite=Lax on the session cookie."""
-    response = production_app.test_client().get("/", base_url="https://viihdepaketti.fi")
+    client = production_app.test_client()
+    response = client.get("/staff/login", base_url="https://viihdepaketti.fi")
     cookie = response.headers["Set-Cookie"]
     assert cookie.startswith("__Host-session=")
     for flag in ("Secure", "HttpOnly", "SameSite=Lax", "Path=/"):
@@ -112,7 +126,7 @@ def test_production_answers_only_to_its_own_host(production_app):
 
 def test_development_cookies_are_httponly_and_lax(client):
     """Off https the cookie cannot be Secure, but the rest holds."""
-    cookie = client.get("/").headers["Set-Cookie"]
+    cookie = client.get("/staff/login").headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 

@@ -81,7 +81,12 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     cache.init_app(app)
     static_digest.init_app(app)
-    login_manager.init_app(app)
+    # Flask-Login for the console only: the manager on the app (current_user needs it), and
+    # current_user in the console's templates (viihde/web/staff). Not its app-wide hooks,
+    # which read the session of every request: the context processor that loads the user
+    # for every page, and the after_request that keeps a remember-me cookie (the console
+    # never sets one).
+    app.login_manager = login_manager
     sms_queue.init_app(app)
     security.init_app(app)
     babel.init_app(

@@ -12,6 +12,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from viihde.extensions import db
+from viihde.web.security import CrossSiteRequest
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,13 @@ MESSAGES = {
         _l("We are sorry. Please try again in a moment."),
     ),
 }
+CROSS_SITE_MESSAGE = (
+    _l("Please use our own page"),
+    _l(
+        "For your security, this form works only on our own page. "
+        "Please go to the front page and try again."
+    ),
+)
 CSRF_MESSAGE = (
     _l("The page had expired"),
     _l(
@@ -72,6 +80,10 @@ def register(app: Flask) -> None:
     def csrf_failed(error: CSRFError):
         log.info("malicious_csrf reason=%s", error.description)
         return _render(400, *CSRF_MESSAGE)
+
+    @app.errorhandler(CrossSiteRequest)
+    def cross_site(error: CrossSiteRequest):
+        return _render(403, *CROSS_SITE_MESSAGE)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -1,15 +1,24 @@
-"""Response headers, configured once: a strict CSP, HSTS in production, same-origin referrers.
+"""Response headers, worked out once per app: a strict CSP, HSTS in production,
+same-origin referrers, no framing, no sniffing; and the cross-site check of the one form
+that carries no CSRF token.
 
-Flask-Talisman sets them on every response; the pages that show personal data
-add ``Cache-Control: no-store`` themselves (preference pages, the console).
+They are the same for every response, so they are built when the app is and set by one
+``after_request`` (Flask-Talisman, unreleased since 2023, rebuilt the CSP on every
+response). The pages that show personal data add ``Cache-Control: no-store`` themselves
+(preference pages, the console). The session cookie's flags are settings
+(``SESSION_COOKIE_*`` in ``viihde/config.py``).
 """
 
 from __future__ import annotations
 
+import logging
+from functools import lru_cache, wraps
 from urllib.parse import urlsplit
 
-from flask import Flask
-from flask_talisman import Talisman
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import Forbidden
+
+log = logging.getLogger(__name__)
 
 #: No inline script or style anywhere; nothing from other origins.
 CONTENT_SECURITY_POLICY = {
@@ -22,7 +31,23 @@ CONTENT_SECURITY_POLICY = {
 }
 HSTS_MAX_AGE = 365 * 24 * 3600
 
-talisman = Talisman()
+
+def response_headers(production: bool) -> dict[str, str]:
+    """The headers every response carries (HSTS only in production: TLS ends at the
+    proxy there, and a developer's http://127.0.0.1 must stay reachable)."""
+    headers = {
+        "Content-Security-Policy": "; ".join(
+            f"{name} {value}" for name, value in CONTENT_SECURITY_POLICY.items()
+        ),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        # Preference pages carry their token in the address: it never leaves in a Referer.
+        "Referrer-Policy": "same-origin",
+        "Permissions-Policy": "browsing-topics=()",
+    }
+    if production:
+        headers["Strict-Transport-Security"] = f"max-age={HSTS_MAX_AGE}; includeSubDomains"
+    return headers
 
 
 def init_app(app: Flask) -> None:
@@ -32,16 +57,48 @@ def init_app(app: Flask) -> None:
         app.config["SESSION_COOKIE_NAME"] = "__Host-session"
         if not app.config.get("TRUSTED_HOSTS"):
             app.config["TRUSTED_HOSTS"] = [urlsplit(app.config["PUBLIC_BASE_URL"]).hostname]
-    talisman.init_app(
-        app,
-        force_https=False,  # TLS ends at the proxy; HSTS keeps browsers on https
-        strict_transport_security=production,
-        strict_transport_security_max_age=HSTS_MAX_AGE,
-        strict_transport_security_include_subdomains=True,
-        content_security_policy=CONTENT_SECURITY_POLICY,
-        frame_options="DENY",
-        referrer_policy="same-origin",  # preference pages never leak through Referer
-        session_cookie_secure=app.config["SESSION_COOKIE_SECURE"],
-        session_cookie_http_only=True,
-        session_cookie_samesite="Lax",
-    )
+    headers = tuple(response_headers(production).items())
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        response.headers.update(headers)
+        return response
+
+
+class CrossSiteRequest(Forbidden):
+    """A form posted from another site (or a sandboxed frame) to one that takes no token."""
+
+
+@lru_cache(maxsize=8)
+def _origin(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def cross_site(headers, public_base_url: str) -> bool:
+    """Whether the browser says the request comes from another site: ``Sec-Fetch-Site``,
+    when sent, is neither ``same-origin`` nor ``none`` (typed or bookmarked), or
+    ``Origin``, when sent, is not PUBLIC_BASE_URL's (``null`` included). A client that
+    sends neither (an old browser, curl) is let through: the form carries no authority."""
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = headers.get("Origin")
+    return origin is not None and origin.lower() != _origin(public_base_url)
+
+
+def same_origin_only(view):
+    """Refuse a cross-site POST to a view whose form has no CSRF token (the sign-up)."""
+
+    @wraps(view)
+    def checked(*args, **kwargs):
+        if cross_site(request.headers, current_app.config["PUBLIC_BASE_URL"]):
+            log.info(
+                "cross_site_refused site=%s origin=%s",
+                request.headers.get("Sec-Fetch-Site", "-"),
+                request.headers.get("Origin", "-")[:100],
+            )
+            raise CrossSiteRequest()
+        return view(*args, **kwargs)
+
+    return checked

@@ -7,7 +7,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from viihde.clock import utcnow
-from viihde.extensions import db
+from viihde.extensions import csrf, db
 from viihde.models import VerificationKind
 from viihde.phone import mask
 from viihde.register.budget import paused_hint
@@ -27,7 +27,9 @@ from viihde.register.purposes import configured
 from viihde.sms import commit_then_send
 from viihde.web import browser, messages
 from viihde.web.request import client_ip, client_user_agent
+from viihde.web.security import same_origin_only
 from viihde.web.sending import commit_and_send_code
+from viihde.web.signup import landing as shared_landing
 from viihde.web.signup.forms import CodeForm, ResendForm, SignupForm, attribution_from
 from viihde.web.throttle import code_sending, count_sent_code
 
@@ -49,15 +51,25 @@ def _client_details(form: SignupForm) -> SignupDetails:
 
 @bp.get("/")
 def landing():
-    """The ad landing page: a number, a consent box, and a code by SMS. The form posts to
-    ``submit`` at the same address; only that view carries the SMS limits."""
-    return _render_landing(SignupForm(data=attribution_from(request.args)))
+    """The ad landing page: a number, a consent box, and a code by SMS. The same bytes for
+    every visitor in a language (no session, no token); the form posts to ``submit`` at
+    the same address, and only that view carries the SMS limits."""
+    attribution = attribution_from(request.args)
+    paused = paused_hint(utcnow())
+    if shared_landing.has_flashes():
+        return _render_landing(SignupForm(data=attribution))
+    return shared_landing.page(str(get_locale()), paused, attribution)
 
 
 @bp.post("/")
+@csrf.exempt
+@same_origin_only
 @code_sending
 def submit():
-    """Send a code to the number typed on the landing page, or show it again with why not."""
+    """Send a code to the number typed on the landing page, or show it again with why not.
+
+    No CSRF token: the form carries no authority (a code goes to the number typed, and the
+    limits guard the SMS); a cross-site POST is refused by Fetch Metadata and Origin."""
     form = SignupForm()
     status = 400
     if form.validate_on_submit():

@@ -55,8 +55,12 @@ def require_signed_in_staff():
 
 @bp.context_processor
 def sending_state() -> dict:
-    """Staff see at once when the SMS budget breaker has paused sign-ups."""
-    return {"sms_pause": sms_pause(utcnow()) if current_user.is_authenticated else None}
+    """Who is signed in, and (staff see it at once) whether the SMS budget breaker has
+    paused sign-ups. Only the console's pages load the user (viihde/__init__.py)."""
+    return {
+        "current_user": current_user,
+        "sms_pause": sms_pause(utcnow()) if current_user.is_authenticated else None,
+    }
 
 
 @bp.after_request

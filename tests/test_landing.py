@@ -1,0 +1,150 @@
+"""The landing page carries no session: the same bytes for everyone in a language, the ad's
+attribution spliced in, and a sign-up POST checked by Fetch Metadata and Origin instead of
+a CSRF token (every other form keeps its token)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import flash, template_rendered
+
+from .helpers import csrf_token
+from .settings import PUBLIC_BASE_URL
+
+SIGN_UP = {"phone": "040 123 4567", "consent": "y"}
+
+
+def attribution_inputs(page: str) -> list[str]:
+    return re.findall(r'<input id="(?:utm_\w+|click_id)"[^>]*>', page)
+
+
+def test_the_landing_page_sets_no_cookie(app):
+    """A first visit, an ad visit and a repeat visit: no Set-Cookie, no Vary on a cookie,
+    no token in the page."""
+    client = app.test_client()
+    for path in ("/", "/?utm_campaign=syksy&gclid=abc", "/"):
+        response = client.get(path)
+        assert response.status_code == 200
+        assert "Set-Cookie" not in response.headers
+        assert "Cookie" not in response.headers.get("Vary", "")
+        assert "csrf_token" not in response.text
+    assert client.get_cookie("session") is None
+
+
+def test_every_visitor_gets_the_same_bytes_rendered_once_per_language(app):
+    """Two visitors in one language get identical pages, the template rendered for the first
+    only; another language is its own page."""
+    rendered = []
+
+    def count(sender, template, context, **extra):
+        rendered.append(template.name)
+
+    with template_rendered.connected_to(count, app):
+        first = app.test_client().get("/", headers={"Accept-Language": "fi"}).data
+        second = app.test_client().get("/", headers={"Accept-Language": "fi"}).data
+        swedish = app.test_client().get("/", headers={"Accept-Language": "sv"}).data
+    assert first == second
+    assert b'lang="sv"' in swedish and swedish != first
+    assert rendered.count("signup/landing.html") <= 2  # one per language, at most
+
+
+def test_the_attribution_is_the_only_difference_and_is_escaped(app):
+    """The ad's parameters go into the form's hidden fields and the language switcher's way
+    back, escaped; everything else is the shared page's."""
+    plain = app.test_client().get("/").text
+    hostile = '"><script>alert(1)</script>'
+    page = app.test_client().get("/", query_string={"utm_campaign": hostile, "utm_source": "fb"})
+    page = page.text
+    assert "<script>alert" not in page
+    assert attribution_inputs(page) == [
+        '<input id="utm_source" name="utm_source" type="hidden" value="fb">',
+        '<input id="utm_campaign" name="utm_campaign" type="hidden" '
+        'value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;">',
+    ]
+    assert attribution_inputs(plain) == []
+    switch = re.search(r'href="(/language/sv\?next=[^"]+)"', page).group(1)
+    # The way back is the address as the browser sent it (url_for did the same).
+    assert "utm_source%3Dfb" in switch and "%253Cscript" in switch
+    without_inputs = "".join(page.split("".join(attribution_inputs(page))))
+    assert re.sub(r"next=[^\"]+", "", without_inputs) == re.sub(r"next=[^\"]+", "", plain)
+
+
+def test_the_attribution_reaches_the_consent_record(visitor, outbox, app):
+    """Spliced fields post as the rendered ones did."""
+    visitor.sign_up(landing="/?utm_source=meta&utm_campaign=joulu&fbclid=xyz")
+    with app.app_context():
+        from viihde.models import ConsentEvent
+
+        event = ConsentEvent.query.first()
+        assert (event.utm_source, event.utm_campaign) == ("meta", "joulu")
+        assert event.click_id == "fbclid:xyz"
+
+
+@pytest.mark.own_app  # adds a route that flashes
+def test_a_flash_is_shown_to_its_visitor_only(app):
+    """A message flashed before a redirect to the landing page reaches that visitor, and
+    never the copy everyone else gets."""
+
+    @app.get("/__flash")
+    def flash_and_go():
+        flash("Viesti juuri sinulle")
+        return "", 302, {"Location": "/"}
+
+    visitor = app.test_client()
+    assert "Viesti juuri sinulle" in visitor.get("/__flash", follow_redirects=True).text
+    assert "Viesti juuri sinulle" not in visitor.get("/").text
+    assert "Viesti juuri sinulle" not in app.test_client().get("/").text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},  # a sibling subdomain is another origin
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},  # a sandboxed frame or a data: page
+        {"Origin": "http://viihdepaketti.fi"},  # not our scheme
+        {"Sec-Fetch-Site": "same-origin", "Origin": "https://viihdepaketti.fi.evil.example"},
+    ],
+)
+def test_a_cross_site_sign_up_is_refused_before_any_sms(client, outbox, headers):
+    """A form on another site posting to ours: 403 with a translated page, nothing sent,
+    nothing counted."""
+    response = client.post("/", data=SIGN_UP, headers={**headers, "Accept-Language": "en"})
+    assert response.status_code == 403
+    assert "this form works only on our own page" in response.text
+    assert outbox.messages() == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "same-origin", "Origin": PUBLIC_BASE_URL},
+        {"Origin": PUBLIC_BASE_URL.upper()},
+        {"Sec-Fetch-Site": "none"},  # the address typed or bookmarked
+        {},  # a browser that sends neither
+    ],
+)
+def test_a_same_site_sign_up_without_a_token_is_accepted(client, outbox, headers):
+    """Our own page's POST needs no token: the code goes, the browser goes to the code page."""
+    response = client.post("/", data=SIGN_UP, headers=headers)
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith("/code")
+    assert len(outbox.messages()) == 1
+
+
+def test_every_other_form_keeps_its_token(visitor, client):
+    """The code page, the staff sign-in and the preference forms still refuse a POST
+    without Flask-WTF's token, even from our own origin."""
+    same_site = {"Sec-Fetch-Site": "same-origin", "Origin": PUBLIC_BASE_URL}
+    visitor.submit_number("040 123 4567")
+    assert (
+        visitor.client.post("/code", data={"code": "123456"}, headers=same_site).status_code == 400
+    )
+    response = client.post(
+        "/staff/login", data={"email": "a@b.fi", "password": "x"}, headers=same_site
+    )
+    assert response.status_code == 400
+    page = visitor.client.get("/code").text
+    assert csrf_token(page)
