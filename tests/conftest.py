@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import freezegun
+import hypothesis
 import pytest
 from flask import Flask
 from flask_migrate import upgrade
@@ -28,13 +29,18 @@ from sqlalchemy import create_engine, make_url, text
 
 from viihde import create_app
 from viihde.config import database_url
-from viihde.extensions import cache, db, limiter
+from viihde.extensions import cache, db
+from viihde.web import ratelimits
 
 from .helpers import PERSONAL_NUMBER, Outbox, Visitor
 from .settings import app_settings
 
 # pytest's own clock (--durations) keeps real time while a test freezes the app's.
 freezegun.configure(extend_ignore_list=["_pytest.timing"])
+# No example has a time limit: on 2 busy cores a slow one is load, not a finding (speed
+# is measured by bench/, never by the tests).
+hypothesis.settings.register_profile("viihde", deadline=None)
+hypothesis.settings.load_profile("viihde")
 
 #: The append-only tables: their triggers refuse rewriting them, TRUNCATE included.
 LEDGERS = ("audit_entries", "consent_events")
@@ -128,24 +134,21 @@ def config_overrides() -> dict:
 class Apps:
     """The last app built, kept for the next test that asks for the same settings.
 
-    Only the last one: Flask-Limiter is a single object whose storage is the one of the
-    app built last, so an app is reused only while no other was built since.
+    Only the last one, so that a test's app is the one its settings describe.
     """
 
     def __init__(self) -> None:
         self.key: str | None = None
         self.app: Flask | None = None
-        self.storage = None
 
     def get(self, settings: dict, reuse: bool = True) -> Flask:
         key = json.dumps(settings, sort_keys=True, default=repr)
-        still_bound = self.app is not None and limiter.storage is self.storage
-        if reuse and key == self.key and still_bound:
+        if reuse and key == self.key and self.app is not None:
             return self.app
         self.drop()
         app = create_app(settings)
         if reuse:
-            self.key, self.app, self.storage = key, app, limiter.storage
+            self.key, self.app = key, app
         return app
 
     def drop(self) -> None:
@@ -171,7 +174,7 @@ def app(apps, database_uri, outbox_path, config_overrides, request):
     app = apps.get(app_settings(database_uri, **config_overrides), reuse=reuse)
     settings, extensions = copy.deepcopy(dict(app.config)), dict(app.extensions)
     app.config["SMS_OUTBOX_PATH"] = str(outbox_path)
-    limiter.init_app(app)  # fresh counters, as a new process would have
+    ratelimits.init_app(app)  # fresh counters, as a new process would have
     with app.app_context():
         cache.clear()
     yield app

@@ -10,11 +10,11 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from viihde import cli, config
-from viihde.extensions import babel, cache, csrf, db, limiter, login_manager, migrate, static_digest
+from viihde.extensions import babel, cache, csrf, db, login_manager, migrate, static_digest
 from viihde.ops import logs, metrics
 from viihde.register import purposes
 from viihde.sms import queue as sms_queue
-from viihde.web import errors, labels, security
+from viihde.web import errors, labels, ratelimits, security
 from viihde.web.health import routes as health
 from viihde.web.pages import routes as pages
 
@@ -78,7 +78,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
-    limiter.init_app(app)
+    ratelimits.init_app(app)
     cache.init_app(app)
     static_digest.init_app(app)
     # Flask-Login for the console only: the manager on the app (current_user needs it), and

@@ -100,15 +100,13 @@ def from_environment(instance_path: str) -> dict:
         "SMS_TIGHTENED_INTERVAL_SECONDS": int(_env("SMS_TIGHTENED_INTERVAL_SECONDS", "600")),
         # Wrong codes for one number in 24 hours before its sign-up pauses for a day.
         "CODE_MAX_WRONG_PER_DAY": int(_env("CODE_MAX_WRONG_PER_DAY", "10")),
-        # Rate limits on sending codes (Flask-Limiter notation), per visitor address, per
+        # Rate limits on sending codes (the `limits` notation), per visitor address, per
         # number, per number block (all but the last 3 digits), per country, and overall.
         "SMS_LIMIT_PER_IP": _env("SMS_LIMIT_PER_IP", "5 per hour;20 per day"),
         "SMS_LIMIT_PER_NUMBER": _env("SMS_LIMIT_PER_NUMBER", "3 per hour;6 per day"),
         "SMS_LIMIT_PER_BLOCK": _env("SMS_LIMIT_PER_BLOCK", "10 per hour"),
         "SMS_LIMIT_PER_COUNTRY": _env("SMS_LIMIT_PER_COUNTRY", "300 per hour"),
         "SMS_LIMIT_GLOBAL": _env("SMS_LIMIT_GLOBAL", "600 per hour"),
-        # If Redis fails, keep limiting in each process's memory: never fail open.
-        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         # The consent purposes offered, from viihde/purposes.py's catalogue, in page order.
         "CONSENT_PURPOSES": _env_list("CONSENT_PURPOSES", "offers,new_content,competitions"),
         # How long the register keeps things (shown on the privacy notice page).
@@ -121,7 +119,7 @@ def from_environment(instance_path: str) -> dict:
         "CAMPAIGN_QUIET_HOURS": _env("CAMPAIGN_QUIET_HOURS", "21:00-09:00"),
         "CAMPAIGN_MESSAGES_PER_SECOND": float(_env("CAMPAIGN_MESSAGES_PER_SECOND", "10")),
         "SMS_SEGMENT_PRICE_EUR": _env("SMS_SEGMENT_PRICE_EUR", "0.08"),
-        # Test messages an admin may send to their own phone (Flask-Limiter notation).
+        # Test messages an admin may send to their own phone (the `limits` notation).
         "CAMPAIGN_TEST_SEND_LIMIT": _env("CAMPAIGN_TEST_SEND_LIMIT", "10 per hour"),
         # Customers (the customer-relationship basis): which purposes count as the
         # company's own similar products, and how long after a purchase it lasts.
@@ -187,8 +185,8 @@ def from_environment(instance_path: str) -> dict:
         "PASSWORD_HASH_MEMORY_KIB": int(_env("PASSWORD_HASH_MEMORY_KIB", "65536")),
         "PASSWORD_HASH_PARALLELISM": int(_env("PASSWORD_HASH_PARALLELISM", "4")),
         # Rate limit counters; unset: REDIS_URL when set, else this process's memory.
+        # If Redis fails, each process counts in its memory: never fail open.
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI"),
-        "RATELIMIT_HEADERS_ENABLED": True,
         # Each process keeps the rendered fixed texts of its pages (per language) and
         # the landing page's "sign-ups are paused" hint; nothing personal is cached.
         "CACHE_TYPE": "SimpleCache",
@@ -200,7 +198,7 @@ def from_environment(instance_path: str) -> dict:
 
 
 def rate_limit_storage(config: dict) -> str:
-    """Where Flask-Limiter counts: RATELIMIT_STORAGE_URI, else Redis, else process memory."""
+    """Where the rate limits count: RATELIMIT_STORAGE_URI, else Redis, else process memory."""
     return config.get("RATELIMIT_STORAGE_URI") or config.get("REDIS_URL") or "memory://"
 
 

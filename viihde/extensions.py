@@ -2,16 +2,12 @@
 
 from flask_babel import Babel
 from flask_caching import Cache
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_static_digest import FlaskStaticDigest
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
-
-from viihde.networks import client_of
 
 # Named constraints, so that migrations can refer to them on every database.
 NAMING_CONVENTION = {
@@ -27,9 +23,6 @@ migrate = Migrate()
 csrf = CSRFProtect()
 babel = Babel()
 login_manager = LoginManager()
-# Per client by default: an IPv4 address or an IPv6 /64 (behind a proxy, PROXY_COUNT makes
-# remote_addr the visitor's own).
-limiter = Limiter(key_func=lambda: client_of(get_remote_address()))
 # Fingerprinted static URLs (static_url_for) from the wheel's cache_manifest.json; a
 # checkout has none, and its URLs stay plain.
 static_digest = FlaskStaticDigest()

@@ -1,12 +1,13 @@
-"""Rate limits on everything that sends a code by SMS (Flask-Limiter), shared by the
-landing form, the resend button and the step-up page.
+"""Rate limits on everything that sends a code by SMS (``viihde.web.ratelimits``), shared
+by the landing form, the resend button and the step-up page.
 
 Counted per client (an IPv4 address or an IPv6 /64), per number, per number block
 (all but the last three digits: pumping walks through neighbouring numbers), per
-country, and overall. Numbers reach the limiter's storage only as keyed hashes. Only
+country, and overall. Numbers reach the counters only as keyed hashes. Only
 requests that sent a code count (the view says so with ``count_sent_code``); one over a
 limit gets 429 before anything is sent. A request that names no valid number is not
-counted against any number, block or country: it cannot send to one.
+counted against any number, block or country: it cannot send to one. All of a request's
+limits are tested in one Redis round trip, and counted in one more when a code went.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ from collections.abc import Callable
 
 from flask import current_app, g, request
 
-from viihde.extensions import limiter
 from viihde.hashing import keyed_hash
 from viihde.phone import PhoneError, parse_mobile, region_of
 from viihde.register.codes import pending_verification
 from viihde.register.lookup import subscriber_by_id
 from viihde.web import browser
+from viihde.web.ratelimits import Rule, limited
 from viihde.web.request import client_key
 
 #: Where ``target_number`` keeps its answer for the request it worked it out for.
@@ -99,21 +100,16 @@ def _limit(setting: str) -> Callable[[], str]:
     return lambda: current_app.config[setting]
 
 
+#: The limits every code-sending view carries, by setting.
+CODE_SENDING = (
+    Rule(_limit("SMS_LIMIT_PER_IP"), "sms-ip", _ip),
+    Rule(_limit("SMS_LIMIT_PER_NUMBER"), "sms-number", _number, _no_number),
+    Rule(_limit("SMS_LIMIT_PER_BLOCK"), "sms-block", _block, _no_number),
+    Rule(_limit("SMS_LIMIT_PER_COUNTRY"), "sms-country", _country, _no_number),
+    Rule(_limit("SMS_LIMIT_GLOBAL"), "sms-all", _everyone),
+)
+
+
 def code_sending(view):
     """Apply every SMS limit to a view that sends a code (it calls ``count_sent_code``)."""
-    for setting, scope, key, exempt in (
-        ("SMS_LIMIT_PER_IP", "sms-ip", _ip, None),
-        ("SMS_LIMIT_PER_NUMBER", "sms-number", _number, _no_number),
-        ("SMS_LIMIT_PER_BLOCK", "sms-block", _block, _no_number),
-        ("SMS_LIMIT_PER_COUNTRY", "sms-country", _country, _no_number),
-        ("SMS_LIMIT_GLOBAL", "sms-all", _everyone, None),
-    ):
-        view = limiter.shared_limit(
-            _limit(setting),
-            scope=scope,
-            key_func=key,
-            methods=["POST"],
-            deduct_when=_sent_a_code,
-            exempt_when=exempt,
-        )(view)
-    return view
+    return limited(*CODE_SENDING, counts=_sent_a_code)(view)

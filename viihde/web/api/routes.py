@@ -9,11 +9,13 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from viihde.clock import utcnow
-from viihde.extensions import csrf, db, limiter
+from viihde.extensions import csrf, db
 from viihde.models import AuditAction
 from viihde.register import api_tokens, audience, audit
 from viihde.register.purposes import configured_keys
 from viihde.tokens import read_cursor, sign_cursor
+from viihde.web.ratelimits import Rule, limited
+from viihde.web.request import client_key
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)  # no cookies here: the bearer token is the authentication
@@ -31,7 +33,7 @@ def _problem(status: int, code: str, message: str):
 
 
 @bp.get("/audience")
-@limiter.limit("120 per minute")
+@limited(Rule("120 per minute", "api", client_key), methods=("GET",))
 def audience_page():
     """One page of the audience for ``purpose``: numbers, languages, preference links."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")

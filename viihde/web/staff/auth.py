@@ -17,10 +17,11 @@ from limits import parse
 from redis.exceptions import RedisError
 
 from viihde.clock import utcnow
-from viihde.extensions import db, limiter
+from viihde.extensions import db
 from viihde.hashing import keyed_hash
 from viihde.models import AuditAction, StaffMember
 from viihde.register import accounts, audit
+from viihde.web.ratelimits import Rule, limited, limits
 from viihde.web.request import client_ip, client_key
 from viihde.web.staff import SEEN, SIGNED_IN, bp
 from viihde.web.staff.forms import ButtonForm, LoginForm, ReplaceTotpForm, TotpForm
@@ -88,31 +89,23 @@ def _account_lock(email: str):
 
 def _locked(email: str) -> bool:
     """Have wrong passwords from everywhere locked sign-in by password alone?"""
-    item, key = _account_lock(email)
     try:
-        return not limiter.limiter.test(item, key)
+        return not limits().within([_account_lock(email)], fallback=False)
     except RedisError:
         return True  # the counter cannot be read: password alone is not enough
 
 
 def _count_wrong_password(email: str) -> None:
-    item, key = _account_lock(email)
-    try:
-        limiter.limiter.hit(item, key)
-    except RedisError:
-        current_app.logger.warning("staff_lock_unavailable step=password")
+    limits().count([_account_lock(email)])
 
 
-def _second_factor_limits(view):
-    """Wrong second-factor codes: per client, and per account (the signed-in or pending one)."""
-    view = limiter.limit(
-        _per_second_factor,
-        key_func=_second_factor_account,
-        methods=["POST"],
-        deduct_when=_failed,
-        exempt_when=_no_account,
-    )(view)
-    return limiter.limit(_per_ip, key_func=client_key, methods=["POST"], deduct_when=_failed)(view)
+PER_IP = Rule(_per_ip, "staff-ip", client_key)
+#: Wrong second-factor codes: per client, and per account (the signed-in or pending one).
+_second_factor_limits = limited(
+    PER_IP,
+    Rule(_per_second_factor, "staff-totp", _second_factor_account, _no_account),
+    counts=_failed,
+)
 
 
 def _actor(staff: StaffMember) -> audit.Actor:
@@ -135,8 +128,7 @@ def _pending_staff() -> StaffMember | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_per_ip, key_func=client_key, methods=["POST"], deduct_when=_failed)
-@limiter.limit(_per_client, key_func=_account_and_client, methods=["POST"], deduct_when=_failed)
+@limited(PER_IP, Rule(_per_client, "staff-login", _account_and_client), counts=_failed)
 def login():
     """Email and password; the answer never tells which part was wrong."""
     if current_user.is_authenticated:

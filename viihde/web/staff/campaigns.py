@@ -10,13 +10,14 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from viihde.clock import utcnow
-from viihde.extensions import db, limiter
+from viihde.extensions import db
 from viihde.jobs import campaigns as sender
 from viihde.models import AuditAction, Campaign
 from viihde.phone import PhoneError, mask, parse_mobile
 from viihde.register import audit, campaigns
 from viihde.sms import commit_then_send
 from viihde.web.messages import PHONE_REFUSALS
+from viihde.web.ratelimits import Rule, limited
 from viihde.web.staff import bp
 from viihde.web.staff.console import actor, admin_required
 from viihde.web.staff.forms import ButtonForm, CampaignForm, CampaignStartForm, CampaignTestForm
@@ -119,8 +120,9 @@ def _per_staff_member() -> str:
 
 @bp.post("/campaigns/<id:campaign_id>/test")
 @admin_required
-@limiter.limit(
-    _test_send_limit, key_func=_per_staff_member, deduct_when=lambda r: r.status_code == 302
+@limited(
+    Rule(_test_send_limit, "campaign-test", _per_staff_member),
+    counts=lambda response: response.status_code == 302,
 )
 def test_send_campaign(campaign_id: int):
     """Text one language's message (with a sample link) to the admin's own phone."""

@@ -1,0 +1,101 @@
+"""Rate limits cost nothing where none applies, and in Redis one round trip to test all of
+a request's limits and one more to count them when an SMS went."""
+
+from __future__ import annotations
+
+import pytest
+from redis import Redis
+from redis.connection import Connection
+
+from viihde.web import ratelimits
+
+from .helpers import Visitor
+
+LIMITED_VIEWS = {
+    "signup.submit",
+    "signup.resend",
+    "preferences.send_code",
+    "staff.login",
+    "staff.login_totp",
+    "staff.enrol_totp",
+    "staff.test_send_campaign",
+    "api.audience_page",
+}
+
+
+@pytest.fixture
+def config_overrides(redis_url) -> dict:
+    Redis.from_url(redis_url).flushdb()
+    return {"RATELIMIT_STORAGE_URI": redis_url, "SMS_LIMIT_PER_IP": "2 per hour"}
+
+
+@pytest.fixture
+def round_trips(app, monkeypatch) -> list[bytes]:
+    """Every command or pipeline sent to Redis from now on, one entry per round trip (the
+    pooled connection's handshake done before)."""
+    with app.app_context():
+        ratelimits.limits().redis.ping()
+    sent: list[bytes] = []
+    send = Connection.send_packed_command
+
+    def counted(connection, command, check_health=True):
+        sent.append(command if isinstance(command, bytes) else b"".join(command))
+        return send(connection, command, check_health)
+
+    monkeypatch.setattr(Connection, "send_packed_command", counted)
+    return sent
+
+
+@pytest.mark.parametrize("config_overrides", [{}])
+def test_only_the_views_that_send_sms_or_guard_a_sign_in_carry_limits(app, monkeypatch):
+    """Every other page does no rate-limit work at all: with the counters broken, the
+    landing page, the privacy notice, the code page and a webhook still answer."""
+    carried = {
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if getattr(view, "rate_limits", None)
+    }
+    assert carried == LIMITED_VIEWS
+
+    def broken(*args, **kwargs):
+        raise AssertionError("rate-limit work on a page without limits")
+
+    monkeypatch.setattr(ratelimits.Limits, "within", broken)
+    monkeypatch.setattr(ratelimits.Limits, "count", broken)
+    client = app.test_client()
+    for path in ("/", "/privacy", "/code", "/welcome", "/healthz"):
+        assert client.get(path).status_code in (200, 302, 404)
+
+
+def test_a_code_sent_costs_two_round_trips_and_a_refusal_one(app, outbox, round_trips):
+    """Five limits (per client, number, block, country, overall; the number's in two
+    windows, six counters): MGET before the view, one pipeline after it when the code went."""
+    visitor = Visitor(app.test_client(), outbox)
+    assert visitor.submit_number("040 123 4567").status_code == 302
+    assert len(round_trips) == 2
+    mget, counted = round_trips
+    assert mget.startswith(b"*") and b"MGET" in mget and mget.count(b"viihde:limit:") == 6
+    assert counted.count(b"INCRBY") == 6 and counted.count(b"EXPIRE") == 6
+
+    round_trips.clear()
+    assert visitor.submit_number("09 123 4567").status_code == 400  # a landline: none sent
+    assert len(round_trips) == 1  # tested, nothing counted
+    assert round_trips[0].count(b"viihde:limit:") == 2  # only the client's and everyone's
+
+
+def test_the_counts_live_in_redis_and_a_limit_refuses_in_one_round_trip(
+    app, outbox, round_trips, redis_url
+):
+    """Two codes from one client, then 429 with nothing sent; the counters are in Redis
+    (every process shares them), numbers only as keyed hashes."""
+    for number in ("040 123 4501", "040 123 4502"):
+        client = app.test_client()
+        assert Visitor(client, outbox).submit_number(number).status_code == 302
+    round_trips.clear()
+    refused = Visitor(app.test_client(), outbox).submit_number("040 123 4503")
+    assert refused.status_code == 429
+    assert len(round_trips) == 1
+    assert len(outbox.messages()) == 2
+    keys = [key.decode() for key in Redis.from_url(redis_url).keys("viihde:limit:*")]
+    assert any("sms-ip/" in key for key in keys)
+    assert not any("401234" in key for key in keys)

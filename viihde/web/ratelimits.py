@@ -1,0 +1,164 @@
+"""Rate limits, checked only on the views that carry them: the `limits` library's items
+and fixed windows, counted in Redis so that every process shares them.
+
+A view's limits are tested in one Redis round trip (``MGET`` of every counter) before the
+view, and counted in one more (a pipeline of ``INCRBY`` and ``EXPIRE ... NX``) after it,
+when the response says the try counts. A request to any other page does no rate-limit
+work at all (Flask-Limiter resolved its limits on every request). Numbers reach the
+counters only as keyed hashes (the views' key functions see to it).
+
+When Redis cannot be reached the counters live in this process (the `limits` library's
+memory storage), as Flask-Limiter's in-memory fallback did: never a 5xx, never open.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache, wraps
+
+from flask import Flask, Response, current_app, request
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter
+from redis import Redis
+from redis.exceptions import RedisError
+from werkzeug.exceptions import TooManyRequests
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "viihde.ratelimits"
+PREFIX = "viihde:limit:"
+#: A Redis that does not answer must not hold a sign-up for long (then: process memory).
+REDIS_TIMEOUT_SECONDS = 0.5
+
+#: One counter: a window of the `limits` library, and whose tries it counts.
+Counter = tuple[RateLimitItem, str]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One limit of a view: its setting (``"5 per hour;20 per day"``, or a function giving
+    it), the name it is counted under, whose tries it counts, and when it does not apply."""
+
+    limit: str | Callable[[], str]
+    scope: str
+    key: Callable[[], str]
+    exempt: Callable[[], bool] | None = None
+
+
+@lru_cache(maxsize=64)
+def _items(setting: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(setting))
+
+
+def counters(rules: Iterable[Rule]) -> list[Counter]:
+    """The counters of the rules that apply to this request."""
+    found = []
+    for rule in rules:
+        if rule.exempt is not None and rule.exempt():
+            continue
+        setting = rule.limit() if callable(rule.limit) else rule.limit
+        key = f"{rule.scope}/{rule.key()}"
+        found.extend((item, key) for item in _items(setting))
+    return found
+
+
+class Limits:
+    """The counters of one app: Redis when configured, else (and whenever Redis fails)
+    this process's memory."""
+
+    def __init__(self, redis: Redis | None) -> None:
+        self.redis = redis
+        self.memory = FixedWindowRateLimiter(MemoryStorage())
+
+    @staticmethod
+    def _key(item: RateLimitItem, key: str) -> str:
+        return PREFIX + item.key_for(key)
+
+    def within(self, found: Sequence[Counter], fallback: bool = True) -> bool:
+        """Whether one more try stays within every counter (one round trip). Without
+        ``fallback``, a Redis failure is raised (the caller fails closed)."""
+        if not found:
+            return True
+        if self.redis is not None:
+            try:
+                counts = self.redis.mget([self._key(item, key) for item, key in found])
+            except RedisError:
+                if not fallback:
+                    raise
+                log.warning("rate_limit_storage_unreachable step=test")
+            else:
+                return all(
+                    int(count or 0) < item.amount
+                    for (item, _), count in zip(found, counts, strict=True)
+                )
+        return all(self.memory.test(item, key) for item, key in found)
+
+    def count(self, found: Sequence[Counter]) -> None:
+        """One more try against every counter (one round trip)."""
+        if not found:
+            return
+        if self.redis is not None:
+            pipeline = self.redis.pipeline(transaction=False)
+            for item, key in found:
+                name = self._key(item, key)
+                pipeline.incrby(name, 1)
+                pipeline.expire(name, item.get_expiry(), nx=True)
+            try:
+                pipeline.execute()
+                return
+            except RedisError:
+                log.warning("rate_limit_storage_unreachable step=count")
+        for item, key in found:
+            self.memory.hit(item, key)
+
+    def clear(self) -> None:
+        """Forget every count of this process (a test's fresh start)."""
+        self.memory.storage.reset()
+
+
+def init_app(app: Flask) -> None:
+    """The app's counters, in RATELIMIT_STORAGE_URI's Redis or (``memory://``) here."""
+    uri = app.config["RATELIMIT_STORAGE_URI"]
+    redis = None
+    if uri.startswith(("redis://", "rediss://", "unix://")):
+        redis = Redis.from_url(
+            uri,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        )
+    app.extensions[EXTENSION] = Limits(redis)
+
+
+def limits() -> Limits:
+    return current_app.extensions[EXTENSION]
+
+
+def limited(
+    *rules: Rule,
+    counts: Callable[[Response], bool] | None = None,
+    methods: tuple[str, ...] = ("POST",),
+):
+    """Guard a view with ``rules`` on ``methods``: a request that would go over any of them
+    gets a 429 before the view runs; after it, the try is counted when ``counts`` says
+    so (every try, without it). The rules are kept on the view as ``rate_limits``."""
+
+    def decorator(view):
+        @wraps(view)
+        def guarded(*args, **kwargs):
+            if request.method not in methods:
+                return view(*args, **kwargs)
+            found = counters(rules)
+            if not limits().within(found):
+                raise TooManyRequests()
+            response = current_app.make_response(view(*args, **kwargs))
+            if counts is None or counts(response):
+                limits().count(found)
+            return response
+
+        guarded.rate_limits = rules
+        return guarded
+
+    return decorator
