@@ -147,3 +147,17 @@ def test_the_session_holds_no_personal_data(visitor, outbox):
     json.loads(content)  # it is the session, readable
     for fragment in ("358401234567", "0401234567", "1234567"):
         assert fragment not in content
+
+
+def test_the_session_serializer_is_built_once_until_the_key_changes(app, visitor):
+    """The cookie's signer is built once, not twice a request; a new SECRET_KEY (or a
+    fallback) gets a new one, and a cookie signed under a fallback key still reads."""
+    visitor.submit_number("040 123 4567")
+    first = app.session_interface.get_signing_serializer(app)
+    visitor.client.get("/code")
+    assert app.session_interface.get_signing_serializer(app) is first
+    old_key = app.config["SECRET_KEY"]
+    app.config["SECRET_KEY"] = old_key + "-rotated"
+    app.config["SECRET_KEY_FALLBACKS"] = [old_key]
+    assert app.session_interface.get_signing_serializer(app) is not first
+    assert visitor.client.get("/code").status_code == 200  # the old cookie still reads

@@ -14,7 +14,7 @@ from viihde.extensions import babel, cache, csrf, db, login_manager, migrate, st
 from viihde.ops import logs, metrics
 from viihde.register import purposes
 from viihde.sms import queue as sms_queue
-from viihde.web import errors, labels, ratelimits, security
+from viihde.web import browser, errors, labels, ratelimits, security
 from viihde.web.health import routes as health
 from viihde.web.pages import routes as pages
 
@@ -46,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if app.config["PROXY_COUNT"]:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count)
+    app.session_interface = browser.SessionCookie()
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     logs.install()
     register_extensions(app)

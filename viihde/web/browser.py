@@ -5,13 +5,30 @@
   revoked link also ends the sessions it started;
 - when it last proved it holds the subscriber's number (a confirmed sign-up or
   step-up code), which unlocks seeing, downloading and erasing the data.
+
+The cookie is Flask's own, its signing serializer built once per app and key.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app, session
+from flask import Flask, current_app, session
+from flask.sessions import SecureCookieSessionInterface
+
+
+class SessionCookie(SecureCookieSessionInterface):
+    """Flask's signed session cookie. Flask builds its serializer anew twice a request (to
+    read the cookie and to write it); here once, until SECRET_KEY or its fallbacks change."""
+
+    def get_signing_serializer(self, app: Flask):
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        built = app.extensions.get("viihde.session_serializer")
+        if built is None or built[0] != keys:
+            built = (keys, super().get_signing_serializer(app))
+            app.extensions["viihde.session_serializer"] = built
+        return built[1]
+
 
 PENDING = "verification"
 LINK = "link"
