@@ -21,6 +21,9 @@ GRANT USAGE ON SCHEMA public TO viihde_app;
 GRANT SELECT, INSERT ON audit_entries TO viihde_app;
 GRANT SELECT, INSERT, DELETE ON consent_events TO viihde_app;
 GRANT UPDATE (holding_id) ON consent_events, inbound_messages TO viihde_app;
+-- The current state beside the ledger: rewritten with each event, refolded by a holder
+-- change, gone with an erasure.
+GRANT SELECT, INSERT, UPDATE, DELETE ON consent_states TO viihde_app;
 
 -- People and their codes and messages: kept up to date, deleted by erasure and purge.
 GRANT SELECT, INSERT, UPDATE, DELETE ON subscribers, holdings, verifications, sms_messages

@@ -32,7 +32,7 @@ from viihde.config import database_url
 from viihde.extensions import cache, db
 from viihde.web import ratelimits
 
-from .helpers import PERSONAL_NUMBER, Outbox, Visitor
+from .helpers import PERSONAL_NUMBER, Outbox, Visitor, folded_states, stored_states
 from .settings import app_settings
 
 # pytest's own clock (--durations) keeps real time while a test freezes the app's.
@@ -184,7 +184,12 @@ def app(apps, database_uri, outbox_path, config_overrides, request):
     app.extensions.update(extensions)
     with app.app_context():
         db.session.remove()
-        empty_register()
+        try:
+            # Whatever the test did, the state stored beside the consent ledger is its fold.
+            assert stored_states() == folded_states(), "consent_states: not the ledger's fold"
+        finally:
+            db.session.remove()
+            empty_register()
         if not reuse:
             db.engine.dispose()
 

@@ -13,8 +13,10 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import pyotp
+from sqlalchemy import select
 
 from viihde.extensions import db
+from viihde.models import ConsentEvent, ConsentState
 
 #: A Finnish number in clear, international or national: never in a log line or an output.
 PERSONAL_NUMBER = re.compile(r"\+?358\d{6,}|(?<!\d)0[45]\d{7,9}(?!\d)")
@@ -175,3 +177,30 @@ def race(*calls: Callable[[], object], app=None) -> list[object]:
         thread.join(timeout=60)
     assert not errors, errors
     return results
+
+
+def stored_states() -> set[tuple]:
+    """Every row of the consent state stored beside the ledger."""
+    return set(
+        db.session.execute(
+            select(
+                ConsentState.holding_id,
+                ConsentState.purpose,
+                ConsentState.granted,
+                ConsentState.event_id,
+                ConsentState.basis,
+                ConsentState.changed_at,
+            )
+        ).all()
+    )
+
+
+def folded_states() -> set[tuple]:
+    """The same, folded from the whole ledger here: each holding's last event per purpose."""
+    last = {}
+    for event in db.session.scalars(select(ConsentEvent).order_by(ConsentEvent.seq)):
+        last[event.holding_id, event.purpose] = event
+    return {
+        (holding, purpose, event.action == "grant", event.id, event.basis, event.created_at)
+        for (holding, purpose), event in last.items()
+    }

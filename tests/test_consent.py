@@ -21,9 +21,10 @@ from viihde.models import (
     Subscriber,
     Verification,
 )
-from viihde.register import access, consent
+from viihde.register import access, consent, states
 
 from . import factories
+from .helpers import folded_states, stored_states
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SIGNUP = consent.ConsentContext("signup", evidence=consent.Evidence(utm_campaign="talvi"))
@@ -155,11 +156,13 @@ def test_set_consent_for_a_missing_subscriber_records_nothing(app_context):
     )
 )
 def test_current_state_is_always_the_fold_of_the_ledger(subscriber_id, steps):
-    """Any sequence of grants and withdrawals, any purpose, any source: state == ledger."""
+    """Any sequence of grants and withdrawals, any purpose, any source: the state stored
+    beside the ledger equals the ledger's fold after every step, row for row."""
     db.session.execute(
         text("DELETE FROM consent_events WHERE subscriber_id = :id AND seq > 1"),
         {"id": subscriber_id},
     )
+    states.refold()  # the example starts from the sign-up alone
     db.session.commit()
     expected = {"offers": True, "new_content": False, "competitions": False}
     for purpose, granted, source in steps:
@@ -169,6 +172,7 @@ def test_current_state_is_always_the_fold_of_the_ledger(subscriber_id, steps):
         db.session.commit()
         assert len(written) == (1 if granted != expected[purpose] else 0)
         expected[purpose] = granted
+        assert stored_states() == folded_states()
     ledger = events(subscriber_id)
     assert [e.seq for e in ledger] == list(range(1, len(ledger) + 1))
     for purpose in PURPOSES:
@@ -205,7 +209,9 @@ def test_the_database_refuses_updates_to_the_ledger(subscriber_id):
 
 
 @pytest.mark.usefixtures("needs_postgresql")
-@pytest.mark.parametrize("statement", ["TRUNCATE consent_events", "TRUNCATE subscribers CASCADE"])
+@pytest.mark.parametrize(
+    "statement", ["TRUNCATE consent_events, consent_states", "TRUNCATE subscribers CASCADE"]
+)
 def test_the_database_refuses_to_truncate_the_ledger(subscriber_id, statement):
     """TRUNCATE passes no row trigger: a statement trigger refuses it, also by cascade."""
     with pytest.raises(DBAPIError, match="append-only"):

@@ -20,6 +20,7 @@ from viihde.config import database_url
 from viihde.extensions import db
 from viihde.register import consent
 
+from .helpers import folded_states, stored_states
 from .settings import SECRET_KEY
 
 SUBSCRIBERS = [
@@ -206,11 +207,11 @@ def test_a_register_is_carried_over_to_holdings_and_back(empty_register):
         assert rows("SELECT holding_id FROM tombstones") == [(None,)]
         assert _counts() == counts_before
         # The register reads as it did: the new holder's offers; nothing of the earlier.
-        assert consent.current_consent(7)["offers"] is True
+        assert consent.state_of(consent.latest_events(7))["offers"] is True
         assert not any(
             consent.latest_in(earlier)[p].action == "grant" for p in ("offers", "new_content")
         )
-        assert consent.current_consent(8)["offers"] is True
+        assert consent.state_of(consent.latest_events(8))["offers"] is True
         db.session.remove()  # its transaction holds SQLite's write lock
         _ledger_and_holdings_hold(earlier, current)
 
@@ -229,6 +230,12 @@ def test_a_register_is_carried_over_to_holdings_and_back(empty_register):
 
         upgrade()
         assert len(holdings_of(7)) == 2
+        # 0015 stores the current state beside the ledger: its fold, holding by holding.
+        assert stored_states() == folded_states() != set()
+        for subscriber_id in (7, 8, 9):
+            folded = consent.state_of(consent.latest_events(subscriber_id))
+            assert consent.current_consent(subscriber_id) == folded
+        db.session.remove()
         db.engine.dispose()
 
 

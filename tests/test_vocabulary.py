@@ -31,6 +31,7 @@ from viihde.models import (
     Verification,
     VerificationKind,
 )
+from viihde.register import states
 from viihde.web import labels
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -87,6 +88,7 @@ def consent_event(column: str, value: str) -> None:
             consent_text_version="signup-1",
         )
     )
+    states.refold([holding_id])  # written past the ledger's writer: its state too
 
 
 def sms_message(column: str, value: str) -> None:

@@ -56,6 +56,16 @@ def migrate_empty() -> None:
         db.engine.dispose()
 
 
+#: The consent state beside the ledger (migration 0015): emptied with it, filled from its
+#: fold once the events are in.
+STATE = "consent_states"
+FOLD = """
+    INSERT INTO consent_states (holding_id, purpose, granted, event_id, basis, changed_at)
+    SELECT DISTINCT ON (holding_id, purpose)
+           holding_id, purpose, action = 'grant', id, basis, created_at
+    FROM consent_events ORDER BY holding_id, purpose, seq DESC
+"""
+
 #: The fill's two halves, each in a process of its own, and the tables each writes.
 PARTS = {"people": ("subscribers", "holdings", "sms_messages"), "events": ("consent_events",)}
 
@@ -79,7 +89,9 @@ def copy_part(
             # The ledger refuses TRUNCATE (migration 0010): its triggers are off for this
             # TRUNCATE only, in a transaction nobody else sees before they are back on.
             conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-            conn.execute(f"TRUNCATE {table}")
+            conn.execute(
+                f"TRUNCATE {table}, {STATE}" if table == "consent_events" else f"TRUNCATE {table}"
+            )
             conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
             cursor = stack.enter_context(conn.cursor())
             statement = f"COPY {table} ({COLUMNS[table]}) FROM STDIN (FREEZE)"
@@ -147,7 +159,9 @@ def fill(subscribers: int, events_per_subscriber: float, seed: int) -> dict:
             if kind == "constraint":
                 conn.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
         lap("indexes")
-        conn.execute("VACUUM (ANALYZE) " + ", ".join(FILLED))
+        conn.execute(FOLD)
+        lap("state")
+        conn.execute("VACUUM (ANALYZE) " + ", ".join((*FILLED, STATE)))
         lap("analyze")
         seconds["total"] = round(time.perf_counter() - began, 2)
         rebuilt = [row[0] for row in conn.execute(SCHEMA)]

@@ -1,7 +1,8 @@
 """The register: tables, constraints and indexes, one module per entity group.
 
 Only the mobile number is personal data. Consent is an append-only ledger
-(``ConsentEvent``); a subscriber's current consent is always derived from it. Every name
+(``ConsentEvent``); a holding's current consent is stored beside it (``ConsentState``),
+always equal to the ledger's fold. Every name
 is re-exported here: ``from viihde.models import Subscriber``.
 """
 
@@ -36,6 +37,7 @@ from viihde.models.subscribers import (
     ConsentEvent,
     ConsentEvidence,
     ConsentSource,
+    ConsentState,
     LawfulBasis,
     Subscriber,
     open_holding_of,
@@ -62,6 +64,7 @@ __all__ = [
     "ConsentEvent",
     "ConsentEvidence",
     "ConsentSource",
+    "ConsentState",
     "ErasureSource",
     "Holding",
     "InboundMessage",

@@ -54,6 +54,25 @@ def insert_or_add(
     )
 
 
+def insert_or_replace(
+    model: type, rows: Sequence[Mapping[str, Any]], *, unique: Sequence[str]
+) -> None:
+    """Insert ``rows`` of ``model`` in one statement, each replacing the row with the same
+    ``unique`` columns (a current state kept beside its history, say)."""
+    table = model.__table__
+    statement = _insert(table).values(list(rows))
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[table.c[name] for name in unique],
+            set_={
+                column.name: statement.excluded[column.name]
+                for column in table.c
+                if column.name not in unique
+            },
+        )
+    )
+
+
 def _insert(table: Table):
     """The INSERT of the session's database, which knows ON CONFLICT."""
     postgresql = db.session.get_bind().dialect.name == "postgresql"

@@ -2,7 +2,8 @@
 which texts and on which basis.
 
 Only the mobile number is personal data. Consent is an append-only ledger
-(``ConsentEvent``); a subscriber's current consent is always derived from it.
+(``ConsentEvent``), the proof; its current state per holding and purpose is stored beside
+it (``ConsentState``), written with each event and always equal to the ledger's fold.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -183,3 +185,35 @@ class ConsentEvent(ConsentEvidence, AppendOnly, db.Model):
     purchased_on: Mapped[date | None] = mapped_column(Date)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="consent_events")
+
+
+class ConsentState(db.Model):
+    """What the ledger says now of one purpose in one holding: its last event's action,
+    basis and time, with that event's id as the proof. Written in the transaction and
+    under the subscriber's lock of each ledger append (``register.consent``); the pages,
+    the audience and campaigns read it instead of folding the ledger."""
+
+    __tablename__ = "consent_states"
+    __table_args__ = (
+        CheckConstraint(one_of("basis", LawfulBasis), name="basis"),
+        # Who holds a purpose now, in holding order (the audience, campaign recipients).
+        Index(
+            "ix_consent_states_granted_purpose_holding",
+            "purpose",
+            "holding_id",
+            sqlite_where=text("granted"),
+            postgresql_where=text("granted"),
+        ),
+    )
+
+    holding_id: Mapped[int] = mapped_column(
+        ForeignKey("holdings.id", ondelete="CASCADE"), primary_key=True
+    )
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    granted: Mapped[bool] = mapped_column(Boolean)
+    # The event the state rests on (erasing the ledger takes the state with it).
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("consent_events.id", ondelete="CASCADE"), index=True
+    )
+    basis: Mapped[str] = mapped_column(String(16))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime)

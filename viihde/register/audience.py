@@ -18,9 +18,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from viihde.extensions import db
-from viihde.models import ConsentEvent, LawfulBasis, Subscriber
-from viihde.register import holdings
-from viihde.register.consent import GRANT
+from viihde.models import ConsentState, Holding, LawfulBasis, Subscriber
 from viihde.tokens import preference_url
 
 PAGE_SIZE = 1000
@@ -58,41 +56,25 @@ class Page:
 
 
 def page(purpose: str, after: int = 0, size: int = PAGE_SIZE) -> Page:
-    """Up to ``size`` subscribers after id ``after`` whose last event for ``purpose`` is
-    a grant. Fewer (even none) may come back before the end: ``next_after`` tells."""
-    last = (
-        holdings.open_only(
-            select(ConsentEvent.subscriber_id, func.max(ConsentEvent.seq).label("seq"))
-        )
-        .where(ConsentEvent.purpose == purpose, ConsentEvent.subscriber_id > after)
-        .group_by(ConsentEvent.subscriber_id)
-        .order_by(ConsentEvent.subscriber_id)
-        .limit(size)
-        .cte("latest")  # used twice below, computed once
-    )
+    """Up to ``size`` subscribers after id ``after`` who have ``purpose`` granted now (the
+    state stored beside the ledger: one statement), and the id to continue after."""
     rows = db.session.execute(
         select(
             Subscriber.id,
             Subscriber.phone_e164,
             Subscriber.language,
             Subscriber.link_key,
-            ConsentEvent.action,
-            ConsentEvent.created_at,
-            ConsentEvent.basis,
+            ConsentState.changed_at,
+            ConsentState.basis,
         )
-        .join(last, Subscriber.id == last.c.subscriber_id)
+        .join(Holding, (Holding.subscriber_id == Subscriber.id) & Holding.ended_at.is_(None))
         .join(
-            ConsentEvent,
-            (ConsentEvent.subscriber_id == last.c.subscriber_id) & (ConsentEvent.seq == last.c.seq),
+            ConsentState,
+            (ConsentState.holding_id == Holding.id) & (ConsentState.purpose == purpose),
         )
-        # The page's range of ids, said outright (the joins imply it): without it
-        # PostgreSQL reads the whole subscribers table for each page of a register of up
-        # to some 250,000 people (bench/scale), an export quadratic in the register's size.
-        .where(
-            Subscriber.id > after,
-            Subscriber.id <= select(func.max(last.c.subscriber_id)).scalar_subquery(),
-        )
+        .where(ConsentState.granted, Subscriber.id > after)
         .order_by(Subscriber.id)
+        .limit(size)
     ).all()
     members = [
         Member(
@@ -100,11 +82,10 @@ def page(purpose: str, after: int = 0, size: int = PAGE_SIZE) -> Page:
             row.phone_e164,
             row.language,
             preference_url(row.id, row.link_key),
-            consent_since=row.created_at,
+            consent_since=row.changed_at,
             basis=row.basis,
         )
         for row in rows
-        if row.action == GRANT
     ]
     return Page(members, rows[-1].id if len(rows) == size else None)
 
@@ -120,12 +101,13 @@ def members(purpose: str, size: int = PAGE_SIZE) -> Iterator[Member]:
 
 
 def count(purpose: str) -> int:
-    """How many subscribers have ever had an event for ``purpose`` (the progress bar's
-    length: an upper bound on the members)."""
+    """How many subscribers have ``purpose`` granted now (the progress bar's length; a
+    long export may end with fewer, as people opt out meanwhile)."""
     return db.session.scalar(
-        select(func.count(func.distinct(ConsentEvent.subscriber_id))).where(
-            ConsentEvent.purpose == purpose
-        )
+        select(func.count())
+        .select_from(ConsentState)
+        .join(Holding, Holding.id == ConsentState.holding_id)
+        .where(Holding.ended_at.is_(None), ConsentState.purpose == purpose, ConsentState.granted)
     )
 
 

@@ -2,8 +2,9 @@
 
 The only place that writes ``ConsentEvent`` rows. Events are appended in
 per-subscriber order under a lock on the subscriber row, so a STOP racing an
-opt-in is serialised, never lost or duplicated; the current state is the fold
-of the ledger and is never stored twice.
+opt-in is serialised, never lost or duplicated; each append writes the current state
+beside the ledger (``register.states``) in the same transaction, so the state read by
+pages and campaigns always equals the ledger's fold.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from viihde.models import (
 )
 from viihde.models.statements import insert_once
 from viihde.ops import metrics
-from viihde.register import holdings
+from viihde.register import holdings, states
 from viihde.register.notices import PRIVACY_NOTICE_VERSION
 from viihde.register.purposes import CATALOGUE
 from viihde.register.purposes import configured_keys as configured_purposes
@@ -236,8 +237,9 @@ def state_of(latest: dict[str, ConsentEvent]) -> dict[str, bool]:
 
 
 def current_consent(subscriber_id: int) -> dict[str, bool]:
-    """Each purpose's current state (configured ones, and any other the ledger holds)."""
-    return state_of(latest_events(subscriber_id))
+    """Each purpose's current state (configured ones, and any other the ledger holds), as
+    stored beside the ledger: one statement, no fold."""
+    return states.current(subscriber_id)
 
 
 def any_granted(state: dict[str, bool]) -> bool:
@@ -316,6 +318,7 @@ def append(
         )
     db.session.add_all(events)
     db.session.flush()
+    states.write(events)
     for event in events:
         metrics.CONSENT_EVENTS.labels(event.action, context.source).inc()
     return events

@@ -34,7 +34,7 @@ from viihde.models import (
     SmsMessage,
     Verification,
 )
-from viihde.register import consent, holdings
+from viihde.register import consent, holdings, states
 from viihde.register.files import BadRow, FileReport, number_and_day, rows
 
 CONTEXT = consent.ConsentContext(ConsentSource.REGISTER_UPDATE, actor=ConsentActor.SYSTEM)
@@ -164,6 +164,7 @@ def _move_to(new: Holding, previous: Holding, since: datetime) -> None:
         elif event.action == consent.GRANT:
             granted.discard(event.purpose)
     _reassign(ConsentEvent, ConsentEvent.id.in_(moved), new)
+    states.refold([previous.id, new.id])
     for model, time in (
         (Verification, Verification.created_at),
         (SmsMessage, SmsMessage.created_at),

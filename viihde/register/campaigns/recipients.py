@@ -6,20 +6,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import exists, select, update
 
 from viihde.extensions import db
 from viihde.models import (
     Campaign,
     CampaignMessage,
-    ConsentEvent,
+    ConsentState,
+    Holding,
     LawfulBasis,
     SmsKind,
     SmsMessage,
     Subscriber,
 )
 from viihde.models.statements import insert_once
-from viihde.register import consent, holdings
+from viihde.register import consent
 from viihde.register.campaigns.drafts import body_for, campaign_language, compose, footer
 from viihde.register.campaigns.state import SENT, SKIPPED
 from viihde.sms import log_sms
@@ -37,33 +38,21 @@ ORPHANED_AFTER = timedelta(seconds=60)
 def next_candidates(campaign: Campaign) -> tuple[list[int], int | None]:
     """The next subscribers after the cursor, in id order, who have the purpose granted,
     or withdrew it after the campaign started (they get a 'skipped' row); and the last id
-    looked at (None: nobody is left)."""
-    last = (
-        holdings.open_only(
-            select(ConsentEvent.subscriber_id, func.max(ConsentEvent.seq).label("seq"))
-        )
-        .where(
-            ConsentEvent.purpose == campaign.purpose,
-            ConsentEvent.subscriber_id > campaign.cursor,
-            ConsentEvent.subscriber_id <= campaign.last_subscriber_id,
-        )
-        .group_by(ConsentEvent.subscriber_id)
-        .order_by(ConsentEvent.subscriber_id)
-        .limit(BATCH)
-        .subquery()
-    )
+    looked at (None: nobody is left). Read from the stored state: one statement."""
     rows = db.session.execute(
-        select(last.c.subscriber_id, ConsentEvent.action, ConsentEvent.created_at)
-        .join(
-            ConsentEvent,
-            (ConsentEvent.subscriber_id == last.c.subscriber_id) & (ConsentEvent.seq == last.c.seq),
+        select(Holding.subscriber_id, ConsentState.granted, ConsentState.changed_at)
+        .join(Holding, Holding.id == ConsentState.holding_id)
+        .where(
+            Holding.ended_at.is_(None),
+            ConsentState.purpose == campaign.purpose,
+            Holding.subscriber_id > campaign.cursor,
+            Holding.subscriber_id <= campaign.last_subscriber_id,
         )
-        .order_by(last.c.subscriber_id)
+        .order_by(Holding.subscriber_id)
+        .limit(BATCH)
     ).all()
     eligible = [
-        row.subscriber_id
-        for row in rows
-        if row.action == consent.GRANT or row.created_at >= campaign.started_at
+        row.subscriber_id for row in rows if row.granted or row.changed_at >= campaign.started_at
     ]
     return eligible, (rows[-1].subscriber_id if rows else None)
 

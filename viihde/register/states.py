@@ -1,0 +1,97 @@
+"""The current consent state, stored beside the ledger: one row per holding and purpose
+(``ConsentState``), what the pages, the audience and campaigns read.
+
+``consent.append`` writes it with every event, in the same transaction and under the same
+subscriber lock; a holder change, which moves events between holdings, folds the two
+holdings again (``refold``); erasing events takes their state with them (a foreign key).
+The ledger stays the proof: the state always equals its fold (tests/test_consent.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, func, insert, select
+
+from viihde.extensions import db
+from viihde.models import ConsentEvent, ConsentState, Holding
+from viihde.models.statements import insert_or_replace
+from viihde.register.purposes import configured_keys as configured_purposes
+
+GRANT = "grant"
+
+
+def write(events: Iterable[ConsentEvent]) -> None:
+    """Make each holding's and purpose's state that of its last event among ``events``
+    (flushed, in ledger order; no commit)."""
+    last = {(event.holding_id, event.purpose): event for event in events}
+    if not last:
+        return
+    insert_or_replace(
+        ConsentState,
+        [
+            {
+                "holding_id": event.holding_id,
+                "purpose": event.purpose,
+                "granted": event.action == GRANT,
+                "event_id": event.id,
+                "basis": event.basis,
+                "changed_at": event.created_at,
+            }
+            for event in last.values()
+        ],
+        unique=("holding_id", "purpose"),
+    )
+
+
+def refold(holding_ids: Iterable[int] | None = None) -> None:
+    """Set the state of ``holding_ids`` (every holding: None) from the ledger's fold, after
+    events moved between holdings or were loaded in bulk (no commit)."""
+    ids = None if holding_ids is None else list(holding_ids)
+    events = select(
+        ConsentEvent.id,
+        ConsentEvent.holding_id,
+        ConsentEvent.purpose,
+        ConsentEvent.action,
+        ConsentEvent.basis,
+        ConsentEvent.created_at,
+        func.row_number()
+        .over(
+            partition_by=(ConsentEvent.holding_id, ConsentEvent.purpose),
+            order_by=ConsentEvent.seq.desc(),
+        )
+        .label("n"),
+    )
+    stale = delete(ConsentState)
+    if ids is not None:
+        events = events.where(ConsentEvent.holding_id.in_(ids))
+        stale = stale.where(ConsentState.holding_id.in_(ids))
+    ranked = events.subquery()
+    db.session.execute(stale)
+    db.session.execute(
+        insert(ConsentState).from_select(
+            ["holding_id", "purpose", "granted", "event_id", "basis", "changed_at"],
+            select(
+                ranked.c.holding_id,
+                ranked.c.purpose,
+                ranked.c.action == GRANT,
+                ranked.c.id,
+                ranked.c.basis,
+                ranked.c.created_at,
+            ).where(ranked.c.n == 1),
+        )
+    )
+
+
+def current(subscriber_id: int) -> dict[str, bool]:
+    """Each purpose's state in the number's open holding (configured ones, and any other
+    it holds; all off while nobody holds the number): one statement."""
+    state = dict.fromkeys(configured_purposes(), False)
+    state.update(
+        db.session.execute(
+            select(ConsentState.purpose, ConsentState.granted)
+            .join(Holding, Holding.id == ConsentState.holding_id)
+            .where(Holding.subscriber_id == subscriber_id, Holding.ended_at.is_(None))
+        ).all()
+    )
+    return state
