@@ -228,3 +228,18 @@ def test_ids_beyond_the_database_integer_read_as_none(subscriber_id):
         raise AssertionError("looked up an impossible id")
 
     assert read_preference_token(token, [NEW_KEY], never_called) is None
+
+
+@settings(max_examples=200)
+@given(
+    subscriber_id=st.integers(1, tokens.MAX_SUBSCRIBER_ID),
+    link_key=st.text(alphabet=string.ascii_letters + string.digits + "-_", min_size=1),
+    keys=st.sampled_from([[NEW_KEY], [OLD_KEY, NEW_KEY], ["ä-unicode-key-0123456789"]]),
+)
+def test_the_precomputed_signing_makes_itsdangerous_own_token(subscriber_id, link_key, keys):
+    """Tokens are signed without a Signer per token (the HMAC of the key worked out once),
+    and each is exactly what itsdangerous' Signer makes and reads back."""
+    payload = tokens.base64_encode(tokens.int_to_bytes(subscriber_id))
+    expected = tokens._signer(keys, link_key).sign(payload).decode()
+    assert preference_token(subscriber_id, link_key, keys) == expected
+    assert read_preference_token(expected, keys, link_key_is(link_key)) == subscriber_id

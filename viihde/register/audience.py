@@ -1,9 +1,10 @@
 """The audience for marketing: every number whose current consent covers a purpose.
 
-Read in pages of subscribers in id order, one query per page, as plain rows (no ORM
-identity map), so that a register of any size streams in constant memory. Each page is
-read at the moment it is needed: someone who opts out while an export runs drops out of
-every page not read yet, and a campaign checks consent again before each message.
+Read from the consent state stored beside the ledger, as plain rows (no ORM identity
+map). The API reads it a page at a time, each page one statement; an export on
+PostgreSQL streams it from one server-side cursor in constant memory, a snapshot of the
+moment it started (a campaign checks consent again before each message). Links are signed
+with the key's HMAC worked out once (``tokens.preference_urls``).
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, Select, func, select
 
 from viihde.extensions import db
 from viihde.models import ConsentState, Holding, LawfulBasis, Subscriber
-from viihde.tokens import preference_url
+from viihde.tokens import preference_urls
 
 PAGE_SIZE = 1000
+#: Rows an export's server-side cursor fetches at a time.
+STREAM_BATCH = 5000
 FIELDS = ("number", "language", "preference_link", "consent_since", "basis")
 
 
@@ -55,10 +58,9 @@ class Page:
     next_after: int | None
 
 
-def page(purpose: str, after: int = 0, size: int = PAGE_SIZE) -> Page:
-    """Up to ``size`` subscribers after id ``after`` who have ``purpose`` granted now (the
-    state stored beside the ledger: one statement), and the id to continue after."""
-    rows = db.session.execute(
+def _granted(purpose: str) -> Select:
+    """Everyone with ``purpose`` granted now, in subscriber id order."""
+    return (
         select(
             Subscriber.id,
             Subscriber.phone_e164,
@@ -72,32 +74,49 @@ def page(purpose: str, after: int = 0, size: int = PAGE_SIZE) -> Page:
             ConsentState,
             (ConsentState.holding_id == Holding.id) & (ConsentState.purpose == purpose),
         )
-        .where(ConsentState.granted, Subscriber.id > after)
+        .where(ConsentState.granted)
         .order_by(Subscriber.id)
-        .limit(size)
-    ).all()
-    members = [
-        Member(
+    )
+
+
+def _members(rows: Iterable[Row]) -> Iterator[Member]:
+    link = preference_urls()
+    for row in rows:
+        yield Member(
             row.id,
             row.phone_e164,
             row.language,
-            preference_url(row.id, row.link_key),
+            link(row.id, row.link_key),
             consent_since=row.changed_at,
             basis=row.basis,
         )
-        for row in rows
-    ]
-    return Page(members, rows[-1].id if len(rows) == size else None)
 
 
-def members(purpose: str, size: int = PAGE_SIZE) -> Iterator[Member]:
-    """Every member, page by page (each page read when the previous one is used up)."""
-    after: int | None = 0
-    while after is not None:
-        current = page(purpose, after, size)
-        db.session.rollback()  # end the read: the next page sees opt-outs made meanwhile
-        yield from current.members
-        after = current.next_after
+def page(purpose: str, after: int = 0, size: int = PAGE_SIZE) -> Page:
+    """Up to ``size`` subscribers after id ``after`` who have ``purpose`` granted now (one
+    statement), and the id to continue after (None: the end)."""
+    rows = db.session.execute(_granted(purpose).where(Subscriber.id > after).limit(size)).all()
+    return Page(list(_members(rows)), rows[-1].id if len(rows) == size else None)
+
+
+def members(purpose: str, batch: int = STREAM_BATCH) -> Iterator[Member]:
+    """Every member in constant memory. On PostgreSQL one statement on a server-side
+    cursor, ``batch`` rows fetched at a time (a snapshot of the moment it started). On
+    SQLite, whose every transaction holds the one write lock, in pages of ``batch``, each
+    read ending its transaction so that sign-ups and opt-outs go on meanwhile."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        after: int | None = 0
+        while after is not None:
+            current = page(purpose, after, batch)
+            db.session.rollback()  # the write lock goes back between pages
+            yield from current.members
+            after = current.next_after
+        return
+    rows = db.session.execute(_granted(purpose).execution_options(yield_per=batch))
+    try:
+        yield from _members(rows)
+    finally:
+        rows.close()
 
 
 def count(purpose: str) -> int:
@@ -113,10 +132,10 @@ def count(purpose: str) -> int:
 
 def write_csv(rows: Iterator[Member], out: io.TextIOBase) -> Iterator[Member]:
     """Write members as CSV (a header first), yielding each one after it is written."""
-    writer = csv.DictWriter(out, FIELDS, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(FIELDS)
     for member in rows:
-        writer.writerow(member.as_dict())
+        writer.writerow(member.as_dict().values())
         yield member
 
 
