@@ -189,6 +189,7 @@ def stored_states() -> set[tuple]:
                 ConsentState.granted,
                 ConsentState.event_id,
                 ConsentState.basis,
+                ConsentState.consent_text_version,
                 ConsentState.changed_at,
             )
         ).all()
@@ -201,6 +202,14 @@ def folded_states() -> set[tuple]:
     for event in db.session.scalars(select(ConsentEvent).order_by(ConsentEvent.seq)):
         last[event.holding_id, event.purpose] = event
     return {
-        (holding, purpose, event.action == "grant", event.id, event.basis, event.created_at)
+        (
+            holding,
+            purpose,
+            event.action == "grant",
+            event.id,
+            event.basis,
+            event.consent_text_version,
+            event.created_at,
+        )
         for (holding, purpose), event in last.items()
     }

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import select
+from sqlalchemy import event, select, text
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber
@@ -256,3 +257,84 @@ def test_signing_out_the_links_in_fifteen_tabs_at_once_texts_one_link(app, outbo
     assert all(status < 500 for status in statuses)
     links = [m for m in outbox.messages()[texted:] if "/" in m["body"]]
     assert len(links) == 1
+
+
+def test_the_page_is_the_links_check_and_one_statement_outside_a_transaction(app, link):
+    """The link's key and the page's data in one statement, no BEGIN or ROLLBACK around
+    it (autocommit); on PostgreSQL that is one round trip in all (the pool lends without
+    a ping)."""
+    browser = opened(app, link)
+    browser.get("/preferences")  # the pool holds a connection now
+    statements, transactions = [], []
+    with app.app_context():
+        engine = db.engine
+
+    def statement(conn, cursor, text, parameters, context, executemany):
+        statements.append(text)
+
+    def began(conn):
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            transactions.append("begin")
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "begin", began)
+    try:
+        with server_round_trips(engine) as round_trips:
+            response = browser.get("/preferences")
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "begin", began)
+    assert response.status_code == 200 and 'name="stop_all"' in response.text
+    assert len(statements) == 1 and "consent_states" in statements[0]
+    assert transactions == []
+    if engine.dialect.name == "postgresql":
+        assert round_trips == ["BaseCursor._execute_gen"]
+
+
+@contextmanager
+def server_round_trips(engine):
+    """What psycopg sends PostgreSQL meanwhile: statements, and a ROLLBACK or COMMIT only
+    when a transaction is open (psycopg sends nothing for them on an idle connection, nor
+    for switching autocommit)."""
+    sent: list[str] = []
+    if engine.dialect.name != "postgresql":
+        yield sent
+        return
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    wait = psycopg.Connection.wait
+
+    def counted(self, gen, *args, **kwargs):
+        name = getattr(gen, "__qualname__", repr(gen))
+        idle = self.info.transaction_status == TransactionStatus.IDLE
+        if name.endswith("_execute_gen") or (
+            not idle and name.endswith(("_rollback_gen", "_commit_gen"))
+        ):
+            sent.append(name)
+        return wait(self, gen, *args, **kwargs)
+
+    psycopg.Connection.wait = counted
+    try:
+        yield sent
+    finally:
+        psycopg.Connection.wait = wait
+
+
+@pytest.mark.usefixtures("needs_postgresql")
+def test_a_connection_the_server_dropped_is_replaced_and_the_page_still_answers(app, link):
+    """No ping before lending: when PostgreSQL has dropped the pooled connections (a
+    restart, an idle timeout), the page's read finds out, takes a fresh one and answers."""
+    browser = opened(app, link)
+    assert browser.get("/preferences").status_code == 200
+    with (
+        app.app_context(),
+        db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin,
+    ):
+        admin.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    assert browser.get("/preferences").status_code == 200

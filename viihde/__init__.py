@@ -105,7 +105,8 @@ def _configure_sqlite(engine) -> None:
 
     pysqlite defers BEGIN until the first write, which lets two read-then-write
     transactions interleave; SQLAlchemy's documented recipe takes the write lock
-    up front instead, so SQLite serialises them (see its SQLite dialect docs).
+    up front instead, so SQLite serialises them (see its SQLite dialect docs). A read
+    outside any transaction (``statements.read_once``, autocommit) takes none.
     """
 
     @event.listens_for(engine, "connect")
@@ -119,7 +120,8 @@ def _configure_sqlite(engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def register_jobs() -> None:

@@ -60,7 +60,11 @@ def from_environment(instance_path: str) -> dict:
         "HASH_KEY": _env("HASH_KEY"),
         # The register: SQLite under instance/ by default, PostgreSQL in production.
         "SQLALCHEMY_DATABASE_URI": database_url(_env("DATABASE_URL"), instance_path),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No ping before each connection is lent (a round trip on every request): the pool
+        # replaces connections after half an hour, one the server dropped is thrown away
+        # on first use (SQLAlchemy invalidates it), and a read retries once on a new one
+        # (models/statements.py, read_once).
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
         # How many reverse proxies stand in front of the app (0: none). Each one's
         # X-Forwarded-For/-Proto is then trusted (werkzeug ProxyFix), never more.
         "PROXY_COUNT": int(_env("PROXY_COUNT", "0")),

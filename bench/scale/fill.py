@@ -60,9 +60,10 @@ def migrate_empty() -> None:
 #: fold once the events are in.
 STATE = "consent_states"
 FOLD = """
-    INSERT INTO consent_states (holding_id, purpose, granted, event_id, basis, changed_at)
+    INSERT INTO consent_states
+        (holding_id, purpose, granted, event_id, basis, consent_text_version, changed_at)
     SELECT DISTINCT ON (holding_id, purpose)
-           holding_id, purpose, action = 'grant', id, basis, created_at
+           holding_id, purpose, action = 'grant', id, basis, consent_text_version, created_at
     FROM consent_events ORDER BY holding_id, purpose, seq DESC
 """
 

@@ -1,7 +1,7 @@
 """The current consent state, stored beside the ledger: one row per holding and purpose
-with the last event's action, basis and time, and that event's id as its proof. Filled
-from the ledger's fold (the last event of each holding and purpose); from now on each
-ledger append writes it in the same transaction.
+with the last event's action, basis, consent text version and time, and that event's id
+as its proof. Filled from the ledger's fold (the last event of each holding and purpose);
+from now on each ledger append writes it in the same transaction.
 
 Revision ID: 0015
 Revises: 0014
@@ -18,10 +18,11 @@ depends_on = None
 
 #: The fold of the ledger: each holding's last event per purpose.
 FILL = """
-    INSERT INTO consent_states (holding_id, purpose, granted, event_id, basis, changed_at)
-    SELECT holding_id, purpose, action = 'grant', id, basis, created_at
+    INSERT INTO consent_states
+        (holding_id, purpose, granted, event_id, basis, consent_text_version, changed_at)
+    SELECT holding_id, purpose, action = 'grant', id, basis, consent_text_version, created_at
     FROM (
-        SELECT id, holding_id, purpose, action, basis, created_at,
+        SELECT id, holding_id, purpose, action, basis, consent_text_version, created_at,
                ROW_NUMBER() OVER (PARTITION BY holding_id, purpose ORDER BY seq DESC) AS n
         FROM consent_events
     ) AS ranked
@@ -37,6 +38,7 @@ def upgrade():
         sa.Column("granted", sa.Boolean(), nullable=False),
         sa.Column("event_id", sa.Integer(), nullable=False),
         sa.Column("basis", sa.String(length=16), nullable=False),
+        sa.Column("consent_text_version", sa.String(length=32), nullable=False),
         sa.Column("changed_at", sa.DateTime(timezone=True), nullable=False),
         sa.CheckConstraint(
             "basis IN ('consent', 'customer')", name=op.f("ck_consent_states_basis")

@@ -11,11 +11,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, text
+from sqlalchemy import Executable, Row, Table, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
 from viihde.extensions import db
+
+
+def read_once(statement: Executable) -> list[Row]:
+    """Run one read outside any transaction (autocommit: no BEGIN or ROLLBACK around it,
+    one round trip), on a pooled connection; once more on a fresh one if the server had
+    dropped it (a restart, an idle timeout: the pool does not ping before lending)."""
+    for attempt in (1, 2):
+        try:
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as read:
+                return read.execute(statement).all()
+        except DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def serialise(key: str) -> None:

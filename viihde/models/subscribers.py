@@ -189,7 +189,7 @@ class ConsentEvent(ConsentEvidence, AppendOnly, db.Model):
 
 class ConsentState(db.Model):
     """What the ledger says now of one purpose in one holding: its last event's action,
-    basis and time, with that event's id as the proof. Written in the transaction and
+    basis, text version and time, with that event's id as the proof. Written in the transaction and
     under the subscriber's lock of each ledger append (``register.consent``); the pages,
     the audience and campaigns read it instead of folding the ledger."""
 
@@ -216,4 +216,6 @@ class ConsentState(db.Model):
         ForeignKey("consent_events.id", ondelete="CASCADE"), index=True
     )
     basis: Mapped[str] = mapped_column(String(16))
+    # The wording the grant was given under (the page says when a newer one exists).
+    consent_text_version: Mapped[str] = mapped_column(VERSION)
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime)

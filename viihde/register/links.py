@@ -4,12 +4,14 @@ working."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
 
 from viihde.extensions import db
-from viihde.models import SmsKind, Subscriber
+from viihde.models import ConsentState, Holding, SmsKind, Subscriber
+from viihde.models.statements import read_once
 from viihde.register.consent import new_link_key
 from viihde.sms import stage
 from viihde.sms.texts import link_message, new_link_message
@@ -32,6 +34,52 @@ def subscriber_for_link_key(subscriber_id: int, link_key: str) -> Subscriber | N
     if subscriber is None or subscriber.link_key != link_key:
         return None
     return subscriber
+
+
+@dataclass(frozen=True)
+class PurposeState:
+    """What the preference page shows of one purpose."""
+
+    granted: bool
+    basis: str
+    consent_text_version: str
+
+
+@dataclass(frozen=True)
+class PreferenceView:
+    """The person a live link key opens, and each purpose's state in their holding."""
+
+    subscriber_id: int
+    phone_e164: str
+    states: dict[str, PurposeState]
+
+    def state(self) -> dict[str, bool]:
+        return {purpose: shown.granted for purpose, shown in self.states.items()}
+
+
+def preference_view(subscriber_id: int, link_key: str) -> PreferenceView | None:
+    """The preference page's data if ``link_key`` is still the subscriber's: one statement
+    outside any transaction (the stored consent state, no fold, no identity map)."""
+    rows = read_once(
+        select(
+            Subscriber.phone_e164,
+            ConsentState.purpose,
+            ConsentState.granted,
+            ConsentState.basis,
+            ConsentState.consent_text_version,
+        )
+        .outerjoin(Holding, (Holding.subscriber_id == Subscriber.id) & Holding.ended_at.is_(None))
+        .outerjoin(ConsentState, ConsentState.holding_id == Holding.id)
+        .where(Subscriber.id == subscriber_id, Subscriber.link_key == link_key)
+    )
+    if not rows:
+        return None
+    states = {
+        row.purpose: PurposeState(row.granted, row.basis, row.consent_text_version)
+        for row in rows
+        if row.purpose is not None
+    }
+    return PreferenceView(subscriber_id, rows[0].phone_e164, states)
 
 
 def revoke_links(subscriber_id: int, link_key: str, now: datetime) -> Subscriber | None:

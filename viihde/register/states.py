@@ -36,6 +36,7 @@ def write(events: Iterable[ConsentEvent]) -> None:
                 "granted": event.action == GRANT,
                 "event_id": event.id,
                 "basis": event.basis,
+                "consent_text_version": event.consent_text_version,
                 "changed_at": event.created_at,
             }
             for event in last.values()
@@ -54,6 +55,7 @@ def refold(holding_ids: Iterable[int] | None = None) -> None:
         ConsentEvent.purpose,
         ConsentEvent.action,
         ConsentEvent.basis,
+        ConsentEvent.consent_text_version,
         ConsentEvent.created_at,
         func.row_number()
         .over(
@@ -70,13 +72,22 @@ def refold(holding_ids: Iterable[int] | None = None) -> None:
     db.session.execute(stale)
     db.session.execute(
         insert(ConsentState).from_select(
-            ["holding_id", "purpose", "granted", "event_id", "basis", "changed_at"],
+            [
+                "holding_id",
+                "purpose",
+                "granted",
+                "event_id",
+                "basis",
+                "consent_text_version",
+                "changed_at",
+            ],
             select(
                 ranked.c.holding_id,
                 ranked.c.purpose,
                 ranked.c.action == GRANT,
                 ranked.c.id,
                 ranked.c.basis,
+                ranked.c.consent_text_version,
                 ranked.c.created_at,
             ).where(ranked.c.n == 1),
         )

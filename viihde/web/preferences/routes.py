@@ -19,7 +19,7 @@ from viihde.models import ConsentSource, ErasureSource
 from viihde.phone import mask
 from viihde.register import access, consent, erasure, links
 from viihde.register.holdings import Whose
-from viihde.register.purposes import configured
+from viihde.register.purposes import configured, configured_keys
 from viihde.sms import commit_then_send
 from viihde.web import browser
 from viihde.web.preferences import bp
@@ -71,19 +71,20 @@ def _evidence() -> consent.Evidence:
 
 
 @bp.get("/preferences")
-@link_required
 def page():
-    """Masked number, a switch per purpose, stop-all, and the rights."""
-    latest = consent.latest_events(g.subscriber.id)
+    """Masked number, a switch per purpose, stop-all, and the rights: the link's check and
+    the page's data in one statement, and no form objects (it only renders)."""
+    held = browser.linked()
+    view = links.preference_view(*held) if held else None
+    if view is None:
+        abort(404)
     return (
         render_template(
             "preferences/page.html",
-            masked_number=mask(g.subscriber.phone_e164),
+            masked_number=mask(view.phone_e164),
             purposes=configured(),
-            latest=latest,
-            subscribed=consent.any_granted(consent.state_of(latest)),
-            form=ChoicesForm(),
-            button=ButtonForm(),
+            states=view.states,
+            subscribed=consent.any_granted(dict.fromkeys(configured_keys(), False) | view.state()),
         ),
         200,
         NO_STORE,
