@@ -148,3 +148,20 @@ def test_every_other_form_keeps_its_token(visitor, client):
     assert response.status_code == 400
     page = visitor.client.get("/code").text
     assert csrf_token(page)
+
+
+def test_the_privacy_notice_is_rendered_once_per_language_and_sets_no_cookie(app):
+    """The notice is the same for everyone in a language: rendered for the first reader,
+    then served as it is; no cookie, no Vary on one."""
+    rendered = []
+
+    def count(sender, template, context, **extra):
+        rendered.append(template.name)
+
+    with template_rendered.connected_to(count, app):
+        first = app.test_client().get("/privacy", headers={"Accept-Language": "en"})
+        second = app.test_client().get("/privacy", headers={"Accept-Language": "en"})
+    assert first.data == second.data and b"1. Controller" in first.data
+    assert rendered.count("pages/privacy.html") == 1
+    assert "Set-Cookie" not in second.headers
+    assert "Cookie" not in second.headers.get("Vary", "")

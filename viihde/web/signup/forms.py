@@ -47,7 +47,7 @@ class SignupForm(Form):
     """The landing page: a mobile number and an unticked consent box.
 
     No CSRF token, so that the landing page needs no session and is the same bytes for
-    everyone (``signup/landing.py``): its POST is checked by Fetch Metadata and Origin
+    everyone (``signup/shared.py``): its POST is checked by Fetch Metadata and Origin
     instead (``viihde.web.security.same_origin_only``)."""
 
     class Meta:

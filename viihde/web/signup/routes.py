@@ -29,7 +29,7 @@ from viihde.web import browser, messages
 from viihde.web.request import client_ip, client_user_agent
 from viihde.web.security import same_origin_only
 from viihde.web.sending import commit_and_send_code
-from viihde.web.signup import landing as shared_landing
+from viihde.web.signup import shared
 from viihde.web.signup.forms import CodeForm, ResendForm, SignupForm, attribution_from
 from viihde.web.throttle import code_sending, count_sent_code
 
@@ -56,9 +56,9 @@ def landing():
     the same address, and only that view carries the SMS limits."""
     attribution = attribution_from(request.args)
     paused = paused_hint(utcnow())
-    if shared_landing.has_flashes():
+    if shared.has_flashes():
         return _render_landing(SignupForm(data=attribution))
-    return shared_landing.page(str(get_locale()), paused, attribution)
+    return shared.landing(str(get_locale()), paused, attribution)
 
 
 @bp.post("/")
@@ -194,7 +194,9 @@ def done():
 
 @bp.get("/privacy")
 def privacy():
-    """The privacy notice: controller, purposes, retention, processors, rights."""
-    return render_template(
-        "pages/privacy.html", version=PRIVACY_NOTICE_VERSION, purposes=configured()
-    )
+    """The privacy notice: controller, purposes, retention, processors, rights. The same
+    bytes for everyone in a language (unless a query or a flash makes it someone's own)."""
+    context = {"version": PRIVACY_NOTICE_VERSION, "purposes": configured()}
+    if request.query_string or shared.has_flashes():
+        return render_template("pages/privacy.html", **context)
+    return shared.rendered(f"privacy-page/{get_locale()}", "pages/privacy.html", **context)
