@@ -165,3 +165,12 @@ def test_the_privacy_notice_is_rendered_once_per_language_and_sets_no_cookie(app
     assert rendered.count("pages/privacy.html") == 1
     assert "Set-Cookie" not in second.headers
     assert "Cookie" not in second.headers.get("Vary", "")
+
+
+def test_a_cached_landing_page_builds_no_form(app, monkeypatch):
+    """Once rendered, the landing page is served without building a form object."""
+    from viihde.web.signup import forms
+
+    app.test_client().get("/")  # rendered and kept
+    monkeypatch.setattr(forms.SignupForm, "__init__", None)  # building one now would fail
+    assert app.test_client().get("/").status_code == 200

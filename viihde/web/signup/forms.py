@@ -28,6 +28,8 @@ def clean_attribution(value: str | None) -> str | None:
 
 def attribution_from(args) -> dict[str, str | None]:
     """utm_source, utm_medium, utm_campaign and the first ad click id in a landing URL."""
+    if not args:  # most visits: nine look-ups that would each miss
+        return dict.fromkeys(("utm_source", "utm_medium", "utm_campaign", "click_id"))
     data = {
         key: clean_attribution(args.get(key))
         for key in ("utm_source", "utm_medium", "utm_campaign")

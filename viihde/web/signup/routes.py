@@ -196,7 +196,10 @@ def done():
 def privacy():
     """The privacy notice: controller, purposes, retention, processors, rights. The same
     bytes for everyone in a language (unless a query or a flash makes it someone's own)."""
-    context = {"version": PRIVACY_NOTICE_VERSION, "purposes": configured()}
+
+    def context() -> dict:
+        return {"version": PRIVACY_NOTICE_VERSION, "purposes": configured()}
+
     if request.query_string or shared.has_flashes():
-        return render_template("pages/privacy.html", **context)
-    return shared.rendered(f"privacy-page/{get_locale()}", "pages/privacy.html", **context)
+        return render_template("pages/privacy.html", **context())
+    return shared.rendered(f"privacy-page/{get_locale()}", "pages/privacy.html", context)

@@ -10,6 +10,7 @@ rendered for them alone: a flash must never land in the shared copy.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote_plus
 
 from flask import render_template, request, session
@@ -31,11 +32,12 @@ def has_flashes() -> bool:
     return bool(request.cookies) and "_flashes" in session
 
 
-def rendered(key: str, template: str, **context) -> str:
-    """``template`` as everyone gets it, rendered once per process under ``key``."""
+def rendered(key: str, template: str, context: Callable[[], dict]) -> str:
+    """``template`` as everyone gets it, rendered once per process under ``key`` (its
+    ``context`` worked out only then: the landing page's form is built once, not per visit)."""
     page = cache.get(key)
     if page is None:
-        page = render_template(template, shared_page=True, **context)
+        page = render_template(template, shared_page=True, **context())
         cache.set(key, page)
     return page
 
@@ -45,10 +47,12 @@ def landing(language: str, paused: bool, attribution: dict[str, str | None]) -> 
     shared = rendered(
         f"landing-page/{language}/{int(paused)}",
         "signup/landing.html",
-        form=SignupForm(formdata=None),
-        paused=paused,
-        attribution=ATTRIBUTION_MARK,
-        language_return=RETURN_MARK,
+        lambda: {
+            "form": SignupForm(formdata=None),
+            "paused": paused,
+            "attribution": ATTRIBUTION_MARK,
+            "language_return": RETURN_MARK,
+        },
     )
     hidden = "".join(
         f'<input id="{name}" name="{name}" type="hidden" value="{escape(value)}">'
