@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import time
 from contextlib import contextmanager
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import event, select, text
+from sqlalchemy import create_engine, event, select, text
+from sqlalchemy.pool import NullPool
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, Subscriber
@@ -324,17 +326,24 @@ def server_round_trips(engine):
 @pytest.mark.usefixtures("needs_postgresql")
 def test_a_connection_the_server_dropped_is_replaced_and_the_page_still_answers(app, link):
     """No ping before lending: when PostgreSQL has dropped the pooled connections (a
-    restart, an idle timeout), the page's read finds out, takes a fresh one and answers."""
+    restart, an idle timeout), the pool sees it on the socket and lends fresh ones; the
+    page answers, and so does a write through the ORM."""
     browser = opened(app, link)
     assert browser.get("/preferences").status_code == 200
-    with (
-        app.app_context(),
-        db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as admin,
-    ):
-        admin.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+    with app.app_context():
+        outside = create_engine(db.engine.url, poolclass=NullPool)  # not one of the pool's
+    with outside.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
+        others = (
+            " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+        admin.execute(text("SELECT pg_terminate_backend(pid)" + others))
+        for _ in range(100):  # until the server has closed them (it signals, then they go)
+            if not admin.execute(text("SELECT 1" + others)).first():
+                break
+            time.sleep(0.02)
+    outside.dispose()
+    with app.app_context():  # the ORM first, on whichever pooled connection comes
+        assert db.session.scalar(select(Subscriber.id)) is not None
+        db.session.remove()
     assert browser.get("/preferences").status_code == 200
+    assert stop_all(browser).status_code == 302

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import select
 from pathlib import Path
 
 from flask import Flask, current_app, g, request
 from flask_babel import get_locale
 from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from viihde import cli, config
@@ -98,6 +100,8 @@ def register_extensions(app: Flask) -> None:
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _configure_sqlite(db.engine)
+        elif db.engine.dialect.name == "postgresql":
+            _configure_postgresql(db.engine)
 
 
 def _configure_sqlite(engine) -> None:
@@ -122,6 +126,18 @@ def _configure_sqlite(engine) -> None:
     def _on_begin(connection) -> None:
         if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _configure_postgresql(engine) -> None:
+    """A pooled connection the server has dropped (a restart, an idle timeout) is replaced
+    before it is lent, without pool_pre_ping's round trip: an idle connection whose socket
+    has something to read has been told goodbye (we never LISTEN), so the pool discards it
+    and lends another (SQLAlchemy's custom pessimistic disconnect handling)."""
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection, _record, _proxy) -> None:
+        if dbapi_connection.closed or select.select([dbapi_connection.fileno()], [], [], 0)[0]:
+            raise DisconnectionError("the server closed this pooled connection")
 
 
 def register_jobs() -> None:
