@@ -84,8 +84,12 @@ def has_link(body: str) -> bool:
 
 
 def submit_number(session: requests.Session, number: str, **headers) -> requests.Response:
+    """The landing page (no cookie, no token: the same bytes for everyone), then its form
+    as a browser posts it, naming its origin (the app checks it against PUBLIC_BASE_URL)."""
     page = session.get(url("/"))
-    data = {"csrf_token": token_of(page.text), "phone": number, "consent": "y"}
+    assert page.status_code == 200 and "Set-Cookie" not in page.headers, page.headers
+    data = {"phone": number, "consent": "y"}
+    headers = {"Origin": BASE, "Sec-Fetch-Site": "same-origin", **headers}
     return session.post(url("/"), data=data, headers=headers, allow_redirects=False)
 
 
