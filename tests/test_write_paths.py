@@ -270,3 +270,21 @@ def test_requests_sharing_an_app_context_each_count_their_own_number(app, outbox
         assert submit("040 765 4321") == 302
         assert submit("040 123 4567") == 429
     assert len(outbox.messages()) == 2
+
+
+def test_unsubscribing_reads_three_times_and_commits_once(app, visitor, outbox):
+    """Stop all from the preference page: the link's check, the subscriber's lock, then the
+    open holding, the events its stored state rests on and the ledger's last place in ONE
+    select (it was three: the fold, the holding, the last place); then the withdrawals
+    and the state, one commit."""
+    visitor.sign_up("040 123 4567")
+    page = visitor.client.get("/preferences")
+    data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
+    with recording(app) as record:
+        response = visitor.client.post("/preferences", data=data)
+    assert response.status_code == 302
+    assert record.commits == 1 and record.after_commit() == []
+    assert len(record.selects()) == 3, record.selects()
+    (combined,) = record.selects("consent_states")
+    assert "max(consent_events.seq)" in combined and "FROM holdings" in combined
+    assert len([sql for _, sql in record.statements if "INTO consent_states" in sql]) == 1

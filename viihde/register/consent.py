@@ -189,14 +189,14 @@ def _change(
     subscriber = _locked(Subscriber.id == subscriber_id)
     if subscriber is None:
         return []
-    latest = latest_events(subscriber.id)
+    holding, latest, last_seq = states.open_holding_and_latest(subscriber.id)
     state = state_of(latest)
     changes = [
         (purpose, GRANT if granted else WITHDRAW)
         for purpose, granted in choose(state).items()
         if state.get(purpose, False) != granted
     ]
-    return append(subscriber, changes, context, now, latest)
+    return append(subscriber, changes, context, now, latest, holding, last_seq)
 
 
 def end_holding(
@@ -264,6 +264,7 @@ def append(
     now: datetime,
     latest: dict[str, ConsentEvent] | None = None,
     holding: Holding | None = None,
+    last_seq: int | None = None,
 ) -> list[ConsentEvent]:
     """Append ``changes`` (purpose, action) for a locked subscriber, in order, in one flush,
     to ``holding`` (by default the open one, opened now if nobody holds the number). The
@@ -271,7 +272,8 @@ def append(
 
     ``latest`` is the holding's last event per purpose read under the same lock (read here
     when not given): a withdrawal keeps the basis of the grant it ends ("the customer
-    refused"). The next place in the order follows the number's whole ledger.
+    refused"). The next place in the order follows the number's whole ledger (its last
+    place ``last_seq``, read here when not given).
     """
     if not changes:
         return []
@@ -279,12 +281,11 @@ def append(
         holding = holdings.open_for(subscriber, now)
     if latest is None:
         latest = latest_in(holding.id)
-    seq = (
-        db.session.scalar(
+    if last_seq is None:
+        last_seq = db.session.scalar(
             select(func.max(ConsentEvent.seq)).where(ConsentEvent.subscriber_id == subscriber.id)
         )
-        or 0
-    )
+    seq = last_seq or 0
     events = []
     for purpose, action in changes:
         if action == GRANT and purpose not in configured_purposes():

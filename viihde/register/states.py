@@ -106,3 +106,27 @@ def current(subscriber_id: int) -> dict[str, bool]:
         ).all()
     )
     return state
+
+
+def open_holding_and_latest(
+    subscriber_id: int,
+) -> tuple[Holding | None, dict[str, ConsentEvent], int | None]:
+    """The open holding, the event each purpose's stored state rests on (the fold's last
+    event, which the state always equals), and the number's last place in the ledger:
+    one statement, read under the subscriber's lock. Nobody holds the number: (None, {},
+    None)."""
+    last_seq = (
+        select(func.coalesce(func.max(ConsentEvent.seq), 0))
+        .where(ConsentEvent.subscriber_id == subscriber_id)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        select(Holding, ConsentEvent, last_seq)
+        .outerjoin(ConsentState, ConsentState.holding_id == Holding.id)
+        .outerjoin(ConsentEvent, ConsentEvent.id == ConsentState.event_id)
+        .where(Holding.subscriber_id == subscriber_id, Holding.ended_at.is_(None))
+    ).all()
+    if not rows:
+        return None, {}, None
+    latest = {event.purpose: event for _, event, _ in rows if event is not None}
+    return rows[0][0], latest, rows[0][2]
