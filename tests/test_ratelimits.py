@@ -99,3 +99,32 @@ def test_the_counts_live_in_redis_and_a_limit_refuses_in_one_round_trip(
     keys = [key.decode() for key in Redis.from_url(redis_url).keys("viihde:limit:*")]
     assert any("sms-ip/" in key for key in keys)
     assert not any("401234" in key for key in keys)
+
+
+def test_a_sign_up_with_the_queue_costs_three_redis_round_trips(app, outbox, redis_url):
+    """With the SMS queue on Redis too: the limits' test and count, and the job handed on
+    in one more (RQ writing into our pipeline; on its own it takes two), nothing else."""
+    app.config["REDIS_URL"] = redis_url
+    from viihde.sms import queue as sms_queue
+
+    sms_queue.init_app(app)
+    first = Visitor(app.test_client(), outbox)
+    assert first.submit_number("040 123 4501").status_code == 302  # every connection made
+    with app.app_context():
+        ratelimits.limits().redis.ping()
+    sent: list[bytes] = []
+    send = Connection.send_packed_command
+
+    def counted(connection, command, check_health=True):
+        sent.append(command if isinstance(command, bytes) else b"".join(command))
+        return send(connection, command, check_health)
+
+    Connection.send_packed_command = counted
+    try:
+        response = Visitor(app.test_client(), outbox).submit_number("040 123 4502")
+    finally:
+        Connection.send_packed_command = send
+        Redis.from_url(redis_url).flushdb()  # its two jobs are nobody else's to run
+    assert response.status_code == 302
+    names = [command.split(b"\r\n")[2] for command in sent]
+    assert len(sent) == 3, names

@@ -7,6 +7,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import create_engine, event, func, select
@@ -69,6 +70,8 @@ class FakeQueue:
     def __init__(self, worker_engine) -> None:
         self.worker_engine = worker_engine
         self.jobs: list[dict] = []
+        # RQ writes a job into the pipeline it is given; the caller executes it.
+        self.connection = SimpleNamespace(pipeline=lambda: SimpleNamespace(execute=list))
 
     def enqueue_call(self, func, args, **options) -> None:
         message_id, body = args
