@@ -347,3 +347,14 @@ def test_a_connection_the_server_dropped_is_replaced_and_the_page_still_answers(
         db.session.remove()
     assert browser.get("/preferences").status_code == 200
     assert stop_all(browser).status_code == 302
+
+
+def test_after_stop_all_the_page_says_so_and_offers_the_switches(app, link):
+    """The page's other state: nothing granted, no stop-all button, every switch off."""
+    browser = opened(app, link)
+    assert 'name="stop_all"' in browser.get("/preferences").text
+    assert stop_all(browser).status_code == 302
+    page = browser.get("/preferences", headers={"Accept-Language": "en"}).text
+    assert "You do not get our marketing messages." in page
+    assert 'name="stop_all"' not in page
+    assert " checked" not in page and 'name="purpose-offers"' in page

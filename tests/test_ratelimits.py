@@ -3,6 +3,9 @@ a request's limits and one more to count them when an SMS went."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from redis import Redis
 from redis.connection import Connection
@@ -29,12 +32,9 @@ def config_overrides(redis_url) -> dict:
     return {"RATELIMIT_STORAGE_URI": redis_url, "SMS_LIMIT_PER_IP": "2 per hour"}
 
 
-@pytest.fixture
-def round_trips(app, monkeypatch) -> list[bytes]:
-    """Every command or pipeline sent to Redis from now on, one entry per round trip (the
-    pooled connection's handshake done before)."""
-    with app.app_context():
-        ratelimits.limits().redis.ping()
+@contextmanager
+def redis_round_trips() -> Iterator[list[bytes]]:
+    """Every command or pipeline sent to Redis meanwhile, one entry per round trip."""
     sent: list[bytes] = []
     send = Connection.send_packed_command
 
@@ -42,8 +42,20 @@ def round_trips(app, monkeypatch) -> list[bytes]:
         sent.append(command if isinstance(command, bytes) else b"".join(command))
         return send(connection, command, check_health)
 
-    monkeypatch.setattr(Connection, "send_packed_command", counted)
-    return sent
+    Connection.send_packed_command = counted
+    try:
+        yield sent
+    finally:
+        Connection.send_packed_command = send
+
+
+@pytest.fixture
+def round_trips(app) -> Iterator[list[bytes]]:
+    """Round trips from now on (the pooled connection's handshake done before)."""
+    with app.app_context():
+        ratelimits.limits().redis.ping()
+    with redis_round_trips() as sent:
+        yield sent
 
 
 @pytest.mark.parametrize("config_overrides", [{}])
@@ -110,20 +122,10 @@ def test_a_sign_up_with_the_queue_costs_three_redis_round_trips(app, outbox, red
     sms_queue.init_app(app)
     first = Visitor(app.test_client(), outbox)
     assert first.submit_number("040 123 4501").status_code == 302  # every connection made
-    with app.app_context():
-        ratelimits.limits().redis.ping()
-    sent: list[bytes] = []
-    send = Connection.send_packed_command
-
-    def counted(connection, command, check_health=True):
-        sent.append(command if isinstance(command, bytes) else b"".join(command))
-        return send(connection, command, check_health)
-
-    Connection.send_packed_command = counted
     try:
-        response = Visitor(app.test_client(), outbox).submit_number("040 123 4502")
+        with redis_round_trips() as sent:
+            response = Visitor(app.test_client(), outbox).submit_number("040 123 4502")
     finally:
-        Connection.send_packed_command = send
         Redis.from_url(redis_url).flushdb()  # its two jobs are nobody else's to run
     assert response.status_code == 302
     names = [command.split(b"\r\n")[2] for command in sent]

@@ -13,6 +13,7 @@ from viihde.extensions import db
 from viihde.models import ConsentState, Holding, SmsKind, Subscriber
 from viihde.models.statements import read_once
 from viihde.register.consent import new_link_key
+from viihde.register.purposes import configured_keys
 from viihde.sms import stage
 from viihde.sms.texts import link_message, new_link_message
 from viihde.tokens import preference_url, read_preference_token, secret_keys
@@ -53,8 +54,12 @@ class PreferenceView:
     phone_e164: str
     states: dict[str, PurposeState]
 
-    def state(self) -> dict[str, bool]:
-        return {purpose: shown.granted for purpose, shown in self.states.items()}
+    @property
+    def subscribed(self) -> bool:
+        """Any configured purpose granted (the page offers stop-all then)."""
+        return any(
+            self.states[purpose].granted for purpose in configured_keys() if purpose in self.states
+        )
 
 
 def preference_view(subscriber_id: int, link_key: str) -> PreferenceView | None:

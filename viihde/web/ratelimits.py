@@ -114,10 +114,6 @@ class Limits:
         for item, key in found:
             self.memory.hit(item, key)
 
-    def clear(self) -> None:
-        """Forget every count of this process (a test's fresh start)."""
-        self.memory.storage.reset()
-
 
 def init_app(app: Flask) -> None:
     """The app's counters, in RATELIMIT_STORAGE_URI's Redis or (``memory://``) here."""

@@ -19,7 +19,7 @@ from viihde.models import ConsentSource, ErasureSource
 from viihde.phone import mask
 from viihde.register import access, consent, erasure, links
 from viihde.register.holdings import Whose
-from viihde.register.purposes import configured, configured_keys
+from viihde.register.purposes import configured
 from viihde.sms import commit_then_send
 from viihde.web import browser
 from viihde.web.preferences import bp
@@ -84,7 +84,7 @@ def page():
             masked_number=mask(view.phone_e164),
             purposes=configured(),
             states=view.states,
-            subscribed=consent.any_granted(dict.fromkeys(configured_keys(), False) | view.state()),
+            subscribed=view.subscribed,
         ),
         200,
         NO_STORE,
