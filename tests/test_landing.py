@@ -174,3 +174,20 @@ def test_a_cached_landing_page_builds_no_form(app, monkeypatch):
     app.test_client().get("/")  # rendered and kept
     monkeypatch.setattr(forms.SignupForm, "__init__", None)  # building one now would fail
     assert app.test_client().get("/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("base_url", "origin", "accepted"),
+    [
+        ("https://viihdepaketti.fi:443", "https://viihdepaketti.fi", True),
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443", True),
+        ("https://127.0.0.1:8443", "https://127.0.0.1", False),
+    ],
+)
+def test_the_origin_is_compared_as_browsers_name_it(app, outbox, base_url, origin, accepted):
+    """A default port in PUBLIC_BASE_URL is not part of the origin a browser sends; any
+    other port is."""
+    app.config["PUBLIC_BASE_URL"] = base_url
+    response = app.test_client().post("/", data=SIGN_UP, headers={"Origin": origin})
+    assert response.status_code == (302 if accepted else 403)
+    assert len(outbox.messages()) == (1 if accepted else 0)

@@ -71,8 +71,11 @@ class CrossSiteRequest(Forbidden):
 
 @lru_cache(maxsize=8)
 def _origin(base_url: str) -> str:
+    """PUBLIC_BASE_URL's origin as a browser names it (a scheme's default port left out)."""
     parts = urlsplit(base_url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    port = "" if parts.port in (None, default) else f":{parts.port}"
+    return f"{parts.scheme}://{parts.hostname}{port}".lower()
 
 
 def cross_site(headers, public_base_url: str) -> bool:
