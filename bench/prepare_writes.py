@@ -37,8 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app import app
 from viihde.clock import utcnow
 from viihde.extensions import db
-from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification, VerificationKind
-from viihde.register import consent, purposes
+from viihde.models import (
+    ConsentEvent,
+    Holding,
+    SmsMessage,
+    Subscriber,
+    Verification,
+    VerificationKind,
+)
+from viihde.register import consent, purposes, states
 from viihde.register.codes import code_hash, generate_code
 from viihde.register.notices import SIGNUP_TEXT_VERSION
 from viihde.web import browser
@@ -139,7 +146,7 @@ def subscribers(count: int, now) -> list[tuple[int, str]]:
         UNSUBSCRIBE_NUMBERS.format(0), purposes.configured_keys(), context, now
     )
     db.session.flush()
-    skip = {"id", "phone_e164", "link_key", "subscriber_id"}
+    skip = {"id", "phone_e164", "link_key", "subscriber_id", "holding_id"}
     columns = Subscriber.__table__.columns
     person = {c.key: getattr(first, c.key) for c in columns if c.key not in skip}
     grants = [
@@ -153,8 +160,15 @@ def subscribers(count: int, now) -> list[tuple[int, str]]:
         for i in range(1, count)
     ]
     ids = copy_rows(Subscriber.__table__, rest)
-    events = [{"subscriber_id": id_, **grant} for id_ in ids for grant in grants]
+    # Each its own holding, grants in it, and the state they make (as a sign-up leaves it).
+    held = copy_rows(Holding.__table__, [{"subscriber_id": id_, "started_at": now} for id_ in ids])
+    events = [
+        {"subscriber_id": id_, "holding_id": holding_id, **grant}
+        for id_, holding_id in zip(ids, held, strict=True)
+        for grant in grants
+    ]
     copy_rows(ConsentEvent.__table__, events)
+    states.refold(held)
     return [(first.id, first.link_key), *zip(ids, (row["link_key"] for row in rest), strict=True)]
 
 

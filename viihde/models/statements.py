@@ -9,6 +9,7 @@ take. Inserts: ``INSERT ... ON CONFLICT``, which both databases have, each in it
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Executable, Row, Table, text
@@ -54,6 +55,19 @@ def insert_once(model: type, values: Mapping[str, Any], *, unique: Sequence[str]
     ).scalar_one_or_none()
 
 
+def insert_new(model: type, values: Mapping[str, Any], *, unique: Sequence[str]) -> Any | None:
+    """``insert_once``, the new row coming back as the model's object (persistent in the
+    session, nothing read after the INSERT); None when one was there already."""
+    table = model.__table__
+    return db.session.scalars(
+        _insert(model)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=[table.c[name] for name in unique])
+        .returning(model),
+        execution_options={"populate_existing": True},
+    ).one_or_none()
+
+
 def insert_or_add(
     model: type, values: Mapping[str, Any], *, unique: Sequence[str], add: Sequence[str]
 ) -> None:
@@ -72,23 +86,30 @@ def insert_or_add(
 def insert_or_replace(
     model: type, rows: Sequence[Mapping[str, Any]], *, unique: Sequence[str]
 ) -> None:
-    """Insert ``rows`` of ``model`` in one statement, each replacing the row with the same
-    ``unique`` columns (a current state kept beside its history, say)."""
-    table = model.__table__
-    statement = _insert(table).values(list(rows))
-    db.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c[name] for name in unique],
-            set_={
-                column.name: statement.excluded[column.name]
-                for column in table.c
-                if column.name not in unique
-            },
-        )
+    """Insert ``rows`` of ``model`` (one executemany: psycopg pipelines it, one round trip),
+    each replacing the row with the same ``unique`` columns (a current state kept beside
+    its history, say). The statement is built and compiled once per table and dialect."""
+    db.session.execute(_upsert(model.__table__, tuple(unique), _dialect()), list(rows))
+
+
+@cache
+def _upsert(table: Table, unique: tuple[str, ...], dialect: str):
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[name] for name in unique],
+        set_={
+            column.name: statement.excluded[column.name]
+            for column in table.c
+            if column.name not in unique
+        },
     )
 
 
-def _insert(table: Table):
-    """The INSERT of the session's database, which knows ON CONFLICT."""
-    postgresql = db.session.get_bind().dialect.name == "postgresql"
-    return (pg_insert if postgresql else sqlite_insert)(table)
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def _insert(table: Table | type):
+    """The INSERT of the session's database, which knows ON CONFLICT (into a table, or a
+    mapped class for an ORM-enabled INSERT)."""
+    return (pg_insert if _dialect() == "postgresql" else sqlite_insert)(table)

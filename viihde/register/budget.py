@@ -16,12 +16,14 @@ does not fail open when Redis is down.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 
 from viihde.extensions import cache, db
 from viihde.models import CAMPAIGN_KINDS, SmsMessage, Verification, VerificationKind
@@ -74,27 +76,37 @@ class _Sent:
     oldest_in_day: datetime | None
 
 
-def _sent(hour_ago: datetime, day_ago: datetime) -> _Sent:
+def sent_counts(now: datetime) -> Select:
+    """The query behind ``sms_pause``: one row, the SMS that went out (not failed, not
+    campaigns') in the last hour and day, and the oldest of each (``_Sent``'s fields)."""
+    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
     in_hour = SmsMessage.created_at > hour_ago
-    row = db.session.execute(
-        select(
-            func.count().filter(in_hour),
-            func.min(SmsMessage.created_at).filter(in_hour),
-            func.count(),
-            func.min(SmsMessage.created_at),
-        ).where(
-            SmsMessage.created_at > day_ago,
-            SmsMessage.status != "failed",
-            SmsMessage.kind.not_in(CAMPAIGN_KINDS),
-        )
-    ).one()
-    return _Sent(*row)
+    return select(
+        func.count().filter(in_hour),
+        func.min(SmsMessage.created_at).filter(in_hour),
+        func.count(),
+        func.min(SmsMessage.created_at),
+    ).where(
+        SmsMessage.created_at > day_ago,
+        SmsMessage.status != "failed",
+        SmsMessage.kind.not_in(CAMPAIGN_KINDS),
+    )
+
+
+def _sent(now: datetime) -> Sequence[Any]:
+    return db.session.execute(sent_counts(now)).one()
 
 
 def sms_pause(now: datetime) -> Pause | None:
     """Is all code sending paused now (a money budget spent)? Checked before every code is
     sent (and kept as a gauge)."""
-    pause = _pause(now)
+    return pause_of(_sent(now))
+
+
+def pause_of(sent: Sequence[Any]) -> Pause | None:
+    """``sms_pause``'s verdict on the row of ``sent_counts`` (read with other checks in
+    one statement by a code about to be sent); sets the gauge."""
+    pause = _pause(_Sent(*sent))
     for reason in PauseReason:
         metrics.SENDING_PAUSED.labels(reason.value).set(
             int(pause is not None and pause.reason == reason)
@@ -113,10 +125,8 @@ def paused_hint(now: datetime) -> bool:
     return paused
 
 
-def _pause(now: datetime) -> Pause | None:
+def _pause(sent: _Sent) -> Pause | None:
     config = current_app.config
-    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
-    sent = _sent(hour_ago, day_ago)
     if sent.hour >= config["SMS_HOURLY_LIMIT"]:
         return Pause(PauseReason.HOURLY_BUDGET, sent.oldest_in_hour + timedelta(hours=1))
     if sent.day >= config["SMS_DAILY_LIMIT"]:
@@ -139,43 +149,53 @@ def origin_of(ip: str | None) -> tuple[str | None, str | None]:
 def signup_holdback(ip: str | None, phone_e164: str, now: datetime) -> Holdback | None:
     """Is a sign-up code from ``ip`` to ``phone_e164`` held back now? One query looks at
     the last hour's sign-up codes of the client's networks and the number's range."""
-    config = current_app.config
-    network, wide = origin_of(ip)
-    low, high = number_range(phone_e164)
-    scopes = {
-        Scope.NETWORK: Verification.network == network,
-        Scope.WIDE_NETWORK: Verification.wide_network == wide,
-        Scope.RANGE: (Verification.phone_e164 >= low) & (Verification.phone_e164 < high),
-    }
-    if network is None:
-        del scopes[Scope.NETWORK], scopes[Scope.WIDE_NETWORK]
-    columns = []
-    for condition in scopes.values():
-        columns += [
-            func.count().filter(condition),
-            func.count(Verification.consumed_at).filter(condition),
-            func.max(Verification.created_at).filter(condition),
-        ]
-    row = db.session.execute(
-        select(*columns).where(
+    counts = HoldbackCounts(ip, phone_e164, now)
+    return counts.verdict(db.session.execute(counts.query).one(), now)
+
+
+class HoldbackCounts:
+    """The query behind ``signup_holdback`` (one row: three columns per scope the client's
+    address and the number fall in) and its verdict on that row."""
+
+    def __init__(self, ip: str | None, phone_e164: str, now: datetime) -> None:
+        network, wide = origin_of(ip)
+        low, high = number_range(phone_e164)
+        scopes = {
+            Scope.NETWORK: Verification.network == network,
+            Scope.WIDE_NETWORK: Verification.wide_network == wide,
+            Scope.RANGE: (Verification.phone_e164 >= low) & (Verification.phone_e164 < high),
+        }
+        if network is None:
+            del scopes[Scope.NETWORK], scopes[Scope.WIDE_NETWORK]
+        self.scopes = tuple(scopes)
+        columns = []
+        for condition in scopes.values():
+            columns += [
+                func.count().filter(condition),
+                func.count(Verification.consumed_at).filter(condition),
+                func.max(Verification.created_at).filter(condition),
+            ]
+        self.query = select(*columns).where(
             Verification.kind == VerificationKind.SIGNUP,
             Verification.created_at > now - timedelta(hours=1),
             or_(*scopes.values()),
         )
-    ).one()
-    interval = timedelta(seconds=config["SMS_TIGHTENED_INTERVAL_SECONDS"])
-    for index, scope in enumerate(scopes):
-        codes, confirmed, newest = row[3 * index : 3 * index + 3]
-        if codes < config["CONFIRMATION_RATE_MIN_SAMPLE"]:
-            continue
-        if confirmed / codes >= config["CONFIRMATION_RATE_FLOOR"]:
-            continue
-        if newest is not None and now < newest + interval:
-            metrics.SIGNUPS_HELD_BACK.labels(scope.value).inc()
-            log.warning("sms_signups_tightened scope=%s codes=%d confirmed=%d", scope, codes,
-                        confirmed)  # fmt: skip
-            return Holdback(scope, newest + interval)
-    return None
+
+    def verdict(self, row: Sequence[Any], now: datetime) -> Holdback | None:
+        config = current_app.config
+        interval = timedelta(seconds=config["SMS_TIGHTENED_INTERVAL_SECONDS"])
+        for index, scope in enumerate(self.scopes):
+            codes, confirmed, newest = row[3 * index : 3 * index + 3]
+            if codes < config["CONFIRMATION_RATE_MIN_SAMPLE"]:
+                continue
+            if confirmed / codes >= config["CONFIRMATION_RATE_FLOOR"]:
+                continue
+            if newest is not None and now < newest + interval:
+                metrics.SIGNUPS_HELD_BACK.labels(scope.value).inc()
+                log.warning("sms_signups_tightened scope=%s codes=%d confirmed=%d", scope, codes,
+                            confirmed)  # fmt: skip
+                return Holdback(scope, newest + interval)
+        return None
 
 
 def log_pause(pause: Pause) -> None:

@@ -12,9 +12,10 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import reduce
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, true, update
 
 from viihde.extensions import db
 from viihde.hashing import keyed_hash
@@ -28,7 +29,14 @@ from viihde.models import (
 from viihde.models.statements import serialise
 from viihde.ops import metrics
 from viihde.register import consent, purposes
-from viihde.register.budget import log_pause, origin_of, signup_holdback, sms_pause
+from viihde.register.budget import (
+    Holdback,
+    HoldbackCounts,
+    log_pause,
+    origin_of,
+    pause_of,
+    sent_counts,
+)
 from viihde.register.notices import SIGNUP_TEXT_VERSION
 from viihde.sms import stage
 from viihde.sms.delivery import number_cannot_receive
@@ -219,15 +227,15 @@ def _issue_code(
     """
     config = current_app.config
     serialise("viihde.code:" + phone_e164)
-    pause = sms_pause(now)
+    checks = _Checks(phone_e164, kind, details.evidence.ip, now)
+    pause = pause_of(checks.sent)
     if pause is not None:
         log_pause(pause)
         raise CodeRefused(Refusal.PAUSED, _seconds_until(pause.until, now))
-    if kind == VerificationKind.SIGNUP:
-        holdback = signup_holdback(details.evidence.ip, phone_e164, now)
-        if holdback is not None:
-            raise CodeRefused(Refusal.HELD_BACK, _seconds_until(holdback.until, now))
-    history = _code_history(phone_e164, now)
+    holdback = checks.holdback_verdict(now)
+    if holdback is not None:
+        raise CodeRefused(Refusal.HELD_BACK, _seconds_until(holdback.until, now))
+    history = checks.history
     if history.wrong_today >= config["CODE_MAX_WRONG_PER_DAY"]:
         raise CodeRefused(Refusal.GUESSING, 24 * 3600)
     interval = timedelta(seconds=config["CODE_RESEND_INTERVAL_SECONDS"])
@@ -273,21 +281,52 @@ class _CodeHistory:
     newest_in_hour: datetime | None
 
 
-def _code_history(phone_e164: str, now: datetime) -> _CodeHistory:
+def _history_counts(phone_e164: str, now: datetime) -> Select:
+    """One row: a number's codes of the last 24 hours (``_CodeHistory``'s fields)."""
     in_hour = Verification.created_at > now - timedelta(hours=1)
-    tries, right, *hour = db.session.execute(
-        select(
-            func.coalesce(func.sum(Verification.attempts), 0),
-            func.count(Verification.consumed_at),
-            func.count().filter(in_hour),
-            func.min(Verification.created_at).filter(in_hour),
-            func.max(Verification.created_at).filter(in_hour),
-        ).where(
-            Verification.phone_e164 == phone_e164,
-            Verification.created_at > now - timedelta(days=1),
-        )
-    ).one()
-    return _CodeHistory(tries - right, *hour)
+    return select(
+        func.coalesce(func.sum(Verification.attempts), 0) - func.count(Verification.consumed_at),
+        func.count().filter(in_hour),
+        func.min(Verification.created_at).filter(in_hour),
+        func.max(Verification.created_at).filter(in_hour),
+    ).where(
+        Verification.phone_e164 == phone_e164,
+        Verification.created_at > now - timedelta(days=1),
+    )
+
+
+class _Checks:
+    """Everything a code about to be sent is checked against, read in ONE statement under
+    the number's lock: the SMS budget (``budget.sent_counts``), a sign-up's holdback
+    (``budget.HoldbackCounts``) and the number's own codes (``_history_counts``), each a
+    one-row subquery side by side."""
+
+    def __init__(self, phone_e164: str, kind: VerificationKind, ip: str | None, now: datetime):
+        parts = [sent_counts(now), _history_counts(phone_e164, now)]
+        self._holdback = HoldbackCounts(ip, phone_e164, now)
+        if kind == VerificationKind.SIGNUP:  # step-up codes are never held back
+            parts.append(self._holdback.query)
+        subqueries = [part.subquery() for part in parts]
+        joined = reduce(lambda left, right: left.join(right, true()), subqueries)
+        row = db.session.execute(
+            select(*(column for subquery in subqueries for column in subquery.c)).select_from(
+                joined
+            )
+        ).one()
+        widths = [len(subquery.c) for subquery in subqueries]
+        self.sent = row[: widths[0]]
+        self.history = _CodeHistory(*row[widths[0] : widths[0] + widths[1]])
+        self._holdback_row = row[widths[0] + widths[1] :]
+
+    def holdback_verdict(self, now: datetime) -> Holdback | None:
+        """A sign-up's holdback (None: not held back, or not a sign-up)."""
+        if not self._holdback_row:
+            return None
+        return self._holdback.verdict(self._holdback_row, now)
+
+
+def _code_history(phone_e164: str, now: datetime) -> _CodeHistory:
+    return _CodeHistory(*db.session.execute(_history_counts(phone_e164, now)).one())
 
 
 def wrong_codes_today(phone_e164: str, now: datetime) -> int:

@@ -27,7 +27,7 @@ from viihde.models import (
 )
 from viihde.models.statements import serialise
 from viihde.ops import metrics
-from viihde.register import consent, holdings
+from viihde.register import consent
 from viihde.register.codes import code_hash, wrong_codes_today
 from viihde.sms import stage
 from viihde.sms.texts import sender_accepts_replies, welcome_message
@@ -137,14 +137,14 @@ def _confirm(verification: Verification, now: datetime) -> CheckResult:
     context = consent.ConsentContext(
         ConsentSource.SIGNUP, evidence=consent.Evidence.of(verification)
     )
-    subscriber = consent.subscribe(
+    subscriber, holding_id = consent.signup(
         verification.phone_e164,
         verification.purposes.split(","),
         context,
         now,
         language=verification.language,
     )
-    _attach(verification, holdings.current(subscriber.id).id)
+    _attach(verification, holding_id)
     body = welcome_message(
         preference_url(subscriber.id, subscriber.link_key),
         subscriber.language,

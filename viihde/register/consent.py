@@ -14,7 +14,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, make_dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, insert, select
+from sqlalchemy.event import listens_for
+from sqlalchemy.orm import Session
 
 from viihde.extensions import db
 from viihde.models import (
@@ -27,7 +29,7 @@ from viihde.models import (
     LawfulBasis,
     Subscriber,
 )
-from viihde.models.statements import insert_once
+from viihde.models.statements import insert_new
 from viihde.ops import metrics
 from viihde.register import holdings, states
 from viihde.register.notices import PRIVACY_NOTICE_VERSION
@@ -93,22 +95,40 @@ def subscribe(
     A twin request may create the same subscriber at the same moment: the row is
     inserted with ON CONFLICT DO NOTHING and then locked, so both end up with one.
     """
-    subscriber, _ = enter(phone_e164, language, now)
+    return signup(phone_e164, purposes, context, now, language)[0]
+
+
+def signup(
+    phone_e164: str,
+    purposes: Iterable[str],
+    context: ConsentContext,
+    now: datetime,
+    language: str = "fi",
+) -> tuple[Subscriber, int]:
+    """``subscribe``, and the id of the holding its grants went to (no commit).
+
+    A number new to the register is inserted, holding and grants after it, and nothing
+    is read first: it has no holding, no event and no lock to wait for (a twin
+    inserting the same number waits on the unique index, then finds it there)."""
+    subscriber, created = enter(phone_e164, language, now)
     subscriber.language = language
-    append(subscriber, [(purpose, GRANT) for purpose in purposes], context, now)
-    return subscriber
+    grants = [(purpose, GRANT) for purpose in purposes]
+    if created:
+        holding = holdings.open_new(subscriber, now)
+        append(subscriber, grants, context, now, latest={}, holding=holding, last_seq=0)
+        return subscriber, holding.id
+    holding, latest, last_seq = states.open_holding_and_latest(subscriber.id)
+    if holding is None:
+        holding, latest = holdings.open_new(subscriber, now), {}
+    events = append(subscriber, grants, context, now, latest, holding, last_seq)
+    return subscriber, events[0].holding_id if events else holding.id
 
 
 def enter(phone_e164: str, language: str, now: datetime) -> tuple[Subscriber, bool]:
     """The number's subscriber, locked, made now unless it is in the register already
-    (and whether this made it; no commit)."""
-    created = _insert_subscriber(phone_e164, language, now)
-    return _locked(Subscriber.phone_e164 == phone_e164), created
-
-
-def _insert_subscriber(phone_e164: str, language: str, now: datetime) -> bool:
-    """Insert the number as a subscriber unless it is one already; True if this made it."""
-    made = insert_once(
+    (and whether this made it; no commit). A new row comes back from its INSERT (its own
+    transaction's, so nobody else can lock it); one already there is read FOR UPDATE."""
+    made = insert_new(
         Subscriber,
         {
             "phone_e164": phone_e164,
@@ -119,7 +139,9 @@ def _insert_subscriber(phone_e164: str, language: str, now: datetime) -> bool:
         },
         unique=("phone_e164",),
     )
-    return made is not None
+    if made is not None:
+        return made, True
+    return _locked(Subscriber.phone_e164 == phone_e164), False
 
 
 def lock_subscriber(subscriber_id: int) -> Subscriber | None:
@@ -141,12 +163,32 @@ def grant_in_force(subscriber_id: int, purpose: str) -> ConsentEvent | None:
 
 def _locked(condition) -> Subscriber | None:
     """Load and lock (FOR UPDATE on PostgreSQL) the subscriber matching ``condition``."""
-    return db.session.execute(
+    subscriber = db.session.execute(
         select(Subscriber)
         .where(condition)
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
+    if subscriber is not None:
+        db.session.info.setdefault(_LOCKED, set()).add(subscriber.id)
+    return subscriber
+
+
+#: The subscribers whose rows this session's transaction has locked (and read fresh).
+_LOCKED = "viihde.locked_subscribers"
+
+
+@listens_for(Session, "after_transaction_end")
+def _locks_released(session: Session, transaction) -> None:
+    """Any end of a transaction (a savepoint's too) may have released the locks: forget."""
+    session.info.pop(_LOCKED, None)
+
+
+def _already_locked(subscriber_id: int) -> Subscriber | None:
+    """The subscriber, if this transaction locked its row already (no statement)."""
+    if subscriber_id in db.session.info.get(_LOCKED, ()):
+        return db.session.get(Subscriber, subscriber_id)
+    return None
 
 
 def set_consent(
@@ -186,7 +228,7 @@ def _change(
 ) -> list[ConsentEvent]:
     """Lock the subscriber, read the ledger once, record what ``choose`` changes (no commit:
     the caller's, which also releases the lock)."""
-    subscriber = _locked(Subscriber.id == subscriber_id)
+    subscriber = _already_locked(subscriber_id) or _locked(Subscriber.id == subscriber_id)
     if subscriber is None:
         return []
     holding, latest, last_seq = states.open_holding_and_latest(subscriber.id)
@@ -286,7 +328,7 @@ def append(
             select(func.max(ConsentEvent.seq)).where(ConsentEvent.subscriber_id == subscriber.id)
         )
     seq = last_seq or 0
-    events = []
+    rows = []
     for purpose, action in changes:
         if action == GRANT and purpose not in configured_purposes():
             raise ValueError(f"no such consent purpose on offer: {purpose!r}")
@@ -302,23 +344,28 @@ def append(
         if evidence["consent_text_version"] is None:
             evidence["consent_text_version"] = CATALOGUE[purpose].text_version
         seq += 1
-        events.append(
-            ConsentEvent(
-                subscriber_id=subscriber.id,
-                holding_id=holding.id,
-                seq=seq,
-                purpose=purpose,
-                action=action,
-                source=context.source,
-                actor=context.actor,
-                created_at=now,
-                basis=basis,
-                purchased_on=purchased_on,
+        rows.append(
+            {
+                "subscriber_id": subscriber.id,
+                "holding_id": holding.id,
+                "seq": seq,
+                "purpose": purpose,
+                "action": action,
+                "source": context.source,
+                "actor": context.actor,
+                "created_at": now,
+                "basis": basis,
+                "purchased_on": purchased_on,
                 **evidence,
-            )
+            }
         )
-    db.session.add_all(events)
-    db.session.flush()
+    # One ORM bulk INSERT ... RETURNING (compiled once, cached): the events come back as
+    # objects in the session, with their ids, without the unit of work's flush.
+    events = list(
+        db.session.scalars(
+            insert(ConsentEvent).returning(ConsentEvent, sort_by_parameter_order=True), rows
+        )
+    )
     states.write(events)
     for event in events:
         metrics.CONSENT_EVENTS.labels(event.action, context.source).inc()

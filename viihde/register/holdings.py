@@ -39,10 +39,14 @@ def open_for(subscriber: Subscriber, now: datetime) -> Holding:
     signs up again after its holder erased their holding). Under the subscriber's lock;
     the database refuses a second open holding anyway."""
     holding = current(subscriber.id)
-    if holding is None:
-        holding = Holding(subscriber_id=subscriber.id, started_at=now)
-        db.session.add(holding)
-        db.session.flush()
+    return open_new(subscriber, now) if holding is None else holding
+
+
+def open_new(subscriber: Subscriber, now: datetime) -> Holding:
+    """A new holding from ``now``, for a locked subscriber whom nobody holds (one INSERT)."""
+    holding = Holding(subscriber_id=subscriber.id, started_at=now)
+    db.session.add(holding)
+    db.session.flush()
     return holding
 
 

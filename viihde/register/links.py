@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from viihde.extensions import db
 from viihde.models import ConsentState, Holding, SmsKind, Subscriber
 from viihde.models.statements import read_once
-from viihde.register.consent import new_link_key
+from viihde.register.consent import lock_subscriber, new_link_key
 from viihde.register.purposes import configured_keys
 from viihde.sms import stage
 from viihde.sms.texts import link_message, new_link_message
@@ -29,9 +29,17 @@ def subscriber_for_token(token: str) -> Subscriber | None:
     return db.session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
 
 
-def subscriber_for_link_key(subscriber_id: int, link_key: str) -> Subscriber | None:
-    """The subscriber, if ``link_key`` is still theirs (a revoked link's key is not)."""
-    subscriber = db.session.get(Subscriber, subscriber_id)
+def subscriber_for_link_key(
+    subscriber_id: int, link_key: str, *, lock: bool = False
+) -> Subscriber | None:
+    """The subscriber, if ``link_key`` is still theirs (a revoked link's key is not).
+
+    ``lock``: read it under its lock (``consent.lock_subscriber``), for a change about to be
+    made: the change then takes no second look at the row."""
+    if lock:
+        subscriber = lock_subscriber(subscriber_id)
+    else:
+        subscriber = db.session.get(Subscriber, subscriber_id)
     if subscriber is None or subscriber.link_key != link_key:
         return None
     return subscriber

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import event
+from sqlalchemy import event, insert
 from sqlalchemy.orm import Session
 
 from viihde.extensions import db
@@ -52,8 +52,12 @@ def stage(
     ``secret`` (a one-time code) is kept out of the log row; the body with the code travels
     only in the job. A rollback forgets it (the row is gone too).
     """
-    message = log_sms(to, body, kind, now, subscriber_id, secret=secret)
-    staged = Staged(message.id, body, kind)
+    # A Core INSERT ... RETURNING id: the row is not needed as an object, only its id.
+    row = _row(to, body, kind, now, subscriber_id, secret=secret)
+    message_id = db.session.execute(
+        insert(SmsMessage).values(row).returning(SmsMessage.id)
+    ).scalar_one()
+    staged = Staged(message_id, body, kind)
     db.session.info.setdefault(_STAGED, []).append(staged)
     return staged
 
@@ -140,19 +144,35 @@ def log_sms(
     """Add one message's row to the SMS log (no commit). ``body`` is the text as sent;
     the row keeps it without ``secret`` and without the tokens of preference links; it
     belongs to whoever holds the number now (``models.holdings``)."""
-    message = SmsMessage(
-        phone_e164=to,
-        subscriber_id=subscriber_id,
-        holding_id=open_holding_of(to),
-        kind=kind,
-        body=stored_body(body, secret),
-        segments=segmentation(body).segments,
-        backend=backend or current_app.config["SMS_BACKEND"],
-        status=status,
-        attempts=0,
-        created_at=now,
-        updated_at=now,
-    )
+    message = SmsMessage(**_row(to, body, kind, now, subscriber_id, secret=secret,
+                                backend=backend, status=status))  # fmt: skip
     db.session.add(message)
     db.session.flush()
     return message
+
+
+def _row(
+    to: str,
+    body: str,
+    kind: SmsKind,
+    now: datetime,
+    subscriber_id: int | None = None,
+    *,
+    secret: str | None = None,
+    backend: str | None = None,
+    status: str = "queued",
+) -> dict:
+    """An SMS log row's values (``log_sms``)."""
+    return {
+        "phone_e164": to,
+        "subscriber_id": subscriber_id,
+        "holding_id": open_holding_of(to),
+        "kind": kind,
+        "body": stored_body(body, secret),
+        "segments": segmentation(body).segments,
+        "backend": backend or current_app.config["SMS_BACKEND"],
+        "status": status,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -45,7 +45,10 @@ def link_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         held = browser.linked()
-        g.subscriber = links.subscriber_for_link_key(*held) if held else None
+        # A change (any POST) reads the row under its lock, once: the change takes no
+        # second look at it.
+        lock = request.method == "POST"
+        g.subscriber = links.subscriber_for_link_key(*held, lock=lock) if held else None
         if g.subscriber is None:
             abort(404)
         return view(*args, **kwargs)
