@@ -44,4 +44,11 @@ def floor_page() -> str:
 
 viihde.add_url_rule("/__bench/ok", "bench_ok", ok)
 viihde.add_url_rule("/__bench/page", "bench_page", floor_page)
-app = DispatcherMiddleware(viihde, {"/__bare": bare})
+mounts = {"/__bare": bare}
+try:  # the peer (bench/peer.py), when Flask-Security-Too is installed
+    from peer import peer
+
+    mounts["/__peer"] = peer
+except ImportError:
+    pass
+app = DispatcherMiddleware(viihde, mounts)

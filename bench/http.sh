@@ -8,12 +8,15 @@
 #
 # The floor under the app's pages (bench/bare.py): "app-ok" returns "ok" through the app's
 # extensions, "app-page" renders base.html with a CSRF token (a new session each time).
+# The peer (bench/peer.py): Flask-Security-Too's sign-in page, served by the same workers.
 # The pages: the landing page, the privacy notice, the preference page. The writes, each
 # request a real one (bench/writes.lua, bench/prepare_writes.py): submitting a number (a
 # new number each time), confirming a code (the next of WRITES pending sign-ups), and the
 # one-tap unsubscribe of the preference page (the next of WRITES subscribers). A write
 # counts as done only when it answers with the redirect that follows it; the database's
-# own counts are printed at the end.
+# own counts are printed at the end. Then the same pages and writes again at a constant
+# offered rate (bench/pace.lua), for their latency: half of each one's own capacity just
+# measured, and the landing page at half of the bare route's.
 #
 # Settings: DURATION (10s), CONNECTIONS (64), TIMEOUT (10s), WRITES (10000 browsers prepared
 # for each write: enough for 1000 writes/s), BENCH_REDIS (redis://127.0.0.1:6379/7, flushed
@@ -29,6 +32,10 @@ WRITES=${WRITES:-10000}
 BENCH_REDIS=${BENCH_REDIS:-redis://127.0.0.1:6379/7}
 URL=http://127.0.0.1:8101
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+# The peer (bench/peer.py): Flask-Security-Too's sign-in page, served beside the app.
+PEER_VERSION=$(sed -n 's/^VERSION = "\(.*\)"/\1/p' bench/peer.py)
+.venv/bin/python -c "import flask_security" 2>/dev/null ||
+  .venv/bin/pip install -q "flask-security-too==$PEER_VERSION" >/dev/null
 
 export APP_ENV=production SMS_BACKEND=file SMS_OUTBOX_PATH=/tmp/bench-outbox.jsonl
 export SECRET_KEY=${SECRET_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))')}
@@ -118,6 +125,7 @@ measure_write() {  # name: a warm-up second, then the measurement on browsers th
   out=$(bench -d"$DURATION" --latency -s bench/writes.lua "$URL/" -- "$1" "$file" "$(field used "$warm")" "$THREADS")
   row "$1" "$out"
   echo $(($(field ok "$warm") + $(field ok "$out"))) >"/tmp/bench-$1.ok"
+  field used "$out" >"/tmp/bench-$1.used"
 }
 
 echo "wrk: $CONNECTIONS connections, $THREADS threads, $DURATION each (timeout $TIMEOUT), $(nproc) cores; WEB_CONCURRENCY=${WEB_CONCURRENCY:-default}"
@@ -127,12 +135,45 @@ printf "%-12s %9s %10s %10s %11s %9s %10s   %s\n" "" "req/s" "p50" "p99" "non-2x
 measure_page bare "$URL/__bare/"
 measure_page app-ok "$URL/__bench/ok"
 measure_page app-page "$URL/__bench/page"
+measure_page peer-login "$URL/__peer/login"
 measure_page landing "$URL/"
 measure_page privacy "$URL/privacy"
 measure_page preferences "$URL/preferences" "Cookie: $COOKIE"
 measure_write submit
 measure_write confirm
 measure_write unsubscribe
+# Latency at a constant offered rate (bench/pace.lua: each connection paced), the issue's
+# second kind of target: the landing page at half of the bare route's capacity (p99 under
+# 50 ms), and every page and write at half of its own (p99 under 100 ms).
+half() { awk -v r="$(cat "/tmp/bench-$1.rps")" 'BEGIN { printf "%d", r / 2 }'; }
+paced_row() {  # name offered-rate wrk-output
+  local got p50 p99
+  got=$(awk '/Requests\/sec/ {print $2}' <<<"$3")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$3")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$3")
+  printf "%-24s %9s %9s %10s %10s\n" "$1" "$2" "$got" "$p50" "$p99"
+}
+pace_ms() { awk -v c="$CONNECTIONS" -v r="$1" 'BEGIN { printf "%.3f", 1000 * c / r }'; }
+paced_page() {  # name url rate [header]
+  paced_row "$1" "$3" "$(bench -d"$DURATION" --latency ${4:+-H "$4"} -s bench/pace.lua "$2" -- "$(pace_ms "$3")")"
+}
+paced_write() {  # name rate: on browsers the earlier runs left alone
+  local file=/tmp/bench-writes/$1.txt out
+  out=$(bench -d"$DURATION" --latency -s bench/writes.lua "$URL/" -- "$1" "$file" "$(cat "/tmp/bench-$1.used")" "$THREADS" "$(pace_ms "$2")")
+  paced_row "$1" "$2" "$out"
+  if [ "$(field exhausted "$out")" != 0 ]; then echo "  ran out of prepared browsers: raise WRITES"; fi
+}
+echo
+echo "paced: $CONNECTIONS connections, each waiting its share of the offered rate"
+printf "%-24s %9s %9s %10s %10s\n" "" "offered" "achieved" "p50" "p99"
+paced_page "landing @ half of bare" "$URL/" "$(half bare)"
+paced_page landing "$URL/" "$(half landing)"
+paced_page privacy "$URL/privacy" "$(half privacy)"
+paced_page preferences "$URL/preferences" "$(half preferences)" "Cookie: $COOKIE"
+paced_page peer-login "$URL/__peer/login" "$(half peer-login)"
+for kind in submit confirm unsubscribe; do paced_write "$kind" "$(half "$kind")"; done
+echo
+
 echo "done, by the redirect after each (warm-ups included): $(cat /tmp/bench-submit.ok) numbers submitted," \
   "$(cat /tmp/bench-confirm.ok) codes confirmed, $(cat /tmp/bench-unsubscribe.ok) unsubscribed"
 echo "the register (up to 2 x $CONNECTIONS more a write: the requests in flight when wrk stopped):"

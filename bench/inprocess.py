@@ -6,7 +6,10 @@ each costs shows. Run by hand, with the settings ``bench/http.sh`` uses:
     DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/bench \\
     REDIS_URL=redis://127.0.0.1:6379/7 .venv/bin/python bench/inprocess.py
 
-Prints the best of three runs of ``--requests`` requests, in microseconds a request.
+Prints the best of three runs of ``--requests`` requests, in microseconds a request, and
+as a multiple of the bare route's in the same run (absolute microseconds differ several
+times between machines, and between minutes on a shared one). The peer, Flask-Security-Too's
+sign-in page (``bench/peer.py``), is measured too when it is installed.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import bare  # noqa: E402
 from werkzeug.test import EnvironBuilder  # noqa: E402
 
-HOOKS = ("talisman", "limiter", "metrics", "logs")
+#: The app-wide request hooks, by the module that adds them (``without`` takes them away).
+HOOKS = ("flask_wtf", "web.security", "ops.metrics", "ops.logs")
 
 
 def per_request(path: str, count: int, cookie: str | None = None) -> float:
@@ -71,15 +75,21 @@ def main() -> None:
     prepare = [sys.executable, str(ROOT / "bench" / "prepare.py")]
     prepared = subprocess.run(prepare, capture_output=True, text=True, check=True)  # noqa: S603
     cookie = prepared.stdout.strip().splitlines()[-1]
-    for name, path in (
-        ("bare", "/__bare/"),
-        ("app-ok", "/__bench/ok"),
-        ("app-page", "/__bench/page"),
-        ("privacy", "/privacy"),
-        ("landing", "/"),
-    ):
-        print(f"{name:<12} {per_request(path, count):8.0f} µs")
-    print(f"{'preferences':<12} {per_request('/preferences', count // 3, cookie):8.0f} µs")
+    pages = [
+        ("bare", "/__bare/", None, count),
+        ("app-ok", "/__bench/ok", None, count),
+        ("app-page", "/__bench/page", None, count),
+        ("privacy", "/privacy", None, count),
+        ("landing", "/", None, count),
+        ("preferences", "/preferences", cookie, count // 3),
+    ]
+    if "/__peer" in bare.mounts:
+        pages.insert(3, ("peer-login", "/__peer/login", None, count))
+    floor = None
+    for name, path, with_cookie, requests in pages:
+        cost = per_request(path, requests, with_cookie)
+        floor = floor or cost
+        print(f"{name:<12} {cost:8.0f} µs {cost / floor:6.1f} x bare")
     for name in HOOKS:
         without(name)
         print(

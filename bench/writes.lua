@@ -9,6 +9,8 @@
 -- start       the first browser (or number) to use: the warm-up's "used" figure, so that
 --             the measurement never replays a write (a replay answers 302 and writes nothing).
 -- threads     wrk's -t: thread i takes start + i, start + i + threads, ...
+-- pace        (optional) milliseconds each connection waits between its requests, for the
+--             paced latency runs (bench/pace.lua says how); none: wrk's closed loop.
 --
 -- Every answer is counted by status, and as "ok" only when it is the redirect that
 -- follows the write (submit -> /code, confirm -> /welcome, unsubscribe -> /preferences).
@@ -26,7 +28,7 @@ function setup(thread)
 end
 
 function init(args)
-  kind, start, step = args[1], tonumber(args[3]), tonumber(args[4])
+  kind, start, step, pace = args[1], tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
   assert(PATHS[kind] and start and step, "usage: -- <kind> <file> <start> <threads>")
   browsers = {}
   for line in io.lines(args[2]) do
@@ -34,6 +36,10 @@ function init(args)
     browsers[#browsers + 1] = { cookie = cookie, csrf = csrf, code = code }
   end
   sent, used, ok, answers, bad_status, exhausted, statuses = 0, 0, 0, 0, 0, 0, {}
+end
+
+function delay()
+  return pace or 0
 end
 
 local function post(browser, body)
