@@ -383,3 +383,37 @@ def test_a_subscribers_lock_is_remembered_only_until_its_transaction_ends(app):
             assert consent._already_locked(subscriber_id).id == subscriber_id
             end()
             assert consent._already_locked(subscriber_id) is None
+
+
+def test_the_writes_statements_are_compiled_once(app, client, fake_queue, outbox):
+    """Every statement of a submission, a confirmation and an unsubscribe comes from
+    SQLAlchemy's compiled cache the second time (the consent state's multi-row VALUES
+    upsert was compiled again on every write: NO_CACHE_KEY)."""
+    from sqlalchemy.engine.interfaces import CacheStats
+
+    seen: list[tuple[str, object]] = []
+
+    def on_statement(conn, cursor, statement, parameters, context, executemany) -> None:
+        if context is not None and getattr(context, "compiled", None) is not None:
+            seen.append((statement.split()[0] + " " + statement.split()[2], context.cache_hit))
+
+    def write_all(number: str) -> None:
+        browser = app.test_client()
+        assert browser.post("/", data=landing_form(browser, number)).status_code == 302
+        code = re.search(r"#(\d+)$", fake_queue.jobs[-1]["body"]).group(1)
+        page = browser.get("/code")
+        data = {"csrf_token": csrf_token(page.text), "code": code}
+        assert browser.post("/code", data=data).status_code == 302
+        page = browser.get("/preferences")
+        data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
+        assert browser.post("/preferences", data=data).status_code == 302
+
+    write_all("040 123 4567")
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        write_all("040 765 4321")
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+    assert seen and [s for s in seen if s[1] != CacheStats.CACHE_HIT] == []

@@ -34,12 +34,13 @@ def read_once(statement: Executable) -> list[Row]:
     raise AssertionError("unreachable")
 
 
+_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+
+
 def serialise(key: str) -> None:
     """Make twin transactions about ``key`` take turns until this one ends."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-        )
+    if _dialect() == "postgresql":
+        db.session.connection().execute(_LOCK, {"key": key})
 
 
 def insert_once(model: type, values: Mapping[str, Any], *, unique: Sequence[str]) -> int | None:

@@ -20,10 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from functools import cache as built_once
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 
 from viihde.extensions import cache, db
 from viihde.models import CAMPAIGN_KINDS, SmsMessage, Verification, VerificationKind
@@ -76,25 +77,34 @@ class _Sent:
     oldest_in_day: datetime | None
 
 
-def sent_counts(now: datetime) -> Select:
-    """The query behind ``sms_pause``: one row, the SMS that went out (not failed, not
-    campaigns') in the last hour and day, and the oldest of each (``_Sent``'s fields)."""
-    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
-    in_hour = SmsMessage.created_at > hour_ago
+def sent_counts(now: datetime) -> tuple[Select, dict[str, Any]]:
+    """The query behind ``sms_pause`` (built once) and its parameters for ``now``: one row,
+    the SMS that went out (not failed, not campaigns') in the last hour and day, and the
+    oldest of each (``_Sent``'s fields)."""
+    parameters = {
+        "sent_hour_ago": now - timedelta(hours=1),
+        "sent_day_ago": now - timedelta(days=1),
+    }
+    return _sent_statement(), parameters
+
+
+@built_once
+def _sent_statement() -> Select:
+    in_hour = SmsMessage.created_at > bindparam("sent_hour_ago")
     return select(
         func.count().filter(in_hour),
         func.min(SmsMessage.created_at).filter(in_hour),
         func.count(),
         func.min(SmsMessage.created_at),
     ).where(
-        SmsMessage.created_at > day_ago,
+        SmsMessage.created_at > bindparam("sent_day_ago"),
         SmsMessage.status != "failed",
         SmsMessage.kind.not_in(CAMPAIGN_KINDS),
     )
 
 
 def _sent(now: datetime) -> Sequence[Any]:
-    return db.session.execute(sent_counts(now)).one()
+    return db.session.execute(*sent_counts(now)).one()
 
 
 def sms_pause(now: datetime) -> Pause | None:
@@ -150,36 +160,26 @@ def signup_holdback(ip: str | None, phone_e164: str, now: datetime) -> Holdback 
     """Is a sign-up code from ``ip`` to ``phone_e164`` held back now? One query looks at
     the last hour's sign-up codes of the client's networks and the number's range."""
     counts = HoldbackCounts(ip, phone_e164, now)
-    return counts.verdict(db.session.execute(counts.query).one(), now)
+    return counts.verdict(db.session.execute(counts.query, counts.parameters).one(), now)
 
 
 class HoldbackCounts:
-    """The query behind ``signup_holdback`` (one row: three columns per scope the client's
-    address and the number fall in) and its verdict on that row."""
+    """The query behind ``signup_holdback`` (built once per shape: one row, three columns
+    per scope the client's address and the number fall in), its parameters, and its
+    verdict on that row."""
 
     def __init__(self, ip: str | None, phone_e164: str, now: datetime) -> None:
         network, wide = origin_of(ip)
         low, high = number_range(phone_e164)
-        scopes = {
-            Scope.NETWORK: Verification.network == network,
-            Scope.WIDE_NETWORK: Verification.wide_network == wide,
-            Scope.RANGE: (Verification.phone_e164 >= low) & (Verification.phone_e164 < high),
+        self.scopes = _SCOPES if network is not None else (Scope.RANGE,)
+        self.query = _holdback_statement(self.scopes)
+        self.parameters = {
+            "holdback_network": network,
+            "holdback_wide": wide,
+            "holdback_low": low,
+            "holdback_high": high,
+            "holdback_hour_ago": now - timedelta(hours=1),
         }
-        if network is None:
-            del scopes[Scope.NETWORK], scopes[Scope.WIDE_NETWORK]
-        self.scopes = tuple(scopes)
-        columns = []
-        for condition in scopes.values():
-            columns += [
-                func.count().filter(condition),
-                func.count(Verification.consumed_at).filter(condition),
-                func.max(Verification.created_at).filter(condition),
-            ]
-        self.query = select(*columns).where(
-            Verification.kind == VerificationKind.SIGNUP,
-            Verification.created_at > now - timedelta(hours=1),
-            or_(*scopes.values()),
-        )
 
     def verdict(self, row: Sequence[Any], now: datetime) -> Holdback | None:
         config = current_app.config
@@ -196,6 +196,32 @@ class HoldbackCounts:
                             confirmed)  # fmt: skip
                 return Holdback(scope, newest + interval)
         return None
+
+
+_SCOPES = (Scope.NETWORK, Scope.WIDE_NETWORK, Scope.RANGE)
+
+
+@built_once
+def _holdback_statement(scopes: tuple[Scope, ...]) -> Select:
+    conditions = {
+        Scope.NETWORK: Verification.network == bindparam("holdback_network"),
+        Scope.WIDE_NETWORK: Verification.wide_network == bindparam("holdback_wide"),
+        Scope.RANGE: (Verification.phone_e164 >= bindparam("holdback_low"))
+        & (Verification.phone_e164 < bindparam("holdback_high")),
+    }
+    columns = []
+    for scope in scopes:
+        condition = conditions[scope]
+        columns += [
+            func.count().filter(condition),
+            func.count(Verification.consumed_at).filter(condition),
+            func.max(Verification.created_at).filter(condition),
+        ]
+    return select(*columns).where(
+        Verification.kind == VerificationKind.SIGNUP,
+        Verification.created_at > bindparam("holdback_hour_ago"),
+        or_(*(conditions[scope] for scope in scopes)),
+    )
 
 
 def log_pause(pause: Pause) -> None:

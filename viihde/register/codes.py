@@ -12,10 +12,11 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import reduce
+from functools import cache, reduce
+from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, func, select, true, update
+from sqlalchemy import Select, bindparam, func, select, true, update
 
 from viihde.extensions import db
 from viihde.hashing import keyed_hash
@@ -281,17 +282,28 @@ class _CodeHistory:
     newest_in_hour: datetime | None
 
 
-def _history_counts(phone_e164: str, now: datetime) -> Select:
-    """One row: a number's codes of the last 24 hours (``_CodeHistory``'s fields)."""
-    in_hour = Verification.created_at > now - timedelta(hours=1)
+def _history_counts(phone_e164: str, now: datetime) -> tuple[Select, dict[str, Any]]:
+    """One row: a number's codes of the last 24 hours (``_CodeHistory``'s fields); the
+    statement is built once, these are its parameters."""
+    parameters = {
+        "history_phone": phone_e164,
+        "history_hour_ago": now - timedelta(hours=1),
+        "history_day_ago": now - timedelta(days=1),
+    }
+    return _history_statement(), parameters
+
+
+@cache
+def _history_statement() -> Select:
+    in_hour = Verification.created_at > bindparam("history_hour_ago")
     return select(
         func.coalesce(func.sum(Verification.attempts), 0) - func.count(Verification.consumed_at),
         func.count().filter(in_hour),
         func.min(Verification.created_at).filter(in_hour),
         func.max(Verification.created_at).filter(in_hour),
     ).where(
-        Verification.phone_e164 == phone_e164,
-        Verification.created_at > now - timedelta(days=1),
+        Verification.phone_e164 == bindparam("history_phone"),
+        Verification.created_at > bindparam("history_day_ago"),
     )
 
 
@@ -299,21 +311,18 @@ class _Checks:
     """Everything a code about to be sent is checked against, read in ONE statement under
     the number's lock: the SMS budget (``budget.sent_counts``), a sign-up's holdback
     (``budget.HoldbackCounts``) and the number's own codes (``_history_counts``), each a
-    one-row subquery side by side."""
+    one-row subquery side by side (the statement built once per shape)."""
 
     def __init__(self, phone_e164: str, kind: VerificationKind, ip: str | None, now: datetime):
-        parts = [sent_counts(now), _history_counts(phone_e164, now)]
+        sent, sent_parameters = sent_counts(now)
+        history, history_parameters = _history_counts(phone_e164, now)
         self._holdback = HoldbackCounts(ip, phone_e164, now)
+        parts = [sent, history]
         if kind == VerificationKind.SIGNUP:  # step-up codes are never held back
             parts.append(self._holdback.query)
-        subqueries = [part.subquery() for part in parts]
-        joined = reduce(lambda left, right: left.join(right, true()), subqueries)
-        row = db.session.execute(
-            select(*(column for subquery in subqueries for column in subquery.c)).select_from(
-                joined
-            )
-        ).one()
-        widths = [len(subquery.c) for subquery in subqueries]
+        statement, widths = _side_by_side(tuple(parts))
+        parameters = sent_parameters | history_parameters | self._holdback.parameters
+        row = db.session.execute(statement, parameters).one()
         self.sent = row[: widths[0]]
         self.history = _CodeHistory(*row[widths[0] : widths[0] + widths[1]])
         self._holdback_row = row[widths[0] + widths[1] :]
@@ -325,8 +334,18 @@ class _Checks:
         return self._holdback.verdict(self._holdback_row, now)
 
 
+@cache
+def _side_by_side(parts: tuple[Select, ...]) -> tuple[Select, list[int]]:
+    """One-row queries as one statement (a cross join of their subqueries), and the
+    number of columns each gives."""
+    subqueries = [part.subquery() for part in parts]
+    joined = reduce(lambda left, right: left.join(right, true()), subqueries)
+    columns = [column for subquery in subqueries for column in subquery.c]
+    return select(*columns).select_from(joined), [len(subquery.c) for subquery in subqueries]
+
+
 def _code_history(phone_e164: str, now: datetime) -> _CodeHistory:
-    return _CodeHistory(*db.session.execute(_history_counts(phone_e164, now)).one())
+    return _CodeHistory(*db.session.execute(*_history_counts(phone_e164, now)).one())
 
 
 def wrong_codes_today(phone_e164: str, now: datetime) -> int:

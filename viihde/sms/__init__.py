@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import event, insert
+from sqlalchemy import bindparam, event, insert
 from sqlalchemy.orm import Session
 
 from viihde.extensions import db
@@ -52,11 +53,11 @@ def stage(
     ``secret`` (a one-time code) is kept out of the log row; the body with the code travels
     only in the job. A rollback forgets it (the row is gone too).
     """
-    # A Core INSERT ... RETURNING id: the row is not needed as an object, only its id.
+    # A Core INSERT ... RETURNING id, built once, on the session's connection: the row is
+    # not needed as an object, only its id.
     row = _row(to, body, kind, now, subscriber_id, secret=secret)
-    message_id = db.session.execute(
-        insert(SmsMessage).values(row).returning(SmsMessage.id)
-    ).scalar_one()
+    parameters = {f"sms_{name}": value for name, value in row.items()}
+    message_id = db.session.connection().execute(_log_statement(), parameters).scalar_one()
     staged = Staged(message_id, body, kind)
     db.session.info.setdefault(_STAGED, []).append(staged)
     return staged
@@ -144,8 +145,8 @@ def log_sms(
     """Add one message's row to the SMS log (no commit). ``body`` is the text as sent;
     the row keeps it without ``secret`` and without the tokens of preference links; it
     belongs to whoever holds the number now (``models.holdings``)."""
-    message = SmsMessage(**_row(to, body, kind, now, subscriber_id, secret=secret,
-                                backend=backend, status=status))  # fmt: skip
+    row = _row(to, body, kind, now, subscriber_id, secret=secret, backend=backend, status=status)
+    message = SmsMessage(**row, holding_id=open_holding_of(to))
     db.session.add(message)
     db.session.flush()
     return message
@@ -162,11 +163,11 @@ def _row(
     backend: str | None = None,
     status: str = "queued",
 ) -> dict:
-    """An SMS log row's values (``log_sms``)."""
+    """An SMS log row's values (``log_sms``), all but its holding: whoever holds ``to``
+    when it is written (``models.open_holding_of``)."""
     return {
         "phone_e164": to,
         "subscriber_id": subscriber_id,
-        "holding_id": open_holding_of(to),
         "kind": kind,
         "body": stored_body(body, secret),
         "segments": segmentation(body).segments,
@@ -176,3 +177,21 @@ def _row(
         "created_at": now,
         "updated_at": now,
     }
+
+
+@cache
+def _log_statement():
+    """``stage``'s INSERT: every value a parameter ``sms_<column>``, the holding looked up
+    in the same statement."""
+    table = SmsMessage.__table__
+    names = [column.name for column in table.c if column.name in _ROW_COLUMNS]
+    values = {name: bindparam(f"sms_{name}") for name in names}
+    values["holding_id"] = open_holding_of(bindparam("sms_phone_e164"))
+    return insert(table).values(values).returning(table.c.id)
+
+
+#: The columns ``_row`` gives.
+_ROW_COLUMNS = frozenset(
+    ("phone_e164", "subscriber_id", "kind", "body", "segments", "backend", "status",
+     "attempts", "created_at", "updated_at")
+)  # fmt: skip
