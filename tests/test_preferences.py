@@ -11,7 +11,7 @@ from freezegun import freeze_time
 from sqlalchemy import create_engine, event, select, text
 from sqlalchemy.pool import NullPool
 
-from viihde.extensions import db
+from viihde.extensions import cache, db
 from viihde.models import ConsentEvent, Subscriber
 from viihde.register import consent
 
@@ -358,3 +358,43 @@ def test_after_stop_all_the_page_says_so_and_offers_the_switches(app, link):
     assert "You do not get our marketing messages." in page
     assert 'name="stop_all"' not in page
     assert " checked" not in page and 'name="purpose-offers"' in page
+
+
+def test_the_page_is_rendered_once_per_choices_and_language(app, outbox, monkeypatch):
+    """Two people with the same choices get the same page but for their own masked number
+    and their own form token, rendered once (decision 5 of issue 18); other choices, or a
+    message to show after a redirect, get a page of their own; the tokens still work."""
+    from flask import templating
+
+    from viihde.web.preferences import routes
+
+    renders = []
+    real = templating._render
+    monkeypatch.setattr(templating, "_render", lambda *a: renders.append(a[1]) or real(*a))
+    links_of = {}
+    for number in ("040 123 4567", "050 765 4321"):
+        walker = Visitor(app.test_client(), outbox)
+        walker.sign_up(number)
+        links_of[number] = outbox.last_link().removeprefix("https://viihdepaketti.fi")
+    first, second = (opened(app, links_of[n]) for n in links_of)
+    cache.clear()
+    renders.clear()
+    pages = [browser.get("/preferences").text for browser in (first, second)]
+    assert len(renders) == 1  # the second page came from the first's render
+    assert "+358 40 *** **67" in pages[0] and "+358 50 *** **21" in pages[1]
+    assert "765" not in pages[0] and "4567" not in pages[1]
+    tokens = [csrf_token(page) for page in pages]
+    assert tokens[0] != tokens[1] and routes.TOKEN_MARK not in pages[0] + pages[1]
+    assert pages[0].replace("+358 40 *** **67", "").replace(tokens[0], "") == pages[1].replace(
+        "+358 50 *** **21", ""
+    ).replace(tokens[1], "")
+
+    stop_all(second)  # different choices now, and a message after the redirect
+    renders.clear()
+    after = second.get("/preferences").text
+    assert 'name="stop_all"' not in after and len(renders) == 1
+    assert second.get("/preferences").text.count("status--off") == 1
+    # the first person's page is still the shared one, and their token still works
+    page = first.get("/preferences")
+    data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
+    assert first.post("/preferences", data=data).status_code == 302

@@ -8,10 +8,14 @@ because links get forwarded. Unsubscribing never does.
 from __future__ import annotations
 
 import json
+from dataclasses import astuple
 from functools import wraps
 
 from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup, escape
 
 from viihde.clock import utcnow
 from viihde.extensions import db
@@ -25,6 +29,7 @@ from viihde.web import browser
 from viihde.web.preferences import bp
 from viihde.web.preferences.forms import ButtonForm, ChoicesForm, EraseForm
 from viihde.web.request import client_ip, client_user_agent
+from viihde.web.signup.shared import has_flashes, rendered
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -73,25 +78,45 @@ def _evidence() -> consent.Evidence:
     return consent.Evidence(ip=client_ip(), user_agent=client_user_agent())
 
 
+#: Where the person's masked number and their session's form token go in the shared page.
+NUMBER_MARK = Markup("<!--number-->")
+TOKEN_MARK = "__form_token__"  # noqa: S105 (a placeholder, replaced by the token)
+
+
 @bp.get("/preferences")
 def page():
     """Masked number, a switch per purpose, stop-all, and the rights: the link's check and
-    the page's data in one statement, and no form objects (it only renders)."""
+    the page's data in one statement, and no form objects (it only renders).
+
+    The page is the same for everyone with the same choices in a language but for the
+    masked number and the form token: rendered once per process per (language, choices)
+    and those two spliced in (decision 5 of issue 18). A browser with a message to show
+    after a redirect gets its page rendered for it alone."""
     held = browser.linked()
     view = links.preference_view(*held) if held else None
     if view is None:
         abort(404)
-    return (
-        render_template(
-            "preferences/page.html",
-            masked_number=mask(view.phone_e164),
-            purposes=configured(),
-            states=view.states,
-            subscribed=view.subscribed,
-        ),
-        200,
-        NO_STORE,
+    context = {"purposes": configured(), "states": view.states, "subscribed": view.subscribed}
+    token = generate_csrf()
+    if has_flashes():
+        own = render_template(
+            "preferences/page.html", masked_number=mask(view.phone_e164), form_token=token,
+            **context,
+        )  # fmt: skip
+        return own, 200, NO_STORE
+    shape = (view.subscribed, sorted((key, *astuple(state)) for key, state in view.states.items()))
+    shared = rendered(
+        f"preferences/{get_locale()}/{shape!r}",
+        "preferences/page.html",
+        lambda: {
+            "masked_number": NUMBER_MARK,
+            "form_token": TOKEN_MARK,
+            "language_return": url_for(".page"),
+            **context,
+        },
     )
+    number = escape(mask(view.phone_e164))
+    return shared.replace(NUMBER_MARK, number, 1).replace(TOKEN_MARK, token), 200, NO_STORE
 
 
 @bp.post("/preferences")
