@@ -20,14 +20,14 @@ from sqlalchemy.exc import DBAPIError
 from viihde.extensions import db
 
 
-def read_once(statement: Executable) -> list[Row]:
+def read_once(statement: Executable, parameters: Mapping[str, Any] | None = None) -> list[Row]:
     """Run one read outside any transaction (autocommit: no BEGIN or ROLLBACK around it,
     one round trip), on a pooled connection; once more on a fresh one if the server had
     dropped it (a restart, an idle timeout: the pool does not ping before lending)."""
     for attempt in (1, 2):
         try:
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as read:
-                return read.execute(statement).all()
+                return read.execute(statement, parameters).all()
         except DBAPIError as error:
             if attempt == 2 or not error.connection_invalidated:
                 raise

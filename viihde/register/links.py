@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from viihde.extensions import db
 from viihde.models import ConsentState, Holding, SmsKind, Subscriber
@@ -73,7 +74,21 @@ class PreferenceView:
 def preference_view(subscriber_id: int, link_key: str) -> PreferenceView | None:
     """The preference page's data if ``link_key`` is still the subscriber's: one statement
     outside any transaction (the stored consent state, no fold, no identity map)."""
-    rows = read_once(
+    rows = read_once(_view_statement(), {"subscriber_id": subscriber_id, "link_key": link_key})
+    if not rows:
+        return None
+    states = {
+        row.purpose: PurposeState(row.granted, row.basis, row.consent_text_version)
+        for row in rows
+        if row.purpose is not None
+    }
+    return PreferenceView(subscriber_id, rows[0].phone_e164, states)
+
+
+@cache
+def _view_statement():
+    """``preference_view``'s statement, built once."""
+    return (
         select(
             Subscriber.phone_e164,
             ConsentState.purpose,
@@ -83,16 +98,11 @@ def preference_view(subscriber_id: int, link_key: str) -> PreferenceView | None:
         )
         .outerjoin(Holding, (Holding.subscriber_id == Subscriber.id) & Holding.ended_at.is_(None))
         .outerjoin(ConsentState, ConsentState.holding_id == Holding.id)
-        .where(Subscriber.id == subscriber_id, Subscriber.link_key == link_key)
+        .where(
+            Subscriber.id == bindparam("subscriber_id"),
+            Subscriber.link_key == bindparam("link_key"),
+        )
     )
-    if not rows:
-        return None
-    states = {
-        row.purpose: PurposeState(row.granted, row.basis, row.consent_text_version)
-        for row in rows
-        if row.purpose is not None
-    }
-    return PreferenceView(subscriber_id, rows[0].phone_e164, states)
 
 
 def revoke_links(subscriber_id: int, link_key: str, now: datetime) -> Subscriber | None:
