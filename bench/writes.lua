@@ -29,6 +29,7 @@ end
 
 function init(args)
   kind, start, step, pace = args[1], tonumber(args[3]), tonumber(args[4]), tonumber(args[5])
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16))
   assert(PATHS[kind] and start and step, "usage: -- <kind> <file> <start> <threads>")
   browsers = {}
   for line in io.lines(args[2]) do
@@ -38,8 +39,14 @@ function init(args)
   sent, used, ok, answers, bad_status, exhausted, statuses = 0, 0, 0, 0, 0, 0, {}
 end
 
-function delay()
-  return pace or 0
+local started = 0
+
+function delay() -- as bench/pace.lua: the first waits spread over one pace, then the pace
+  if not pace then
+    return 0
+  end
+  started = started + 1
+  return started <= 64 and math.random() * pace or pace
 end
 
 local function post(browser, body)
