@@ -18,21 +18,14 @@ import argparse
 import cProfile
 import os
 import pstats
-import secrets
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# As bench/http.sh: every limit counted, none refusing neighbouring numbers from one address.
 os.environ.update(
-    APP_ENV="production",
-    SMS_BACKEND="file",
-    SMS_OUTBOX_PATH=str(Path(tempfile.gettempdir()) / "bench-outbox.jsonl"),
-    PUBLIC_BASE_URL="http://127.0.0.1:8101",
-    TRUSTED_HOSTS="127.0.0.1",
-    # As bench/http.sh: every limit counted, none refusing neighbouring numbers from one address.
     SMS_LIMIT_PER_IP="1000000 per hour;1000000 per day",
     SMS_LIMIT_PER_BLOCK="1000000 per hour",
     SMS_LIMIT_PER_COUNTRY="1000000 per hour",
@@ -41,14 +34,13 @@ os.environ.update(
     SMS_DAILY_LIMIT="1000000",
     CONFIRMATION_RATE_FLOOR="0",
 )
-os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bare  # noqa: E402
-from sqlalchemy import event  # noqa: E402
-from werkzeug.test import EnvironBuilder  # noqa: E402
+from inprocess import ROOT, bare
+from sqlalchemy import event
+from werkzeug.test import EnvironBuilder
 
-from viihde.extensions import db  # noqa: E402
+from viihde.extensions import db
 
 PATHS = {"submit": "/", "confirm": "/code", "unsubscribe": "/preferences"}
 WARM, BATCH = 20, 40

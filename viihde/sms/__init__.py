@@ -152,27 +152,18 @@ def log_sms(
     return message
 
 
-def _row(
-    to: str,
-    body: str,
-    kind: SmsKind,
-    now: datetime,
-    subscriber_id: int | None = None,
-    *,
-    secret: str | None = None,
-    backend: str | None = None,
-    status: str = "queued",
-) -> dict:
-    """An SMS log row's values (``log_sms``), all but its holding: whoever holds ``to``
-    when it is written (``models.open_holding_of``)."""
+def _row(to, body, kind, now, subscriber_id=None, **where) -> dict:
+    """An SMS log row's values (``log_sms``'s arguments, typed there; ``where``: its
+    secret, backend and status), all but its holding: whoever holds ``to`` when it is
+    written (``models.open_holding_of``)."""
     return {
         "phone_e164": to,
         "subscriber_id": subscriber_id,
         "kind": kind,
-        "body": stored_body(body, secret),
+        "body": stored_body(body, where.get("secret")),
         "segments": segmentation(body).segments,
-        "backend": backend or current_app.config["SMS_BACKEND"],
-        "status": status,
+        "backend": where.get("backend") or current_app.config["SMS_BACKEND"],
+        "status": where.get("status", "queued"),
         "attempts": 0,
         "created_at": now,
         "updated_at": now,
