@@ -763,3 +763,36 @@ def test_support_never_sees_a_live_preference_link(app, support, subscriber_id, 
         assert "/[link]" in view
         assert not any(token in view for token in live)
         assert not re.search(r"viihdepaketti\.fi/" + TOKEN_PATTERN, view)
+
+
+def test_the_card_is_one_transaction_with_its_audit_entry(app, support, subscriber_id):
+    """Decision 8 of issue 18: the card is read and rendered in its audit entry's
+    transaction and committed before it is sent (it was two transactions, the subscriber
+    and the staff member read again after the commit): 14 statements, none after the
+    commit, and the number looked up once."""
+    from sqlalchemy import event
+
+    support.get(f"/staff/card/{subscriber_id}")
+    sent: list[str] = []
+    with app.app_context():
+        engine = db.engine
+
+    def on_statement(conn, cursor, statement, parameters, context, executemany) -> None:
+        sent.append(" ".join(statement.split()))
+
+    def on_commit(conn) -> None:
+        sent.append("COMMIT")
+
+    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(engine, "commit", on_commit)
+    try:
+        response = support.get(f"/staff/card/{subscriber_id}")
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(engine, "commit", on_commit)
+    assert response.status_code == 200 and "status--on" in response.text
+    statements = [s for s in sent if not s.startswith("BEGIN")]
+    assert statements[-1] == "COMMIT" and statements.count("COMMIT") == 1
+    assert len(statements) - 1 <= 14, statements
+    assert len([s for s in statements if "WHERE subscribers.phone_e164" in s]) == 1
+    assert audit_rows(app)[-1].action == "view_card"

@@ -41,8 +41,8 @@ def export(phone_e164: str, whose: Whose = Whose.ALL) -> dict[str, Any]:
     changed hands (the change's withdrawals are in the history). A withdrawal that ended
     a grant of another holding is shown without that grant's basis and day of purchase.
     """
-    scope = holdings.scope(phone_e164, whose)
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
+    scope = holdings.scope_of(phone_e164, subscriber.id if subscriber else None, whose)
     ledger = subscriber.consent_events if subscriber else []
     events = [e for e in ledger if scope.has(e.holding_id)]
     last = scope.shown[-1].id if scope.shown else None

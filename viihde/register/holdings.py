@@ -139,6 +139,12 @@ def scope(phone_e164: str, whose: Whose = Whose.ALL) -> Scope:
     subscriber_id = db.session.scalar(
         select(Subscriber.id).where(Subscriber.phone_e164 == phone_e164)
     )
+    return scope_of(phone_e164, subscriber_id, whose)
+
+
+def scope_of(phone_e164: str, subscriber_id: int | None, whose: Whose = Whose.ALL) -> Scope:
+    """``scope``, for a caller that has looked the number's subscriber up already (None:
+    not in the register)."""
     held = tuple(of_number(subscriber_id)) if subscriber_id is not None else ()
     if whose == Whose.ALL or (whose == Whose.CURRENT and len(held) < 2):
         return Scope(phone_e164, held)

@@ -100,8 +100,12 @@ def card(subscriber_id: int):
     """The subscriber card: status, consents, timeline, SMS log, code attempts."""
     subscriber = _subscriber_or_404(subscriber_id)
     audit.record(actor(), AuditAction.VIEW_CARD, utcnow(), phone_e164=subscriber.phone_e164)
+    # Read and rendered in the audit entry's transaction, committed before the page
+    # leaves: nothing is shown unless its look-up is on record, and nothing read is
+    # read again after the commit (it expires what the session holds).
+    page = render_template("staff/card.html", **_card(subscriber.phone_e164, subscriber))
     db.session.commit()
-    return render_template("staff/card.html", **_card(subscriber.phone_e164, subscriber))
+    return page
 
 
 @bp.post("/card/<id:subscriber_id>/withdraw")
