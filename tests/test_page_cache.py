@@ -65,7 +65,7 @@ def test_nothing_personal_is_cached(app, visitor, outbox):
         assert "765" not in value and "4321" not in value
         assert token not in value
         # The preference page's shared copy has a place for the token, never a token.
-        assert 'name="csrf_token"' not in value or 'value="__form_token__"' in value
+        assert 'name="csrf_token"' not in value or 'value="__form_mark__"' in value
 
 
 def test_the_landing_page_counts_the_sms_log_once_per_hint_period(app, monkeypatch):

