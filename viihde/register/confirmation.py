@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cache
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from viihde.extensions import db
@@ -83,17 +84,11 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
         return CheckResult(Outcome.EXHAUSTED)  # the number's guessing pause: nothing is checked
     # Take a try before looking at the code, so twin guesses cannot exceed the limit; the
     # row as the try left it comes back with it (RETURNING), no second read.
-    taken = db.session.execute(
-        update(Verification)
-        .where(
-            Verification.id == verification_id,
-            Verification.consumed_at.is_(None),
-            Verification.attempts < max_attempts,
-        )
-        .values(attempts=Verification.attempts + 1)
-        .returning(Verification.attempts, Verification.code_hash),
-        execution_options={"synchronize_session": False},
-    ).one_or_none()
+    taken = (
+        db.session.connection()
+        .execute(_statements().take, {"v_id": verification_id, "max_attempts": max_attempts})
+        .one_or_none()
+    )
     if taken is None:  # a twin request confirmed it, or took its last try, a moment ago
         db.session.refresh(verification)
         used = verification.consumed_at is not None
@@ -109,25 +104,60 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
 def _attach(verification: Verification, holding_id: int) -> None:
     """The code that confirmed a sign-up, and its SMS, belong to the holding it opened (or
     joined): they were written while nobody in the register may have held the number."""
-    for model, row_id in (
-        (Verification, verification.id),
-        (SmsMessage, verification.sms_message_id),
+    connection = db.session.connection()
+    for table, row_id in (
+        (Verification.__table__, verification.id),
+        (SmsMessage.__table__, verification.sms_message_id),
     ):
-        db.session.execute(
-            update(model)
-            .where(model.id == row_id, model.holding_id.is_(None))
-            .values(holding_id=holding_id)
+        if row_id is not None:
+            attach = _statements().attach[table.name]
+            connection.execute(attach, {"row_id": row_id, "holding": holding_id})
+    if verification.holding_id is None:
+        set_committed_value(verification, "holding_id", holding_id)
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The confirmation's UPDATEs, built once (Core, on the session's connection)."""
+
+    take: Update
+    claim: Update
+    attach: dict[str, Update]
+
+
+@cache
+def _statements() -> _Statements:
+    codes, messages = Verification.__table__, SmsMessage.__table__
+    return _Statements(
+        take=update(codes)
+        .where(
+            codes.c.id == bindparam("v_id"),
+            codes.c.consumed_at.is_(None),
+            codes.c.attempts < bindparam("max_attempts"),
         )
+        .values(attempts=codes.c.attempts + 1)
+        .returning(codes.c.attempts, codes.c.code_hash),
+        claim=update(codes)
+        .where(codes.c.id == bindparam("v_id"), codes.c.consumed_at.is_(None))
+        .values(consumed_at=bindparam("now")),
+        attach={
+            table.name: update(table)
+            .where(table.c.id == bindparam("row_id"), table.c.holding_id.is_(None))
+            .values(holding_id=bindparam("holding"))
+            for table in (codes, messages)
+        },
+    )
 
 
 def _confirm(verification: Verification, now: datetime) -> CheckResult:
-    claimed = db.session.execute(
-        update(Verification)
-        .where(Verification.id == verification.id, Verification.consumed_at.is_(None))
-        .values(consumed_at=now)
-    ).rowcount
+    claimed = (
+        db.session.connection()
+        .execute(_statements().claim, {"v_id": verification.id, "now": now})
+        .rowcount
+    )
     if claimed != 1:  # a twin request confirmed it a moment ago
         return CheckResult(Outcome.USED)
+    set_committed_value(verification, "consumed_at", now)
     metrics.CODES_CONFIRMED.inc()
     if verification.kind == VerificationKind.STEP_UP:
         subscriber_id = db.session.scalar(
