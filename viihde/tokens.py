@@ -15,7 +15,6 @@ import hmac
 import re
 from base64 import urlsafe_b64encode
 from collections.abc import Callable, Sequence
-from functools import lru_cache
 
 from flask import current_app
 from itsdangerous import BadData, BadSignature, Signer, URLSafeSerializer
@@ -56,20 +55,28 @@ def _signer(secret_keys: Sequence[str], link_key: str) -> Signer:
     )
 
 
-@lru_cache(maxsize=4)
-def _key_bytes(secret_key: str) -> bytes:
-    return secret_key.encode()
-
-
 def preference_token(subscriber_id: int, link_key: str, secret_keys: Sequence[str]) -> str:
     """Sign a subscriber's id with the newest key (the last of ``secret_keys``): the token
     ``Signer(...).sign`` would make (itsdangerous' "hmac" key derivation, then the
-    truncated HMAC), in two one-shot HMACs under the key's bytes worked out once, without
-    building a Signer per token (an export signs a million; tests/test_tokens.py holds
-    the two equal)."""
+    truncated HMAC), without building a Signer (tests/test_tokens.py holds the two equal)."""
+    return _signed(_keyed(secret_keys), subscriber_id, link_key)
+
+
+def _keyed(secret_keys: Sequence[str]) -> hmac.HMAC:
+    """The newest key's HMAC, its padded keys hashed once (``copy`` starts from there)."""
+    return hmac.new(secret_keys[-1].encode(), digestmod=hashlib.sha256)
+
+
+_SALT = PREFERENCE_SALT.encode()
+
+
+def _signed(keyed: hmac.HMAC, subscriber_id: int, link_key: str) -> str:
+    # itsdangerous' "hmac" key derivation (the salt under the secret key), then the
+    # signature of the payload under the derived key.
+    derived = keyed.copy()
+    derived.update(_SALT + link_key.encode())
     payload = base64_encode(int_to_bytes(subscriber_id))
-    key = hmac.digest(_key_bytes(secret_keys[-1]), (PREFERENCE_SALT + link_key).encode(), "sha256")
-    signature = hmac.digest(key, payload, "sha256")[:SIGNATURE_BYTES]
+    signature = hmac.digest(derived.digest(), payload, "sha256")[:SIGNATURE_BYTES]
     return f"{payload.decode()}.{urlsafe_b64encode(signature).decode()}"
 
 
@@ -143,6 +150,7 @@ def preference_url(subscriber_id: int, link_key: str) -> str:
 
 
 def preference_urls() -> Callable[[int, str], str]:
-    """``preference_url`` for many links in a row (an export): the settings read once."""
-    keys, base = secret_keys(), current_app.config["PUBLIC_BASE_URL"] + "/"
-    return lambda subscriber_id, link_key: base + preference_token(subscriber_id, link_key, keys)
+    """``preference_url`` for many links in a row (an export signs a million): the
+    settings read and the key's HMAC set up once."""
+    keyed, base = _keyed(secret_keys()), current_app.config["PUBLIC_BASE_URL"] + "/"
+    return lambda subscriber_id, link_key: base + _signed(keyed, subscriber_id, link_key)

@@ -27,10 +27,10 @@ def mib(kib: int) -> float:
 
 
 def export_child(purpose: str, output: str, trace: bool) -> dict:
-    """Run in a fresh process: write_csv over members(purpose), with the memory it took."""
+    """Run in a fresh process: write_csv over export(purpose), with the memory it took."""
     import tracemalloc
 
-    from sqlalchemy import event, text
+    from sqlalchemy import text
 
     from viihde.extensions import db
     from viihde.register import audience
@@ -45,23 +45,11 @@ def export_child(purpose: str, output: str, trace: bool) -> dict:
             clear_refs.write("5")
         if trace:
             tracemalloc.start()
-        # The time spent in SQL (PostgreSQL sends the whole result at once), apart from
-        # the Python that turns rows into CSV lines (preference links signed, ...).
-        in_sql = [0.0]
-
-        def sent(conn, cursor, statement, parameters, context, many) -> None:
-            conn.info["sent"] = time.perf_counter()
-
-        def answered(conn, cursor, statement, parameters, context, many) -> None:
-            in_sql[0] += time.perf_counter() - conn.info.pop("sent")
-
-        event.listen(db.engine, "before_cursor_execute", sent)
-        event.listen(db.engine, "after_cursor_execute", answered)
         began, cpu = time.perf_counter(), time.process_time()
         rows = 0
         with open(output, "w", encoding="utf-8") as out:
-            for _ in audience.write_csv(audience.members(purpose), out):
-                rows += 1
+            for batch in audience.write_csv(audience.export(purpose), out):
+                rows += batch
         seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
         traced = tracemalloc.get_traced_memory()[1] if trace else None
         after = memory()
@@ -69,7 +57,6 @@ def export_child(purpose: str, output: str, trace: bool) -> dict:
         "rows": rows,
         "seconds": round(seconds, 2),
         "rows_per_second": round(rows / seconds),
-        "seconds_in_sql": round(in_sql[0], 2),
         "cpu_seconds": round(cpu, 2),
         "rss_before_mib": mib(before["rss"]),
         "peak_rss_mib": mib(after["peak"]),

@@ -116,7 +116,6 @@ def table(summaries: list[dict]) -> str:
         ("export (write_csv): rows", lambda s: f"{s['export']['write_csv'][0]['rows']:,}"),
         ("export (write_csv): seconds", exported("write_csv", "seconds")),
         ("export (write_csv): rows/s", exported("write_csv", "rows_per_second")),
-        ("export: of which in SQL, s", exported("write_csv", "seconds_in_sql")),
         ("export: CPU seconds of the exporting process", exported("write_csv", "cpu_seconds")),
         ("export: peak RSS growth MiB", exported("write_csv", "peak_rss_growth_mib")),
         ("export: tracemalloc peak MiB", lambda s: each([s["export"]["tracemalloc"][

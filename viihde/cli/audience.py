@@ -30,17 +30,17 @@ def audience_export(purpose: str, fmt: str, output) -> None:
         raise click.BadParameter(
             f"choose one of {', '.join(configured_keys())}", param_hint="--purpose"
         )
-    written = audience.WRITERS[fmt](audience.members(purpose), output)
+    written = audience.WRITERS[fmt](audience.export(purpose), output)
     total = 0
     if sys.stderr.isatty() and output.name != "<stdout>":
         with click.progressbar(
-            written, length=audience.count(purpose), label="Exporting", file=sys.stderr
+            length=audience.count(purpose), label="Exporting", file=sys.stderr
         ) as bar:
-            for _ in bar:
-                total += 1
+            for batch in written:
+                total += batch
+                bar.update(batch)
     else:
-        for _ in written:
-            total += 1
+        total = sum(written)
     output.close()
     audit.record(
         operator(), AuditAction.AUDIENCE_EXPORT, utcnow(), detail=f"{purpose}: {total} ({fmt})"
