@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, bindparam, select
 
 from viihde.extensions import db
 from viihde.models import (
@@ -43,7 +44,15 @@ def export(phone_e164: str, whose: Whose = Whose.ALL) -> dict[str, Any]:
     """
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
     scope = holdings.scope_of(phone_e164, subscriber.id if subscriber else None, whose)
-    ledger = subscriber.consent_events if subscriber else []
+    return export_of(scope, subscriber)
+
+
+def export_of(scope: holdings.Scope, subscriber: Subscriber | None) -> dict[str, Any]:
+    """``export``, for a caller that has the number's subscriber (None: not in the
+    register) and the scope of its holdings already."""
+    phone_e164 = scope.phone_e164
+    db.session.flush()  # the reads below are the connection's: they see what is pending
+    ledger = _rows_of(ConsentEvent, "subscriber_id", subscriber.id, "seq") if subscriber else []
     events = [e for e in ledger if scope.has(e.holding_id)]
     last = scope.shown[-1].id if scope.shown else None
     latest = {  # in seq order: the last one stays
@@ -54,18 +63,15 @@ def export(phone_e164: str, whose: Whose = Whose.ALL) -> dict[str, Any]:
     state = consent.state_of(latest) if subscriber else {}
     borrowed = _borrowed_bases(events) if scope.chosen is not None else set()
 
-    def rows(model, time, order):
-        return db.session.scalars(select(model).where(scope.rows(model, time)).order_by(order))
+    def rows(model, time, by: str = "phone_e164", key: str = phone_e164) -> Sequence[Any]:
+        if scope.chosen is None:  # the whole number (support's card)
+            return _rows_of(model, by, key)
+        mine = getattr(model, by) == key
+        return db.session.scalars(
+            select(model).where(scope.rows(model, time, mine)).order_by(model.id)
+        ).all()
 
-    erasures = db.session.scalars(
-        select(Tombstone)
-        .where(
-            scope.rows(
-                Tombstone, Tombstone.erased_at, Tombstone.phone_hash == tombstone_hash(phone_e164)
-            )
-        )
-        .order_by(Tombstone.id)
-    )
+    erasures = rows(Tombstone, Tombstone.erased_at, "phone_hash", tombstone_hash(phone_e164))
     return {
         "number": phone_e164,
         "subscribed": any(state.values()),
@@ -81,18 +87,27 @@ def export(phone_e164: str, whose: Whose = Whose.ALL) -> dict[str, Any]:
             purpose: event.basis for purpose, event in latest.items() if event.seq not in borrowed
         },
         "consent_events": [_event(e, redacted=e.seq in borrowed) for e in events],
-        "sms_messages": [
-            _message(m) for m in rows(SmsMessage, SmsMessage.created_at, SmsMessage.id)
-        ],
-        "verifications": [
-            _verification(v) for v in rows(Verification, Verification.created_at, Verification.id)
-        ],
+        "sms_messages": [_message(m) for m in rows(SmsMessage, SmsMessage.created_at)],
+        "verifications": [_verification(v) for v in rows(Verification, Verification.created_at)],
         "sms_replies": [
             {"body": r.body, "keyword": r.keyword, "received_at": _time(r.received_at)}
-            for r in rows(InboundMessage, InboundMessage.received_at, InboundMessage.id)
+            for r in rows(InboundMessage, InboundMessage.received_at)
         ],
         "erasures": [{"erased_at": _time(t.erased_at), "source": t.source} for t in erasures],
     }
+
+
+def _rows_of(model: type, by: str, key: Any, order: str = "id") -> Sequence[Row]:
+    """Every row of ``model`` whose ``by`` is ``key``, in ``order``: a statement built
+    once, its rows plain (no ORM objects; the card reads five such lists, each 0.3 ms
+    less so)."""
+    return db.session.connection().execute(_rows_statement(model, by, order), {"key": key}).all()
+
+
+@cache
+def _rows_statement(model: type, by: str, order: str) -> Select:
+    table = model.__table__
+    return select(table).where(table.c[by] == bindparam("key")).order_by(table.c[order])
 
 
 def _borrowed_bases(ledger: Iterable[ConsentEvent]) -> set[int]:

@@ -6,6 +6,7 @@ when the current holder has held it. What a holder change does is ``holders``'s.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -54,7 +55,11 @@ def holder_since(subscriber_id: int) -> datetime | None:
     """Since when the number's current holder has held it, when it had an earlier holder:
     the open holding's start, or (nobody holds it now) the last one's end. None when the
     number has had one holder only, whose records are all of it."""
-    held = of_number(subscriber_id)
+    return since(of_number(subscriber_id))
+
+
+def since(held: Sequence[Holding]) -> datetime | None:
+    """``holder_since`` of a number's holdings, the earliest first."""
     if len(held) < 2:
         return None
     last = held[-1]

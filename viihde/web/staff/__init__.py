@@ -11,7 +11,7 @@ from flask_login import current_user, logout_user
 from viihde.clock import utcnow
 from viihde.extensions import login_manager
 from viihde.register import accounts
-from viihde.register.budget import sms_pause
+from viihde.register.budget import pause_hint
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -55,11 +55,12 @@ def require_signed_in_staff():
 
 @bp.context_processor
 def sending_state() -> dict:
-    """Who is signed in, and (staff see it at once) whether the SMS budget breaker has
-    paused sign-ups. Only the console's pages load the user (viihde/__init__.py)."""
+    """Who is signed in, and (staff see it within BUDGET_HINT_SECONDS) whether the SMS
+    budget breaker has paused sign-ups. Only the console's pages load the user
+    (viihde/__init__.py)."""
     return {
         "current_user": current_user,
-        "sms_pause": sms_pause(utcnow()) if current_user.is_authenticated else None,
+        "sms_pause": pause_hint(utcnow()) if current_user.is_authenticated else None,
     }
 
 

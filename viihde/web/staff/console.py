@@ -71,10 +71,11 @@ def home():
 
 
 def _card(phone: str, subscriber) -> dict:
+    scope = holdings.scope_of(phone, subscriber.id if subscriber else None)
     return {
-        "data": access.export(phone),
+        "data": access.export_of(scope, subscriber),
         "subscriber": subscriber,
-        "holder_since": holdings.holder_since(subscriber.id) if subscriber else None,
+        "holder_since": holdings.since(scope.held),
         "purposes": configured(),
         "withdraw_form": WithdrawForm(),
         "erase_form": EraseForm(),
