@@ -91,9 +91,10 @@ def table(summaries: list[dict]) -> str:
         ("subscribers / holdings / consent events / SMS log rows", lambda s: " / ".join(
             f"{s['fill']['rows'][t]:,}" for t in FILLED)),
         ("with a grant in force", lambda s: f"{s['fill']['with_a_grant_in_force']:.0%}"),
-        ("fill: total (migrate, COPY, indexes, vacuum+analyze) s", lambda s: each(
+        ("fill: total (migrate, COPY, indexes, state, vacuum+analyze) s", lambda s: each(
             f"{f['seconds']['total']} ({f['seconds']['migrate']}, {f['seconds']['copy']}, "
-            f"{f['seconds']['indexes']}, {f['seconds']['analyze']})"
+            f"{f['seconds']['indexes']}, {f['seconds'].get('state', '–')}, "
+            f"{f['seconds']['analyze']})"
             for f in s.get("fills", [s["fill"]]))),
         ("load average (1 min) at the start: fill; look-up; export", lambda s: " · ".join(
             each(s["load"].get(stage, [])) for stage in ("fill", "lookup", "export"))),
