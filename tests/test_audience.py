@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
 from viihde.cli import audience as cli
 from viihde.extensions import db
-from viihde.models import AuditEntry
+from viihde.models import AuditEntry, Subscriber
 from viihde.register import audience, consent
 
 from . import factories
@@ -74,6 +74,28 @@ def test_an_opt_out_during_an_export_is_in_the_next_one_or_already_in_this(app):
     without_5 = [number(n) for n in (1, 2, 3, 4, 6)]
     assert first + rest == (everyone if streamed else without_5)
     assert exported(app, "offers") == without_5
+
+
+def test_an_export_stopped_half_way_leaves_the_session_usable(app, monkeypatch):
+    """A consumer that stops (a full disk, a closed pipe). On PostgreSQL psycopg cancels a
+    COPY still streaming, which aborts the transaction: the export rolls it back, so the
+    session goes on (the audit entry of the next export, say) without an
+    InFailedSqlTransaction. A million generated rows keep the COPY streaming when it
+    stops (the few rows of a test would all have arrived already)."""
+    factories.subscribers(app, {n: ("offers",) for n in range(1, 7)}, at=NOW)
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            endless = (
+                "COPY (SELECT g, '+358401234567', 'fi', 'k', '2026-11-02T12:00:00+00:00', "
+                "'consent' FROM generate_series(1, 1000000) g) TO STDOUT"
+            )
+            monkeypatch.setattr(audience, "_copy_statement", lambda purpose: (endless, {}))
+        stream = audience.export("offers", batch=2)
+        assert len(next(stream)) == 2
+        stream.close()
+        assert db.session.execute(select(func.count()).select_from(Subscriber)).scalar() == 6
+    monkeypatch.undo()
+    assert exported(app, "offers") == [number(n) for n in range(1, 7)]
 
 
 def test_members_carry_language_and_a_working_preference_link(app):

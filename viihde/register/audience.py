@@ -122,7 +122,8 @@ def export(purpose: str, batch: int = STREAM_BATCH) -> Iterator[list[Line]]:
     it started, parsed by psycopg as it arrives (no ORM rows, the time already written as
     ISO 8601 by PostgreSQL) while PostgreSQL reads on. On SQLite, whose every transaction
     holds the one write lock, in pages of ``batch``, each read ending its transaction so
-    that sign-ups and opt-outs go on meanwhile."""
+    that sign-ups and opt-outs go on meanwhile. Either way the export ends the session's
+    transaction if it is stopped half-way (closed, or an error while writing)."""
     link = preference_urls()
     if db.session.get_bind().dialect.name != "postgresql":
         after: int | None = 0
@@ -137,14 +138,20 @@ def export(purpose: str, batch: int = STREAM_BATCH) -> Iterator[list[Line]]:
     # The session's own connection and transaction: the driver's COPY, which SQLAlchemy
     # has no API for.
     driver = db.session.connection().connection.driver_connection
-    with driver.cursor() as cursor, cursor.copy(statement, parameters) as copy:
-        copy.set_types(["int4", "text", "text", "text", "text", "text"])
-        rows = copy.rows()
-        while chunk := [
-            (number, language, link(subscriber_id, link_key), since, basis)
-            for subscriber_id, number, language, link_key, since, basis in islice(rows, batch)
-        ]:
-            yield chunk
+    finished = False
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement, parameters) as copy:
+            copy.set_types(["int4", "text", "text", "text", "text", "text"])
+            rows = copy.rows()
+            while chunk := [
+                (number, language, link(subscriber_id, link_key), since, basis)
+                for subscriber_id, number, language, link_key, since, basis in islice(rows, batch)
+            ]:
+                yield chunk
+        finished = True
+    finally:
+        if not finished:  # stopped half-way: psycopg cancelled the COPY, which aborts the
+            db.session.rollback()  # transaction; the session is usable again at once
 
 
 def _iso_utc(moment: ColumnElement) -> ColumnElement:
