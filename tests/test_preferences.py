@@ -77,6 +77,19 @@ def test_link_opens_the_page_and_leaves_the_address_bar(app, link):
     assert page.headers["Cache-Control"] == "no-store"
 
 
+def test_the_page_a_link_opens_writes_no_cookie(app, link):
+    """The tap writes the session once (the link and the form's token); the page it opens
+    sends no Set-Cookie, and the form token it carries passes."""
+    browser = app.test_client()
+    assert "Set-Cookie" in browser.get(link).headers
+    page = browser.get("/preferences")
+    assert page.status_code == 200 and "Set-Cookie" not in page.headers
+    change = browser.post(
+        "/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "x"}
+    )
+    assert change.status_code == 302
+
+
 def test_each_purpose_is_its_own_switch_with_its_text(app, link):
     """A checkbox per purpose, labelled, with its consent text, plus stop-all."""
     page = opened(app, link).get("/preferences", headers={"Accept-Language": "en"}).text

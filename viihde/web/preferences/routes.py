@@ -41,6 +41,9 @@ def open_link(token: str):
     if subscriber is None:
         abort(404)
     browser.remember_link(subscriber.id, subscriber.link_key)
+    # The page's form token goes into the session this answer writes anyway: the page it
+    # opens then writes no cookie (it made one and sent it back on each view).
+    generate_csrf()
     return redirect(url_for(".page"))
 
 
