@@ -28,7 +28,7 @@ from viihde.models import ConsentState, Holding, LawfulBasis, Subscriber
 from viihde.tokens import preference_urls
 
 PAGE_SIZE = 1000
-#: Rows an export's server-side cursor fetches at a time.
+#: Rows an export reads, signs and writes at a time (its memory: one batch).
 STREAM_BATCH = 5000
 FIELDS = ("number", "language", "preference_link", "consent_since", "basis")
 #: What a CSV field cannot hold unquoted.
