@@ -57,7 +57,9 @@ else
   STORAGE="no Redis: rate limits in each worker's memory, SMS sent inline to $SMS_OUTBOX_PATH (file backend)"
 fi
 : >"$SMS_OUTBOX_PATH"
-if curl -fs "$URL/__bare/" >/dev/null 2>&1; then echo "something answers on $URL already: another run?" >&2; exit 1; fi
+for url in "$URL" http://127.0.0.1:8102; do
+  if curl -s -o /dev/null "$url/" 2>/dev/null; then echo "something answers on $url already: another run?" >&2; exit 1; fi
+done
 
 .venv/bin/python bench/prepare_writes.py --count "$WRITES" --out /tmp/bench-writes 2>/tmp/bench-prepare.log ||
   { tail -n 20 /tmp/bench-prepare.log; exit 1; }
@@ -95,9 +97,10 @@ http {
 NGINX
 cleanup() {  # stop nginx and gunicorn and wait for them (the next run needs the ports)
   local pid
-  pid=$(cat "$NGINX_DIR/nginx.pid" 2>/dev/null) && kill -QUIT "$pid" 2>/dev/null || true
-  pid=$(cat /tmp/bench-app.pid 2>/dev/null) && kill "$pid" 2>/dev/null &&
-    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  for file in "$NGINX_DIR/nginx.pid" /tmp/bench-app.pid; do
+    pid=$(cat "$file" 2>/dev/null) && kill "$pid" 2>/dev/null &&
+      for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+  done
   if [ -n "${REDIS_URL:-}" ]; then redis-cli -u "$REDIS_URL" flushdb >/dev/null || true; fi
 }
 trap cleanup EXIT

@@ -98,6 +98,44 @@ def test_an_export_stopped_half_way_leaves_the_session_usable(app, monkeypatch):
     assert exported(app, "offers") == [number(n) for n in range(1, 7)]
 
 
+def test_an_export_whose_output_fails_ends_and_says_so(app, runner, monkeypatch):
+    """A full disk or a closed pipe half-way: the command fails at once with the error,
+    records no export, and leaves nothing waiting. On PostgreSQL a COPY still streaming
+    (a million generated rows) held the connection, and the app context's teardown waited
+    for it for ever unless the command closes the export."""
+    import threading
+
+    factories.subscribers(app, {n: ("offers",) for n in range(1, 4)}, at=NOW)
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            endless = (
+                "COPY (SELECT g, '+358401234567', 'fi', 'k', '2026-11-02T12:00:00+00:00', "
+                "'consent' FROM generate_series(1, 1000000) g) TO STDOUT"
+            )
+            monkeypatch.setattr(audience, "_copy_statement", lambda purpose: (endless, {}))
+
+    def full_disk(batches, out):
+        for batch in batches:
+            yield len(batch)
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(audience.WRITERS, "csv", full_disk)
+    results = []
+    command = threading.Thread(
+        target=lambda: results.append(
+            runner.invoke(args=["audience", "export", "--purpose", "offers"])
+        ),
+        daemon=True,
+    )
+    command.start()
+    command.join(timeout=60)
+    assert not command.is_alive(), "the export command hung after its output failed"
+    (result,) = results
+    assert result.exit_code != 0 and isinstance(result.exception, OSError)
+    with app.app_context():
+        assert db.session.query(AuditEntry).filter_by(action="audience_export").count() == 0
+
+
 def test_members_carry_language_and_a_working_preference_link(app):
     factories.subscribers(app, {1: ("offers",)}, at=NOW, language="sv")
     with app.app_context():

@@ -48,8 +48,9 @@ def export_child(purpose: str, output: str, trace: bool) -> dict:
         began, cpu = time.perf_counter(), time.process_time()
         rows = 0
         with open(output, "w", encoding="utf-8") as out:
-            for batch in audience.write_csv(audience.export(purpose), out):
-                rows += batch
+            with contextlib.closing(audience.export(purpose)) as batches:
+                for batch in audience.write_csv(batches, out):
+                    rows += batch
         seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
         traced = tracemalloc.get_traced_memory()[1] if trace else None
         after = memory()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -30,17 +31,20 @@ def audience_export(purpose: str, fmt: str, output) -> None:
         raise click.BadParameter(
             f"choose one of {', '.join(configured_keys())}", param_hint="--purpose"
         )
-    written = audience.WRITERS[fmt](audience.export(purpose), output)
-    total = 0
-    if sys.stderr.isatty() and output.name != "<stdout>":
-        with click.progressbar(
-            length=audience.count(purpose), label="Exporting", file=sys.stderr
-        ) as bar:
-            for batch in written:
-                total += batch
-                bar.update(batch)
-    else:
-        total = sum(written)
+    # Closed however the writing ends (a full disk, a closed pipe): on PostgreSQL a COPY
+    # left open holds the connection, and the app context's teardown would wait for it.
+    with contextlib.closing(audience.export(purpose)) as batches:
+        written = audience.WRITERS[fmt](batches, output)
+        total = 0
+        if sys.stderr.isatty() and output.name != "<stdout>":
+            with click.progressbar(
+                length=audience.count(purpose), label="Exporting", file=sys.stderr
+            ) as bar:
+                for batch in written:
+                    total += batch
+                    bar.update(batch)
+        else:
+            total = sum(written)
     output.close()
     audit.record(
         operator(), AuditAction.AUDIENCE_EXPORT, utcnow(), detail=f"{purpose}: {total} ({fmt})"

@@ -123,7 +123,9 @@ def export(purpose: str, batch: int = STREAM_BATCH) -> Iterator[list[Line]]:
     ISO 8601 by PostgreSQL) while PostgreSQL reads on. On SQLite, whose every transaction
     holds the one write lock, in pages of ``batch``, each read ending its transaction so
     that sign-ups and opt-outs go on meanwhile. Either way the export ends the session's
-    transaction if it is stopped half-way (closed, or an error while writing)."""
+    transaction if it is stopped half-way (closed, or an error while writing), so nothing
+    else may be pending in the session. Close it however the writing ends (``closing``):
+    on PostgreSQL an open COPY holds the connection until then."""
     link = preference_urls()
     if db.session.get_bind().dialect.name != "postgresql":
         after: int | None = 0
