@@ -47,10 +47,12 @@ def export_child(purpose: str, output: str, trace: bool) -> dict:
             tracemalloc.start()
         began, cpu = time.perf_counter(), time.process_time()
         rows = 0
-        with open(output, "w", encoding="utf-8") as out:
-            with contextlib.closing(audience.export(purpose)) as batches:
-                for batch in audience.write_csv(batches, out):
-                    rows += batch
+        with (
+            open(output, "w", encoding="utf-8") as out,
+            contextlib.closing(audience.export(purpose)) as batches,
+        ):
+            for batch in audience.write_csv(batches, out):
+                rows += batch
         seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
         traced = tracemalloc.get_traced_memory()[1] if trace else None
         after = memory()
