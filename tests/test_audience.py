@@ -76,20 +76,26 @@ def test_an_opt_out_during_an_export_is_in_the_next_one_or_already_in_this(app):
     assert exported(app, "offers") == without_5
 
 
+def streaming_for_long(monkeypatch) -> None:
+    """On PostgreSQL, an export whose COPY is still streaming when it stops: a million
+    generated rows (the few rows of a test would all have arrived already). In an app
+    context."""
+    if db.engine.dialect.name == "postgresql":
+        endless = (
+            "COPY (SELECT g, '+358401234567', 'fi', 'k', '2026-11-02T12:00:00+00:00', "
+            "'consent' FROM generate_series(1, 1000000) g) TO STDOUT"
+        )
+        monkeypatch.setattr(audience, "_copy_statement", lambda purpose: (endless, {}))
+
+
 def test_an_export_stopped_half_way_leaves_the_session_usable(app, monkeypatch):
     """A consumer that stops (a full disk, a closed pipe). On PostgreSQL psycopg cancels a
     COPY still streaming, which aborts the transaction: the export rolls it back, so the
     session goes on (the audit entry of the next export, say) without an
-    InFailedSqlTransaction. A million generated rows keep the COPY streaming when it
-    stops (the few rows of a test would all have arrived already)."""
+    InFailedSqlTransaction."""
     factories.subscribers(app, {n: ("offers",) for n in range(1, 7)}, at=NOW)
     with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            endless = (
-                "COPY (SELECT g, '+358401234567', 'fi', 'k', '2026-11-02T12:00:00+00:00', "
-                "'consent' FROM generate_series(1, 1000000) g) TO STDOUT"
-            )
-            monkeypatch.setattr(audience, "_copy_statement", lambda purpose: (endless, {}))
+        streaming_for_long(monkeypatch)
         stream = audience.export("offers", batch=2)
         assert len(next(stream)) == 2
         stream.close()
@@ -107,12 +113,7 @@ def test_an_export_whose_output_fails_ends_and_says_so(app, runner, monkeypatch)
 
     factories.subscribers(app, {n: ("offers",) for n in range(1, 4)}, at=NOW)
     with app.app_context():
-        if db.engine.dialect.name == "postgresql":
-            endless = (
-                "COPY (SELECT g, '+358401234567', 'fi', 'k', '2026-11-02T12:00:00+00:00', "
-                "'consent' FROM generate_series(1, 1000000) g) TO STDOUT"
-            )
-            monkeypatch.setattr(audience, "_copy_statement", lambda purpose: (endless, {}))
+        streaming_for_long(monkeypatch)
 
     def full_disk(batches, out):
         for batch in batches:

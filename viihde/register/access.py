@@ -47,6 +47,14 @@ def export(phone_e164: str, whose: Whose = Whose.ALL) -> dict[str, Any]:
     return export_of(scope, subscriber)
 
 
+def card(phone_e164: str, subscriber: Subscriber | None) -> tuple[dict[str, Any], datetime | None]:
+    """What support's card shows of a number whose subscriber the caller has (None: not in
+    the register): everything stored about the whole number, and since when its holder
+    has held it (``holdings.holder_since``), the holdings read once for both."""
+    scope = holdings.scope_of(phone_e164, subscriber.id if subscriber else None)
+    return export_of(scope, subscriber), holdings.since(scope.held)
+
+
 def export_of(scope: holdings.Scope, subscriber: Subscriber | None) -> dict[str, Any]:
     """``export``, for a caller that has the number's subscriber (None: not in the
     register) and the scope of its holdings already."""

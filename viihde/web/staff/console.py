@@ -71,11 +71,11 @@ def home():
 
 
 def _card(phone: str, subscriber) -> dict:
-    scope = holdings.scope_of(phone, subscriber.id if subscriber else None)
+    data, holder_since = access.card(phone, subscriber)
     return {
-        "data": access.export_of(scope, subscriber),
+        "data": data,
         "subscriber": subscriber,
-        "holder_since": holdings.since(scope.held),
+        "holder_since": holder_since,
         "purposes": configured(),
         "withdraw_form": WithdrawForm(),
         "erase_form": EraseForm(),
