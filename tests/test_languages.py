@@ -82,3 +82,28 @@ def test_the_landing_page_weighs_under_30_kb_from_one_origin(client):
     for asset in ("/static/css/site.css", "/static/js/site.js", "/static/icons/icon.svg"):
         total += len(gzip.compress(client.get(asset).data))
     assert total < 30 * 1024, total
+
+
+def test_each_language_is_parsed_once_per_process(app, monkeypatch):
+    """Flask-Babel parses what the locale selector gives on every request unless it is a
+    Locale already: the selector hands out one Locale per language (issue 18, decision 3)."""
+    from babel import Locale
+    from flask_babel import get_locale
+
+    parsed: list[object] = []
+    real_parse = Locale.parse.__func__
+
+    def counting(cls, identifier, *args, **kwargs):
+        if not isinstance(identifier, Locale):
+            parsed.append(identifier)
+        return real_parse(cls, identifier, *args, **kwargs)
+
+    seen = []
+    for language in ("sv", "sv", "en", "sv"):
+        with app.test_request_context("/", headers={"Accept-Language": language}):
+            monkeypatch.setattr(Locale, "parse", classmethod(counting))
+            seen.append(get_locale())
+            monkeypatch.undo()
+    assert [str(locale) for locale in seen] == ["sv", "sv", "en", "sv"]
+    assert seen[0] is seen[1] is seen[3]
+    assert parsed.count("sv") <= 1

@@ -12,10 +12,12 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Executable, Row, Table, text
+from sqlalchemy import Executable, Insert, Row, Table, insert, text
+from sqlalchemy import inspect as mapper_of
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import make_transient_to_detached
 
 from viihde.extensions import db
 
@@ -59,14 +61,58 @@ def insert_once(model: type, values: Mapping[str, Any], *, unique: Sequence[str]
 def insert_new(model: type, values: Mapping[str, Any], *, unique: Sequence[str]) -> Any | None:
     """``insert_once``, the new row coming back as the model's object (persistent in the
     session, nothing read after the INSERT); None when one was there already."""
+    statement = _insert_new_statement(model, tuple(unique), _dialect())
+    row = db.session.connection().execute(statement, values).one_or_none()
+    return None if row is None else _loaded(model, row)
+
+
+@cache
+def _insert_new_statement(model: type, unique: tuple[str, ...], dialect: str) -> Insert:
     table = model.__table__
-    return db.session.scalars(
-        _insert(model)
-        .values(values)
-        .on_conflict_do_nothing(index_elements=[table.c[name] for name in unique])
-        .returning(model),
-        execution_options={"populate_existing": True},
-    ).one_or_none()
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return statement.on_conflict_do_nothing(
+        index_elements=[table.c[name] for name in unique]
+    ).returning(*_columns(model))
+
+
+def insert_rows(model: type, rows: Sequence[Mapping[str, Any]], statement: Insert | None = None):
+    """Insert ``rows`` of ``model`` (keyed by column) with one Core INSERT ... RETURNING on
+    the session's connection, not the ORM's unit of work (no flush; several rows go in
+    one round trip); each comes back, in order, as the model's object, persistent in the
+    session as if it had been loaded (ids and the database's defaults in it).
+
+    ``statement`` is ``returning_insert(model)`` with more to it (a value computed in SQL,
+    say), built once by the caller."""
+    statement = returning_insert(model) if statement is None else statement
+    connection = db.session.connection()
+    if len(rows) == 1:
+        return [_loaded(model, connection.execute(statement, rows[0]).one())]
+    return [_loaded(model, row) for row in connection.execute(statement, list(rows))]
+
+
+@cache
+def returning_insert(model: type) -> Insert:
+    """``insert_rows``'s statement for ``model``: every column back, in parameter order."""
+    return insert(model.__table__).returning(*_columns(model), sort_by_parameter_order=True)
+
+
+@cache
+def _columns(model: type) -> tuple:
+    """The model's columns, in the order its objects are made from a returned row (each
+    attribute is named as its column: ``_loaded`` relies on it)."""
+    attributes = mapper_of(model).column_attrs
+    columns = tuple(attribute.columns[0] for attribute in attributes)
+    if any(a.key != c.key for a, c in zip(attributes, columns, strict=True)):
+        raise TypeError(f"{model.__name__}: an attribute named other than its column")
+    return columns
+
+
+def _loaded(model: type, row: Row) -> Any:
+    """The model's object for a row just written, added to the session as loaded."""
+    instance = model(**row._asdict())
+    make_transient_to_detached(instance)
+    db.session.add(instance)
+    return instance
 
 
 def insert_or_add(

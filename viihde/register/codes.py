@@ -16,7 +16,7 @@ from functools import cache, reduce
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, bindparam, func, select, true, update
+from sqlalchemy import Insert, Select, bindparam, func, select, true, update
 
 from viihde.extensions import db
 from viihde.hashing import keyed_hash
@@ -27,7 +27,7 @@ from viihde.models import (
     VerificationKind,
     open_holding_of,
 )
-from viihde.models.statements import serialise
+from viihde.models.statements import insert_rows, returning_insert, serialise
 from viihde.ops import metrics
 from viihde.register import consent, purposes
 from viihde.register.budget import (
@@ -120,17 +120,24 @@ def _send_code(
     pending = _recent_pending(pending_id, phone_e164, kind, now)
     if pending is not None:
         return pending
-    verification, code = _issue_code(phone_e164, kind, details, now)
+    values, code = _issue_code(phone_e164, kind, details, now)
     config = current_app.config
     body = code_message(
-        code, config["CODE_TTL_SECONDS"], config["PUBLIC_BASE_URL"], verification.language
+        code, config["CODE_TTL_SECONDS"], config["PUBLIC_BASE_URL"], values["language"]
     )
-    # The code's SMS row first (its id), then the code pointing at it: one INSERT each, in
-    # the caller's transaction, under the number's lock that ``_issue_code`` took.
-    verification.sms_message_id = stage(phone_e164, body, SmsKind.CODE, now, secret=code).message_id
-    db.session.add(verification)
-    db.session.flush()
-    return verification
+    # The code's SMS row first (its id), then the code pointing at it: one Core INSERT
+    # each, in the caller's transaction, under the number's lock that ``_issue_code`` took.
+    values["sms_message_id"] = stage(phone_e164, body, SmsKind.CODE, now, secret=code).message_id
+    return insert_rows(Verification, [values], _verification_insert())[0]
+
+
+@cache
+def _verification_insert() -> Insert:
+    """The code's INSERT, built once: the number's holding looked up in the statement
+    (``holder_phone``; None until the number is in the register), every column back."""
+    return returning_insert(Verification).values(
+        holding_id=open_holding_of(bindparam("holder_phone"))
+    )
 
 
 def after_sending(verification: Verification, status: str | None) -> None:
@@ -219,11 +226,12 @@ def resend_code(verification_id: int, now: datetime) -> Verification:
 
 def _issue_code(
     phone_e164: str, kind: VerificationKind, details: SignupDetails, now: datetime
-) -> tuple[Verification, str]:
-    """Take the number's lock and check every limit, then make a code and its verification.
+) -> tuple[dict[str, Any], str]:
+    """Take the number's lock and check every limit, then make a code and its verification's
+    values.
 
-    The verification is not added to the session: the caller saves it, with the id of the
-    SMS that carries the code, in the transaction that holds the lock. A refusal raises
+    The verification is not written here: the caller inserts it, with the id of the SMS
+    that carries the code, in the transaction that holds the lock. A refusal raises
     CodeRefused; the caller's transaction (ended by its commit) releases the lock.
     """
     config = current_app.config
@@ -250,24 +258,24 @@ def _issue_code(
         )
     code = generate_code()
     network, wide_network = origin_of(details.evidence.ip)
-    verification = Verification(
-        phone_e164=phone_e164,
-        holding_id=open_holding_of(phone_e164),  # None until the number is in the register
-        kind=kind,
-        network=network,
-        wide_network=wide_network,
-        code_hash=code_hash(phone_e164, code),
-        language=details.language,
-        purposes=",".join(
+    values = {
+        "phone_e164": phone_e164,
+        "holder_phone": phone_e164,  # whose the code is: ``_verification_insert``
+        "kind": kind,
+        "network": network,
+        "wide_network": wide_network,
+        "code_hash": code_hash(phone_e164, code),
+        "language": details.language,
+        "purposes": ",".join(
             details.purposes
             or (purposes.configured_keys() if kind == VerificationKind.SIGNUP else ())
         ),
-        attempts=0,
-        created_at=now,
-        expires_at=now + timedelta(seconds=config["CODE_TTL_SECONDS"]),
+        "attempts": 0,
+        "created_at": now,
+        "expires_at": now + timedelta(seconds=config["CODE_TTL_SECONDS"]),
         **asdict(details.evidence),
-    )
-    return verification, code
+    }
+    return values, code
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, make_dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.event import listens_for
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from viihde.models import (
     LawfulBasis,
     Subscriber,
 )
-from viihde.models.statements import insert_new
+from viihde.models.statements import insert_new, insert_rows
 from viihde.ops import metrics
 from viihde.register import holdings, states
 from viihde.register.notices import PRIVACY_NOTICE_VERSION
@@ -111,7 +111,8 @@ def signup(
     is read first: it has no holding, no event and no lock to wait for (a twin
     inserting the same number waits on the unique index, then finds it there)."""
     subscriber, created = enter(phone_e164, language, now)
-    subscriber.language = language
+    if subscriber.language != language:  # the same one set again would flush for nothing
+        subscriber.language = language
     grants = [(purpose, GRANT) for purpose in purposes]
     if created:
         holding = holdings.open_new(subscriber, now)
@@ -359,13 +360,9 @@ def append(
                 **evidence,
             }
         )
-    # One ORM bulk INSERT ... RETURNING (compiled once, cached): the events come back as
-    # objects in the session, with their ids, without the unit of work's flush.
-    events = list(
-        db.session.scalars(
-            insert(ConsentEvent).returning(ConsentEvent, sort_by_parameter_order=True), rows
-        )
-    )
+    # One Core INSERT ... RETURNING (compiled once, cached), not the unit of work: the
+    # events come back as objects in the session, with their ids, without a flush.
+    events = insert_rows(ConsentEvent, rows)
     states.write(events)
     for event in events:
         metrics.CONSENT_EVENTS.labels(event.action, context.source).inc()

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Select, and_, false, or_, select, true
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, Holding, Subscriber
+from viihde.models.statements import insert_rows
 
 
 def current(subscriber_id: int) -> Holding | None:
@@ -45,10 +46,7 @@ def open_for(subscriber: Subscriber, now: datetime) -> Holding:
 
 def open_new(subscriber: Subscriber, now: datetime) -> Holding:
     """A new holding from ``now``, for a locked subscriber whom nobody holds (one INSERT)."""
-    holding = Holding(subscriber_id=subscriber.id, started_at=now)
-    db.session.add(holding)
-    db.session.flush()
-    return holding
+    return insert_rows(Holding, [{"subscriber_id": subscriber.id, "started_at": now}])[0]
 
 
 def holder_since(subscriber_id: int) -> datetime | None:
