@@ -110,3 +110,18 @@ def test_insert_rows_gives_loaded_objects_without_the_unit_of_work(app_context):
     assert [h.id for h in db.session.scalars(select(Holding).order_by(Holding.id))] == [
         h.id for h in holdings
     ]
+
+
+def test_insert_rows_flushes_what_the_session_holds_first(app_context):
+    """As ``session.execute`` would: a row the session holds unflushed (here the subscriber
+    a holding refers to) is written before the Core INSERT that needs it."""
+    from viihde.models import Holding, Subscriber
+    from viihde.models.statements import insert_rows
+
+    db.session.add(
+        Subscriber(id=7, phone_e164="+358401234567", language="fi", link_key="k" * 32,
+                   created_at=NOW, confirmed_at=NOW)
+    )  # fmt: skip
+    [holding] = insert_rows(Holding, [{"subscriber_id": 7, "started_at": NOW}])
+    db.session.commit()
+    assert db.session.scalar(select(Holding.subscriber_id).where(Holding.id == holding.id)) == 7

@@ -36,6 +36,16 @@ def read_once(statement: Executable, parameters: Mapping[str, Any] | None = None
     raise AssertionError("unreachable")
 
 
+def run(statement: Executable, parameters: Any = None):
+    """Run a Core statement in the session's transaction, on its connection: what the
+    session holds unflushed is flushed first, as ``session.execute`` would do, without the
+    ORM's machinery around each statement (0.1-0.2 ms of CPU a statement)."""
+    session = db.session()
+    if session.autoflush:
+        session.flush()  # nothing to do (and no flush) when the session is clean
+    return session.connection().execute(statement, parameters)
+
+
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
 
@@ -62,7 +72,7 @@ def insert_new(model: type, values: Mapping[str, Any], *, unique: Sequence[str])
     """``insert_once``, the new row coming back as the model's object (persistent in the
     session, nothing read after the INSERT); None when one was there already."""
     statement = _insert_new_statement(model, tuple(unique), _dialect())
-    row = db.session.connection().execute(statement, values).one_or_none()
+    row = run(statement, values).one_or_none()
     return None if row is None else _loaded(model, row)
 
 
@@ -84,10 +94,9 @@ def insert_rows(model: type, rows: Sequence[Mapping[str, Any]], statement: Inser
     ``statement`` is ``returning_insert(model)`` with more to it (a value computed in SQL,
     say), built once by the caller."""
     statement = returning_insert(model) if statement is None else statement
-    connection = db.session.connection()
     if len(rows) == 1:
-        return [_loaded(model, connection.execute(statement, rows[0]).one())]
-    return [_loaded(model, row) for row in connection.execute(statement, list(rows))]
+        return [_loaded(model, run(statement, rows[0]).one())]
+    return [_loaded(model, row) for row in run(statement, list(rows))]
 
 
 @cache
@@ -136,7 +145,7 @@ def insert_or_replace(
     """Insert ``rows`` of ``model`` (one executemany: psycopg pipelines it, one round trip),
     each replacing the row with the same ``unique`` columns (a current state kept beside
     its history, say). The statement is built and compiled once per table and dialect."""
-    db.session.execute(_upsert(model.__table__, tuple(unique), _dialect()), list(rows))
+    run(_upsert(model.__table__, tuple(unique), _dialect()), list(rows))
 
 
 @cache

@@ -27,7 +27,7 @@ from viihde.models import (
     VerificationKind,
     open_holding_of,
 )
-from viihde.models.statements import insert_rows, returning_insert, serialise
+from viihde.models.statements import insert_rows, returning_insert, run, serialise
 from viihde.ops import metrics
 from viihde.register import consent, purposes
 from viihde.register.budget import (
@@ -330,7 +330,7 @@ class _Checks:
             parts.append(self._holdback.query)
         statement, widths = _side_by_side(tuple(parts))
         parameters = sent_parameters | history_parameters | self._holdback.parameters
-        row = db.session.execute(statement, parameters).one()
+        row = run(statement, parameters).one()
         self.sent = row[: widths[0]]
         self.history = _CodeHistory(*row[widths[0] : widths[0] + widths[1]])
         self._holdback_row = row[widths[0] + widths[1] :]
@@ -353,7 +353,7 @@ def _side_by_side(parts: tuple[Select, ...]) -> tuple[Select, list[int]]:
 
 
 def _code_history(phone_e164: str, now: datetime) -> _CodeHistory:
-    return _CodeHistory(*db.session.execute(*_history_counts(phone_e164, now)).one())
+    return _CodeHistory(*run(*_history_counts(phone_e164, now)).one())
 
 
 def wrong_codes_today(phone_e164: str, now: datetime) -> int:
