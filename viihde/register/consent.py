@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, make_dataclass
 from datetime import date, datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.event import listens_for
 from sqlalchemy.orm import Session
 
@@ -147,7 +147,7 @@ def enter(phone_e164: str, language: str, now: datetime) -> tuple[Subscriber, bo
 
 def lock_subscriber(subscriber_id: int) -> Subscriber | None:
     """Load and lock the subscriber, fresh from the database (None: erased meanwhile)."""
-    return _locked(Subscriber.id == subscriber_id)
+    return _locked(_BY_ID, {"subscriber_id": subscriber_id})
 
 
 def lock_number(phone_e164: str) -> Subscriber | None:
@@ -162,17 +162,29 @@ def grant_in_force(subscriber_id: int, purpose: str) -> ConsentEvent | None:
     return event if event is not None and event.action == GRANT else None
 
 
-def _locked(condition) -> Subscriber | None:
+#: The condition of the hot paths' lock (each change from a link): built once.
+_BY_ID = Subscriber.id == bindparam("subscriber_id")
+
+
+def _locked(condition, parameters: dict | None = None) -> Subscriber | None:
     """Load and lock (FOR UPDATE on PostgreSQL) the subscriber matching ``condition``."""
-    subscriber = db.session.execute(
+    statement = _LOCK_BY_ID if condition is _BY_ID else _locking(condition)
+    subscriber = db.session.execute(statement, parameters).scalar_one_or_none()
+    if subscriber is not None:
+        db.session.info.setdefault(_LOCKED, set()).add(subscriber.id)
+    return subscriber
+
+
+def _locking(condition) -> Select:
+    return (
         select(Subscriber)
         .where(condition)
         .with_for_update()
         .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-    if subscriber is not None:
-        db.session.info.setdefault(_LOCKED, set()).add(subscriber.id)
-    return subscriber
+    )
+
+
+_LOCK_BY_ID = _locking(_BY_ID)
 
 
 #: The subscribers whose rows this session's transaction has locked (and read fresh).
@@ -229,7 +241,7 @@ def _change(
 ) -> list[ConsentEvent]:
     """Lock the subscriber, read the ledger once, record what ``choose`` changes (no commit:
     the caller's, which also releases the lock)."""
-    subscriber = _already_locked(subscriber_id) or _locked(Subscriber.id == subscriber_id)
+    subscriber = _already_locked(subscriber_id) or lock_subscriber(subscriber_id)
     if subscriber is None:
         return []
     holding, latest, last_seq = states.open_holding_and_latest(subscriber.id)

@@ -10,8 +10,9 @@ The ledger stays the proof: the state always equals its fold (tests/test_consent
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Select, bindparam, delete, func, insert, select
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, ConsentState, Holding
@@ -115,18 +116,25 @@ def open_holding_and_latest(
     event, which the state always equals), and the number's last place in the ledger:
     one statement, read under the subscriber's lock. Nobody holds the number: (None, {},
     None)."""
+    rows = db.session.execute(_open_holding_statement(), {"subscriber_id": subscriber_id}).all()
+    if not rows:
+        return None, {}, None
+    latest = {event.purpose: event for _, event, _ in rows if event is not None}
+    return rows[0][0], latest, rows[0][2]
+
+
+@cache
+def _open_holding_statement() -> Select:
+    """``open_holding_and_latest``'s statement, built once (``subscriber_id``)."""
+    subscriber_id = bindparam("subscriber_id")
     last_seq = (
         select(func.coalesce(func.max(ConsentEvent.seq), 0))
         .where(ConsentEvent.subscriber_id == subscriber_id)
         .scalar_subquery()
     )
-    rows = db.session.execute(
+    return (
         select(Holding, ConsentEvent, last_seq)
         .outerjoin(ConsentState, ConsentState.holding_id == Holding.id)
         .outerjoin(ConsentEvent, ConsentEvent.id == ConsentState.event_id)
         .where(Holding.subscriber_id == subscriber_id, Holding.ended_at.is_(None))
-    ).all()
-    if not rows:
-        return None, {}, None
-    latest = {event.purpose: event for _, event, _ in rows if event is not None}
-    return rows[0][0], latest, rows[0][2]
+    )
