@@ -277,33 +277,59 @@ def test_signing_out_the_links_in_fifteen_tabs_at_once_texts_one_link(app, outbo
 def test_the_page_is_the_links_check_and_one_statement_outside_a_transaction(app, link):
     """The link's key and the page's data in one statement, no BEGIN or ROLLBACK around
     it (autocommit); on PostgreSQL that is one round trip in all (the pool lends without
-    a ping)."""
+    a ping). Counted at the driver: the read runs on the driver's cursor, past Core's
+    execution layer and its events."""
     browser = opened(app, link)
     browser.get("/preferences")  # the pool holds a connection now
-    statements, transactions = [], []
+    transactions = []
     with app.app_context():
         engine = db.engine
 
-    def statement(conn, cursor, text, parameters, context, executemany):
-        statements.append(text)
-
     def began(conn):
-        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-            transactions.append("begin")
+        transactions.append("begin")
 
-    event.listen(engine, "before_cursor_execute", statement)
     event.listen(engine, "begin", began)
     try:
-        with server_round_trips(engine) as round_trips:
+        with driver_statements(engine) as statements, server_round_trips(engine) as round_trips:
             response = browser.get("/preferences")
     finally:
-        event.remove(engine, "before_cursor_execute", statement)
         event.remove(engine, "begin", began)
     assert response.status_code == 200 and 'name="stop_all"' in response.text
     assert len(statements) == 1 and "consent_states" in statements[0]
     assert transactions == []
     if engine.dialect.name == "postgresql":
         assert round_trips == ["BaseCursor._execute_gen"]
+
+
+@contextmanager
+def driver_statements(engine):
+    """Every statement the driver runs meanwhile, as the database gets it: SQLite's own
+    trace (BEGIN and COMMIT included), or each psycopg cursor's execute."""
+    sent: list[str] = []
+    if engine.dialect.name == "sqlite":
+
+        def traced(dbapi_connection, record, proxy) -> None:
+            dbapi_connection.set_trace_callback(sent.append)
+
+        event.listen(engine, "checkout", traced)
+        try:
+            yield sent
+        finally:
+            event.remove(engine, "checkout", traced)
+        return
+    import psycopg
+
+    execute = psycopg.Cursor.execute
+
+    def recorded(self, query, *args, **kwargs):
+        sent.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    psycopg.Cursor.execute = recorded
+    try:
+        yield sent
+    finally:
+        psycopg.Cursor.execute = execute
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
 from sqlalchemy import select
 
 from viihde.extensions import db
@@ -125,3 +126,55 @@ def test_insert_rows_flushes_what_the_session_holds_first(app_context):
     [holding] = insert_rows(Holding, [{"subscriber_id": 7, "started_at": NOW}])
     db.session.commit()
     assert db.session.scalar(select(Holding.subscriber_id).where(Holding.id == holding.id)) == 7
+
+
+def test_read_once_converts_values_as_sqlalchemy_would(app_context):
+    """The hot read runs on the driver's cursor, yet its parameters and columns are
+    converted by their types as Core would (a SQLite boolean comes back a bool, not 1),
+    and the statement's own values go with the given ones."""
+    from sqlalchemy import Boolean, Integer, bindparam, literal
+
+    from viihde.models.statements import read_once
+
+    statement = select(
+        literal(True, Boolean()), bindparam("flag", type_=Boolean()), literal(7, Integer())
+    )
+    for flag in (False, True):
+        [(yes, given, seven)] = read_once(statement, {"flag": flag})
+        assert yes is True and given is flag and seven == 7
+
+
+@pytest.mark.usefixtures("needs_postgresql")
+def test_read_once_replaces_a_connection_that_dropped_between_lending_and_reading(
+    app_context, monkeypatch
+):
+    """The pool looks at a connection's socket before lending it; one the server drops
+    after that fails its read, is thrown away, and the read runs once more on a new one."""
+    import select as selectors
+
+    from sqlalchemy import create_engine, literal, text
+    from sqlalchemy.pool import NullPool
+
+    from viihde.models.statements import read_once
+
+    statement = select(literal(1))
+    assert read_once(statement, {}) == [(1,)]  # the pool holds a connection now
+    outside = create_engine(db.engine.url, poolclass=NullPool)
+    with outside.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
+        others = (
+            " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        admin.execute(text("SELECT pg_terminate_backend(pid)" + others))
+    outside.dispose()
+    # The pool's first look at a socket sees nothing (the drop came after it); its later
+    # looks see the drop, as they would.
+    looks = []
+    real = selectors.select
+
+    def first_look_misses(*arguments):
+        looks.append(arguments)
+        return ([], [], []) if len(looks) == 1 else real(*arguments)
+
+    monkeypatch.setattr(selectors, "select", first_look_misses)
+    assert read_once(statement, {}) == [(1,)]
+    assert len(looks) >= 2  # lent twice: the first connection failed its read

@@ -78,11 +78,11 @@ def preference_view(subscriber_id: int, link_key: str) -> PreferenceView | None:
     if not rows:
         return None
     states = {
-        row.purpose: PurposeState(row.granted, row.basis, row.consent_text_version)
-        for row in rows
-        if row.purpose is not None
+        purpose: PurposeState(granted, basis, version)
+        for _, purpose, granted, basis, version in rows
+        if purpose is not None
     }
-    return PreferenceView(subscriber_id, rows[0].phone_e164, states)
+    return PreferenceView(subscriber_id, rows[0][0], states)
 
 
 @cache
