@@ -33,6 +33,7 @@ def test_wrong_method_is_a_405_page(client):
     response = client.get("/code/resend")
     assert response.status_code == 405
     assert "<h1>" in response.text
+    assert "POST" in response.headers["Allow"]  # the error's own header stays with our page
 
 
 def test_huge_body_is_refused_with_413_and_no_sms(client, outbox):
@@ -63,6 +64,23 @@ def test_expired_form_gets_the_friendly_csrf_page(visitor, outbox):
     assert response.status_code == 400
     assert "reload the page" in response.text
     assert len(outbox.messages()) == 1  # the first code; the stale form sent none
+
+
+def test_the_form_token_is_checked_on_unsafe_methods_only(app, visitor, monkeypatch):
+    """A GET asks nothing of Flask-WTF (its own hook looked up the view's exemption on
+    every request); a POST without a token is still refused, and an exempt view (the
+    sign-up, guarded by Fetch Metadata instead) still takes one."""
+    from viihde.extensions import csrf
+
+    checked = []
+    real = csrf.protect
+    monkeypatch.setattr(csrf, "protect", lambda **kw: checked.append(kw) or real(**kw))
+    for path in ("/", "/privacy", "/code"):
+        visitor.client.get(path)
+    assert checked == []
+    assert visitor.client.post("/code/resend", data={}).status_code == 400
+    assert visitor.submit_number("040 123 4567").status_code == 302
+    assert checked == [{"apply_exemptions": True}] * 2
 
 
 @pytest.mark.own_app  # adds a route

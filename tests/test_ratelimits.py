@@ -95,10 +95,11 @@ def test_a_code_sent_costs_two_round_trips_and_a_refusal_one(app, outbox, round_
     assert round_trips[0].count(b"viihde:limit:") == 2  # only the client's and everyone's
 
 
-def test_the_counts_live_in_redis_and_a_limit_refuses_in_one_round_trip(
+def test_the_counts_live_in_redis_and_a_limit_refuses_saying_when_to_try_again(
     app, outbox, round_trips, redis_url
 ):
-    """Two codes from one client, then 429 with nothing sent; the counters are in Redis
+    """Two codes from one client, then 429 with nothing sent and Retry-After (when the
+    full window ends: one more round trip, on a refusal only); the counters are in Redis
     (every process shares them), numbers only as keyed hashes."""
     for number in ("040 123 4501", "040 123 4502"):
         client = app.test_client()
@@ -106,7 +107,8 @@ def test_the_counts_live_in_redis_and_a_limit_refuses_in_one_round_trip(
     round_trips.clear()
     refused = Visitor(app.test_client(), outbox).submit_number("040 123 4503")
     assert refused.status_code == 429
-    assert len(round_trips) == 1
+    assert 3500 < int(refused.headers["Retry-After"]) <= 3600  # the hour's window
+    assert len(round_trips) == 2 and b"TTL" in round_trips[1]
     assert len(outbox.messages()) == 2
     keys = [key.decode() for key in Redis.from_url(redis_url).keys("viihde:limit:*")]
     assert any("sms-ip/" in key for key in keys)
@@ -130,3 +132,18 @@ def test_a_sign_up_with_the_queue_costs_three_redis_round_trips(app, outbox, red
     assert response.status_code == 302
     names = [command.split(b"\r\n")[2] for command in sent]
     assert len(sent) == 3, names
+
+
+@pytest.mark.parametrize(
+    "config_overrides", [{"RATELIMIT_STORAGE_URI": "memory://", "SMS_LIMIT_PER_IP": "2 per hour"}]
+)
+def test_in_process_counters_say_when_to_try_again_too(app, outbox):
+    """Without Redis (or when it fails) the counters live in the process, and a refusal
+    still says when the full window ends."""
+    assert app.extensions[ratelimits.EXTENSION].redis is None
+    for number in ("040 123 4501", "040 123 4502"):
+        assert Visitor(app.test_client(), outbox).submit_number(number).status_code == 302
+    refused = Visitor(app.test_client(), outbox).submit_number("040 123 4503")
+    assert refused.status_code == 429
+    assert 3500 < int(refused.headers["Retry-After"]) <= 3600
+    assert len(outbox.messages()) == 2

@@ -46,8 +46,24 @@ def test_every_page_has_a_strict_csp_and_the_other_headers(app, client):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["Referrer-Policy"] == "same-origin"
         assert response.headers["X-Frame-Options"] == "DENY"
+        for name in security.response_headers(production=False):  # each once, no doubles
+            assert len(response.headers.getlist(name)) == 1, (route, name)
         if response.mimetype == "text/html":
             assert "charset=utf-8" in response.headers["Content-Type"]
+
+
+@pytest.mark.own_app
+def test_a_response_with_its_own_security_header_gets_ours_in_its_place(app, client):
+    """The hook adds its headers (it does not look for each one first), except when the
+    response carries one of them already: then ours replace it, never a second copy."""
+
+    @app.get("/__own_framing")
+    def own_framing():
+        return "framed", 200, {"X-Frame-Options": "SAMEORIGIN"}
+
+    response = client.get("/__own_framing")
+    assert response.headers.getlist("X-Frame-Options") == ["DENY"]
+    assert len(response.headers.getlist("Content-Security-Policy")) == 1
 
 
 def test_error_pages_carry_the_headers_too(client):

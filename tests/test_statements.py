@@ -3,6 +3,7 @@ nothing, and counts kept per key add up, on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -165,6 +166,10 @@ def test_read_once_replaces_a_connection_that_dropped_between_lending_and_readin
             " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         admin.execute(text("SELECT pg_terminate_backend(pid)" + others))
+        for _ in range(100):  # until the server has closed them (it signals, then they go)
+            if not admin.execute(text("SELECT 1" + others)).first():
+                break
+            time.sleep(0.02)
     outside.dispose()
     # The pool's first look at a socket sees nothing (the drop came after it); its later
     # looks see the drop, as they would.

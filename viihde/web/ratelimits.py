@@ -14,6 +14,8 @@ memory storage), as Flask-Limiter's in-memory fallback did: never a 5xx, never o
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, wraps
@@ -96,6 +98,36 @@ class Limits:
                 )
         return all(self.memory.test(item, key) for item, key in found)
 
+    def retry_after(self, found: Sequence[Counter]) -> int:
+        """Seconds until every counter of ``found`` that is full has room again (its window
+        ends): one more round trip, made only when a request is refused."""
+        if self.redis is not None:
+            names = [self._key(item, key) for item, key in found]
+            try:
+                pipeline = self.redis.pipeline(transaction=False)
+                pipeline.mget(names)
+                for name in names:
+                    pipeline.ttl(name)
+                counts, *ttls = pipeline.execute()
+            except RedisError:
+                log.warning("rate_limit_storage_unreachable step=retry_after")
+            else:
+                waits = [
+                    max(ttl, 1)
+                    for (item, _), count, ttl in zip(found, counts, ttls, strict=True)
+                    if int(count or 0) >= item.amount
+                ]
+                return max(waits, default=1)
+        now = time.time()
+        full = [(item, key) for item, key in found if not self.memory.test(item, key)]
+        return max(
+            (
+                max(1, math.ceil(self.memory.get_window_stats(item, key).reset_time - now))
+                for item, key in full
+            ),
+            default=1,
+        )
+
     def count(self, found: Sequence[Counter]) -> None:
         """One more try against every counter (one round trip)."""
         if not found:
@@ -148,7 +180,7 @@ def limited(
                 return view(*args, **kwargs)
             found = counters(rules)
             if not limits().within(found):
-                raise TooManyRequests()
+                raise TooManyRequests(retry_after=limits().retry_after(found))
             response = current_app.make_response(view(*args, **kwargs))
             if counts is None or counts(response):
                 limits().count(found)

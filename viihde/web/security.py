@@ -58,10 +58,16 @@ def init_app(app: Flask) -> None:
         if not app.config.get("TRUSTED_HOSTS"):
             app.config["TRUSTED_HOSTS"] = [urlsplit(app.config["PUBLIC_BASE_URL"]).hostname]
     headers = tuple(response_headers(production).items())
+    names = frozenset(name.lower() for name, _ in headers)
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        response.headers.update(headers)
+        # Added, not set (set looks for each one among the response's headers first): a
+        # response that carries one of them already has it replaced, as set would.
+        if any(name.lower() in names for name in response.headers.keys()):  # noqa: SIM118 (Headers iterates pairs)
+            response.headers.update(headers)
+        else:
+            response.headers.extend(headers)
         return response
 
 
