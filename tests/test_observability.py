@@ -170,3 +170,15 @@ def served_by_each(multiproc: Path) -> list[float]:
         )
         for path in multiproc.glob("counter_*.db")
     ]
+
+
+@pytest.mark.parametrize("config_overrides", [{"METRICS_TOKEN": "scraper-token-123"}])
+def test_a_made_up_method_makes_no_new_series(app):
+    """Every label value is a series in every worker's file: a client that makes up its own
+    HTTP methods is counted under "other", and never adds series of its own."""
+    client = app.test_client()
+    for method in ("FOO", "BAR", "BAZ"):
+        assert client.open("/", method=method).status_code == 405
+    body = client.get("/metrics", headers={"Authorization": "Bearer scraper-token-123"}).text
+    assert 'method="other",status="405"' in body
+    assert not any(f'method="{method}"' in body for method in ("FOO", "BAR", "BAZ"))

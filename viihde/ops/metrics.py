@@ -7,6 +7,7 @@ that /metrics adds up every worker; without it each process reports its own.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import os
 import time
@@ -51,6 +52,24 @@ SENDING_PAUSED = Gauge(
 )
 
 
+#: The methods counted by name; any other a client makes up is counted as "other" (each
+#: new label value is a new series in every worker's file: a client must not make them).
+METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
+
+
+@functools.cache
+def _latency(endpoint: str):
+    """The endpoint's latency series, looked up once per process (endpoints are the app's)."""
+    return LATENCY.labels(endpoint)
+
+
+@functools.cache
+def _requests(endpoint: str, method: str, status: int):
+    """The request counter's series for these labels, looked up once per process (the
+    app's endpoints and statuses, and ``METHODS``)."""
+    return REQUESTS.labels(endpoint, method, str(status))
+
+
 def init_app(app: Flask) -> None:
     """Time every request and serve /metrics (behind METRICS_TOKEN)."""
 
@@ -63,8 +82,9 @@ def init_app(app: Flask) -> None:
         endpoint = request.endpoint or "unmatched"
         started = g.pop("metrics_started", None)
         if started is not None:
-            LATENCY.labels(endpoint).observe(time.perf_counter() - started)
-        REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+            _latency(endpoint).observe(time.perf_counter() - started)
+        method = request.method if request.method in METHODS else "other"
+        _requests(endpoint, method, response.status_code).inc()
         if response.status_code == 429:
             LIMITED.labels(endpoint).inc()
         return response
