@@ -115,6 +115,7 @@ def test_spent_hourly_budget_pauses_sign_ups(app, outbox, clock, caplog):
     with caplog.at_level(logging.WARNING):
         paused = ask_code(app, outbox, "044 333 3333", ip="192.0.2.3")
     assert paused.status_code == 503
+    assert 0 < int(paused.headers["Retry-After"]) <= 3600  # when the hour's budget frees up
     assert sent(outbox) == 2
     assert "sms_budget_paused reason=hourly_budget" in caplog.text
     clock.tick(app.config["BUDGET_HINT_SECONDS"] + 1)  # the landing page's hint is kept that long

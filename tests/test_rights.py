@@ -118,6 +118,7 @@ def test_step_up_codes_follow_the_sign_up_limits(forwarded, outbox, clock):
         "/preferences/verify/send", data={"csrf_token": csrf_token(page.text)}
     )
     assert response.status_code == 429
+    assert 0 < int(response.headers["Retry-After"]) <= 60
     assert len(outbox.messages()) == sent
 
 

@@ -320,6 +320,7 @@ def test_new_code_only_after_sixty_seconds(visitor, outbox):
         clock.tick(30)
         refused = visitor.resend()
         assert refused.status_code == 429
+        assert refused.headers["Retry-After"] == "30"  # the minute's rest, for a script
         assert len(outbox.messages()) == 1
         clock.tick(31)
         accepted = visitor.resend()
@@ -353,6 +354,7 @@ def test_three_codes_an_hour_however_they_are_asked_for(visitor, outbox, client,
         clock.tick(61)
         refused = visitor.submit_number("+358401234567")
         assert refused.status_code == 429
+        assert 0 < int(refused.headers["Retry-After"]) <= 3600
         assert len(outbox.messages()) == 3
         clock.tick(3600)
         assert visitor.submit_number("+358401234567").status_code == 302

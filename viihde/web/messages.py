@@ -60,6 +60,13 @@ def code_refusal(refusal: CodeRefused) -> str:
     return _("We could not send the code just now. Please try again in a moment.")
 
 
+def code_refusal_headers(refusal: CodeRefused) -> dict[str, str]:
+    """Retry-After, when the refusal is a 429 or 503 that knows when a code can go."""
+    if code_refusal_status(refusal) != 400 and refusal.retry_after > 0:
+        return {"Retry-After": str(refusal.retry_after)}
+    return {}
+
+
 def code_refusal_status(refusal: CodeRefused) -> int:
     """400 when the number cannot receive texts; 429 for a limit on this visitor or number;
     503 when sending itself is down or paused."""

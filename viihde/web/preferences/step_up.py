@@ -44,7 +44,12 @@ def _pending():
     return verification
 
 
-def _render(form: CodeForm | None = None, status: int = 200, error: str | None = None):
+def _render(
+    form: CodeForm | None = None,
+    status: int = 200,
+    error: str | None = None,
+    headers: dict | None = None,
+):
     pending = _pending()
     form = form or CodeForm(formdata=None)
     if error:
@@ -65,7 +70,7 @@ def _render(form: CodeForm | None = None, status: int = 200, error: str | None =
             send_form=ResendForm(),
         ),
         status,
-        NO_STORE,
+        {**NO_STORE, **(headers or {})},
     )
 
 
@@ -96,7 +101,9 @@ def send_code():
     except CodeRefused as refusal:
         db.session.commit()  # a code that could not go is forgotten
         return _render(
-            status=messages.code_refusal_status(refusal), error=messages.code_refusal(refusal)
+            status=messages.code_refusal_status(refusal),
+            error=messages.code_refusal(refusal),
+            headers=messages.code_refusal_headers(refusal),
         )
     count_sent_code()
     browser.remember_pending(verification_id)

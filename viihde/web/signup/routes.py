@@ -71,7 +71,7 @@ def submit():
     No CSRF token: the form carries no authority (a code goes to the number typed, and the
     limits guard the SMS); a cross-site POST is refused by Fetch Metadata and Origin."""
     form = SignupForm()
-    status = 400
+    status, headers = 400, {}
     if form.validate_on_submit():
         pending_id = browser.pending_id()
         try:
@@ -84,22 +84,24 @@ def submit():
             db.session.commit()  # a code that could not go is forgotten
             form.phone.errors = [messages.code_refusal(refusal)]
             status = messages.code_refusal_status(refusal)
+            headers = messages.code_refusal_headers(refusal)
         else:
             if verification_id != pending_id:  # not the twin of a code sent a moment ago
                 count_sent_code()
             browser.remember_pending(verification_id)
             return redirect(url_for(".code"))
-    return _render_landing(form, status)
+    return _render_landing(form, status, headers)
 
 
-def _render_landing(form: SignupForm, status: int = 200):
+def _render_landing(form: SignupForm, status: int = 200, headers: dict | None = None):
     return (
         render_template("signup/landing.html", form=form, paused=paused_hint(utcnow())),
         status,
+        headers or {},
     )
 
 
-def _render_code_page(verification, form: CodeForm, status: int = 200):
+def _render_code_page(verification, form: CodeForm, status: int = 200, headers: dict | None = None):
     undelivered = code_not_delivered(verification)
     if undelivered and not form.code.errors:
         form.code.errors = [messages.code_not_delivered(undelivered)]
@@ -119,7 +121,7 @@ def _render_code_page(verification, form: CodeForm, status: int = 200):
         ),
         status,
         # It names the number (masked): browsers and proxies must not keep it.
-        {"Cache-Control": "no-store"},
+        {"Cache-Control": "no-store", **(headers or {})},
     )
 
 
@@ -175,7 +177,11 @@ def resend():
         db.session.commit()  # a code that could not go is forgotten
         form = CodeForm(formdata=None)
         form.code.errors = [messages.code_refusal(refusal)]
-        return _render_code_page(verification, form, messages.code_refusal_status(refusal))
+        status, headers = (
+            messages.code_refusal_status(refusal),
+            messages.code_refusal_headers(refusal),
+        )
+        return _render_code_page(verification, form, status, headers)
     except LookupError:
         return redirect(url_for(".landing"))
     count_sent_code()
