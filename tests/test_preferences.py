@@ -311,11 +311,16 @@ def driver_statements(engine):
         def traced(dbapi_connection, record, proxy) -> None:
             dbapi_connection.set_trace_callback(sent.append)
 
+        def untraced(dbapi_connection, record) -> None:
+            dbapi_connection.set_trace_callback(None)
+
         event.listen(engine, "checkout", traced)
+        event.listen(engine, "checkin", untraced)
         try:
             yield sent
         finally:
             event.remove(engine, "checkout", traced)
+            event.remove(engine, "checkin", untraced)
         return
     import psycopg
 

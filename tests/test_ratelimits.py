@@ -147,3 +147,17 @@ def test_in_process_counters_say_when_to_try_again_too(app, outbox):
     assert refused.status_code == 429
     assert 3500 < int(refused.headers["Retry-After"]) <= 3600
     assert len(outbox.messages()) == 2
+
+
+def test_a_full_counter_that_lost_its_end_gets_its_window_again(app, outbox, redis_url):
+    """A counter whose EXPIRE was lost (its INCRBY kept) would refuse every try for ever:
+    a refusal gives it its window again, and says so in Retry-After."""
+    for number in ("040 123 4501", "040 123 4502"):
+        assert Visitor(app.test_client(), outbox).submit_number(number).status_code == 302
+    redis = Redis.from_url(redis_url)
+    [full] = [key for key in redis.keys("viihde:limit:*") if b"sms-ip/" in key]
+    redis.persist(full)
+    refused = Visitor(app.test_client(), outbox).submit_number("040 123 4503")
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "3600"
+    assert 3500 < redis.ttl(full) <= 3600

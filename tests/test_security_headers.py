@@ -136,7 +136,9 @@ def test_production_cookies_are_host_only_secure_httponly_lax(production_app):
 def test_production_answers_only_to_its_own_host(production_app):
     """A forged Host header gets 400 (TRUSTED_HOSTS from PUBLIC_BASE_URL)."""
     client = production_app.test_client()
-    assert client.get("/", base_url="https://evil.example").status_code == 400
+    refused = client.get("/", base_url="https://evil.example")
+    assert refused.status_code == 400
+    assert refused.headers["Content-Type"].startswith("text/plain")  # no page: not routed
     assert client.get("/", base_url="https://viihdepaketti.fi").status_code == 200
 
 

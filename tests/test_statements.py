@@ -183,3 +183,53 @@ def test_read_once_replaces_a_connection_that_dropped_between_lending_and_readin
     monkeypatch.setattr(selectors, "select", first_look_misses)
     assert read_once(statement, {}) == [(1,)]
     assert len(looks) >= 2  # lent twice: the first connection failed its read
+
+
+def test_read_once_converts_dates_and_refuses_in_lists(app_context):
+    """The dialect's own conversion of each type, as Core's (SQLite keeps a time as text:
+    a parameter is written as the column stores it, a column read back as an aware
+    datetime); a statement with an IN list, which Core renders per call, is refused."""
+    from sqlalchemy import bindparam
+
+    from viihde.models import Holding, Subscriber
+    from viihde.models.statements import insert_rows, read_once
+
+    [subscriber] = insert_rows(
+        Subscriber,
+        [{"phone_e164": "+358401234567", "language": "fi", "link_key": "k" * 32,
+          "created_at": NOW, "confirmed_at": NOW}],
+    )  # fmt: skip
+    insert_rows(Holding, [{"subscriber_id": subscriber.id, "started_at": NOW}])
+    db.session.commit()
+    statement = select(Holding.started_at).where(Holding.started_at == bindparam("at"))
+    assert read_once(statement, {"at": NOW}) == db.session.execute(statement, {"at": NOW}).all()
+    assert read_once(statement, {"at": NOW}) == [(NOW,)]
+    in_list = select(Holding.id).where(Holding.id.in_(bindparam("ids", expanding=True)))
+    with pytest.raises(TypeError):
+        read_once(in_list, {"ids": [1, 2]})
+
+
+def test_rows_a_rollback_took_back_leave_the_session(app_context):
+    """An object ``insert_rows`` made is taken out of the session when its transaction
+    (or savepoint) rolls back, as the session's own inserts are: nothing stale is left to
+    read, and a new row that gets the same id (SQLite may reuse it) is no conflict."""
+    from viihde.models import Holding, Subscriber
+    from viihde.models.statements import insert_rows
+
+    [subscriber] = insert_rows(
+        Subscriber,
+        [{"phone_e164": "+358401234567", "language": "fi", "link_key": "k" * 32,
+          "created_at": NOW, "confirmed_at": NOW}],
+    )  # fmt: skip
+    db.session.commit()
+    [gone] = insert_rows(Holding, [{"subscriber_id": subscriber.id, "started_at": NOW}])
+    db.session.rollback()
+    assert gone not in db.session
+    closed = {"subscriber_id": subscriber.id, "started_at": NOW, "ended_at": NOW}
+    [kept] = insert_rows(Holding, [closed])
+    with db.session.begin_nested() as savepoint:
+        [inner] = insert_rows(Holding, [closed])
+        savepoint.rollback()
+    assert kept in db.session and inner not in db.session
+    db.session.commit()
+    assert db.session.scalars(select(Holding.id)).all() == [kept.id]

@@ -89,10 +89,10 @@ def register(app: Flask) -> None:
     def http_error(error: HTTPException):
         status = error.code or 500
         title, message = MESSAGES.get(status, MESSAGES[400] if status < 500 else MESSAGES[500])
-        body, status = _render(status, title, message)[:2]
+        body, status, *own = _render(status, title, message)
         # The error's own headers stay with our page: Allow on a 405, Retry-After on a 429.
         headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
-        return body, status, headers
+        return body, status, [*(own[0].items() if own else ()), *headers]
 
     @app.errorhandler(InternalServerError)
     def internal_error(error: InternalServerError):

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, wraps
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
@@ -91,6 +91,7 @@ class Limits:
                 if not fallback:
                     raise
                 log.warning("rate_limit_storage_unreachable step=test")
+                g.rate_limits_in_memory = True  # a refusal's Retry-After asks memory too
             else:
                 return all(
                     int(count or 0) < item.amount
@@ -100,8 +101,9 @@ class Limits:
 
     def retry_after(self, found: Sequence[Counter]) -> int:
         """Seconds until every counter of ``found`` that is full has room again (its window
-        ends): one more round trip, made only when a request is refused."""
-        if self.redis is not None:
+        ends): one more round trip, made only when a request is refused. A full counter
+        with no end (its EXPIRE lost, the INCRBY kept) is given its window again."""
+        if self.redis is not None and not g.get("rate_limits_in_memory"):
             names = [self._key(item, key) for item, key in found]
             try:
                 pipeline = self.redis.pipeline(transaction=False)
@@ -112,11 +114,14 @@ class Limits:
             except RedisError:
                 log.warning("rate_limit_storage_unreachable step=retry_after")
             else:
-                waits = [
-                    max(ttl, 1)
-                    for (item, _), count, ttl in zip(found, counts, ttls, strict=True)
-                    if int(count or 0) >= item.amount
-                ]
+                waits = []
+                for (item, _), name, count, ttl in zip(found, names, counts, ttls, strict=True):
+                    if int(count or 0) < item.amount:
+                        continue
+                    if ttl == -1:  # full for ever: would refuse every try from now on
+                        self._heal(name, item)
+                        ttl = item.get_expiry()
+                    waits.append(max(ttl, 1))
                 return max(waits, default=1)
         now = time.time()
         full = [(item, key) for item, key in found if not self.memory.test(item, key)]
@@ -127,6 +132,12 @@ class Limits:
             ),
             default=1,
         )
+
+    def _heal(self, name: str, item: RateLimitItem) -> None:
+        try:
+            self.redis.expire(name, item.get_expiry(), nx=True)
+        except RedisError:
+            log.warning("rate_limit_storage_unreachable step=heal")
 
     def count(self, found: Sequence[Counter]) -> None:
         """One more try against every counter (one round trip)."""
