@@ -90,6 +90,34 @@ def test_the_page_a_link_opens_writes_no_cookie(app, link):
     assert change.status_code == 302
 
 
+def test_the_pages_form_token_is_signed_once_a_minute_per_session(app, link, monkeypatch):
+    """Flask-WTF signs a new token on every request; the preference page hands the same
+    one to a session for a minute (signed once), and a new one after it; each passes.
+    Another browser's session gets its own."""
+    from flask_wtf import csrf as flask_wtf_csrf
+
+    from viihde.web import browser as browsers
+
+    signed = []
+    real = flask_wtf_csrf.URLSafeTimedSerializer
+    monkeypatch.setattr(
+        flask_wtf_csrf, "URLSafeTimedSerializer", lambda *a, **k: signed.append(1) or real(*a, **k)
+    )
+    now = [1_800_000_000.0]
+    monkeypatch.setattr(browsers.time, "time", lambda: now[0])
+    first, other = opened(app, link), opened(app, link)
+    signed.clear()
+    tokens = [csrf_token(first.get("/preferences").text) for _ in range(3)]
+    assert len(set(tokens)) == 1 and len(signed) == 1
+    assert csrf_token(other.get("/preferences").text) != tokens[0]
+    now[0] += browsers.FORM_TOKEN_REUSE_SECONDS
+    later = first.get("/preferences")
+    assert csrf_token(later.text) != tokens[0]
+    for token in (tokens[0], csrf_token(later.text)):
+        page = first.post("/preferences", data={"csrf_token": token, "purpose-offers": "y"})
+        assert page.status_code == 302
+
+
 def test_each_purpose_is_its_own_switch_with_its_text(app, link):
     """A checkbox per purpose, labelled, with its consent text, plus stop-all."""
     page = opened(app, link).get("/preferences", headers={"Accept-Language": "en"}).text

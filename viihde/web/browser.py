@@ -11,10 +11,13 @@ The cookie is Flask's own, its signing serializer built once per app and key.
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
+from functools import lru_cache
 
-from flask import Flask, current_app, session
+from flask import Flask, current_app, g, session
 from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import generate_csrf
 
 
 class SessionCookie(SecureCookieSessionInterface):
@@ -81,3 +84,32 @@ def forget_subscriber() -> None:
     """After erasure or signing out the links, this browser holds nothing of the person."""
     for key in (LINK, CONFIRMED, PENDING):
         session.pop(key, None)
+
+
+#: How long one signed form token is handed out again to the same session in a process.
+FORM_TOKEN_REUSE_SECONDS = 60
+
+
+def form_token() -> str:
+    """Flask-WTF's form token for this session, signed at most once a minute per session
+    in this process (the preference page's views), where Flask-WTF signs one anew on every
+    request: building its serializer and signing were a tenth of the page over HTTP. The
+    token is Flask-WTF's own, checked as any; it expires at most a minute before one signed
+    for the view would. A session without the token's secret gets one as Flask-WTF makes
+    it (that answer writes the session)."""
+    field = current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+    secret = session.get(field)
+    if secret is None:
+        return generate_csrf()
+    window = int(time.time() // FORM_TOKEN_REUSE_SECONDS)
+    key = current_app.config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key
+    token = _signed(secret, window, key)
+    setattr(g, field, token)  # Flask-WTF's per-request token: csrf_token() gives the same
+    return token
+
+
+@lru_cache(maxsize=1024)
+def _signed(secret: str, window: int, key: str) -> str:
+    """A token signed by Flask-WTF for the session whose secret is ``secret`` (the key and
+    the minute are part of what it is kept under, not used here)."""
+    return generate_csrf()

@@ -100,7 +100,7 @@ def page():
     if view is None:
         abort(404)
     context = {"purposes": configured(), "states": view.states, "subscribed": view.subscribed}
-    token = generate_csrf()
+    token = browser.form_token()
     if has_flashes():
         own = render_template(
             "preferences/page.html", masked_number=mask(view.phone_e164), form_token=token,
