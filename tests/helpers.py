@@ -213,3 +213,23 @@ def folded_states() -> set[tuple]:
         )
         for (holding, purpose), event in last.items()
     }
+
+
+def drop_server_connections(url) -> None:
+    """Have PostgreSQL end every other connection to this database (a restart, an idle
+    timeout, as the pool would meet them), and wait until they are gone."""
+    import time
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    outside = create_engine(url, poolclass=NullPool)  # not one of the app's pooled ones
+    others = " FROM pg_stat_activity WHERE datname = current_database()"
+    others += " AND pid <> pg_backend_pid()"
+    with outside.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
+        admin.execute(text("SELECT pg_terminate_backend(pid)" + others))
+        for _ in range(100):  # until the server has closed them (it signals, then they go)
+            if not admin.execute(text("SELECT 1" + others)).first():
+                break
+            time.sleep(0.02)
+    outside.dispose()

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import re
-import time
 from contextlib import contextmanager
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import create_engine, event, select, text
-from sqlalchemy.pool import NullPool
+from sqlalchemy import event, select
 
 from viihde.extensions import cache, db
 from viihde.models import ConsentEvent, Subscriber
 from viihde.register import consent
 
-from .helpers import Visitor, csrf_token, race
+from .helpers import Visitor, csrf_token, drop_server_connections, race
 
 PURPOSES = ("offers", "new_content", "competitions")
 
@@ -403,17 +401,8 @@ def test_a_connection_the_server_dropped_is_replaced_and_the_page_still_answers(
     browser = opened(app, link)
     assert browser.get("/preferences").status_code == 200
     with app.app_context():
-        outside = create_engine(db.engine.url, poolclass=NullPool)  # not one of the pool's
-    with outside.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
-        others = (
-            " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        admin.execute(text("SELECT pg_terminate_backend(pid)" + others))
-        for _ in range(100):  # until the server has closed them (it signals, then they go)
-            if not admin.execute(text("SELECT 1" + others)).first():
-                break
-            time.sleep(0.02)
-    outside.dispose()
+        url = db.engine.url
+    drop_server_connections(url)
     with app.app_context():  # the ORM first, on whichever pooled connection comes
         assert db.session.scalar(select(Subscriber.id)) is not None
         db.session.remove()

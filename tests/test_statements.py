@@ -3,7 +3,6 @@ nothing, and counts kept per key add up, on SQLite and PostgreSQL alike."""
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, date, datetime
 
 import pytest
@@ -13,7 +12,7 @@ from viihde.extensions import db
 from viihde.models import InboundMessage, SignupTotal
 from viihde.models.statements import insert_once, insert_or_add
 
-from .helpers import race
+from .helpers import drop_server_connections, race
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 DAY = date(2026, 11, 25)
@@ -153,24 +152,13 @@ def test_read_once_replaces_a_connection_that_dropped_between_lending_and_readin
     after that fails its read, is thrown away, and the read runs once more on a new one."""
     import select as selectors
 
-    from sqlalchemy import create_engine, literal, text
-    from sqlalchemy.pool import NullPool
+    from sqlalchemy import literal
 
     from viihde.models.statements import read_once
 
     statement = select(literal(1))
     assert read_once(statement, {}) == [(1,)]  # the pool holds a connection now
-    outside = create_engine(db.engine.url, poolclass=NullPool)
-    with outside.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
-        others = (
-            " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-        admin.execute(text("SELECT pg_terminate_backend(pid)" + others))
-        for _ in range(100):  # until the server has closed them (it signals, then they go)
-            if not admin.execute(text("SELECT 1" + others)).first():
-                break
-            time.sleep(0.02)
-    outside.dispose()
+    drop_server_connections(db.engine.url)
     # The pool's first look at a socket sees nothing (the drop came after it); its later
     # looks see the drop, as they would.
     looks = []

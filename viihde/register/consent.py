@@ -142,17 +142,17 @@ def enter(phone_e164: str, language: str, now: datetime) -> tuple[Subscriber, bo
     )
     if made is not None:
         return made, True
-    return _locked(Subscriber.phone_e164 == phone_e164), False
+    return _locked(_LOCK_BY_NUMBER, {"phone_e164": phone_e164}), False
 
 
 def lock_subscriber(subscriber_id: int) -> Subscriber | None:
     """Load and lock the subscriber, fresh from the database (None: erased meanwhile)."""
-    return _locked(_BY_ID, {"subscriber_id": subscriber_id})
+    return _locked(_LOCK_BY_ID, {"subscriber_id": subscriber_id})
 
 
 def lock_number(phone_e164: str) -> Subscriber | None:
     """Load and lock the subscriber with this number (None: not in the register)."""
-    return _locked(Subscriber.phone_e164 == phone_e164)
+    return _locked(_LOCK_BY_NUMBER, {"phone_e164": phone_e164})
 
 
 def grant_in_force(subscriber_id: int, purpose: str) -> ConsentEvent | None:
@@ -162,13 +162,8 @@ def grant_in_force(subscriber_id: int, purpose: str) -> ConsentEvent | None:
     return event if event is not None and event.action == GRANT else None
 
 
-#: The condition of the hot paths' lock (each change from a link): built once.
-_BY_ID = Subscriber.id == bindparam("subscriber_id")
-
-
-def _locked(condition, parameters: dict | None = None) -> Subscriber | None:
-    """Load and lock (FOR UPDATE on PostgreSQL) the subscriber matching ``condition``."""
-    statement = _LOCK_BY_ID if condition is _BY_ID else _locking(condition)
+def _locked(statement: Select, parameters: dict) -> Subscriber | None:
+    """Load and lock (FOR UPDATE on PostgreSQL) the subscriber ``statement`` finds."""
     subscriber = db.session.execute(statement, parameters).scalar_one_or_none()
     if subscriber is not None:
         db.session.info.setdefault(_LOCKED, set()).add(subscriber.id)
@@ -184,7 +179,9 @@ def _locking(condition) -> Select:
     )
 
 
-_LOCK_BY_ID = _locking(_BY_ID)
+#: The locking reads, built once (every change from a link, STOP and sign-up take one).
+_LOCK_BY_ID = _locking(Subscriber.id == bindparam("subscriber_id"))
+_LOCK_BY_NUMBER = _locking(Subscriber.phone_e164 == bindparam("phone_e164"))
 
 
 #: The subscribers whose rows this session's transaction has locked (and read fresh).
