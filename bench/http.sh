@@ -37,25 +37,8 @@ PEER_VERSION=$(sed -n 's/^VERSION = "\(.*\)"/\1/p' bench/peer.py)
 .venv/bin/python -c "import flask_security" 2>/dev/null ||
   .venv/bin/pip install -q "flask-security-too==$PEER_VERSION" >/dev/null
 
-export APP_ENV=production SMS_BACKEND=file SMS_OUTBOX_PATH=/tmp/bench-outbox.jsonl
-export SECRET_KEY=${SECRET_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))')}
-export PUBLIC_BASE_URL=$URL TRUSTED_HOSTS=127.0.0.1
-# The writes all come from one address and walk through neighbouring numbers, thousands an
-# hour: raise the limits that would refuse them (per address, per number block, per country,
-# overall, and the SMS budget). Every limit and the budget are still counted and checked as
-# in production; the per-number limits stay as they are (each number is new), and the
-# confirmation-rate breaker keeps counting but cannot trip (floor 0).
-export SMS_LIMIT_PER_IP="1000000 per hour;1000000 per day" SMS_LIMIT_PER_BLOCK="1000000 per hour"
-export SMS_LIMIT_PER_COUNTRY="1000000 per hour" SMS_LIMIT_GLOBAL="1000000 per hour"
-export SMS_HOURLY_LIMIT=1000000 SMS_DAILY_LIMIT=1000000 CONFIRMATION_RATE_FLOOR=0
-unset RATELIMIT_STORAGE_URI REDIS_URL
-if [ "$BENCH_REDIS" != none ] && redis-cli -u "$BENCH_REDIS" ping >/dev/null 2>&1; then
-  export REDIS_URL=$BENCH_REDIS
-  redis-cli -u "$REDIS_URL" flushdb >/dev/null
-  STORAGE="Redis ($REDIS_URL, flushed before and after): rate limits counted there, SMS queued as RQ jobs (no worker runs)"
-else
-  STORAGE="no Redis: rate limits in each worker's memory, SMS sent inline to $SMS_OUTBOX_PATH (file backend)"
-fi
+# The app's settings for a benchmark run (limits raised, Redis or not): bench/settings.sh.
+. bench/settings.sh
 : >"$SMS_OUTBOX_PATH"
 for url in "$URL" http://127.0.0.1:8102; do
   if curl -s -o /dev/null "$url/" 2>/dev/null; then echo "something answers on $url already: another run?" >&2; exit 1; fi
