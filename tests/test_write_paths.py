@@ -41,6 +41,8 @@ class Record:
     #: sends BEGIN on its own, before a transaction's first statement; SQLite's BEGIN
     #: IMMEDIATE is a statement of the app's).
     trips: list[str] = field(default_factory=list)
+    #: Each statement as the driver got it, with its parameters.
+    executed: list[tuple[str, object]] = field(default_factory=list)
     dialect: str = ""
 
     def kinds(self) -> list[str]:
@@ -74,6 +76,7 @@ def recording(app):
     def on_statement(conn, cursor, statement, parameters, context, executemany) -> None:
         record.statements.append((record.commits, " ".join(statement.split())))
         record.trips.append(" ".join(statement.split()))
+        record.executed.append((statement, parameters))
 
     def on_begin(conn) -> None:
         if conn.dialect.name == "postgresql":
@@ -272,6 +275,73 @@ def test_the_budget_and_the_sign_up_breaker_count_in_one_query_each(app, app_con
         holdback = budget.signup_holdback("192.0.2.77", "+358441234567", NOW)
     assert holdback.scope == budget.Scope.NETWORK
     assert len(record.selects()) == 1
+
+
+@pytest.mark.usefixtures("needs_postgresql")
+def test_the_budget_does_not_walk_a_campaign_days_messages(app, app_context):
+    """Every code counts the day's SMS of the budgeted kinds; a campaign day's messages are
+    not among them, and the count does not read them either (on the index on kind and
+    created_at, with the kinds written into its SQL, also once PostgreSQL plans it
+    generically): 10,000 campaign messages and 20 codes, and PostgreSQL looks at 20 rows,
+    not 10,020 (a scan of every row of the day before)."""
+    from sqlalchemy import text
+
+    log_sms("+358401234500", "code", "code", NOW)
+    db.session.execute(
+        text(
+            "INSERT INTO sms_messages (phone_e164, kind, body, segments, backend, status,"
+            " attempts, created_at, updated_at) SELECT '+35840' || lpad(i::text, 7, '0'),"
+            " 'campaign', 'offer', 1, 'file', 'sent', 1, :now - i * interval '1 second', :now"
+            " FROM generate_series(1, 10000) AS i"
+        ),
+        {"now": NOW},
+    )
+    for n in range(19):
+        log_sms(f"+3584012345{n:02d}", "code", "code", NOW)
+    db.session.commit()
+    db.session.execute(text("ANALYZE sms_messages"))
+    with recording(app) as record:
+        assert budget.sms_pause(NOW) is None
+    (sent,) = record.executed
+    sql, values = sent
+    assert "'campaign'" not in sql and "'code'" in sql  # the kinds are constants in the SQL
+    connection = db.session.connection()
+    connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+    names = _PARAMETER.findall(sql)
+    types = ["timestamptz" if isinstance(values[name], datetime) else "text" for name in names]
+    connection.exec_driver_sql(f"PREPARE budget({', '.join(types)}) AS {_numbered(sql)}")
+    from psycopg import sql as psycopg_sql  # EXECUTE's arguments as literals: a utility
+    # statement takes no bound parameters
+
+    arguments = psycopg_sql.SQL(", ").join(psycopg_sql.Literal(values[name]) for name in names)
+    explain = psycopg_sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE budget({})").format(arguments)
+    driver = connection.connection.driver_connection
+    (plan,) = connection.exec_driver_sql(explain.as_string(driver)).one()
+    assert plan[0]["Plan"]["Plans"][0]["Actual Rows"] == 20  # the day's codes, all counted
+    assert _rows_read(plan[0]["Plan"]) <= 40, plan
+
+
+_PARAMETER = re.compile(r"%\((\w+)\)s")
+
+
+def _numbered(sql: str) -> str:
+    """psycopg's named placeholders as PREPARE's $1, $2, ... (in order of appearance)."""
+    names: list[str] = []
+
+    def number(match: re.Match) -> str:
+        names.append(match.group(1))
+        return f"${len(names)}"
+
+    return _PARAMETER.sub(number, sql)
+
+
+def _rows_read(node: dict) -> int:
+    """The rows a plan's scans produced or threw away, all of them."""
+    own = 0
+    if "Scan" in node["Node Type"]:
+        own = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+        own += node.get("Rows Removed by Index Recheck", 0)
+    return own + sum(_rows_read(child) for child in node.get("Plans", []))
 
 
 def test_the_number_is_parsed_once_per_request(app, client, monkeypatch):

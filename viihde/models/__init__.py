@@ -21,6 +21,7 @@ from viihde.models.codes import Verification, VerificationKind
 from viihde.models.holdings import Holding
 from viihde.models.retention import ErasureSource, SignupTotal, Tombstone
 from viihde.models.sms_log import (
+    BUDGETED_KINDS,
     CAMPAIGN_KINDS,
     SMS_FINAL_STATUSES,
     SMS_STATUSES,
@@ -45,6 +46,7 @@ from viihde.models.subscribers import (
 
 __all__ = [
     "ATTRIBUTION",
+    "BUDGETED_KINDS",
     "CAMPAIGN_KINDS",
     "CAMPAIGN_STATUSES",
     "EVIDENCE_FIELDS",

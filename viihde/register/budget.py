@@ -27,7 +27,7 @@ from flask import current_app
 from sqlalchemy import Select, bindparam, func, or_, select
 
 from viihde.extensions import cache, db
-from viihde.models import CAMPAIGN_KINDS, SmsMessage, Verification, VerificationKind
+from viihde.models import BUDGETED_KINDS, SmsMessage, Verification, VerificationKind
 from viihde.networks import networks_of
 from viihde.ops import metrics
 
@@ -99,7 +99,11 @@ def _sent_statement() -> Select:
     ).where(
         SmsMessage.created_at > bindparam("sent_day_ago"),
         SmsMessage.status != "failed",
-        SmsMessage.kind.not_in(CAMPAIGN_KINDS),
+        # Not the campaigns' (BUDGETED_KINDS says why), written into the SQL as constants:
+        # PostgreSQL then picks the index on (kind, created_at) in a generic plan too.
+        SmsMessage.kind.in_(
+            bindparam("budgeted_kinds", list(BUDGETED_KINDS), expanding=True, literal_execute=True)
+        ),
     )
 
 
