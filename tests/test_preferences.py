@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
+from unittest import mock
 
 import pytest
 from freezegun import freeze_time
@@ -356,11 +357,8 @@ def driver_statements(engine):
         sent.append(str(query))
         return execute(self, query, *args, **kwargs)
 
-    psycopg.Cursor.execute = recorded
-    try:
+    with mock.patch.object(psycopg.Cursor, "execute", recorded):
         yield sent
-    finally:
-        psycopg.Cursor.execute = execute
 
 
 @contextmanager
@@ -386,11 +384,8 @@ def server_round_trips(engine):
             sent.append(name)
         return wait(self, gen, *args, **kwargs)
 
-    psycopg.Connection.wait = counted
-    try:
+    with mock.patch.object(psycopg.Connection, "wait", counted):
         yield sent
-    finally:
-        psycopg.Connection.wait = wait
 
 
 @pytest.mark.usefixtures("needs_postgresql")

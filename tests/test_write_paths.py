@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.orm import Session
 
 from viihde.extensions import db
@@ -284,8 +284,6 @@ def test_the_budget_does_not_walk_a_campaign_days_messages(app, app_context):
     created_at, with the kinds written into its SQL, also once PostgreSQL plans it
     generically): 10,000 campaign messages and 20 codes, and PostgreSQL looks at 20 rows,
     not 10,020 (a scan of every row of the day before)."""
-    from sqlalchemy import text
-
     log_sms("+358401234500", "code", "code", NOW)
     db.session.execute(
         text(
