@@ -83,6 +83,18 @@ def test_the_form_token_is_checked_on_unsafe_methods_only(app, visitor, monkeypa
     assert checked == [{"apply_exemptions": True}] * 2
 
 
+@pytest.mark.parametrize("config_overrides", [{"WTF_CSRF_CHECK_DEFAULT": False}])
+def test_a_setting_that_turns_the_default_check_off_keeps_it_off(app, visitor, monkeypatch):
+    """Flask-WTF's WTF_CSRF_CHECK_DEFAULT=False (each view calls csrf.protect itself) is
+    kept: the app's own hook, which stands in for Flask-WTF's, does not check then."""
+    from viihde.extensions import csrf
+
+    checked = []
+    monkeypatch.setattr(csrf, "protect", lambda **kw: checked.append(kw))
+    assert visitor.client.post("/code/resend", data={}).status_code == 302  # no pending code
+    assert checked == []
+
+
 @pytest.mark.own_app  # adds a route
 def test_unexpected_error_shows_a_reference_and_no_traceback(app, caplog):
     """A bug gives a 500 page with an incident id that is also in the log."""

@@ -98,13 +98,21 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
-    app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # checked by the hook below, not Flask-WTF's
+    # Checked by the hook below, not Flask-WTF's; a setting that turned the check by default
+    # off (views then call csrf.protect themselves) keeps it off.
+    check_default = app.config.get("WTF_CSRF_CHECK_DEFAULT", True)
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
 
     @app.before_request
     def _check_csrf() -> None:
         """Flask-WTF's own hook looks up every request's view for an exemption before it
         asks the method: here the method comes first, and a GET does nothing."""
-        if app.config["WTF_CSRF_ENABLED"] and request.method in app.config["WTF_CSRF_METHODS"]:
+        config = app.config
+        if (
+            check_default
+            and config["WTF_CSRF_ENABLED"]
+            and request.method in config["WTF_CSRF_METHODS"]
+        ):
             csrf.protect(apply_exemptions=True)
 
     ratelimits.init_app(app)
