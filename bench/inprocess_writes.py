@@ -86,6 +86,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--writes", type=int, default=300, help="requests of each write")
     parser.add_argument("--profile", choices=PATHS, help="cProfile this write")
+    parser.add_argument("--only", choices=PATHS, action="append", help="run this write only")
     arguments = parser.parse_args()
     out = Path(tempfile.gettempdir()) / "bench-inprocess-writes"
     prepare = [sys.executable, str(ROOT / "bench" / "prepare_writes.py")]
@@ -104,7 +105,7 @@ def main() -> None:
         event.listen(db.engine, "before_cursor_execute", sent)
     wall, cpu = best(lambda i: call("/__bare/"), 0, 2000)
     print(f"{'bare route':<12} {wall * 1e6:8.0f} µs wall {cpu * 1e6:8.0f} µs CPU")
-    for kind in PATHS:
+    for kind in arguments.only or PATHS:
         for n in range(WARM):
             write(kind, browsers, n)
         statements.clear()

@@ -7,7 +7,7 @@
 #   DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/bench bench/profile.sh submit
 #
 # Kinds: bare, app-ok, landing, privacy, preferences, submit, confirm, unsubscribe.
-# It prints (bench/profile.py):
+# It prints (bench/cpu_shares.py):
 # - the CPU each kind of process used per request (gunicorn's workers, PostgreSQL, Redis,
 #   wrk): which of them a faster path has to be faster in;
 # - each function's inclusive share of the workers' Python CPU time, sampled by py-spy
@@ -16,7 +16,8 @@
 #   workers (about a third fewer requests a second): the shares are what to read, not the
 #   rate. The folded stacks stay in /tmp/bench-profile-<kind>.folded for a flame graph.
 #
-# Settings: SECONDS_SAMPLED (8), TOP (60 functions), WRITES and BENCH_REDIS as in
+# Settings: SECONDS_SAMPLED (8), TOP (60 functions), CONNECTIONS (64) and THREADS (2: wrk's),
+# WEB_CONCURRENCY (gunicorn's workers; gunicorn.conf.py's default), WRITES and BENCH_REDIS as in
 # bench/http.sh (WRITES: the browsers prepared for each write, each with a code sent from
 # the same address within the hour, as a write's checks will count them).
 set -euo pipefail
@@ -25,6 +26,8 @@ cd "$(dirname "$0")/.."
 KIND=${1:?which page or write: bare, app-ok, landing, privacy, preferences, submit, confirm, unsubscribe}
 SECONDS_SAMPLED=${SECONDS_SAMPLED:-8}
 TOP=${TOP:-60}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
 BENCH_REDIS=${BENCH_REDIS:-redis://127.0.0.1:6379/7}
 URL=http://127.0.0.1:8101
 WRITES=${WRITES:-10000}
@@ -54,7 +57,7 @@ case "$KIND" in
   *) echo "unknown kind: $KIND" >&2; exit 2 ;;
 esac
 args=()
-case "$KIND" in submit | confirm | unsubscribe) args=(-- "$KIND" "$WRITES_DIR/$KIND.txt" 0 2) ;; esac
+case "$KIND" in submit | confirm | unsubscribe) args=(-- "$KIND" "$WRITES_DIR/$KIND.txt" 0 "$THREADS") ;; esac
 
 GUNICORN_MAX_REQUESTS=0 PORT=8101 .venv/bin/gunicorn --config gunicorn.conf.py --chdir bench bare:app --daemon \
   --pid /tmp/bench-profile.pid --access-logfile /dev/null
@@ -69,21 +72,21 @@ for _ in $(seq 60); do curl -fs "$URL/__bare/" >/dev/null && break; sleep 0.5; d
 
 # The CPU split first, without the profiler (it slows the workers), then the profile.
 measured=$((SECONDS_SAMPLED + 4))
-wrk -t2 -c64 -d"${measured}s" "${load[@]}" "$URL$path" "${args[@]}" >/tmp/bench-profile-wrk.txt &
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"${measured}s" "${load[@]}" "$URL$path" "${args[@]}" >/tmp/bench-profile-wrk.txt &
 sleep 2
-split=$(.venv/bin/python bench/profile.py cpu "$SECONDS_SAMPLED")
+split=$(.venv/bin/python bench/cpu_shares.py cpu "$SECONDS_SAMPLED")
 wait
 rate=$(awk '/Requests\/sec/ {print $2}' /tmp/bench-profile-wrk.txt)
-echo "$KIND: $rate requests a second (wrk, 64 connections, 2 threads); $STORAGE"
+echo "$KIND: $rate requests a second (wrk, $CONNECTIONS connections, $THREADS threads); $STORAGE"
 echo "CPU by process while it ran, per request:"
 awk -F'\t' -v r="$rate" '{ printf "  %-16s %5.2f of 2 cores  %7.3f ms a request\n", $1, $2, 1000 * $2 / r }' <<<"$split"
 curl -fs -m 60 -o /dev/null "$URL/__bare/" || true
 
 case "$KIND" in submit | confirm | unsubscribe)  # browsers the first load left alone
   used=$(sed -n 's/^writes .* used=\([0-9]*\).*/\1/p' /tmp/bench-profile-wrk.txt)
-  args=(-- "$KIND" "$WRITES_DIR/$KIND.txt" "$used" 2) ;;
+  args=(-- "$KIND" "$WRITES_DIR/$KIND.txt" "$used" "$THREADS") ;;
 esac
-wrk -t2 -c64 -d"${measured}s" "${load[@]}" "$URL$path" "${args[@]}" >/tmp/bench-profile-wrk.txt &
+wrk -t"$THREADS" -c"$CONNECTIONS" -d"${measured}s" "${load[@]}" "$URL$path" "${args[@]}" >/tmp/bench-profile-wrk.txt &
 sleep 2
 rm -f /tmp/bench-profile-worker-*.folded
 for worker in $(pgrep -P "$(cat /tmp/bench-profile.pid)"); do
@@ -95,4 +98,4 @@ if grep -q "exhausted=[1-9]" /tmp/bench-profile-wrk.txt; then echo "ran out of p
 cat /tmp/bench-profile-worker-*.folded >"/tmp/bench-profile-$KIND.folded"
 echo
 echo "the workers' Python CPU time (py-spy --gil, $SECONDS_SAMPLED s, every worker), by function:"
-.venv/bin/python bench/profile.py shares "/tmp/bench-profile-$KIND.folded" --top "$TOP"
+.venv/bin/python bench/cpu_shares.py shares "/tmp/bench-profile-$KIND.folded" --top "$TOP"

@@ -126,6 +126,22 @@ def test_parallel_guesses_never_exceed_five_tries(app, monkeypatch):
         assert confirm_code(verification_id, code, NOW).outcome == Outcome.EXHAUSTED
 
 
+def test_the_right_code_among_parallel_guesses_gets_a_verdict_only_with_a_try(app, monkeypatch):
+    """Nine wrong guesses and the right code at once: at most five get a verdict (wrong, or
+    confirmed), the right one only if its try was among the five; it is used up exactly
+    when it was confirmed."""
+    verification_id, code = issue(app, "+358401113333", NOW, monkeypatch)
+    guesses = [partial(confirm_code, verification_id, f"{n:06d}", NOW) for n in range(9)]
+    guesses.insert(4, partial(confirm_code, verification_id, code, NOW))
+    outcomes = Counter(result.outcome for result in race(*guesses, app=app))
+    assert outcomes[Outcome.WRONG] + outcomes[Outcome.CONFIRMED] <= 5
+    assert outcomes[Outcome.CONFIRMED] <= 1 and sum(outcomes.values()) == 10
+    with app.app_context():
+        verification = db.session.get(Verification, verification_id)
+        assert verification.attempts <= 5
+        assert (verification.consumed_at is not None) == (outcomes[Outcome.CONFIRMED] == 1)
+
+
 def test_parallel_guesses_at_three_live_codes_stay_within_the_days_cap(app, monkeypatch):
     """Eighteen wrong guesses at once, six at each of a number's three live codes: the
     wrong codes checked never exceed the number's cap of ten a day."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 
 import pytest
@@ -18,6 +18,7 @@ from viihde.models import (
     TEXT_VERSION_FIELDS,
     AppendOnlyError,
     ConsentEvent,
+    Holding,
     Subscriber,
     Verification,
 )
@@ -268,3 +269,43 @@ def test_the_number_is_unique_in_the_register(subscriber_id):
     with pytest.raises(IntegrityError):
         db.session.commit()
     db.session.rollback()
+
+
+def test_the_ledger_and_its_state_are_written_together_on_either_database(subscriber_id):
+    """``states.record`` (one statement on PostgreSQL, two on SQLite): the events come back
+    in ledger order as objects with their ids and UTC times; what comes from outside is
+    stored as the ORM would store it (no NUL); a purpose changed twice in one append
+    ends in its last event's state; the stored state still equals the ledger's fold."""
+    holding_id = db.session.scalar(
+        select(Holding.id).where(Holding.subscriber_id == subscriber_id, Holding.ended_at.is_(None))
+    )
+    evidence = {name: None for name in EVIDENCE_FIELDS} | {
+        "utm_campaign": "tal\x00vi",
+        "privacy_notice_version": "2026-05",
+        "consent_text_version": "offers-2",
+    }
+    later = NOW + timedelta(minutes=5)
+    rows = [
+        {"subscriber_id": subscriber_id, "holding_id": holding_id, "seq": seq,
+         "purpose": purpose, "action": action, "source": "staff", "actor": "staff:1",
+         "created_at": later, "basis": basis, "purchased_on": bought, **evidence}
+        for seq, purpose, action, basis, bought in [
+            (2, "new_content", "grant", "customer", date(2026, 11, 1)),
+            (3, "offers", "withdraw", "consent", None),
+            (4, "new_content", "withdraw", "customer", date(2026, 11, 1)),
+        ]
+    ]  # fmt: skip
+    written = states.record(rows)
+    db.session.commit()
+    assert [(e.seq, e.purpose, e.action) for e in written] == [
+        (2, "new_content", "grant"), (3, "offers", "withdraw"), (4, "new_content", "withdraw"),
+    ]  # fmt: skip
+    assert all(e.id is not None and e in db.session for e in written)
+    db.session.expire_all()
+    stored = events(subscriber_id)[1:]
+    assert [e.id for e in stored] == [e.id for e in written]
+    assert {e.utm_campaign for e in stored} == {"talvi"}
+    assert [e.purchased_on for e in stored] == [date(2026, 11, 1), None, date(2026, 11, 1)]
+    assert {e.created_at for e in stored} == {later} and later.tzinfo is UTC
+    assert stored_states() == folded_states()
+    assert consent.current_consent(subscriber_id) == dict.fromkeys(PURPOSES, False)

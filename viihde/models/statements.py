@@ -8,7 +8,7 @@ take. Inserts: ``INSERT ... ON CONFLICT``, which both databases have, each in it
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
@@ -189,7 +189,13 @@ def insert_rows(model: type, rows: Sequence[Mapping[str, Any]], statement: Inser
     statement = returning_insert(model) if statement is None else statement
     if len(rows) == 1:
         return [_loaded(model, run(statement, rows[0]).one())]
-    return [_loaded(model, row) for row in run(statement, list(rows))]
+    return loaded_rows(model, run(statement, list(rows)))
+
+
+def loaded_rows(model: type, rows: Iterable[Row]) -> list:
+    """Rows of ``model`` a statement just wrote and returned (every column, each named as
+    its attribute), as the model's objects in the session: see ``_loaded``."""
+    return [_loaded(model, row) for row in rows]
 
 
 @cache

@@ -82,22 +82,24 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
         >= current_app.config["CODE_MAX_WRONG_PER_DAY"]
     ):
         return CheckResult(Outcome.EXHAUSTED)  # the number's guessing pause: nothing is checked
-    # Take a try before looking at the code, so twin guesses cannot exceed the limit; the
-    # row as the try left it comes back with it (RETURNING), no second read.
-    taken = (
-        db.session.connection()
-        .execute(_statements().take, {"v_id": verification_id, "max_attempts": max_attempts})
-        .one_or_none()
-    )
+    # A try is taken whatever the code, and only while one is left (the UPDATE's condition),
+    # so twin guesses cannot exceed the limit: a guess learns whether it was right only when
+    # its try was taken. The right code takes its try and is used up in the same UPDATE;
+    # the row as the try left it comes back with it (RETURNING), no second read.
+    right = hashes_match(verification.code_hash, code_hash(verification.phone_e164, code))
+    statement = _statements().claim if right else _statements().take
+    parameters = {"v_id": verification_id, "max_attempts": max_attempts, "now": now}
+    taken = db.session.connection().execute(statement, parameters).one_or_none()
     if taken is None:  # a twin request confirmed it, or took its last try, a moment ago
         db.session.refresh(verification)
         used = verification.consumed_at is not None
         return CheckResult(Outcome.USED if used else Outcome.EXHAUSTED)
-    attempts, stored_hash = taken
+    (attempts,) = taken
     set_committed_value(verification, "attempts", attempts)
-    if not hashes_match(stored_hash, code_hash(verification.phone_e164, code)):
+    if not right:
         left = max_attempts - attempts
         return CheckResult(Outcome.WRONG if left > 0 else Outcome.EXHAUSTED, left)
+    set_committed_value(verification, "consumed_at", now)
     return _confirm(verification, now)
 
 
@@ -120,7 +122,9 @@ def _attach(verification: Verification, holding_id: int) -> None:
 class _Statements:
     """The confirmation's UPDATEs, built once (Core, on the session's connection)."""
 
+    #: A wrong code's try.
     take: Update
+    #: The right code's try, using the code up.
     claim: Update
     attach: dict[str, Update]
 
@@ -128,18 +132,15 @@ class _Statements:
 @cache
 def _statements() -> _Statements:
     codes, messages = Verification.__table__, SmsMessage.__table__
+    a_try_left = (
+        codes.c.id == bindparam("v_id"),
+        codes.c.consumed_at.is_(None),
+        codes.c.attempts < bindparam("max_attempts"),
+    )
+    take = update(codes).where(*a_try_left).values(attempts=codes.c.attempts + 1)
     return _Statements(
-        take=update(codes)
-        .where(
-            codes.c.id == bindparam("v_id"),
-            codes.c.consumed_at.is_(None),
-            codes.c.attempts < bindparam("max_attempts"),
-        )
-        .values(attempts=codes.c.attempts + 1)
-        .returning(codes.c.attempts, codes.c.code_hash),
-        claim=update(codes)
-        .where(codes.c.id == bindparam("v_id"), codes.c.consumed_at.is_(None))
-        .values(consumed_at=bindparam("now")),
+        take=take.returning(codes.c.attempts),
+        claim=take.values(consumed_at=bindparam("now")).returning(codes.c.attempts),
         attach={
             table.name: update(table)
             .where(table.c.id == bindparam("row_id"), table.c.holding_id.is_(None))
@@ -150,14 +151,8 @@ def _statements() -> _Statements:
 
 
 def _confirm(verification: Verification, now: datetime) -> CheckResult:
-    claimed = (
-        db.session.connection()
-        .execute(_statements().claim, {"v_id": verification.id, "now": now})
-        .rowcount
-    )
-    if claimed != 1:  # a twin request confirmed it a moment ago
-        return CheckResult(Outcome.USED)
-    set_committed_value(verification, "consumed_at", now)
+    """The right code, its try taken and the code used up: the step-up's subscriber, or
+    the sign-up (the subscriber and its grants, the welcome SMS staged)."""
     metrics.CODES_CONFIRMED.inc()
     if verification.kind == VerificationKind.STEP_UP:
         subscriber_id = db.session.scalar(

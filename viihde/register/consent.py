@@ -29,7 +29,7 @@ from viihde.models import (
     LawfulBasis,
     Subscriber,
 )
-from viihde.models.statements import insert_new, insert_rows
+from viihde.models.statements import insert_new
 from viihde.ops import metrics
 from viihde.register import holdings, states
 from viihde.register.notices import PRIVACY_NOTICE_VERSION
@@ -369,10 +369,9 @@ def append(
                 **evidence,
             }
         )
-    # One Core INSERT ... RETURNING (compiled once, cached), not the unit of work: the
-    # events come back as objects in the session, with their ids, without a flush.
-    events = insert_rows(ConsentEvent, rows)
-    states.write(events)
+    # Core statements built once, not the unit of work (one on PostgreSQL, the state with
+    # the events): the events come back as objects in the session, with their ids.
+    events = states.record(rows)
     for event in events:
         metrics.CONSENT_EVENTS.labels(event.action, context.source).inc()
     return events

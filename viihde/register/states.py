@@ -9,17 +9,94 @@ The ledger stays the proof: the state always equals its fold (tests/test_consent
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
+from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, insert, select
+from sqlalchemy import Select, TextualSelect, bindparam, delete, func, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import dialect as postgresql
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, ConsentState, Holding
-from viihde.models.statements import insert_or_replace
+from viihde.models.statements import insert_or_replace, insert_rows, loaded_rows, run
 from viihde.register.purposes import configured_keys as configured_purposes
 
 GRANT = "grant"
+
+
+def record(rows: Sequence[Mapping[str, Any]]) -> list[ConsentEvent]:
+    """Append ``rows`` (keyed by column, in ledger order) to the consent ledger and make the
+    state follow (no commit): the events come back, in order, as objects in the session.
+
+    On PostgreSQL one statement does both (``_record_statement``: the rows go in as one
+    array a column, and the state is written from what the INSERT returned); SQLite,
+    which has no INSERT in a WITH, takes two."""
+    if db.session.get_bind().dialect.name != "postgresql":
+        events = insert_rows(ConsentEvent, rows)
+        write(events)
+        return events
+    columns = _recorded_columns()
+    parameters = {column.name: [row[column.name] for row in rows] for column in columns}
+    return loaded_rows(ConsentEvent, run(_record_statement(), parameters))
+
+
+@cache
+def _recorded_columns() -> tuple:
+    """The ledger's columns a new event is given (all but its id)."""
+    return tuple(column for column in ConsentEvent.__table__.c if column.name != "id")
+
+
+@cache
+def _record_statement() -> TextualSelect:
+    """``record``'s statement on PostgreSQL, built once: the new events from one array per
+    column (``unnest``: the same SQL and parameters for any number of events), the state of
+    each holding and purpose from its last new event, and the events back in ledger order.
+    The state's INSERT sees the new rows only through the first INSERT's RETURNING (both
+    run on the statement's one snapshot), which is all it needs."""
+    table, dialect = ConsentEvent.__table__, postgresql()
+    given = _recorded_columns()
+    names = ", ".join(column.name for column in given)
+    arrays = ", ".join(
+        f"CAST(:{column.name} AS {column.type.compile(dialect)}[])" for column in given
+    )
+    state = _STATE_FROM_EVENT
+    if set(state) != set(ConsentState.__table__.c.keys()):
+        raise TypeError("_STATE_FROM_EVENT must name every column of consent_states")
+    kept = [name for name in state if name not in _STATE_KEY]
+    # Names from the models' metadata only; every value is a bound array.
+    sql = f"""
+        WITH new AS (
+            INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays})
+            RETURNING {", ".join(column.name for column in table.c)}
+        ), state AS (
+            INSERT INTO {ConsentState.__tablename__} ({", ".join(state)})
+            SELECT DISTINCT ON (holding_id, purpose) {", ".join(state.values())}
+            FROM new ORDER BY holding_id, purpose, seq DESC
+            ON CONFLICT ({", ".join(_STATE_KEY)}) DO UPDATE SET
+                {", ".join(f"{name} = excluded.{name}" for name in kept)}
+        )
+        SELECT {", ".join(column.name for column in table.c)} FROM new ORDER BY seq
+    """  # noqa: S608  # nosec B608
+    statement = text(sql).bindparams(
+        *(bindparam(column.name, type_=ARRAY(column.type)) for column in given)
+    )
+    return statement.columns(*table.c)
+
+
+#: A state's key: one row per holding and purpose.
+_STATE_KEY = ("holding_id", "purpose")
+
+#: Each column of a state, as SQL on its event's columns (``write`` does it in Python).
+_STATE_FROM_EVENT = {
+    "holding_id": "holding_id",
+    "purpose": "purpose",
+    "granted": f"action = '{GRANT}'",
+    "event_id": "id",
+    "basis": "basis",
+    "consent_text_version": "consent_text_version",
+    "changed_at": "created_at",
+}
 
 
 def write(events: Iterable[ConsentEvent]) -> None:
