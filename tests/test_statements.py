@@ -221,3 +221,54 @@ def test_rows_a_rollback_took_back_leave_the_session(app_context):
     assert kept in db.session and inner not in db.session
     db.session.commit()
     assert db.session.scalars(select(Holding.id)).all() == [kept.id]
+
+
+def test_run_executes_on_the_drivers_cursor_as_core_would(app_context, monkeypatch):
+    """``run`` does not go through Core's execution (the hot writes' statements: issue 18),
+    yet gives what Core would: the statement's own values with the given ones, an INSERT
+    for the columns it is given, constants written into the SQL once (``literal_execute``),
+    rows converted by their types, the engine's listeners told, and the driver's errors as
+    SQLAlchemy's (a unique violation is an IntegrityError)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Connection
+
+    table = InboundMessage.__table__
+    sent = []
+
+    def told(connection, cursor, statement, *rest) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", told)
+    monkeypatch.setattr(Connection, "execute", None)  # Core's way would fail now
+    try:
+        _run_as_core_would(table, sent)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", told)
+
+
+def _run_as_core_would(table, sent: list[str]) -> None:
+    from sqlalchemy import bindparam, insert
+    from sqlalchemy.exc import IntegrityError, MultipleResultsFound, NoResultFound
+
+    from viihde.models.statements import run
+
+    adding = insert(table).returning(table.c.id, table.c.received_at)
+    [(first_id, received)] = run(adding, REPLY)
+    assert received == NOW and received.tzinfo is not None
+    assert sent[-1].startswith("INSERT INTO inbound_messages") and "keyword" in sent[-1]
+    kinds = select(table.c.keyword).where(
+        table.c.keyword.in_(
+            bindparam("kinds", ["stop", "x"], expanding=True, literal_execute=True)
+        ),
+        table.c.id == bindparam("id"),
+    )
+    assert run(kinds, {"id": first_id}).one() == ("stop",)
+    assert "'stop', 'x'" in sent[-1]
+    assert run(kinds, {"id": first_id + 1}).one_or_none() is None
+    with pytest.raises(NoResultFound):
+        run(kinds, {"id": first_id + 1}).one()
+    run(adding, REPLY | {"message_sid": "SM" + "2" * 32})
+    with pytest.raises(MultipleResultsFound):
+        run(select(table.c.id)).one()
+    with pytest.raises(IntegrityError):
+        run(adding, REPLY)  # the same message again

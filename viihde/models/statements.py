@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
-from sqlalchemy import Executable, Insert, Row, Select, Table, event, insert, text
+from sqlalchemy import Executable, Insert, Select, Table, event, insert, text
 from sqlalchemy import inspect as mapper_of
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -28,19 +29,17 @@ def read_once(statement: Select, parameters: Mapping[str, Any]) -> list[tuple]:
     one round trip) on a pooled connection's own cursor; once more on a fresh connection
     if the server had dropped it (a restart, an idle timeout: the pool does not ping).
 
-    The statement is SQLAlchemy's, compiled once per database; its rows come back as the
-    driver's tuples in the statement's column order, with SQLAlchemy's type conversions
-    applied where a type has one (a SQLite boolean). Only the hottest read takes this
+    The statement is prepared as ``run``'s are (compiled once, SQLAlchemy's type
+    conversions applied; rows as the driver's tuples). Only the hottest read takes this
     way: Core's execution and result layers around one statement cost the preference page
-    about a tenth of its throughput over HTTP (issue 18); every other statement goes
-    through a Connection, where engine events see it."""
+    about a tenth of its throughput over HTTP (issue 18)."""
     engine = db.engine
-    read = _prepared_read(statement, engine.dialect)
-    values = read.values(parameters)
+    prepared = _prepared(statement, engine.dialect, ())
+    values = prepared.values(parameters)
     for attempt in (1, 2):
         connection = engine.raw_connection()
         try:
-            return read.rows(_fetch_autocommit(connection, read.sql, values))
+            return prepared.rows(_fetch_autocommit(connection, prepared.sql, values))
         except engine.dialect.loaded_dbapi.Error as error:
             dropped = engine.dialect.is_disconnect(error, connection.dbapi_connection, None)
             if attempt == 2 or not dropped:
@@ -72,24 +71,46 @@ def _fetch_autocommit(connection, sql: str, values) -> list[tuple]:
             driver.autocommit = False
 
 
+class Rows(list):
+    """The rows a statement returned, as the driver's tuples (SQLAlchemy's type conversions
+    applied), with ``names``: each column's key, in order."""
+
+    def __init__(self, rows: Iterable[tuple], names: tuple[str, ...]) -> None:
+        super().__init__(rows)
+        self.names = names
+
+    def one(self) -> tuple:
+        if len(self) != 1:
+            raise (NoResultFound if not self else MultipleResultsFound)(f"{len(self)} rows")
+        return self[0]
+
+    def one_or_none(self) -> tuple | None:
+        return None if not self else self.one()
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
+
+
 @dataclass(frozen=True)
-class _PreparedRead:
+class _Prepared:
     """A statement compiled for one database: its SQL, its parameters as the driver takes
-    them, and the type conversions of its columns (None: none is needed)."""
+    them, and its result columns' names and type conversions (None: none is needed)."""
 
     compiled: SQLCompiler
     sql: str
+    positions: tuple[str, ...] | None
     binds: dict[str, Callable]
+    names: tuple[str, ...]
     columns: tuple[Callable | None, ...] | None
 
-    def values(self, parameters: Mapping[str, Any]):
+    def values(self, parameters: Mapping[str, Any] | None):
         """The driver's parameters: SQLAlchemy's (the statement's own values with the
         given ones), each converted as its type says, in order where SQLite wants it."""
         values = self.compiled.construct_params(parameters)
         for name, convert in self.binds.items():
             values[name] = convert(values[name])
-        if self.compiled.positional:
-            return tuple(values[name] for name in self.compiled.positiontup)
+        if self.positions is not None:
+            return tuple(values[name] for name in self.positions)
         return values
 
     def rows(self, rows: list[tuple]) -> list[tuple]:
@@ -101,40 +122,103 @@ class _PreparedRead:
         ]
 
 
-@lru_cache(maxsize=64)
-def _prepared_read(statement: Select, dialect) -> _PreparedRead:
-    """``statement`` compiled for ``dialect`` with each parameter's and column's type
+@lru_cache(maxsize=256)
+def _prepared(statement: Executable, dialect, keys: tuple[str, ...]) -> _Prepared:
+    """``statement`` compiled for ``dialect`` (an INSERT or UPDATE: for the columns named
+    by ``keys``, its parameters' names) with each parameter's and column's type
     conversion as Core finds it (the dialect's own implementation of the type: a SQLite
     date is text to parse, a ``UTCDateTime`` gets its time zone). Kept for the statement
-    object: a caller builds its statement once."""
-    compiled = statement.compile(dialect=dialect)
-    if compiled.post_compile_params:  # an expanding IN, say: Core renders it per call
-        raise TypeError("read_once takes no parameter rendered at execution (IN lists)")
+    object: a caller builds its statement once. Values written into the SQL as constants
+    (``literal_execute``) are rendered here, once; parameters Core renders per call (an
+    expanding IN) are refused."""
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+    if compiled.post_compile_params:
+        raise TypeError("a prepared statement takes no parameter rendered at execution")
+    sql, positions = str(compiled), compiled.positiontup
+    if compiled.literal_execute_params:
+        expanded = compiled.construct_expanded_state(compiled.construct_params(_check=False))
+        sql, positions = expanded.statement, expanded.positiontup
+    exported = statement.exported_columns if hasattr(statement, "exported_columns") else ()
     columns = tuple(
-        column.type.dialect_impl(dialect).result_processor(dialect, None)
-        for column in statement.selected_columns
+        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in exported
     )
-    return _PreparedRead(
+    return _Prepared(
         compiled=compiled,
-        sql=str(compiled),
+        sql=sql,
+        positions=tuple(positions) if compiled.positional else None,
         binds={
             compiled.bind_names[bind]: processor
             for bind in compiled.binds.values()
             if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         },
+        names=tuple(column.key for column in exported),
         columns=columns if any(columns) else None,
     )
 
 
-def run(statement: Executable, parameters: Any = None):
-    """Run a Core statement in the session's transaction, on its connection: what the
-    session holds unflushed is flushed first (the ORM's autoflush; nothing is done when it
-    holds nothing), without the ORM's machinery around each statement (0.1-0.2 ms of CPU
-    a statement)."""
+def run(statement: Executable, parameters: Mapping[str, Any] | list | None = None) -> Rows:
+    """Run a Core statement in the session's transaction, on its connection's own cursor:
+    compiled once (``_prepared``), without Core's execution and result layers around it
+    (issue 18: 40-90 µs of CPU a statement), its rows as tuples. A list of parameter sets
+    runs the statement once for each, in order (psycopg pipelines them: one round trip),
+    with the rows of each. What the session holds unflushed is flushed first (the ORM's
+    autoflush; nothing is done when it holds nothing). The engine's statement events see
+    it as they see Core's; the driver's errors come as SQLAlchemy's."""
     session = db.session()
     if session.autoflush:
         session.flush()  # nothing to do (and no flush) when the session is clean
-    return session.connection().execute(statement, parameters)
+    connection = session.connection()
+    dialect = connection.dialect
+    many = isinstance(parameters, list)
+    given = (parameters[0] if many else parameters) or {}
+    prepared = _prepared(statement, dialect, tuple(given) if statement.is_dml else ())
+    values = [prepared.values(each) for each in parameters] if many else prepared.values(parameters)
+    fairy = connection.connection
+    cursor = fairy.cursor()
+    events = connection.dispatch.before_cursor_execute
+
+    def sent(parameters, many: bool) -> None:  # as Core tells the engine's listeners
+        if events:
+            events(connection, cursor, prepared.sql, parameters, None, many)
+
+    try:
+        rows = _execute(cursor, prepared, values, many, dialect.name, sent)
+    except dialect.loaded_dbapi.Error as error:
+        if dialect.is_disconnect(error, fairy.dbapi_connection, cursor):
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            prepared.sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from error
+    finally:
+        cursor.close()
+    return Rows(prepared.rows(rows), prepared.names)
+
+
+def _execute(cursor, prepared: _Prepared, values, many: bool, dialect: str, sent) -> list:
+    """The statement's driver calls (each told to ``sent`` first) and the rows they gave."""
+    returns = bool(prepared.names)
+    if not many:
+        sent(values, False)
+        cursor.execute(prepared.sql, values)
+        return cursor.fetchall() if returns else []
+    if not returns:
+        sent(values, True)
+        cursor.executemany(prepared.sql, values)
+        return []
+    if dialect != "postgresql":  # SQLite's executemany returns no rows: one by one
+        rows = []
+        for each in values:
+            sent(each, False)
+            cursor.execute(prepared.sql, each)
+            rows += cursor.fetchall()
+        return rows
+    sent(values, True)
+    cursor.executemany(prepared.sql, values, returning=True)
+    rows = []
+    while True:
+        rows += cursor.fetchall()
+        if not cursor.nextset():
+            return rows
 
 
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
@@ -143,7 +227,7 @@ _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 def serialise(key: str) -> None:
     """Make twin transactions about ``key`` take turns until this one ends."""
     if _dialect() == "postgresql":
-        db.session.connection().execute(_LOCK, {"key": key})
+        run(_LOCK, {"key": key})
 
 
 def insert_once(model: type, values: Mapping[str, Any], *, unique: Sequence[str]) -> int | None:
@@ -163,8 +247,8 @@ def insert_new(model: type, values: Mapping[str, Any], *, unique: Sequence[str])
     """``insert_once``, the new row coming back as the model's object (persistent in the
     session, nothing read after the INSERT); None when one was there already."""
     statement = _insert_new_statement(model, tuple(unique), _dialect())
-    row = run(statement, values).one_or_none()
-    return None if row is None else _loaded(model, row)
+    made = loaded_rows(model, run(statement, values))
+    return made[0] if made else None
 
 
 @cache
@@ -187,21 +271,20 @@ def insert_rows(model: type, rows: Sequence[Mapping[str, Any]], statement: Inser
     if not rows:
         return []
     statement = returning_insert(model) if statement is None else statement
-    if len(rows) == 1:
-        return [_loaded(model, run(statement, rows[0]).one())]
-    return loaded_rows(model, run(statement, list(rows)))
+    return loaded_rows(model, run(statement, rows[0] if len(rows) == 1 else list(rows)))
 
 
-def loaded_rows(model: type, rows: Iterable[Row]) -> list:
+def loaded_rows(model: type, rows: Rows) -> list:
     """Rows of ``model`` a statement just wrote and returned (every column, each named as
     its attribute), as the model's objects in the session: see ``_loaded``."""
-    return [_loaded(model, row) for row in rows]
+    return [_loaded(model, dict(zip(rows.names, row, strict=True))) for row in rows]
 
 
 @cache
 def returning_insert(model: type) -> Insert:
-    """``insert_rows``'s statement for ``model``: every column back, in parameter order."""
-    return insert(model.__table__).returning(*_columns(model), sort_by_parameter_order=True)
+    """``insert_rows``'s statement for ``model``: every column back (``run`` runs it once
+    for each row, in order)."""
+    return insert(model.__table__).returning(*_columns(model))
 
 
 @cache
@@ -215,11 +298,12 @@ def _columns(model: type) -> tuple:
     return columns
 
 
-def _loaded(model: type, row: Row) -> Any:
-    """The model's object for a row just written, added to the session as loaded (and
-    remembered with its transaction: a rollback of that transaction takes it out of the
-    session again, as it does an object the session inserted itself)."""
-    instance = model(**row._asdict())
+def _loaded(model: type, values: dict[str, Any]) -> Any:
+    """The model's object for a row just written (its columns' values by name), added to
+    the session as loaded (and remembered with its transaction: a rollback of that
+    transaction takes it out of the session again, as it does an object the session
+    inserted itself)."""
+    instance = model(**values)
     make_transient_to_detached(instance)
     session = db.session()
     session.add(instance)

@@ -26,7 +26,7 @@ from viihde.models import (
     Verification,
     VerificationKind,
 )
-from viihde.models.statements import serialise
+from viihde.models.statements import run, serialise
 from viihde.ops import metrics
 from viihde.register import consent
 from viihde.register.codes import code_hash, wrong_codes_today
@@ -89,7 +89,7 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
     right = hashes_match(verification.code_hash, code_hash(verification.phone_e164, code))
     statement = _statements().claim if right else _statements().take
     parameters = {"v_id": verification_id, "max_attempts": max_attempts, "now": now}
-    taken = db.session.connection().execute(statement, parameters).one_or_none()
+    taken = run(statement, parameters).one_or_none()
     if taken is None:  # a twin request confirmed it, or took its last try, a moment ago
         db.session.refresh(verification)
         used = verification.consumed_at is not None
@@ -106,14 +106,12 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
 def _attach(verification: Verification, holding_id: int) -> None:
     """The code that confirmed a sign-up, and its SMS, belong to the holding it opened (or
     joined): they were written while nobody in the register may have held the number."""
-    connection = db.session.connection()
     for table, row_id in (
         (Verification.__table__, verification.id),
         (SmsMessage.__table__, verification.sms_message_id),
     ):
         if row_id is not None:
-            attach = _statements().attach[table.name]
-            connection.execute(attach, {"row_id": row_id, "holding": holding_id})
+            run(_statements().attach[table.name], {"row_id": row_id, "holding": holding_id})
     if verification.holding_id is None:
         set_committed_value(verification, "holding_id", holding_id)
 

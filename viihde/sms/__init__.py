@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from viihde.extensions import db
 from viihde.models import SmsKind, SmsMessage, open_holding_of
+from viihde.models.statements import run
 from viihde.sms.delivery import deliver
 from viihde.sms.queue import enqueue_delivery, sms_queue
 from viihde.sms.segments import segmentation
@@ -53,11 +54,11 @@ def stage(
     ``secret`` (a one-time code) is kept out of the log row; the body with the code travels
     only in the job. A rollback forgets it (the row is gone too).
     """
-    # A Core INSERT ... RETURNING id, built once, on the session's connection: the row is
+    # A Core INSERT ... RETURNING id, built once, in the session's transaction: the row is
     # not needed as an object, only its id.
     row = _row(to, body, kind, now, subscriber_id, secret=secret)
     parameters = {f"sms_{name}": value for name, value in row.items()}
-    message_id = db.session.connection().execute(_log_statement(), parameters).scalar_one()
+    message_id = run(_log_statement(), parameters).scalar_one()
     staged = Staged(message_id, body, kind)
     db.session.info.setdefault(_STAGED, []).append(staged)
     return staged
