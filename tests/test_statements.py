@@ -272,3 +272,44 @@ def _run_as_core_would(table, sent: list[str]) -> None:
         run(select(table.c.id)).one()
     with pytest.raises(IntegrityError):
         run(adding, REPLY)  # the same message again
+
+
+def test_objects_read_on_the_drivers_cursor_are_loaded_and_fresh(app_context):
+    """``get`` and ``read_one`` (the hot paths' reads): an object read is in the session as
+    if the ORM had loaded it (nothing to flush, the same object for the same row); one the
+    session holds already is returned without a statement by ``get``, and made fresh by a
+    locking read (what the database holds wins), as the ORM's populate_existing."""
+    from sqlalchemy import event
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    from viihde.models import Subscriber
+    from viihde.models.statements import get, insert_rows
+    from viihde.register.consent import lock_subscriber
+
+    [made] = insert_rows(
+        Subscriber,
+        [{"phone_e164": "+358401234567", "language": "fi", "link_key": "k" * 32,
+          "created_at": NOW, "confirmed_at": NOW}],
+    )  # fmt: skip
+    made_id = made.id
+    db.session.commit()
+    db.session.expunge_all()
+    subscriber = get(Subscriber, made_id)
+    assert (subscriber.phone_e164, subscriber.created_at) == ("+358401234567", NOW)
+    assert not db.session.dirty and db.session.get(Subscriber, made_id) is subscriber
+    assert get(Subscriber, made_id + 1) is None
+    sent = []
+
+    def told(connection, cursor, statement, *rest) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", told)
+    try:
+        assert get(Subscriber, made_id) is subscriber and sent == []
+    finally:
+        event.remove(db.engine, "before_cursor_execute", told)
+    set_committed_value(subscriber, "language", "sv")  # as if read before a change
+    assert lock_subscriber(made_id) is subscriber
+    assert subscriber.language == "fi"
+    assert not db.session.dirty
+    db.session.commit()

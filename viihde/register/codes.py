@@ -27,7 +27,7 @@ from viihde.models import (
     VerificationKind,
     open_holding_of,
 )
-from viihde.models.statements import insert_rows, returning_insert, run, serialise
+from viihde.models.statements import get, insert_rows, returning_insert, run, serialise
 from viihde.ops import metrics
 from viihde.register import consent, purposes
 from viihde.register.budget import (
@@ -201,7 +201,7 @@ def seconds_until_resend(verification: Verification, now: datetime) -> int:
 
 def pending_verification(verification_id: int | None) -> Verification | None:
     """The browser's verification, if it still exists."""
-    return db.session.get(Verification, verification_id) if verification_id else None
+    return get(Verification, verification_id) if verification_id else None
 
 
 def resend_code(verification_id: int, now: datetime) -> Verification:

@@ -29,7 +29,7 @@ from viihde.models import (
     LawfulBasis,
     Subscriber,
 )
-from viihde.models.statements import insert_new
+from viihde.models.statements import columns_of, insert_new, read_one
 from viihde.ops import metrics
 from viihde.register import holdings, states
 from viihde.register.notices import PRIVACY_NOTICE_VERSION
@@ -115,14 +115,14 @@ def signup(
         subscriber.language = language
     grants = [(purpose, GRANT) for purpose in purposes]
     if created:
-        holding = holdings.open_new(subscriber, now)
-        append(subscriber, grants, context, now, latest={}, holding=holding, last_seq=0)
-        return subscriber, holding.id
-    holding, latest, last_seq = states.open_holding_and_latest(subscriber.id)
-    if holding is None:
-        holding, latest = holdings.open_new(subscriber, now), {}
-    events = append(subscriber, grants, context, now, latest, holding, last_seq)
-    return subscriber, events[0].holding_id if events else holding.id
+        holding_id = holdings.open_new(subscriber, now).id
+        append(subscriber, grants, context, now, latest={}, holding_id=holding_id, last_seq=0)
+        return subscriber, holding_id
+    holding_id, latest, last_seq = states.open_holding_and_latest(subscriber.id)
+    if holding_id is None:
+        holding_id, latest = holdings.open_new(subscriber, now).id, {}
+    events = append(subscriber, grants, context, now, latest, holding_id, last_seq)
+    return subscriber, events[0].holding_id if events else holding_id
 
 
 def enter(phone_e164: str, language: str, now: datetime) -> tuple[Subscriber, bool]:
@@ -164,19 +164,14 @@ def grant_in_force(subscriber_id: int, purpose: str) -> ConsentEvent | None:
 
 def _locked(statement: Select, parameters: dict) -> Subscriber | None:
     """Load and lock (FOR UPDATE on PostgreSQL) the subscriber ``statement`` finds."""
-    subscriber = db.session.execute(statement, parameters).scalar_one_or_none()
+    subscriber = read_one(statement, parameters, Subscriber)
     if subscriber is not None:
         db.session.info.setdefault(_LOCKED, set()).add(subscriber.id)
     return subscriber
 
 
 def _locking(condition) -> Select:
-    return (
-        select(Subscriber)
-        .where(condition)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    return select(*columns_of(Subscriber)).where(condition).with_for_update()
 
 
 #: The locking reads, built once (every change from a link, STOP and sign-up take one).
@@ -241,14 +236,14 @@ def _change(
     subscriber = _already_locked(subscriber_id) or lock_subscriber(subscriber_id)
     if subscriber is None:
         return []
-    holding, latest, last_seq = states.open_holding_and_latest(subscriber.id)
+    holding_id, latest, last_seq = states.open_holding_and_latest(subscriber.id)
     state = state_of(latest)
     changes = [
         (purpose, GRANT if granted else WITHDRAW)
         for purpose, granted in choose(state).items()
         if state.get(purpose, False) != granted
     ]
-    return append(subscriber, changes, context, now, latest, holding, last_seq)
+    return append(subscriber, changes, context, now, latest, holding_id, last_seq)
 
 
 def end_holding(
@@ -258,7 +253,7 @@ def end_holding(
     holder change): a closed holding never has a grant in force (no commit)."""
     latest = latest_in(holding.id)
     ended = [(purpose, WITHDRAW) for purpose, event in latest.items() if event.action == GRANT]
-    return append(subscriber, ended, context, now, latest, holding=holding)
+    return append(subscriber, ended, context, now, latest, holding_id=holding.id)
 
 
 def latest_events(subscriber_id: int) -> dict[str, ConsentEvent]:
@@ -280,7 +275,7 @@ def _last_of(events: Select) -> dict[str, ConsentEvent]:
     return latest
 
 
-def state_of(latest: dict[str, ConsentEvent]) -> dict[str, bool]:
+def state_of(latest: Mapping[str, ConsentEvent | states.LastEvent]) -> dict[str, bool]:
     """Each purpose's state given its last events (configured ones, and any other there)."""
     state = dict.fromkeys(configured_purposes(), False)
     for purpose, event in latest.items():
@@ -314,13 +309,13 @@ def append(
     changes: Sequence[tuple[str, str]],
     context: ConsentContext,
     now: datetime,
-    latest: dict[str, ConsentEvent] | None = None,
-    holding: Holding | None = None,
+    latest: Mapping[str, ConsentEvent | states.LastEvent] | None = None,
+    holding_id: int | None = None,
     last_seq: int | None = None,
 ) -> list[ConsentEvent]:
-    """Append ``changes`` (purpose, action) for a locked subscriber, in order, in one flush,
-    to ``holding`` (by default the open one, opened now if nobody holds the number). The
-    only writer of the ledger.
+    """Append ``changes`` (purpose, action) for a locked subscriber, in order, to the
+    holding ``holding_id`` (by default the open one, opened now if nobody holds the
+    number). The only writer of the ledger.
 
     ``latest`` is the holding's last event per purpose read under the same lock (read here
     when not given): a withdrawal keeps the basis of the grant it ends ("the customer
@@ -329,10 +324,10 @@ def append(
     """
     if not changes:
         return []
-    if holding is None:
-        holding = holdings.open_for(subscriber, now)
+    if holding_id is None:
+        holding_id = holdings.open_for(subscriber, now).id
     if latest is None:
-        latest = latest_in(holding.id)
+        latest = latest_in(holding_id)
     if last_seq is None:
         last_seq = db.session.scalar(
             select(func.max(ConsentEvent.seq)).where(ConsentEvent.subscriber_id == subscriber.id)
@@ -357,7 +352,7 @@ def append(
         rows.append(
             {
                 "subscriber_id": subscriber.id,
-                "holding_id": holding.id,
+                "holding_id": holding_id,
                 "seq": seq,
                 "purpose": purpose,
                 "action": action,

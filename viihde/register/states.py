@@ -10,8 +10,9 @@ The ledger stays the proof: the state always equals its fold (tests/test_consent
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, TextualSelect, bindparam, delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -186,18 +187,31 @@ def current(subscriber_id: int) -> dict[str, bool]:
     return state
 
 
+class LastEvent(NamedTuple):
+    """What a change needs of the event a purpose's state rests on: its action (the state),
+    and the basis a withdrawal keeps ("the customer refused")."""
+
+    action: str
+    basis: str
+    purchased_on: date | None
+
+
 def open_holding_and_latest(
     subscriber_id: int,
-) -> tuple[Holding | None, dict[str, ConsentEvent], int | None]:
-    """The open holding, the event each purpose's stored state rests on (the fold's last
-    event, which the state always equals), and the number's last place in the ledger:
-    one statement, read under the subscriber's lock. Nobody holds the number: (None, {},
-    None)."""
-    rows = db.session.execute(_open_holding_statement(), {"subscriber_id": subscriber_id}).all()
+) -> tuple[int | None, dict[str, LastEvent], int | None]:
+    """The open holding's id, each purpose's last event as its stored state rests on it
+    (the fold's last event, which the state always equals), and the number's last place
+    in the ledger (0: none): one statement, read under the subscriber's lock. Nobody holds
+    the number: (None, {}, None)."""
+    rows = run(_open_holding_statement(), {"subscriber_id": subscriber_id})
     if not rows:
         return None, {}, None
-    latest = {event.purpose: event for _, event, _ in rows if event is not None}
-    return rows[0][0], latest, rows[0][2]
+    latest = {
+        purpose: LastEvent(action, basis, purchased_on)
+        for _, purpose, action, basis, purchased_on, _ in rows
+        if purpose is not None
+    }
+    return rows[0][0], latest, rows[0][5]
 
 
 @cache
@@ -210,7 +224,14 @@ def _open_holding_statement() -> Select:
         .scalar_subquery()
     )
     return (
-        select(Holding, ConsentEvent, last_seq)
+        select(
+            Holding.id,
+            ConsentEvent.purpose,
+            ConsentEvent.action,
+            ConsentEvent.basis,
+            ConsentEvent.purchased_on,
+            last_seq,
+        )
         .outerjoin(ConsentState, ConsentState.holding_id == Holding.id)
         .outerjoin(ConsentEvent, ConsentEvent.id == ConsentState.event_id)
         .where(Holding.subscriber_id == subscriber_id, Holding.ended_at.is_(None))
