@@ -37,38 +37,57 @@ def record(rows: Sequence[Mapping[str, Any]]) -> list[ConsentEvent]:
         events = insert_rows(ConsentEvent, rows)
         write(events)
         return events
-    columns = _recorded_columns()
-    parameters = {column.name: [row[column.name] for row in rows] for column in columns}
-    return loaded_rows(ConsentEvent, run(_record_statement(), parameters))
+    first = rows[0]
+    # The columns whose values differ between the rows go in as arrays (the place in the
+    # ledger always does); the rest (the subscriber, the holding, the time, the evidence:
+    # one append's) as one value each, which the driver converts faster.
+    varying = tuple(
+        name
+        for name in _recorded_names()
+        if name == "seq" or any(r[name] != first[name] for r in rows)
+    )
+    parameters = {
+        name: [row[name] for row in rows] if name in varying else first[name]
+        for name in _recorded_names()
+    }
+    return loaded_rows(ConsentEvent, run(_record_statement(varying), parameters))
 
 
 @cache
-def _recorded_columns() -> tuple:
+def _recorded_names() -> tuple[str, ...]:
     """The ledger's columns a new event is given (all but its id)."""
-    return tuple(column for column in ConsentEvent.__table__.c if column.name != "id")
+    return tuple(column.name for column in ConsentEvent.__table__.c if column.name != "id")
 
 
 @cache
-def _record_statement() -> TextualSelect:
-    """``record``'s statement on PostgreSQL, built once: the new events from one array per
-    column (``unnest``: the same SQL and parameters for any number of events), the state of
+def _record_statement(varying: tuple[str, ...]) -> TextualSelect:
+    """``record``'s statement on PostgreSQL, built once per set of ``varying`` columns (an
+    array each; the others one value each): the new events (``unnest`` zips the arrays,
+    so the SQL and its parameters are the same for any number of events), the state of
     each holding and purpose from its last new event, and the events back in ledger order.
     The state's INSERT sees the new rows only through the first INSERT's RETURNING (both
     run on the statement's one snapshot), which is all it needs."""
     table, dialect = ConsentEvent.__table__, postgresql()
-    given = _recorded_columns()
-    names = ", ".join(column.name for column in given)
+    given = [table.c[name] for name in _recorded_names()]
+
+    def value(column) -> str:
+        if column.name in varying:
+            return f"given.{column.name}"
+        return f"CAST(:{column.name} AS {column.type.compile(dialect)})"
+
     arrays = ", ".join(
-        f"CAST(:{column.name} AS {column.type.compile(dialect)}[])" for column in given
+        f"CAST(:{name} AS {table.c[name].type.compile(dialect)}[])" for name in varying
     )
     state = _STATE_FROM_EVENT
     if set(state) != set(ConsentState.__table__.c.keys()):
         raise TypeError("_STATE_FROM_EVENT must name every column of consent_states")
     kept = [name for name in state if name not in _STATE_KEY]
-    # Names from the models' metadata only; every value is a bound array.
+    # Names from the models' metadata only; every value is bound.
     sql = f"""
         WITH new AS (
-            INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays})
+            INSERT INTO {table.name} ({", ".join(column.name for column in given)})
+            SELECT {", ".join(value(column) for column in given)}
+            FROM unnest({arrays}) AS given({", ".join(varying)})
             RETURNING {", ".join(column.name for column in table.c)}
         ), state AS (
             INSERT INTO {ConsentState.__tablename__} ({", ".join(state)})
@@ -80,7 +99,12 @@ def _record_statement() -> TextualSelect:
         SELECT {", ".join(column.name for column in table.c)} FROM new ORDER BY seq
     """  # noqa: S608  # nosec B608
     statement = text(sql).bindparams(
-        *(bindparam(column.name, type_=ARRAY(column.type)) for column in given)
+        *(
+            bindparam(
+                column.name, type_=ARRAY(column.type) if column.name in varying else column.type
+            )
+            for column in given
+        )
     )
     return statement.columns(*table.c)
 
