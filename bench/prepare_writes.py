@@ -46,6 +46,7 @@ from viihde.models import (
     VerificationKind,
 )
 from viihde.register import consent, purposes, states
+from viihde.register.budget import number_range, origin_of
 from viihde.register.codes import code_hash, generate_code
 from viihde.register.notices import SIGNUP_TEXT_VERSION
 from viihde.web import browser
@@ -121,9 +122,13 @@ def pending_signups(count: int, now) -> list[tuple[int, str]]:
     (verification id, code)."""
     codes = [generate_code() for _ in range(count)]
     numbers = [CONFIRM_NUMBERS.format(i) for i in range(count)]
+    network, wide_network = origin_of(EVIDENCE.ip)
     rows = [
         {
             "phone_e164": number,
+            "network": network,
+            "wide_network": wide_network,
+            "number_range": number_range(number),
             "kind": VerificationKind.SIGNUP,
             "code_hash": code_hash(number, code),
             "language": "fi",

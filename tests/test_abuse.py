@@ -166,6 +166,28 @@ def test_unconfirmed_codes_to_one_number_range_hold_back_only_that_range(app, ou
     assert ask_code(app, outbox, "040 999 1111", ip="198.51.100.6").status_code == 302
 
 
+@pytest.mark.parametrize(
+    ("config_overrides", "status"),
+    [
+        (BREAKER | {"CONFIRMATION_RATE_SAMPLE": 3}, 429),
+        (BREAKER | {"CONFIRMATION_RATE_SAMPLE": 6}, 302),
+    ],
+)
+def test_the_breaker_judges_a_networks_latest_codes(app, outbox, clock, status):
+    """Three sign-ups from a /24 confirmed, then two codes from it left unconfirmed: the
+    breaker judges the network's latest CONFIRMATION_RATE_SAMPLE codes of the hour, so with
+    a sample of three the next code is held back (one of the latest three confirmed, under
+    the floor of half), and with six it is not (three of five)."""
+    for n in range(3):
+        client = app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"192.0.2.{n}"
+        Visitor(client, outbox).sign_up(f"04{n} 123 4567")
+    clock.tick(60)
+    for n in range(2):
+        assert ask_code(app, outbox, f"050 {n}65 4321", ip=f"192.0.2.{10 + n}").status_code == 302
+    assert ask_code(app, outbox, "045 999 9999", ip="192.0.2.20").status_code == status
+
+
 @pytest.mark.parametrize("config_overrides", [BREAKER])
 def test_healthy_confirmations_keep_sending_open(app, outbox, clock):
     """People who confirm their codes keep their network's sign-ups open."""

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
+from viihde.models.statements import run
 from viihde.register import budget
 from viihde.register.codes import CodeRefused, Refusal, SignupDetails, after_sending, request_code
 from viihde.register.confirmation import Outcome, confirm_code
@@ -306,22 +307,61 @@ def test_the_budget_does_not_walk_a_campaign_days_messages(app, app_context):
     (sent,) = record.executed
     sql, values = sent
     assert "'campaign'" not in sql and "'code'" in sql  # the kinds are constants in the SQL
+    plan = _generic_plan(sql, values)
+    assert plan["Plans"][0]["Actual Rows"] == 20  # the day's codes, all counted
+    assert _rows_read(plan) <= 40, plan
+
+
+@pytest.mark.usefixtures("needs_postgresql")
+@pytest.mark.parametrize("config_overrides", [{"CONFIRMATION_RATE_SAMPLE": 50}])
+def test_the_sign_up_breaker_reads_only_each_scopes_latest_codes(app, app_context):
+    """A busy network (3,000 sign-up codes in the hour from one /24, all to one number
+    range): the breaker's check reads each scope's latest codes off its index, newest
+    first, at most CONFIRMATION_RATE_SAMPLE of them (it read all 3,000 three times over
+    before), also once PostgreSQL plans it generically."""
+    db.session.execute(
+        text(
+            "INSERT INTO verifications (phone_e164, kind, code_hash, language, purposes,"
+            " attempts, created_at, expires_at, network, wide_network, number_range,"
+            " privacy_notice_version, consent_text_version)"
+            " SELECT '+35840123' || lpad(i::text, 4, '0'), 'signup', 'h', 'fi', 'offers', 0,"
+            " :now - i * interval '1 second', :now, '192.0.2.0/24', '192.0.0.0/16', '+3584012',"
+            " 'v', 'v' FROM generate_series(1, 3000) AS i"
+        ),
+        {"now": NOW},
+    )
+    db.session.commit()
+    db.session.execute(text("ANALYZE verifications"))
+    counts = budget.HoldbackCounts("192.0.2.7", "+358401239999", NOW)
+    with recording(app) as record:
+        row = run(counts.query, counts.parameters).one()
+    assert row[0::3] == (50, 50, 50)  # each scope's sample, all unconfirmed
+    ((sql, values),) = record.executed
+    assert _rows_read(_generic_plan(sql, values)) <= 3 * 50, sql
+
+
+def _generic_plan(sql: str, values: dict) -> dict:
+    """The plan PostgreSQL runs ``sql`` (as psycopg sent it) by once it prepares it and
+    plans it for any parameters, run with ``values`` (EXPLAIN ANALYZE)."""
     connection = db.session.connection()
     connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
     names = _PARAMETER.findall(sql)
-    types = ["timestamptz" if isinstance(values[name], datetime) else "text" for name in names]
-    connection.exec_driver_sql(f"PREPARE budget({', '.join(types)}) AS {_numbered(sql)}")
+    types = [_TYPES.get(type(values[name]), "text") for name in names]
+    connection.exec_driver_sql(f"PREPARE measured({', '.join(types)}) AS {_numbered(sql)}")
     from psycopg import sql as psycopg_sql  # EXECUTE's arguments as literals: a utility
     # statement takes no bound parameters
 
     arguments = psycopg_sql.SQL(", ").join(psycopg_sql.Literal(values[name]) for name in names)
-    explain = psycopg_sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE budget({})").format(arguments)
+    explain = psycopg_sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE measured({})").format(
+        arguments
+    )
     driver = connection.connection.driver_connection
     (plan,) = connection.exec_driver_sql(explain.as_string(driver)).one()
-    assert plan[0]["Plan"]["Plans"][0]["Actual Rows"] == 20  # the day's codes, all counted
-    assert _rows_read(plan[0]["Plan"]) <= 40, plan
+    connection.exec_driver_sql("DEALLOCATE measured")
+    return plan[0]["Plan"]
 
 
+_TYPES = {datetime: "timestamptz", int: "integer"}
 _PARAMETER = re.compile(r"%\((\w+)\)s")
 
 

@@ -48,6 +48,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.check_catalogues(app.config, ROOT / "translations")
     app.config["RATELIMIT_STORAGE_URI"] = config.rate_limit_storage(app.config)
     config.check_purposes(app.config, set(purposes.CATALOGUE))
+    config.check_breaker(app.config)
     config.quiet_hours_window(app.config["CAMPAIGN_QUIET_HOURS"])  # ConfigError if malformed
     if app.config["PROXY_COUNT"]:
         count = app.config["PROXY_COUNT"]

@@ -96,11 +96,13 @@ def from_environment(instance_path: str) -> dict:
         # hour or day (the only thing that pauses everyone).
         "SMS_HOURLY_LIMIT": int(_env("SMS_HOURLY_LIMIT", "500")),
         "SMS_DAILY_LIMIT": int(_env("SMS_DAILY_LIMIT", "3000")),
-        # The sign-up breaker (``budget``): a client network or number range whose last
-        # hour holds at least MIN_SAMPLE sign-up codes, fewer than FLOOR of them confirmed,
-        # gets one sign-up code per TIGHTENED_INTERVAL until that changes.
+        # The sign-up breaker (``budget``): a client network or number range whose latest
+        # sign-up codes of the last hour (at most SAMPLE of them) are at least MIN_SAMPLE,
+        # fewer than FLOOR of them confirmed, gets one sign-up code per TIGHTENED_INTERVAL
+        # until that changes.
         "CONFIRMATION_RATE_FLOOR": float(_env("CONFIRMATION_RATE_FLOOR", "0.2")),
         "CONFIRMATION_RATE_MIN_SAMPLE": int(_env("CONFIRMATION_RATE_MIN_SAMPLE", "30")),
+        "CONFIRMATION_RATE_SAMPLE": int(_env("CONFIRMATION_RATE_SAMPLE", "200")),
         "SMS_TIGHTENED_INTERVAL_SECONDS": int(_env("SMS_TIGHTENED_INTERVAL_SECONDS", "600")),
         # Wrong codes for one number in 24 hours before its sign-up pauses for a day.
         "CODE_MAX_WRONG_PER_DAY": int(_env("CODE_MAX_WRONG_PER_DAY", "10")),
@@ -215,6 +217,17 @@ def check_purposes(config: dict, known: set[str]) -> None:
     unknown = [key for key in config.get("CUSTOMER_PURPOSES", ()) if key not in known]
     if unknown:
         raise ConfigError(f"CUSTOMER_PURPOSES must name purposes from {sorted(known)}: {unknown}")
+
+
+def check_breaker(config: dict) -> None:
+    """Refuse a sign-up breaker that could never trip: its sample of a network's latest
+    codes must hold at least the codes it needs before it judges (MIN_SAMPLE)."""
+    sample, needed = config["CONFIRMATION_RATE_SAMPLE"], config["CONFIRMATION_RATE_MIN_SAMPLE"]
+    if not 1 <= needed <= sample:
+        raise ConfigError(
+            "CONFIRMATION_RATE_SAMPLE must be at least CONFIRMATION_RATE_MIN_SAMPLE, which "
+            f"must be at least 1 (they are {sample} and {needed})"
+        )
 
 
 def quiet_hours_window(setting: str | None) -> tuple[time, time] | None:

@@ -30,9 +30,11 @@ class Verification(ConsentEvidence, db.Model):
         CheckConstraint(one_of("kind", VerificationKind), name="kind"),
         Index("ix_verifications_phone_created", "phone_e164", "created_at"),
         Index("ix_verifications_consumed_at", "consumed_at"),
-        # The sign-up breaker counts each network's last hour of codes (``budget``).
+        # The sign-up breaker reads each network's and number range's latest codes of the
+        # hour, newest first (``budget``).
         Index("ix_verifications_network_created", "network", "created_at"),
         Index("ix_verifications_wide_network_created", "wide_network", "created_at"),
+        Index("ix_verifications_number_range_created", "number_range", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -52,6 +54,8 @@ class Verification(ConsentEvidence, db.Model):
     # the sign-up breaker can tighten where unconfirmed codes come from.
     network: Mapped[str | None] = mapped_column(String(43))
     wide_network: Mapped[str | None] = mapped_column(String(43))
+    # The number's range (``budget.number_range``: all but its last digits), for the same.
+    number_range: Mapped[str | None] = mapped_column(String(16))
     # The SMS that carried the code, so the code page can tell if it could not be sent.
     # Whose it is (``models.holdings``); None while the number is not in the register.
     holding_id: Mapped[int | None] = holding_column()

@@ -3,11 +3,12 @@
 Only the money budgets pause every code: ``SMS_HOURLY_LIMIT`` and ``SMS_DAILY_LIMIT``.
 Codes that go unconfirmed (the mark of SMS pumping) tighten sign-ups only where they
 come from: a client network (a /24 or /16 in IPv4, a /48 or /32 in IPv6) or a number
-range (all but the last ``RANGE_HIDDEN_DIGITS`` digits) whose last hour's sign-up codes
-are at least ``CONFIRMATION_RATE_MIN_SAMPLE`` and confirmed less often than
-``CONFIRMATION_RATE_FLOOR`` gets one sign-up code per ``SMS_TIGHTENED_INTERVAL_SECONDS``
-until its codes get confirmed again or age out of the hour. Step-up codes for people
-already in the register are never tightened.
+range (all but the last ``RANGE_HIDDEN_DIGITS`` digits) whose latest sign-up codes of the
+last hour (at most ``CONFIRMATION_RATE_SAMPLE``, newest first: a busy network's check
+reads no more than that) are at least ``CONFIRMATION_RATE_MIN_SAMPLE`` and confirmed less
+often than ``CONFIRMATION_RATE_FLOOR`` gets one sign-up code per
+``SMS_TIGHTENED_INTERVAL_SECONDS`` until its codes get confirmed again or age out.
+Step-up codes for people already in the register are never tightened.
 
 Counted in the database, not in Redis, so it holds with any number of processes and
 does not fail open when Redis is down.
@@ -21,10 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cache as built_once
+from functools import reduce
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, bindparam, func, select, true
 
 from viihde.extensions import cache, db
 from viihde.models import BUDGETED_KINDS, SmsMessage, Verification, VerificationKind
@@ -155,10 +157,9 @@ def _pause(sent: _Sent) -> Pause | None:
     return None
 
 
-def number_range(phone_e164: str) -> tuple[str, str]:
-    """The bounds of the number's range, as E.164 strings: ``low <= number < high``."""
-    prefix = phone_e164[:-RANGE_HIDDEN_DIGITS]
-    return prefix, prefix + ":"  # ":" sorts right after "9"
+def number_range(phone_e164: str) -> str:
+    """The number's range: the number without its last ``RANGE_HIDDEN_DIGITS`` digits."""
+    return phone_e164[:-RANGE_HIDDEN_DIGITS]
 
 
 def origin_of(ip: str | None) -> tuple[str | None, str | None]:
@@ -181,15 +182,14 @@ class HoldbackCounts:
 
     def __init__(self, ip: str | None, phone_e164: str, now: datetime) -> None:
         network, wide = origin_of(ip)
-        low, high = number_range(phone_e164)
         self.scopes = _SCOPES if network is not None else (Scope.RANGE,)
         self.query = _holdback_statement(self.scopes)
         self.parameters = {
             "holdback_network": network,
             "holdback_wide": wide,
-            "holdback_low": low,
-            "holdback_high": high,
+            "holdback_range": number_range(phone_e164),
             "holdback_hour_ago": now - timedelta(hours=1),
+            "holdback_sample": current_app.config["CONFIRMATION_RATE_SAMPLE"],
         }
 
     def verdict(self, row: Sequence[Any], now: datetime) -> Holdback | None:
@@ -214,25 +214,35 @@ _SCOPES = (Scope.NETWORK, Scope.WIDE_NETWORK, Scope.RANGE)
 
 @built_once
 def _holdback_statement(scopes: tuple[Scope, ...]) -> Select:
-    conditions = {
-        Scope.NETWORK: Verification.network == bindparam("holdback_network"),
-        Scope.WIDE_NETWORK: Verification.wide_network == bindparam("holdback_wide"),
-        Scope.RANGE: (Verification.phone_e164 >= bindparam("holdback_low"))
-        & (Verification.phone_e164 < bindparam("holdback_high")),
+    """One row, three columns a scope: its latest sign-up codes of the hour (at most
+    ``holdback_sample``, newest first, off its index on (scope, created_at)), how many of
+    them were confirmed, and the newest one's time."""
+    columns = {
+        Scope.NETWORK: (Verification.network, "holdback_network"),
+        Scope.WIDE_NETWORK: (Verification.wide_network, "holdback_wide"),
+        Scope.RANGE: (Verification.number_range, "holdback_range"),
     }
-    columns = []
+    counts = []
     for scope in scopes:
-        condition = conditions[scope]
-        columns += [
-            func.count().filter(condition),
-            func.count(Verification.consumed_at).filter(condition),
-            func.max(Verification.created_at).filter(condition),
-        ]
-    return select(*columns).where(
-        Verification.kind == VerificationKind.SIGNUP,
-        Verification.created_at > bindparam("holdback_hour_ago"),
-        or_(*(conditions[scope] for scope in scopes)),
-    )
+        column, parameter = columns[scope]
+        latest = (
+            select(Verification.consumed_at, Verification.created_at)
+            .where(
+                column == bindparam(parameter),
+                Verification.created_at > bindparam("holdback_hour_ago"),
+                Verification.kind == VerificationKind.SIGNUP,
+            )
+            .order_by(Verification.created_at.desc())
+            .limit(bindparam("holdback_sample"))
+            .subquery()
+        )
+        counts.append(
+            select(
+                func.count(), func.count(latest.c.consumed_at), func.max(latest.c.created_at)
+            ).subquery()
+        )
+    joined = reduce(lambda left, right: left.join(right, true()), counts)
+    return select(*(column for part in counts for column in part.c)).select_from(joined)
 
 
 def log_pause(pause: Pause) -> None:

@@ -34,6 +34,7 @@ from viihde.register.budget import (
     Holdback,
     HoldbackCounts,
     log_pause,
+    number_range,
     origin_of,
     pause_of,
     sent_counts,
@@ -264,6 +265,7 @@ def _issue_code(
         "kind": kind,
         "network": network,
         "wide_network": wide_network,
+        "number_range": number_range(phone_e164),
         "code_hash": code_hash(phone_e164, code),
         "language": details.language,
         "purposes": ",".join(
