@@ -209,6 +209,16 @@ def test_preference_change_without_csrf_token_is_refused(app, link, ledger):
     assert ledger() == SIGNED_UP
 
 
+@pytest.mark.parametrize("config_overrides", [{"WTF_CSRF_CHECK_DEFAULT": False}])
+def test_the_choices_form_checks_its_token_when_the_hook_does_not(app, link, ledger):
+    """With the app's hook off by setting (views check for themselves), the preference
+    page's form checks the token itself: a forged POST still changes nothing."""
+    browser = opened(app, link)
+    response = browser.post("/preferences", data={"stop_all": "x"})
+    assert response.status_code == 400
+    assert ledger() == SIGNED_UP
+
+
 def _tampered(link: str) -> list[str]:
     last = link[-1]
     flipped = link[:-1] + ("A" if last != "A" else "B")

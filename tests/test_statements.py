@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from viihde.extensions import db
 from viihde.models import InboundMessage, SignupTotal
@@ -232,11 +232,16 @@ def test_run_executes_on_the_drivers_cursor_as_core_would(app_context, monkeypat
     from sqlalchemy import event
     from sqlalchemy.engine import Connection
 
+    from viihde.models.statements import run
+
     table = InboundMessage.__table__
     sent = []
 
     def told(connection, cursor, statement, *rest) -> None:
         sent.append(statement)
+
+    def after(connection, cursor, statement, *rest) -> None:
+        sent.append("after: " + statement)
 
     event.listen(db.engine, "before_cursor_execute", told)
     monkeypatch.setattr(Connection, "execute", None)  # Core's way would fail now
@@ -244,6 +249,13 @@ def test_run_executes_on_the_drivers_cursor_as_core_would(app_context, monkeypat
         _run_as_core_would(table, sent)
     finally:
         event.remove(db.engine, "before_cursor_execute", told)
+    db.session.rollback()  # after the IntegrityError
+    event.listen(db.engine, "after_cursor_execute", after)
+    try:
+        run(select(table.c.id))
+    finally:
+        event.remove(db.engine, "after_cursor_execute", after)
+    assert sent[-1].startswith("after: SELECT inbound_messages.id")
 
 
 def _run_as_core_would(table, sent: list[str]) -> None:
@@ -274,16 +286,44 @@ def _run_as_core_would(table, sent: list[str]) -> None:
         run(adding, REPLY)  # the same message again
 
 
+def test_run_refuses_what_core_would_compute_per_call(app_context):
+    """What ``run`` cannot do as Core would is refused when the statement is prepared, not
+    done wrong: a column's Python-side default left out (Core fills it in), a constant
+    written into the SQL given per call, or without a value; a text() SELECT gives its
+    rows; constants of a converted type (booleans) are written as they are."""
+    from sqlalchemy import bindparam, insert
+
+    from viihde.models import ConsentState, Verification
+    from viihde.models.statements import run
+
+    codes = Verification.__table__
+    row = {"phone_e164": "+358401234567", "kind": "signup", "code_hash": "h", "language": "fi",
+           "purposes": "offers", "created_at": NOW, "expires_at": NOW,
+           "privacy_notice_version": "v", "consent_text_version": "v"}  # fmt: skip
+    with pytest.raises(TypeError, match="default"):
+        run(insert(codes), row)  # no attempts: its default=0 is Python's
+    run(insert(codes), row | {"attempts": 0})
+    states = ConsentState.__table__
+    granted = bindparam("granted", [True], expanding=True, literal_execute=True)
+    assert run(select(states.c.purpose).where(states.c.granted.in_(granted))) == []
+    with pytest.raises(TypeError, match="not given per call"):
+        run(select(states.c.purpose).where(states.c.granted.in_(granted)), {"granted": [False]})
+    unset = bindparam("unset", literal_execute=True)
+    with pytest.raises(TypeError, match="needs its value"):
+        run(select(states.c.purpose).where(states.c.purpose == unset))
+    assert run(text("SELECT 1")) == [(1,)]
+
+
 def test_objects_read_on_the_drivers_cursor_are_loaded_and_fresh(app_context):
     """``get`` and ``read_one`` (the hot paths' reads): an object read is in the session as
     if the ORM had loaded it (nothing to flush, the same object for the same row); one the
     session holds already is returned without a statement by ``get``, and made fresh by a
     locking read (what the database holds wins), as the ORM's populate_existing."""
-    from sqlalchemy import event
+    from sqlalchemy import delete, event
     from sqlalchemy.orm.attributes import set_committed_value
 
     from viihde.models import Subscriber
-    from viihde.models.statements import get, insert_rows
+    from viihde.models.statements import get, insert_rows, run
     from viihde.register.consent import lock_subscriber
 
     [made] = insert_rows(
@@ -312,4 +352,6 @@ def test_objects_read_on_the_drivers_cursor_are_loaded_and_fresh(app_context):
     assert lock_subscriber(made_id) is subscriber
     assert subscriber.language == "fi"
     assert not db.session.dirty
-    db.session.commit()
+    db.session.commit()  # the session's objects expire
+    run(delete(Subscriber.__table__))  # gone meanwhile, as far as the session knows
+    assert get(Subscriber, made_id) is None  # as session.get: not the expired object

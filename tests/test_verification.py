@@ -143,6 +143,23 @@ def test_resend_keeps_the_campaign_and_expires_the_old_code(app_context, fixed_c
     assert confirm_code(new.id, fixed_code, later).outcome == Outcome.CONFIRMED
 
 
+def test_a_code_replaced_after_it_was_read_is_not_confirmed(app_context, fixed_code):
+    """A resend ends the old code's life under the number's lock; a confirmation that had
+    read the old code before (a request racing the resend) finds it dead when it takes its
+    try: expired, not confirmed, and no try taken."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    old = request_code(PHONE, SignupDetails(), NOW)
+    commit_then_send(NOW)
+    resend_code(old.id, NOW + timedelta(seconds=61))
+    commit_then_send(NOW)
+    stale = db.session.get(Verification, old.id)
+    set_committed_value(stale, "expires_at", NOW + timedelta(minutes=10))  # as read before
+    result = confirm_code(old.id, fixed_code, NOW + timedelta(seconds=62))
+    assert result.outcome == Outcome.EXPIRED
+    assert db.session.scalar(select(Verification.attempts).where(Verification.id == old.id)) == 0
+
+
 def test_only_hashes_are_stored(app_context, fixed_code):
     """The verification row has the keyed hash, never the code."""
     request_code(PHONE, SignupDetails(), NOW)

@@ -21,6 +21,7 @@ from viihde.ops import logs, metrics
 from viihde.register import purposes
 from viihde.sms import queue as sms_queue
 from viihde.web import browser, errors, labels, ratelimits, security
+from viihde.web.forms import CSRF_CHECKED_BEFORE_VIEWS
 from viihde.web.health import routes as health
 from viihde.web.pages import routes as pages
 
@@ -103,6 +104,7 @@ def register_extensions(app: Flask) -> None:
     # off (views then call csrf.protect themselves) keeps it off.
     check_default = app.config.get("WTF_CSRF_CHECK_DEFAULT", True)
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.extensions[CSRF_CHECKED_BEFORE_VIEWS] = bool(check_default)
 
     @app.before_request
     def _check_csrf() -> None:

@@ -103,10 +103,14 @@ class _Prepared:
     binds: dict[str, Callable]
     names: tuple[str, ...]
     columns: tuple[Callable | None, ...] | None
+    #: The parameters written into the SQL (``literal_execute``): not given per call.
+    literals: frozenset[str] = frozenset()
 
     def values(self, parameters: Mapping[str, Any] | None):
         """The driver's parameters: SQLAlchemy's (the statement's own values with the
         given ones), each converted as its type says, in order where SQLite wants it."""
+        if parameters and self.literals and not self.literals.isdisjoint(parameters):
+            raise TypeError(f"written into the SQL once, not given per call: {self.literals}")
         values = self.compiled.construct_params(parameters)
         for name, convert in self.binds.items():
             values[name] = convert(values[name])
@@ -135,38 +139,63 @@ def _prepared(statement: Executable, dialect, keys: tuple[str, ...]) -> _Prepare
     compiled = statement.compile(dialect=dialect, column_keys=list(keys))
     if compiled.post_compile_params:
         raise TypeError("a prepared statement takes no parameter rendered at execution")
+    if compiled.insert_prefetch or compiled.update_prefetch:  # Core would compute them
+        raise TypeError("give every column with a Python-side default its value")
+    literals = {compiled.bind_names[bind] for bind in compiled.literal_execute_params}
+    if any(
+        bind.value is None and bind.callable is None for bind in compiled.literal_execute_params
+    ):
+        raise TypeError("a value written into the SQL once needs its value in the statement")
     sql, positions = str(compiled), compiled.positiontup
-    if compiled.literal_execute_params:
+    if literals:
         expanded = compiled.construct_expanded_state(compiled.construct_params(_check=False))
         sql, positions = expanded.statement, expanded.positiontup
     exported = statement.exported_columns if hasattr(statement, "exported_columns") else ()
-    columns = tuple(
-        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in exported
-    )
+    columns = tuple(_result_processor(column, dialect) for column in exported)
+    escaped = compiled.escaped_bind_names  # names SQLAlchemy escaped in the SQL ("a b": "a_b")
     return _Prepared(
         compiled=compiled,
         sql=sql,
-        positions=tuple(positions) if compiled.positional else None,
+        positions=tuple(escaped.get(n, n) for n in positions) if compiled.positional else None,
         binds={
-            compiled.bind_names[bind]: processor
+            escaped.get(name, name): processor
             for bind in compiled.binds.values()
-            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
+            if (name := compiled.bind_names[bind]) not in literals
+            and (processor := bind.type.dialect_impl(dialect).bind_processor(dialect)) is not None
         },
         names=tuple(column.key for column in exported),
         columns=columns if any(columns) else None,
+        literals=frozenset(literals),
     )
 
 
-def run(statement: Executable, parameters: Mapping[str, Any] | list | None = None) -> Rows:
+def _result_processor(column, dialect) -> Callable | None:
+    try:
+        return column.type.dialect_impl(dialect).result_processor(dialect, None)
+    except TypeError:  # one that needs the driver's own column type (psycopg's numeric)
+        raise TypeError(f"{column}: a type run() cannot convert without Core") from None
+
+
+def run(
+    statement: Executable,
+    parameters: Mapping[str, Any] | list | None = None,
+    *,
+    autoflush: bool = True,
+) -> Rows:
     """Run a Core statement in the session's transaction, on its connection's own cursor:
     compiled once (``_prepared``), without Core's execution and result layers around it
     (issue 18: 40-90 µs of CPU a statement), its rows as tuples. A list of parameter sets
     runs the statement once for each, in order (psycopg pipelines them: one round trip),
     with the rows of each. What the session holds unflushed is flushed first (the ORM's
-    autoflush; nothing is done when it holds nothing). The engine's statement events see
-    it as they see Core's; the driver's errors come as SQLAlchemy's."""
+    autoflush, unless ``autoflush`` is off; nothing is done when it holds nothing).
+
+    The driver's errors come as SQLAlchemy's. The engine's ``before_cursor_execute`` and
+    ``after_cursor_execute`` listeners are told of each driver call, without an execution
+    context (None) and without rewriting it (``retval`` listeners are not honoured); the
+    engine's echo does not log it. What Core computes per call is refused when the
+    statement is prepared: Python-side column defaults, IN lists rendered per call."""
     session = db.session()
-    if session.autoflush:
+    if autoflush and session.autoflush and not session._flushing:
         session.flush()  # nothing to do (and no flush) when the session is clean
     connection = session.connection()
     dialect = connection.dialect
@@ -176,14 +205,19 @@ def run(statement: Executable, parameters: Mapping[str, Any] | list | None = Non
     values = [prepared.values(each) for each in parameters] if many else prepared.values(parameters)
     fairy = connection.connection
     cursor = fairy.cursor()
-    events = connection.dispatch.before_cursor_execute
+    before, after = (
+        connection.dispatch.before_cursor_execute,
+        connection.dispatch.after_cursor_execute,
+    )
 
     def sent(parameters, many: bool) -> None:  # as Core tells the engine's listeners
-        if events:
-            events(connection, cursor, prepared.sql, parameters, None, many)
+        if before:
+            before(connection, cursor, prepared.sql, parameters, None, many)
 
     try:
         rows = _execute(cursor, prepared, values, many, dialect.name, sent)
+        if after:
+            after(connection, cursor, prepared.sql, values, None, many)
     except dialect.loaded_dbapi.Error as error:
         if dialect.is_disconnect(error, fairy.dbapi_connection, cursor):
             connection.invalidate(error)
@@ -201,7 +235,8 @@ def _execute(cursor, prepared: _Prepared, values, many: bool, dialect: str, sent
     if not many:
         sent(values, False)
         cursor.execute(prepared.sql, values)
-        return cursor.fetchall() if returns else []
+        # Rows whenever there are any (a text() SELECT names no columns of its own).
+        return cursor.fetchall() if returns or cursor.description is not None else []
     if not returns:
         sent(values, True)
         cursor.executemany(prepared.sql, values)
@@ -228,7 +263,7 @@ _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 def serialise(key: str) -> None:
     """Make twin transactions about ``key`` take turns until this one ends."""
     if _dialect() == "postgresql":
-        run(_LOCK, {"key": key})
+        run(_LOCK, {"key": key}, autoflush=False)
 
 
 def get(model: type, ident: int) -> Any | None:
@@ -238,7 +273,7 @@ def get(model: type, ident: int) -> Any | None:
     when there is no such row."""
     session = db.session()
     held = session.identity_map.get(session.identity_key(model, ident))
-    if held is not None:
+    if held is not None and not mapper_of(held).expired:
         return held
     return read_one(_by_id(model), {"ident": ident}, model)
 

@@ -90,10 +90,13 @@ def confirm_code(verification_id: int, code: str, now: datetime) -> CheckResult:
     statement = _statements().claim if right else _statements().take
     parameters = {"v_id": verification_id, "max_attempts": max_attempts, "now": now}
     taken = run(statement, parameters).one_or_none()
-    if taken is None:  # a twin request confirmed it, or took its last try, a moment ago
+    if taken is None:  # a twin request confirmed it, took its last try or replaced it
         db.session.refresh(verification)
-        used = verification.consumed_at is not None
-        return CheckResult(Outcome.USED if used else Outcome.EXHAUSTED)
+        if verification.consumed_at is not None:
+            return CheckResult(Outcome.USED)
+        if verification.attempts >= max_attempts:
+            return CheckResult(Outcome.EXHAUSTED)
+        return CheckResult(Outcome.EXPIRED)
     (attempts,) = taken
     set_committed_value(verification, "attempts", attempts)
     if not right:
@@ -134,6 +137,9 @@ def _statements() -> _Statements:
         codes.c.id == bindparam("v_id"),
         codes.c.consumed_at.is_(None),
         codes.c.attempts < bindparam("max_attempts"),
+        # Still live as the lock finds it: a resend (under the same lock) ends the old
+        # code's life after this request had read it.
+        codes.c.expires_at > bindparam("now"),
     )
     take = update(codes).where(*a_try_left).values(attempts=codes.c.attempts + 1)
     return _Statements(

@@ -5,9 +5,9 @@ read from the posted form only, and the filter every code field shares."""
 from __future__ import annotations
 
 import unicodedata
-from functools import cache
+from functools import cache, cached_property
 
-from flask import request
+from flask import current_app, request
 from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from wtforms.i18n import get_translations
@@ -30,6 +30,24 @@ class Form(FlaskForm):
             if request.is_json:
                 return None
             return super().wrap_formdata(form, formdata)
+
+
+#: In ``app.extensions``: True when the app's hook checks the CSRF token of every unsafe
+#: request before its view (``viihde.register_extensions``; the default).
+CSRF_CHECKED_BEFORE_VIEWS = "viihde.csrf_checked_before_views"
+
+
+class PostedForm(Form):
+    """A form only read from a POST, never rendered: its token was checked before the view
+    by the app's hook, so it makes and checks none of its own (a tenth of an unsubscribe's
+    CPU, issue 18). If a setting turned the hook off (``WTF_CSRF_CHECK_DEFAULT=False``:
+    Flask-WTF's "views check for themselves"), it checks as every other form does."""
+
+    class Meta:
+        @cached_property
+        def csrf(self) -> bool:
+            checked = current_app.extensions.get(CSRF_CHECKED_BEFORE_VIEWS, False)
+            return not checked and current_app.config.get("WTF_CSRF_ENABLED", True)
 
 
 def code_digits(value: str | None) -> str | None:
