@@ -202,14 +202,14 @@ def set_consent(
     granted: bool,
     context: ConsentContext,
     now: datetime,
-) -> list[ConsentEvent]:
+) -> list[states.RecordedEvent]:
     """Grant or withdraw each of ``purposes`` (see ``set_choices``)."""
     return set_choices(subscriber_id, dict.fromkeys(purposes, granted), context, now)
 
 
 def set_choices(
     subscriber_id: int, choices: Mapping[str, bool], context: ConsentContext, now: datetime
-) -> list[ConsentEvent]:
+) -> list[states.RecordedEvent]:
     """Record each changed choice as an event (no commit); unchanged ones record nothing.
 
     Returns the events written, so a double submit or a repeated STOP is a no-op.
@@ -217,7 +217,9 @@ def set_choices(
     return _change(subscriber_id, lambda state: choices, context, now)
 
 
-def withdraw_all(subscriber_id: int, context: ConsentContext, now: datetime) -> list[ConsentEvent]:
+def withdraw_all(
+    subscriber_id: int, context: ConsentContext, now: datetime
+) -> list[states.RecordedEvent]:
     """Stop all marketing at once (one tap from the link, STOP by SMS): every grant in force
     when the subscriber's lock is taken, so a grant committed just before is stopped too."""
     return _change(
@@ -230,7 +232,7 @@ def _change(
     choose: Callable[[dict[str, bool]], Mapping[str, bool]],
     context: ConsentContext,
     now: datetime,
-) -> list[ConsentEvent]:
+) -> list[states.RecordedEvent]:
     """Lock the subscriber, read the ledger once, record what ``choose`` changes (no commit:
     the caller's, which also releases the lock)."""
     subscriber = _already_locked(subscriber_id) or lock_subscriber(subscriber_id)
@@ -248,7 +250,7 @@ def _change(
 
 def end_holding(
     subscriber: Subscriber, holding: Holding, context: ConsentContext, now: datetime
-) -> list[ConsentEvent]:
+) -> list[states.RecordedEvent]:
     """Withdraw every grant in force in ``holding`` (a locked subscriber's, closed by a
     holder change): a closed holding never has a grant in force (no commit)."""
     latest = latest_in(holding.id)
@@ -312,7 +314,7 @@ def append(
     latest: Mapping[str, ConsentEvent | states.LastEvent] | None = None,
     holding_id: int | None = None,
     last_seq: int | None = None,
-) -> list[ConsentEvent]:
+) -> list[states.RecordedEvent]:
     """Append ``changes`` (purpose, action) for a locked subscriber, in order, to the
     holding ``holding_id`` (by default the open one, opened now if nobody holds the
     number). The only writer of the ledger.

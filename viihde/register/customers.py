@@ -19,7 +19,7 @@ from sqlalchemy.orm import aliased
 
 from viihde.clock import helsinki_day, months_before, start_of_day
 from viihde.models import ConsentActor, ConsentEvent, ConsentSource, LawfulBasis, Subscriber
-from viihde.register import consent, holdings
+from viihde.register import consent, holdings, states
 from viihde.register.consent import GRANT, WITHDRAW
 from viihde.register.notices import CUSTOMER_TEXT_VERSION
 from viihde.register.purposes import customer_keys
@@ -35,9 +35,9 @@ class CustomerGrants:
 
     subscriber: Subscriber
     created: bool
-    granted: list[ConsentEvent] = field(default_factory=list)
+    granted: list[states.RecordedEvent] = field(default_factory=list)
     #: Customer grants renewed: the purchase is newer than the one they rest on.
-    renewed: list[ConsentEvent] = field(default_factory=list)
+    renewed: list[states.RecordedEvent] = field(default_factory=list)
     #: Purposes left as they were: granted already (a consent keeps its basis) ...
     already_granted: list[str] = field(default_factory=list)
     #: ... or refused (withdrawn, or all marketing stopped).
@@ -129,7 +129,7 @@ def lapsed_grants(cutoff: date) -> Select:
     )
 
 
-def lapse(subscriber_id: int, cutoff: date, now: datetime) -> list[ConsentEvent]:
+def lapse(subscriber_id: int, cutoff: date, now: datetime) -> list[states.RecordedEvent]:
     """End the customer relationships of one subscriber that are over (no commit).
 
     Under the subscriber's row lock, each purpose whose latest event is a grant as a

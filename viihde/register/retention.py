@@ -235,7 +235,7 @@ def _end_relationship(
     Helsinki day), through ``customers.lapse`` under their row lock, with its audit entry."""
     ended = customers.lapse(subscriber_id, cutoff, now)
     if ended:
-        phone = ended[0].subscriber.phone_e164
+        phone = db.session.get(Subscriber, ended[0].subscriber_id).phone_e164  # locked: held
         detail = f"customer relationship ended: {len(ended)}"
         audit.record(
             report.actor, AuditAction.END_CUSTOMER_GRANTS, now, phone_e164=phone, detail=detail
