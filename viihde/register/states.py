@@ -15,9 +15,9 @@ from datetime import date
 from functools import cache
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, TextualSelect, bindparam, delete, func, insert, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import dialect as postgresql
+from sqlalchemy import Select, bindparam, delete, func, insert, select
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, ConsentState, Holding
@@ -74,68 +74,58 @@ def _recorded_names() -> tuple[str, ...]:
 
 
 @cache
-def _record_statement(varying: tuple[str, ...]) -> TextualSelect:
+def _record_statement(varying: tuple[str, ...]) -> Select:
     """``record``'s statement on PostgreSQL, built once per set of ``varying`` columns (an
     array each; the others one value each): the new events (``unnest`` zips the arrays,
     so the SQL and its parameters are the same for any number of events), the state of
     each holding and purpose from its last new event, and the events back in ledger order.
     The state's INSERT sees the new rows only through the first INSERT's RETURNING (both
     run on the statement's one snapshot), which is all it needs."""
-    table, dialect = ConsentEvent.__table__, postgresql()
-    given = [table.c[name] for name in _recorded_names()]
-
-    def value(column) -> str:
-        if column.name in varying:
-            return f"given.{column.name}"
-        return f"CAST(:{column.name} AS {column.type.compile(dialect)})"
-
-    arrays = ", ".join(
-        f"CAST(:{name} AS {table.c[name].type.compile(dialect)}[])" for name in varying
+    events, states = ConsentEvent.__table__, ConsentState.__table__
+    given = [events.c[name] for name in _recorded_names()]
+    arrays = (
+        func.unnest(*(bindparam(name, type_=ARRAY(events.c[name].type)) for name in varying))
+        .table_valued(*varying)
+        .render_derived(name="given")
     )
-    state = _STATE_FROM_EVENT
-    if set(state) != set(ConsentState.__table__.c.keys()):
-        raise TypeError("_STATE_FROM_EVENT must name every column of consent_states")
-    kept = [name for name in state if name not in _STATE_KEY]
-    # Names from the models' metadata only; every value is bound.
-    sql = f"""
-        WITH new AS (
-            INSERT INTO {table.name} ({", ".join(column.name for column in given)})
-            SELECT {", ".join(value(column) for column in given)}
-            FROM unnest({arrays}) AS given({", ".join(varying)})
-            RETURNING {", ".join(column.name for column in table.c)}
-        ), state AS (
-            INSERT INTO {ConsentState.__tablename__} ({", ".join(state)})
-            SELECT DISTINCT ON (holding_id, purpose) {", ".join(state.values())}
-            FROM new ORDER BY holding_id, purpose, seq DESC
-            ON CONFLICT ({", ".join(_STATE_KEY)}) DO UPDATE SET
-                {", ".join(f"{name} = excluded.{name}" for name in kept)}
-        )
-        SELECT {", ".join(column.name for column in table.c)} FROM new ORDER BY seq
-    """  # noqa: S608  # nosec B608
-    statement = text(sql).bindparams(
-        *(
-            bindparam(
-                column.name, type_=ARRAY(column.type) if column.name in varying else column.type
-            )
-            for column in given
-        )
+    values = [
+        arrays.c[column.name]
+        if column.name in varying
+        else bindparam(column.name, type_=column.type)
+        for column in given
+    ]
+    new = (
+        insert(events)
+        .from_select([column.name for column in given], select(*values))
+        .returning(*events.c)
+        .cte("new")
     )
-    return statement.columns(*table.c)
+    state = {
+        "holding_id": new.c.holding_id,
+        "purpose": new.c.purpose,
+        "granted": new.c.action == GRANT,
+        "event_id": new.c.id,
+        "basis": new.c.basis,
+        "consent_text_version": new.c.consent_text_version,
+        "changed_at": new.c.created_at,
+    }
+    if set(state) != set(states.c.keys()):
+        raise TypeError("record's state must give every column of consent_states")
+    last = (
+        select(*state.values())
+        .ext(distinct_on(new.c.holding_id, new.c.purpose))
+        .order_by(new.c.holding_id, new.c.purpose, new.c.seq.desc())
+    )
+    upsert = pg_insert(states).from_select(list(state), last)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=list(_STATE_KEY),
+        set_={name: upsert.excluded[name] for name in state if name not in _STATE_KEY},
+    )
+    return select(*new.c).add_cte(upsert.cte("state")).order_by(new.c.seq)
 
 
 #: A state's key: one row per holding and purpose.
 _STATE_KEY = ("holding_id", "purpose")
-
-#: Each column of a state, as SQL on its event's columns (``write`` does it in Python).
-_STATE_FROM_EVENT = {
-    "holding_id": "holding_id",
-    "purpose": "purpose",
-    "granted": f"action = '{GRANT}'",
-    "event_id": "id",
-    "basis": "basis",
-    "consent_text_version": "consent_text_version",
-    "changed_at": "created_at",
-}
 
 
 def write(events: Iterable[RecordedEvent]) -> None:
