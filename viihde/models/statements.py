@@ -333,7 +333,7 @@ def insert_new(model: type, values: Mapping[str, Any], *, unique: Sequence[str])
     """``insert_once``, the new row coming back as the model's object (persistent in the
     session, nothing read after the INSERT); None when one was there already."""
     statement = _insert_new_statement(model, tuple(unique), _dialect())
-    made = loaded_rows(model, run(statement, values))
+    made = _loaded_rows(model, run(statement, values))
     return made[0] if made else None
 
 
@@ -357,10 +357,10 @@ def insert_rows(model: type, rows: Sequence[Mapping[str, Any]], statement: Inser
     if not rows:
         return []
     statement = returning_insert(model) if statement is None else statement
-    return loaded_rows(model, run(statement, rows[0] if len(rows) == 1 else list(rows)))
+    return _loaded_rows(model, run(statement, rows[0] if len(rows) == 1 else list(rows)))
 
 
-def loaded_rows(model: type, rows: Rows) -> list:
+def _loaded_rows(model: type, rows: Rows) -> list:
     """Rows of ``model`` a statement just wrote and returned (every column, each named as
     its attribute), as the model's objects in the session: see ``_loaded``."""
     return [_loaded(model, dict(zip(rows.names, row, strict=True))) for row in rows]

@@ -121,7 +121,8 @@ def _attach(verification: Verification, holding_id: int) -> None:
 
 @dataclass(frozen=True)
 class _Statements:
-    """The confirmation's UPDATEs, built once (Core, on the session's connection)."""
+    """The confirmation's UPDATEs, built once (Core, run in the session's transaction by
+    ``statements.run``)."""
 
     #: A wrong code's try.
     take: Update

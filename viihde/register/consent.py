@@ -367,7 +367,7 @@ def append(
             }
         )
     # Core statements built once, not the unit of work (one on PostgreSQL, the state with
-    # the events): the events come back as objects in the session, with their ids.
+    # the events): the events come back as plain values with their ids.
     events = states.record(rows)
     for event in events:
         metrics.CONSENT_EVENTS.labels(event.action, context.source).inc()

@@ -37,12 +37,13 @@ def record(rows: Sequence[Mapping[str, Any]]) -> list[RecordedEvent]:
     """Append ``rows`` (keyed by column, in ledger order) to the consent ledger and make the
     state follow (no commit): the events come back, in order, as ``RecordedEvent``.
 
-    On PostgreSQL one statement does both (``_record_statement``: the rows go in as one
-    array a column, and the state is written from what the INSERT returned); SQLite,
-    which has no INSERT in a WITH, takes two."""
+    On PostgreSQL one statement does both (``_record_statement``: the columns whose values
+    differ between the rows go in as arrays, and the state is written from what the INSERT
+    returned); SQLite, which has no INSERT in a WITH, takes two."""
+    if not rows:
+        return []
     if db.session.get_bind().dialect.name != "postgresql":
-        added = returning_insert(ConsentEvent)
-        events = _recorded(run(added, rows[0] if len(rows) == 1 else list(rows)))
+        events = _recorded(run(returning_insert(ConsentEvent), list(rows)))
         write(events)
         return events
     first = rows[0]
@@ -130,7 +131,7 @@ _STATE_KEY = ("holding_id", "purpose")
 
 def write(events: Iterable[RecordedEvent]) -> None:
     """Make each holding's and purpose's state that of its last event among ``events``
-    (flushed, in ledger order; no commit)."""
+    (written already, in ledger order; no commit)."""
     last = {(event.holding_id, event.purpose): event for event in events}
     if not last:
         return
