@@ -186,7 +186,12 @@ def prepare(count: int, out: Path) -> None:
         signups = pending_signups(count, now)
         people = subscribers(count, now)
         db.session.commit()
-        with db.engine.connect() as connection:
+        # Statistics for the planner, as autovacuum keeps them in production: without them a
+        # freshly copied table gets plans made for an empty one (the checks of a submission
+        # sorted all 16,000 codes of the address instead of reading its latest 200). Outside
+        # a transaction: one that is rolled back (a connection closed without a commit) takes
+        # its statistics with it, as it did here until 2026-12-07.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("ANALYZE"))
     (out / "submit.txt").write_text(browsers.line({}))
     with (out / "confirm.txt").open("w") as file:
