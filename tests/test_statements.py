@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from viihde.extensions import db
 from viihde.models import InboundMessage, SignupTotal
-from viihde.models.statements import insert_once, insert_or_add
+from viihde.models.statements import insert_once, insert_or_add, serialise
 
 from .helpers import drop_server_connections, race
 
@@ -355,3 +355,24 @@ def test_objects_read_on_the_drivers_cursor_are_loaded_and_fresh(app_context):
     db.session.commit()  # the session's objects expire
     run(delete(Subscriber.__table__))  # gone meanwhile, as far as the session knows
     assert get(Subscriber, made_id) is None  # as session.get: not the expired object
+
+
+@pytest.mark.usefixtures("needs_postgresql")
+def test_a_lock_that_plans_once_holds_for_its_transaction_only(app_context):
+    """``serialise(plan_once=True)``: PostgreSQL's generic plans for the rest of the
+    transaction (the lock's own round trip), and its usual choice again after it; the
+    plain lock leaves the choice alone."""
+
+    def mode() -> str:
+        return db.session.scalar(text("SELECT current_setting('plan_cache_mode')"))
+
+    serialise("test:plain")
+    assert mode() == "auto"
+    db.session.commit()
+    serialise("test:planned", plan_once=True)
+    assert mode() == "force_generic_plan"
+    db.session.rollback()
+    assert mode() == "auto"
+    serialise("test:planned", plan_once=True)
+    db.session.commit()
+    assert mode() == "auto"

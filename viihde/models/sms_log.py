@@ -28,9 +28,9 @@ class SmsKind(StrEnum):
 #: Marketing sent by the campaign sender (and an admin's test of it): not part of the
 #: sign-up budget, which guards the one-time codes against SMS pumping.
 CAMPAIGN_KINDS = (SmsKind.CAMPAIGN, SmsKind.CAMPAIGN_TEST)
-#: Every other kind: what the sign-up budget counts. Named, not "not a campaign's", so that
-#: its count reads only these kinds' rows of the index on (kind, created_at): a campaign
-#: day's tens of thousands of messages are not walked on every code.
+#: Every other kind: what the sign-up budget counts (``SmsBudgetCount``). Migration 0018
+#: writes them into the database's triggers: a new kind needs a migration that says
+#: whether the budget counts it.
 BUDGETED_KINDS = tuple(kind for kind in SmsKind if kind not in CAMPAIGN_KINDS)
 #: A message's statuses in the order they can happen; a late callback never moves it back.
 SMS_STATUSES = ("queued", "sending", "sent", "delivered", "undelivered", "failed")
@@ -51,9 +51,6 @@ class SmsMessage(db.Model):
         CheckConstraint(one_of("kind", SmsKind), name="kind"),
         # The retention purge finds old messages by age.
         Index("ix_sms_messages_created_at", "created_at"),
-        # The budget breaker counts the last hour's and day's messages of BUDGETED_KINDS on
-        # every code.
-        Index("ix_sms_messages_kind_created_at", "kind", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -75,6 +72,30 @@ class SmsMessage(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BudgetSpan(StrEnum):
+    """How long one of the SMS budget's counts is."""
+
+    MINUTE = "minute"
+    HOUR = "hour"
+
+
+class SmsBudgetCount(db.Model):
+    """The messages the SMS budget counts (``BUDGETED_KINDS``, not failed) created in one
+    minute or one hour (UTC), kept by the database itself: triggers on ``sms_messages``
+    (migration 0018) add a message when it is written, and take it away when it fails or
+    is deleted, in the transaction that does it (on PostgreSQL when it commits, so that
+    the count's row is locked only for the commit). The check before every code reads at
+    most a day's 24 hours and two hours' minutes instead of counting the day's messages
+    (``register.budget``). The retention purge forgets them with the log they count."""
+
+    __tablename__ = "sms_budget_counts"
+    __table_args__ = (CheckConstraint(one_of("span", BudgetSpan), name="span"),)
+
+    span: Mapped[str] = mapped_column(String(6), primary_key=True)  # a BudgetSpan
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    sent: Mapped[int] = mapped_column(Integer)
 
 
 class SmsStatusEvent(db.Model):

@@ -258,12 +258,26 @@ def _execute(cursor, prepared: _Prepared, values, many: bool, dialect: str, sent
 
 
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+#: The lock, and for the rest of the transaction PostgreSQL's generic plans (below).
+_LOCK_AND_PLAN_ONCE = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0)), "
+    "set_config('plan_cache_mode', 'force_generic_plan', true)"
+)
 
 
-def serialise(key: str) -> None:
-    """Make twin transactions about ``key`` take turns until this one ends."""
+def serialise(key: str, *, plan_once: bool = False) -> None:
+    """Make twin transactions about ``key`` take turns until this one ends.
+
+    ``plan_once``: for the rest of the transaction, PostgreSQL runs each statement the
+    connection has prepared by a plan made once for any parameters (its generic plan), in
+    the same round trip as the lock. For a transaction whose statements are the same shape
+    every time and whose right plan does not hang on its parameters (the hot writes': each
+    reads off the index its equality names, a range closed or limited by a constant),
+    where PostgreSQL would plan some of them again for every call because its estimate for
+    the generic plan came out dearer (the checks of a code: 0.9 ms of planning a code, for
+    the same plan). Statements the connection has not prepared yet are planned as usual."""
     if _dialect() == "postgresql":
-        run(_LOCK, {"key": key}, autoflush=False)
+        run(_LOCK_AND_PLAN_ONCE if plan_once else _LOCK, {"key": key}, autoflush=False)
 
 
 def get(model: type, ident: int) -> Any | None:

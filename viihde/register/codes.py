@@ -236,7 +236,7 @@ def _issue_code(
     CodeRefused; the caller's transaction (ended by its commit) releases the lock.
     """
     config = current_app.config
-    serialise("viihde.code:" + phone_e164)
+    serialise("viihde.code:" + phone_e164, plan_once=True)
     checks = _Checks(phone_e164, kind, details.evidence.ip, now)
     pause = pause_of(checks.sent)
     if pause is not None:

@@ -4,16 +4,18 @@ and the SMS log with its delivery callbacks and replies. ``retention`` runs them
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Select, and_, delete, func, or_, select, update
 
 from viihde.clock import helsinki_day
 from viihde.extensions import db
 from viihde.models import (
+    BudgetSpan,
     CampaignMessage,
     InboundMessage,
     SignupTotal,
+    SmsBudgetCount,
     SmsMessage,
     SmsStatusEvent,
     Verification,
@@ -61,8 +63,12 @@ def _keep_signup_totals(old) -> None:
         )
 
 
+BUDGET_SPANS = {BudgetSpan.MINUTE: timedelta(minutes=1), BudgetSpan.HOUR: timedelta(hours=1)}
+
+
 def purge_sms_log(cutoff: datetime, dry_run: bool) -> dict[str, int]:
-    """Sent messages, their delivery callbacks, and replies older than the cutoff."""
+    """Sent messages, their delivery callbacks, and replies older than the cutoff (and the
+    SMS budget's counts of that time)."""
     old_ids = select(SmsMessage.id).where(SmsMessage.created_at < cutoff)
     old_sids = select(SmsMessage.provider_sid).where(
         SmsMessage.created_at < cutoff, SmsMessage.provider_sid.is_not(None)
@@ -101,9 +107,22 @@ def purge_sms_log(cutoff: datetime, dry_run: bool) -> dict[str, int]:
         .values(subscriber_id=None, sms_message_id=None)
         .execution_options(synchronize_session=False)
     ).rowcount
-    return {
+    counts = {
         "campaign_recipients": forgotten,
         "sms_status_events": execute(delete(SmsStatusEvent).where(old_statuses)).rowcount,
         "sms_messages": execute(delete(SmsMessage).where(SmsMessage.id.in_(old_ids))).rowcount,
         "inbound_messages": execute(delete(InboundMessage).where(old_replies)).rowcount,
     }
+    # The SMS budget's counts go with the log they count (no one's data: not reported), each
+    # when all of its minute or hour is older.
+    execute(
+        delete(SmsBudgetCount).where(
+            or_(
+                *(
+                    and_(SmsBudgetCount.span == span, SmsBudgetCount.starts_at < cutoff - length)
+                    for span, length in BUDGET_SPANS.items()
+                )
+            )
+        )
+    )
+    return counts
