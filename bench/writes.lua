@@ -13,12 +13,12 @@
 --             paced latency runs (bench/pace.lua says how); none: wrk's closed loop.
 --
 -- Every answer is counted by status, and as "ok" only when it is the redirect that
--- follows the write (submit -> /code, confirm -> /welcome, unsubscribe -> /preferences).
+-- follows the write (submit -> /code, confirm -> /welcome, unsubscribe -> /preferences?saved=stopped).
 -- done() prints one line for bench/http.sh:
 --   writes kind=confirm answers=1234 ok=1234 bad_status=0 used=1240 exhausted=0 statuses=302:1234
 
 local PATHS = { submit = "/", confirm = "/code", unsubscribe = "/preferences" }
-local EXPECTED = { submit = "/code", confirm = "/welcome", unsubscribe = "/preferences" }
+local EXPECTED = { submit = "/code", confirm = "/welcome", unsubscribe = "/preferences?saved=stopped" }
 
 local threads = {}
 

@@ -466,3 +466,28 @@ def test_the_page_is_rendered_once_per_choices_and_language(app, outbox, monkeyp
     page = first.get("/preferences")
     data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
     assert first.post("/preferences", data=data).status_code == 302
+
+
+def test_a_change_says_so_on_the_page_without_touching_the_session(app, visitor):
+    """Stop all: the redirect names what was saved and sets no cookie (no flash message in
+    the session), and the page says so; an address that says "stopped" for someone who
+    is subscribed says nothing (it could be kept, or made up), nor does an unknown one."""
+    visitor.sign_up("040 123 4567")
+    client = visitor.client
+    page = client.get("/preferences")
+    data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
+    stopped = client.post("/preferences", data=data)
+    assert stopped.headers["Location"] == "/preferences?saved=stopped"
+    assert "Set-Cookie" not in stopped.headers
+    english = {"Accept-Language": "en"}
+    notice = "All marketing is stopped"
+    after = client.get("/preferences?saved=stopped", headers=english)
+    assert notice in after.text and "Set-Cookie" not in after.headers
+    assert notice not in client.get("/preferences?saved=nonsense", headers=english).text
+
+    grant = {"csrf_token": csrf_token(after.text), "purpose-offers": "on"}
+    assert client.post("/preferences", data=grant).headers["Location"].endswith("saved=choices")
+    assert (
+        "Your choices are saved" in client.get("/preferences?saved=choices", headers=english).text
+    )
+    assert notice not in client.get("/preferences?saved=stopped", headers=english).text

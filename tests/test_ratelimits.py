@@ -81,13 +81,13 @@ def test_only_the_views_that_send_sms_or_guard_a_sign_in_carry_limits(app, monke
 
 def test_a_code_sent_costs_two_round_trips_and_a_refusal_one(app, outbox, round_trips):
     """Five limits (per client, number, block, country, overall; the number's in two
-    windows, six counters): MGET before the view, one pipeline after it when the code went."""
+    windows, six counters): MGET before the view, one script after it when the code went."""
     visitor = Visitor(app.test_client(), outbox)
     assert visitor.submit_number("040 123 4567").status_code == 302
     assert len(round_trips) == 2
     mget, counted = round_trips
     assert mget.startswith(b"*") and b"MGET" in mget and mget.count(b"viihde:limit:") == 6
-    assert counted.count(b"INCRBY") == 6 and counted.count(b"EXPIRE") == 6
+    assert counted.count(b"EVAL") == 1 and counted.count(b"viihde:limit:") == 6
 
     round_trips.clear()
     assert visitor.submit_number("09 123 4567").status_code == 400  # a landline: none sent
@@ -132,6 +132,22 @@ def test_a_sign_up_with_the_queue_costs_three_redis_round_trips(app, outbox, red
     assert response.status_code == 302
     names = [command.split(b"\r\n")[2] for command in sent]
     assert len(sent) == 3, names
+
+
+def test_a_counters_window_starts_with_its_first_try(app, redis_url):
+    """The count's script adds one and starts the window only when there is none: a later
+    try does not move its end (a fixed window, as the `limits` library keeps it)."""
+    found = ratelimits.counters([ratelimits.Rule("5 per hour", "test", lambda: "someone")])
+    redis = Redis.from_url(redis_url)
+    with app.test_request_context():
+        limits = ratelimits.limits()
+        limits.count(found)
+        (name,) = redis.keys("viihde:limit:*test*")
+        assert 3590 < redis.ttl(name) <= 3600
+        redis.expire(name, 100)  # the window has 100 seconds left
+        limits.count(found)
+    assert int(redis.get(name)) == 2
+    assert 90 < redis.ttl(name) <= 100
 
 
 @pytest.mark.parametrize(

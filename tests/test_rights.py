@@ -146,7 +146,7 @@ def test_unsubscribing_never_needs_a_code(forwarded, app):
     response = forwarded.post(
         "/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "x"}
     )
-    assert response.headers["Location"] == "/preferences"
+    assert response.headers["Location"] == "/preferences?saved=stopped"
     with app.app_context():
         actions = db.session.scalars(select(ConsentEvent.action)).all()
     assert actions.count("withdraw") == 3

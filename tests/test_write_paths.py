@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.orm import Session
 
+from viihde import phone
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
 from viihde.models.statements import run
@@ -21,7 +22,9 @@ from viihde.register.codes import CodeRefused, Refusal, SignupDetails, after_sen
 from viihde.register.confirmation import Outcome, confirm_code
 from viihde.sms import commit_then_send, log_sms
 from viihde.sms import queue as sms_queue
+from viihde.web import request as web_request
 from viihde.web import throttle
+from viihde.web.signup import forms as signup_forms
 
 from . import factories
 from .helpers import csrf_token
@@ -355,16 +358,19 @@ def _rows_read(node: dict) -> int:
 
 
 def test_the_number_is_parsed_once_per_request(app, client, monkeypatch):
-    """Every SMS limit asks for the number, before the view and after it: parsed once,
-    whether it parses or not."""
+    """Every SMS limit asks for the number, before the view and after it, and the form in
+    the view: parsed once, whether it parses or not (it was twice: the limits', the
+    form's)."""
     calls = []
-    real = throttle.parse_mobile
+    real = phone.parse_mobile
 
     def counting(*args):
         calls.append(args)
         return real(*args)
 
-    monkeypatch.setattr(throttle, "parse_mobile", counting)
+    for module in (phone, web_request, throttle, signup_forms):
+        if hasattr(module, "parse_mobile"):
+            monkeypatch.setattr(module, "parse_mobile", counting)
     assert client.post("/", data=landing_form(client, "040 123 4567")).status_code == 302
     assert len(calls) == 1
     calls.clear()

@@ -53,8 +53,10 @@ def test_sign_up_from_ad_to_preferences_and_data(browser, live_url, outbox, devi
     page.wait_for_url(f"{live_url}/preferences")
     assert_accessible(page)
     page.click("input[name=stop_all]")
-    page.wait_for_url(f"{live_url}/preferences")
+    page.wait_for_url(f"{live_url}/preferences?saved=stopped")
     assert page.locator("input[name=stop_all]").count() == 0
+    assert page.locator(".notice[role=status]").is_visible()
+    assert_accessible(page)
 
     page.goto(f"{live_url}/preferences/data")  # confirmed in this browser minutes ago
     assert "+358 40 1234567" in page.content()

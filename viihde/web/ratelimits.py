@@ -2,7 +2,7 @@
 and fixed windows, counted in Redis so that every process shares them.
 
 A view's limits are tested in one Redis round trip (``MGET`` of every counter) before the
-view, and counted in one more (a pipeline of ``INCRBY`` and ``EXPIRE ... NX``) after it,
+view, and counted in one more (a script of ``INCRBY`` and ``EXPIRE ... NX``) after it,
 when the response says the try counts. A request to any other page does no rate-limit
 work at all (Flask-Limiter resolved its limits on every request). Numbers reach the
 counters only as keyed hashes (the views' key functions see to it).
@@ -34,6 +34,16 @@ EXTENSION = "viihde.ratelimits"
 PREFIX = "viihde:limit:"
 #: A Redis that does not answer must not hold a sign-up for long (then: process memory).
 REDIS_TIMEOUT_SECONDS = 0.5
+
+#: Count one more try in each counter (KEYS) and start its window (ARGV, in seconds) if it
+#: has none: INCRBY and EXPIRE ... NX, as a fixed window of the `limits` library does.
+#: Sent whole each time (EVAL): Redis keeps it compiled, and no NOSCRIPT round trip.
+_COUNT = """
+for i, key in ipairs(KEYS) do
+    redis.call('INCRBY', key, 1)
+    redis.call('EXPIRE', key, ARGV[i], 'NX')
+end
+"""
 
 #: One counter: a window of the `limits` library, and whose tries it counts.
 Counter = tuple[RateLimitItem, str]
@@ -140,17 +150,15 @@ class Limits:
             log.warning("rate_limit_storage_unreachable step=heal")
 
     def count(self, found: Sequence[Counter]) -> None:
-        """One more try against every counter (one round trip)."""
+        """One more try against every counter (one round trip: one script, in place of a
+        pipeline of two commands a counter, which took twice the CPU to build and read)."""
         if not found:
             return
         if self.redis is not None:
-            pipeline = self.redis.pipeline(transaction=False)
-            for item, key in found:
-                name = self._key(item, key)
-                pipeline.incrby(name, 1)
-                pipeline.expire(name, item.get_expiry(), nx=True)
+            names = [self._key(item, key) for item, key in found]
+            windows = [item.get_expiry() for item, _ in found]
             try:
-                pipeline.execute()
+                self.redis.eval(_COUNT, len(names), *names, *windows)
                 return
             except RedisError:
                 log.warning("rate_limit_storage_unreachable step=count")

@@ -17,12 +17,12 @@ from collections.abc import Callable
 from flask import current_app, g, request
 
 from viihde.hashing import keyed_hash
-from viihde.phone import PhoneError, parse_mobile, region_of
+from viihde.phone import PhoneError, region_of
 from viihde.register.codes import pending_verification
 from viihde.register.lookup import subscriber_by_id
 from viihde.web import browser
 from viihde.web.ratelimits import Rule, limited
-from viihde.web.request import client_key
+from viihde.web.request import client_key, typed_number
 
 #: Where ``target_number`` keeps its answer for the request it worked it out for.
 _TARGET_NUMBER = "viihde_target_number"
@@ -49,9 +49,7 @@ def target_number() -> str | None:
 def _target_number() -> str | None:
     if request.endpoint == "signup.submit":
         try:
-            return parse_mobile(
-                request.form.get("phone", ""), current_app.config["ALLOWED_REGIONS"]
-            )
+            return typed_number(request.form.get("phone", ""))
         except PhoneError:
             return None
     if request.endpoint == "preferences.send_code":

@@ -11,7 +11,7 @@ import json
 from dataclasses import astuple
 from functools import wraps
 
-from flask import Response, abort, flash, g, redirect, render_template, request, url_for
+from flask import Response, abort, g, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
@@ -99,7 +99,13 @@ def page():
     view = links.preference_view(*held) if held else None
     if view is None:
         abort(404)
-    context = {"purposes": configured(), "states": view.states, "subscribed": view.subscribed}
+    saved = _saved(request.args.get("saved"), view.subscribed)
+    context = {
+        "purposes": configured(),
+        "states": view.states,
+        "subscribed": view.subscribed,
+        "notice": SAVED[saved]() if saved else None,
+    }
     token = browser.form_token()
     if has_flashes():
         own = render_template(
@@ -109,7 +115,7 @@ def page():
         return own, 200, NO_STORE
     shape = (view.subscribed, sorted((key, *astuple(state)) for key, state in view.states.items()))
     shared = rendered(
-        f"preferences/{get_locale()}/{shape!r}",
+        f"preferences/{get_locale()}/{shape!r}/{saved}",
         "preferences/page.html",
         lambda: {
             "masked_number": NUMBER_MARK,
@@ -132,13 +138,30 @@ def change():
     context = consent.ConsentContext(ConsentSource.PREFERENCE_PAGE, evidence=_evidence())
     if form.stop_all.data:
         consent.withdraw_all(g.subscriber.id, context, utcnow())
-        message = _("All marketing is stopped. We will not send you marketing messages.")
+        saved = STOPPED
     else:
         consent.set_choices(g.subscriber.id, form.choices(request.form), context, utcnow())
-        message = _("Your choices are saved.")
+        saved = CHOICES
     db.session.commit()
-    flash(message)
-    return redirect(url_for(".page"))
+    # What was saved goes in the address, not in a flash message: the session cookie is
+    # then neither signed again here nor on the page (a flash is written, then popped).
+    return redirect(url_for(".page", saved=saved))
+
+
+STOPPED, CHOICES = "stopped", "choices"
+#: The page's notice after a change, by the ``saved`` the change's redirect names.
+SAVED = {
+    STOPPED: lambda: _("All marketing is stopped. We will not send you marketing messages."),
+    CHOICES: lambda: _("Your choices are saved."),
+}
+
+
+def _saved(named: str | None, subscribed: bool) -> str | None:
+    """The notice a page asked for with ``?saved=`` shows when it is true: "stopped" only
+    when nothing is granted (an address kept or made up cannot say otherwise)."""
+    if named not in SAVED or (named == STOPPED and subscribed):
+        return None
+    return named
 
 
 @bp.post("/preferences/sign-out")

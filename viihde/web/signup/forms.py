@@ -8,10 +8,11 @@ from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, InputRequired, Regexp, ValidationError
 
-from viihde.phone import PhoneError, parse_mobile
+from viihde.phone import PhoneError
 from viihde.register.notices import SIGNUP_TEXT
 from viihde.web.forms import Form, code_digits
 from viihde.web.messages import PHONE_REFUSALS
+from viihde.web.request import typed_number
 
 #: Ad click ids we keep with the consent, by query parameter.
 CLICK_ID_PARAMETERS = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid")
@@ -78,7 +79,7 @@ class SignupForm(Form):
     def validate_phone(self, field) -> None:
         """Parse the number as typed; each refusal gets its own message."""
         try:
-            self.phone_e164 = parse_mobile(field.data, current_app.config["ALLOWED_REGIONS"])
+            self.phone_e164 = typed_number(field.data)  # parsed once, with the limits'
         except PhoneError as error:
             raise ValidationError(PHONE_REFUSALS[error.reason]) from None
 
