@@ -511,3 +511,35 @@ def test_the_code_page_is_never_cached(visitor):
     """The code page names the number (masked): no-store, as every page with personal data."""
     visitor.submit_number("040 123 4567")
     assert visitor.client.get("/code").headers["Cache-Control"] == "no-store"
+
+
+def test_the_code_forms_make_no_token_of_their_own(visitor, outbox, monkeypatch):
+    """The code and its resend button carry the request's token (the app's hook checks it
+    before the view): a right code makes none (it was made and checked again for every
+    code typed), a wrong one shows the page again with one token for both forms."""
+    from flask_wtf import csrf as flask_wtf_csrf
+
+    visitor.submit_number("040 123 4567")
+    page = visitor.client.get("/code").text
+    assert page.count(f'value="{csrf_token(page)}"') == 2  # the code's and the resend's
+    made = []
+    real = flask_wtf_csrf.generate_csrf
+    monkeypatch.setattr(
+        flask_wtf_csrf, "generate_csrf", lambda *a, **k: made.append(1) or real(*a, **k)
+    )
+    wrong = "111111" if outbox.last_code() != "111111" else "222222"
+    again = visitor.client.post("/code", data={"csrf_token": csrf_token(page), "code": wrong})
+    assert again.status_code == 400 and again.text.count(f'value="{csrf_token(again.text)}"') == 2
+    made.clear()
+    assert visitor.submit_code(outbox.last_code()).status_code == 302
+    assert made == []
+
+
+@pytest.mark.parametrize("config_overrides", [{"WTF_CSRF_CHECK_DEFAULT": False}])
+def test_the_code_form_checks_its_token_when_the_hook_does_not(visitor, outbox, count):
+    """With the app's hook off by setting (views check for themselves), the code's form
+    checks the token itself: a right code without one confirms nothing."""
+    visitor.submit_number("040 123 4567")
+    response = visitor.client.post("/code", data={"code": outbox.last_code()})
+    assert response.status_code == 400
+    assert count(Subscriber) == 0

@@ -38,10 +38,12 @@ CSRF_CHECKED_BEFORE_VIEWS = "viihde.csrf_checked_before_views"
 
 
 class PostedForm(Form):
-    """A form only read from a POST, never rendered: its token was checked before the view
-    by the app's hook, so it makes and checks none of its own (a tenth of an unsubscribe's
-    CPU, issue 18). If a setting turned the hook off (``WTF_CSRF_CHECK_DEFAULT=False``:
-    Flask-WTF's "views check for themselves"), it checks as every other form does."""
+    """A form whose token the app's hook checked before the view: it makes and checks none
+    of its own (a tenth of an unsubscribe's CPU, and of a code's, issue 18). A page that
+    shows it puts the request's token in itself (``csrf_token()`` in the template, made
+    only when the page is shown). If a setting turned the hook off
+    (``WTF_CSRF_CHECK_DEFAULT=False``: Flask-WTF's "views check for themselves"), it
+    checks as every other form does."""
 
     class Meta:
         @cached_property

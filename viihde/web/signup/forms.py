@@ -10,7 +10,7 @@ from wtforms.validators import DataRequired, InputRequired, Regexp, ValidationEr
 
 from viihde.phone import PhoneError
 from viihde.register.notices import SIGNUP_TEXT
-from viihde.web.forms import Form, code_digits
+from viihde.web.forms import Form, PostedForm, code_digits
 from viihde.web.messages import PHONE_REFUSALS
 from viihde.web.request import typed_number
 
@@ -84,7 +84,7 @@ class SignupForm(Form):
             raise ValidationError(PHONE_REFUSALS[error.reason]) from None
 
 
-class CodeForm(Form):
+class CodeForm(PostedForm):
     """The one-time code from the SMS: ``CODE_DIGITS`` digits."""
 
     code = StringField(
@@ -112,5 +112,5 @@ class CodeForm(Form):
         self.code.render_kw = {**self.code.render_kw, "maxlength": digits + 1}
 
 
-class ResendForm(Form):
-    """Ask for a new code (CSRF only)."""
+class ResendForm(PostedForm):
+    """Ask for a new code (the request's token only)."""
