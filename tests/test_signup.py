@@ -543,3 +543,24 @@ def test_the_code_form_checks_its_token_when_the_hook_does_not(visitor, outbox, 
     response = visitor.client.post("/code", data={"code": outbox.last_code()})
     assert response.status_code == 400
     assert count(Subscriber) == 0
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
+        ("fi", "Koodissa on 6 numeroa."),
+        ("sv", "Koden har 6 siffror."),
+        ("en", "The code is 6 digits."),
+    ],
+)
+def test_the_code_fields_messages_are_in_the_pages_language(visitor, language, message):
+    """The code field's checks are made once for all requests; each page still says what
+    is wrong in its own language."""
+    visitor.submit_number("040 123 4567")
+    page = visitor.client.get("/code").text
+    response = visitor.client.post(
+        "/code",
+        data={"csrf_token": csrf_token(page), "code": "12"},
+        headers={"Accept-Language": language},
+    )
+    assert response.status_code == 400 and message in response.text

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from flask import current_app
-from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, HiddenField, StringField
 from wtforms.validators import DataRequired, InputRequired, Regexp, ValidationError
@@ -101,15 +102,20 @@ class CodeForm(PostedForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         digits = current_app.config["CODE_DIGITS"]
-        self.code.validators = [
-            InputRequired(
-                message=_("Type the %(num)d-digit code from the text message.", num=digits)
-            ),
-            Regexp(rf"^[0-9]{{{digits}}}$", message=_("The code is %(num)d digits.", num=digits)),
-        ]
+        self.code.validators = _code_validators(digits)
         self.code.flags.required = True
         # One more for a space: people copy the code as it reads, "123 456".
         self.code.render_kw = {**self.code.render_kw, "maxlength": digits + 1}
+
+
+@cache
+def _code_validators(digits: int) -> list:
+    """The code field's validators for ``digits`` digits, made once: their messages are
+    translated when a page shows one, in its language."""
+    return [
+        InputRequired(message=_l("Type the %(num)d-digit code from the text message.", num=digits)),
+        Regexp(rf"^[0-9]{{{digits}}}$", message=_l("The code is %(num)d digits.", num=digits)),
+    ]
 
 
 class ResendForm(PostedForm):
