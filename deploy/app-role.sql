@@ -30,8 +30,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON subscribers, holdings, verifications, sm
     TO viihde_app;
 GRANT SELECT, INSERT, DELETE ON sms_status_events, inbound_messages TO viihde_app;
 -- The SMS budget's counts: the SMS log's triggers keep them as the app writes the log
--- (they run as the app), and the purge forgets old ones.
-GRANT SELECT, INSERT, UPDATE, DELETE ON sms_budget_counts TO viihde_app;
+-- (as their owner: the app cannot set a count itself), and the purge forgets old ones.
+GRANT SELECT, DELETE ON sms_budget_counts TO viihde_app;
 -- What an erasure leaves is never deleted.
 GRANT SELECT, INSERT ON tombstones TO viihde_app;
 -- Purge adds the codes it deletes to their day's totals (an upsert).

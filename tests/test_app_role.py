@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, create_engine, delete, insert, select, text, update
+from sqlalchemy import Connection, create_engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -17,7 +17,15 @@ from viihde import create_app
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.jobs import purge
-from viihde.models import AuditEntry, ConsentEvent, Holding, Subscriber, Tombstone
+from viihde.models import (
+    AuditEntry,
+    ConsentEvent,
+    Holding,
+    SmsBudgetCount,
+    SmsMessage,
+    Subscriber,
+    Tombstone,
+)
 from viihde.register import audit, consent, erasure, holders
 
 from .helpers import Visitor
@@ -183,3 +191,29 @@ def test_the_app_works_as_the_app_role(role_url, outbox_path, outbox):
     ]
     actions = db.session.scalars(select(AuditEntry.action)).all()
     assert "erase" in actions and "purge" in actions
+
+
+def test_the_app_role_writes_the_sms_log_and_its_budget_counts_follow(as_app_role):
+    """The SMS log's triggers keep the budget's counts as the app role writes the log (as
+    their owner), while the role itself may read and purge the counts but not set one: a
+    compromised app cannot zero the money budget."""
+    now = utcnow()
+    as_app_role.execute(
+        insert(SmsMessage).values(
+            phone_e164="+358401234567",
+            kind="code",
+            body="code",
+            segments=1,
+            backend="file",
+            status="queued",
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    assert as_app_role.scalar(select(func.sum(SmsBudgetCount.sent))) == 2  # its minute, its hour
+    assert refused(as_app_role, update(SmsBudgetCount).values(sent=0))
+    assert refused(as_app_role, insert(SmsBudgetCount).values(span="hour", starts_at=now, sent=0))
+    as_app_role.execute(update(SmsMessage).values(status="failed"))  # the triggers may
+    assert as_app_role.scalar(select(func.sum(SmsBudgetCount.sent))) == 0
+    as_app_role.execute(delete(SmsBudgetCount))  # the purge may

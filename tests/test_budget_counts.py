@@ -74,7 +74,15 @@ OPERATIONS = st.one_of(
         st.just("status"), st.integers(min_value=0, max_value=20), st.sampled_from(SMS_STATUSES)
     ),
     st.tuples(st.just("delete"), st.integers(min_value=0, max_value=20)),
+    st.tuples(
+        st.just("kind"), st.integers(min_value=0, max_value=20), st.sampled_from(list(SmsKind))
+    ),
+    st.tuples(st.just("time"), st.integers(min_value=0, max_value=20), st.integers(0, 180)),
 )
+
+
+#: An operation that changes a message: the column it changes.
+CHANGES = {"status": "status", "kind": "kind", "time": "created_at"}
 
 
 @settings(
@@ -82,8 +90,9 @@ OPERATIONS = st.one_of(
 )
 @given(steps=st.lists(st.lists(OPERATIONS, min_size=1, max_size=4), max_size=6))
 def test_the_counts_always_equal_the_logs_own_count(app_context, steps):
-    """Any messages of any kind and status written, failed, sent after all or deleted, a few
-    to a transaction: after every commit the counts by minute and hour are the log's."""
+    """Any messages of any kind and status written, failed, sent after all, changed in kind
+    or time, or deleted, a few to a transaction: after every commit the counts by minute
+    and hour are the log's."""
     db.session.execute(delete(SmsMessage))
     db.session.execute(delete(SmsBudgetCount))
     db.session.commit()
@@ -94,12 +103,14 @@ def test_the_counts_always_equal_the_logs_own_count(app_context, steps):
                 _, kind, status, seconds = operation
                 created = NOW - timedelta(seconds=seconds)
                 db.session.execute(insert(SmsMessage).values(message(created, kind, status)))
-            elif ids and operation[0] == "status":
-                _, index, status = operation
+            elif ids and operation[0] in CHANGES:
+                _, index, value = operation
+                if operation[0] == "time":
+                    value = NOW - timedelta(seconds=value)
                 db.session.execute(
                     update(SmsMessage)
                     .where(SmsMessage.id == ids[index % len(ids)])
-                    .values(status=status)
+                    .values({CHANGES[operation[0]]: value})
                 )
             elif ids:
                 db.session.execute(
@@ -248,3 +259,30 @@ def test_the_migration_counts_the_last_two_days_of_the_log(tmp_path):
             expected |= {("minute", minute): 1, ("hour", minute.replace(minute=0)): 1}
         assert stored_counts() == expected  # not the failed, the campaign's, the old one
         db.engine.dispose()
+
+
+def test_messages_failing_and_written_at_once_never_wait_for_each_other(app):
+    """Codes written while others of the same minute fail (a delivery callback, the
+    sweep), all committing at once, round after round: each takes the hour's count and
+    then the minute's, so no two wait for each other crosswise (PostgreSQL would abort
+    one as a deadlock), and the counts stay the log's."""
+    with app.app_context():
+        for _ in range(8):
+            db.session.execute(insert(SmsMessage).values(message(NOW)))
+        db.session.commit()
+        ids = db.session.scalars(select(SmsMessage.id)).all()
+
+    def fail(message_id: int):
+        return lambda: db.session.execute(
+            update(SmsMessage).where(SmsMessage.id == message_id).values(status="failed")
+        )
+
+    def add() -> None:
+        db.session.execute(insert(SmsMessage).values(message(NOW)))
+
+    for round_ in range(2):
+        race(*[fail(i) for i in ids[4 * round_ : 4 * round_ + 4]], *[add] * 4, app=app)
+    with app.app_context():
+        assert stored_counts() == fold_of_the_log()
+        minute = NOW.replace(second=0)
+        assert stored_counts()[("minute", minute)] == 8  # 8 written, 8 failed, 8 more written

@@ -535,10 +535,13 @@ def test_the_code_forms_make_no_token_of_their_own(visitor, outbox, monkeypatch)
     assert made == []
 
 
-@pytest.mark.parametrize("config_overrides", [{"WTF_CSRF_CHECK_DEFAULT": False}])
+@pytest.mark.parametrize(
+    "config_overrides", [{"WTF_CSRF_CHECK_DEFAULT": False}, {"WTF_CSRF_METHODS": ["PUT"]}]
+)
 def test_the_code_form_checks_its_token_when_the_hook_does_not(visitor, outbox, count):
-    """With the app's hook off by setting (views check for themselves), the code's form
-    checks the token itself: a right code without one confirms nothing."""
+    """With the app's hook off by setting (views check for themselves), or checking other
+    methods than POST, the code's form checks the token itself: a right code without one
+    confirms nothing."""
     visitor.submit_number("040 123 4567")
     response = visitor.client.post("/code", data={"code": outbox.last_code()})
     assert response.status_code == 400

@@ -275,7 +275,10 @@ def serialise(key: str, *, plan_once: bool = False) -> None:
     reads off the index its equality names, a range closed or limited by a constant),
     where PostgreSQL would plan some of them again for every call because its estimate for
     the generic plan came out dearer (the checks of a code: 0.9 ms of planning a code, for
-    the same plan). Statements the connection has not prepared yet are planned as usual."""
+    the same plan). It holds for every statement with parameters until the transaction
+    ends, prepared by the connection or not (an unnamed statement is planned generically
+    too) and the triggers' own at the commit: a statement added to such a transaction must
+    be one whose plan does not hang on its parameters (no open range, no LIKE $1)."""
     if _dialect() == "postgresql":
         run(_LOCK_AND_PLAN_ONCE if plan_once else _LOCK, {"key": key}, autoflush=False)
 

@@ -173,9 +173,9 @@ def paused_hint(now: datetime) -> bool:
 def pause_hint(now: datetime) -> Pause | None:
     """``sms_pause`` as the pages tell it (the landing page's notice, the console's
     banner): kept for BUDGET_HINT_SECONDS in each process, so that a busy landing page or
-    console does not count the SMS log on every view (a day's messages: 1.2 ms of
-    PostgreSQL's time at 1,700, a tenth of a staff card). The check before a code is sent
-    (``sms_pause``, or its part of a submission's one select) never is."""
+    console does not read the budget's counts on every view (the landing page is the same
+    bytes for everyone in a language: no statement at all). The check before a code is
+    sent (``sms_pause``, or its part of a submission's one select) never is."""
     kept = cache.get("budget:pause-hint")
     if kept is None:
         kept = (sms_pause(now),)  # a tuple: a kept "not paused" is not a miss

@@ -48,8 +48,11 @@ class PostedForm(Form):
     class Meta:
         @cached_property
         def csrf(self) -> bool:
-            checked = current_app.extensions.get(CSRF_CHECKED_BEFORE_VIEWS, False)
-            return not checked and current_app.config.get("WTF_CSRF_ENABLED", True)
+            config = current_app.config
+            checked = current_app.extensions.get(CSRF_CHECKED_BEFORE_VIEWS, False) and (
+                "POST" in config.get("WTF_CSRF_METHODS", ("POST",))  # the hook checks POSTs
+            )
+            return not checked and config.get("WTF_CSRF_ENABLED", True)
 
 
 def code_digits(value: str | None) -> str | None:

@@ -67,7 +67,6 @@ def _render(
             next=_next(),
             pending=pending is not None,
             form=form,
-            send_form=ResendForm(),
         ),
         status,
         {**NO_STORE, **(headers or {})},

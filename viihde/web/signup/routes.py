@@ -109,7 +109,6 @@ def _render_code_page(verification, form: CodeForm, status: int = 200, headers: 
         render_template(
             "signup/code.html",
             form=form,
-            resend_form=ResendForm(),
             masked_number=mask(verification.phone_e164),
             resend_wait=seconds_until_resend(verification, utcnow()),
             change_number_url=url_for(
