@@ -5,13 +5,15 @@ messages."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask_migrate import upgrade
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import create_engine, delete, func, insert, make_url, select, text, update
+from sqlalchemy.pool import NullPool
 
 from viihde import create_app
 from viihde.clock import utcnow
@@ -233,10 +235,32 @@ def test_the_retention_purge_forgets_counts_with_the_log(app_context):
     assert stored_counts() == fold_of_the_log()
 
 
-def test_the_migration_counts_the_last_two_days_of_the_log(tmp_path):
+@pytest.fixture
+def empty_database(database_uri, tmp_path) -> Iterator[str]:
+    """A database of its own, empty, on the suite's kind of server: a SQLite file, or on
+    PostgreSQL a scratch database beside the worker's (dropped afterwards)."""
+    if not database_uri.startswith("postgresql"):
+        yield "sqlite:///" + str(tmp_path / "empty.sqlite3")
+        return
+    given = make_url(database_uri)
+    name = f"{given.database}_scratch"
+    server = create_engine(given, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with server.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield given.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        server.dispose()
+
+
+def test_the_migration_counts_the_last_two_days_of_the_log(empty_database):
     """0018 starts the counts from the log's messages of the last two days (the budget's
-    windows are at most one), counted as the triggers count them from then on."""
-    uri = "sqlite:///" + str(tmp_path / "counts.sqlite3")
+    windows are at most one), counted as the triggers count them from then on, on either
+    database (PostgreSQL's by date_trunc in UTC, SQLite's by the text of the times)."""
+    uri = empty_database
     app = create_app(
         {"APP_ENV": "testing", "SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": uri}
     )
@@ -258,6 +282,11 @@ def test_the_migration_counts_the_last_two_days_of_the_log(tmp_path):
             minute = created.replace(second=0, microsecond=0)
             expected |= {("minute", minute): 1, ("hour", minute.replace(minute=0)): 1}
         assert stored_counts() == expected  # not the failed, the campaign's, the old one
+        db.session.execute(insert(SmsMessage).values(message(now)))  # the triggers count on
+        db.session.commit()
+        minute = now.replace(second=0, microsecond=0)
+        assert stored_counts()[("minute", minute)] == 1 + expected.get(("minute", minute), 0)
+        db.session.remove()
         db.engine.dispose()
 
 
