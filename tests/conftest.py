@@ -17,6 +17,8 @@ import copy
 import json
 import logging
 import os
+import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -216,6 +218,29 @@ def empty_register() -> None:
         for table in tables:
             connection.execute(table.delete())
         connection.execute(text(SQLITE_AUDIT_NO_DELETE))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request, tmp_path) -> Iterator[str]:
+    """The address of an empty database: a SQLite file, or (when DATABASE_URL names a
+    PostgreSQL server) a database made for the test and dropped after it."""
+    if request.param == "sqlite":
+        yield "sqlite:///" + str(tmp_path / "register.sqlite3")
+        return
+    server = os.environ.get("DATABASE_URL", "")
+    if not server.startswith("postgres"):
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+    url = make_url(database_url(server, ""))
+    name = f"viihde_migration_{secrets.token_hex(4)}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.dispose()
 
 
 @pytest.fixture

@@ -226,3 +226,18 @@ def a_number_that_changed_hands(app, runner, outbox: Outbox, tmp_path) -> Change
         db.session.add(_reply(NEW_REPLY, NEW_SIGNUP + timedelta(minutes=1)))
         db.session.commit()
     return ChangedHands(new_holder, previous_link, new_link)
+
+
+def sms_row(created_at: datetime, kind: str = "code", status: str = "sent") -> dict:
+    """An SMS log row's values, to INSERT as they are (a Core insert, or a role's own)."""
+    return {
+        "phone_e164": "+358401234567",
+        "kind": kind,
+        "body": "text",
+        "segments": 1,
+        "backend": "file",
+        "status": status,
+        "attempts": 1,
+        "created_at": created_at,
+        "updated_at": created_at,
+    }

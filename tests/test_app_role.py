@@ -28,6 +28,7 @@ from viihde.models import (
 )
 from viihde.register import audit, consent, erasure, holders
 
+from .factories import sms_row
 from .helpers import Visitor
 from .settings import app_settings
 
@@ -198,19 +199,7 @@ def test_the_app_role_writes_the_sms_log_and_its_budget_counts_follow(as_app_rol
     their owner), while the role itself may read and purge the counts but not set one: a
     compromised app cannot zero the money budget."""
     now = utcnow()
-    as_app_role.execute(
-        insert(SmsMessage).values(
-            phone_e164="+358401234567",
-            kind="code",
-            body="code",
-            segments=1,
-            backend="file",
-            status="queued",
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-        )
-    )
+    as_app_role.execute(insert(SmsMessage).values(sms_row(now, status="queued")))
     assert as_app_role.scalar(select(func.sum(SmsBudgetCount.sent))) == 2  # its minute, its hour
     assert refused(as_app_role, update(SmsBudgetCount).values(sent=0))
     assert refused(as_app_role, insert(SmsBudgetCount).values(span="hour", starts_at=now, sent=0))

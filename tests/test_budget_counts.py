@@ -5,15 +5,13 @@ messages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask_migrate import upgrade
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import create_engine, delete, func, insert, make_url, select, text, update
-from sqlalchemy.pool import NullPool
+from sqlalchemy import delete, func, insert, select, text, update
 
 from viihde import create_app
 from viihde.clock import utcnow
@@ -22,25 +20,12 @@ from viihde.models import BUDGETED_KINDS, SMS_STATUSES, SmsBudgetCount, SmsKind,
 from viihde.models.statements import run
 from viihde.register import budget, expiry
 
+from .factories import sms_row as message
 from .helpers import race
 from .settings import SECRET_KEY
 from .test_write_paths import _generic_plan, _rows_read, recording
 
 NOW = datetime(2026, 11, 25, 12, 0, 30, tzinfo=UTC)
-
-
-def message(created_at: datetime, kind: str = SmsKind.CODE, status: str = "sent") -> dict:
-    return {
-        "phone_e164": "+358401234567",
-        "kind": kind,
-        "body": "text",
-        "segments": 1,
-        "backend": "file",
-        "status": status,
-        "attempts": 1,
-        "created_at": created_at,
-        "updated_at": created_at,
-    }
 
 
 def counted(row) -> bool:
@@ -233,27 +218,6 @@ def test_the_retention_purge_forgets_counts_with_the_log(app_context):
     kept = db.session.execute(select(SmsBudgetCount.span, SmsBudgetCount.starts_at)).all()
     assert sorted(kept) == [("hour", newer.replace(minute=0)), ("minute", newer)]
     assert stored_counts() == fold_of_the_log()
-
-
-@pytest.fixture
-def empty_database(database_uri, tmp_path) -> Iterator[str]:
-    """A database of its own, empty, on the suite's kind of server: a SQLite file, or on
-    PostgreSQL a scratch database beside the worker's (dropped afterwards)."""
-    if not database_uri.startswith("postgresql"):
-        yield "sqlite:///" + str(tmp_path / "empty.sqlite3")
-        return
-    given = make_url(database_uri)
-    name = f"{given.database}_scratch"
-    server = create_engine(given, isolation_level="AUTOCOMMIT", poolclass=NullPool)
-    with server.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield given.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with server.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        server.dispose()
 
 
 def test_the_migration_counts_the_last_two_days_of_the_log(empty_database):

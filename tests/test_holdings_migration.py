@@ -4,19 +4,14 @@ register reads as it did. On SQLite, and on PostgreSQL in a database of its own.
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from viihde import create_app
-from viihde.config import database_url
 from viihde.extensions import db
 from viihde.register import consent
 
@@ -114,29 +109,6 @@ def at(text_time: str) -> datetime:
 CHANGE = at("2026-11-19 22:00:00")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_register(request, tmp_path) -> Iterator[str]:
-    """The address of an empty database: a SQLite file, or (when DATABASE_URL names a
-    PostgreSQL server) a database made for the test and dropped after it."""
-    if request.param == "sqlite":
-        yield "sqlite:///" + str(tmp_path / "register.sqlite3")
-        return
-    server = os.environ.get("DATABASE_URL", "")
-    if not server.startswith("postgres"):
-        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
-    url = make_url(database_url(server, ""))
-    name = f"viihde_migration_{secrets.token_hex(4)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        admin.dispose()
-
-
 def rows(statement: str, **values) -> list[tuple]:
     with db.engine.connect() as connection:
         return [tuple(row) for row in connection.execute(text(statement), values).all()]
@@ -160,9 +132,9 @@ def _aware(moment):
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def test_a_register_is_carried_over_to_holdings_and_back(empty_register):
+def test_a_register_is_carried_over_to_holdings_and_back(empty_database):
     app = create_app(
-        {"APP_ENV": "testing", "SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": empty_register}
+        {"APP_ENV": "testing", "SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": empty_database}
     )
     with app.app_context():
         upgrade(revision="0013")

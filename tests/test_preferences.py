@@ -491,3 +491,18 @@ def test_a_change_says_so_on_the_page_without_touching_the_session(app, visitor)
         "Your choices are saved" in client.get("/preferences?saved=choices", headers=english).text
     )
     assert notice not in client.get("/preferences?saved=stopped", headers=english).text
+
+
+def test_a_pending_flash_message_shows_beside_the_pages_own_notice(visitor):
+    """A message flashed for this browser and the notice its address names both show,
+    and the flash is used up (it would otherwise turn up on a later page)."""
+    visitor.sign_up("040 123 4567")
+    client = visitor.client
+    page = client.get("/preferences")
+    client.post("/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "x"})
+    with client.session_transaction() as session:
+        session["_flashes"] = [("message", "A flashed message")]
+    english = {"Accept-Language": "en"}
+    both = client.get("/preferences?saved=stopped", headers=english).text
+    assert "A flashed message" in both and "All marketing is stopped" in both
+    assert "A flashed message" not in client.get("/preferences", headers=english).text
