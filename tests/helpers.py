@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import socket
 import threading
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -25,6 +26,27 @@ PERSONAL_NUMBER = re.compile(r"\+?358\d{6,}|(?<!\d)0[45]\d{7,9}(?!\d)")
 OTHER_DIGITS = {"fullwidth": "０１２３４５６７８９", "arabic_indic": "٠١٢٣٤٥٦٧٨٩"}
 
 ENGLISH = {"Accept-Language": "en"}
+
+#: A preference token of the links every SMS carries, and its signature (the part a log
+#: line must never show).
+TOKEN = "AQ.I08kXpW0UpfC7tTT"
+SIGNATURE = "I08kXpW0UpfC7tTT"
+#: How a preference link reaches a request line: alone, copied along with the text
+#: around it, or with characters percent-encoded (werkzeug decodes them before routing;
+#: gunicorn and nginx log them raw).
+WRITTEN = {
+    "alone": f"/{TOKEN}",
+    "with a query": f"/{TOKEN}?utm_source=sms",
+    "before a full stop": f"/{TOKEN}.",
+    "before a bracket": f"/{TOKEN})",
+    "before a comma": f"/{TOKEN},",
+    "before a slash": f"/{TOKEN}/",
+    "before an encoded space": f"/{TOKEN}%20",
+    "with an encoded dot": "/AQ%2EI08kXpW0UpfC7tTT",
+    "with an encoded dot in lower case": "/AQ%2eI08kXpW0UpfC7tTT",
+    "encoded throughout": "/" + "".join(f"%{ord(c):02X}" for c in TOKEN),
+    "in the query": f"/?next={TOKEN}",
+}
 
 
 def typed_in(script: str, digits: str) -> str:
@@ -233,3 +255,10 @@ def drop_server_connections(url) -> None:
                 break
             time.sleep(0.02)
     outside.dispose()
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -18,6 +18,7 @@ from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import SmsMessage
 
+from .helpers import SIGNATURE, WRITTEN
 from .settings import PUBLIC_BASE_URL
 
 
@@ -148,25 +149,6 @@ def test_pages_speak_swedish_and_english_when_asked(client):
     assert '<html lang="sv">' in client.get("/", headers={"Accept-Language": "sv-FI"}).text
     assert '<html lang="en">' in client.get("/", headers={"Accept-Language": "en-GB"}).text
     assert '<html lang="fi">' in client.get("/", headers={"Accept-Language": "de"}).text
-
-
-TOKEN = "AQ.I08kXpW0UpfC7tTT"
-SIGNATURE = "I08kXpW0UpfC7tTT"
-#: How a preference link reaches a request line: alone, copied along with the text
-#: around it, or with characters percent-encoded (werkzeug decodes them before routing).
-WRITTEN = {
-    "alone": f"/{TOKEN}",
-    "with a query": f"/{TOKEN}?utm_source=sms",
-    "before a full stop": f"/{TOKEN}.",
-    "before a bracket": f"/{TOKEN})",
-    "before a comma": f"/{TOKEN},",
-    "before a slash": f"/{TOKEN}/",
-    "before an encoded space": f"/{TOKEN}%20",
-    "with an encoded dot": "/AQ%2EI08kXpW0UpfC7tTT",
-    "with an encoded dot in lower case": "/AQ%2eI08kXpW0UpfC7tTT",
-    "encoded throughout": "/" + "".join(f"%{ord(c):02X}" for c in TOKEN),
-    "in the query": f"/?next={TOKEN}",
-}
 
 
 def werkzeug_line(path: str) -> None:

@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from prometheus_client.mmap_dict import MmapedDict
 
 from viihde import create_app
 
-from .helpers import Visitor
+from .helpers import Visitor, free_port
 from .settings import SECRET_KEY
 
 
@@ -93,12 +92,6 @@ def test_json_logs_one_line_per_record_with_request_id_in_utc(database_uri):
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def get(url: str, token: str | None = None) -> str:

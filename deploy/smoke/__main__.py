@@ -12,6 +12,7 @@ from deploy.smoke.scenes import (
     Scene,
     finnish_sign_up,
     limits_see_the_client,
+    logs_keep_no_link,
     open_link_and_unsubscribe,
     reply_stop,
     staff_look_up,
@@ -57,6 +58,7 @@ def main() -> int:
     report.check("support looks the number up", lambda: staff_look_up(scene))
     report.check("the limits see the client, not nginx", lambda: limits_see_the_client(scene))
     report.check("an instance and a worker stop mid-run", lambda: resilience(scene))
+    report.check("the logs keep no link", lambda: logs_keep_no_link(scene))
     passed = len(report.checks) - report.failed
     print(f"\nprod-smoke: {passed} of {len(report.checks)} checks passed")
     return 1 if report.failed else 0

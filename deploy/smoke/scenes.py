@@ -152,3 +152,15 @@ def limits_see_the_client(scene: Scene) -> str:
     )
     assert rows == [(f"{NETWORK}.22",)], rows
     return "5 codes, then 429, whatever the spoofed header; consent records the real address"
+
+
+def logs_keep_no_link(scene: Scene) -> str:
+    """The link opened through nginx reached its access log and the app's: neither (nor any
+    other log of the stack) shows its signature, with which a reader could act as the person."""
+    signature = scene.finnish_link.rsplit("/", 1)[1].split(".", 1)[1]
+    logs = sorted((RUN / "log").glob("*.log"))
+    access = (RUN / "log" / "nginx-access.log").read_text()
+    assert ".[token]" in access, "the link's request is not in nginx's access log"
+    leaking = [path.name for path in logs if signature in path.read_text(errors="replace")]
+    assert not leaking, f"the link's signature is in {leaking}"
+    return f"{len(logs)} logs read, the link's request among them, its signature in none"

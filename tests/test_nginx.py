@@ -1,0 +1,138 @@
+"""The production site file (deploy/nginx/viihde.conf) as nginx runs it: its access lines
+keep no preference token. Every SMS link is <site>/<token>, and nginx's own "combined"
+format would log each one whole; a log reader could then act as the person. Needs
+Debian's nginx and openssl (prod-up installs nginx); skipped without them."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import shutil
+import ssl
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from .helpers import SIGNATURE, TOKEN, WRITTEN, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("nginx") and shutil.which("openssl")), reason="needs nginx and openssl"
+)
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory):
+    """The site file rendered as prod-up renders it, in front of an upstream that is down
+    (every proxied request answers 502, and is logged as any other); its access log."""
+    run = tmp_path_factory.mktemp("nginx")
+    for folder in ("spool", "sites", "static"):
+        (run / folder).mkdir()
+    subprocess.run(  # noqa: S603
+        [shutil.which("openssl"), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(run / "key.pem"), "-out", str(run / "cert.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    https, http_port = free_port(), free_port()
+    access_log = run / "access.log"
+    shutil.copy(ROOT / "deploy/nginx/proxy_params", run / "proxy_params")
+    site = subprocess.run(  # noqa: S603
+        [str(ROOT / "deploy/nginx/render")],
+        env=os.environ | {
+            "HTTPS_LISTEN": f"127.0.0.1:{https}", "HTTP_LISTEN": f"127.0.0.1:{http_port}",
+            "SERVER_NAME": "127.0.0.1", "CERT": str(run / "cert.pem"), "KEY": str(run / "key.pem"),
+            "PACKAGE": str(run), "UPSTREAMS": f"server 127.0.0.1:{free_port()};",
+            "PROXY_PARAMS": str(run / "proxy_params"), "ACCESS_LOG": str(access_log),
+        },
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    (run / "sites/viihde.conf").write_text(site)
+    (run / "nginx.conf").write_text(
+        f"""daemon off;
+worker_processes 1;
+pid {run}/nginx.pid;
+error_log {run}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    include /etc/nginx/mime.types;
+    access_log {run}/default-access.log;
+    client_body_temp_path {run}/spool/body;
+    proxy_temp_path {run}/spool/proxy;
+    fastcgi_temp_path {run}/spool/fastcgi;
+    uwsgi_temp_path {run}/spool/uwsgi;
+    scgi_temp_path {run}/spool/scgi;
+    include {run}/sites/*.conf;
+}}
+"""
+    )
+    server = subprocess.Popen(  # noqa: S603
+        [shutil.which("nginx"), "-c", str(run / "nginx.conf"), "-p", str(run)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        for _ in range(100):
+            if server.poll() is not None:
+                pytest.fail(f"nginx did not start: {server.stderr.read().decode()}")
+            try:
+                http.client.HTTPConnection("127.0.0.1", http_port, timeout=1).connect()
+                break
+            except OSError:
+                time.sleep(0.05)
+        yield https, http_port, access_log
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def logged(access_log: Path, request_id: str) -> str:
+    """The access line of the request that carried ``request_id`` in its user agent."""
+    for _ in range(50):  # nginx writes the line once the answer is sent
+        lines = [line for line in access_log.read_text().splitlines() if request_id in line]
+        if lines:
+            return lines[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no access line for {request_id}")
+
+
+@pytest.mark.parametrize("scheme", ["https", "http"])
+@pytest.mark.parametrize("path", WRITTEN.values(), ids=WRITTEN.keys())
+def test_nginx_access_lines_never_show_a_preference_token(nginx, scheme, path):
+    """Over HTTPS (proxied) and plain HTTP (redirected), however the link was written: the
+    line keeps the subscriber part for tracing and loses the signature."""
+    https, http_port, access_log = nginx
+    if scheme == "https":
+        context = ssl._create_unverified_context()  # noqa: S323  # the test's own certificate
+        connection = http.client.HTTPSConnection("127.0.0.1", https, context=context, timeout=5)
+    else:
+        connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+    agent = f"nginx-test-{scheme}-{abs(hash(path))}"
+    connection.request("GET", path, headers={"User-Agent": agent})
+    status = connection.getresponse().status
+    assert status == (502 if scheme == "https" else 301)
+    line = logged(access_log, agent)
+    assert SIGNATURE not in line and SIGNATURE not in unquote(line)
+    assert ".[token]" in line
+    assert '"GET /' in line and f" {status} " in line
+
+
+def test_nginx_access_lines_keep_the_referrer_without_its_token(nginx):
+    """A page's request names the page it came from; that address loses its token too, and
+    an address without one is logged as it came."""
+    https, _, access_log = nginx
+    context = ssl._create_unverified_context()  # noqa: S323
+    for referrer, agent in [
+        (f"https://127.0.0.1/{TOKEN}", "nginx-test-referrer-token"),
+        ("https://127.0.0.1/privacy", "nginx-test-referrer-plain"),
+    ]:
+        connection = http.client.HTTPSConnection("127.0.0.1", https, context=context, timeout=5)
+        connection.request("GET", "/privacy", headers={"User-Agent": agent, "Referer": referrer})
+        connection.getresponse().read()
+        line = logged(access_log, agent)
+        assert '"GET /privacy HTTP/1.1" 502' in line
+        if "token" in agent:
+            assert SIGNATURE not in line and '"https://127.0.0.1/AQ.[token]"' in line
+        else:
+            assert f'"{referrer}"' in line
