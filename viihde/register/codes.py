@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import Insert, Select, bindparam, func, select, true, update
+from sqlalchemy.orm import aliased
 
 from viihde.extensions import db
 from viihde.hashing import keyed_hash
@@ -305,15 +306,16 @@ def _history_counts(phone_e164: str, now: datetime) -> tuple[Select, dict[str, A
 
 @cache
 def _history_statement() -> Select:
-    in_hour = Verification.created_at > bindparam("history_hour_ago")
+    code = aliased(Verification, name="v")  # short: see ``budget._sent_statement``
+    in_hour = code.created_at > bindparam("history_hour_ago")
     return select(
-        func.coalesce(func.sum(Verification.attempts), 0) - func.count(Verification.consumed_at),
+        func.coalesce(func.sum(code.attempts), 0) - func.count(code.consumed_at),
         func.count().filter(in_hour),
-        func.min(Verification.created_at).filter(in_hour),
-        func.max(Verification.created_at).filter(in_hour),
+        func.min(code.created_at).filter(in_hour),
+        func.max(code.created_at).filter(in_hour),
     ).where(
-        Verification.phone_e164 == bindparam("history_phone"),
-        Verification.created_at > bindparam("history_day_ago"),
+        code.phone_e164 == bindparam("history_phone"),
+        code.created_at > bindparam("history_day_ago"),
     )
 
 
