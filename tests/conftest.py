@@ -114,11 +114,13 @@ def redis_url() -> str:
 
 @pytest.fixture(autouse=True)
 def no_personal_data_in_logs(caplog):
-    """Every test: no log record (any level, any logger) carries a phone number in clear."""
+    """Every test: no log record (any level, any logger) carries a phone number in clear,
+    in its message or its traceback."""
     caplog.set_level(logging.DEBUG)
     yield
     records = caplog.get_records("setup") + caplog.get_records("call")
-    leaks = [r.getMessage() for r in records if PERSONAL_NUMBER.search(r.getMessage())]
+    lines = [record.getMessage() + "\n" + (record.exc_text or "") for record in records]
+    leaks = [line for line in lines if PERSONAL_NUMBER.search(line)]
     assert leaks == [], "personal data in logs"
 
 

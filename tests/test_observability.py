@@ -15,10 +15,16 @@ from pathlib import Path
 import pytest
 import requests
 from prometheus_client.mmap_dict import MmapedDict
+from sqlalchemy.exc import OperationalError
 
 from viihde import create_app
+from viihde.clock import utcnow
+from viihde.extensions import db
+from viihde.models import Subscriber
+from viihde.ops import logs
+from viihde.register import links
 
-from .helpers import Visitor, free_port
+from .helpers import SIGNATURE, TOKEN, Visitor, free_port
 from .settings import SECRET_KEY
 
 
@@ -175,3 +181,57 @@ def test_a_made_up_method_makes_no_new_series(app):
     body = client.get("/metrics", headers={"Authorization": "Bearer scraper-token-123"}).text
     assert 'method="other",status="405"' in body
     assert not any(f'method="{method}"' in body for method in ("FOO", "BAR", "BAZ"))
+
+
+@pytest.fixture
+def json_lines():
+    """What the production JSON handler (LOG_FORMAT=json) writes while the test runs: a
+    function giving every line's fields' values as one text (JSON's escapes undone)."""
+    stream = io.StringIO()
+    handler = logs.json_handler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+
+    def written() -> str:
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        return "\n".join(str(value) for line in lines for value in line.values())
+
+    yield written
+    root.removeHandler(handler)
+
+
+def test_an_unhandled_error_on_a_link_logs_no_token(app, client, json_lines, monkeypatch):
+    """The database gone while a link is opened: the 500's lines (Flask's "Exception on
+    <path>", ours with the incident, the traceback) keep the token's subscriber part only."""
+
+    def database_gone(token):
+        raise OperationalError("SELECT ...", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(links, "subscriber_for_token", database_gone)
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the 500 page
+    assert client.get(f"/{TOKEN}").status_code == 500
+    lines = json_lines()
+    assert "Exception on /AQ.…" in lines and "unhandled_error incident=" in lines
+    assert "server closed the connection" in lines  # the traceback is kept, made private
+    assert SIGNATURE not in lines
+
+
+@pytest.mark.own_app  # adds a route
+def test_a_database_error_logs_no_number(app, json_lines):
+    """A database error's text lists the statement's values unless told not to, and a
+    PostgreSQL one names the row's in its DETAIL: the lines about the 500 mask the number."""
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/duplicate-number")
+    def duplicate_number():
+        for key in ("a", "b"):
+            db.session.add(Subscriber(phone_e164="+358401234567", language="fi", link_key=key,
+                                      created_at=utcnow()))  # fmt: skip
+            db.session.flush()
+        return "unreachable"
+
+    assert app.test_client().get("/duplicate-number").status_code == 500
+    lines = json_lines()
+    assert "IntegrityError" in lines
+    assert "401234567" not in lines

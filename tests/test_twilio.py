@@ -7,6 +7,7 @@ Twilio's documented JSON bodies: 201 with a Message, or an error object.
 from __future__ import annotations
 
 import base64
+import io
 import logging
 import os
 import threading
@@ -21,12 +22,13 @@ from werkzeug import Response
 
 from viihde.extensions import db
 from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
+from viihde.ops import logs
 from viihde.register import consent
 from viihde.sms import send_sms
 from viihde.sms.backends.twilio import TwilioBackend
 from viihde.sms.delivery import RetryLater, deliver, record_status
 
-from .helpers import Outbox, Visitor
+from .helpers import SIGNATURE, TOKEN, Outbox, Visitor
 
 ACCOUNT_SID = "AC" + "a" * 32
 AUTH_TOKEN = "stand-in-auth-token"
@@ -452,6 +454,29 @@ def test_finished_jobs_do_not_keep_or_log_the_code(app, twilio, redis_queue, cap
     assert "123456" not in caplog.text
     keys = redis_queue.connection.keys("rq:job:*")
     assert not any(b"123456" in (redis_queue.connection.dump(key) or b"") for key in keys)
+
+
+@needs_redis
+def test_a_failed_attempt_logs_neither_the_text_nor_the_number(app, twilio, redis_queue):
+    """A passing failure (Twilio's 429): RQ logs the failed job with its arguments, the
+    SMS's text with the code or a live link. The production JSON lines (LOG_FORMAT=json)
+    carry RQ's line, and neither the code, the link's token nor the number (the arguments
+    were a field of that line)."""
+    twilio.refuses(20429, 429)
+    stream = io.StringIO()
+    handler = logs.json_handler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    body = f"Koodisi on 123456. Muuta: https://viihdepaketti.fi/{TOKEN} (+358401234567)"
+    try:
+        with app.app_context():
+            send_sms(NUMBER, body, "code", NOW, secret="123456")
+        work(app, redis_queue)
+    finally:
+        root.removeHandler(handler)
+    lines = stream.getvalue()
+    assert "exception raised while executing" in lines
+    assert "123456" not in lines and SIGNATURE not in lines and "401234567" not in lines
 
 
 @needs_redis

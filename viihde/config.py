@@ -64,7 +64,9 @@ def from_environment(instance_path: str) -> dict:
         # replaces connections after half an hour, one the server dropped is thrown away
         # on first use (SQLAlchemy invalidates it), and a read retries once on a new one
         # (models/statements.py, read_once).
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800},
+        # hide_parameters: a database error's text (logged with its traceback) does not
+        # list the statement's values, numbers among them.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800, "hide_parameters": True},
         # How many reverse proxies stand in front of the app (0: none). Each one's
         # X-Forwarded-For/-Proto is then trusted (werkzeug ProxyFix), never more.
         "PROXY_COUNT": int(_env("PROXY_COUNT", "0")),

@@ -1,25 +1,46 @@
-"""Logging: a request id on every line, JSON lines in production, and no tokens in the
-lines that print request paths."""
+"""Logging: a request id on every line, JSON lines in production, and no personal data or
+secrets in any line: numbers masked and preference links' tokens cut in every record and
+its traceback, whichever library logs it; every token-shaped text cut in the lines that
+print request paths; no extra fields but our own in JSON lines."""
 
 from __future__ import annotations
 
 import logging
 import re
 import secrets
+from collections.abc import Callable
+from typing import TextIO
 
 from flask import Flask, g, has_request_context, request
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-#: Loggers that print request paths: the dev server's, gunicorn's access lines, and
-#: gunicorn's warnings about requests it could not parse (they quote the request line).
-PATH_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
+from viihde.phone import mask
+from viihde.tokens import TOKEN_PATTERN
+
+#: Loggers that print request paths: the dev server's, gunicorn's access lines,
+#: gunicorn's warnings about requests it could not parse (they quote the request line),
+#: and Flask's own line about an unhandled error ("Exception on <path> [GET]", on the
+#: app's logger).
+PATH_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "viihde")
 # tokens.TOKEN_PATTERN's shape as a logged line may carry it: any character can be
 # percent-encoded (werkzeug decodes the path before routing, gunicorn logs it raw), and
 # nothing need come before or after it (a link copied from text brings "." or ")" along).
 # Over-redacting look-alikes costs nothing; a missed boundary leaks the link.
 _CHAR = r"(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2})"
 _TOKEN_IN_LINE = re.compile(rf"(?P<subscriber>{_CHAR}{{1,8}})(?:\.|%2[Ee]){_CHAR}{{16}}")
+#: In any line: a link's token (after a "/"), a number as the register keeps it (E.164)
+#: or as a Finnish mobile is typed. Tracebacks carry them too: a database error's DETAIL
+#: names the row's values, an unhandled error's line its path.
+_TOKEN_IN_LINK = re.compile(rf"(?<=/){TOKEN_PATTERN}")
+_NUMBER = re.compile(r"(?<![\w+])(?:\+\d{7,15}|0[45]\d{7,9})(?!\d)")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+#: The fields a JSON line may carry besides JSON_FIELDS': a record's own attributes.
+_OWN_FIELDS = frozenset(RESERVED_ATTRS) | {"request_id", "message", "asctime"}
+_TRACEBACKS = logging.Formatter()
+#: Left to ``RedactTokens`` alone: gunicorn's access lines, one a request (8 µs more each),
+#: carry a path and no traceback, and no page takes a number in its address.
+_ACCESS_LINES = "gunicorn.access"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s"
 
 
@@ -34,6 +55,44 @@ class RedactTokens(logging.Filter):
         return True
 
 
+def private(text: str) -> str:
+    """``text`` with every number masked and every link's token cut to its subscriber part."""
+    text = _TOKEN_IN_LINK.sub(lambda m: m.group().split(".")[0] + ".…", text)
+    return _NUMBER.sub(lambda m: mask(m.group()) if m.group()[0] == "+" else "***", text)
+
+
+def _private_records(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
+    """A record factory around ``make``: each record private as it is made (``private``),
+    its traceback too (formatted now, made private, kept as its text), whichever logger
+    and handler it goes to (a library's own, or Python's last resort on stderr)."""
+
+    def made(*args, **kwargs) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        if record.name == _ACCESS_LINES:
+            return record
+        message = record.getMessage()
+        cleaned = private(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        if record.exc_info:
+            record.exc_text = private(_TRACEBACKS.formatException(record.exc_info))
+            record.exc_info = None
+        return record
+
+    made.viihde_private = True
+    return made
+
+
+class OwnFieldsOnly(logging.Filter):
+    """A JSON line carries a record's own fields only, never a library's extras: RQ logs a
+    failed job with its arguments (an SMS's text, with its code or live link)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for name in [name for name in record.__dict__ if name not in _OWN_FIELDS]:
+            del record.__dict__[name]
+        return True
+
+
 class RequestId(logging.Filter):
     """Stamp each record with the id of the request it belongs to (or '-')."""
 
@@ -43,7 +102,10 @@ class RequestId(logging.Filter):
 
 
 def install() -> None:
-    """Attach the token filters once per process."""
+    """Make every record private, and attach the token filters, once per process."""
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "viihde_private", False):
+        logging.setLogRecordFactory(_private_records(factory))
     for name in PATH_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactTokens) for f in logger.filters):
@@ -64,9 +126,16 @@ def init_app(app: Flask) -> None:
         return response
 
     if app.config["LOG_FORMAT"] == "json":
-        handler = logging.StreamHandler()
-        handler.setFormatter(JsonFormatter(JSON_FIELDS, timestamp=True))
-        handler.addFilter(RequestId())
         root = logging.getLogger()
-        root.handlers[:] = [handler]
+        root.handlers[:] = [json_handler()]
         root.setLevel(logging.INFO)
+
+
+def json_handler(stream: TextIO | None = None) -> logging.Handler:
+    """One JSON object a line (JSON_FIELDS, the traceback, nothing else), to ``stream``
+    (standard error when None)."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter(JSON_FIELDS, timestamp=True))
+    handler.addFilter(OwnFieldsOnly())
+    handler.addFilter(RequestId())
+    return handler
