@@ -37,6 +37,7 @@ os.environ.update(
     SMS_DAILY_LIMIT="1000000",
 )
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
+os.environ.setdefault("HASH_KEY", secrets.token_urlsafe(48))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import bare  # noqa: E402

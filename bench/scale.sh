@@ -13,5 +13,6 @@ cd "$(dirname "$0")/.."
 
 export APP_ENV=production SMS_BACKEND=file SMS_OUTBOX_PATH=/tmp/scale-outbox.jsonl
 export SECRET_KEY=${SECRET_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))')}
+export HASH_KEY=${HASH_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))')}
 export PUBLIC_BASE_URL=http://127.0.0.1:8102 TRUSTED_HOSTS=127.0.0.1
 exec .venv/bin/python -m bench.scale "${@:-compare}"

@@ -4,6 +4,7 @@
 # to a line that says where the limits and the SMS went.
 export APP_ENV=production SMS_BACKEND=file SMS_OUTBOX_PATH=/tmp/bench-outbox.jsonl
 export SECRET_KEY=${SECRET_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))')}
+export HASH_KEY=${HASH_KEY:-$(.venv/bin/python -c 'import secrets; print(secrets.token_urlsafe(48))')}
 export PUBLIC_BASE_URL=$URL TRUSTED_HOSTS=127.0.0.1
 # The writes all come from one address and walk through neighbouring numbers, thousands an
 # hour: raise the limits that would refuse them (per address, per number block, per country,

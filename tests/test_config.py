@@ -14,10 +14,13 @@ from viihde.extensions import db
 from viihde.register import accounts
 
 LONG_RANDOM_KEY = "q3Jx9vT2mPzK8wYb4LhN6cRf1sDg7uEa5oVi0tXn"
+HASH_KEY = "Hk7pLq2Zx9Rt4Vn8Bm3Cy6Wd1Fs5Gj0Ae"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 SETTINGS = [
     "APP_ENV",
+    "FLASK_DEBUG",
     "SECRET_KEY",
+    "HASH_KEY",
     "SECRET_KEY_FALLBACKS",
     "DATABASE_URL",
     "ALLOWED_REGIONS",
@@ -37,6 +40,7 @@ def environment(monkeypatch, tmp_path):
     for name in SETTINGS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", "sqlite:///" + str(tmp_path / "register.sqlite3"))
+    monkeypatch.setenv("HASH_KEY", HASH_KEY)  # production needs its own (tested below)
     return monkeypatch
 
 
@@ -50,7 +54,7 @@ def settings_from(environment, **variables) -> dict:
 # Refusing to start
 
 
-@pytest.mark.parametrize("app_env", ["production", None, "staging"])
+@pytest.mark.parametrize("app_env", ["production", None])
 def test_production_refuses_the_development_key(environment, app_env):
     """Without SECRET_KEY, anything but development and testing refuses to start."""
     if app_env:
@@ -208,9 +212,12 @@ def test_allowed_regions_default_to_finland(environment):
 
 
 def test_sms_backend_is_read_from_the_environment(environment):
-    """SMS_BACKEND picks the backend; the console is the default."""
-    assert settings_from(environment)["SMS_BACKEND"] == "console"
-    assert settings_from(environment, SMS_BACKEND="twilio")["SMS_BACKEND"] == "twilio"
+    """SMS_BACKEND picks the backend; Twilio is production's default, the console the
+    others'."""
+    assert settings_from(environment)["SMS_BACKEND"] == "twilio"
+    assert settings_from(environment, SMS_BACKEND="file")["SMS_BACKEND"] == "file"
+    environment.delenv("SMS_BACKEND")
+    assert settings_from(environment, APP_ENV="development")["SMS_BACKEND"] == "console"
 
 
 def test_sms_outbox_path_is_read_from_the_environment(environment, tmp_path):
@@ -246,7 +253,7 @@ def test_secret_key_fallbacks_are_a_comma_separated_list(environment):
 
 def test_empty_variable_counts_as_unset(environment):
     """SMS_BACKEND= in an env file does not select a nameless backend."""
-    assert settings_from(environment, SMS_BACKEND="")["SMS_BACKEND"] == "console"
+    assert settings_from(environment, SMS_BACKEND="")["SMS_BACKEND"] == "twilio"  # production's
 
 
 def test_gunicorn_settings_recycle_workers_unless_told_not_to(monkeypatch):
@@ -374,3 +381,58 @@ def test_the_redis_client_parses_and_packs_with_hiredis():
 
     assert HIREDIS_AVAILABLE
     assert "Hiredis" in DefaultParser.__name__
+
+
+@pytest.mark.parametrize("app_env", ["staging", "Production", "prod"])
+def test_an_unknown_environment_refuses_to_start(environment, app_env):
+    """APP_ENV=staging would have started with production's key checks and development's cookies
+    (not Secure, no __Host- prefix, no HSTS): any APP_ENV but the three is refused."""
+    environment.setenv("APP_ENV", app_env)
+    environment.setenv("SECRET_KEY", LONG_RANDOM_KEY)
+    with pytest.raises(ConfigError, match="APP_ENV must be one of"):
+        create_app()
+
+
+@pytest.mark.parametrize(
+    ("variables", "refused"),
+    [
+        ({"HASH_KEY": None}, "HASH_KEY"),
+        ({"HASH_KEY": LONG_RANDOM_KEY[:31]}, "HASH_KEY"),
+        ({"HASH_KEY": DEV_SECRET_KEY}, "HASH_KEY"),
+        ({"FLASK_DEBUG": "1"}, "FLASK_DEBUG"),
+        ({"PUBLIC_BASE_URL": "http://viihdepaketti.fi"}, "PUBLIC_BASE_URL"),
+        ({"SMS_BACKEND": "console"}, "SMS_BACKEND=console"),
+    ],
+    ids=["no hash key", "short hash key", "development hash key", "debugger", "plain http",
+         "codes to the log"],
+)  # fmt: skip
+def test_production_refuses_unsafe_settings(environment, variables, refused):
+    """Production does not start with a hash key that follows SECRET_KEY (rotating that
+    would stop every erased number's tombstone matching), the debugger, SMS links over
+    plain HTTP, or codes and links printed to the log."""
+    environment.setenv("SECRET_KEY", LONG_RANDOM_KEY)
+    environment.setenv("PUBLIC_BASE_URL", "https://viihdepaketti.fi")
+    for name, value in variables.items():
+        if value is None:
+            environment.delenv(name, raising=False)
+        else:
+            environment.setenv(name, value)
+    with pytest.raises(ConfigError, match=refused):
+        create_app()
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"PUBLIC_BASE_URL": "https://viihdepaketti.fi", "SMS_BACKEND": "twilio"},
+        {"PUBLIC_BASE_URL": "http://127.0.0.1:8101", "SMS_BACKEND": "file"},  # the benchmarks
+        {"PUBLIC_BASE_URL": "https://127.0.0.1:8443", "SMS_BACKEND": "file"},  # prod-up
+    ],
+)
+def test_production_starts_with_safe_settings(environment, variables):
+    """Its own hash key, HTTPS (or loopback, which no phone reaches), a real backend."""
+    environment.setenv("SECRET_KEY", LONG_RANDOM_KEY)
+    for name, value in variables.items():
+        environment.setenv(name, value)
+    app = create_app()
+    assert (app.config["APP_ENV"], app.config["HASH_KEY"]) == ("production", HASH_KEY)

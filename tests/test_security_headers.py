@@ -101,6 +101,7 @@ def production_app(database_uri, tmp_path):
         {
             "APP_ENV": "production",
             "SECRET_KEY": SECRET_KEY,
+            "HASH_KEY": "h" + SECRET_KEY,
             "SQLALCHEMY_DATABASE_URI": database_uri,
             "PUBLIC_BASE_URL": "https://viihdepaketti.fi",
             "SESSION_COOKIE_SECURE": True,

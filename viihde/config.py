@@ -9,11 +9,17 @@ from __future__ import annotations
 import os
 from datetime import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 #: The development key: good enough on a laptop, refused anywhere else.
 # Not a secret: the app refuses this key outside development.
 DEV_SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105  # nosec B105
 MIN_SECRET_KEY_LENGTH = 32
+#: The values of APP_ENV; any other refuses to start.
+ENVIRONMENTS = ("development", "testing", "production")
+#: A PUBLIC_BASE_URL on these may be plain HTTP in production: no phone reaches it (the
+#: benchmarks run the production settings there).
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: OWASP's minimum for argon2id (19 MiB of memory, 2 passes): below it only in development
 #: and in the tests, which hash at the cheapest cost.
 MIN_PASSWORD_HASH_MEMORY_KIB = 19 * 1024
@@ -56,7 +62,7 @@ def from_environment(instance_path: str) -> dict:
         # Previous keys, comma-separated, still accepted while links signed with them age out.
         "SECRET_KEY_FALLBACKS": _env_list("SECRET_KEY_FALLBACKS", ""),
         # Keys the hashes of codes and erased numbers. Set it once and never rotate it,
-        # or tombstones stop matching; defaults to SECRET_KEY.
+        # or tombstones stop matching. Required in production; SECRET_KEY elsewhere.
         "HASH_KEY": _env("HASH_KEY"),
         # The register: SQLite under instance/ by default, PostgreSQL in production.
         "SQLALCHEMY_DATABASE_URI": database_url(_env("DATABASE_URL"), instance_path),
@@ -73,8 +79,8 @@ def from_environment(instance_path: str) -> dict:
         # Where people reach the app; links in SMS, the WebOTP line and the URL Twilio
         # signs its webhooks for are all built from it (never from the Host header).
         "PUBLIC_BASE_URL": (_env("PUBLIC_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/"),
-        # console | file | twilio
-        "SMS_BACKEND": _env("SMS_BACKEND", "console"),
+        # console | file | twilio (the default in production; console elsewhere)
+        "SMS_BACKEND": _env("SMS_BACKEND", "twilio" if production else "console"),
         # The file backend appends one JSON object per message here.
         "SMS_OUTBOX_PATH": _env("SMS_OUTBOX_PATH", str(Path(instance_path) / "sms-outbox.jsonl")),
         # The sender shown on the phone: an authorised alphanumeric ID (at most 11
@@ -265,8 +271,15 @@ def check_catalogues(config: dict, directory: Path) -> None:
 
 
 def check_production_safety(config: dict) -> None:
-    """Refuse to start outside development with a default or short secret key, or with
-    staff passwords hashed more cheaply than OWASP's minimum for argon2id."""
+    """Refuse to start with an unknown APP_ENV, and in production with: a default or short
+    secret key or hash key, staff passwords hashed more cheaply than OWASP's minimum for
+    argon2id, the debugger on, links in SMS over plain HTTP, or codes printed to the log."""
+    if config["APP_ENV"] not in ENVIRONMENTS:
+        # "staging" would have started with production's keys and development's cookies.
+        raise ConfigError(
+            f"APP_ENV must be one of {', '.join(ENVIRONMENTS)} (unset: production), "
+            f"not {config['APP_ENV']!r}"
+        )
     if config["APP_ENV"] in ("development", "testing"):
         return
     key = config.get("SECRET_KEY") or ""
@@ -275,6 +288,26 @@ def check_production_safety(config: dict) -> None:
             f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_KEY_LENGTH} "
             f"characters when APP_ENV={config['APP_ENV']} (try: python -c "
             "'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    hash_key = config.get("HASH_KEY") or ""
+    if hash_key == DEV_SECRET_KEY or len(hash_key) < MIN_SECRET_KEY_LENGTH:
+        # Unset, it is SECRET_KEY, and rotating that would stop every tombstone matching.
+        raise ConfigError(
+            f"HASH_KEY must be set to a random value of at least {MIN_SECRET_KEY_LENGTH} "
+            "characters in production, once and for good (a register that ran without one "
+            "has used its SECRET_KEY: set HASH_KEY to that value)"
+        )
+    if config.get("DEBUG"):
+        raise ConfigError("FLASK_DEBUG must be off in production: the debugger runs code")
+    base = urlsplit(config["PUBLIC_BASE_URL"])
+    if base.scheme != "https" and base.hostname not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            "PUBLIC_BASE_URL must be https:// in production: every SMS carries a link to it"
+        )
+    if config["SMS_BACKEND"] == "console":
+        raise ConfigError(
+            "SMS_BACKEND=console prints every code and link to the log: use twilio in "
+            "production (file for a stand-in)"
         )
     if (
         config["PASSWORD_HASH_MEMORY_KIB"] < MIN_PASSWORD_HASH_MEMORY_KIB
