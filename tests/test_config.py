@@ -402,9 +402,10 @@ def test_an_unknown_environment_refuses_to_start(environment, app_env):
         ({"FLASK_DEBUG": "1"}, "FLASK_DEBUG"),
         ({"PUBLIC_BASE_URL": "http://viihdepaketti.fi"}, "PUBLIC_BASE_URL"),
         ({"SMS_BACKEND": "console"}, "SMS_BACKEND=console"),
+        ({"REDIS_URL": "redis://redis.internal:6379/0"}, "REDIS_URL must carry a password"),
     ],
     ids=["no hash key", "short hash key", "development hash key", "debugger", "plain http",
-         "codes to the log"],
+         "codes to the log", "redis without a password"],
 )  # fmt: skip
 def test_production_refuses_unsafe_settings(environment, variables, refused):
     """Production does not start with a hash key that follows SECRET_KEY (rotating that
@@ -427,10 +428,14 @@ def test_production_refuses_unsafe_settings(environment, variables, refused):
         {"PUBLIC_BASE_URL": "https://viihdepaketti.fi", "SMS_BACKEND": "twilio"},
         {"PUBLIC_BASE_URL": "http://127.0.0.1:8101", "SMS_BACKEND": "file"},  # the benchmarks
         {"PUBLIC_BASE_URL": "https://127.0.0.1:8443", "SMS_BACKEND": "file"},  # prod-up
+        {"PUBLIC_BASE_URL": "https://viihdepaketti.fi", "REDIS_URL": "redis://127.0.0.1:6379/9"},
+        {"PUBLIC_BASE_URL": "https://viihdepaketti.fi",
+         "REDIS_URL": "rediss://viihde:secret@redis.internal:6380/0"},
     ],
 )
 def test_production_starts_with_safe_settings(environment, variables):
-    """Its own hash key, HTTPS (or loopback, which no phone reaches), a real backend."""
+    """Its own hash key, HTTPS (or loopback, which no phone reaches), a real backend, Redis
+    on this machine or with a password."""
     environment.setenv("SECRET_KEY", LONG_RANDOM_KEY)
     for name, value in variables.items():
         environment.setenv(name, value)

@@ -273,7 +273,8 @@ def check_catalogues(config: dict, directory: Path) -> None:
 def check_production_safety(config: dict) -> None:
     """Refuse to start with an unknown APP_ENV, and in production with: a default or short
     secret key or hash key, staff passwords hashed more cheaply than OWASP's minimum for
-    argon2id, the debugger on, links in SMS over plain HTTP, or codes printed to the log."""
+    argon2id, the debugger on, links in SMS over plain HTTP, Redis off this machine without a
+    password, or codes printed to the log."""
     if config["APP_ENV"] not in ENVIRONMENTS:
         # "staging" would have started with production's keys and development's cookies.
         raise ConfigError(
@@ -303,6 +304,14 @@ def check_production_safety(config: dict) -> None:
     if base.scheme != "https" and base.hostname not in LOOPBACK_HOSTS:
         raise ConfigError(
             "PUBLIC_BASE_URL must be https:// in production: every SMS carries a link to it"
+        )
+    redis = urlsplit(config.get("REDIS_URL") or "")
+    if redis.hostname and redis.hostname not in LOOPBACK_HOSTS and not redis.password:
+        # RQ unpickles each job's data: whoever can write to Redis can make a worker run
+        # code, and read the queued messages (codes, live links).
+        raise ConfigError(
+            "REDIS_URL must carry a password (redis://:PASSWORD@host or an ACL user) when "
+            "Redis is on another machine: whoever reaches it runs code in the SMS workers"
         )
     if config["SMS_BACKEND"] == "console":
         raise ConfigError(
