@@ -429,8 +429,10 @@ def test_production_refuses_unsafe_settings(environment, variables, refused):
         {"PUBLIC_BASE_URL": "http://127.0.0.1:8101", "SMS_BACKEND": "file"},  # the benchmarks
         {"PUBLIC_BASE_URL": "https://127.0.0.1:8443", "SMS_BACKEND": "file"},  # prod-up
         {"PUBLIC_BASE_URL": "https://viihdepaketti.fi", "REDIS_URL": "redis://127.0.0.1:6379/9"},
-        {"PUBLIC_BASE_URL": "https://viihdepaketti.fi",
-         "REDIS_URL": "rediss://viihde:secret@redis.internal:6380/0"},
+        {
+            "PUBLIC_BASE_URL": "https://viihdepaketti.fi",
+            "REDIS_URL": "rediss://viihde:secret@redis.internal:6380/0",
+        },
     ],
 )
 def test_production_starts_with_safe_settings(environment, variables):
