@@ -15,6 +15,7 @@ from deploy.smoke.scenes import (
     logs_keep_no_link,
     open_link_and_unsubscribe,
     reply_stop,
+    runs_as_the_service_account,
     staff_look_up,
     swedish_sign_up,
 )
@@ -59,6 +60,9 @@ def main() -> int:
     report.check("the limits see the client, not nginx", lambda: limits_see_the_client(scene))
     report.check("an instance and a worker stop mid-run", lambda: resilience(scene))
     report.check("the logs keep no link", lambda: logs_keep_no_link(scene))
+    report.check(
+        "the stack runs as viihde, its files private", lambda: runs_as_the_service_account(scene)
+    )
     passed = len(report.checks) - report.failed
     print(f"\nprod-smoke: {passed} of {len(report.checks)} checks passed")
     return 1 if report.failed else 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import secrets
 import subprocess
 from dataclasses import dataclass, field
@@ -9,7 +11,7 @@ from dataclasses import dataclass, field
 import requests
 from twilio.request_validator import RequestValidator
 
-from deploy.smoke.stack import CERT, ENV, RUN, query
+from deploy.smoke.stack import CERT, ENV, RUN, query, supervisor
 from deploy.smoke.visitors import (
     NETWORK,
     client,
@@ -164,3 +166,23 @@ def logs_keep_no_link(scene: Scene) -> str:
     leaking = [path.name for path in logs if signature in path.read_text(errors="replace")]
     assert not leaking, f"the link's signature is in {leaking}"
     return f"{len(logs)} logs read, the link's request among them, its signature in none"
+
+
+#: What only the owner may read: the secrets, the environment, the TLS key, the SMS file.
+PRIVATE = ("env", "secrets/secret_key", "secrets/hash_key", "tls/key.pem", "sms-outbox.jsonl")
+PROGRAMS = ("web-1", "web-2", "worker-1", "worker-2", "scheduler")
+
+
+def runs_as_the_service_account(scene: Scene) -> str:
+    """Every program runs as viihde, not root; nobody else reads the secrets, the SMS file
+    or the logs (a local user with SECRET_KEY could sign a staff session)."""
+    service = pwd.getpwnam("viihde").pw_uid
+    for program in PROGRAMS:
+        pid = supervisor("pid", f"viihde:{program}")
+        assert pid.isdigit() and pid != "0", f"{program}: not running ({pid})"
+        assert os.stat(f"/proc/{pid}").st_uid == service, f"{program} does not run as viihde"
+    shared = [name for name in PRIVATE if (RUN / name).stat().st_mode & 0o077]
+    assert not shared, f"readable by others than the owner: {shared}"
+    logs = [path.name for path in (RUN / "log").glob("*.log") if path.stat().st_mode & 0o007]
+    assert not logs, f"logs anyone may read: {logs}"
+    return f"{len(PROGRAMS)} programs as viihde; secrets, SMS file and logs private"
