@@ -21,6 +21,10 @@ accesslog = "-"
 errorlog = "-"
 # TLS ends at the proxy in front; trust its X-Forwarded-* only from there (see PROXY_COUNT).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# No control socket (gunicorn 25.1+, under $HOME by default): supervisord and
+# deploy/instance run the instances, the service account has no home to put it in, and
+# two instances on one machine would share its one path.
+control_socket_disable = True
 
 
 def post_worker_init(worker):

@@ -41,6 +41,7 @@ def environment(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", "sqlite:///" + str(tmp_path / "register.sqlite3"))
     monkeypatch.setenv("HASH_KEY", HASH_KEY)  # production needs its own (tested below)
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://viihdepaketti.fi")  # and its address
     return monkeypatch
 
 
@@ -403,9 +404,14 @@ def test_an_unknown_environment_refuses_to_start(environment, app_env):
         ({"PUBLIC_BASE_URL": "http://viihdepaketti.fi"}, "PUBLIC_BASE_URL"),
         ({"SMS_BACKEND": "console"}, "SMS_BACKEND=console"),
         ({"REDIS_URL": "redis://redis.internal:6379/0"}, "REDIS_URL must carry a password"),
+        ({"REDIS_URL": "redis://[::1"}, "REDIS_URL is not a URL"),
+        ({"PUBLIC_BASE_URL": None}, "PUBLIC_BASE_URL must be set"),
+        ({"PUBLIC_BASE_URL": "https://"}, "PUBLIC_BASE_URL must be set"),
+        ({"PUBLIC_BASE_URL": "https:viihdepaketti.fi"}, "PUBLIC_BASE_URL must be set"),
     ],
     ids=["no hash key", "short hash key", "development hash key", "debugger", "plain http",
-         "codes to the log", "redis without a password"],
+         "codes to the log", "redis without a password", "redis malformed", "no address",
+         "no host", "no host either"],
 )  # fmt: skip
 def test_production_refuses_unsafe_settings(environment, variables, refused):
     """Production does not start with a hash key that follows SECRET_KEY (rotating that
@@ -433,6 +439,11 @@ def test_production_refuses_unsafe_settings(environment, variables, refused):
             "PUBLIC_BASE_URL": "https://viihdepaketti.fi",
             "REDIS_URL": "rediss://viihde:secret@redis.internal:6380/0",
         },
+        {
+            "PUBLIC_BASE_URL": "https://viihdepaketti.fi",
+            "REDIS_URL": "redis://redis.internal:6379/0?password=secret",
+        },
+        {"PUBLIC_BASE_URL": "https://viihdepaketti.fi", "REDIS_URL": "unix:///run/redis.sock"},
     ],
 )
 def test_production_starts_with_safe_settings(environment, variables):

@@ -119,20 +119,21 @@ def test_nginx_access_lines_never_show_a_preference_token(nginx, scheme, path):
 
 
 def test_nginx_access_lines_keep_the_referrer_without_its_token(nginx):
-    """A page's request names the page it came from; that address loses its token too, and
-    an address without one is logged as it came."""
+    """A page's request names the page it came from; that address loses its token too, an
+    address without one is logged as it came, and none at all as "-" (as nginx's own
+    formats write it, which log tools expect)."""
     https, _, access_log = nginx
     context = ssl._create_unverified_context()  # noqa: S323
-    for referrer, agent in [
-        (f"https://127.0.0.1/{TOKEN}", "nginx-test-referrer-token"),
-        ("https://127.0.0.1/privacy", "nginx-test-referrer-plain"),
+    for referrer, agent, written in [
+        (f"https://127.0.0.1/{TOKEN}", "nginx-test-referrer-token", "https://127.0.0.1/AQ.[token]"),
+        ("https://127.0.0.1/privacy", "nginx-test-referrer-plain", "https://127.0.0.1/privacy"),
+        (None, "nginx-test-referrer-none", "-"),
     ]:
         connection = http.client.HTTPSConnection("127.0.0.1", https, context=context, timeout=5)
-        connection.request("GET", "/privacy", headers={"User-Agent": agent, "Referer": referrer})
+        headers = {"User-Agent": agent} | ({"Referer": referrer} if referrer else {})
+        connection.request("GET", "/privacy", headers=headers)
         connection.getresponse().read()
         line = logged(access_log, agent)
         assert '"GET /privacy HTTP/1.1" 502' in line
-        if "token" in agent:
-            assert SIGNATURE not in line and '"https://127.0.0.1/AQ.[token]"' in line
-        else:
-            assert f'"{referrer}"' in line
+        assert f'"{written}" "{agent}"' in line
+        assert SIGNATURE not in line

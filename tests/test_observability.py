@@ -235,3 +235,55 @@ def test_a_database_error_logs_no_number(app, json_lines):
     lines = json_lines()
     assert "IntegrityError" in lines
     assert "401234567" not in lines
+
+
+@pytest.mark.parametrize(
+    ("logged", "written"),
+    [
+        ("Exception on /AQ.I08kXpW0UpfC7tTT [GET]", "Exception on /AQ.… [GET]"),
+        ("GET /AQ%2EI08kXpW0UpfC7tTT", "GET /AQ.…"),
+        ("next=%2FAQ.I08kXpW0UpfC7tTT", "next=%2FAQ.…"),
+        ("?t=AQ.I08kXpW0UpfC7tTT&x=1", "?t=AQ.…&x=1"),
+        ("Key (phone_e164)=(+358401234567)", "Key (phone_e164)=(+358 40 *** **67)"),
+        ("to=358401234567", "to=+358 40 *** **67"),
+        ("phone=%2B358401234567", "phone=+358 40 *** **67"),
+        ("+27821234567 abroad", "+27 82 *** **67 abroad"),
+        ("typed 0401234567", "typed ***"),
+        ('File "/srv/viihde/register/confirmation.py", in self.dispatch_request', None),
+        ("sid SM0123456789abcdef0123456789abcdef", None),
+    ],
+)  # fmt: skip
+def test_every_record_is_made_private(app, caplog, logged, written):
+    """Any logger, any line: a link's token where an address or a parameter puts it, in any
+    encoding, and a number in any of the forms the register and people write it; what
+    only looks like one in a traceback (a file, a method, a message id) stays readable."""
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("some.library").info("%s", logged)
+    assert caplog.records[-1].getMessage() == (written or logged)
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+
+@pytest.mark.parametrize(
+    ("template", "arguments"),
+    [("count %d", ("x",)), ("two %s %s", (1,)), ("shown %s", (Unprintable(),))],
+)
+def test_a_logging_call_that_cannot_be_formatted_does_not_raise(app, caplog, template, arguments):
+    """A library's faulty logging call (arguments that do not fit, a value whose text
+    raises) neither raises into its caller nor has its arguments printed raw: the line
+    says it was withheld."""
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("some.library").info(template, *arguments)
+    assert caplog.records[-1].getMessage().startswith("log_record_withheld")
+
+
+def test_json_lines_leave_the_record_to_other_handlers(app, json_lines, caplog):
+    """A library's extra field stays out of the JSON line, not out of the record: another
+    handler (here pytest's) still has it."""
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("rq.worker").error("failed", extra={"arguments": (7, "text")})
+    assert "failed" in json_lines() and "text" not in json_lines()
+    assert caplog.records[-1].arguments == (7, "text")

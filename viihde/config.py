@@ -9,12 +9,14 @@ from __future__ import annotations
 import os
 from datetime import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 #: The development key: good enough on a laptop, refused anywhere else.
 # Not a secret: the app refuses this key outside development.
 DEV_SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105  # nosec B105
 MIN_SECRET_KEY_LENGTH = 32
+#: Where `make run` serves; production must name its own address.
+DEV_PUBLIC_BASE_URL = "http://127.0.0.1:5000"
 #: The values of APP_ENV; any other refuses to start.
 ENVIRONMENTS = ("development", "testing", "production")
 #: A PUBLIC_BASE_URL on these may be plain HTTP in production: no phone reaches it (the
@@ -78,7 +80,7 @@ def from_environment(instance_path: str) -> dict:
         "PROXY_COUNT": int(_env("PROXY_COUNT", "0")),
         # Where people reach the app; links in SMS, the WebOTP line and the URL Twilio
         # signs its webhooks for are all built from it (never from the Host header).
-        "PUBLIC_BASE_URL": (_env("PUBLIC_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/"),
+        "PUBLIC_BASE_URL": (_env("PUBLIC_BASE_URL", DEV_PUBLIC_BASE_URL) or "").rstrip("/"),
         # console | file | twilio (the default in production; console elsewhere)
         "SMS_BACKEND": _env("SMS_BACKEND", "twilio" if production else "console"),
         # The file backend appends one JSON object per message here.
@@ -270,6 +272,16 @@ def check_catalogues(config: dict, directory: Path) -> None:
         )
 
 
+def _url(config: dict, name: str) -> SplitResult:
+    """A setting's URL, taken apart (ConfigError when it cannot be)."""
+    try:
+        parts = urlsplit(config.get(name) or "")
+        parts.hostname, parts.port  # noqa: B018  # each raises on a malformed address
+    except ValueError as error:
+        raise ConfigError(f"{name} is not a URL: {error}") from None
+    return parts
+
+
 def check_production_safety(config: dict) -> None:
     """Refuse to start with an unknown APP_ENV, and in production with: a default or short
     secret key or hash key, staff passwords hashed more cheaply than OWASP's minimum for
@@ -300,18 +312,25 @@ def check_production_safety(config: dict) -> None:
         )
     if config.get("DEBUG"):
         raise ConfigError("FLASK_DEBUG must be off in production: the debugger runs code")
-    base = urlsplit(config["PUBLIC_BASE_URL"])
+    base = _url(config, "PUBLIC_BASE_URL")
+    if config["PUBLIC_BASE_URL"] == DEV_PUBLIC_BASE_URL or not base.hostname:
+        raise ConfigError(
+            "PUBLIC_BASE_URL must be set in production to the address people reach, "
+            "https://<host>: every SMS carries a link to it"
+        )
     if base.scheme != "https" and base.hostname not in LOOPBACK_HOSTS:
         raise ConfigError(
             "PUBLIC_BASE_URL must be https:// in production: every SMS carries a link to it"
         )
-    redis = urlsplit(config.get("REDIS_URL") or "")
-    if redis.hostname and redis.hostname not in LOOPBACK_HOSTS and not redis.password:
+    redis = _url(config, "REDIS_URL")
+    remote = redis.hostname and redis.hostname not in LOOPBACK_HOSTS
+    if remote and not (redis.password or "password=" in redis.query):
         # RQ unpickles each job's data: whoever can write to Redis can make a worker run
         # code, and read the queued messages (codes, live links).
         raise ConfigError(
-            "REDIS_URL must carry a password (redis://:PASSWORD@host or an ACL user) when "
-            "Redis is on another machine: whoever reaches it runs code in the SMS workers"
+            "REDIS_URL must carry a password (redis://:PASSWORD@host, an ACL user, or "
+            "?password=) when Redis is on another machine: whoever reaches it runs code "
+            "in the SMS workers"
         )
     if config["SMS_BACKEND"] == "console":
         raise ConfigError(

@@ -1,6 +1,7 @@
-"""The scheduled jobs, read by the scheduler process: `rq cron viihde.schedule --url
-$REDIS_URL` (exactly one per deployment). It queues each job for the SMS workers; the
-outbox sweep needs no entry here, every worker runs it itself."""
+"""The scheduled jobs, read by the scheduler process: `RQ_REDIS_URL=$REDIS_URL rq cron
+viihde.schedule` (exactly one per deployment; the URL, with its password, in the
+environment rather than on the command line). It queues each job for the SMS workers;
+the outbox sweep needs no entry here, every worker runs it itself."""
 
 from rq import cron
 

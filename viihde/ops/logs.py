@@ -12,11 +12,9 @@ from collections.abc import Callable
 from typing import TextIO
 
 from flask import Flask, g, has_request_context, request
-from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 from viihde.phone import mask
-from viihde.tokens import TOKEN_PATTERN
 
 #: Loggers that print request paths: the dev server's, gunicorn's access lines,
 #: gunicorn's warnings about requests it could not parse (they quote the request line),
@@ -29,15 +27,25 @@ PATH_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "viihde")
 # Over-redacting look-alikes costs nothing; a missed boundary leaks the link.
 _CHAR = r"(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2})"
 _TOKEN_IN_LINE = re.compile(rf"(?P<subscriber>{_CHAR}{{1,8}})(?:\.|%2[Ee]){_CHAR}{{16}}")
-#: In any line: a link's token (after a "/"), a number as the register keeps it (E.164)
-#: or as a Finnish mobile is typed. Tracebacks carry them too: a database error's DETAIL
-#: names the row's values, an unhandled error's line its path.
-_TOKEN_IN_LINK = re.compile(rf"(?<=/){TOKEN_PATTERN}")
-_NUMBER = re.compile(r"(?<![\w+])(?:\+\d{7,15}|0[45]\d{7,9})(?!\d)")
+#: In any line, and in its traceback (a database error's DETAIL names the row's values, an
+#: unhandled error's line its path): a link's token where an address or a parameter puts
+#: it (after "/", "%2F" or "="; anywhere, it would cut names in tracebacks), written
+#: with any character percent-encoded; a number as the register keeps it (E.164, with
+#: its "+" percent-encoded or left out) or as a Finnish mobile is typed.
+_TOKEN_IN_LINK = re.compile(
+    rf"(?:(?<=/)|(?<=%2[Ff])|(?<==))(?P<subscriber>{_CHAR}{{1,8}})(?:\.|%2[Ee]){_CHAR}{{16}}"
+)
+_NUMBER = re.compile(
+    r"(?<![\w+.%])(?:(?:\+|%2[Bb])(?P<digits>\d{7,15})|(?P<finnish>358\d{6,12})|0[45]\d{7,9})(?!\d)"
+)
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-#: The fields a JSON line may carry besides JSON_FIELDS': a record's own attributes.
-_OWN_FIELDS = frozenset(RESERVED_ATTRS) | {"request_id", "message", "asctime"}
+#: What a JSON line carries: JSON_FIELDS, the traceback and stack, the time.
+_JSON_KEYS = frozenset(
+    ("asctime", "levelname", "name", "message", "request_id", "exc_info", "stack_info",
+     "timestamp")
+)  # fmt: skip
 _TRACEBACKS = logging.Formatter()
+_WITHHELD = "log_record_withheld reason=its message could not be formatted"
 #: Left to ``RedactTokens`` alone: gunicorn's access lines, one a request (8 µs more each),
 #: carry a path and no traceback, and no page takes a number in its address.
 _ACCESS_LINES = "gunicorn.access"
@@ -57,8 +65,13 @@ class RedactTokens(logging.Filter):
 
 def private(text: str) -> str:
     """``text`` with every number masked and every link's token cut to its subscriber part."""
-    text = _TOKEN_IN_LINK.sub(lambda m: m.group().split(".")[0] + ".…", text)
-    return _NUMBER.sub(lambda m: mask(m.group()) if m.group()[0] == "+" else "***", text)
+    text = _TOKEN_IN_LINK.sub(lambda m: m.group("subscriber") + ".…", text)
+    return _NUMBER.sub(_masked, text)
+
+
+def _masked(found: re.Match) -> str:
+    digits = found.group("digits") or found.group("finnish")
+    return mask("+" + digits) if digits else "***"
 
 
 def _private_records(make: Callable[..., logging.LogRecord]) -> Callable[..., logging.LogRecord]:
@@ -70,12 +83,18 @@ def _private_records(make: Callable[..., logging.LogRecord]) -> Callable[..., lo
         record = make(*args, **kwargs)
         if record.name == _ACCESS_LINES:
             return record
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception:  # a logging call's own bug (arguments that do not fit): no raise
+            message = _WITHHELD  # and no handler printing its arguments raw to stderr
         cleaned = private(message)
-        if cleaned != message:
+        if cleaned != message or message is _WITHHELD:
             record.msg, record.args = cleaned, ()
         if record.exc_info:
-            record.exc_text = private(_TRACEBACKS.formatException(record.exc_info))
+            try:
+                record.exc_text = private(_TRACEBACKS.formatException(record.exc_info))
+            except Exception:  # an exception whose text cannot be made: its type only
+                record.exc_text = f"{record.exc_info[0].__name__} (its text withheld)"
             record.exc_info = None
         return record
 
@@ -83,14 +102,15 @@ def _private_records(make: Callable[..., logging.LogRecord]) -> Callable[..., lo
     return made
 
 
-class OwnFieldsOnly(logging.Filter):
-    """A JSON line carries a record's own fields only, never a library's extras: RQ logs a
-    failed job with its arguments (an SMS's text, with its code or live link)."""
+class JsonLines(JsonFormatter):
+    """One JSON object a line with JSON_FIELDS, the traceback and the time, and never a
+    library's extra fields: RQ logs a failed job with its arguments (an SMS's text, with
+    its code or live link). The record is left as it is for any other handler."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        for name in [name for name in record.__dict__ if name not in _OWN_FIELDS]:
-            del record.__dict__[name]
-        return True
+    def add_fields(self, log_data: dict, record: logging.LogRecord, message_dict: dict) -> None:
+        super().add_fields(log_data, record, message_dict)
+        for key in [key for key in log_data if key not in _JSON_KEYS]:
+            del log_data[key]
 
 
 class RequestId(logging.Filter):
@@ -135,7 +155,6 @@ def json_handler(stream: TextIO | None = None) -> logging.Handler:
     """One JSON object a line (JSON_FIELDS, the traceback, nothing else), to ``stream``
     (standard error when None)."""
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(JSON_FIELDS, timestamp=True))
-    handler.addFilter(OwnFieldsOnly())
+    handler.setFormatter(JsonLines(JSON_FIELDS, timestamp=True))
     handler.addFilter(RequestId())
     return handler
