@@ -261,3 +261,23 @@ def test_export_streams_one_statement_batch_by_batch(app, monkeypatch):
         assert pages == [] and len(copies) == 1 and copies[0].startswith("COPY (SELECT")
     else:
         assert len(pages) == 4 and copies == []
+
+
+def test_an_export_file_is_its_owners_alone(app, runner, tmp_path):
+    """The file holds numbers and live links: made 0600 whatever the umask, and a file
+    that was there before loses its wider mode; the export is all it holds."""
+    factories.subscribers(app, {n: ("offers",) for n in range(1, 4)}, at=NOW)
+    made, kept = tmp_path / "new.csv", tmp_path / "old.csv"
+    kept.write_text("an older and longer export\n" * 100)
+    kept.chmod(0o644)
+    for out in (made, kept):
+        result = runner.invoke(args=["audience", "export", "--purpose", "offers", "--output", out])
+        assert result.exit_code == 0, result.output
+        assert out.stat().st_mode & 0o777 == 0o600
+        assert "older" not in out.read_text() and number(1) in out.read_text()
+
+
+def test_an_export_into_a_folder_that_is_not_there_says_so(app, runner, tmp_path):
+    out = tmp_path / "missing" / "audience.csv"
+    result = runner.invoke(args=["audience", "export", "--purpose", "offers", "--output", out])
+    assert result.exit_code != 0 and "No such file or directory" in result.output

@@ -8,7 +8,7 @@ import sys
 import click
 from flask.cli import AppGroup
 
-from viihde.cli.common import operator
+from viihde.cli.common import operator, private_file
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import AuditAction
@@ -22,21 +22,26 @@ audience_cli = AppGroup("audience", help="Who marketing may reach.")
 @click.option("--purpose", required=True, help="A purpose key, for example offers.")
 @click.option("--format", "fmt", type=click.Choice(sorted(audience.WRITERS)), default="csv")
 @click.option(
-    "--output", type=click.File("w", encoding="utf-8", lazy=True), default="-", help="A file."
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    help="A file (made readable by its owner only), or - for standard output.",
 )
-def audience_export(purpose: str, fmt: str, output) -> None:
+def audience_export(purpose: str, fmt: str, output: str) -> None:
     """Stream every number with current consent for PURPOSE, with its language and
     personal preference link (constant memory; a progress bar on a terminal)."""
     if purpose not in configured_keys():
         raise click.BadParameter(
             f"choose one of {', '.join(configured_keys())}", param_hint="--purpose"
         )
+    to_file = output != "-"
+    out = private_file(output) if to_file else click.open_file("-", "w", encoding="utf-8")
     # Closed however the writing ends (a full disk, a closed pipe): on PostgreSQL a COPY
     # left open holds the connection, and the app context's teardown would wait for it.
     with contextlib.closing(audience.export(purpose)) as batches:
-        written = audience.WRITERS[fmt](batches, output)
+        written = audience.WRITERS[fmt](batches, out)
         total = 0
-        if sys.stderr.isatty() and output.name != "<stdout>":
+        if sys.stderr.isatty() and to_file:
             with click.progressbar(
                 length=audience.count(purpose), label="Exporting", file=sys.stderr
             ) as bar:
@@ -45,7 +50,8 @@ def audience_export(purpose: str, fmt: str, output) -> None:
                     bar.update(batch)
         else:
             total = sum(written)
-    output.close()
+    if to_file:
+        out.close()
     audit.record(
         operator(), AuditAction.AUDIENCE_EXPORT, utcnow(), detail=f"{purpose}: {total} ({fmt})"
     )
