@@ -70,6 +70,32 @@ def test_the_attribution_is_the_only_difference_and_is_escaped(app):
     assert re.sub(r"next=[^\"]+", "", without_inputs) == re.sub(r"next=[^\"]+", "", plain)
 
 
+def test_an_attribution_that_spells_a_mark_is_kept_as_it_came(app):
+    """The shared page's marks are replaced before the visit's values go in: a value that
+    spells the switcher's mark stays as the ad sent it (it got the visit's address, and the
+    consent record would have kept that)."""
+    from viihde.web.signup.shared import RETURN_MARK
+
+    page = app.test_client().get("/", query_string={"utm_source": RETURN_MARK}).text
+    assert attribution_inputs(page) == [
+        f'<input id="utm_source" name="utm_source" type="hidden" value="{RETURN_MARK}">'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "click_id"),
+    [({"gclid": "\x01"}, None), ({"gclid": "\x01", "fbclid": "ok"}, "fbclid:ok")],
+)
+def test_a_click_id_of_control_characters_is_none(query, click_id):
+    """Nothing printable left: no click id (it was recorded as "gclid:None"), and the next
+    parameter's counts."""
+    from werkzeug.datastructures import MultiDict
+
+    from viihde.web.signup.forms import attribution_from
+
+    assert attribution_from(MultiDict(query))["click_id"] == click_id
+
+
 def test_the_attribution_reaches_the_consent_record(visitor, outbox, app):
     """Spliced fields post as the rendered ones did."""
     visitor.sign_up(landing="/?utm_source=meta&utm_campaign=joulu&fbclid=xyz")

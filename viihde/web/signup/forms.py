@@ -38,9 +38,9 @@ def attribution_from(args) -> dict[str, str | None]:
     }
     data["click_id"] = next(
         (
-            f"{name}:{clean_attribution(args[name])}"
+            f"{name}:{value}"
             for name in CLICK_ID_PARAMETERS
-            if args.get(name)
+            if (value := clean_attribution(args.get(name)))  # one of control characters: none
         ),
         None,
     )

@@ -60,4 +60,5 @@ def landing(language: str, paused: bool, attribution: dict[str, str | None]) -> 
         if (value := attribution.get(name))
     )
     back = escape(quote_plus(request.full_path.removesuffix("?"), safe=QUERY_SAFE))
-    return shared.replace(ATTRIBUTION_MARK, hidden, 1).replace(RETURN_MARK, back)
+    # The switcher's return address first: a visit's own values may spell its mark.
+    return shared.replace(RETURN_MARK, back).replace(ATTRIBUTION_MARK, hidden, 1)
