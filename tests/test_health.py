@@ -6,11 +6,13 @@ import pytest
 from flask_migrate import upgrade
 from redis import Redis
 from rq import Queue
+from sqlalchemy import text
 
 from viihde import create_app
 from viihde.extensions import db
 from viihde.sms import queue as sms_queue
 
+from .helpers import Visitor
 from .settings import SECRET_KEY
 
 SCRAPER_TOKEN = "scraper-token-123"
@@ -73,13 +75,32 @@ def test_readyz_hides_the_migration_revisions_from_the_public(tmp_path):
 
 
 @with_scraper_token
-def test_readyz_is_503_when_redis_is_configured_but_down(app, client):
-    """A queue that cannot be reached means this instance cannot send: not ready."""
+def test_readyz_stays_ready_when_redis_is_down_and_says_so(app, client, outbox):
+    """Redis down: the limits count in memory and SMS go from the request, so the instance
+    still serves (a load balancer pulling every instance would make it an outage); the
+    scraper sees why it is degraded."""
     unreachable = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     app.extensions[sms_queue.EXTENSION] = Queue("sms", connection=unreachable)
     public = client.get("/readyz")
-    assert (public.status_code, public.json) == (503, {"status": "not ready"})
-    assert client.get("/readyz", headers=SCRAPER).json["redis"] == "unreachable"
+    assert (public.status_code, public.json) == (200, {"status": "ready"})
+    assert client.get("/readyz", headers=SCRAPER).json["redis"].startswith("unreachable")
+    assert Visitor(app.test_client(), outbox).sign_up().status_code == 302  # it does serve
+
+
+def test_readyz_stays_ready_when_a_newer_release_has_migrated_on(tmp_path):
+    """A rolling deploy: the new release migrated the register past this instance's head.
+    The old instance serves on until it is replaced (not ready, every old instance would
+    leave the load balancer at once); one whose register is behind is still not ready."""
+    app = app_on("sqlite:///" + str(tmp_path / "ahead.sqlite3"))
+    with app.app_context():
+        upgrade()
+        db.session.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+        db.session.commit()
+        db.engine.dispose()
+    public = app.test_client().get("/readyz")
+    assert (public.status_code, public.json) == (200, {"status": "ready"})
+    scraper = app.test_client().get("/readyz", headers=SCRAPER)
+    assert scraper.json["database"].startswith("ok, migrations at 0099: newer than")
 
 
 def test_readyz_is_503_when_the_database_is_unreachable():
