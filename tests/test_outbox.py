@@ -61,6 +61,20 @@ def test_a_message_whose_job_was_lost_is_delivered_once(app, outbox_path, outbox
     assert status_of(app, message_id) == ("sent", None)
 
 
+def test_a_message_lost_for_over_a_day_is_not_sent_any_more(app, outbox):
+    """A day late a welcome is news to nobody, and a register restored from a backup brings
+    back as queued the messages that went out after it: such a message fails, unsent;
+    one lost for less than a day still goes."""
+    old = committed_but_never_handed_over(app, minutes_ago=24 * 60 + 1)
+    report = sweep(app)
+    assert (report.handed_over, report.failed) == (0, 1)
+    assert status_of(app, old) == ("failed", sms_outbox.TOO_OLD)
+    assert outbox.messages() == []
+    recent = committed_but_never_handed_over(app, minutes_ago=24 * 60 - 1)
+    assert sweep(app).handed_over == 1
+    assert status_of(app, recent) == ("sent", None)
+
+
 def test_the_delivered_message_carries_the_persons_live_link(app, client, outbox):
     """The log keeps the link without its token; the sweep puts the live one back."""
     committed_but_never_handed_over(app)

@@ -34,9 +34,14 @@ BATCH = 500
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 #: The campaign sender hands over its own messages (it checks consent again first).
 _NOT_SWEPT = CAMPAIGN_KINDS
+#: A lost message older than this is not sent any more: a day late it is news to nobody,
+#: and a register restored from a backup brings back as queued the messages that went
+#: out after it (docs/deploy.md says to fail those before the workers start).
+SEND_WITHIN = timedelta(days=1)
 #: Why a lost message was not sent after all.
 CODE_LOST = "code_not_handed_over"  # the code is kept only as a hash: ask for a new one
 LINK_LOST = "link_unavailable"  # the person is gone, and their link with them
+TOO_OLD = "not_sent_within_a_day"
 
 
 @dataclass
@@ -79,13 +84,19 @@ def sweep(now: datetime) -> SweepReport:
             SmsMessage.updated_at < cutoff,
         )
         .values(updated_at=now)
-        .returning(SmsMessage.id, SmsMessage.kind, SmsMessage.body, SmsMessage.subscriber_id)
+        .returning(
+            SmsMessage.id, SmsMessage.kind, SmsMessage.body, SmsMessage.subscriber_id,
+            SmsMessage.created_at,
+        )
         .execution_options(synchronize_session=False)
-    ).all()
+    ).all()  # fmt: skip
     outgoing, failed = [], {}
-    for message_id, kind, body, subscriber_id in claimed:
+    for message_id, kind, body, subscriber_id, created_at in claimed:
         if kind == SmsKind.CODE:
             failed[message_id] = CODE_LOST
+            continue
+        if created_at < now - SEND_WITHIN:
+            failed[message_id] = TOO_OLD
             continue
         live = _live_body(body, subscriber_id)
         if live is None:
