@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 from datetime import UTC, datetime
 
 import pytest
@@ -11,7 +13,14 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select, text
 
 from viihde.extensions import db
-from viihde.models import ConsentEvent, SmsMessage, Subscriber, Tombstone, Verification
+from viihde.models import (
+    AuditEntry,
+    ConsentEvent,
+    SmsMessage,
+    Subscriber,
+    Tombstone,
+    Verification,
+)
 from viihde.phone import PhoneError
 from viihde.register import consent, lookup
 from viihde.register.erasure import tombstone_hash
@@ -174,3 +183,27 @@ def test_last_digits_are_found_through_the_reversed_number_index(app_context):
     finally:
         sqlalchemy_event.remove(db.engine, "before_cursor_execute", explain)
     assert captured and "ix_subscribers_phone_reversed" in captured[0]
+
+
+ACCOUNT = pwd.getpwuid(os.getuid()).pw_name
+
+
+@pytest.mark.parametrize(
+    ("environment", "actor"),
+    [
+        ({"LOGNAME": "somebody_else", "USER": "somebody_else"}, f"cli:{ACCOUNT}"),
+        ({"SUDO_USER": "alice"}, f"cli:{ACCOUNT} (sudo by alice)"),
+    ],
+    ids=["LOGNAME and USER set", "under sudo"],
+)
+def test_a_command_is_audited_as_the_account_it_runs_as(
+    runner, subscribed, app, monkeypatch, environment, actor
+):
+    """The audit names the operating-system account, not LOGNAME or USER (anyone sets
+    those: they made an export look like somebody else's), and says whom sudo ran it for."""
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert runner.invoke(args=["subject", "export", "0401234567"]).exit_code == 0
+    with app.app_context():
+        entry = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
+    assert entry.actor == actor

@@ -3,8 +3,8 @@ operator is."""
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 from typing import TextIO
 
 import click
@@ -25,8 +25,12 @@ def number_argument(raw: str) -> str:
 
 
 def operator() -> audit.Actor:
-    """Who runs a command: the operating-system user, for the audit log."""
-    return audit.Actor.cli(getpass.getuser())
+    """Who runs a command, for the audit log: the operating-system account the process
+    runs as (not LOGNAME or USER, which anyone sets), and, under sudo, the account sudo
+    says it ran for."""
+    name = pwd.getpwuid(os.getuid()).pw_name
+    invoker = os.environ.get("SUDO_USER")
+    return audit.Actor.cli(f"{name} (sudo by {invoker})" if invoker and invoker != name else name)
 
 
 def private_file(path: str) -> TextIO:

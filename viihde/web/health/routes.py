@@ -29,8 +29,8 @@ def healthz():
 
 
 def _database() -> str:
-    """"ok", or "ok, ..." when a newer release has migrated the register on (this instance
-    serves on until it is replaced: a rolling deploy), or why not."""
+    """The register's check: ok; ok when a newer release has migrated it on (this instance
+    serves on until it is replaced: a rolling deploy); or why not."""
     try:
         with db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
