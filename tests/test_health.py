@@ -48,10 +48,16 @@ def test_readyz_tells_the_public_only_that_it_is_ready(client):
 
 @with_scraper_token
 def test_readyz_shows_the_scraper_each_check(client):
-    """The metrics token (as for /metrics) adds the database's and Redis's state."""
+    """The metrics token (as for /metrics) adds the database's, the hash key's and Redis's
+    state."""
     response = client.get("/readyz", headers=SCRAPER)
     assert response.status_code == 200
-    assert response.json == {"status": "ready", "database": "ok", "redis": "not configured"}
+    assert response.json == {
+        "status": "ready",
+        "database": "ok",
+        "hash key": "ok",
+        "redis": "not configured",
+    }
 
 
 def test_readyz_shows_no_detail_when_no_token_is_configured(client):

@@ -3,6 +3,7 @@ operator is."""
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 from typing import TextIO
@@ -10,8 +11,11 @@ from typing import TextIO
 import click
 from flask import current_app
 
+from viihde.clock import utcnow
+from viihde.extensions import db
 from viihde.phone import PhoneError, parse_mobile
 from viihde.register import audit
+from viihde.register.keys import hash_key_problem
 
 
 def number_argument(raw: str) -> str:
@@ -42,3 +46,19 @@ def private_file(path: str) -> TextIO:
         raise click.FileError(path, hint=error.strerror) from None
     os.fchmod(descriptor, 0o600)
     return os.fdopen(descriptor, "w", encoding="utf-8")
+
+
+def hash_key_checked(command):
+    """A command that makes or matches keyed hashes runs only under the register's own
+    HASH_KEY (``register.keys``): under another it would find no erasure, and make
+    hashes nothing else matches."""
+
+    @functools.wraps(command)
+    def checked(*args, **kwargs):
+        problem = hash_key_problem(utcnow())
+        if problem is not None:
+            raise click.ClickException(problem)
+        db.session.commit()  # the fingerprint, when this was the first check
+        return command(*args, **kwargs)
+
+    return checked

@@ -5,7 +5,6 @@ Each command is a thin shell over a domain module; what it changes is audit-logg
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable
 from datetime import datetime
 from typing import TextIO
@@ -15,6 +14,7 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
+from viihde.cli.common import hash_key_checked, operator
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.jobs import purge
@@ -30,6 +30,7 @@ register_cli = AppGroup("register", help="Keep the register accurate and lean.")
 @register_cli.command("sync-holders")
 @click.argument("file", type=click.File("r", encoding="utf-8-sig", errors="replace"))
 @click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@hash_key_checked
 def sync_holders_command(file: TextIO, dry_run: bool) -> None:
     """Withdraw the previous holders' consents for numbers that got a new holder.
 
@@ -57,7 +58,7 @@ def _apply_file(
         if dry_run:
             db.session.rollback()
         else:
-            audit.record(audit.Actor.cli(getpass.getuser()), action, now, detail=report.counts())
+            audit.record(operator(), action, now, detail=report.counts())
             db.session.commit()
     except RegisterFileError as error:
         db.session.rollback()
@@ -96,6 +97,7 @@ def _echo_sync_report(report: holders.SyncReport) -> None:
 @register_cli.command("import-customers")
 @click.argument("file", type=click.File("r", encoding="utf-8-sig", errors="replace"))
 @click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@hash_key_checked
 def import_customers_command(file: TextIO, dry_run: bool) -> None:
     """Market the company's own similar products to buyers, until they refuse.
 
@@ -153,9 +155,10 @@ PURGE_FAILURES = {
 
 @register_cli.command("purge")
 @click.option("--dry-run", is_flag=True, help="Count what would be removed; change nothing.")
+@hash_key_checked
 def purge_command(dry_run: bool) -> None:
     """Remove what is past its retention time (run daily from cron); print the counts."""
-    report = purge.run(utcnow(), dry_run=dry_run, actor=audit.Actor.cli(getpass.getuser()))
+    report = purge.run(utcnow(), dry_run=dry_run, actor=operator())
     verb = "Would remove" if dry_run else "Removed"
     click.echo(f"{verb} (dry run, nothing changed):" if dry_run else f"{verb}:")
     for name, count in report.counts().items():

@@ -17,6 +17,7 @@ from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import SmsKind, SmsMessage
 from viihde.phone import mask
+from viihde.register.keys import hash_key_problem
 from viihde.sms import commit_then_send, outbox, stage
 from viihde.sms.queue import sms_queue
 from viihde.sms.texts import test_message
@@ -74,6 +75,10 @@ def worker_command(burst: bool) -> None:
     queue = sms_queue()
     if queue is None:
         raise click.ClickException("REDIS_URL is not set: SMS are sent inline, no worker needed.")
+    problem = hash_key_problem(utcnow())
+    if problem is not None:  # it would send codes that no hash of the register matches
+        raise click.ClickException(problem)
+    db.session.commit()  # the fingerprint, when this was the first check
     stop = threading.Event()
     seconds = current_app.config["SMS_SWEEP_SECONDS"]
     if seconds > 0 and not burst:

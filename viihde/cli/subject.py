@@ -7,7 +7,7 @@ import json
 import click
 from flask.cli import AppGroup
 
-from viihde.cli.common import number_argument, operator
+from viihde.cli.common import hash_key_checked, number_argument, operator
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import AuditAction, ErasureSource
@@ -31,6 +31,7 @@ HOLDINGS = {"current": "cli", "earlier": "cli earlier holder", "all": "cli all h
     help="For a number that changed hands: the current holder's records (an access "
     "answer to them), the earlier holders', or all.",
 )
+@hash_key_checked
 def export_command(number: str, holding: str) -> None:
     """Print what is stored about NUMBER (any accepted format) as JSON."""
     phone = number_argument(number)
@@ -49,6 +50,7 @@ def export_command(number: str, holding: str) -> None:
 @subject_cli.command("erase")
 @click.argument("number")
 @click.option("--yes", is_flag=True, help="Erase without asking.")
+@hash_key_checked
 def erase_command(number: str, yes: bool) -> None:
     """Erase everything stored about NUMBER, leaving a keyed-hash tombstone."""
     phone = number_argument(number)

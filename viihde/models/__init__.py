@@ -19,7 +19,7 @@ from viihde.models.base import (
 from viihde.models.campaigns import CAMPAIGN_STATUSES, Campaign, CampaignMessage
 from viihde.models.codes import Verification, VerificationKind
 from viihde.models.holdings import Holding
-from viihde.models.retention import ErasureSource, SignupTotal, Tombstone
+from viihde.models.retention import ErasureSource, RegisterKey, SignupTotal, Tombstone
 from viihde.models.sms_log import (
     BUDGETED_KINDS,
     CAMPAIGN_KINDS,
@@ -76,6 +76,7 @@ __all__ = [
     "LawfulBasis",
     "OutsideLongText",
     "OutsideText",
+    "RegisterKey",
     "SignupTotal",
     "SmsBudgetCount",
     "SmsKind",

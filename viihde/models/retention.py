@@ -52,3 +52,15 @@ class Tombstone(db.Model):
     # The holding it erased, while its row stands (a holder erasing their own holding);
     # None when the whole number went.
     holding_id: Mapped[int | None] = holding_column()
+
+
+class RegisterKey(db.Model):
+    """The fingerprint of a key the register's hashes are made with (``register.keys``):
+    a keyed hash of a constant, so that another key is noticed before it makes a hash."""
+
+    __tablename__ = "register_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -15,8 +15,10 @@ from redis.exceptions import RedisError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from viihde.clock import utcnow
 from viihde.extensions import db, migrate
 from viihde.ops.metrics import is_scraper
+from viihde.register.keys import hash_key_problem
 from viihde.sms.queue import sms_queue
 
 bp = Blueprint("health", __name__)
@@ -54,6 +56,16 @@ def _known(script: ScriptDirectory, revision: str) -> bool:
         return False
 
 
+def _hash_key() -> str:
+    try:
+        problem = hash_key_problem(utcnow())
+        db.session.commit()  # the fingerprint, when this was the first check
+    except SQLAlchemyError:
+        db.session.rollback()
+        return "unreachable"
+    return problem or "ok"
+
+
 def _redis() -> str:
     queue = sms_queue()
     if queue is None:
@@ -67,14 +79,17 @@ def _redis() -> str:
 
 @bp.get("/readyz")
 def readyz():
-    """The database answers and is migrated to this release's head (or past it); each
-    check's result only for the metrics scraper.
+    """The database answers and is migrated to this release's head (or past it), and its
+    hashes were made with this instance's HASH_KEY; each check's result only for the
+    metrics scraper.
 
     Redis is reported, not required: without it each instance counts the limits in its own
     memory and sends SMS from the request (``web.ratelimits``, ``sms.dispatch``), so a
     load balancer taking every instance out when Redis fails would turn a degraded service
     into none."""
     checks = {"database": _database(), "redis": _redis()}
-    ready = checks["database"].startswith("ok")
+    if checks["database"].startswith("ok"):
+        checks["hash key"] = _hash_key()
+    ready = checks["database"].startswith("ok") and checks.get("hash key") == "ok"
     detail = checks if is_scraper() else {}
     return jsonify(status="ready" if ready else "not ready", **detail), 200 if ready else 503
