@@ -417,6 +417,17 @@ def test_a_disabled_account_is_out_at_once(app, support, runner):
     assert sign_in(app.test_client(), "tuki@viihdepaketti.fi", PASSWORD).status_code == 401
 
 
+def test_every_session_can_be_ended_at_once(app, support, admin, runner):
+    """After a signing key leaked: one command ends every staff session (a cookie signed
+    with the old key names an account and its session version), and says so in the audit."""
+    result = runner.invoke(args=["staff", "sign-out-all"])
+    assert result.exit_code == 0, result.output
+    for client in (support, admin):
+        assert client.get("/staff/").headers["Location"] == "/staff/login"
+    (entry,) = [e for e in audit_rows(app) if e.action == "logout" and e.actor.startswith("cli:")]
+    assert entry.detail.startswith("every session: ")
+
+
 # Roles
 
 

@@ -78,6 +78,20 @@ def staff_disable(email: str) -> None:
     click.echo(f"Disabled {staff.email}.")
 
 
+@staff_cli.command("sign-out-all")
+def staff_sign_out_all() -> None:
+    """End every staff session at once, copies of cookies included (after SECRET_KEY or a
+    fallback key leaked, a session cookie could be signed with it)."""
+    members = accounts.all_staff()
+    for staff in members:
+        accounts.sign_out_everywhere(staff)
+    audit.record(
+        operator(), AuditAction.LOGOUT, utcnow(), detail=f"every session: {len(members)} accounts"
+    )
+    db.session.commit()
+    click.echo(f"Ended every session of {len(members)} accounts.")
+
+
 @staff_cli.command("reset-password")
 @click.argument("email")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
