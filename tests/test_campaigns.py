@@ -1151,3 +1151,35 @@ def test_every_campaign_status_has_a_label():
     from viihde.web import labels
 
     assert set(labels.CAMPAIGN_STATUSES) == set(CAMPAIGN_STATUSES)
+
+
+@needs_redis
+def test_a_sending_campaign_whose_sender_was_lost_is_relaunched_once(app, redis_queue, outbox):
+    """Redis restarted and lost the queued sender (or a turn could not queue the next):
+    the workers' sweep queues one again, once, and the campaign is sent; one waiting for
+    quiet hours to end is left as it is, not brought forward."""
+    from viihde.sms.queue import enqueue_campaign_sender
+
+    for n in range(1, 4):
+        factories.subscriber(app, number(n), at=SIGNED_UP)
+    campaign_id = new_campaign(app)
+    with app.app_context():
+        sender.start(campaign_id, NOW)
+    redis_queue.empty()  # the restart
+    with app.app_context():
+        assert sender.relaunch_stalled() == [campaign_id]
+        assert sender.relaunch_stalled() == []
+    assert job_ids(redis_queue) == [f"campaign-{campaign_id}-a"]
+    work(app, redis_queue)
+    assert sorted(sent_to(outbox)) == [number(1), number(2), number(3)]
+    assert campaign_row(app, campaign_id).status == "finished"
+
+    waiting = new_campaign(app)
+    with app.app_context():
+        sender.start(waiting, NOW)
+        redis_queue.empty()
+        morning = datetime(2030, 3, 29, 6, 0, tzinfo=UTC)
+        enqueue_campaign_sender(waiting, at=morning)  # quiet hours: it waits for nine
+        assert sender.relaunch_stalled() == []
+        registry = redis_queue.scheduled_job_registry
+        assert registry.get_scheduled_time(f"campaign-{waiting}-a") == morning

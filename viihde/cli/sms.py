@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from viihde.cli.common import number_argument
 from viihde.clock import utcnow
 from viihde.extensions import db
+from viihde.jobs import campaigns
 from viihde.models import SmsKind, SmsMessage
 from viihde.phone import mask
 from viihde.register.keys import hash_key_problem
@@ -47,6 +48,9 @@ def sweep_command() -> None:
     """Hand over SMS whose job was lost (every worker does this each minute; run it from
     cron where no worker runs)."""
     report = outbox.sweep(utcnow())
+    relaunched = campaigns.relaunch_stalled()
+    if relaunched:
+        click.echo(f"Relaunched the sender of campaigns {', '.join(map(str, relaunched))}.")
     click.echo(
         f"Handed over {report.handed_over}, failed {report.failed} (cannot be sent now), "
         f"settled {report.settled} (attempts that died)."
@@ -59,6 +63,7 @@ def _sweep_every(app: Flask, seconds: float, stop: threading.Event) -> None:
         with app.app_context():
             try:
                 outbox.sweep(utcnow())
+                campaigns.relaunch_stalled()
             except (SQLAlchemyError, RedisError) as error:
                 # The type only: a database error's text can carry message bodies.
                 log.error("sms_outbox_sweep_failed error=%s", type(error).__name__)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from viihde.clock import utcnow
 from viihde.extensions import db
@@ -28,7 +28,7 @@ from viihde.register.campaigns.recipients import (
 from viihde.register.campaigns.sending import next_allowed
 from viihde.register.campaigns.state import FINISHED, SENDING, SenderUnavailable, locked
 from viihde.sms.delivery import deliver
-from viihde.sms.queue import enqueue_campaign_sender, sms_queue
+from viihde.sms.queue import campaign_sender_waiting, enqueue_campaign_sender, sms_queue
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,25 @@ def launch(campaign_id: int, clock: Callable[[], datetime], sleep: Callable[[flo
     except RedisError:
         log.warning("campaign_queue_unavailable campaign=%s", campaign_id)
         raise SenderUnavailable(campaign_id) from None
+
+
+def relaunch_stalled() -> list[int]:
+    """Queue a sender for every campaign that is sending with none queued, scheduled or
+    running (Redis restarted and lost its jobs, or a turn could not queue the next): the
+    sender checks quiet hours and the pace itself. Run by every worker's sweep; returns
+    the campaigns relaunched."""
+    if sms_queue() is None:
+        return []
+    sending = db.session.scalars(select(Campaign.id).where(Campaign.status == SENDING)).all()
+    db.session.commit()
+    relaunched = []
+    for campaign_id in sending:
+        if not campaign_sender_waiting(campaign_id):
+            enqueue_campaign_sender(campaign_id)
+            relaunched.append(campaign_id)
+    if relaunched:
+        log.warning("campaign_senders_relaunched campaigns=%s", relaunched)
+    return relaunched
 
 
 def continue_later(campaign_id: int, at: datetime | None = None) -> None:

@@ -105,6 +105,18 @@ def enqueue_campaign_sender(campaign_id: int, at: datetime | None = None) -> Non
         queue.enqueue_at(at, "viihde.tasks.run_campaign", campaign_id, **options)
 
 
+def campaign_sender_waiting(campaign_id: int) -> bool:
+    """Is one of the campaign's senders queued, scheduled or running? (A Redis that lost
+    its data, or a continuation that could not be queued, leaves a sending campaign with
+    none: nothing would wake it.)"""
+    queue = sms_queue()
+    ids = campaign_job_ids(campaign_id)
+    return any(
+        job is not None and job.get_status(refresh=False) in (*_WAITING, JobStatus.STARTED)
+        for job in Job.fetch_many(ids, connection=queue.connection)
+    )
+
+
 def _bring_forward(queue: Queue, job: Job, at: datetime | None) -> None:
     """A sender scheduled for later that is wanted sooner runs sooner (never later)."""
     if job.get_status(refresh=False) != JobStatus.SCHEDULED:
