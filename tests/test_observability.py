@@ -287,3 +287,21 @@ def test_json_lines_leave_the_record_to_other_handlers(app, json_lines, caplog):
         logging.getLogger("rq.worker").error("failed", extra={"arguments": (7, "text")})
     assert "failed" in json_lines() and "text" not in json_lines()
     assert caplog.records[-1].arguments == (7, "text")
+
+
+@pytest.mark.parametrize("config_overrides", [{"METRICS_TOKEN": "scraper-token-123"}])
+def test_metrics_show_how_long_the_oldest_unsent_sms_has_waited(app, client):
+    """Dead workers with Redis up leave messages queued and the queue looking busy: the
+    scrape says how long the oldest one not yet handed to the provider has waited."""
+    from datetime import timedelta
+
+    from viihde.sms import log_sms
+
+    scrape = {"Authorization": "Bearer scraper-token-123"}
+    assert "viihde_sms_oldest_waiting_seconds 0.0" in client.get("/metrics", headers=scrape).text
+    with app.app_context():
+        log_sms("+358401234567", "Hei!", "welcome", utcnow() - timedelta(minutes=5))
+        db.session.commit()
+    body = client.get("/metrics", headers=scrape).text
+    (line,) = [x for x in body.splitlines() if x.startswith("viihde_sms_oldest_waiting_seconds ")]
+    assert 299 < float(line.split()[1]) < 330

@@ -16,9 +16,11 @@ from werkzeug.http import parse_accept_header
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from viihde import cli, config
+from viihde.clock import utcnow
 from viihde.extensions import babel, cache, csrf, db, login_manager, migrate, static_digest
 from viihde.ops import logs, metrics
 from viihde.register import purposes
+from viihde.sms import outbox
 from viihde.sms import queue as sms_queue
 from viihde.web import browser, errors, labels, ratelimits, security
 from viihde.web.forms import CSRF_CHECKED_BEFORE_VIEWS
@@ -202,4 +204,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(api_bp)
     metrics.init_app(app)
+    metrics.before_scrape(
+        app, lambda: metrics.SMS_WAITING.set(outbox.oldest_waiting_seconds(utcnow()))
+    )
     logs.init_app(app)

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from viihde.extensions import db
@@ -51,6 +60,14 @@ class SmsMessage(db.Model):
         CheckConstraint(one_of("kind", SmsKind), name="kind"),
         # The retention purge finds old messages by age.
         Index("ix_sms_messages_created_at", "created_at"),
+        # The few not yet handed to the provider: the outbox sweep's and the backlog
+        # gauge's (``sms.outbox``), which would otherwise read the whole log each minute.
+        Index(
+            "ix_sms_messages_waiting",
+            "created_at",
+            postgresql_where=text("status IN ('queued', 'sending')"),
+            sqlite_where=text("status IN ('queued', 'sending')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -11,6 +11,7 @@ import functools
 import hmac
 import os
 import time
+from collections.abc import Callable
 
 from flask import Flask, Response, abort, current_app, g, request
 from prometheus_client import (
@@ -50,6 +51,23 @@ SENDING_PAUSED = Gauge(
     # worker that saw a pause and then idles must not keep it "paused".
     multiprocess_mode="livemostrecent",
 )
+
+
+SMS_WAITING = Gauge(
+    "viihde_sms_oldest_waiting_seconds",
+    "How long the oldest SMS not yet handed to the provider (queued or sending) has waited;"
+    " 0 when none: minutes mean no worker is delivering",
+    # Each scrape sets it in the process that answers; the latest of the live ones.
+    multiprocess_mode="livemostrecent",
+)
+#: Where an app keeps what a scrape works out first (``before_scrape``).
+_BEFORE_SCRAPE = "viihde.metrics.before_scrape"
+
+
+def before_scrape(app: Flask, work: Callable[[], None]) -> None:
+    """Run ``work`` (which sets gauges read off the register) before each of ``app``'s
+    scrapes."""
+    app.extensions.setdefault(_BEFORE_SCRAPE, []).append(work)
 
 
 #: The methods counted by name; any other a client makes up is counted as "other" (each
@@ -103,6 +121,8 @@ def metrics_view():
     """The metrics, for a scraper that knows METRICS_TOKEN (404 for everyone else)."""
     if not is_scraper():
         abort(404)
+    for work in current_app.extensions.get(_BEFORE_SCRAPE, ()):
+        work()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -9,12 +9,14 @@ message is claimed by one conditional UPDATE, so exactly one sweep hands it over
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
 from rq.job import Job, JobStatus
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from viihde.extensions import db
 from viihde.models import CAMPAIGN_KINDS, SmsKind, SmsMessage, Subscriber
@@ -160,3 +162,23 @@ def _settle_dead_attempts(now: datetime) -> int:
         .values(status="failed", error_code="outcome_unknown", updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
+
+
+def oldest_waiting_seconds(now: datetime) -> float:
+    """How long the oldest message not yet handed to the provider (queued or sending) has
+    waited since it was logged; 0 when none waits (off the log's partial index of them);
+    NaN when the register cannot be read (a scrape still answers)."""
+    try:
+        oldest = db.session.scalar(
+            select(func.min(SmsMessage.created_at)).where(SmsMessage.status.in_(WAITING))
+        )
+        db.session.commit()
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        log.warning("sms_backlog_unread error=%s", type(error).__name__)
+        return math.nan
+    return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+
+
+#: The statuses of a message not yet handed to the provider.
+WAITING = ("queued", "sending")
