@@ -59,7 +59,8 @@ class StaffMember(UserMixin, db.Model):
     __table_args__ = (CheckConstraint("role IN ('support', 'admin')", name="role"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    # Looked up by what the sign-in form got: NUL characters are dropped (PostgreSQL refuses them).
+    email: Mapped[str] = mapped_column(OutsideText(254), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     # argon2id (argon2-cffi's defaults); never the password itself.
     password_hash: Mapped[str] = mapped_column(String(255))
