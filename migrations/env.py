@@ -2,6 +2,7 @@ import logging
 from logging.config import fileConfig
 
 from flask import current_app
+from sqlalchemy import text
 
 from alembic import context
 
@@ -92,6 +93,15 @@ def run_migrations_online():
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                # A migration that waits longer than this for a table's lock (a long export
+                # reading it, say) fails and is run again later, rather than holding every
+                # request that comes after it in the lock's queue meanwhile.
+                context.execute(
+                    text("SELECT set_config('lock_timeout', :timeout, true)").bindparams(
+                        timeout=current_app.config["MIGRATION_LOCK_TIMEOUT"]
+                    )
+                )
             context.run_migrations()
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, literal_column, select, table, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from viihde import create_app
 from viihde.extensions import db
@@ -233,4 +236,37 @@ def test_the_vocabulary_checks_keep_every_row_and_pointer(tmp_path):
         assert takes_any_kind()
 
         upgrade()
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize("empty_database", ["postgresql"], indirect=True)
+def test_a_migration_waiting_for_a_lock_gives_up_instead_of_holding_everyone(empty_database):
+    """A transaction writing the SMS log (an export, a long request) holds its lock: the
+    migration that needs the table waits MIGRATION_LOCK_TIMEOUT and fails, rather than
+    making every request behind it wait in the lock's queue; run again, it goes through."""
+    from sqlalchemy import create_engine
+
+    app = create_app(
+        {
+            "APP_ENV": "testing",
+            "SECRET_KEY": SECRET_KEY,
+            "SQLALCHEMY_DATABASE_URI": empty_database,
+            "MIGRATION_LOCK_TIMEOUT": "500ms",
+        }
+    )
+    with app.app_context():
+        upgrade(revision="0019")
+        other = create_engine(empty_database)
+        with other.connect() as holder:
+            holder.execute(text("LOCK TABLE sms_messages IN ROW EXCLUSIVE MODE"))
+            started = time.monotonic()
+            with pytest.raises(OperationalError, match="lock timeout"):
+                upgrade()  # 0020's index needs the table still
+            assert time.monotonic() - started < 5
+            holder.rollback()
+        other.dispose()
+        upgrade()
+        with db.engine.connect() as connection:
+            revision = connection.execute(text("SELECT version_num FROM alembic_version"))
+            assert revision.scalar() == "0020"
         db.engine.dispose()

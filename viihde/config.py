@@ -75,6 +75,9 @@ def from_environment(instance_path: str) -> dict:
         # hide_parameters: a database error's text (logged with its traceback) does not
         # list the statement's values, numbers among them.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_recycle": 1800, "hide_parameters": True},
+        # How long a migration waits for a table's lock before it fails (PostgreSQL's
+        # lock_timeout; run it again later): meanwhile every request behind it waits too.
+        "MIGRATION_LOCK_TIMEOUT": _env("MIGRATION_LOCK_TIMEOUT", "10s"),
         # How many reverse proxies stand in front of the app (0: none). Each one's
         # X-Forwarded-For/-Proto is then trusted (werkzeug ProxyFix), never more.
         "PROXY_COUNT": int(_env("PROXY_COUNT", "0")),
