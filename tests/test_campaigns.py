@@ -1048,10 +1048,10 @@ def redis_queue(app, redis_url):
 
 def work(app, queue) -> None:
     """Run a burst worker in this process, in the app context, as `flask worker` does."""
-    from rq import SimpleWorker
+    from viihde.sms.queue import make_worker
 
     with app.app_context():
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        make_worker(queue).work(burst=True)
 
 
 def job_ids(queue) -> list[str]:

@@ -8,7 +8,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from rq import SimpleWorker
 from sqlalchemy import select
 
 from viihde.clock import utcnow
@@ -17,7 +16,7 @@ from viihde.models import SmsMessage
 from viihde.register import consent, erasure
 from viihde.sms import log_sms
 from viihde.sms import outbox as sms_outbox
-from viihde.sms.queue import enqueue_delivery, sms_queue
+from viihde.sms.queue import enqueue_delivery, make_worker, sms_queue
 from viihde.sms.texts import welcome_message
 from viihde.tokens import TOKEN_PATTERN, preference_url
 
@@ -160,7 +159,7 @@ def test_with_a_queue_the_sweep_hands_over_once_and_a_worker_delivers(app, queue
     message_id = committed_but_never_handed_over(app)
     assert sms_outbox.sweep(utcnow()).handed_over == 1
     assert sms_outbox.sweep(utcnow()).handed_over == 0
-    SimpleWorker([queued], connection=queued.connection).work(burst=True)
+    make_worker(queued).work(burst=True)
     assert len(outbox.messages()) == 1
     db.session.expire_all()
     assert db.session.get(SmsMessage, message_id).status == "sent"
@@ -172,5 +171,5 @@ def test_a_message_whose_job_still_waits_is_left_alone(app, queued, outbox):
     message_id = committed_but_never_handed_over(app)
     enqueue_delivery(message_id, "the body the request queued")
     assert sms_outbox.sweep(utcnow()).handed_over == 0
-    SimpleWorker([queued], connection=queued.connection).work(burst=True)
+    make_worker(queued).work(burst=True)
     assert [m["body"] for m in outbox.messages()] == ["the body the request queued"]

@@ -394,10 +394,10 @@ def redis_queue(app, redis_url):
 
 def work(app, queue) -> None:
     """Run a burst worker in this process, in the app context, as `flask worker` does."""
-    from rq import SimpleWorker
+    from viihde.sms.queue import make_worker
 
     with app.app_context():
-        SimpleWorker([queue], connection=queue.connection).work(burst=True)
+        make_worker(queue).work(burst=True)
 
 
 @needs_redis
@@ -514,3 +514,31 @@ def test_subscriber_table_is_untouched_by_sending(app_context, twilio):
     twilio.accepts()
     send_sms(NUMBER, "Hei!", "test", NOW)
     assert db.session.scalar(select(Subscriber)) is None
+
+
+@needs_redis
+def test_a_worker_told_to_stop_just_after_taking_a_job_delivers_it(app, twilio, redis_queue):
+    """A TERM between taking a job off the queue and starting it (rq/rq#2236): RQ's own
+    worker raised StopRequested and left the job queued nowhere, for ten minutes; the
+    app's worker finishes the job it took, then stops."""
+    import signal
+
+    from viihde.sms.queue import make_worker
+
+    twilio.accepts()
+    with app.app_context():
+        row_id = send_sms(NUMBER, "Hei!", "welcome", NOW).id
+    worker = make_worker(redis_queue)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with app.app_context():
+            job, queue = worker.dequeue_job_and_maintain_ttl(timeout=1)
+            worker.request_stop(signal.SIGTERM, None)  # raised StopRequested before
+            assert worker._stop_requested
+            worker.execute_job(job, queue)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    with app.app_context():
+        assert db.session.get(SmsMessage, row_id).status == "sent"
+    assert len(twilio.requests()) == 1

@@ -9,7 +9,6 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from redis.exceptions import RedisError
-from rq import SimpleWorker
 from sqlalchemy.exc import SQLAlchemyError
 
 from viihde.cli.common import number_argument
@@ -20,7 +19,7 @@ from viihde.models import SmsKind, SmsMessage
 from viihde.phone import mask
 from viihde.register.keys import hash_key_problem
 from viihde.sms import commit_then_send, outbox, stage
-from viihde.sms.queue import sms_queue
+from viihde.sms.queue import make_worker, sms_queue
 from viihde.sms.texts import test_message
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,6 @@ def worker_command(burst: bool) -> None:
             target=_sweep_every, args=(app, seconds, stop), name="outbox-sweep", daemon=True
         ).start()
     try:
-        # SimpleWorker runs jobs in this process, inside the app context and its pool.
-        SimpleWorker([queue], connection=queue.connection).work(burst=burst, with_scheduler=True)
+        make_worker(queue).work(burst=burst, with_scheduler=True)
     finally:
         stop.set()
