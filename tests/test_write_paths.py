@@ -146,6 +146,18 @@ def landing_form(client, number: str) -> dict:
     return {"phone": number, "consent": "y"}
 
 
+def write_all(browser, number: str, fake_queue) -> None:
+    """The three hot writes by one browser: submit ``number``, confirm its code, stop all."""
+    assert browser.post("/", data=landing_form(browser, number)).status_code == 302
+    code = re.search(r"#(\d+)$", fake_queue.jobs[-1]["body"]).group(1)
+    page = browser.get("/code")
+    data = {"csrf_token": csrf_token(page.text), "code": code}
+    assert browser.post("/code", data=data).status_code == 302
+    page = browser.get("/preferences")
+    data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
+    assert browser.post("/preferences", data=data).status_code == 302
+
+
 def test_submitting_a_number_is_one_transaction_then_the_job(app, client, fake_queue):
     """The code and its SMS row commit together; the job is queued after the commit, and
     nothing is read back from the database after it."""
@@ -496,23 +508,12 @@ def test_the_writes_statements_are_compiled_once(app, client, fake_queue, outbox
         if context is not None and getattr(context, "compiled", None) is not None:
             seen.append((statement.split()[0] + " " + statement.split()[2], context.cache_hit))
 
-    def write_all(number: str) -> None:
-        browser = app.test_client()
-        assert browser.post("/", data=landing_form(browser, number)).status_code == 302
-        code = re.search(r"#(\d+)$", fake_queue.jobs[-1]["body"]).group(1)
-        page = browser.get("/code")
-        data = {"csrf_token": csrf_token(page.text), "code": code}
-        assert browser.post("/code", data=data).status_code == 302
-        page = browser.get("/preferences")
-        data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
-        assert browser.post("/preferences", data=data).status_code == 302
-
-    write_all("040 123 4567")
+    write_all(app.test_client(), "040 123 4567", fake_queue)
     with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", on_statement)
     try:
-        write_all("040 765 4321")
+        write_all(app.test_client(), "040 765 4321", fake_queue)
     finally:
         event.remove(engine, "before_cursor_execute", on_statement)
     assert seen and [s for s in seen if s[1] != CacheStats.CACHE_HIT] == []
@@ -557,13 +558,5 @@ def test_psycopg_parses_each_write_statement_once(app, visitor, fake_queue, monk
         return parse(query, encoding)
 
     monkeypatch.setattr(_queries, "_query2pg_nocache", uncached)
-    client = visitor.client
-    assert client.post("/", data=landing_form(client, "040 123 4567")).status_code == 302
-    code = re.search(r"#(\d+)$", fake_queue.jobs[0]["body"]).group(1)
-    page = client.get("/code")
-    data = {"csrf_token": csrf_token(page.text), "code": code}
-    assert client.post("/code", data=data).status_code == 302
-    page = client.get("/preferences")
-    data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
-    assert client.post("/preferences", data=data).status_code == 302
+    write_all(visitor.client, "040 123 4567", fake_queue)
     assert reparsed == []

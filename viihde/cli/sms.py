@@ -11,13 +11,12 @@ from flask.cli import AppGroup, with_appcontext
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from viihde.cli.common import number_argument
+from viihde.cli.common import hash_key_checked, number_argument
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.jobs import campaigns
 from viihde.models import SmsKind, SmsMessage
 from viihde.phone import mask
-from viihde.register.keys import hash_key_problem
 from viihde.sms import commit_then_send, outbox, stage
 from viihde.sms.queue import make_worker, sms_queue
 from viihde.sms.texts import test_message
@@ -73,16 +72,13 @@ def _sweep_every(app: Flask, seconds: float, stop: threading.Event) -> None:
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @with_appcontext
+@hash_key_checked  # it would send codes that no hash of the register matches
 def worker_command(burst: bool) -> None:
     """Deliver queued SMS (needs REDIS_URL) and sweep the outbox each SMS_SWEEP_SECONDS;
     run one or more next to the web processes."""
     queue = sms_queue()
     if queue is None:
         raise click.ClickException("REDIS_URL is not set: SMS are sent inline, no worker needed.")
-    problem = hash_key_problem(utcnow())
-    if problem is not None:  # it would send codes that no hash of the register matches
-        raise click.ClickException(problem)
-    db.session.commit()  # the fingerprint, when this was the first check
     stop = threading.Event()
     seconds = current_app.config["SMS_SWEEP_SECONDS"]
     if seconds > 0 and not burst:

@@ -34,6 +34,8 @@ STALE_AFTER = timedelta(seconds=60)
 BATCH = 500
 #: A job in these states will still run: its message is not lost.
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+#: A message in these states is not yet with the provider (the log's partial index).
+UNSENT = ("queued", "sending")
 #: The campaign sender hands over its own messages (it checks consent again first).
 _NOT_SWEPT = CAMPAIGN_KINDS
 #: A lost message older than this is not sent any more: a day late it is news to nobody,
@@ -170,7 +172,7 @@ def oldest_waiting_seconds(now: datetime) -> float:
     NaN when the register cannot be read (a scrape still answers)."""
     try:
         oldest = db.session.scalar(
-            select(func.min(SmsMessage.created_at)).where(SmsMessage.status.in_(WAITING))
+            select(func.min(SmsMessage.created_at)).where(SmsMessage.status.in_(UNSENT))
         )
         db.session.commit()
     except SQLAlchemyError as error:
@@ -178,7 +180,3 @@ def oldest_waiting_seconds(now: datetime) -> float:
         log.warning("sms_backlog_unread error=%s", type(error).__name__)
         return math.nan
     return max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
-
-
-#: The statuses of a message not yet handed to the provider.
-WAITING = ("queued", "sending")
