@@ -25,3 +25,18 @@ def test_a_client_and_its_networks(ip, client, narrow, wide):
 def test_no_address_is_no_client(ip):
     assert networks_of(ip) is None
     assert client_of(ip) == "-"
+
+
+def test_a_requests_address_is_worked_out_once(client, outbox, monkeypatch):
+    """Submitting a number asks for the client's networks three times (the per-client
+    limit, the sign-up breaker, the code's row); ``ipaddress`` parses the address once."""
+    import ipaddress
+
+    networks_of.cache_clear()
+    parsed = []
+    real = ipaddress.ip_address
+    monkeypatch.setattr(ipaddress, "ip_address", lambda text: parsed.append(text) or real(text))
+    data = {"phone": "040 123 4567", "consent": "y"}
+    response = client.post("/", data=data, environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert response.status_code == 302
+    assert parsed == ["198.51.100.7"]
