@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import re
 
+import pytest
 from sqlalchemy import select
 
 from viihde.extensions import db
@@ -29,6 +30,28 @@ def test_the_choice_wins_over_the_browser(client):
     """An English browser that chose Finnish gets Finnish."""
     client.get("/language/fi?next=/")
     assert '<html lang="fi">' in client.get("/", headers={"Accept-Language": "en"}).text
+
+
+@pytest.mark.parametrize("path", ["/", "/privacy", "/no-such-page"])
+def test_a_page_says_its_language_and_what_chose_it(client, path):
+    """The landing page, the notice and an error page come in the browser's language or
+    the one chosen in the cookie, at one address: a cache in between (a CDN in front of
+    the ads' traffic) must keep a copy for each, and is told so."""
+    for language in ("sv", "en"):
+        page = client.get(path, headers={"Accept-Language": language})
+        assert page.headers["Content-Language"] == language
+        assert page.vary.as_set() >= {"accept-language", "cookie"}
+        assert len(page.headers.getlist("Vary")) == 1
+
+
+def test_a_page_that_varies_already_gets_one_vary(visitor):
+    """The code page reads the session (Flask adds Vary: Cookie): one Vary header says it
+    all."""
+    visitor.submit_number("040 123 4567")
+    page = visitor.client.get("/code", headers={"Accept-Language": "en"})
+    assert page.status_code == 200 and page.headers["Content-Language"] == "en"
+    assert len(page.headers.getlist("Vary")) == 1
+    assert page.vary.as_set() == {"accept-language", "cookie"}
 
 
 def test_every_page_offers_the_other_languages(client):

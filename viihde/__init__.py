@@ -7,7 +7,7 @@ import select
 from pathlib import Path
 
 from babel import Locale
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_babel import get_locale
 from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
@@ -78,6 +78,22 @@ def select_locale() -> Locale:
     )
 
 
+#: What ``select_locale`` chooses a page's language by: a cache must keep one copy of a
+#: page for each value of these (a CDN that kept the first one served Swedish to all).
+LANGUAGE_CHOSEN_BY = ("Accept-Language", "Cookie")
+
+
+def _language_headers(response: Response) -> Response:
+    """An HTML response says its language and what it was chosen by."""
+    if response.mimetype == "text/html":
+        response.headers["Content-Language"] = str(get_locale())
+        if "Vary" in response.headers:
+            response.vary.update(LANGUAGE_CHOSEN_BY)
+        else:  # most pages: added as it is, not parsed and rebuilt
+            response.headers["Vary"] = ", ".join(LANGUAGE_CHOSEN_BY)
+    return response
+
+
 @functools.lru_cache(maxsize=256)
 def _locale_for(languages: tuple[str, ...], chosen: str | None, accept: str | None) -> Locale:
     """The Locale for a choice and an Accept-Language header, worked out once per process
@@ -136,6 +152,7 @@ def register_extensions(app: Flask) -> None:
         locale_selector=select_locale,
         default_translation_directories=str(ROOT / "translations"),
     )
+    app.after_request(_language_headers)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             _configure_sqlite(db.engine)
