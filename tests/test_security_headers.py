@@ -143,6 +143,26 @@ def test_production_answers_only_to_its_own_host(production_app):
     assert client.get("/", base_url="https://viihdepaketti.fi").status_code == 200
 
 
+def test_trusted_hosts_are_compared_as_browsers_send_them(database_uri, tmp_path):
+    """A host set in capitals is the same host: browsers send it in lower case."""
+    for setting in ({"TRUSTED_HOSTS": ["Viihdepaketti.FI"]}, {}):
+        app = create_app(
+            {
+                "APP_ENV": "production",
+                "SECRET_KEY": SECRET_KEY,
+                "HASH_KEY": "h" + SECRET_KEY,
+                "SQLALCHEMY_DATABASE_URI": database_uri,
+                "PUBLIC_BASE_URL": "https://Viihdepaketti.FI",
+                "SMS_BACKEND": "file",
+                "SMS_OUTBOX_PATH": str(tmp_path / "outbox.jsonl"),
+                **setting,
+            }
+        )
+        client = app.test_client()
+        assert client.get("/", base_url="https://viihdepaketti.fi").status_code == 200
+        assert client.get("/", base_url="https://evil.example").status_code == 400
+
+
 def test_development_cookies_are_httponly_and_lax(client):
     """Off https the cookie cannot be Secure, but the rest holds."""
     cookie = client.get("/staff/login").headers["Set-Cookie"]

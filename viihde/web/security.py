@@ -57,6 +57,9 @@ def init_app(app: Flask) -> None:
         app.config["SESSION_COOKIE_NAME"] = "__Host-session"
         if not app.config.get("TRUSTED_HOSTS"):
             app.config["TRUSTED_HOSTS"] = [urlsplit(app.config["PUBLIC_BASE_URL"]).hostname]
+        # Browsers send the host in lower case and werkzeug compares it as written: a
+        # setting of "Viihdepaketti.fi" refused every request.
+        app.config["TRUSTED_HOSTS"] = [host.lower() for host in app.config["TRUSTED_HOSTS"]]
     headers = tuple(response_headers(production).items())
     names = frozenset(name.lower() for name, _ in headers)
 
