@@ -70,43 +70,54 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def select_locale() -> Locale:
-    """The visitor's own choice, else the browser's preference among ours, else Finnish."""
-    return _locale_for(
+    """The visitor's own choice, else the browser's preference among ours, else Finnish.
+    The response will say which (``_language_headers``)."""
+    locale, headers = _language_for(
         tuple(current_app.config["LANGUAGES"]),
         pages.chosen_language(),
         request.headers.get("Accept-Language"),
     )
+    setattr(g, _LANGUAGE_HEADERS, headers)
+    return locale
 
 
-#: What ``select_locale`` chooses a page's language by: a cache must keep one copy of a
-#: page for each value of these (a CDN that kept the first one served Swedish to all).
+#: What ``select_locale`` chooses a language by: a cache must keep one copy of a response
+#: in a language for each value of these (a CDN that kept the first landing page served
+#: its Swedish to everyone).
 LANGUAGE_CHOSEN_BY = ("Accept-Language", "Cookie")
-_VARY = ", ".join(LANGUAGE_CHOSEN_BY)
-
-
-def _language_headers(response: Response) -> Response:
-    """An HTML response says its language and what it was chosen by (about 4 µs: the
-    headers are added as they are, not parsed and rebuilt, unless the view set a Vary)."""
-    if response.mimetype == "text/html":
-        headers = response.headers
-        if "Vary" in headers:
-            response.vary.update(LANGUAGE_CHOSEN_BY)
-            headers["Content-Language"] = str(get_locale())
-        else:
-            headers.extend((("Content-Language", str(get_locale())), ("Vary", _VARY)))
-    return response
+#: Where ``select_locale`` leaves the headers of the language it chose for the request.
+_LANGUAGE_HEADERS = "viihde_language_headers"
 
 
 @functools.lru_cache(maxsize=256)
-def _locale_for(languages: tuple[str, ...], chosen: str | None, accept: str | None) -> Locale:
-    """The Locale for a choice and an Accept-Language header, worked out once per process
-    for each (most phones send one of a handful of headers): Flask-Babel parses what the
-    selector gives on every request unless it is a Locale already, and werkzeug parses the
-    header (together 17 us of a 170 us landing page)."""
+def _language_for(
+    languages: tuple[str, ...], chosen: str | None, accept: str | None
+) -> tuple[Locale, tuple[tuple[str, str], ...]]:
+    """The Locale for a choice and an Accept-Language header, and the response headers
+    that say so, worked out once per process for each (most phones send one of a handful
+    of headers): Flask-Babel parses what the selector gives on every request unless it is
+    a Locale already, and werkzeug parses the header (together 17 us of a 170 us landing
+    page)."""
     if chosen is None:
         offered = parse_accept_header(accept, LanguageAccept)
         chosen = offered.best_match(languages, default=languages[0])
-    return Locale.parse(chosen)
+    locale = Locale.parse(chosen)
+    return locale, (("Content-Language", str(locale)), ("Vary", ", ".join(LANGUAGE_CHOSEN_BY)))
+
+
+def _language_headers(response: Response) -> Response:
+    """A response in the language chosen for its request (one that asked for it: a page's
+    text, a translated message) says which, and what chose it. Added as they are, not
+    parsed and rebuilt, unless the view set a Vary of its own; a response that used no
+    language (the bare floor, a health check) pays a lookup on ``g``."""
+    headers = g.get(_LANGUAGE_HEADERS)
+    if headers is not None:
+        if "Vary" in response.headers:
+            response.vary.update(LANGUAGE_CHOSEN_BY)
+            response.headers["Content-Language"] = headers[0][1]
+        else:
+            response.headers.extend(headers)
+    return response
 
 
 def template_globals() -> dict:
