@@ -42,6 +42,8 @@ def test_a_page_says_its_language_and_what_chose_it(client, path):
         assert page.headers["Content-Language"] == language
         assert page.vary.as_set() >= {"accept-language", "cookie"}
         assert len(page.headers.getlist("Vary")) == 1
+    health = client.get("/healthz")  # no language in it: nothing said, nothing resolved
+    assert "Content-Language" not in health.headers and "Vary" not in health.headers
 
 
 def test_a_page_that_varies_already_gets_one_vary(visitor):
