@@ -6,6 +6,8 @@ import gzip
 import re
 
 import pytest
+from flask import make_response
+from flask_babel import gettext
 from sqlalchemy import select
 
 from viihde.extensions import db
@@ -42,18 +44,30 @@ def test_a_page_says_its_language_and_what_chose_it(client, path):
         assert page.headers["Content-Language"] == language
         assert page.vary.as_set() >= {"accept-language", "cookie"}
         assert len(page.headers.getlist("Vary")) == 1
-    health = client.get("/healthz")  # no language in it: nothing said, nothing resolved
-    assert "Content-Language" not in health.headers and "Vary" not in health.headers
 
 
-def test_a_page_that_varies_already_gets_one_vary(visitor):
-    """The code page reads the session (Flask adds Vary: Cookie): one Vary header says it
-    all."""
+def test_a_response_without_a_language_says_none(client):
+    """A response that chose no language (the health check's JSON, an icon) says none."""
+    for path in ("/healthz", "/favicon.ico"):
+        response = client.get(path)
+        assert "Content-Language" not in response.headers and "Vary" not in response.headers
+
+
+def test_a_page_that_varies_already_gets_one_vary(app, visitor):
+    """The code page reads the session (Flask adds Vary: Cookie after the app's hooks); a
+    view may set a Vary of its own before them: either way one Vary header names it all."""
     visitor.submit_number("040 123 4567")
     page = visitor.client.get("/code", headers={"Accept-Language": "en"})
     assert page.status_code == 200 and page.headers["Content-Language"] == "en"
-    assert len(page.headers.getlist("Vary")) == 1
-    assert page.vary.as_set() == {"accept-language", "cookie"}
+    assert page.headers.getlist("Vary") == ["Accept-Language, Cookie"]
+
+    with app.test_request_context("/", headers={"Accept-Language": "sv"}):
+        response = make_response(gettext("Your choices are saved."))  # a language chosen
+        response.vary.add("Accept-Encoding")  # the view's own
+        response = app.process_response(response)  # the app's hooks, then the session's
+    assert response.headers["Content-Language"] == "sv"
+    assert len(response.headers.getlist("Vary")) == 1
+    assert response.vary.as_set() == {"accept-encoding", "accept-language", "cookie"}
 
 
 def test_every_page_offers_the_other_languages(client):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import select
 from pathlib import Path
+from typing import NamedTuple
 
 from babel import Locale
 from flask import Flask, Response, current_app, g, request
@@ -31,6 +32,12 @@ PACKAGE = Path(__file__).resolve().parent
 #: Templates, static files, catalogues and migrations: inside the package when it was
 #: installed from its wheel (hatch_build.py puts them there), at the top of a checkout.
 ROOT = PACKAGE if (PACKAGE / "templates").is_dir() else PACKAGE.parent
+#: What ``select_locale`` chooses a language by: a cache must keep one copy of a response
+#: in a language for each value of these (a CDN that kept the first landing page served
+#: its Swedish to everyone).
+LANGUAGE_CHOSEN_BY = ("Accept-Language", "Cookie")
+#: Where ``select_locale`` leaves the language it chose for the request.
+_CHOSEN = "viihde_language"
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -72,37 +79,37 @@ def create_app(test_config: dict | None = None) -> Flask:
 def select_locale() -> Locale:
     """The visitor's own choice, else the browser's preference among ours, else Finnish.
     The response will say which (``_language_headers``)."""
-    locale, headers = _language_for(
+    language = _language_for(
         tuple(current_app.config["LANGUAGES"]),
         pages.chosen_language(),
         request.headers.get("Accept-Language"),
     )
-    setattr(g, _LANGUAGE_HEADERS, headers)
-    return locale
+    setattr(g, _CHOSEN, language)
+    return language.locale
 
 
-#: What ``select_locale`` chooses a language by: a cache must keep one copy of a response
-#: in a language for each value of these (a CDN that kept the first landing page served
-#: its Swedish to everyone).
-LANGUAGE_CHOSEN_BY = ("Accept-Language", "Cookie")
-#: Where ``select_locale`` leaves the headers of the language it chose for the request.
-_LANGUAGE_HEADERS = "viihde_language_headers"
+class Language(NamedTuple):
+    """A language chosen for a request: for Flask-Babel, and as the response says it."""
+
+    locale: Locale
+    tag: str
+    headers: tuple[tuple[str, str], ...]  # Content-Language and Vary
 
 
 @functools.lru_cache(maxsize=256)
-def _language_for(
-    languages: tuple[str, ...], chosen: str | None, accept: str | None
-) -> tuple[Locale, tuple[tuple[str, str], ...]]:
-    """The Locale for a choice and an Accept-Language header, and the response headers
-    that say so, worked out once per process for each (most phones send one of a handful
-    of headers): Flask-Babel parses what the selector gives on every request unless it is
-    a Locale already, and werkzeug parses the header (together 17 us of a 170 us landing
-    page)."""
+def _language_for(languages: tuple[str, ...], chosen: str | None, accept: str | None) -> Language:
+    """The language for a choice and an Accept-Language header, worked out once per process
+    for each (most phones send one of a handful of headers): Flask-Babel parses what the
+    selector gives on every request unless it is a Locale already, and werkzeug parses the
+    header (together 17 us of a 170 us landing page)."""
     if chosen is None:
         offered = parse_accept_header(accept, LanguageAccept)
         chosen = offered.best_match(languages, default=languages[0])
     locale = Locale.parse(chosen)
-    return locale, (("Content-Language", str(locale)), ("Vary", ", ".join(LANGUAGE_CHOSEN_BY)))
+    tag = str(locale)
+    return Language(
+        locale, tag, (("Content-Language", tag), ("Vary", ", ".join(LANGUAGE_CHOSEN_BY)))
+    )
 
 
 def _language_headers(response: Response) -> Response:
@@ -110,13 +117,13 @@ def _language_headers(response: Response) -> Response:
     text, a translated message) says which, and what chose it. Added as they are, not
     parsed and rebuilt, unless the view set a Vary of its own; a response that used no
     language (the bare floor, a health check) pays a lookup on ``g``."""
-    headers = g.get(_LANGUAGE_HEADERS)
-    if headers is not None:
-        if "Vary" in response.headers:
+    language = g.get(_CHOSEN)
+    if language is not None:
+        if "Vary" in response.headers:  # the view's own
             response.vary.update(LANGUAGE_CHOSEN_BY)
-            response.headers["Content-Language"] = headers[0][1]
+            response.headers["Content-Language"] = language.tag
         else:
-            response.headers.extend(headers)
+            response.headers.extend(language.headers)
     return response
 
 
