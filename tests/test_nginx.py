@@ -50,8 +50,12 @@ def nginx(tmp_path_factory):
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
     (run / "sites/viihde.conf").write_text(site)
+    # Its workers read the static files under the test's private directory as its master's
+    # user (as root, nginx would run them as nobody).
+    user = "user root;" if os.geteuid() == 0 else ""
     (run / "nginx.conf").write_text(
         f"""daemon off;
+{user}
 worker_processes 1;
 pid {run}/nginx.pid;
 error_log {run}/error.log warn;
@@ -137,3 +141,22 @@ def test_nginx_access_lines_keep_the_referrer_without_its_token(nginx):
         assert '"GET /privacy HTTP/1.1" 502' in line
         assert f'"{written}" "{agent}"' in line
         assert SIGNATURE not in line
+
+
+def test_nginx_says_a_compressed_answer_varies_with_accept_encoding(nginx):
+    """A fingerprinted static file is public for a year and nginx gzips it for a browser
+    that asks: a cache in between must keep the plain copy apart from the gzipped one
+    (Vary: Accept-Encoding), or a client that cannot unzip gets the zipped one."""
+    https, _, _ = nginx
+    static = nginx[2].parent / "static" / "css"
+    static.mkdir(parents=True, exist_ok=True)
+    name = "site-" + "0" * 32 + ".css"
+    (static / name).write_text("body { margin: 0; padding: 0; } " * 20)
+    context = ssl._create_unverified_context()  # noqa: S323  # the test's own certificate
+    connection = http.client.HTTPSConnection("127.0.0.1", https, context=context, timeout=5)
+    connection.request("GET", f"/static/css/{name}", headers={"Accept-Encoding": "gzip"})
+    response = connection.getresponse()
+    response.read()
+    assert response.status == 200 and response.getheader("Content-Encoding") == "gzip"
+    assert "public" in response.getheader("Cache-Control")
+    assert "Accept-Encoding" in response.getheader("Vary", "")
