@@ -120,13 +120,13 @@ def test_readyz_is_503_when_the_database_is_unreachable():
 
 def test_readyz_is_503_when_the_hash_key_cannot_be_read(tmp_path):
     """The database answers but its record of the hash key cannot be read (a role without
-    its grant, the table lost): not ready, and said so to the scraper; the failed read
-    leaves the instance's session usable for the next check."""
+    its grant, the table lost): not ready, and said so to the scraper, every time."""
     app = app_on("sqlite:///" + str(tmp_path / "keyless.sqlite3"))
     with app.app_context():
         upgrade()
         db.session.execute(text("DROP TABLE register_keys"))
         db.session.commit()
+        db.engine.dispose()
     client = app.test_client()
     public = client.get("/readyz")
     assert (public.status_code, public.json) == (503, {"status": "not ready"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from viihde.networks import client_of, networks_of
@@ -30,8 +32,6 @@ def test_no_address_is_no_client(ip):
 def test_a_requests_address_is_worked_out_once(client, outbox, monkeypatch):
     """Submitting a number asks for the client's networks three times (the per-client
     limit, the sign-up breaker, the code's row); ``ipaddress`` parses the address once."""
-    import ipaddress
-
     networks_of.cache_clear()
     parsed = []
     real = ipaddress.ip_address

@@ -40,7 +40,9 @@ def networks_of(ip: str | None) -> ClientNetworks | None:
     """The client (/32 or /64) and its narrow and wide networks; None for no valid address.
 
     Remembered for the last 4,096 addresses: a code's request asks three times (its
-    limits, the sign-up breaker's scopes, the code's row), 20 µs of ``ipaddress`` each."""
+    limits, the sign-up breaker's scopes, the code's row), 20 µs of ``ipaddress`` each.
+    Only in this process's memory, linked to no number: the same addresses are in the
+    consent evidence and the rate limits' keys already."""
     address = _address(ip)
     if address is None:
         return None
