@@ -14,12 +14,12 @@ from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
-from viihde.cli.common import hash_key_checked, operator
+from viihde.cli.common import hash_key_checked, operator, private_file
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.jobs import purge
 from viihde.models import AuditAction
-from viihde.register import audit, holders, purchases, retention
+from viihde.register import audit, holders, purchases, restore, retention
 from viihde.register.files import FileReport, RegisterFileError
 
 register_cli = AppGroup("register", help="Keep the register accurate and lean.")
@@ -47,18 +47,25 @@ def sync_holders_command(file: TextIO, dry_run: bool) -> None:
 
 
 def _apply_file(
-    action: AuditAction, what: str, dry_run: bool, work: Callable[[datetime], FileReport]
+    action: AuditAction | None,
+    what: str,
+    dry_run: bool,
+    work: Callable[[datetime], FileReport],
+    audited: Callable[[audit.Actor, datetime, FileReport], None] | None = None,
 ) -> FileReport:
-    """Run one CSV file's work as one transaction with its audit entry (counts only); a
-    file or database error changes nothing and names no number; a dry run changes nothing
-    and is not audited."""
+    """Run one CSV file's work as one transaction with its audit entry (``action``, counts
+    only; or the entries ``audited`` records); a file or database error changes nothing
+    and names no number; a dry run changes nothing and is not audited."""
     now = utcnow()
     try:
         report = work(now)
         if dry_run:
             db.session.rollback()
         else:
-            audit.record(operator(), action, now, detail=report.counts())
+            if audited is not None:
+                audited(operator(), now, report)
+            else:
+                audit.record(operator(), action, now, detail=report.counts())
             db.session.commit()
     except RegisterFileError as error:
         db.session.rollback()
@@ -130,6 +137,81 @@ def _echo_import_report(report: purchases.ImportReport) -> None:
     click.echo(f"Purposes refused earlier (left refused): {report.refused}")
     if report.dry_run:
         click.echo("Dry run: nothing was changed.")
+
+
+# --- after a restore (docs/deploy.md, "Restore") ---
+
+
+@register_cli.command("changes-since")
+@click.argument("moment")
+@click.option("--tombstones", "tombstones_path", required=True, help="The erasures' CSV file.")
+@click.option("--withdrawals", "withdrawals_path", required=True, help="The withdrawals' CSV file.")
+@hash_key_checked
+def changes_since_command(moment: str, tombstones_path: str, withdrawals_path: str) -> None:
+    """Against the database that FAILED, if it can be read: write the erasures and
+    withdrawals recorded after MOMENT (the restore point, with its zone, e.g.
+    2026-12-07T10:15:00+00:00) for `flask register reapply` on the restored one.
+
+    The withdrawals' file holds numbers: it is made readable by its owner only."""
+    try:
+        since = datetime.fromisoformat(moment)
+    except ValueError:
+        raise click.BadParameter("an ISO 8601 time, e.g. 2026-12-07T10:15:00+00:00") from None
+    if since.tzinfo is None:
+        raise click.BadParameter("give the time with its zone, e.g. +00:00")
+    with private_file(tombstones_path) as tombstones, private_file(withdrawals_path) as stops:
+        found = restore.changes_since(since, tombstones, stops)
+    detail = f"changes since {since.isoformat()}: {found.tombstones} erasures, "
+    detail += f"{found.withdrawals} withdrawals"
+    try:  # the failed database may refuse a write: the files are what matter now
+        audit.record(operator(), AuditAction.AUDIENCE_EXPORT, utcnow(), detail=detail)
+        db.session.commit()
+    except SQLAlchemyError as error:
+        db.session.rollback()
+        click.echo(f"The audit entry could not be written ({type(error).__name__}).", err=True)
+    click.echo(f"Erasures written: {found.tombstones}")
+    click.echo(f"Withdrawals written: {found.withdrawals}")
+
+
+@register_cli.command("reapply")
+@click.argument("tombstones", type=click.File("r", encoding="utf-8-sig", errors="replace"))
+@click.argument("withdrawals", type=click.File("r", encoding="utf-8-sig", errors="replace"))
+@click.option("--dry-run", is_flag=True, help="Report what would change; change nothing.")
+@hash_key_checked
+def reapply_command(tombstones: TextIO, withdrawals: TextIO, dry_run: bool) -> None:
+    """On the RESTORED register, before it serves: erase again and withdraw again what
+    `flask register changes-since` wrote from the failed one (safe to run twice)."""
+    regions = tuple(current_app.config["ALLOWED_REGIONS"])
+    report = _apply_file(
+        None,
+        "changes",
+        dry_run,
+        lambda now: restore.reapply(tombstones, withdrawals, now, regions, dry_run),
+        audited=_audit_reapplied,
+    )
+    would = "would be " if report.dry_run else ""
+    _echo_rows(report)
+    click.echo(f"Numbers {would}erased again: {report.numbers_erased}")
+    click.echo(f"Holdings {would}erased again: {report.holdings_erased}")
+    click.echo(
+        f"Tombstones {would}kept (nothing else of the number here): {report.tombstones_kept}"
+    )
+    click.echo(f"Erased already: {report.erased_already}")
+    click.echo(f"Holdings begun after the restore point (nothing of them here): "
+               f"{report.holdings_missing}")  # fmt: skip
+    click.echo(f"Purposes {would}withdrawn again: {report.purposes_withdrawn}")
+    click.echo(f"Withdrawn already: {report.withdrawn_already}")
+    click.echo(f"Withdrawals for numbers not in the register: {report.numbers_missing}")
+    if report.dry_run:
+        click.echo("Dry run: nothing was changed.")
+
+
+def _audit_reapplied(actor: audit.Actor, now: datetime, report: restore.ReapplyReport) -> None:
+    """Each number erased or withdrawn again, as the command line's erasures and withdrawals
+    are: one entry a number and change, with the original time in its detail."""
+    actions = {"erase": AuditAction.ERASE, "withdraw": AuditAction.WITHDRAW}
+    for phone, change, detail in report.changed:
+        audit.record(actor, actions[change], now, phone_e164=phone, detail=detail)
 
 
 # --- purge (retention) ---

@@ -1,0 +1,205 @@
+"""After a restore to an earlier moment (docs/deploy.md, "Restore"): the erasures and the
+withdrawals made since are read off the failed database and made again on the restored
+one, so that nobody erased comes back and nobody who stopped marketing gets it again.
+
+Each test runs a register on SQLite files of its own: the "backup" is a copy taken at the
+restore point (VACUUM INTO), the "failed" database goes on after it."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import select
+
+from viihde import create_app
+from viihde.clock import utcnow
+from viihde.extensions import db
+from viihde.models import (
+    AuditAction,
+    AuditEntry,
+    ConsentEvent,
+    ConsentSource,
+    ErasureSource,
+    Holding,
+    Tombstone,
+)
+from viihde.register import consent, erasure, holders, lookup
+
+from . import factories
+from .helpers import PERSONAL_NUMBER
+from .settings import SECRET_KEY
+
+ERASED, STOPPED, KEPT, LATE = (factories.number(n) for n in (1, 2, 3, 4))
+
+
+def register_on(path) -> object:
+    return create_app(
+        {
+            "APP_ENV": "testing",
+            "SECRET_KEY": SECRET_KEY,
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
+            "REDIS_URL": None,
+        }
+    )
+
+
+@pytest.fixture
+def failed_and_restored(tmp_path):
+    """Three subscribers before the restore point; after it one erased, one stopped, one
+    new and erased. The failed register's changes since, in two files; the restored
+    register (the backup at the restore point)."""
+    start = utcnow() - timedelta(hours=3)
+    failed = register_on(tmp_path / "failed.sqlite3")
+    with failed.app_context():
+        upgrade()
+    factories.subscribers(failed, {1: ("offers",), 2: ("offers",), 3: ("offers",)}, at=start)
+    restore_point = start + timedelta(hours=1)
+    with closing(sqlite3.connect(tmp_path / "failed.sqlite3")) as live:  # the backup
+        live.execute("VACUUM INTO ?", (str(tmp_path / "backup.sqlite3"),))
+    after = restore_point + timedelta(minutes=30)
+    with failed.app_context():
+        erasure.erase(ERASED, ErasureSource.SUBJECT, after)
+        stopped = lookup.subscriber_by_phone(STOPPED).id
+        context = consent.ConsentContext(ConsentSource.PREFERENCE_PAGE)
+        consent.set_consent(stopped, ["offers"], False, context, after)
+        db.session.commit()
+    factories.subscriber(failed, LATE, at=after + timedelta(minutes=1))
+    with failed.app_context():
+        erasure.erase(LATE, ErasureSource.STAFF, after + timedelta(minutes=2))
+        db.session.commit()
+    files = tmp_path / "tombstones.csv", tmp_path / "withdrawals.csv"
+    result = failed.test_cli_runner().invoke(
+        args=["register", "changes-since", restore_point.isoformat(),
+              "--tombstones", str(files[0]), "--withdrawals", str(files[1])],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Erasures written: 2" in result.output and "Withdrawals written: 1" in result.output
+    with failed.app_context():
+        db.engine.dispose()
+    return files, register_on(tmp_path / "backup.sqlite3")
+
+
+def reapply(app, files, *options):
+    result = app.test_cli_runner().invoke(args=["register", "reapply", *map(str, files), *options])
+    assert result.exit_code == 0, result.output
+    assert not PERSONAL_NUMBER.search(result.output), "a number in clear in the output"
+    return result.output
+
+
+def test_the_restored_register_keeps_the_erasures_and_withdrawals_made_since(
+    failed_and_restored,
+):
+    files, restored = failed_and_restored
+    with restored.app_context():  # as the backup brought it back
+        assert lookup.subscriber_by_phone(ERASED) is not None
+        assert consent.current_consent(lookup.subscriber_by_phone(STOPPED).id)["offers"]
+    output = reapply(restored, files)
+    assert "Numbers erased again: 1" in output
+    assert "Tombstones kept (nothing else of the number here): 1" in output
+    assert "Purposes withdrawn again: 1" in output
+    with restored.app_context():
+        assert lookup.subscriber_by_phone(ERASED) is None
+        stopped = lookup.subscriber_by_phone(STOPPED)
+        assert not consent.current_consent(stopped.id)["offers"]
+        assert consent.latest_events(stopped.id)["offers"].source == ConsentSource.PREFERENCE_PAGE
+        assert consent.current_consent(lookup.subscriber_by_phone(KEPT).id)["offers"]
+        erased = {erasure.tombstone_hash(ERASED), erasure.tombstone_hash(LATE)}
+        assert erased <= set(db.session.scalars(select(Tombstone.phone_hash)))
+        entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
+        assert [(e.action, e.subject_hash) for e in entries] == [
+            (AuditAction.ERASE, erasure.tombstone_hash(ERASED)),
+            (AuditAction.WITHDRAW, erasure.tombstone_hash(STOPPED)),
+        ]
+        assert all("again after a restore" in entry.detail for entry in entries)
+        db.engine.dispose()
+    again = reapply(restored, files)  # twice: nothing more
+    assert "Numbers erased again: 0" in again and "Purposes withdrawn again: 0" in again
+    assert "Erased already: 2" in again and "Withdrawn already: 1" in again
+    with restored.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(AuditEntry)) == 2
+
+
+def test_a_dry_run_changes_nothing(failed_and_restored):
+    files, restored = failed_and_restored
+    output = reapply(restored, files, "--dry-run")
+    assert "Numbers would be erased again: 1" in output and "Dry run" in output
+    with restored.app_context():
+        assert lookup.subscriber_by_phone(ERASED) is not None
+        assert db.session.scalar(select(db.func.count()).select_from(AuditEntry)) == 0
+
+
+def test_bad_rows_are_named_by_line_and_a_bad_file_changes_nothing(failed_and_restored):
+    files, restored = failed_and_restored
+    tombstones, withdrawals = files
+    tombstones.write_text(
+        tombstones.read_text() + "not-a-hash,subject,2026-01-01T00:00:00+00:00,\n"
+    )
+    output = reapply(restored, files)
+    assert "Bad rows (skipped): 1" in output and "line 4: not a tombstone's hash" in output
+    withdrawals.write_text("number,purpose\n")
+    result = restored.test_cli_runner().invoke(args=["register", "reapply", *map(str, files)])
+    assert result.exit_code != 0 and "nothing was changed" in result.output
+
+
+def test_changes_since_needs_a_zone_and_keeps_its_files_private(tmp_path):
+    app = register_on(tmp_path / "register.sqlite3")
+    with app.app_context():
+        upgrade()
+    files = tmp_path / "t.csv", tmp_path / "w.csv"
+    args = ["--tombstones", str(files[0]), "--withdrawals", str(files[1])]
+    runner = app.test_cli_runner()
+    naive = runner.invoke(args=["register", "changes-since", "2026-12-07T10:00:00", *args])
+    assert naive.exit_code != 0 and "zone" in naive.output
+    moment = datetime(2026, 12, 7, 10, tzinfo=UTC).isoformat()
+    assert runner.invoke(args=["register", "changes-since", moment, *args]).exit_code == 0
+    for file in files:
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600
+    # The register is empty: both files hold their header alone.
+    assert [file.read_text().count("\n") for file in files] == [1, 1]
+
+
+def test_a_holders_own_erasure_is_made_again_and_the_earlier_holders_proof_kept(tmp_path):
+    """The number changed hands before the restore point, and its new holder erased their
+    own holding after it (the earlier holder's records stay as proof of that person's
+    consent): the restored register erases that holding again, and only it."""
+    now = utcnow()
+    failed = register_on(tmp_path / "failed.sqlite3")
+    with failed.app_context():
+        upgrade()
+    factories.subscriber(failed, ERASED, at=now - timedelta(days=3))
+    with failed.app_context():
+        changed_on = (now - timedelta(days=2)).date().isoformat()
+        holders.sync_holders(
+            ["number,changed_on", f"{ERASED},{changed_on}"], now - timedelta(days=2), ("FI",)
+        )
+        db.session.commit()
+    factories.subscriber(failed, ERASED, at=now - timedelta(days=1))  # the new holder
+    with closing(sqlite3.connect(tmp_path / "failed.sqlite3")) as live:
+        live.execute("VACUUM INTO ?", (str(tmp_path / "backup.sqlite3"),))
+    with failed.app_context():
+        subscriber = lookup.subscriber_by_phone(ERASED)
+        erasure.erase_own(subscriber.id, ErasureSource.SUBJECT, now - timedelta(minutes=30))
+        db.session.commit()
+    files = tmp_path / "t.csv", tmp_path / "w.csv"
+    result = failed.test_cli_runner().invoke(
+        args=["register", "changes-since", (now - timedelta(hours=1)).isoformat(),
+              "--tombstones", str(files[0]), "--withdrawals", str(files[1])],
+    )  # fmt: skip
+    assert "Erasures written: 1" in result.output
+    with failed.app_context():
+        db.engine.dispose()
+    restored = register_on(tmp_path / "backup.sqlite3")
+    assert "Holdings erased again: 1" in reapply(restored, files)
+    with restored.app_context():
+        subscriber = lookup.subscriber_by_phone(ERASED)
+        held = db.session.scalars(select(Holding).order_by(Holding.id)).all()
+        assert [h.erased_at is not None for h in held] == [False, True]
+        kept = db.session.scalars(select(ConsentEvent.holding_id)).all()
+        assert kept and set(kept) == {held[0].id}  # the earlier holder's proof only
+        assert subscriber is not None
+    assert "Erased already: 1" in reapply(restored, files)
