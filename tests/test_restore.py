@@ -17,7 +17,7 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 
 from viihde import create_app
-from viihde.clock import utcnow
+from viihde.clock import HELSINKI, utcnow
 from viihde.extensions import db
 from viihde.models import (
     AuditAction,
@@ -74,9 +74,16 @@ def failed_and_restored(tmp_path):
         db.session.commit()
     files = tmp_path / "tombstones.csv", tmp_path / "withdrawals.csv"
     result = failed.test_cli_runner().invoke(
-        args=["register", "changes-since", restore_point.isoformat(),
-              "--tombstones", str(files[0]), "--withdrawals", str(files[1])],
-    )  # fmt: skip
+        args=[
+            "register",
+            "changes-since",
+            restore_point.astimezone(HELSINKI).isoformat(),
+            "--tombstones",
+            str(files[0]),
+            "--withdrawals",
+            str(files[1]),
+        ],
+    )  # fmt: skip  (the time in another zone: the same moment)
     assert result.exit_code == 0, result.output
     assert "Erasures written: 2" in result.output and "Withdrawals written: 1" in result.output
     with failed.app_context():
@@ -100,7 +107,7 @@ def test_the_restored_register_keeps_the_erasures_and_withdrawals_made_since(
         assert consent.current_consent(lookup.subscriber_by_phone(STOPPED).id)["offers"]
     output = reapply(restored, files)
     assert "Numbers erased again: 1" in output
-    assert "Tombstones kept (nothing else of the number here): 1" in output
+    assert "Tombstones kept (nothing of it here): 1" in output
     assert "Purposes withdrawn again: 1" in output
     with restored.app_context():
         assert lookup.subscriber_by_phone(ERASED) is None
@@ -113,15 +120,24 @@ def test_the_restored_register_keeps_the_erasures_and_withdrawals_made_since(
         entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.id)).all()
         assert [(e.action, e.subject_hash) for e in entries] == [
             (AuditAction.ERASE, erasure.tombstone_hash(ERASED)),
+            (AuditAction.ERASE, erasure.tombstone_hash(LATE)),  # its tombstone only
             (AuditAction.WITHDRAW, erasure.tombstone_hash(STOPPED)),
+            (AuditAction.ERASE, None),  # the run's counts
         ]
-        assert all("again after a restore" in entry.detail for entry in entries)
-        db.engine.dispose()
-    again = reapply(restored, files)  # twice: nothing more
-    assert "Numbers erased again: 0" in again and "Purposes withdrawn again: 0" in again
-    assert "Erased already: 2" in again and "Withdrawn already: 1" in again
+        assert all("again after a restore" in entry.detail for entry in entries[:3])
+        assert "erased=1" in entries[3].detail and "withdrawn=1" in entries[3].detail
+        db.session.rollback()
+    # Meanwhile the erased number signs up anew, the stopped one takes offers again.
+    factories.subscriber(restored, ERASED, at=utcnow())
+    factories.subscriber(restored, STOPPED, at=utcnow())
     with restored.app_context():
-        assert db.session.scalar(select(db.func.count()).select_from(AuditEntry)) == 2
+        db.engine.dispose()
+    again = reapply(restored, files)  # twice: nothing more, and nobody new touched
+    assert "Numbers erased again: 0" in again and "Purposes withdrawn again: 0" in again
+    assert "Erased already: 2" in again and "Granted again since (left as they are): 1" in again
+    with restored.app_context():
+        assert lookup.subscriber_by_phone(ERASED) is not None
+        assert consent.current_consent(lookup.subscriber_by_phone(STOPPED).id)["offers"]
 
 
 def test_a_dry_run_changes_nothing(failed_and_restored):
@@ -133,17 +149,27 @@ def test_a_dry_run_changes_nothing(failed_and_restored):
         assert db.session.scalar(select(db.func.count()).select_from(AuditEntry)) == 0
 
 
-def test_bad_rows_are_named_by_line_and_a_bad_file_changes_nothing(failed_and_restored):
+def test_bad_rows_are_named_by_file_and_line_and_a_bad_file_changes_nothing(failed_and_restored):
     files, restored = failed_and_restored
     tombstones, withdrawals = files
+    good = withdrawals.read_text()
+    withdrawals.write_text("number,purpose\n")
+    result = restored.test_cli_runner().invoke(args=["register", "reapply", *map(str, files)])
+    assert result.exit_code != 0 and "nothing was changed" in result.output
+    with restored.app_context():
+        assert lookup.subscriber_by_phone(ERASED) is not None
+        db.engine.dispose()
+    withdrawals.write_text(
+        good + f"{factories.number(9)},offers,preference_page,subject,yesterday\n"
+    )
     tombstones.write_text(
         tombstones.read_text() + "not-a-hash,subject,2026-01-01T00:00:00+00:00,\n"
     )
     output = reapply(restored, files)
-    assert "Bad rows (skipped): 1" in output and "line 4: not a tombstone's hash" in output
-    withdrawals.write_text("number,purpose\n")
-    result = restored.test_cli_runner().invoke(args=["register", "reapply", *map(str, files)])
-    assert result.exit_code != 0 and "nothing was changed" in result.output
+    assert "Bad rows (skipped): 2" in output
+    assert "line 4: erasures: not a tombstone's hash" in output
+    assert "line 3: withdrawals: bad time" in output
+    assert "Numbers erased again: 1" in output  # the good rows all the same
 
 
 def test_changes_since_needs_a_zone_and_keeps_its_files_private(tmp_path):
@@ -163,24 +189,37 @@ def test_changes_since_needs_a_zone_and_keeps_its_files_private(tmp_path):
     assert [file.read_text().count("\n") for file in files] == [1, 1]
 
 
-def test_a_holders_own_erasure_is_made_again_and_the_earlier_holders_proof_kept(tmp_path):
-    """The number changed hands before the restore point, and its new holder erased their
-    own holding after it (the earlier holder's records stay as proof of that person's
-    consent): the restored register erases that holding again, and only it."""
+@pytest.mark.parametrize("changed_hands", ["before", "after"])
+def test_a_holders_own_erasure_is_made_again_and_the_earlier_holders_proof_kept(
+    tmp_path, changed_hands
+):
+    """The number changed hands, and its new holder erased their own holding after the
+    restore point (the earlier holder's records stay as proof of that person's consent).
+    Changed before the restore point: the restored register erases that holding again,
+    and only it. Changed after it: the restored register knows no new holder (the holder
+    file is run again), but keeps the erasure's tombstone, so that no import of the new
+    holder's purchase brings them back."""
     now = utcnow()
     failed = register_on(tmp_path / "failed.sqlite3")
     with failed.app_context():
         upgrade()
     factories.subscriber(failed, ERASED, at=now - timedelta(days=3))
-    with failed.app_context():
-        changed_on = (now - timedelta(days=2)).date().isoformat()
-        holders.sync_holders(
-            ["number,changed_on", f"{ERASED},{changed_on}"], now - timedelta(days=2), ("FI",)
-        )
-        db.session.commit()
-    factories.subscriber(failed, ERASED, at=now - timedelta(days=1))  # the new holder
+
+    def change_hands() -> None:
+        with failed.app_context():
+            changed_on = (now - timedelta(days=2)).date().isoformat()
+            holders.sync_holders(
+                ["number,changed_on", f"{ERASED},{changed_on}"], now - timedelta(days=2), ("FI",)
+            )
+            db.session.commit()
+        factories.subscriber(failed, ERASED, at=now - timedelta(days=1))  # the new holder
+
+    if changed_hands == "before":
+        change_hands()
     with closing(sqlite3.connect(tmp_path / "failed.sqlite3")) as live:
         live.execute("VACUUM INTO ?", (str(tmp_path / "backup.sqlite3"),))
+    if changed_hands == "after":
+        change_hands()
     with failed.app_context():
         subscriber = lookup.subscriber_by_phone(ERASED)
         erasure.erase_own(subscriber.id, ErasureSource.SUBJECT, now - timedelta(minutes=30))
@@ -194,12 +233,48 @@ def test_a_holders_own_erasure_is_made_again_and_the_earlier_holders_proof_kept(
     with failed.app_context():
         db.engine.dispose()
     restored = register_on(tmp_path / "backup.sqlite3")
-    assert "Holdings erased again: 1" in reapply(restored, files)
+    output = reapply(restored, files)
     with restored.app_context():
-        subscriber = lookup.subscriber_by_phone(ERASED)
         held = db.session.scalars(select(Holding).order_by(Holding.id)).all()
-        assert [h.erased_at is not None for h in held] == [False, True]
         kept = db.session.scalars(select(ConsentEvent.holding_id)).all()
         assert kept and set(kept) == {held[0].id}  # the earlier holder's proof only
-        assert subscriber is not None
+        assert erasure.tombstone_hash(ERASED) in db.session.scalars(select(Tombstone.phone_hash))
+        assert lookup.subscriber_by_phone(ERASED) is not None
+        if changed_hands == "before":
+            assert "Holdings erased again: 1" in output
+            assert [h.erased_at is not None for h in held] == [False, True]
+        else:
+            assert "Tombstones kept (nothing of it here): 1" in output
+            assert [h.erased_at is not None for h in held] == [False]
+        db.engine.dispose()
     assert "Erased already: 1" in reapply(restored, files)
+
+
+def test_a_file_the_failed_database_could_not_give_whole_is_not_left_half_written(
+    tmp_path, monkeypatch
+):
+    """A damaged database fails partway: the file it failed for is removed (half a file
+    would pass for the whole), the other one is written, and the command fails."""
+    from sqlalchemy.exc import OperationalError
+
+    from viihde.register import restore
+
+    app = register_on(tmp_path / "register.sqlite3")
+    with app.app_context():
+        upgrade()
+
+    def damaged(moment, out):
+        out.write(",".join(restore.WITHDRAWAL_COLUMNS) + "\n")
+        raise OperationalError("SELECT", {}, Exception("could not read block"))
+
+    monkeypatch.setattr(restore, "write_withdrawals", damaged)
+    files = tmp_path / "t.csv", tmp_path / "w.csv"
+    result = app.test_cli_runner().invoke(
+        args=["register", "changes-since", "2026-12-07T10:00:00+00:00",
+              "--tombstones", str(files[0]), "--withdrawals", str(files[1])],
+    )  # fmt: skip
+    assert result.exit_code != 0
+    assert (
+        "withdrawals (OperationalError" in result.output and "Erasures written: 0" in result.output
+    )
+    assert files[0].exists() and not files[1].exists()

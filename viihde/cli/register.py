@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 import click
@@ -47,25 +48,25 @@ def sync_holders_command(file: TextIO, dry_run: bool) -> None:
 
 
 def _apply_file(
-    action: AuditAction | None,
+    action: AuditAction,
     what: str,
     dry_run: bool,
     work: Callable[[datetime], FileReport],
     audited: Callable[[audit.Actor, datetime, FileReport], None] | None = None,
 ) -> FileReport:
     """Run one CSV file's work as one transaction with its audit entry (``action``, counts
-    only; or the entries ``audited`` records); a file or database error changes nothing
-    and names no number; a dry run changes nothing and is not audited."""
+    only), and the entries ``audited`` adds; a file or database error changes nothing and
+    names no number; a dry run changes nothing and is not audited."""
     now = utcnow()
     try:
         report = work(now)
         if dry_run:
             db.session.rollback()
         else:
+            actor = operator()
             if audited is not None:
-                audited(operator(), now, report)
-            else:
-                audit.record(operator(), action, now, detail=report.counts())
+                audited(actor, now, report)
+            audit.record(actor, action, now, detail=report.counts())
             db.session.commit()
     except RegisterFileError as error:
         db.session.rollback()
@@ -149,28 +150,42 @@ def _echo_import_report(report: purchases.ImportReport) -> None:
 @hash_key_checked
 def changes_since_command(moment: str, tombstones_path: str, withdrawals_path: str) -> None:
     """Against the database that FAILED, if it can be read: write the erasures and
-    withdrawals recorded after MOMENT (the restore point, with its zone, e.g.
-    2026-12-07T10:15:00+00:00) for `flask register reapply` on the restored one.
+    withdrawals recorded after MOMENT (some minutes before the restore point, with its
+    zone, e.g. 2026-12-07T10:05:00+00:00) for `flask register reapply` on the restored one.
 
-    The withdrawals' file holds numbers: it is made readable by its owner only."""
+    Both files are readable by their owner only (the withdrawals' holds numbers). A file
+    the database could not be read for whole is removed, and the command fails."""
     try:
         since = datetime.fromisoformat(moment)
     except ValueError:
-        raise click.BadParameter("an ISO 8601 time, e.g. 2026-12-07T10:15:00+00:00") from None
+        raise click.BadParameter("an ISO 8601 time, e.g. 2026-12-07T10:05:00+00:00") from None
     if since.tzinfo is None:
         raise click.BadParameter("give the time with its zone, e.g. +00:00")
-    with private_file(tombstones_path) as tombstones, private_file(withdrawals_path) as stops:
-        found = restore.changes_since(since, tombstones, stops)
-    detail = f"changes since {since.isoformat()}: {found.tombstones} erasures, "
-    detail += f"{found.withdrawals} withdrawals"
+    written, failed = {}, []
+    for name, path, write in (
+        ("Erasures", tombstones_path, restore.write_tombstones),
+        ("Withdrawals", withdrawals_path, restore.write_withdrawals),
+    ):
+        try:
+            with private_file(path) as out:
+                written[name] = write(since, out)
+        except SQLAlchemyError as error:
+            db.session.rollback()
+            Path(path).unlink(missing_ok=True)  # half a file would pass for the whole
+            failed.append(f"{name.lower()} ({type(error).__name__}: {path} not written)")
+    detail = f"for a restore, changes since {since.isoformat()}: " + ", ".join(
+        f"{count} {name.lower()}" for name, count in written.items()
+    )
     try:  # the failed database may refuse a write: the files are what matter now
-        audit.record(operator(), AuditAction.AUDIENCE_EXPORT, utcnow(), detail=detail)
+        audit.record(operator(), AuditAction.EXPORT, utcnow(), detail=detail)
         db.session.commit()
     except SQLAlchemyError as error:
         db.session.rollback()
         click.echo(f"The audit entry could not be written ({type(error).__name__}).", err=True)
-    click.echo(f"Erasures written: {found.tombstones}")
-    click.echo(f"Withdrawals written: {found.withdrawals}")
+    for name, count in written.items():
+        click.echo(f"{name} written: {count}")
+    if failed:
+        raise click.ClickException("the database could not be read for the " + "; ".join(failed))
 
 
 @register_cli.command("reapply")
@@ -180,38 +195,36 @@ def changes_since_command(moment: str, tombstones_path: str, withdrawals_path: s
 @hash_key_checked
 def reapply_command(tombstones: TextIO, withdrawals: TextIO, dry_run: bool) -> None:
     """On the RESTORED register, before it serves: erase again and withdraw again what
-    `flask register changes-since` wrote from the failed one (safe to run twice)."""
-    regions = tuple(current_app.config["ALLOWED_REGIONS"])
+    `flask register changes-since` wrote from the failed one."""
     report = _apply_file(
-        None,
+        AuditAction.ERASE,
         "changes",
         dry_run,
-        lambda now: restore.reapply(tombstones, withdrawals, now, regions, dry_run),
+        lambda now: restore.reapply(tombstones, withdrawals, now, dry_run),
         audited=_audit_reapplied,
     )
     would = "would be " if report.dry_run else ""
     _echo_rows(report)
     click.echo(f"Numbers {would}erased again: {report.numbers_erased}")
     click.echo(f"Holdings {would}erased again: {report.holdings_erased}")
-    click.echo(
-        f"Tombstones {would}kept (nothing else of the number here): {report.tombstones_kept}"
-    )
+    click.echo(f"Tombstones {would}kept (nothing of it here): {report.tombstones_kept}")
     click.echo(f"Erased already: {report.erased_already}")
-    click.echo(f"Holdings begun after the restore point (nothing of them here): "
-               f"{report.holdings_missing}")  # fmt: skip
     click.echo(f"Purposes {would}withdrawn again: {report.purposes_withdrawn}")
-    click.echo(f"Withdrawn already: {report.withdrawn_already}")
+    click.echo(f"Not granted here (left as they are): {report.not_granted}")
+    click.echo(f"Granted again since (left as they are): {report.granted_since}")
     click.echo(f"Withdrawals for numbers not in the register: {report.numbers_missing}")
     if report.dry_run:
         click.echo("Dry run: nothing was changed.")
 
 
 def _audit_reapplied(actor: audit.Actor, now: datetime, report: restore.ReapplyReport) -> None:
-    """Each number erased or withdrawn again, as the command line's erasures and withdrawals
-    are: one entry a number and change, with the original time in its detail."""
+    """Each erasure and withdrawal made again: one entry each, with its original time;
+    the run's counts follow as an erasure entry of their own."""
     actions = {"erase": AuditAction.ERASE, "withdraw": AuditAction.WITHDRAW}
-    for phone, change, detail in report.changed:
-        audit.record(actor, actions[change], now, phone_e164=phone, detail=detail)
+    for phone, phone_hash, change, detail in report.changed:
+        audit.record(
+            actor, actions[change], now, phone_e164=phone, subject_hash=phone_hash, detail=detail
+        )
 
 
 # --- purge (retention) ---

@@ -41,17 +41,18 @@ def record(
     now: datetime,
     *,
     phone_e164: str | None = None,
+    subject_hash: str | None = None,
     detail: str | None = None,
 ) -> AuditEntry:
     """Add one entry to the caller's transaction (no commit: the action and its entry
     commit together, or neither does). The number is kept as a keyed hash and a masked
-    form."""
+    form (``subject_hash`` alone: a number known only by its hash, an erased one's)."""
     entry = AuditEntry(
         created_at=now,
         staff_id=actor.staff_id,
         actor=actor.label[:254],
         action=action,
-        subject_hash=tombstone_hash(phone_e164) if phone_e164 else None,
+        subject_hash=tombstone_hash(phone_e164) if phone_e164 else subject_hash,
         subject_masked=mask(phone_e164) if phone_e164 else None,
         detail=(detail or "")[:DETAIL_LENGTH] or None,
         ip=actor.ip,

@@ -28,9 +28,10 @@ from viihde.models import (
 from viihde.register import consent, holdings
 
 
-def tombstone_hash(phone_e164: str) -> str:
-    """The keyed hash an erased number leaves behind."""
-    return keyed_hash("tombstone", phone_e164)
+def tombstone_hash(phone_e164: str, key: bytes | None = None) -> str:
+    """The keyed hash an erased number leaves behind (under ``key``: the hash key, read
+    once by a caller hashing many)."""
+    return keyed_hash("tombstone", phone_e164, key)
 
 
 def erase(phone_e164: str, source: ErasureSource, now: datetime) -> Tombstone:

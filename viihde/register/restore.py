@@ -2,10 +2,15 @@
 
 A database restored to a moment before its failure brings back what people erased since
 then and the marketing they stopped (docs/deploy.md, "Restore"). When the failed database
-can still be read, ``changes_since`` reads those promises off it into two CSV files: its
-tombstones (keyed hashes, no number) and its withdrawals (with the number: the restored
-register may give a subscriber's id to someone new). ``reapply`` keeps them on the
-restored register, in the caller's transaction; applied twice, it changes nothing more.
+can still be read, ``write_tombstones`` and ``write_withdrawals`` read those promises off
+it into two CSV files: its tombstones (keyed hashes, no number) and its withdrawals (with
+the number: the restored register may give a subscriber's id to someone new). ``reapply``
+keeps them on the restored register, in the caller's transaction, before it serves.
+
+The files may reach back before the restored moment (the times are the app's, taken
+before each commit): what the restored register holds already is left as it is, an
+erasure it has already (its tombstone, the same moment) and a withdrawal after which the
+purpose was granted again alike. Applied twice, they change nothing more.
 
 What is not brought back, on purpose: sign-ups and grants made after the restored moment
 (the person is asked again, never messaged without a record of consent).
@@ -23,7 +28,9 @@ from typing import TextIO
 from sqlalchemy import select, union
 
 from viihde.extensions import db
+from viihde.hashing import hash_key
 from viihde.models import (
+    ConsentActor,
     ConsentEvent,
     ConsentSource,
     ErasureSource,
@@ -34,40 +41,36 @@ from viihde.models import (
     Tombstone,
     Verification,
 )
-from viihde.phone import PhoneError, parse_mobile
 from viihde.register import consent, erasure
-from viihde.register.consent import WITHDRAW
+from viihde.register.consent import GRANT, WITHDRAW
 from viihde.register.files import BadRow, FileReport, rows
 
 TOMBSTONE_COLUMNS = ("phone_hash", "source", "erased_at", "holding_id")
 WITHDRAWAL_COLUMNS = ("number", "purpose", "source", "actor", "withdrawn_at")
 _HASH = re.compile(r"[0-9a-f]{64}")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
-@dataclass
-class Changes:
-    """What ``changes_since`` found."""
-
-    tombstones: int = 0
-    withdrawals: int = 0
-
-
-def changes_since(moment: datetime, tombstones: TextIO, withdrawals: TextIO) -> Changes:
-    """Write the erasures and withdrawals recorded after ``moment`` as two CSV files."""
-    found = Changes()
-    writer = csv.writer(tombstones)
+def write_tombstones(moment: datetime, out: TextIO) -> int:
+    """The tombstones recorded after ``moment``, as CSV; how many."""
+    writer = csv.writer(out)
     writer.writerow(TOMBSTONE_COLUMNS)
+    written = 0
     for row in db.session.execute(
         select(Tombstone.phone_hash, Tombstone.source, Tombstone.erased_at, Tombstone.holding_id)
         .where(Tombstone.erased_at > moment)
         .order_by(Tombstone.id)
     ):
-        writer.writerow(
-            (row.phone_hash, row.source, row.erased_at.isoformat(), row.holding_id or "")
-        )
-        found.tombstones += 1
-    writer = csv.writer(withdrawals)
+        writer.writerow((*row[:2], row.erased_at.isoformat(), row.holding_id or ""))
+        written += 1
+    return written
+
+
+def write_withdrawals(moment: datetime, out: TextIO) -> int:
+    """The withdrawals recorded after ``moment``, each with its number, as CSV; how many."""
+    writer = csv.writer(out)
     writer.writerow(WITHDRAWAL_COLUMNS)
+    written = 0
     for row in db.session.execute(
         select(
             Subscriber.phone_e164,
@@ -81,102 +84,129 @@ def changes_since(moment: datetime, tombstones: TextIO, withdrawals: TextIO) -> 
         .order_by(ConsentEvent.subscriber_id, ConsentEvent.seq)
     ):
         writer.writerow((*row[:4], row.created_at.isoformat()))
-        found.withdrawals += 1
-    return found
+        written += 1
+    return written
 
 
 @dataclass
 class ReapplyReport(FileReport):
-    """What ``reapply`` did (or, in a dry run, would do); counts only, never a number."""
+    """What ``reapply`` did (or, in a dry run, would do): its counts, and for the audit
+    log each change (the number, when the register still holds it; its hash)."""
 
     numbers_erased: int = 0
     holdings_erased: int = 0
-    tombstones_kept: int = 0  # nothing of the number in the register: its tombstone only
-    holdings_missing: int = 0  # a holding begun after the restored moment: nothing of it
+    tombstones_kept: int = 0  # nothing (left) of the number or holding here: its tombstone
     erased_already: int = 0
     purposes_withdrawn: int = 0
-    withdrawn_already: int = 0
+    not_granted: int = 0  # withdrawn here already, or never granted here
+    granted_since: int = 0  # granted again after the withdrawal: left as it is
     numbers_missing: int = 0  # a withdrawal for a number the register does not hold
-    #: The numbers changed, with what the audit log says of each (for the caller's entries).
-    changed: list[tuple[str, str, str]] = field(default_factory=list)
+    #: (number or None, its tombstone hash, "erase" or "withdraw", the audit detail).
+    changed: list[tuple[str | None, str, str, str]] = field(default_factory=list)
+
+    def counts(self) -> str:
+        """The counts alone, for the audit log."""
+        return (
+            f"rows={self.rows_read} bad={len(self.bad_rows)} erased={self.numbers_erased} "
+            f"holdings_erased={self.holdings_erased} tombstones={self.tombstones_kept} "
+            f"erased_already={self.erased_already} withdrawn={self.purposes_withdrawn} "
+            f"not_granted={self.not_granted} granted_since={self.granted_since} "
+            f"numbers_missing={self.numbers_missing}" + (" dry_run" if self.dry_run else "")
+        )
 
 
 def reapply(
-    tombstones: Iterable[str],
-    withdrawals: Iterable[str],
-    now: datetime,
-    allowed_regions: tuple[str, ...],
-    dry_run: bool = False,
+    tombstones: Iterable[str], withdrawals: Iterable[str], now: datetime, dry_run: bool = False
 ) -> ReapplyReport:
     """Erase again what ``tombstones`` say was erased, and withdraw again what
     ``withdrawals`` say was withdrawn (no commit). A file that cannot be read raises
     RegisterFileError before anything changes."""
     report = ReapplyReport(dry_run=dry_run)
-    erasures = _read(tombstones, TOMBSTONE_COLUMNS, _tombstone_row, report)
-    stops = _read(withdrawals, WITHDRAWAL_COLUMNS, _withdrawal_row(allowed_regions), report)
-    if erasures:
-        numbers = _numbers_by_hash()
-        for phone_hash, source, erased_at, holding_id in erasures:
-            _erase_again(numbers.get(phone_hash), phone_hash, source, erased_at, holding_id, report)
+    erasures = _read("erasures", tombstones, TOMBSTONE_COLUMNS, _tombstone_row, report)
+    stops = _read("withdrawals", withdrawals, WITHDRAWAL_COLUMNS, _withdrawal_row, report)
+    numbers = _numbers_by_hash({row[0] for row in erasures}) if erasures else {}
+    for phone_hash, source, erased_at, holding_id in erasures:
+        phone = numbers.get(phone_hash)
+        _erase_again(phone, phone_hash, source, erased_at, holding_id, report)
     for phone, purpose, source, actor, withdrawn_at in stops:
         _withdraw_again(phone, purpose, source, actor, withdrawn_at, now, report)
     return report
 
 
-def _read(lines, columns, parse, report: ReapplyReport) -> list[tuple]:
+def _read(name: str, lines, columns, parse, report: ReapplyReport) -> list[tuple]:
+    """The good rows of one file, parsed; each bad one named by its file and line."""
     places, numbered = rows(lines, columns)
     parsed = []
     for line, row in numbered:
         report.rows_read += 1
         try:
-            parsed.append(parse([row[places[name]].strip() for name in columns]))
-        except (IndexError, ValueError) as error:
-            report.bad_rows.append(BadRow(line, str(error) or "bad row"))
+            parsed.append(parse([row[places[column]].strip() for column in columns]))
+        except _BadCell as bad:
+            report.bad_rows.append(BadRow(line, f"{name}: {bad.reason}"))
+        except IndexError:
+            report.bad_rows.append(BadRow(line, f"{name}: missing column"))
     return parsed
 
 
+class _BadCell(ValueError):
+    """A cell that cannot be read; the reason never quotes it (it may be a number)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _moment(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _BadCell("bad time") from None
     if moment.tzinfo is None:
-        raise ValueError("a time without its zone")
+        raise _BadCell("a time without its zone")
     return moment.astimezone(UTC)
 
 
-def _tombstone_row(cells: list[str]) -> tuple:
+def _member(kind, text: str):
+    try:
+        return kind(text)
+    except ValueError:
+        raise _BadCell("bad source") from None
+
+
+def _tombstone_row(cells: list[str]) -> tuple[str, ErasureSource, datetime, int | None]:
     phone_hash, source, erased_at, holding_id = cells
     if not _HASH.fullmatch(phone_hash):
-        raise ValueError("not a tombstone's hash")
-    return (
-        phone_hash,
-        ErasureSource(source),
-        _moment(erased_at),
-        int(holding_id) if holding_id else None,
-    )
+        raise _BadCell("not a tombstone's hash")
+    if holding_id and not holding_id.isdigit():
+        raise _BadCell("bad holding id")
+    holding = int(holding_id) if holding_id else None
+    return phone_hash, _member(ErasureSource, source), _moment(erased_at), holding
 
 
-def _withdrawal_row(allowed_regions: tuple[str, ...]):
-    def parse(cells: list[str]) -> tuple:
-        number, purpose, source, actor, withdrawn_at = cells
-        try:
-            phone = parse_mobile(number, allowed_regions)
-        except PhoneError as error:
-            raise ValueError(f"not a mobile number ({error.reason})") from None
-        if not purpose or not actor:
-            raise ValueError("missing column")
-        return phone, purpose, ConsentSource(source), actor, _moment(withdrawn_at)
-
-    return parse
+def _withdrawal_row(cells: list[str]) -> tuple[str, str, ConsentSource, str, datetime]:
+    number, purpose, source, actor, withdrawn_at = cells
+    if not _E164.fullmatch(number):  # as the register stored it, whatever the regions now
+        raise _BadCell("not a number in E.164")
+    if not purpose or not actor:
+        raise _BadCell("missing column")
+    return number, purpose, _member(ConsentSource, source), actor, _moment(withdrawn_at)
 
 
-def _numbers_by_hash() -> dict[str, str]:
-    """Every number the restored register holds anything of, by its tombstone hash."""
+def _numbers_by_hash(wanted: set[str]) -> dict[str, str]:
+    """The numbers the restored register holds anything of whose tombstone hash is
+    ``wanted``: every distinct number read once, streamed, and hashed with one key."""
     phones = union(
         select(Subscriber.phone_e164),
         select(Verification.phone_e164),
         select(SmsMessage.phone_e164),
         select(InboundMessage.phone_e164),
     )
-    return {erasure.tombstone_hash(phone): phone for (phone,) in db.session.execute(phones)}
+    key, found = hash_key(), {}
+    for (phone,) in db.session.execute(phones).yield_per(10_000):
+        phone_hash = erasure.tombstone_hash(phone, key)
+        if phone_hash in wanted:
+            found[phone_hash] = phone
+    return found
 
 
 def _erase_again(
@@ -187,36 +217,34 @@ def _erase_again(
     holding_id: int | None,
     report: ReapplyReport,
 ) -> None:
-    detail = f"again after a restore: erased {erased_at.isoformat()} ({source})"
-    if holding_id is not None:
-        holding = db.session.get(Holding, holding_id)
-        subscriber = consent.lock_subscriber(holding.subscriber_id) if holding else None
-        if subscriber is None or phone is None or subscriber.phone_e164 != phone:
-            report.holdings_missing += 1  # begun after the restored moment
-        elif holding.erased_at is not None:
-            report.erased_already += 1
-        else:
-            erasure.erase_holding(subscriber, holding, source, erased_at)
-            report.holdings_erased += 1
-            report.changed.append((phone, "erase", detail))
-        return
-    if phone is not None:
-        erasure.erase(phone, source, erased_at)
-        report.numbers_erased += 1
-        report.changed.append((phone, "erase", detail))
-        return
     kept = db.session.scalar(
         select(Tombstone.id).where(
             Tombstone.phone_hash == phone_hash, Tombstone.erased_at == erased_at
         )
     )
-    if kept is not None:
+    if kept is not None:  # in the restored register, or made again already
         report.erased_already += 1
         return
-    # Nothing of the number here, but an import must still not bring the person back.
+    detail = f"again after a restore: erased {erased_at.isoformat()} ({source})"
+    if holding_id is not None:
+        holding = db.session.get(Holding, holding_id)
+        subscriber = consent.lock_subscriber(holding.subscriber_id) if holding else None
+        if subscriber is not None and phone is not None and subscriber.phone_e164 == phone:
+            erasure.erase_holding(subscriber, holding, source, erased_at)
+            report.holdings_erased += 1
+            report.changed.append((phone, phone_hash, "erase", detail))
+            return
+    elif phone is not None:
+        erasure.erase(phone, source, erased_at)
+        report.numbers_erased += 1
+        report.changed.append((phone, phone_hash, "erase", detail))
+        return
+    # Nothing of it here (a holding begun after the restored moment, a number gone): its
+    # tombstone all the same, so that an import cannot bring the person back.
     db.session.add(Tombstone(phone_hash=phone_hash, source=source, erased_at=erased_at))
     db.session.flush()
     report.tombstones_kept += 1
+    report.changed.append((None, phone_hash, "erase", f"tombstone only, {detail}"))
 
 
 def _withdraw_again(
@@ -232,10 +260,19 @@ def _withdraw_again(
     if subscriber is None:
         report.numbers_missing += 1
         return
-    context = consent.ConsentContext(source, actor=actor)
-    if not consent.set_consent(subscriber.id, [purpose], False, context, now):
-        report.withdrawn_already += 1
+    latest = consent.latest_events(subscriber.id).get(purpose)
+    if latest is None or latest.action != GRANT:
+        report.not_granted += 1
         return
+    if latest.created_at > withdrawn_at:
+        report.granted_since += 1
+        return
+    # A staff member's id may be someone else's in the restored register: the audit
+    # entry names them, the event says the register did it.
+    by = ConsentActor.SYSTEM if actor.startswith(f"{ConsentActor.STAFF}:") else actor
+    consent.set_consent(subscriber.id, [purpose], False, consent.ConsentContext(source, by), now)
     report.purposes_withdrawn += 1
-    detail = f"{purpose} again after a restore: withdrawn {withdrawn_at.isoformat()} ({source})"
-    report.changed.append((phone, "withdraw", detail))
+    detail = (
+        f"{purpose} again after a restore: withdrawn {withdrawn_at.isoformat()} ({source}, {actor})"
+    )
+    report.changed.append((phone, erasure.tombstone_hash(phone), "withdraw", detail))
