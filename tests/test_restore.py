@@ -278,3 +278,36 @@ def test_a_file_the_failed_database_could_not_give_whole_is_not_left_half_writte
         "withdrawals (OperationalError" in result.output and "Erasures written: 0" in result.output
     )
     assert files[0].exists() and not files[1].exists()
+
+
+def test_reapply_on_the_suites_register(app, runner, tmp_path):
+    """The same on the suite's register (PostgreSQL in CI): the files as changes-since
+    writes them; the phones streamed off a server-side cursor, the tombstone's moment
+    compared as the database keeps it."""
+    at = utcnow() - timedelta(hours=2)
+    factories.subscribers(app, {1: ("offers",), 2: ("offers",)}, at=at)
+    erased_at = (at + timedelta(minutes=30)).astimezone(HELSINKI)
+    tombstones, withdrawals = tmp_path / "t.csv", tmp_path / "w.csv"
+    with app.app_context():
+        phone_hash = erasure.tombstone_hash(ERASED)
+    tombstones.write_text(
+        f"phone_hash,source,erased_at,holding_id\n{phone_hash},subject,{erased_at.isoformat()},\n"
+    )
+    withdrawals.write_text(
+        "number,purpose,source,actor,withdrawn_at\n"
+        f"{STOPPED},offers,sms_keyword,staff:7,{erased_at.isoformat()}\n"
+    )
+    first = runner.invoke(args=["register", "reapply", str(tombstones), str(withdrawals)])
+    assert (
+        "Numbers erased again: 1" in first.output and "Purposes withdrawn again: 1" in first.output
+    )
+    with app.app_context():
+        assert lookup.subscriber_by_phone(ERASED) is None
+        event = consent.latest_events(lookup.subscriber_by_phone(STOPPED).id)["offers"]
+        assert (event.action, event.source, event.actor) == ("withdraw", "sms_keyword", "system")
+        db.session.rollback()
+    again = runner.invoke(args=["register", "reapply", str(tombstones), str(withdrawals)])
+    assert (
+        "Erased already: 1" in again.output
+        and "Not granted here (left as they are): 1" in again.output
+    )
