@@ -173,3 +173,66 @@ def test_a_message_whose_job_still_waits_is_left_alone(app, queued, outbox):
     assert sms_outbox.sweep(utcnow()).handed_over == 0
     make_worker(queued).work(burst=True)
     assert [m["body"] for m in outbox.messages()] == ["the body the request queued"]
+
+
+def a_sending_campaign(app) -> int:
+    """A campaign sending when the register was backed up."""
+    from viihde.models import Campaign
+    from viihde.register import campaigns
+
+    with app.app_context():
+        draft = campaigns.Draft(
+            "Talvi", "offers", "Talvitarjous!", "Vintererbjudande!", "Winter offer!"
+        )
+        campaign_id = campaigns.create_draft(draft, None, utcnow()).id
+        db.session.get(Campaign, campaign_id).status = campaigns.SENDING
+        db.session.commit()
+        return campaign_id
+
+
+def test_after_a_restore_the_unsent_fail_and_sending_campaigns_pause(app, runner):
+    """A restored log's queued messages went out, or not, after the restore point: they
+    fail, never to be swept out again; a campaign that was sending is paused (whoever got
+    it after the restore point has no record of it: an admin decides), and audited."""
+    from viihde.models import AuditAction, AuditEntry, Campaign
+    from viihde.register import campaigns
+
+    message_id = committed_but_never_handed_over(app, minutes_ago=10)
+    campaign_id = a_sending_campaign(app)
+    result = runner.invoke(args=["sms", "after-restore", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert "Messages failed (queued or sending at the restore point): 1" in result.output
+    assert f"Campaigns paused: {campaign_id}" in result.output
+    assert status_of(app, message_id) == ("failed", sms_outbox.RESTORED)
+    assert sweep(app).handed_over == 0
+    with app.app_context():
+        assert db.session.get(Campaign, campaign_id).status == campaigns.PAUSED
+        entry = db.session.scalars(select(AuditEntry)).one()
+        assert entry.action == AuditAction.PAUSE_CAMPAIGN and "after a restore" in entry.detail
+
+
+@needs_redis
+def test_after_a_restore_every_waiting_job_goes_and_a_running_worker_stops_it(app, queued, runner):
+    """Queued, scheduled (a retry, a campaign's next turn): each names a message id that
+    the restored log may give to another person's message, so each goes. With a worker
+    still running the command refuses: it would take the jobs first."""
+    from datetime import UTC, datetime
+
+    from rq import Worker
+
+    enqueue_delivery(1, "Koodisi on 123456")
+    queued.enqueue_at(datetime(2030, 1, 1, tzinfo=UTC), "viihde.tasks.deliver_sms", 2, "x")
+    worker = Worker([queued], connection=queued.connection)
+    worker.register_birth()
+    try:
+        refused = runner.invoke(args=["sms", "after-restore", "--yes"])
+        assert refused.exit_code != 0 and "still run" in refused.output
+        assert queued.count == 1
+    finally:
+        worker.register_death()
+    waiting = queued.count + queued.scheduled_job_registry.count  # earlier tests' retries too
+    assert queued.count == 1 and waiting >= 2
+    result = runner.invoke(args=["sms", "after-restore", "--yes"])
+    assert result.exit_code == 0, result.output
+    assert f"SMS jobs dropped: {waiting}" in result.output
+    assert queued.count == 0 and queued.scheduled_job_registry.count == 0

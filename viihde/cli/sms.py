@@ -11,19 +11,22 @@ from flask.cli import AppGroup, with_appcontext
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
-from viihde.cli.common import hash_key_checked, number_argument
+from viihde.cli.common import hash_key_checked, number_argument, operator
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.jobs import campaigns
-from viihde.models import SmsKind, SmsMessage
+from viihde.models import AuditAction, SmsKind, SmsMessage
 from viihde.phone import mask
+from viihde.register import audit
+from viihde.register.campaigns import pause as pause_campaign
+from viihde.register.campaigns import sending_now as campaigns_sending
 from viihde.sms import commit_then_send, outbox, stage
-from viihde.sms.queue import make_worker, sms_queue
+from viihde.sms.queue import drop_jobs, make_worker, sms_queue, workers_running
 from viihde.sms.texts import test_message
 
 log = logging.getLogger(__name__)
 
-sms_cli = AppGroup("sms", help="SMS set-up checks.")
+sms_cli = AppGroup("sms", help="SMS set-up checks, the outbox, and after a restore.")
 
 
 @sms_cli.command("send-test")
@@ -53,6 +56,37 @@ def sweep_command() -> None:
         f"Handed over {report.handed_over}, failed {report.failed} (cannot be sent now), "
         f"settled {report.settled} (attempts that died)."
     )
+
+
+@sms_cli.command("after-restore")
+@click.option("--yes", is_flag=True, help="Do it without asking.")
+def after_restore_command(yes: bool) -> None:
+    """After the register was restored to an earlier moment, before anything starts
+    (docs/deploy.md, "Restore"): drop every SMS job waiting in Redis, fail every message
+    the restored log has as queued or sending, and pause every campaign that is sending
+    (whoever got it after the restore point has no record of it: an admin decides)."""
+    queue = sms_queue()
+    if queue is not None and (running := workers_running(queue)):
+        raise click.ClickException(f"{running} worker(s) still run on the SMS queue: stop them.")
+    if not yes:
+        click.confirm("Drop the queued SMS jobs and fail the unsent messages?", abort=True)
+    now = utcnow()
+    dropped = drop_jobs(queue) if queue is not None else 0
+    failed = outbox.fail_unsent(now)
+    actor = operator()
+    paused = [campaign.id for campaign in campaigns_sending()]
+    for campaign_id in paused:
+        pause_campaign(campaign_id)
+        audit.record(
+            actor,
+            AuditAction.PAUSE_CAMPAIGN,
+            now,
+            detail=f"campaign {campaign_id}, after a restore",
+        )
+    db.session.commit()
+    click.echo(f"SMS jobs dropped: {dropped}")
+    click.echo(f"Messages failed (queued or sending at the restore point): {failed}")
+    click.echo(f"Campaigns paused: {', '.join(map(str, paused)) or 'none'}")
 
 
 def _sweep_every(app: Flask, seconds: float, stop: threading.Event) -> None:

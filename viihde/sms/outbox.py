@@ -46,6 +46,8 @@ SEND_WITHIN = timedelta(days=1)
 CODE_LOST = "code_not_handed_over"  # the code is kept only as a hash: ask for a new one
 LINK_LOST = "link_unavailable"  # the person is gone, and their link with them
 TOO_OLD = "not_sent_within_a_day"
+#: Failed by ``fail_unsent`` after a restore: it went out, or not, after the restore point.
+RESTORED = "restored"
 
 
 @dataclass
@@ -120,6 +122,18 @@ def sweep(now: datetime) -> SweepReport:
     if claimed:
         log.warning("sms_outbox_swept handed_over=%d failed=%d", report.handed_over, report.failed)
     return report
+
+
+def fail_unsent(now: datetime) -> int:
+    """After a restore: fail every message the restored log has as not yet with the
+    provider (no commit), since each went out, or not, after the restore point, and the
+    sweep would send it again; how many."""
+    return db.session.execute(
+        update(SmsMessage)
+        .where(SmsMessage.status.in_(UNSENT))
+        .values(status="failed", error_code=RESTORED, updated_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
 
 
 def _waiting(message_ids: list[int]) -> set[int]:

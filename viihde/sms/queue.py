@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from flask import Flask, current_app
 from redis import Redis
-from rq import Queue, Retry, SimpleWorker, get_current_job
+from rq import Queue, Retry, SimpleWorker, Worker, get_current_job
 from rq.job import Job, JobStatus
 
 QUEUE_NAME = "sms"
@@ -55,6 +55,23 @@ def enqueue_delivery(message_id: int, body: str) -> None:
         pipeline=pipeline,
     )
     pipeline.execute()
+
+
+def drop_jobs(queue: Queue) -> int:
+    """Delete every job of the queue that has not started: queued, scheduled (a retry's,
+    a campaign sender's next turn) and deferred; how many. After a restore, each names a
+    message id the restored log may have given to another person's message."""
+    dropped = queue.empty()
+    for registry in (queue.scheduled_job_registry, queue.deferred_job_registry):
+        for job_id in registry.get_job_ids():
+            registry.remove(job_id, delete_job=True)
+            dropped += 1
+    return dropped
+
+
+def workers_running(queue: Queue) -> int:
+    """How many RQ workers listen on the queue now."""
+    return Worker.count(queue=queue)
 
 
 def campaign_job_ids(campaign_id: int) -> tuple[str, str]:

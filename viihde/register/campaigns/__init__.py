@@ -40,6 +40,7 @@ from viihde.register.campaigns.state import (
     CampaignStateError,
     SenderUnavailable,
     get,
+    sending_now,
 )
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "sample_link",
     "sample_text",
     "segment_price",
+    "sending_now",
     "start",
     "test_send",
     "update_draft",

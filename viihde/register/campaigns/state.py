@@ -24,6 +24,13 @@ def get(campaign_id: int) -> Campaign | None:
     return db.session.get(Campaign, campaign_id)
 
 
+def sending_now() -> list[Campaign]:
+    """The campaigns that are sending, the oldest first."""
+    return list(
+        db.session.scalars(select(Campaign).where(Campaign.status == SENDING).order_by(Campaign.id))
+    )
+
+
 def locked(campaign_id: int) -> Campaign | None:
     """Load and lock (FOR UPDATE on PostgreSQL) the campaign, fresh from the database."""
     return db.session.execute(
