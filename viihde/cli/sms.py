@@ -15,11 +15,8 @@ from viihde.cli.common import hash_key_checked, number_argument, operator
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.jobs import campaigns
-from viihde.models import AuditAction, SmsKind, SmsMessage
+from viihde.models import SmsKind, SmsMessage
 from viihde.phone import mask
-from viihde.register import audit
-from viihde.register.campaigns import pause as pause_campaign
-from viihde.register.campaigns import sending_now as campaigns_sending
 from viihde.sms import commit_then_send, outbox, stage
 from viihde.sms.queue import drop_jobs, make_worker, sms_queue, workers_running
 from viihde.sms.texts import test_message
@@ -61,30 +58,39 @@ def sweep_command() -> None:
 @sms_cli.command("after-restore")
 @click.option("--yes", is_flag=True, help="Do it without asking.")
 def after_restore_command(yes: bool) -> None:
-    """After the register was restored to an earlier moment, before anything starts
-    (docs/deploy.md, "Restore"): drop every SMS job waiting in Redis, fail every message
-    the restored log has as queued or sending, and pause every campaign that is sending
-    (whoever got it after the restore point has no record of it: an admin decides)."""
+    """After the register was restored to an earlier moment, with everything stopped
+    (docs/deploy.md, "Restore"): drop every SMS job in Redis that no worker runs, fail
+    every message the restored log has as queued or sending, and pause every campaign
+    that is sending (whoever got it after the restore point has no record of it: an
+    admin decides)."""
     queue = sms_queue()
-    if queue is not None and (running := workers_running(queue)):
-        raise click.ClickException(f"{running} worker(s) still run on the SMS queue: stop them.")
-    if not yes:
-        click.confirm("Drop the queued SMS jobs and fail the unsent messages?", abort=True)
-    now = utcnow()
-    dropped = drop_jobs(queue) if queue is not None else 0
-    failed = outbox.fail_unsent(now)
-    actor = operator()
-    paused = [campaign.id for campaign in campaigns_sending()]
-    for campaign_id in paused:
-        pause_campaign(campaign_id)
-        audit.record(
-            actor,
-            AuditAction.PAUSE_CAMPAIGN,
-            now,
-            detail=f"campaign {campaign_id}, after a restore",
+    try:
+        running = workers_running(queue) if queue is not None else []
+    except RedisError as error:
+        raise click.ClickException(
+            f"Redis cannot be reached ({type(error).__name__}): its SMS jobs would run once "
+            "it is back. Start it and run this again."
+        ) from None
+    if running:
+        raise click.ClickException(
+            f"workers still run on the SMS queue: {', '.join(running)}. Stop them (a killed "
+            "one leaves the list within 7 minutes)."
         )
+    if not yes:
+        click.confirm(
+            "Drop the SMS jobs, fail the unsent messages and pause the sending campaigns?",
+            abort=True,
+        )
+    now = utcnow()
+    dropped = drop_jobs(queue) if queue is not None else None
+    failed = outbox.fail_unsent(now)
+    paused = campaigns.pause_all_sending(operator(), now, "after a restore")
     db.session.commit()
-    click.echo(f"SMS jobs dropped: {dropped}")
+    if dropped is None:
+        click.echo("No SMS queue here (REDIS_URL is not set): no jobs dropped. If production's "
+                   "workers use Redis, run this where REDIS_URL is set.")  # fmt: skip
+    else:
+        click.echo(f"SMS jobs dropped: {dropped}")
     click.echo(f"Messages failed (queued or sending at the restore point): {failed}")
     click.echo(f"Campaigns paused: {', '.join(map(str, paused)) or 'none'}")
 

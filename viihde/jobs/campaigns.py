@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from viihde.clock import utcnow
 from viihde.extensions import db
-from viihde.models import Campaign
-from viihde.register import campaigns
+from viihde.models import AuditAction, Campaign
+from viihde.register import audit, campaigns
 from viihde.register.campaigns.recipients import (
     adopt_orphan,
     find_orphan,
@@ -83,7 +83,7 @@ def relaunch_stalled() -> list[int]:
     the campaigns relaunched."""
     if sms_queue() is None:
         return []
-    sending = db.session.scalars(select(Campaign.id).where(Campaign.status == SENDING)).all()
+    sending = [campaign.id for campaign in campaigns.sending_now()]
     db.session.commit()
     relaunched = []
     for campaign_id in sending:
@@ -93,6 +93,22 @@ def relaunch_stalled() -> list[int]:
     if relaunched:
         log.warning("campaign_senders_relaunched campaigns=%s", relaunched)
     return relaunched
+
+
+def pause_all_sending(actor: audit.Actor, now: datetime, why: str) -> list[int]:
+    """Pause every campaign that is sending, each with its audit entry (no commit); their
+    ids."""
+    paused = []
+    for campaign in campaigns.sending_now():
+        campaigns.pause(campaign.id)
+        audit.record(
+            actor,
+            AuditAction.PAUSE_CAMPAIGN,
+            now,
+            detail=f"campaign {campaign.id}: {campaign.name}, {why}",
+        )
+        paused.append(campaign.id)
+    return paused
 
 
 def continue_later(campaign_id: int, at: datetime | None = None) -> None:

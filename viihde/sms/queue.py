@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from datetime import UTC, datetime
 
 from flask import Flask, current_app
 from redis import Redis
 from rq import Queue, Retry, SimpleWorker, Worker, get_current_job
+from rq.exceptions import NoSuchJobError
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
+from rq.utils import as_text
+from rq.worker_registration import clean_worker_registry
 
 QUEUE_NAME = "sms"
 EXTENSION = "viihde.sms_queue"
@@ -58,20 +63,35 @@ def enqueue_delivery(message_id: int, body: str) -> None:
 
 
 def drop_jobs(queue: Queue) -> int:
-    """Delete every job of the queue that has not started: queued, scheduled (a retry's,
-    a campaign sender's next turn) and deferred; how many. After a restore, each names a
-    message id the restored log may have given to another person's message."""
-    dropped = queue.empty()
-    for registry in (queue.scheduled_job_registry, queue.deferred_job_registry):
-        for job_id in registry.get_job_ids():
-            registry.remove(job_id, delete_job=True)
-            dropped += 1
-    return dropped
+    """Delete every job of the queue that no worker is running now (the caller has seen
+    none: ``workers_running``): queued, taken by a worker that died (RQ's intermediate
+    list and started registry, which its maintenance would retry), scheduled (a retry, a
+    campaign's next turn), deferred, and failed (their bodies hold codes for a day); how
+    many. After a restore, each names a message id the restored log may give to another
+    person's message."""
+    connection = queue.connection
+    registries = (
+        queue.started_job_registry,  # cleanup=False below: RQ's cleanup would retry them
+        queue.scheduled_job_registry,
+        queue.deferred_job_registry,
+        queue.failed_job_registry,
+    )
+    taken = IntermediateQueue(queue.key, connection).key
+    ids = {*queue.get_job_ids(), *(as_text(job_id) for job_id in connection.lrange(taken, 0, -1))}
+    for registry in registries:
+        ids.update(registry.get_job_ids(cleanup=False))
+    for job_id in ids:
+        with suppress(NoSuchJobError):  # an entry whose job expired: its container goes below
+            Job.fetch(job_id, connection=connection).delete(remove_from_queue=False)
+    connection.delete(queue.key, taken, *(registry.key for registry in registries))
+    return len(ids)
 
 
-def workers_running(queue: Queue) -> int:
-    """How many RQ workers listen on the queue now."""
-    return Worker.count(queue=queue)
+def workers_running(queue: Queue) -> list[str]:
+    """The RQ workers listening on the queue now, by name (a killed one's entry, whose
+    heartbeat has expired, is cleared first: it lingers until a live worker's upkeep)."""
+    clean_worker_registry(queue)
+    return [worker.name for worker in Worker.all(queue=queue)]
 
 
 def campaign_job_ids(campaign_id: int) -> tuple[str, str]:
