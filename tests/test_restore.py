@@ -125,6 +125,7 @@ def test_the_restored_register_keeps_the_erasures_and_withdrawals_made_since(
             (AuditAction.ERASE, None),  # the run's counts
         ]
         assert all("again after a restore" in entry.detail for entry in entries[:3])
+        assert entries[3].detail.startswith("again after a restore: ")
         assert "erased=1" in entries[3].detail and "withdrawn=1" in entries[3].detail
         db.session.rollback()
     # Meanwhile the erased number signs up anew, the stopped one takes offers again.

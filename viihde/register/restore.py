@@ -107,7 +107,8 @@ class ReapplyReport(FileReport):
     def counts(self) -> str:
         """The counts alone, for the audit log."""
         return (
-            f"rows={self.rows_read} bad={len(self.bad_rows)} erased={self.numbers_erased} "
+            f"again after a restore: rows={self.rows_read} bad={len(self.bad_rows)} "
+            f"erased={self.numbers_erased} "
             f"holdings_erased={self.holdings_erased} tombstones={self.tombstones_kept} "
             f"erased_already={self.erased_already} withdrawn={self.purposes_withdrawn} "
             f"not_granted={self.not_granted} granted_since={self.granted_since} "
