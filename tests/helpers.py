@@ -16,8 +16,11 @@ from pathlib import Path
 import pyotp
 from sqlalchemy import select
 
+from viihde import create_app
 from viihde.extensions import db
 from viihde.models import ConsentEvent, ConsentState
+
+from .settings import SECRET_KEY
 
 #: A Finnish number in clear, international or national: never in a log line or an output.
 PERSONAL_NUMBER = re.compile(r"\+?358\d{6,}|(?<!\d)0[45]\d{7,9}(?!\d)")
@@ -262,3 +265,17 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def app_on(uri: str, **config):
+    """An app on another register than the suite's (a file of a test's own, say), without
+    Redis."""
+    return create_app(
+        {
+            "APP_ENV": "testing",
+            "SECRET_KEY": SECRET_KEY,
+            "SQLALCHEMY_DATABASE_URI": uri,
+            "REDIS_URL": None,
+            **config,
+        }
+    )

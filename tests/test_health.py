@@ -8,12 +8,11 @@ from redis import Redis
 from rq import Queue
 from sqlalchemy import text
 
-from viihde import create_app
 from viihde.extensions import db
 from viihde.sms import queue as sms_queue
 
+from . import helpers
 from .helpers import Visitor
-from .settings import SECRET_KEY
 
 SCRAPER_TOKEN = "scraper-token-123"
 SCRAPER = {"Authorization": f"Bearer {SCRAPER_TOKEN}"}
@@ -22,15 +21,18 @@ with_scraper_token = pytest.mark.parametrize("config_overrides", [{"METRICS_TOKE
 
 def app_on(uri: str):
     """An app on another register than the suite's, with the scraper's token."""
-    return create_app(
-        {
-            "APP_ENV": "testing",
-            "SECRET_KEY": SECRET_KEY,
-            "SQLALCHEMY_DATABASE_URI": uri,
-            "REDIS_URL": None,
-            "METRICS_TOKEN": SCRAPER_TOKEN,
-        }
-    )
+    return helpers.app_on(uri, METRICS_TOKEN=SCRAPER_TOKEN)
+
+
+def migrated_then(tmp_path, statement: str):
+    """An app on a register of its own, migrated to head, then changed by ``statement``."""
+    app = app_on("sqlite:///" + str(tmp_path / "register.sqlite3"))
+    with app.app_context():
+        upgrade()
+        db.session.execute(text(statement))
+        db.session.commit()
+        db.engine.dispose()
+    return app
 
 
 def test_healthz_says_the_process_is_alive(client):
@@ -97,12 +99,7 @@ def test_readyz_stays_ready_when_a_newer_release_has_migrated_on(tmp_path):
     """A rolling deploy: the new release migrated the register past this instance's head.
     The old instance serves on until it is replaced (not ready, every old instance would
     leave the load balancer at once); one whose register is behind is still not ready."""
-    app = app_on("sqlite:///" + str(tmp_path / "ahead.sqlite3"))
-    with app.app_context():
-        upgrade()
-        db.session.execute(text("UPDATE alembic_version SET version_num = '0099'"))
-        db.session.commit()
-        db.engine.dispose()
+    app = migrated_then(tmp_path, "UPDATE alembic_version SET version_num = '0099'")
     public = app.test_client().get("/readyz")
     assert (public.status_code, public.json) == (200, {"status": "ready"})
     scraper = app.test_client().get("/readyz", headers=SCRAPER)
@@ -121,12 +118,7 @@ def test_readyz_is_503_when_the_database_is_unreachable():
 def test_readyz_is_503_when_the_hash_key_cannot_be_read(tmp_path):
     """The database answers but its record of the hash key cannot be read (a role without
     its grant, the table lost): not ready, and said so to the scraper, every time."""
-    app = app_on("sqlite:///" + str(tmp_path / "keyless.sqlite3"))
-    with app.app_context():
-        upgrade()
-        db.session.execute(text("DROP TABLE register_keys"))
-        db.session.commit()
-        db.engine.dispose()
+    app = migrated_then(tmp_path, "DROP TABLE register_keys")
     client = app.test_client()
     public = client.get("/readyz")
     assert (public.status_code, public.json) == (503, {"status": "not ready"})

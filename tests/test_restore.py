@@ -16,7 +16,6 @@ import pytest
 from flask_migrate import upgrade
 from sqlalchemy import select
 
-from viihde import create_app
 from viihde.clock import HELSINKI, utcnow
 from viihde.extensions import db
 from viihde.models import (
@@ -31,21 +30,31 @@ from viihde.models import (
 from viihde.register import consent, erasure, holders, lookup
 
 from . import factories
-from .helpers import PERSONAL_NUMBER
-from .settings import SECRET_KEY
+from .helpers import PERSONAL_NUMBER, app_on
 
 ERASED, STOPPED, KEPT, LATE = (factories.number(n) for n in (1, 2, 3, 4))
 
 
-def register_on(path) -> object:
-    return create_app(
-        {
-            "APP_ENV": "testing",
-            "SECRET_KEY": SECRET_KEY,
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}",
-            "REDIS_URL": None,
-        }
-    )
+def register_on(path):
+    return app_on(f"sqlite:///{path}")
+
+
+def back_up(tmp_path) -> None:
+    """The backup of the failed register at this moment: the restore point."""
+    with closing(sqlite3.connect(tmp_path / "failed.sqlite3")) as live:
+        live.execute("VACUUM INTO ?", (str(tmp_path / "backup.sqlite3"),))
+
+
+def changes_since(app, moment: datetime, files) -> str:
+    """``flask register changes-since`` on ``app``'s register; its output."""
+    result = app.test_cli_runner().invoke(
+        args=["register", "changes-since", moment.isoformat(),
+              "--tombstones", str(files[0]), "--withdrawals", str(files[1])],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        db.engine.dispose()
+    return result.output
 
 
 @pytest.fixture
@@ -59,8 +68,7 @@ def failed_and_restored(tmp_path):
         upgrade()
     factories.subscribers(failed, {1: ("offers",), 2: ("offers",), 3: ("offers",)}, at=start)
     restore_point = start + timedelta(hours=1)
-    with closing(sqlite3.connect(tmp_path / "failed.sqlite3")) as live:  # the backup
-        live.execute("VACUUM INTO ?", (str(tmp_path / "backup.sqlite3"),))
+    back_up(tmp_path)
     after = restore_point + timedelta(minutes=30)
     with failed.app_context():
         erasure.erase(ERASED, ErasureSource.SUBJECT, after)
@@ -73,21 +81,8 @@ def failed_and_restored(tmp_path):
         erasure.erase(LATE, ErasureSource.STAFF, after + timedelta(minutes=2))
         db.session.commit()
     files = tmp_path / "tombstones.csv", tmp_path / "withdrawals.csv"
-    result = failed.test_cli_runner().invoke(
-        args=[
-            "register",
-            "changes-since",
-            restore_point.astimezone(HELSINKI).isoformat(),
-            "--tombstones",
-            str(files[0]),
-            "--withdrawals",
-            str(files[1]),
-        ],
-    )  # fmt: skip  (the time in another zone: the same moment)
-    assert result.exit_code == 0, result.output
-    assert "Erasures written: 2" in result.output and "Withdrawals written: 1" in result.output
-    with failed.app_context():
-        db.engine.dispose()
+    output = changes_since(failed, restore_point.astimezone(HELSINKI), files)  # another zone
+    assert "Erasures written: 2" in output and "Withdrawals written: 1" in output
     return files, register_on(tmp_path / "backup.sqlite3")
 
 
@@ -217,8 +212,7 @@ def test_a_holders_own_erasure_is_made_again_and_the_earlier_holders_proof_kept(
 
     if changed_hands == "before":
         change_hands()
-    with closing(sqlite3.connect(tmp_path / "failed.sqlite3")) as live:
-        live.execute("VACUUM INTO ?", (str(tmp_path / "backup.sqlite3"),))
+    back_up(tmp_path)
     if changed_hands == "after":
         change_hands()
     with failed.app_context():
@@ -226,13 +220,7 @@ def test_a_holders_own_erasure_is_made_again_and_the_earlier_holders_proof_kept(
         erasure.erase_own(subscriber.id, ErasureSource.SUBJECT, now - timedelta(minutes=30))
         db.session.commit()
     files = tmp_path / "t.csv", tmp_path / "w.csv"
-    result = failed.test_cli_runner().invoke(
-        args=["register", "changes-since", (now - timedelta(hours=1)).isoformat(),
-              "--tombstones", str(files[0]), "--withdrawals", str(files[1])],
-    )  # fmt: skip
-    assert "Erasures written: 1" in result.output
-    with failed.app_context():
-        db.engine.dispose()
+    assert "Erasures written: 1" in changes_since(failed, now - timedelta(hours=1), files)
     restored = register_on(tmp_path / "backup.sqlite3")
     output = reapply(restored, files)
     with restored.app_context():

@@ -42,7 +42,7 @@ from viihde.models import (
     Verification,
 )
 from viihde.register import consent, erasure
-from viihde.register.consent import GRANT, WITHDRAW
+from viihde.register.consent import WITHDRAW
 from viihde.register.files import BadRow, FileReport, rows
 
 TOMBSTONE_COLUMNS = ("phone_hash", "source", "erased_at", "holding_id")
@@ -261,11 +261,11 @@ def _withdraw_again(
     if subscriber is None:
         report.numbers_missing += 1
         return
-    latest = consent.latest_events(subscriber.id).get(purpose)
-    if latest is None or latest.action != GRANT:
+    grant = consent.grant_in_force(subscriber.id, purpose)
+    if grant is None:
         report.not_granted += 1
         return
-    if latest.created_at > withdrawn_at:
+    if grant.created_at > withdrawn_at:
         report.granted_since += 1
         return
     # A staff member's id may be someone else's in the restored register: the audit
