@@ -4,6 +4,8 @@ matches nothing, or misses an erasure (an erased person would come back)."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from redis import Redis
 from rq import Queue
@@ -12,7 +14,7 @@ from sqlalchemy import func, select
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import RegisterKey, Subscriber, Tombstone
-from viihde.register.keys import MISMATCH, hash_key_problem
+from viihde.register.keys import MISMATCH, fingerprint, hash_key_problem
 from viihde.sms import queue as sms_queue
 
 SCRAPER = {"Authorization": "Bearer scraper-token-123"}
@@ -32,6 +34,7 @@ def test_the_first_check_records_the_key_and_later_ones_compare(app):
         db.session.commit()
         assert hash_key_problem(utcnow()) is None
         stored = db.session.scalar(select(RegisterKey.fingerprint))
+        assert stored == fingerprint() and re.fullmatch(r"[0-9a-f]{64}", stored)  # a digest
         assert (app.config["HASH_KEY"] or app.config["SECRET_KEY"]) not in stored
         app.config["HASH_KEY"] = ANOTHER_KEY
         assert hash_key_problem(utcnow()) == MISMATCH

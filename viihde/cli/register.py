@@ -147,20 +147,19 @@ def _echo_import_report(report: purchases.ImportReport) -> None:
 @click.argument("moment")
 @click.option("--tombstones", "tombstones_path", required=True, help="The erasures' CSV file.")
 @click.option("--withdrawals", "withdrawals_path", required=True, help="The withdrawals' CSV file.")
-@hash_key_checked
 def changes_since_command(moment: str, tombstones_path: str, withdrawals_path: str) -> None:
     """Against the database that FAILED, if it can be read: write the erasures and
     withdrawals recorded after MOMENT (some minutes before the restore point, with its
     zone, e.g. 2026-12-07T10:05:00+00:00) for `flask register reapply` on the restored one.
 
     Both files are readable by their owner only (the withdrawals' holds numbers). A file
-    the database could not be read for whole is removed, and the command fails."""
+    the database could not be read for whole is removed, and the command fails. It makes
+    no hash (it copies them), so it does not check the hash key: that would write to a
+    database that may take reads only."""
     try:
-        since = datetime.fromisoformat(moment)
-    except ValueError:
-        raise click.BadParameter("an ISO 8601 time, e.g. 2026-12-07T10:05:00+00:00") from None
-    if since.tzinfo is None:
-        raise click.BadParameter("give the time with its zone, e.g. +00:00")
+        since = restore.moment_of(moment)
+    except ValueError as error:
+        raise click.BadParameter(f"{error}: e.g. 2026-12-07T10:05:00+00:00") from None
     written, failed = {}, []
     for name, path, write in (
         ("Erasures", tombstones_path, restore.write_tombstones),

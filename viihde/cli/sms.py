@@ -17,6 +17,7 @@ from viihde.extensions import db
 from viihde.jobs import campaigns
 from viihde.models import SmsKind, SmsMessage
 from viihde.phone import mask
+from viihde.register.campaigns import pause_all_sending
 from viihde.sms import commit_then_send, outbox, stage
 from viihde.sms.queue import drop_jobs, make_worker, sms_queue, workers_running
 from viihde.sms.texts import test_message
@@ -59,11 +60,33 @@ def sweep_command() -> None:
 @click.option("--yes", is_flag=True, help="Do it without asking.")
 def after_restore_command(yes: bool) -> None:
     """After the register was restored to an earlier moment, with everything stopped
-    (docs/deploy.md, "Restore"): drop every SMS job in Redis that no worker runs, fail
-    every message the restored log has as queued or sending, and pause every campaign
-    that is sending (whoever got it after the restore point has no record of it: an
-    admin decides)."""
+    (docs/deploy.md, "Restore"): fail every message the restored log has as queued or
+    sending, pause every campaign that is sending (whoever got it after the restore point
+    has no record of it: an admin decides), and then drop every SMS job in Redis that no
+    worker runs. The database's part commits first: a run that fails later is run again."""
     queue = sms_queue()
+    _no_workers(queue)
+    if not yes:
+        click.confirm(
+            "Fail the unsent messages, pause the sending campaigns and drop the SMS jobs?",
+            abort=True,
+        )
+    now = utcnow()
+    failed = outbox.fail_unsent(now)
+    paused = pause_all_sending(operator(), now, "after a restore")
+    db.session.commit()  # before the jobs go: their rows must not be swept out again
+    click.echo(f"Messages failed (queued or sending at the restore point): {failed}")
+    click.echo(f"Campaigns paused: {', '.join(map(str, paused)) or 'none'}")
+    if queue is None:
+        click.echo("No SMS queue here (REDIS_URL is not set): no jobs dropped. If production's "
+                   "workers use Redis, run this where REDIS_URL is set.")  # fmt: skip
+        return
+    _no_workers(queue)  # none started meanwhile (the question may have waited)
+    click.echo(f"SMS jobs dropped: {drop_jobs(queue)}")
+
+
+def _no_workers(queue) -> None:
+    """Refuse while a worker runs on the queue (it would take the jobs first)."""
     try:
         running = workers_running(queue) if queue is not None else []
     except RedisError as error:
@@ -76,23 +99,6 @@ def after_restore_command(yes: bool) -> None:
             f"workers still run on the SMS queue: {', '.join(running)}. Stop them (a killed "
             "one leaves the list within 7 minutes)."
         )
-    if not yes:
-        click.confirm(
-            "Drop the SMS jobs, fail the unsent messages and pause the sending campaigns?",
-            abort=True,
-        )
-    now = utcnow()
-    dropped = drop_jobs(queue) if queue is not None else None
-    failed = outbox.fail_unsent(now)
-    paused = campaigns.pause_all_sending(operator(), now, "after a restore")
-    db.session.commit()
-    if dropped is None:
-        click.echo("No SMS queue here (REDIS_URL is not set): no jobs dropped. If production's "
-                   "workers use Redis, run this where REDIS_URL is set.")  # fmt: skip
-    else:
-        click.echo(f"SMS jobs dropped: {dropped}")
-    click.echo(f"Messages failed (queued or sending at the restore point): {failed}")
-    click.echo(f"Campaigns paused: {', '.join(map(str, paused)) or 'none'}")
 
 
 def _sweep_every(app: Flask, seconds: float, stop: threading.Event) -> None:

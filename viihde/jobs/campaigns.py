@@ -17,8 +17,8 @@ from sqlalchemy import text
 
 from viihde.clock import utcnow
 from viihde.extensions import db
-from viihde.models import AuditAction, Campaign
-from viihde.register import audit, campaigns
+from viihde.models import Campaign
+from viihde.register import campaigns
 from viihde.register.campaigns.recipients import (
     adopt_orphan,
     find_orphan,
@@ -93,22 +93,6 @@ def relaunch_stalled() -> list[int]:
     if relaunched:
         log.warning("campaign_senders_relaunched campaigns=%s", relaunched)
     return relaunched
-
-
-def pause_all_sending(actor: audit.Actor, now: datetime, why: str) -> list[int]:
-    """Pause every campaign that is sending, each with its audit entry (no commit); their
-    ids."""
-    paused = []
-    for campaign in campaigns.sending_now():
-        campaigns.pause(campaign.id)
-        audit.record(
-            actor,
-            AuditAction.PAUSE_CAMPAIGN,
-            now,
-            detail=f"campaign {campaign.id}: {campaign.name}, {why}",
-        )
-        paused.append(campaign.id)
-    return paused
 
 
 def continue_later(campaign_id: int, at: datetime | None = None) -> None:

@@ -118,11 +118,20 @@ def _delete_rows(scope: holdings.Scope) -> None:
 def _tombstone(
     phone_e164: str, source: ErasureSource, now: datetime, holding_id: int | None = None
 ) -> Tombstone:
+    tombstone = keep_tombstone(tombstone_hash(phone_e164), source, now, holding_id)
+    # Bulk deletes bypass the identity map: what it held of the number is gone.
+    db.session.expire_all()
+    return tombstone
+
+
+def keep_tombstone(
+    phone_hash: str, source: ErasureSource, erased_at: datetime, holding_id: int | None = None
+) -> Tombstone:
+    """Record an erasure's tombstone (no commit): a number known here by its hash alone
+    (``restore``: nothing of it is left to erase) is still never brought back."""
     tombstone = Tombstone(
-        phone_hash=tombstone_hash(phone_e164), source=source, erased_at=now, holding_id=holding_id
+        phone_hash=phone_hash, source=source, erased_at=erased_at, holding_id=holding_id
     )
     db.session.add(tombstone)
     db.session.flush()
-    # Bulk deletes bypass the identity map: what it held of the number is gone.
-    db.session.expire_all()
     return tombstone

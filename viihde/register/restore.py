@@ -101,8 +101,9 @@ class ReapplyReport(FileReport):
     not_granted: int = 0  # withdrawn here already, or never granted here
     granted_since: int = 0  # granted again after the withdrawal: left as it is
     numbers_missing: int = 0  # a withdrawal for a number the register does not hold
-    #: (number or None, its tombstone hash, "erase" or "withdraw", the audit detail).
-    changed: list[tuple[str | None, str, str, str]] = field(default_factory=list)
+    #: (the number, or None with its tombstone hash: one known by its hash alone; "erase"
+    #: or "withdraw"; the audit detail).
+    changed: list[tuple[str | None, str | None, str, str]] = field(default_factory=list)
 
     def counts(self) -> str:
         """The counts alone, for the audit log."""
@@ -157,14 +158,22 @@ class _BadCell(ValueError):
         self.reason = reason
 
 
-def _moment(text: str) -> datetime:
+def moment_of(text: str) -> datetime:
+    """An ISO 8601 time with its zone, in UTC; ValueError (why, never the text) if not."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise _BadCell("bad time") from None
+        raise ValueError("bad time") from None
     if moment.tzinfo is None:
-        raise _BadCell("a time without its zone")
+        raise ValueError("a time without its zone")
     return moment.astimezone(UTC)
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return moment_of(text)
+    except ValueError as error:
+        raise _BadCell(str(error)) from None
 
 
 def _member(kind, text: str):
@@ -242,8 +251,7 @@ def _erase_again(
         return
     # Nothing of it here (a holding begun after the restored moment, a number gone): its
     # tombstone all the same, so that an import cannot bring the person back.
-    db.session.add(Tombstone(phone_hash=phone_hash, source=source, erased_at=erased_at))
-    db.session.flush()
+    erasure.keep_tombstone(phone_hash, source, erased_at)
     report.tombstones_kept += 1
     report.changed.append((None, phone_hash, "erase", f"tombstone only, {detail}"))
 
@@ -276,4 +284,4 @@ def _withdraw_again(
     detail = (
         f"{purpose} again after a restore: withdrawn {withdrawn_at.isoformat()} ({source}, {actor})"
     )
-    report.changed.append((phone, erasure.tombstone_hash(phone), "withdraw", detail))
+    report.changed.append((phone, None, "withdraw", detail))

@@ -28,6 +28,7 @@ from viihde.register.campaigns.sending import (
     cancel,
     next_allowed,
     pause,
+    pause_all_sending,
     resume,
     start,
 )
@@ -39,6 +40,7 @@ from viihde.register.campaigns.state import (
     SENDING,
     CampaignStateError,
     SenderUnavailable,
+    audit_detail,
     get,
     sending_now,
 )
@@ -54,6 +56,7 @@ __all__ = [
     "Draft",
     "SenderUnavailable",
     "audience_counts",
+    "audit_detail",
     "cancel",
     "create_draft",
     "figures",
@@ -62,6 +65,7 @@ __all__ = [
     "get",
     "next_allowed",
     "pause",
+    "pause_all_sending",
     "preview",
     "resume",
     "sample_link",

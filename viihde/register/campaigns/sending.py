@@ -11,14 +11,17 @@ from sqlalchemy import func, select
 from viihde import config
 from viihde.clock import HELSINKI
 from viihde.extensions import db
-from viihde.models import Campaign, Subscriber
+from viihde.models import AuditAction, Campaign, Subscriber
+from viihde.register import audit
 from viihde.register.campaigns.state import (
     CANCELLED,
     DRAFT,
     PAUSED,
     SENDING,
+    audit_detail,
     locked,
     require_status,
+    sending_now,
 )
 
 
@@ -38,6 +41,18 @@ def pause(campaign_id: int) -> Campaign:
     require_status(campaign, SENDING)
     campaign.status, campaign.resume_at = PAUSED, None
     return campaign
+
+
+def pause_all_sending(actor: audit.Actor, now: datetime, why: str) -> list[int]:
+    """Pause every campaign that is sending, each with its audit entry saying ``why`` (no
+    commit); their ids."""
+    paused = []
+    for campaign in sending_now():
+        pause(campaign.id)
+        detail = f"{audit_detail(campaign)}, {why}"
+        audit.record(actor, AuditAction.PAUSE_CAMPAIGN, now, detail=detail)
+        paused.append(campaign.id)
+    return paused
 
 
 def resume(campaign_id: int) -> Campaign:

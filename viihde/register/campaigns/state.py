@@ -24,6 +24,11 @@ def get(campaign_id: int) -> Campaign | None:
     return db.session.get(Campaign, campaign_id)
 
 
+def audit_detail(campaign: Campaign) -> str:
+    """How the audit log names a campaign."""
+    return f"campaign {campaign.id}: {campaign.name}"
+
+
 def sending_now() -> list[Campaign]:
     """The campaigns that are sending, the oldest first."""
     return list(

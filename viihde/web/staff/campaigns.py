@@ -30,10 +30,6 @@ def _campaign_or_404(campaign_id: int) -> Campaign:
     return campaign
 
 
-def _detail(campaign: Campaign) -> str:
-    return f"campaign {campaign.id}: {campaign.name}"
-
-
 def _draft(form: CampaignForm) -> campaigns.Draft:
     return campaigns.Draft(
         name=form.name.data,
@@ -85,7 +81,9 @@ def new_campaign():
     if not form.validate_on_submit() or form.preview.data:
         return _page(None, form, 400 if form.errors else 200)
     campaign = campaigns.create_draft(_draft(form), current_user.id, utcnow())
-    audit.record(actor(), AuditAction.CREATE_CAMPAIGN, utcnow(), detail=_detail(campaign))
+    audit.record(
+        actor(), AuditAction.CREATE_CAMPAIGN, utcnow(), detail=campaigns.audit_detail(campaign)
+    )
     db.session.commit()
     flash(_("The campaign was saved as a draft."))
     return redirect(url_for("staff.campaign", campaign_id=campaign.id))
@@ -104,7 +102,9 @@ def campaign(campaign_id: int):
     except campaigns.CampaignStateError:
         flash(_("Only a draft can be changed."))
         return redirect(url_for("staff.campaign", campaign_id=campaign.id))
-    audit.record(actor(), AuditAction.EDIT_CAMPAIGN, utcnow(), detail=_detail(campaign))
+    audit.record(
+        actor(), AuditAction.EDIT_CAMPAIGN, utcnow(), detail=campaigns.audit_detail(campaign)
+    )
     db.session.commit()
     flash(_("The campaign was saved."))
     return redirect(url_for("staff.campaign", campaign_id=campaign.id))
@@ -134,7 +134,7 @@ def test_send_campaign(campaign_id: int):
         except PhoneError as error:
             test_form.number.errors = [PHONE_REFUSALS[error.reason]]
         else:
-            detail = f"{_detail(campaign)} ({test_form.language.data})"
+            detail = f"{campaigns.audit_detail(campaign)} ({test_form.language.data})"
             campaigns.test_send(campaign.id, phone, test_form.language.data, utcnow())
             audit.record(
                 actor(), AuditAction.TEST_SEND_CAMPAIGN, utcnow(), phone_e164=phone, detail=detail
@@ -205,7 +205,7 @@ def _act(campaign: Campaign, action: AuditAction, do: Callable[[int], object], d
     """Change the campaign's status, audit it, and say how it went. The entry is staged
     first, so the status change's commit takes it along (one transaction, or nothing);
     starting and sending on launch the sender after that commit."""
-    audit.record(actor(), action, utcnow(), detail=_detail(campaign))
+    audit.record(actor(), action, utcnow(), detail=campaigns.audit_detail(campaign))
     try:
         do(campaign.id)
     except campaigns.CampaignStateError:
