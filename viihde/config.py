@@ -285,6 +285,11 @@ def _url(config: dict, name: str) -> SplitResult:
     return parts
 
 
+def _weak_key(key: str | None) -> bool:
+    """Unset, the development key, or too short to be a random one."""
+    return not key or key == DEV_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH
+
+
 def check_production_safety(config: dict) -> None:
     """Refuse to start with an unknown APP_ENV, and in production with: a default or short
     secret key or hash key, staff passwords hashed more cheaply than OWASP's minimum for
@@ -298,15 +303,13 @@ def check_production_safety(config: dict) -> None:
         )
     if config["APP_ENV"] in ("development", "testing"):
         return
-    key = config.get("SECRET_KEY") or ""
-    if key == DEV_SECRET_KEY or len(key) < MIN_SECRET_KEY_LENGTH:
+    if _weak_key(config.get("SECRET_KEY")):
         raise ConfigError(
             f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_KEY_LENGTH} "
             f"characters when APP_ENV={config['APP_ENV']} (try: python -c "
             "'import secrets; print(secrets.token_urlsafe(48))')"
         )
-    hash_key = config.get("HASH_KEY") or ""
-    if hash_key == DEV_SECRET_KEY or len(hash_key) < MIN_SECRET_KEY_LENGTH:
+    if _weak_key(config.get("HASH_KEY")):
         # Unset, it is SECRET_KEY, and rotating that would stop every tombstone matching.
         raise ConfigError(
             f"HASH_KEY must be set to a random value of at least {MIN_SECRET_KEY_LENGTH} "

@@ -43,6 +43,9 @@ CAMPAIGN_KINDS = (SmsKind.CAMPAIGN, SmsKind.CAMPAIGN_TEST)
 BUDGETED_KINDS = tuple(kind for kind in SmsKind if kind not in CAMPAIGN_KINDS)
 #: A message's statuses in the order they can happen; a late callback never moves it back.
 SMS_STATUSES = ("queued", "sending", "sent", "delivered", "undelivered", "failed")
+#: A message in these states is not yet with the provider (the outbox's; a partial index).
+UNSENT = SMS_STATUSES[:2]
+_UNSENT_ROWS = text(f"status IN {UNSENT!r}")  # status IN ('queued', 'sending')
 SMS_FINAL_STATUSES = ("delivered", "undelivered", "failed")
 
 
@@ -65,8 +68,8 @@ class SmsMessage(db.Model):
         Index(
             "ix_sms_messages_waiting",
             "created_at",
-            postgresql_where=text("status IN ('queued', 'sending')"),
-            sqlite_where=text("status IN ('queued', 'sending')"),
+            postgresql_where=_UNSENT_ROWS,
+            sqlite_where=_UNSENT_ROWS,
         ),
     )
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from viihde.extensions import db
-from viihde.models import CAMPAIGN_KINDS, SmsKind, SmsMessage, Subscriber
+from viihde.models import CAMPAIGN_KINDS, UNSENT, SmsKind, SmsMessage, Subscriber
 from viihde.sms import dispatch
 from viihde.sms.delivery import in_flight_since
 from viihde.sms.queue import delivery_job_id, sms_queue
@@ -34,8 +34,6 @@ STALE_AFTER = timedelta(seconds=60)
 BATCH = 500
 #: A job in these states will still run: its message is not lost.
 _WAITING = {JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
-#: A message in these states is not yet with the provider (the log's partial index).
-UNSENT = ("queued", "sending")
 #: The campaign sender hands over its own messages (it checks consent again first).
 _NOT_SWEPT = CAMPAIGN_KINDS
 #: A lost message older than this is not sent any more: a day late it is news to nobody,
