@@ -192,19 +192,24 @@ def a_sending_campaign(app) -> int:
 
 def test_after_a_restore_the_unsent_fail_and_sending_campaigns_pause(app, runner):
     """A restored log's queued messages went out, or not, after the restore point: they
-    fail, never to be swept out again; a campaign that was sending is paused (whoever got
-    it after the restore point has no record of it: an admin decides), and audited."""
+    fail, never to be swept out again; one logged after the restore point (an instance
+    left serving) is not the backup's and is left. A campaign that was sending is paused
+    (whoever got it after the restore point has no record of it: an admin decides), and
+    audited."""
     from viihde.models import AuditAction, AuditEntry, Campaign
     from viihde.register import campaigns
 
     message_id = committed_but_never_handed_over(app, minutes_ago=10)
+    newer_id = committed_but_never_handed_over(app, minutes_ago=1)
     campaign_id = a_sending_campaign(app)
-    result = runner.invoke(args=["sms", "after-restore", "--yes"])
+    restore_point = (utcnow() - timedelta(minutes=5)).isoformat()
+    result = runner.invoke(args=["sms", "after-restore", restore_point, "--yes"])
     assert result.exit_code == 0, result.output
     assert "Messages failed (queued or sending at the restore point): 1" in result.output
     assert f"Campaigns paused: {campaign_id}" in result.output
     assert status_of(app, message_id) == ("failed", sms_outbox.RESTORED)
-    assert sweep(app).handed_over == 0
+    assert status_of(app, newer_id) == ("queued", None)
+    assert sweep(app).handed_over == 1  # the newer one, lost like any other
     with app.app_context():
         assert db.session.get(Campaign, campaign_id).status == campaigns.PAUSED
         entry = db.session.scalars(select(AuditEntry)).one()
@@ -243,11 +248,11 @@ def test_after_a_restore_every_job_no_worker_runs_goes_and_a_live_worker_stops_i
     worker = Worker([queued], connection=connection)
     worker.register_birth()
     try:
-        refused = runner.invoke(args=["sms", "after-restore", "--yes"])
+        refused = runner.invoke(args=["sms", "after-restore", utcnow().isoformat(), "--yes"])
         assert refused.exit_code != 0 and worker.name in refused.output
         assert Job.exists("sms-3", connection=connection)
         connection.delete(worker.key)  # killed: its heartbeat key expires, its entry stays
-        result = runner.invoke(args=["sms", "after-restore", "--yes"])
+        result = runner.invoke(args=["sms", "after-restore", utcnow().isoformat(), "--yes"])
     finally:
         worker.register_death()
     assert result.exit_code == 0, result.output
@@ -260,5 +265,10 @@ def test_after_a_restore_every_job_no_worker_runs_goes_and_a_live_worker_stops_i
 
 def test_after_a_restore_without_a_queue_says_no_jobs_were_dropped(app, runner):
     """Run where REDIS_URL is not set, the command says it dropped nothing, not zero."""
-    result = runner.invoke(args=["sms", "after-restore", "--yes"])
+    result = runner.invoke(args=["sms", "after-restore", utcnow().isoformat(), "--yes"])
     assert result.exit_code == 0 and "No SMS queue here" in result.output
+
+
+def test_after_a_restore_needs_the_restore_point_with_its_zone(runner):
+    result = runner.invoke(args=["sms", "after-restore", "2026-12-07T10:15:00", "--yes"])
+    assert result.exit_code != 0 and "zone" in result.output

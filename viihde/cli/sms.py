@@ -17,6 +17,7 @@ from viihde.extensions import db
 from viihde.jobs import campaigns
 from viihde.models import SmsKind, SmsMessage
 from viihde.phone import mask
+from viihde.register import restore
 from viihde.register.campaigns import pause_all_sending
 from viihde.sms import commit_then_send, outbox, stage
 from viihde.sms.queue import drop_jobs, make_worker, sms_queue, workers_running
@@ -57,13 +58,22 @@ def sweep_command() -> None:
 
 
 @sms_cli.command("after-restore")
+@click.argument("restore_point")
 @click.option("--yes", is_flag=True, help="Do it without asking.")
-def after_restore_command(yes: bool) -> None:
+def after_restore_command(restore_point: str, yes: bool) -> None:
     """After the register was restored to an earlier moment, with everything stopped
     (docs/deploy.md, "Restore"): fail every message the restored log has as queued or
     sending, pause every campaign that is sending (whoever got it after the restore point
     has no record of it: an admin decides), and then drop every SMS job in Redis that no
-    worker runs. The database's part commits first: a run that fails later is run again."""
+    worker runs. The database's part commits first: a run that fails later is run again.
+
+    RESTORE_POINT is the moment the register was restored to, with its zone (e.g.
+    2026-12-07T10:15:00+00:00): a message logged after it is not the backup's, and is
+    left alone."""
+    try:
+        restored_at = restore.moment_of(restore_point)
+    except ValueError as error:
+        raise click.BadParameter(f"{error}: e.g. 2026-12-07T10:15:00+00:00") from None
     queue = sms_queue()
     _no_workers(queue)
     if not yes:
@@ -72,7 +82,7 @@ def after_restore_command(yes: bool) -> None:
             abort=True,
         )
     now = utcnow()
-    failed = outbox.fail_unsent(now)
+    failed = outbox.fail_unsent(now, restored_at)
     paused = pause_all_sending(operator(), now, "after a restore")
     db.session.commit()  # before the jobs go: their rows must not be swept out again
     click.echo(f"Messages failed (queued or sending at the restore point): {failed}")

@@ -122,13 +122,14 @@ def sweep(now: datetime) -> SweepReport:
     return report
 
 
-def fail_unsent(now: datetime) -> int:
-    """After a restore: fail every message the restored log has as not yet with the
-    provider (no commit), since each went out, or not, after the restore point, and the
-    sweep would send it again; how many."""
+def fail_unsent(now: datetime, restored_at: datetime) -> int:
+    """After a restore to ``restored_at``: fail every message the restored log has as not
+    yet with the provider (no commit), since each went out, or not, after the restore
+    point, and the sweep would send it again; how many. One logged after it is left: it
+    is not the backup's (an instance left serving made it)."""
     return db.session.execute(
         update(SmsMessage)
-        .where(SmsMessage.status.in_(UNSENT))
+        .where(SmsMessage.status.in_(UNSENT), SmsMessage.created_at <= restored_at)
         .values(status="failed", error_code=RESTORED, updated_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount
