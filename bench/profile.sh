@@ -10,6 +10,8 @@
 # It prints (bench/cpu_shares.py):
 # - the CPU each kind of process used per request (gunicorn's workers, PostgreSQL, Redis,
 #   wrk): which of them a faster path has to be faster in;
+# - each part of a request's work (the SQL statements, the session cookie, the limits, ...)
+#   in microseconds of the workers' CPU a request: where each one goes;
 # - each function's inclusive share of the workers' Python CPU time, sampled by py-spy
 #   (installed into .venv on first use, like the peer; `--gil`: only while a thread holds
 #   the interpreter, so waits on PostgreSQL or Redis are not in it). py-spy slows the
@@ -99,3 +101,8 @@ cat /tmp/bench-profile-worker-*.folded >"/tmp/bench-profile-$KIND.folded"
 echo
 echo "the workers' Python CPU time (py-spy --gil, $SECONDS_SAMPLED s, every worker), by function:"
 .venv/bin/python bench/cpu_shares.py shares "/tmp/bench-profile-$KIND.folded" --top "$TOP"
+# Where each microsecond of the workers' CPU a request goes, part by part (the CPU split
+# above, measured without the profiler, shared out as py-spy's samples are).
+workers_ms=$(awk -F'\t' -v r="$rate" '$1 == "gunicorn" { printf "%.4f", 1000 * $2 / r }' <<<"$split")
+echo
+.venv/bin/python bench/cpu_shares.py parts "/tmp/bench-profile-$KIND.folded" --cpu-ms "${workers_ms:-0}"

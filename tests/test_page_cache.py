@@ -101,3 +101,12 @@ def test_wtforms_own_messages_come_in_the_pages_language(app):
             form = Numbers(meta={"csrf": False})
             form.validate()
             assert form.count.errors[0].startswith(expected), form.count.errors
+
+
+def test_a_kept_text_is_served_as_it_was_kept_not_a_copy(app):
+    """The cache hands back the object it was given (issue 18): cachelib's own pickled
+    each value and unpickled a copy on every get, 16 µs for a 16 KB page."""
+    page = "Rekisterinpitäjä " * 1_000
+    with app.app_context():
+        cache.set("a-page", page)
+        assert cache.get("a-page") is page

@@ -208,7 +208,7 @@ def from_environment(instance_path: str) -> dict:
         "RATELIMIT_STORAGE_URI": _env("RATELIMIT_STORAGE_URI"),
         # Each process keeps the rendered fixed texts of its pages (per language) and
         # the landing page's "sign-ups are paused" hint; nothing personal is cached.
-        "CACHE_TYPE": "SimpleCache",
+        "CACHE_TYPE": "viihde.extensions.ProcessCache",
         "CACHE_DEFAULT_TIMEOUT": 3600,
         # How stale the landing page's pause hint may be (the check before each code
         # is sent is never cached).
