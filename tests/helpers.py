@@ -10,11 +10,12 @@ import re
 import socket
 import threading
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from unittest import mock
 
 import pyotp
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from viihde import create_app
 from viihde.extensions import db
@@ -224,8 +225,8 @@ def stored_states() -> set[tuple]:
 def folded_states() -> set[tuple]:
     """The same, folded from the whole ledger here: each holding's last event per purpose."""
     last = {}
-    for event in db.session.scalars(select(ConsentEvent).order_by(ConsentEvent.seq)):
-        last[event.holding_id, event.purpose] = event
+    for each in db.session.scalars(select(ConsentEvent).order_by(ConsentEvent.seq)):
+        last[each.holding_id, each.purpose] = each
     return {
         (
             holding,
@@ -279,3 +280,78 @@ def app_on(uri: str, **config):
             **config,
         }
     )
+
+
+@contextmanager
+def driver_statements(engine):
+    """Every statement the driver runs meanwhile, as the database gets it: SQLite's own
+    trace (BEGIN and COMMIT included), or each psycopg cursor's execute."""
+    sent: list[str] = []
+    if engine.dialect.name == "sqlite":
+
+        def traced(dbapi_connection, record, proxy) -> None:
+            dbapi_connection.set_trace_callback(sent.append)
+
+        def untraced(dbapi_connection, record) -> None:
+            dbapi_connection.set_trace_callback(None)
+
+        event.listen(engine, "checkout", traced)
+        event.listen(engine, "checkin", untraced)
+        try:
+            yield sent
+        finally:
+            event.remove(engine, "checkout", traced)
+            event.remove(engine, "checkin", untraced)
+        return
+    import psycopg
+
+    execute = psycopg.Cursor.execute
+
+    def recorded(self, query, *args, **kwargs):
+        sent.append(str(query))
+        return execute(self, query, *args, **kwargs)
+
+    with mock.patch.object(psycopg.Cursor, "execute", recorded):
+        yield sent
+
+
+@contextmanager
+def server_round_trips(engine):
+    """What psycopg sends PostgreSQL meanwhile: statements, and a ROLLBACK or COMMIT only
+    when a transaction is open (psycopg sends nothing for them on an idle connection, nor
+    for switching autocommit)."""
+    sent: list[str] = []
+    if engine.dialect.name != "postgresql":
+        yield sent
+        return
+    import psycopg
+    from psycopg.pq import TransactionStatus
+
+    wait = psycopg.Connection.wait
+
+    def counted(self, gen, *args, **kwargs):
+        name = getattr(gen, "__qualname__", repr(gen))
+        idle = self.info.transaction_status == TransactionStatus.IDLE
+        if name.endswith("_execute_gen") or (
+            not idle and name.endswith(("_rollback_gen", "_commit_gen"))
+        ):
+            sent.append(name)
+        return wait(self, gen, *args, **kwargs)
+
+    with mock.patch.object(psycopg.Connection, "wait", counted):
+        yield sent
+
+
+@contextmanager
+def transactions_begun(engine):
+    """Each transaction the engine begins meanwhile (SQLAlchemy's "begin" event)."""
+    begun: list[str] = []
+
+    def began(connection) -> None:
+        begun.append("begin")
+
+    event.listen(engine, "begin", began)
+    try:
+        yield begun
+    finally:
+        event.remove(engine, "begin", began)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select, update
 
 from viihde.extensions import db
-from viihde.models import ApiToken, AuditEntry
+from viihde.models import ApiToken, AuditEntry, ConsentState, Holding
 from viihde.register import api_tokens, consent
 
 from . import factories
@@ -124,3 +126,35 @@ def test_every_page_is_audited_under_the_tokens_name(app, token, people):
 def test_token_names_are_unique(app, token):
     with app.app_context(), pytest.raises(api_tokens.TokenNameTaken):
         api_tokens.create("campaign tool", None, NOW)
+
+
+@contextmanager
+def stored_state_only(app, subscriber_id: int, purpose: str, granted: bool):
+    """The stored state of ``purpose`` in the subscriber's open holding set to ``granted``
+    by SQL, the ledger left as it is; put back afterwards (when a test ends the state
+    must be the ledger's fold again: conftest.py)."""
+    holding = select(Holding.id).where(
+        Holding.subscriber_id == subscriber_id, Holding.ended_at.is_(None)
+    )
+    row = (ConsentState.purpose == purpose) & ConsentState.holding_id.in_(holding)
+    with app.app_context():
+        was = db.session.scalar(select(ConsentState.granted).where(row))
+        db.session.execute(update(ConsentState).where(row).values(granted=granted))
+        db.session.commit()
+    try:
+        yield
+    finally:
+        with app.app_context():
+            db.session.execute(update(ConsentState).where(row).values(granted=was))
+            db.session.commit()
+
+
+def test_the_audience_is_read_from_the_stored_state_not_the_ledger(app, token, people):
+    """The API reads the consent state stored beside the ledger, not the ledger's fold
+    (issue 18): with number(3)'s stored state for offers turned off and its ledger left
+    granted, the API leaves number(3) out; with the state put back, it is in again."""
+    with stored_state_only(app, people[3], "offers", granted=False):
+        data = get(app, token, purpose="offers").get_json()["data"]
+        assert [row["number"] for row in data] == [number(n) for n in (1, 2, 4, 5)]
+    data = get(app, token, purpose="offers").get_json()["data"]
+    assert [row["number"] for row in data] == [number(n) for n in range(1, 6)]

@@ -5,11 +5,13 @@ people opt out during the export."""
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
+import itsdangerous
 import pytest
 from sqlalchemy import event, func, select
 
@@ -281,3 +283,34 @@ def test_an_export_into_a_folder_that_is_not_there_says_so(app, runner, tmp_path
     out = tmp_path / "missing" / "audience.csv"
     result = runner.invoke(args=["audience", "export", "--purpose", "offers", "--output", out])
     assert result.exit_code != 0 and "No such file or directory" in result.output
+
+
+def test_an_export_signs_its_links_without_a_signer_or_an_hmac_per_row(app, monkeypatch):
+    """The export signs every row's link with the key's HMAC set up once (issue 18): it
+    builds no itsdangerous Signer or serializer at all, and no more HMAC objects for 8 rows
+    than for 3 (a Signer per row would build one, and two HMACs, for each)."""
+    built = {"signers": 0, "hmacs": 0}
+
+    def counted(cls, name: str) -> None:
+        init = cls.__init__
+
+        def counting(self, *args, **kwargs):
+            built[name] += 1
+            init(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", counting)
+
+    def built_exporting(rows: int) -> dict[str, int]:
+        built.update(signers=0, hmacs=0)
+        assert len(exported(app, "offers")) == rows
+        return dict(built)
+
+    counted(itsdangerous.Signer, "signers")
+    counted(itsdangerous.Serializer, "signers")
+    counted(hmac.HMAC, "hmacs")
+    factories.subscribers(app, {n: ("offers",) for n in range(1, 4)}, at=NOW)
+    three = built_exporting(3)
+    factories.subscribers(app, {n: ("offers",) for n in range(4, 9)}, at=NOW)
+    eight = built_exporting(8)
+    assert three["signers"] == eight["signers"] == 0
+    assert three["hmacs"] == eight["hmacs"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -19,7 +20,14 @@ from viihde import tasks
 from viihde.config import ConfigError
 from viihde.extensions import db
 from viihde.jobs import campaigns as sender
-from viihde.models import AuditEntry, Campaign, CampaignMessage, SmsMessage
+from viihde.models import (
+    AuditEntry,
+    Campaign,
+    CampaignMessage,
+    ConsentState,
+    Holding,
+    SmsMessage,
+)
 from viihde.register import budget, campaigns, consent, erasure
 from viihde.sms import log_sms
 from viihde.sms.segments import segmentation
@@ -1183,3 +1191,38 @@ def test_a_sending_campaign_whose_sender_was_lost_is_relaunched_once(app, redis_
         assert sender.relaunch_stalled() == []
         registry = redis_queue.scheduled_job_registry
         assert registry.get_scheduled_time(f"campaign-{waiting}-a") == morning
+
+
+@contextmanager
+def stored_state_only(app, subscriber_id: int, purpose: str, granted: bool):
+    """The stored state of ``purpose`` in the subscriber's open holding set to ``granted``
+    by SQL, the ledger left as it is; put back afterwards (when a test ends the state
+    must be the ledger's fold again: conftest.py)."""
+    holding = select(Holding.id).where(
+        Holding.subscriber_id == subscriber_id, Holding.ended_at.is_(None)
+    )
+    row = (ConsentState.purpose == purpose) & ConsentState.holding_id.in_(holding)
+    with app.app_context():
+        was = db.session.scalar(select(ConsentState.granted).where(row))
+        db.session.execute(update(ConsentState).where(row).values(granted=granted))
+        db.session.commit()
+    try:
+        yield
+    finally:
+        with app.app_context():
+            db.session.execute(update(ConsentState).where(row).values(granted=was))
+            db.session.commit()
+
+
+def test_the_recipients_are_read_from_the_stored_state_not_the_ledger(app, outbox):
+    """The sender picks its recipients from the consent state stored beside the ledger,
+    not from the ledger's fold (issue 18): number(2), whose stored state for offers was
+    turned off before the start (its time still the sign-up's, a month before) with its
+    ledger left granted, is not a recipient at all (a fold would find the grant, and the
+    check before each message, which reads the ledger, would pass)."""
+    ids = factories.subscribers(app, {n: ("offers",) for n in range(1, 4)}, at=SIGNED_UP)
+    campaign_id = new_campaign(app)
+    with stored_state_only(app, ids[2], "offers", granted=False):
+        start(app, campaign_id, FakeClock())
+    assert sent_to(outbox) == [number(1), number(3)]
+    assert recipients(app, campaign_id) == {ids[1]: "sent", ids[3]: "sent"}

@@ -10,9 +10,10 @@ import pytest
 from redis import Redis
 from redis.connection import Connection
 
+from viihde.sms import queue as sms_queue
 from viihde.web import ratelimits
 
-from .helpers import Visitor
+from .helpers import Visitor, csrf_token
 
 LIMITED_VIEWS = {
     "signup.submit",
@@ -132,6 +133,47 @@ def test_a_sign_up_with_the_queue_costs_three_redis_round_trips(app, outbox, red
     assert response.status_code == 302
     names = [command.split(b"\r\n")[2] for command in sent]
     assert len(sent) == 3, names
+
+
+def queue_on(app, redis_url) -> None:
+    """The SMS queue on Redis from now on, with what a process does once already done: its
+    connection made and the server's version known (RQ asks for it once per queue)."""
+    app.config["REDIS_URL"] = redis_url
+    sms_queue.init_app(app)
+    with app.app_context():
+        sms_queue.sms_queue().get_redis_server_version()
+
+
+def test_confirming_a_code_costs_one_round_trip_the_welcome_sms_handed_on(app, outbox, redis_url):
+    """/code carries no limits: the right code costs only the hand-off of the welcome SMS
+    to the queue, one round trip (the code itself came inline, before the queue was on)."""
+    visitor = Visitor(app.test_client(), outbox)
+    assert visitor.submit_number("040 123 4567").status_code == 302
+    queue_on(app, redis_url)
+    page = visitor.client.get("/code")
+    data = {"csrf_token": csrf_token(page.text), "code": outbox.last_code()}
+    try:
+        with redis_round_trips() as sent:
+            response = visitor.client.post("/code", data=data)
+    finally:
+        Redis.from_url(redis_url).flushdb()  # the welcome's job is nobody else's to run
+    assert response.headers["Location"] == "/welcome"
+    assert len(sent) == 1 and b"rq:job:sms-" in sent[0]  # the job, written in one pipeline
+    assert len(outbox.messages()) == 1  # the welcome went to the queue, not out inline
+
+
+def test_the_one_tap_unsubscribe_costs_no_redis_round_trip(app, outbox, redis_url):
+    """Stop-all carries no limits and sends no SMS: with the limits and the queue both on
+    Redis, pressing it makes no round trip to Redis at all."""
+    visitor = Visitor(app.test_client(), outbox)
+    assert visitor.sign_up("040 123 4567").headers["Location"] == "/welcome"
+    queue_on(app, redis_url)
+    page = visitor.client.get("/preferences")
+    data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
+    with redis_round_trips() as sent:
+        response = visitor.client.post("/preferences", data=data)
+    assert response.headers["Location"] == "/preferences?saved=stopped"
+    assert sent == []
 
 
 def test_a_counters_window_starts_with_its_first_try(app, redis_url):

@@ -13,7 +13,14 @@ from viihde.models import ConsentEvent, SmsMessage, Subscriber, Verification
 from viihde.register.notices import PRIVACY_NOTICE_VERSION, SIGNUP_TEXT_VERSION
 from viihde.sms.segments import fits_one_gsm7_segment
 
-from .helpers import Visitor, csrf_token, typed_in
+from .helpers import (
+    Visitor,
+    csrf_token,
+    driver_statements,
+    server_round_trips,
+    transactions_begun,
+    typed_in,
+)
 from .settings import PUBLIC_BASE_URL
 
 
@@ -172,6 +179,55 @@ def test_the_sms_the_page_and_the_field_follow_the_code_settings(visitor, outbox
     assert too_short.status_code == 400
     assert "The code is 8 digits." in too_short.text
     assert visitor.submit_code(code).headers["Location"] == "/welcome"
+
+
+def test_the_code_page_is_one_read_outside_a_transaction_and_builds_no_form(
+    app, visitor, monkeypatch
+):
+    """The page only renders (issue 18, decisions 3 and 5): the browser's code and the
+    status of its SMS in one statement, no BEGIN or ROLLBACK around it (one round trip on
+    PostgreSQL), and once the page is kept for its language no form object is built."""
+    from viihde.web.signup import forms
+
+    visitor.submit_number("040 123 4567")
+    assert visitor.client.get("/code").status_code == 200  # rendered and kept
+    monkeypatch.setattr(forms.CodeForm, "__init__", None)  # building one now would fail
+    with app.app_context():
+        engine = db.engine
+    with (
+        driver_statements(engine) as statements,
+        server_round_trips(engine) as round_trips,
+        transactions_begun(engine) as transactions,
+    ):
+        page = visitor.client.get("/code")
+    assert page.status_code == 200 and "+358 40 *** **67" in page.text
+    assert len(statements) == 1 and "sms_messages" in statements[0]
+    assert transactions == []
+    if engine.dialect.name == "postgresql":
+        assert round_trips == ["BaseCursor._execute_gen"]
+
+
+def test_the_kept_code_page_gets_each_browsers_own_parts(app, outbox):
+    """The page kept for a language carries each browser's own masked number, form token,
+    resend wait and way back to its ad, escaped, and a value that spells a mark of the page
+    stays as typed (one pass)."""
+    first, second = Visitor(app.test_client(), outbox), Visitor(app.test_client(), outbox)
+    with freeze_time("2026-11-25 12:00:00") as clock:
+        first.submit_number("040 123 4567", landing="/?utm_campaign=__form_mark__")
+        first_code = outbox.last_code()
+        clock.tick(20)
+        second.submit_number("050 765 4321", landing='/?utm_source=a"b&utm_campaign=<x>')
+        second_code = outbox.last_code()
+        one, two = first.client.get("/code").text, second.client.get("/code").text
+        for browser, page, code in ((first, one, first_code), (second, two, second_code)):
+            data = {"csrf_token": csrf_token(page), "code": code}  # its own token works
+            assert browser.client.post("/code", data=data).headers["Location"] == "/welcome"
+    assert "**67" in one and "**21" in two and "**21" not in one and "**67" not in two
+    assert 'data-wait="40"' in one and 'data-wait="60"' in two
+    assert 'href="/?utm_campaign=__form_mark__"' in one
+    assert 'href="/?utm_source=a%22b&amp;utm_campaign=%3Cx%3E"' in two
+    assert csrf_token(one) != csrf_token(two)
+    assert "<x>" not in two and "__resend_wait__" not in one + two
 
 
 def test_code_page_without_a_pending_code_goes_back_to_the_start(client):

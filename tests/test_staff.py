@@ -273,6 +273,22 @@ def test_guessing_from_everywhere_cannot_lock_out_a_person_with_a_second_factor(
     assert wrong.status_code == 429  # under the lock a wrong password says only that
 
 
+@pytest.mark.parametrize("config_overrides", [{"RATELIMIT_STORAGE_URI": "redis://127.0.0.1:1/0"}])
+def test_when_redis_is_down_a_password_alone_does_not_sign_in(app, clock):
+    """Redis unreachable (a closed port): the count of wrong passwords from everywhere
+    cannot be read, so a right password alone gets the lock's 429 and its message, and no
+    session (fail closed, never a 5xx); a password and a TOTP code still get in."""
+    factories.staff_member(app, "support", "tuki@viihdepaketti.fi")
+    client = app.test_client()
+    refused = sign_in(client, "tuki@viihdepaketti.fi", PASSWORD)
+    assert refused.status_code == 429
+    assert "Too many wrong passwords were typed for this account." in refused.text
+    assert client.get("/staff/").headers["Location"] == "/staff/login"
+    secret = factories.staff_member(app, "admin", "admin@viihdepaketti.fi", totp=True).totp_secret
+    admin = sign_in(app.test_client(), "admin@viihdepaketti.fi", PASSWORD, secret)
+    assert admin.headers["Location"] == "/staff/"
+
+
 def test_password_guessing_is_throttled_per_ip(app, clock):
     """Twenty failures from one address, whatever the emails, and that address waits."""
     client = app.test_client()

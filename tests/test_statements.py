@@ -376,3 +376,11 @@ def test_a_lock_that_plans_once_holds_for_its_transaction_only(app_context):
     serialise("test:planned", plan_once=True)
     db.session.commit()
     assert mode() == "auto"
+
+
+def test_the_pool_lends_connections_without_a_ping_and_renews_them(app_context):
+    """No pool_pre_ping (its SELECT 1 would be a round trip on every request): a dropped
+    connection is found by the pool's look at its socket and a read's retry instead, and
+    every connection is replaced after half an hour (pool_recycle)."""
+    assert db.engine.pool._pre_ping is False
+    assert 0 < db.engine.pool._recycle <= 1800

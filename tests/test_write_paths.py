@@ -497,10 +497,14 @@ def test_a_subscribers_lock_is_remembered_only_until_its_transaction_ends(app):
 
 
 def test_the_writes_statements_are_compiled_once(app, client, fake_queue, outbox):
-    """Every statement of a submission, a confirmation and an unsubscribe comes from
-    SQLAlchemy's compiled cache the second time (the consent state's multi-row VALUES
-    upsert was compiled again on every write: NO_CACHE_KEY)."""
+    """Every statement of a submission, a confirmation and an unsubscribe (and the pages
+    between them) is compiled once: the second time, those on the driver's cursor
+    (``statements.run``, ``read_once``) compile nothing, and any through Core's execution
+    comes from SQLAlchemy's compiled cache (the consent state's multi-row VALUES upsert was
+    compiled again on every write: NO_CACHE_KEY)."""
     from sqlalchemy.engine.interfaces import CacheStats
+
+    from viihde.models import statements
 
     seen: list[tuple[str, object]] = []
 
@@ -511,12 +515,15 @@ def test_the_writes_statements_are_compiled_once(app, client, fake_queue, outbox
     write_all(app.test_client(), "040 123 4567", fake_queue)
     with app.app_context():
         engine = db.engine
+    prepared = statements._prepared.cache_info()
     event.listen(engine, "before_cursor_execute", on_statement)
     try:
         write_all(app.test_client(), "040 765 4321", fake_queue)
     finally:
         event.remove(engine, "before_cursor_execute", on_statement)
-    assert seen and [s for s in seen if s[1] != CacheStats.CACHE_HIT] == []
+    again = statements._prepared.cache_info()
+    assert again.hits > prepared.hits and again.misses == prepared.misses
+    assert [s for s in seen if s[1] != CacheStats.CACHE_HIT] == []
 
 
 @pytest.mark.usefixtures("needs_postgresql")

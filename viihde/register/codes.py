@@ -28,7 +28,14 @@ from viihde.models import (
     VerificationKind,
     open_holding_of,
 )
-from viihde.models.statements import get, insert_rows, returning_insert, run, serialise
+from viihde.models.statements import (
+    get,
+    insert_rows,
+    read_once,
+    returning_insert,
+    run,
+    serialise,
+)
 from viihde.ops import metrics
 from viihde.register import consent, purposes
 from viihde.register.budget import (
@@ -169,10 +176,66 @@ def code_not_delivered(verification: Verification) -> Refusal | None:
     while it has not failed."""
     if verification.sms_message_id is None:
         return None
-    message = db.session.get(SmsMessage, verification.sms_message_id)
+    return _not_delivered(db.session.get(SmsMessage, verification.sms_message_id))
+
+
+def _not_delivered(message: SmsMessage | None) -> Refusal | None:
     if message is None or message.status not in ("failed", "undelivered"):
         return None
     return Refusal.NUMBER_REFUSED if number_cannot_receive(message) else Refusal.SEND_FAILED
+
+
+@dataclass(frozen=True)
+class CodePage:
+    """A pending verification as the page that asks for its code shows it."""
+
+    phone_e164: str
+    kind: str
+    created_at: datetime
+    utm_source: str | None
+    utm_medium: str | None
+    utm_campaign: str | None
+    #: Why the SMS with the code failed, if it did (``code_not_delivered``).
+    undelivered: Refusal | None
+
+
+def code_page(verification_id: int | None) -> CodePage | None:
+    """The browser's verification as its code page shows it, if it still exists: the
+    verification and the SMS that carries its code in one statement outside any
+    transaction (``read_once``: no BEGIN or ROLLBACK, no objects; issue 18)."""
+    if not verification_id:
+        return None
+    rows = read_once(_code_page_statement(), {"v_id": verification_id})
+    if not rows:
+        return None
+    *shown, status, backend, error_code = rows[0]
+    message = (
+        SmsMessage(status=status, backend=backend, error_code=error_code)
+        if status in ("failed", "undelivered")
+        else None
+    )
+    return CodePage(*shown, undelivered=_not_delivered(message))
+
+
+@cache
+def _code_page_statement() -> Select:
+    """``code_page``'s statement, built once."""
+    code, message = Verification, SmsMessage
+    return (
+        select(
+            code.phone_e164,
+            code.kind,
+            code.created_at,
+            code.utm_source,
+            code.utm_medium,
+            code.utm_campaign,
+            message.status,
+            message.backend,
+            message.error_code,
+        )
+        .outerjoin(message, message.id == code.sms_message_id)
+        .where(code.id == bindparam("v_id"))
+    )
 
 
 def _recent_pending(
@@ -193,7 +256,7 @@ def _recent_pending(
     return None
 
 
-def seconds_until_resend(verification: Verification, now: datetime) -> int:
+def seconds_until_resend(verification: Verification | CodePage, now: datetime) -> int:
     """How long before a new code can be asked for (0: now)."""
     ready = verification.created_at + timedelta(
         seconds=current_app.config["CODE_RESEND_INTERVAL_SECONDS"]

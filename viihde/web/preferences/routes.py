@@ -15,7 +15,7 @@ from flask import Response, abort, g, redirect, render_template, request, url_fo
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup, escape
+from markupsafe import escape
 
 from viihde.clock import utcnow
 from viihde.extensions import db
@@ -29,7 +29,7 @@ from viihde.web import browser
 from viihde.web.preferences import bp
 from viihde.web.preferences.forms import ButtonForm, ChoicesForm, EraseForm
 from viihde.web.request import client_ip, client_user_agent
-from viihde.web.signup.shared import has_flashes, rendered
+from viihde.web.signup.shared import FORM_MARK, NUMBER_MARK, has_flashes, rendered
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -79,11 +79,6 @@ def step_up_required(view):
 
 def _evidence() -> consent.Evidence:
     return consent.Evidence(ip=client_ip(), user_agent=client_user_agent())
-
-
-#: Where the person's masked number and their session's form token go in the shared page.
-NUMBER_MARK = Markup("<!--number-->")
-FORM_MARK = "__form_mark__"
 
 
 @bp.get("/preferences")

@@ -8,13 +8,16 @@ from flask_babel import gettext as _
 
 from viihde.clock import utcnow
 from viihde.extensions import csrf, db
-from viihde.models import VerificationKind
+from viihde.models import Verification, VerificationKind
 from viihde.phone import mask
 from viihde.register.budget import paused_hint
 from viihde.register.codes import (
+    CodePage,
     CodeRefused,
+    Refusal,
     SignupDetails,
     code_not_delivered,
+    code_page,
     pending_verification,
     request_code,
     resend_code,
@@ -101,27 +104,60 @@ def _render_landing(form: SignupForm, status: int = 200, headers: dict | None = 
     )
 
 
-def _render_code_page(verification, form: CodeForm, status: int = 200, headers: dict | None = None):
-    undelivered = code_not_delivered(verification)
+#: The code page names the number (masked): browsers and proxies must not keep it.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _render_code_page(
+    verification: Verification | CodePage,
+    form: CodeForm,
+    status: int = 200,
+    headers: dict | None = None,
+    undelivered: Refusal | None = None,
+):
+    """The code page rendered for this browser alone: with its form's errors."""
     if undelivered and not form.code.errors:
         form.code.errors = [messages.code_not_delivered(undelivered)]
     return (
         render_template(
             "signup/code.html",
             form=form,
+            form_token=browser.form_token(),
             masked_number=mask(verification.phone_e164),
             resend_wait=seconds_until_resend(verification, utcnow()),
-            change_number_url=url_for(
-                ".landing",
-                utm_source=verification.utm_source,
-                utm_medium=verification.utm_medium,
-                utm_campaign=verification.utm_campaign,
-            ),
+            change_number_url=_change_number_url(verification),
         ),
         status,
-        # It names the number (masked): browsers and proxies must not keep it.
-        {"Cache-Control": "no-store", **(headers or {})},
+        {**NO_STORE, **(headers or {})},
     )
+
+
+def _change_number_url(verification: Verification | CodePage) -> str:
+    return url_for(
+        ".landing",
+        utm_source=verification.utm_source,
+        utm_medium=verification.utm_medium,
+        utm_campaign=verification.utm_campaign,
+    )
+
+
+def _show_code_page():
+    """The page that asks for the code: the browser's verification in one statement
+    outside a transaction, and no form object (the page is shared by every browser in a
+    language, their own parts put in) unless it has an error or a message to show."""
+    page = code_page(browser.pending_id())
+    if page is None or page.kind != VerificationKind.SIGNUP:
+        return redirect(url_for(".landing"))
+    if page.undelivered or shared.has_flashes():
+        return _render_code_page(page, CodeForm(formdata=None), undelivered=page.undelivered)
+    body = shared.code_page(
+        str(get_locale()),
+        mask(page.phone_e164),
+        seconds_until_resend(page, utcnow()),
+        _change_number_url(page),
+        browser.form_token(),
+    )
+    return body, 200, NO_STORE
 
 
 def _pending_signup():
@@ -136,12 +172,16 @@ def _pending_signup():
 @bp.route("/code", methods=["GET", "POST"])
 def code():
     """Type the code from the SMS."""
+    if request.method == "GET":
+        return _show_code_page()
     verification = _pending_signup()
     if verification is None:
         return redirect(url_for(".landing"))
     form = CodeForm()
     if not form.validate_on_submit():
-        return _render_code_page(verification, form, 400 if form.errors else 200)
+        return _render_code_page(
+            verification, form, 400, undelivered=code_not_delivered(verification)
+        )
     result = confirm_code(verification.id, form.code.data, utcnow())
     # The new subscriber's link, as the sign-up wrote it: nothing is read back after the commit.
     signed_up = result.subscriber
@@ -158,7 +198,7 @@ def code():
     if result.outcome == Outcome.UNKNOWN:
         return redirect(url_for(".landing"))
     form.code.errors = [messages.code_outcome(result)]
-    return _render_code_page(verification, form, 400)
+    return _render_code_page(verification, form, 400, undelivered=code_not_delivered(verification))
 
 
 @bp.post("/code/resend")
@@ -180,7 +220,9 @@ def resend():
             messages.code_refusal_status(refusal),
             messages.code_refusal_headers(refusal),
         )
-        return _render_code_page(verification, form, status, headers)
+        return _render_code_page(
+            verification, form, status, headers, code_not_delivered(verification)
+        )
     except LookupError:
         return redirect(url_for(".landing"))
     count_sent_code()
