@@ -15,11 +15,11 @@ from pathlib import Path
 from unittest import mock
 
 import pyotp
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 
 from viihde import create_app
 from viihde.extensions import db
-from viihde.models import ConsentEvent, ConsentState
+from viihde.models import ConsentEvent, ConsentState, Holding
 
 from .settings import SECRET_KEY
 
@@ -355,3 +355,24 @@ def transactions_begun(engine):
         yield begun
     finally:
         event.remove(engine, "begin", began)
+
+
+@contextmanager
+def stored_state_only(app, subscriber_id: int, purpose: str, granted: bool):
+    """The stored state of ``purpose`` in the subscriber's open holding set to ``granted``
+    by SQL, the ledger left as it is; put back afterwards (when a test ends the state
+    must be the ledger's fold again: conftest.py)."""
+    holding = select(Holding.id).where(
+        Holding.subscriber_id == subscriber_id, Holding.ended_at.is_(None)
+    )
+    row = (ConsentState.purpose == purpose) & ConsentState.holding_id.in_(holding)
+    with app.app_context():
+        was = db.session.scalar(select(ConsentState.granted).where(row))
+        db.session.execute(update(ConsentState).where(row).values(granted=granted))
+        db.session.commit()
+    try:
+        yield
+    finally:
+        with app.app_context():
+            db.session.execute(update(ConsentState).where(row).values(granted=was))
+            db.session.commit()

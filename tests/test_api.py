@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
 
 from viihde.extensions import db
-from viihde.models import ApiToken, AuditEntry, ConsentState, Holding
+from viihde.models import ApiToken, AuditEntry
 from viihde.register import api_tokens, consent
 
 from . import factories
 from .factories import number
+from .helpers import stored_state_only
 
 NOW = datetime(2026, 11, 2, 12, 0, tzinfo=UTC)
 
@@ -126,27 +125,6 @@ def test_every_page_is_audited_under_the_tokens_name(app, token, people):
 def test_token_names_are_unique(app, token):
     with app.app_context(), pytest.raises(api_tokens.TokenNameTaken):
         api_tokens.create("campaign tool", None, NOW)
-
-
-@contextmanager
-def stored_state_only(app, subscriber_id: int, purpose: str, granted: bool):
-    """The stored state of ``purpose`` in the subscriber's open holding set to ``granted``
-    by SQL, the ledger left as it is; put back afterwards (when a test ends the state
-    must be the ledger's fold again: conftest.py)."""
-    holding = select(Holding.id).where(
-        Holding.subscriber_id == subscriber_id, Holding.ended_at.is_(None)
-    )
-    row = (ConsentState.purpose == purpose) & ConsentState.holding_id.in_(holding)
-    with app.app_context():
-        was = db.session.scalar(select(ConsentState.granted).where(row))
-        db.session.execute(update(ConsentState).where(row).values(granted=granted))
-        db.session.commit()
-    try:
-        yield
-    finally:
-        with app.app_context():
-            db.session.execute(update(ConsentState).where(row).values(granted=was))
-            db.session.commit()
 
 
 def test_the_audience_is_read_from_the_stored_state_not_the_ledger(app, token, people):

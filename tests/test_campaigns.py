@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -24,8 +23,6 @@ from viihde.models import (
     AuditEntry,
     Campaign,
     CampaignMessage,
-    ConsentState,
-    Holding,
     SmsMessage,
 )
 from viihde.register import budget, campaigns, consent, erasure
@@ -34,7 +31,7 @@ from viihde.sms.segments import segmentation
 
 from . import factories
 from .factories import number
-from .helpers import csrf_token, race
+from .helpers import csrf_token, race, stored_state_only
 
 #: 14:00 in Helsinki on an ordinary November day: not in quiet hours.
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -1191,27 +1188,6 @@ def test_a_sending_campaign_whose_sender_was_lost_is_relaunched_once(app, redis_
         assert sender.relaunch_stalled() == []
         registry = redis_queue.scheduled_job_registry
         assert registry.get_scheduled_time(f"campaign-{waiting}-a") == morning
-
-
-@contextmanager
-def stored_state_only(app, subscriber_id: int, purpose: str, granted: bool):
-    """The stored state of ``purpose`` in the subscriber's open holding set to ``granted``
-    by SQL, the ledger left as it is; put back afterwards (when a test ends the state
-    must be the ledger's fold again: conftest.py)."""
-    holding = select(Holding.id).where(
-        Holding.subscriber_id == subscriber_id, Holding.ended_at.is_(None)
-    )
-    row = (ConsentState.purpose == purpose) & ConsentState.holding_id.in_(holding)
-    with app.app_context():
-        was = db.session.scalar(select(ConsentState.granted).where(row))
-        db.session.execute(update(ConsentState).where(row).values(granted=granted))
-        db.session.commit()
-    try:
-        yield
-    finally:
-        with app.app_context():
-            db.session.execute(update(ConsentState).where(row).values(granted=was))
-            db.session.commit()
 
 
 def test_the_recipients_are_read_from_the_stored_state_not_the_ledger(app, outbox):
