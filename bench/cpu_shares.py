@@ -15,7 +15,8 @@ work (``PARTS``: the SQL statements, the session cookie, the limits, ...) by the
 frame that names one, and the part's share of the workers' ``MS`` milliseconds of CPU a
 request in microseconds: where each microsecond goes. A sample no part names goes to the
 library its innermost frame is in (Flask's and werkzeug's request handling, gunicorn's
-HTTP) or to the app's own Python.
+HTTP) or to the app's own Python. The samples are taken while the interpreter is held:
+the workers' time in the kernel with it released (waiting aside) is shared out with them.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ ever goes into it."""
 
 from __future__ import annotations
 
+import pytest
+
 from viihde.extensions import cache
 
 from .helpers import csrf_token
@@ -54,7 +56,9 @@ def test_campaign_parameters_are_per_visit(app):
 
 
 def test_nothing_personal_is_cached(app, visitor, outbox):
-    visitor.submit_number("050 765 4321")
+    visitor.submit_number("050 765 4321", landing="/?utm_campaign=autumn-ad")
+    code_page = visitor.client.get("/code").text
+    assert "+358 50 *** **21" in code_page
     visitor.submit_code(outbox.last_code())
     for path in ("/", "/privacy", "/done", "/preferences"):
         visitor.client.get(path)
@@ -62,8 +66,9 @@ def test_nothing_personal_is_cached(app, visitor, outbox):
     values = cached_values(app)
     assert values  # the texts are there...
     for value in values:  # ...and nothing of the visitor or their session
-        assert "765" not in value and "4321" not in value
-        assert token not in value
+        assert "765" not in value and "4321" not in value and "**21" not in value
+        assert "autumn-ad" not in value
+        assert token not in value and csrf_token(code_page) not in value
         # The preference page's shared copy has a place for the token, never a token.
         assert 'name="csrf_token"' not in value or 'value="__form_mark__"' in value
 
@@ -101,6 +106,14 @@ def test_wtforms_own_messages_come_in_the_pages_language(app):
             form = Numbers(meta={"csrf": False})
             form.validate()
             assert form.count.errors[0].startswith(expected), form.count.errors
+
+
+def test_the_cache_keeps_immutable_values_only(app):
+    """Each request gets the kept object itself: one it could change is refused."""
+    with app.app_context():
+        for changeable in ({"page": "x"}, ["x"], bytearray(b"x")):
+            with pytest.raises(TypeError):
+                cache.set("changeable", changeable)
 
 
 def test_a_kept_text_is_served_as_it_was_kept_not_a_copy(app):

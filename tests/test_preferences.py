@@ -341,6 +341,20 @@ def test_the_page_is_the_links_check_and_one_statement_outside_a_transaction(app
         assert round_trips == ["BaseCursor._execute_gen"]
 
 
+def test_a_step_up_code_is_not_typed_on_the_sign_up_code_page(app, link, outbox):
+    """The browser's pending code proves the number for its data: the sign-up's code page
+    does not take it (it sends the browser to the landing page), the verify page does."""
+    browser = opened(app, link)
+    page = browser.get("/preferences/verify?next=data")
+    sent = browser.post(
+        "/preferences/verify/send?next=data", data={"csrf_token": csrf_token(page.text)}
+    )
+    assert sent.status_code == 302
+    for method in (browser.get, browser.head):
+        response = method("/code")
+        assert response.status_code == 302 and response.headers["Location"] == "/"
+
+
 def test_the_page_builds_no_form(app, link, monkeypatch):
     """The page only renders (issue 18, decision 3): its forms are plain HTML, and no form
     object is built to show them; the POST reads them."""

@@ -216,7 +216,8 @@ def test_the_kept_code_page_gets_each_browsers_own_parts(app, outbox):
         first.submit_number("040 123 4567", landing="/?utm_campaign=__form_mark__")
         first_code = outbox.last_code()
         clock.tick(20)
-        second.submit_number("050 765 4321", landing='/?utm_source=a"b&utm_campaign=<x>')
+        landing = '/?utm_source=a"b&utm_medium=__resend_wait__&utm_campaign=<x>'
+        second.submit_number("050 765 4321", landing=landing)
         second_code = outbox.last_code()
         one, two = first.client.get("/code").text, second.client.get("/code").text
         for browser, page, code in ((first, one, first_code), (second, two, second_code)):
@@ -225,9 +226,47 @@ def test_the_kept_code_page_gets_each_browsers_own_parts(app, outbox):
     assert "**67" in one and "**21" in two and "**21" not in one and "**67" not in two
     assert 'data-wait="40"' in one and 'data-wait="60"' in two
     assert 'href="/?utm_campaign=__form_mark__"' in one
-    assert 'href="/?utm_source=a%22b&amp;utm_campaign=%3Cx%3E"' in two
+    assert (
+        'href="/?utm_source=a%22b&amp;utm_medium=__resend_wait__&amp;utm_campaign=%3Cx%3E"' in two
+    )
     assert csrf_token(one) != csrf_token(two)
-    assert "<x>" not in two and "__resend_wait__" not in one + two
+    assert "<x>" not in two and "<!--number-->" not in one + two
+
+
+def test_the_code_page_answers_a_head_request_as_its_get(visitor):
+    """HEAD (a monitor, a link preview) gets the page's answer without its body, not the
+    POST's 400."""
+    visitor.submit_number("040 123 4567")
+    response = visitor.client.head("/code")
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_kept_code_page_comes_in_each_browsers_language(visitor):
+    """One browser, two languages: each answer is the page kept for its own language."""
+    visitor.submit_number("040 123 4567")
+    for _ in range(2):  # rendered and kept, then served as kept
+        en = visitor.client.get("/code", headers={"Accept-Language": "en"}).text
+        fi = visitor.client.get("/code", headers={"Accept-Language": "fi"}).text
+        assert '<html lang="en">' in en and "Type the code from the text message" in en
+        assert '<html lang="fi">' in fi and "Type the code from the text message" not in fi
+        assert "+358 40 *** **67" in en and "+358 40 *** **67" in fi
+
+
+def test_after_a_resend_the_code_page_says_so_once(visitor, outbox):
+    """The resend's message is the browser's own: its code page is rendered for it while
+    the message waits, and the kept page never carries it."""
+    english = {"Accept-Language": "en"}
+    with freeze_time("2026-11-25 12:00:00") as clock:
+        visitor.submit_number("040 123 4567")
+        visitor.client.get("/code", headers=english)  # the kept copy
+        clock.tick(61)
+        page = visitor.client.get("/code", headers=english)
+        data = {"csrf_token": csrf_token(page.text)}
+        visitor.client.post("/code/resend", data=data, headers=english)
+        said = visitor.client.get("/code", headers=english).text
+        again = visitor.client.get("/code", headers=english).text
+    assert "A new code is on its way." in said
+    assert "A new code is on its way." not in again and "**67" in again
 
 
 def test_code_page_without_a_pending_code_goes_back_to_the_start(client):

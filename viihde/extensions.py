@@ -31,11 +31,17 @@ static_digest = FlaskStaticDigest()
 cache = Cache()
 
 
+#: What ``ProcessCache`` keeps: values no request can change for the next.
+_IMMUTABLE = (str, bytes, int, float, bool, type(None), tuple, frozenset)
+
+
 class _AsIs:
-    """A cachelib serializer that keeps a value as it is."""
+    """A cachelib serializer that keeps a value as it is (an immutable one only)."""
 
     @staticmethod
     def dumps(value):
+        if not isinstance(value, _IMMUTABLE):
+            raise TypeError(f"the process cache keeps immutable values, not {type(value)}")
         return value
 
     @staticmethod

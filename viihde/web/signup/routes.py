@@ -172,7 +172,7 @@ def _pending_signup():
 @bp.route("/code", methods=["GET", "POST"])
 def code():
     """Type the code from the SMS."""
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and HEAD as Flask serves it
         return _show_code_page()
     verification = _pending_signup()
     if verification is None:
