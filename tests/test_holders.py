@@ -287,6 +287,21 @@ def test_a_semicolon_separated_file_with_a_bom_is_read(app, runner, tmp_path, cl
     assert state(app, subscriber_id) == {}
 
 
+def test_a_file_the_csv_module_cannot_read_is_refused_whole(app, runner, tmp_path, clock):
+    """A quote left open runs the rest of the file into one field, past the csv module's
+    limit: the command fails saying where, nothing is changed, and no number is shown (it
+    was a traceback)."""
+    subscriber_id = factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)
+    rows = f"{NUMBER},{CHANGED_ON}\n" + f'"040 765 4321,{CHANGED_ON}\n' + "x" * 140_000 + "\n"
+
+    result = sync_holders(runner, tmp_path, rows)
+
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)  # no traceback
+    assert "line 3 cannot be read as CSV" in result.output
+    assert "nothing was changed" in result.output and "765" not in result.output
+    assert state(app, subscriber_id) == {"offers": True}
+
+
 def test_a_file_without_the_date_column_is_refused(app, runner, tmp_path, clock):
     """A header without changed_on: nothing is read or changed, and the command fails."""
     subscriber_id = factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)

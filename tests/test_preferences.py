@@ -355,6 +355,31 @@ def test_a_step_up_code_is_not_typed_on_the_sign_up_code_page(app, link, outbox)
         assert response.status_code == 302 and response.headers["Location"] == "/"
 
 
+def test_stop_all_withdraws_a_purpose_the_product_has_retired(app, link, monkeypatch):
+    """A purpose taken out of the catalogue (and the offer) keeps its grants in the register
+    until each is withdrawn: the one-tap stop withdraws it too, under the text its grant
+    was given under (it failed with a KeyError: a 500 where an opt-out must always work)."""
+    from viihde.register import purposes
+
+    browser = opened(app, link)
+    with app.app_context():
+        granted = db.session.scalar(
+            select(ConsentEvent.consent_text_version).where(ConsentEvent.purpose == "competitions")
+        )
+    monkeypatch.delitem(purposes.CATALOGUE, "competitions")
+    app.config["CONSENT_PURPOSES"] = ["offers", "new_content"]
+    assert stop_all(browser).status_code == 302
+    with app.app_context():
+        withdrawn = db.session.scalars(
+            select(ConsentEvent).where(ConsentEvent.action == "withdraw")
+        ).all()
+    assert {event.purpose for event in withdrawn} == {"offers", "new_content", "competitions"}
+    [retired] = [event for event in withdrawn if event.purpose == "competitions"]
+    assert retired.consent_text_version == granted
+    page = browser.get("/preferences?saved=stopped", headers={"Accept-Language": "en"})
+    assert "All marketing is stopped" in page.text
+
+
 def test_the_page_builds_no_form(app, link, monkeypatch):
     """The page only renders (issue 18, decision 3): its forms are plain HTML, and no form
     object is built to show them; the POST reads them."""

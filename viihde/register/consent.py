@@ -217,6 +217,16 @@ def set_choices(
     return _change(subscriber_id, lambda state: choices, context, now)
 
 
+def _text_version(purpose: str, last: ConsentEvent | states.LastEvent | None) -> str:
+    """The consent text an event names when its context names none: the purpose's current
+    one, or for a purpose no longer in the catalogue (retired, its grants still in force)
+    the text its last event was under: withdrawing it must never fail."""
+    known = CATALOGUE.get(purpose)
+    if known is not None or last is None:
+        return CATALOGUE[purpose].text_version
+    return last.consent_text_version
+
+
 def withdraw_all(
     subscriber_id: int, context: ConsentContext, now: datetime
 ) -> list[states.RecordedEvent]:
@@ -349,7 +359,7 @@ def append(
             )
         evidence = asdict(context.evidence)
         if evidence["consent_text_version"] is None:
-            evidence["consent_text_version"] = CATALOGUE[purpose].text_version
+            evidence["consent_text_version"] = _text_version(purpose, latest.get(purpose))
         seq += 1
         rows.append(
             {

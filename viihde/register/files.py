@@ -15,7 +15,8 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class RegisterFileError(ValueError):
-    """The file as a whole cannot be read (no header, a required column missing)."""
+    """The file as a whole cannot be read (no header, a required column missing, a line
+    the csv module refuses)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,11 @@ def rows(
     lines = iter(lines)
     header_line = next(lines, "").lstrip("\ufeff")
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
-    header = [name.strip().lower() for name in next(csv.reader([header_line], delimiter=delimiter))]
+    try:
+        header = next(csv.reader([header_line], delimiter=delimiter), [])
+    except csv.Error as error:
+        raise RegisterFileError(f"line 1 cannot be read as CSV ({error})") from None
+    header = [name.strip().lower() for name in header]
     missing = [name for name in required if name not in header]
     if missing:
         raise RegisterFileError(f"the header (line 1) lacks the column(s): {', '.join(missing)}")
@@ -51,9 +56,15 @@ def rows(
     reader = csv.reader(lines, delimiter=delimiter)
 
     def numbered() -> Iterator[tuple[int, list[str]]]:
-        for row in reader:
-            if any(cell.strip() for cell in row):
-                yield reader.line_num + 1, row  # the header was read before the reader
+        read = 0  # the reader's lines, through its last whole row
+        try:
+            for row in reader:
+                read = reader.line_num
+                if any(cell.strip() for cell in row):
+                    yield read + 1, row  # the header was read before the reader
+        except csv.Error as error:  # a field past the csv module's limit: an unclosed quote
+            line = read + 2
+            raise RegisterFileError(f"line {line} cannot be read as CSV ({error})") from None
 
     return columns, numbered()
 

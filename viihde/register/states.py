@@ -218,11 +218,13 @@ def current(subscriber_id: int) -> dict[str, bool]:
 
 class LastEvent(NamedTuple):
     """What a change needs of the event a purpose's state rests on: its action (the state),
-    and the basis a withdrawal keeps ("the customer refused")."""
+    the basis a withdrawal keeps ("the customer refused"), and its consent text (what a
+    withdrawal of a retired purpose names)."""
 
     action: str
     basis: str
     purchased_on: date | None
+    consent_text_version: str
 
 
 def open_holding_and_latest(
@@ -235,12 +237,8 @@ def open_holding_and_latest(
     rows = run(_open_holding_statement(), {"subscriber_id": subscriber_id})
     if not rows:
         return None, {}, None
-    latest = {
-        purpose: LastEvent(action, basis, purchased_on)
-        for _, purpose, action, basis, purchased_on, _ in rows
-        if purpose is not None
-    }
-    return rows[0][0], latest, rows[0][5]
+    latest = {purpose: LastEvent(*event) for _, purpose, *event, _ in rows if purpose is not None}
+    return rows[0][0], latest, rows[0][-1]
 
 
 @cache
@@ -259,6 +257,7 @@ def _open_holding_statement() -> Select:
             ConsentEvent.action,
             ConsentEvent.basis,
             ConsentEvent.purchased_on,
+            ConsentEvent.consent_text_version,
             last_seq,
         )
         .outerjoin(ConsentState, ConsentState.holding_id == Holding.id)
