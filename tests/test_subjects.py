@@ -14,8 +14,10 @@ from sqlalchemy import func, select, text
 
 from viihde.extensions import db
 from viihde.models import (
+    HOLDING_A_NUMBER,
     AuditEntry,
     ConsentEvent,
+    InboundMessage,
     SmsMessage,
     Subscriber,
     Tombstone,
@@ -87,6 +89,36 @@ def test_erase_leaves_only_a_tombstone(runner, subscribed, app):
         assert tombstone.phone_hash == tombstone_hash("+358401234567")
         assert "401234567" not in tombstone.phone_hash
         assert tombstone.source == "cli"
+
+
+def test_every_table_that_holds_a_number_is_known_to_erasure_and_restore(app):
+    """The tables with a number in clear are the ones erasures delete from and a restore
+    reads (``models.HOLDING_A_NUMBER``): a table added with a number fails here first."""
+    with_a_number = {
+        table.name for table in db.metadata.sorted_tables if "phone_e164" in table.columns
+    }
+    assert with_a_number == {model.__tablename__ for model in HOLDING_A_NUMBER}
+
+
+def test_erase_leaves_no_row_of_the_number_in_any_table_that_holds_one(runner, subscribed, app):
+    """The code, the SMS log, a reply and the subscriber: none is left of the number."""
+    with app.app_context():
+        db.session.add(
+            InboundMessage(
+                provider="twilio",
+                message_sid="SM" + "7" * 32,
+                phone_e164="+358401234567",
+                body="Kiitos",
+                keyword=None,
+                received_at=datetime(2026, 11, 25, 12, 5, tzinfo=UTC),
+            )
+        )
+        db.session.commit()
+    assert runner.invoke(args=["subject", "erase", "040 123 4567", "--yes"]).exit_code == 0
+    with app.app_context():
+        for model in HOLDING_A_NUMBER:
+            left = select(func.count()).where(model.phone_e164 == "+358401234567")
+            assert db.session.scalar(left) == 0, model.__tablename__
 
 
 def test_erase_asks_before_it_acts(runner, subscribed, app):

@@ -47,12 +47,19 @@ from viihde.models.subscribers import (
     open_holding_of,
 )
 
+#: The tables whose rows name a person's number in clear (``phone_e164``): an erasure
+#: deletes the person's rows of each, and a restore (``register.restore``) reads them all
+#: to find a number by its tombstone. A table added with a number belongs here (a test
+#: holds the list to the schema).
+HOLDING_A_NUMBER = (Subscriber, Verification, SmsMessage, InboundMessage)
+
 __all__ = [
     "ATTRIBUTION",
     "BUDGETED_KINDS",
     "CAMPAIGN_KINDS",
     "CAMPAIGN_STATUSES",
     "EVIDENCE_FIELDS",
+    "HOLDING_A_NUMBER",
     "PHONE",
     "SMS_FINAL_STATUSES",
     "SMS_STATUSES",

@@ -30,16 +30,14 @@ from sqlalchemy import select, union
 from viihde.extensions import db
 from viihde.hashing import hash_key
 from viihde.models import (
+    HOLDING_A_NUMBER,
     ConsentActor,
     ConsentEvent,
     ConsentSource,
     ErasureSource,
     Holding,
-    InboundMessage,
-    SmsMessage,
     Subscriber,
     Tombstone,
-    Verification,
 )
 from viihde.register import consent, erasure
 from viihde.register.consent import WITHDRAW
@@ -205,12 +203,7 @@ def _withdrawal_row(cells: list[str]) -> tuple[str, str, ConsentSource, str, dat
 def _numbers_by_hash(wanted: set[str]) -> dict[str, str]:
     """The numbers the restored register holds anything of whose tombstone hash is
     ``wanted``: every distinct number read once, streamed, and hashed with one key."""
-    phones = union(
-        select(Subscriber.phone_e164),
-        select(Verification.phone_e164),
-        select(SmsMessage.phone_e164),
-        select(InboundMessage.phone_e164),
-    )
+    phones = union(*(select(model.phone_e164) for model in HOLDING_A_NUMBER))
     key, found = hash_key(), {}
     for (phone,) in db.session.execute(phones).yield_per(10_000):
         phone_hash = erasure.tombstone_hash(phone, key)
