@@ -263,6 +263,40 @@ def test_after_a_restore_every_job_no_worker_runs_goes_and_a_live_worker_stops_i
     assert queued.scheduled_job_registry.count == 0
 
 
+@needs_redis
+def test_after_a_restore_a_run_that_redis_stopped_halfway_is_run_again(
+    app, queued, runner, monkeypatch
+):
+    """The database's part commits before the jobs go: when Redis fails in between, the
+    command says what is done and to run it again (no traceback), and the second run
+    finds nothing more to fail and drops the jobs."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from rq.job import Job
+
+    from viihde.cli import sms as sms_cli
+
+    message_id = committed_but_never_handed_over(app, minutes_ago=10)
+    enqueue_delivery(message_id, "Tervetuloa")
+    restore_point = (utcnow() - timedelta(minutes=5)).isoformat()
+    drop_jobs = sms_cli.drop_jobs
+
+    def redis_went_away(queue):
+        raise RedisConnectionError("gone")
+
+    monkeypatch.setattr(sms_cli, "drop_jobs", redis_went_away)
+    halfway = runner.invoke(args=["sms", "after-restore", restore_point, "--yes"])
+    assert halfway.exit_code != 0 and isinstance(halfway.exception, SystemExit)
+    assert "run this again" in halfway.output
+    assert status_of(app, message_id) == ("failed", sms_outbox.RESTORED)
+    assert Job.exists(f"sms-{message_id}", connection=queued.connection)
+    monkeypatch.setattr(sms_cli, "drop_jobs", drop_jobs)
+    again = runner.invoke(args=["sms", "after-restore", restore_point, "--yes"])
+    assert again.exit_code == 0, again.output
+    assert "Messages failed (queued or sending at the restore point): 0" in again.output
+    assert "SMS jobs dropped: 1" in again.output
+    assert not Job.exists(f"sms-{message_id}", connection=queued.connection)
+
+
 def test_after_a_restore_without_a_queue_says_no_jobs_were_dropped(app, runner):
     """Run where REDIS_URL is not set, the command says it dropped nothing, not zero."""
     result = runner.invoke(args=["sms", "after-restore", utcnow().isoformat(), "--yes"])

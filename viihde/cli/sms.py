@@ -92,7 +92,14 @@ def after_restore_command(restore_point: str, yes: bool) -> None:
                    "workers use Redis, run this where REDIS_URL is set.")  # fmt: skip
         return
     _no_workers(queue)  # none started meanwhile (the question may have waited)
-    click.echo(f"SMS jobs dropped: {drop_jobs(queue)}")
+    try:
+        dropped = drop_jobs(queue)
+    except RedisError as error:
+        raise click.ClickException(
+            f"Redis failed while the SMS jobs were dropped ({type(error).__name__}): the "
+            "messages above are failed and the campaigns paused; run this again to drop them."
+        ) from None
+    click.echo(f"SMS jobs dropped: {dropped}")
 
 
 def _no_workers(queue) -> None:
