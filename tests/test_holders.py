@@ -302,6 +302,21 @@ def test_a_file_the_csv_module_cannot_read_is_refused_whole(app, runner, tmp_pat
     assert state(app, subscriber_id) == {"offers": True}
 
 
+def test_a_quote_left_open_is_refused_however_short_the_rest(app, runner, tmp_path, clock):
+    """Below the csv module's limit an open quote silently runs the next lines into one
+    field (their changes would be lost, the file read "fine"): the file is refused whole,
+    naming the line."""
+    subscriber_id = factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)
+    rows = f"{NUMBER},{CHANGED_ON}\n" + f'"040 765 4321,{CHANGED_ON}\n' + "040 111 2222,x\n" * 3
+
+    result = sync_holders(runner, tmp_path, rows)
+
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
+    assert "line 3 has a quote left open: lines 3-6 run into one field" in result.output
+    assert "765" not in result.output and "111" not in result.output
+    assert state(app, subscriber_id) == {"offers": True}
+
+
 def test_a_file_without_the_date_column_is_refused(app, runner, tmp_path, clock):
     """A header without changed_on: nothing is read or changed, and the command fails."""
     subscriber_id = factories.subscriber(app, NUMBER, ["offers"], at=BEFORE)

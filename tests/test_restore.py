@@ -152,6 +152,7 @@ def test_bad_rows_are_named_by_file_and_line_and_a_bad_file_changes_nothing(fail
     withdrawals.write_text("number,purpose\n")
     result = restored.test_cli_runner().invoke(args=["register", "reapply", *map(str, files)])
     assert result.exit_code != 0 and "nothing was changed" in result.output
+    assert "the withdrawals file: the header (line 1) lacks" in result.output
     with restored.app_context():
         assert lookup.subscriber_by_phone(ERASED) is not None
         db.engine.dispose()

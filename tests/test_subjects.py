@@ -114,11 +114,16 @@ def test_erase_leaves_no_row_of_the_number_in_any_table_that_holds_one(runner, s
             )
         )
         db.session.commit()
+
+    def rows_of_the_number(model) -> int:
+        return db.session.scalar(select(func.count()).where(model.phone_e164 == "+358401234567"))
+
+    with app.app_context():  # a table added to the list needs a row here for the test to hold
+        assert all(rows_of_the_number(model) for model in HOLDING_A_NUMBER)
     assert runner.invoke(args=["subject", "erase", "040 123 4567", "--yes"]).exit_code == 0
     with app.app_context():
         for model in HOLDING_A_NUMBER:
-            left = select(func.count()).where(model.phone_e164 == "+358401234567")
-            assert db.session.scalar(left) == 0, model.__tablename__
+            assert rows_of_the_number(model) == 0, model.__tablename__
 
 
 def test_erase_asks_before_it_acts(runner, subscribed, app):

@@ -222,8 +222,10 @@ def _text_version(purpose: str, last: ConsentEvent | states.LastEvent | None) ->
     one, or for a purpose no longer in the catalogue (retired, its grants still in force)
     the text its last event was under: withdrawing it must never fail."""
     known = CATALOGUE.get(purpose)
-    if known is not None or last is None:
-        return CATALOGUE[purpose].text_version
+    if known is not None:
+        return known.text_version
+    if last is None:  # a grant of it is refused before this; a withdrawal needs one in force
+        raise ValueError(f"no such consent purpose: {purpose!r}")
     return last.consent_text_version
 
 

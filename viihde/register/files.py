@@ -40,7 +40,8 @@ def rows(
     lines: Iterable[str], required: Sequence[str], optional: Sequence[str] = ()
 ) -> tuple[dict[str, int], Iterator[tuple[int, list[str]]]]:
     """Each column's place, and the non-blank rows with their line numbers; "," or ";"
-    separated, a byte-order mark ignored."""
+    separated, a byte-order mark ignored. A row that the csv module cannot read, or that
+    runs over several lines (a quote left open), raises RegisterFileError as it comes."""
     lines = iter(lines)
     header_line = next(lines, "").lstrip("\ufeff")
     delimiter = ";" if header_line.count(";") > header_line.count(",") else ","
@@ -59,12 +60,16 @@ def rows(
         read = 0  # the reader's lines, through its last whole row
         try:
             for row in reader:
-                read = reader.line_num
+                first, read = read + 2, reader.line_num  # the header was read before
+                if read + 1 > first:  # no field of a register file spans lines
+                    raise RegisterFileError(
+                        f"line {first} has a quote left open: lines {first}-{read + 1} "
+                        "run into one field"
+                    )
                 if any(cell.strip() for cell in row):
-                    yield read + 1, row  # the header was read before the reader
+                    yield first, row
         except csv.Error as error:  # a field past the csv module's limit: an unclosed quote
-            line = read + 2
-            raise RegisterFileError(f"line {line} cannot be read as CSV ({error})") from None
+            raise RegisterFileError(f"line {read + 2} cannot be read as CSV ({error})") from None
 
     return columns, numbered()
 

@@ -41,7 +41,7 @@ from viihde.models import (
 )
 from viihde.register import consent, erasure
 from viihde.register.consent import WITHDRAW
-from viihde.register.files import BadRow, FileReport, rows
+from viihde.register.files import BadRow, FileReport, RegisterFileError, rows
 
 TOMBSTONE_COLUMNS = ("phone_hash", "source", "erased_at", "holding_id")
 WITHDRAWAL_COLUMNS = ("number", "purpose", "source", "actor", "withdrawn_at")
@@ -134,17 +134,21 @@ def reapply(
 
 
 def _read(name: str, lines, columns, parse, report: ReapplyReport) -> list[tuple]:
-    """The good rows of one file, parsed; each bad one named by its file and line."""
-    places, numbered = rows(lines, columns)
+    """The good rows of one file, parsed; each bad one named by its file and line, and so
+    is the file when it cannot be read at all."""
     parsed = []
-    for line, row in numbered:
-        report.rows_read += 1
-        try:
-            parsed.append(parse([row[places[column]].strip() for column in columns]))
-        except _BadCell as bad:
-            report.bad_rows.append(BadRow(line, f"{name}: {bad.reason}"))
-        except IndexError:
-            report.bad_rows.append(BadRow(line, f"{name}: missing column"))
+    try:
+        places, numbered = rows(lines, columns)
+        for line, row in numbered:
+            report.rows_read += 1
+            try:
+                parsed.append(parse([row[places[column]].strip() for column in columns]))
+            except _BadCell as bad:
+                report.bad_rows.append(BadRow(line, f"{name}: {bad.reason}"))
+            except IndexError:
+                report.bad_rows.append(BadRow(line, f"{name}: missing column"))
+    except RegisterFileError as error:
+        raise RegisterFileError(f"the {name} file: {error}") from None
     return parsed
 
 
