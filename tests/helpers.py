@@ -342,6 +342,26 @@ def server_round_trips(engine):
         yield sent
 
 
+def one_read_outside_a_transaction(app, fetch: Callable, table: str):
+    """``fetch()``'s answer, having checked that it ran one statement (reading ``table``)
+    with no BEGIN or ROLLBACK around it, one round trip in all on PostgreSQL (the pool
+    lends without a ping). Counted at the driver: such a read runs on the driver's cursor,
+    past Core's execution layer and its events."""
+    with app.app_context():
+        engine = db.engine
+    with (
+        driver_statements(engine) as statements,
+        server_round_trips(engine) as round_trips,
+        transactions_begun(engine) as transactions,
+    ):
+        response = fetch()
+    assert len(statements) == 1 and table in statements[0]
+    assert transactions == []
+    if engine.dialect.name == "postgresql":
+        assert round_trips == ["BaseCursor._execute_gen"]
+    return response
+
+
 @contextmanager
 def transactions_begun(engine):
     """Each transaction the engine begins meanwhile (SQLAlchemy's "begin" event)."""

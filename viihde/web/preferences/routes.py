@@ -29,7 +29,7 @@ from viihde.web import browser
 from viihde.web.preferences import bp
 from viihde.web.preferences.forms import ButtonForm, ChoicesForm, EraseForm
 from viihde.web.request import client_ip, client_user_agent
-from viihde.web.signup.shared import FORM_MARK, NUMBER_MARK, has_flashes, rendered
+from viihde.web.signup.shared import FORM_MARK, NUMBER_MARK, has_flashes, spliced
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -109,7 +109,7 @@ def page():
         )  # fmt: skip
         return own, 200, NO_STORE
     shape = (view.subscribed, sorted((key, *astuple(state)) for key, state in view.states.items()))
-    shared = rendered(
+    body = spliced(
         f"preferences/{get_locale()}/{shape!r}/{saved}",
         "preferences/page.html",
         lambda: {
@@ -118,9 +118,9 @@ def page():
             "language_return": url_for(".page"),
             **context,
         },
+        {NUMBER_MARK: escape(mask(view.phone_e164)), FORM_MARK: escape(token)},
     )
-    number = escape(mask(view.phone_e164))
-    return shared.replace(NUMBER_MARK, number, 1).replace(FORM_MARK, token), 200, NO_STORE
+    return body, 200, NO_STORE
 
 
 @bp.post("/preferences")
