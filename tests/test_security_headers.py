@@ -200,3 +200,16 @@ def test_the_session_serializer_is_built_once_until_the_key_changes(app, visitor
     app.config["SECRET_KEY_FALLBACKS"] = [old_key]
     assert app.session_interface.get_signing_serializer(app) is not first
     assert visitor.client.get("/code").status_code == 200  # the old cookie still reads
+
+
+def test_flask_login_works_under_staff_only(app):
+    """Flask-Login's hooks are the staff pages' (issue 18, decision 3): none runs on the
+    app's every request (its ``init_app`` would add one after each, which reads the
+    session), and the staff blueprint's own check signs the staff in."""
+    def from_flask_login(hooks: dict) -> list:
+        return [hook for hook in hooks.get(None, []) if hook.__module__.startswith("flask_login")]
+
+    assert from_flask_login(app.before_request_funcs) == []
+    assert from_flask_login(app.after_request_funcs) == []
+    assert app.login_manager is not None and app.login_manager._user_callback is not None
+    assert app.before_request_funcs.get("staff")
