@@ -206,6 +206,7 @@ def test_flask_login_works_under_staff_only(app):
     """Flask-Login's hooks are the staff pages' (issue 18, decision 3): none runs on the
     app's every request (its ``init_app`` would add one after each, which reads the
     session), and the staff blueprint's own check signs the staff in."""
+
     def from_flask_login(hooks: dict) -> list:
         return [hook for hook in hooks.get(None, []) if hook.__module__.startswith("flask_login")]
 
