@@ -26,10 +26,11 @@ from .settings import SECRET_KEY
 #: A Finnish number in clear, international or national: never in a log line or an output.
 PERSONAL_NUMBER = re.compile(r"\+?358\d{6,}|(?<!\d)0[45]\d{7,9}(?!\d)")
 #: Random identifiers a library logs (an RQ worker's name is a uuid4's 32 hex digits, a
-#: hash 64): their digits can run like a number by chance ("…ae056285124c05b9" failed a
-#: CI run), so they are taken out before a line is searched for one.
+#: Twilio SID two letters and 32, a hash 64): their digits can run like a number by chance
+#: ("…ae056285124c05b9" failed a CI run), so they are taken out before a line is searched.
 RANDOM_IDENTIFIER = re.compile(
-    r"(?<![0-9A-Za-z])(?:[0-9a-f]{32,}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})(?![0-9A-Za-z])"
+    r"(?<![0-9A-Za-z])(?:[A-Z]{2}[0-9a-f]{32}|[0-9a-f]{32,}|[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12})"
+    r"(?![0-9A-Za-z])"
 )
 
 

@@ -268,6 +268,7 @@ def test_every_record_is_made_private(app, caplog, logged, written):
     [
         ("Worker 3ce2796b033b43e7ae056285124c05b9: done, quitting", False),
         ("job 1b4e28ba-2fa1-4d2b-a3e1-056285124c05 queued", False),
+        ("message SM0123ab056285124c05b93ce2796b0334 sent", False),
         ("Worker 3ce2796b033b43e7ae056285124c05b9: sent to 0401234567", True),
         ("to=+358401234567", True),
         ("Key (phone_e164)=(358401234567)", True),
