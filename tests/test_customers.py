@@ -451,21 +451,53 @@ def test_switching_a_customer_purpose_on_again_is_a_consent(app, runner, tmp_pat
     ]
 
 
-def test_stop_by_sms_ends_customer_grants_and_keeps_their_basis(app, runner, tmp_path, clock):
-    """A STOP reply to our number: the customer refused, every purpose at once."""
-    imported(runner, tmp_path)
+def texted(app, body: str, sender: str = NUMBER):
+    """A signed reply from ``sender`` to our number, as Twilio delivers it."""
     params = {
         "MessageSid": "SM" + uuid.uuid4().hex,
-        "From": NUMBER,
+        "From": sender,
         "To": "+358401110000",
-        "Body": "Stop",
+        "Body": body,
     }
     url = f"{PUBLIC_BASE_URL}/webhooks/twilio/inbound"
     signature = RequestValidator(TWILIO_TOKEN).compute_signature(url, params)
-
-    response = app.test_client().post(
+    return app.test_client().post(
         "/webhooks/twilio/inbound", data=params, headers={"X-Twilio-Signature": signature}
     )
+
+
+def test_a_stop_from_a_number_not_yet_in_the_register_keeps_its_purchase_out(
+    app, runner, tmp_path, clock
+):
+    """A buyer who texts STOP before the purchase register is imported: the STOP (kept as
+    their reply, with no subscriber to record it on) stands against that purchase. A
+    START since lifts it; a STOP before the purchase does not count (the purchase is a new
+    relationship, offered its own refusal)."""
+    assert texted(app, "STOP").status_code == 200
+    assert texted(app, "Lopeta", sender=OTHER).status_code == 200
+    clock.tick(timedelta(minutes=1))
+    assert texted(app, "START", sender=OTHER).status_code == 200
+    third = "+358401234599"
+    with freeze_time(datetime(2026, 4, 20, 9, tzinfo=UTC)):
+        assert texted(app, "STOP", sender=third).status_code == 200
+    assert count(app, Subscriber) == 0
+
+    result = import_customers(
+        runner, tmp_path, f"{NUMBER},{PURCHASED}\n{OTHER},{PURCHASED}\n{third},{PURCHASED}\n"
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "Numbers that texted STOP after the purchase (skipped): 1" in result.output
+    assert subscriber_id(app) is None
+    assert ledger(app, OTHER) == CUSTOMER_GRANTS
+    assert ledger(app, third) == CUSTOMER_GRANTS
+
+
+def test_stop_by_sms_ends_customer_grants_and_keeps_their_basis(app, runner, tmp_path, clock):
+    """A STOP reply to our number: the customer refused, every purpose at once."""
+    imported(runner, tmp_path)
+
+    response = texted(app, "Stop")
 
     assert response.status_code == 200
     assert granted(app) == {}

@@ -128,6 +128,9 @@ def _echo_import_report(report: purchases.ImportReport) -> None:
     click.echo(f"Rows repeating a number (its latest purchase counts): {report.repeated}")
     click.echo(f"Numbers erased after the purchase (skipped): {report.erased_after_purchase}")
     click.echo(
+        f"Numbers that texted STOP after the purchase (skipped): {report.stopped_after_purchase}"
+    )
+    click.echo(
         "Purchases before the number passed to a new holder (skipped): "
         f"{report.bought_by_previous_holder}"
     )

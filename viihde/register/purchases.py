@@ -3,7 +3,9 @@ of their purchase) onto the customer-relationship basis (``customers``).
 
 Each good row's buyer gets ``customers.grant_as_customer``; the file's latest purchase per
 number counts. A purchase older than ``CUSTOMER_RELATIONSHIP_MONTHS`` is refused, and a
-number erased after its purchase is not brought back.
+number erased after its purchase is not brought back, nor one that texted STOP after it
+(a STOP from a number not in the register leaves no refusal in the ledger: only its
+stored reply says so).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from sqlalchemy import select
 
 from viihde.clock import helsinki_day, start_of_day
 from viihde.extensions import db
-from viihde.models import Tombstone
+from viihde.models import InboundMessage, Tombstone
 from viihde.register.customers import CONTEXT, grant_as_customer, relationship_cutoff
 from viihde.register.erasure import tombstone_hash
 from viihde.register.files import BadRow, FileReport, number_and_day, rows
+from viihde.register.replies import START, STOP
 
 NUMBER_COLUMN = "number"
 DATE_COLUMN = "purchased_on"
@@ -64,6 +67,8 @@ class ImportReport(FileReport):
     #: Rows naming a number an earlier row named too: the latest purchase counts.
     repeated: int = 0
     erased_after_purchase: int = 0
+    #: Numbers whose last STOP or START since the purchase was STOP (skipped).
+    stopped_after_purchase: int = 0
     #: Purchases made before the number passed to its current holder (skipped).
     bought_by_previous_holder: int = 0
     customers_added: int = 0
@@ -79,7 +84,7 @@ class ImportReport(FileReport):
         """The counts alone, for the audit log."""
         return (
             f"rows={self.rows_read} bad={len(self.bad_rows)} repeated={self.repeated} "
-            f"erased={self.erased_after_purchase} "
+            f"erased={self.erased_after_purchase} stopped={self.stopped_after_purchase} "
             f"previous_holder={self.bought_by_previous_holder} added={self.customers_added} "
             f"granted={self.purposes_granted} renewed={self.purposes_renewed} "
             f"already_granted={self.already_granted} "
@@ -144,6 +149,24 @@ def erased_since(phone_e164: str, day: date) -> bool:
     )
 
 
+def stopped_since(phone_e164: str, day: date) -> bool:
+    """Did the number text STOP on or after ``day`` (a Helsinki day), and no START after
+    it? Its owner refused marketing after that purchase, whether or not the number was in
+    the register then, so the purchase brings no marketing (the inbound message's index
+    on the number answers it)."""
+    last = db.session.scalar(
+        select(InboundMessage.keyword)
+        .where(
+            InboundMessage.phone_e164 == phone_e164,
+            InboundMessage.keyword.in_((STOP, START)),
+            InboundMessage.received_at >= start_of_day(day),
+        )
+        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+        .limit(1)
+    )
+    return last == STOP
+
+
 def apply_purchases(purchases: Iterable[Purchase], now: datetime, report: ImportReport) -> None:
     """Record the customer grants (no commit: the whole run is one transaction, the
     caller's, with its audit entry; a dry run rolls it back, so what it reports is exactly
@@ -151,6 +174,9 @@ def apply_purchases(purchases: Iterable[Purchase], now: datetime, report: Import
     for purchase in purchases:
         if erased_since(purchase.phone_e164, purchase.purchased_on):
             report.erased_after_purchase += 1
+            continue
+        if stopped_since(purchase.phone_e164, purchase.purchased_on):
+            report.stopped_after_purchase += 1
             continue
         outcome = grant_as_customer(
             purchase.phone_e164, purchase.purchased_on, purchase.language, CONTEXT, now
