@@ -138,7 +138,7 @@ def test_buyers_are_marketed_as_customers_with_the_purchase_day_in_the_ledger(
     (entry,) = audit_entries(app)
     assert entry.actor.startswith("cli:")
     assert entry.detail == (
-        "rows=2 bad=0 repeated=0 erased=0 previous_holder=0 added=2 granted=4 renewed=0 "
+        "rows=2 bad=0 repeated=0 erased=0 stopped=0 previous_holder=0 added=2 granted=4 renewed=0 "
         "already_granted=0 refused=0"
     )
     assert "Customers added to the register: 2" in result.output

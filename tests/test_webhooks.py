@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import pytest
@@ -17,7 +17,14 @@ from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
 from viihde.extensions import db
-from viihde.models import ConsentEvent, InboundMessage, SmsMessage, SmsStatusEvent, Subscriber
+from viihde.models import (
+    ConsentEvent,
+    ConsentSource,
+    InboundMessage,
+    SmsMessage,
+    SmsStatusEvent,
+    Subscriber,
+)
 from viihde.register import access, consent, erasure
 from viihde.register.replies import HELP, KEYWORDS, START, STOP, keyword_of
 from viihde.sms import stored_body, texts
@@ -440,10 +447,11 @@ def spellings(word: str) -> list[str]:
 def test_the_keyword_lists_are_the_documented_ones():
     """STOP words in Finnish, Swedish and English, and START and HELP words."""
     assert KEYWORDS[STOP] == {
-        "STOP", "LOPETA", "SEIS", "PERU", "POIS", "AVSLUTA", "STOPP",
-        "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "STOPALL",
+        "STOP", "LOPETA", "LOPPU", "POISTA", "STOPPI", "SEIS", "PERU", "POIS", "AVSLUTA",
+        "SLUTA", "AVBRYT", "STOPP", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "STOPALL",
+        "OPTOUT", "REVOKE",
     }  # fmt: skip
-    assert KEYWORDS[START] == {"START", "ALOITA", "TILAA", "UNSTOP", "YES"}
+    assert KEYWORDS[START] == {"START", "ALOITA", "TILAA", "UNSTOP"}
     assert {keyword_of(word) for word in ("HELP", "APUA", "INFO", "HJÄLP")} == {HELP}
 
 
@@ -452,6 +460,26 @@ def test_each_keyword_is_recognised_however_it_is_typed(word, keyword):
     """Case, surrounding spaces and a trailing '!' or '.' do not matter."""
     for spelling in spellings(word):
         assert keyword_of(spelling) == keyword, spelling
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ['"STOP"', "Stop,", "«Sluta»", "(stop)", "STOP\u200b", "\u2060lopeta", "-STOP-", "‘Optout’"],
+)
+def test_quotes_punctuation_and_invisible_characters_around_stop_do_not_matter(spelling):
+    """What a phone's keyboard or a copy-paste puts around the word is not part of it."""
+    assert keyword_of(spelling) == STOP
+
+
+@pytest.mark.parametrize(
+    ("opt_out_type", "keyword"), [("STOP", STOP), ("start", START), ("HELP", HELP)]
+)
+def test_twilios_own_reading_of_a_reply_decides(opt_out_type, keyword):
+    """With Twilio's Advanced Opt-Out, Twilio has read the reply (in its own word lists)
+    and blocked or unblocked the number already: the register follows it."""
+    assert keyword_of("Lopettakaa nämä viestit", opt_out_type) == keyword
+    assert keyword_of("STOP", "") == STOP
+    assert keyword_of("Hei", "SOMETHING") is None
 
 
 @pytest.mark.parametrize("spelling", ["hjälp", "HJÄLP", "Hjälp!", "HJALP", "hjalp."])
@@ -591,6 +619,75 @@ def test_start_after_stop_grants_again_under_the_stop_reply(app, client, subscri
         assert {latest[p].consent_text_version for p in PURPOSES} == {"sms-start-1"}
         assert consent.is_subscribed(subscriber)
     assert app.test_client().get(link.removeprefix(BASE)).status_code == 302
+
+
+def test_start_grants_again_only_what_the_last_stop_withdrew(app, client, subscriber):
+    """Competitions switched off on the page, then STOP, then START: offers and new
+    content come back, competitions stays off (the person never asked for it again)."""
+    with app.app_context():
+        page = consent.ConsentContext(ConsentSource.PREFERENCE_PAGE)
+        consent.set_consent(subscriber, ["competitions"], False, page, NOW)
+        db.session.commit()
+    text(client, "STOP")
+    reply = reply_of(text(client, "START"))
+
+    assert "https://viihdepaketti.fi/" in reply
+    assert ledger(app)[3:] == [
+        ("withdraw", "competitions", "preference_page"),
+        ("withdraw", "offers", "sms_keyword"),
+        ("withdraw", "new_content", "sms_keyword"),
+        ("grant", "offers", "sms_keyword"),
+        ("grant", "new_content", "sms_keyword"),
+    ]
+
+
+def test_start_answers_the_latest_stop_not_an_earlier_one(app, client, subscriber):
+    """STOP, offers switched on again on the page, STOP again, START: only offers, which
+    the second STOP withdrew, comes back."""
+    text(client, "STOP")
+    with app.app_context():
+        page = consent.ConsentContext(ConsentSource.PREFERENCE_PAGE)
+        consent.set_consent(subscriber, ["offers"], True, page, NOW + timedelta(minutes=1))
+        db.session.commit()
+    text(client, "STOP")
+    text(client, "START")
+
+    assert ledger(app)[6:] == [
+        ("grant", "offers", "preference_page"),
+        ("withdraw", "offers", "sms_keyword"),
+        ("grant", "offers", "sms_keyword"),
+    ]
+
+
+def test_start_without_a_stop_by_sms_grants_nothing_and_sends_the_link(app, client, subscriber):
+    """Everything switched off on the page, then START: no consent the person never gave
+    by SMS; the answer is the settings link (where they choose)."""
+    with app.app_context():
+        page = consent.ConsentContext(ConsentSource.PREFERENCE_PAGE)
+        consent.set_consent(subscriber, PURPOSES, False, page, NOW)
+        db.session.commit()
+    reply = reply_of(text(client, "START"))
+
+    assert ledger(app) == SIGNED_UP + [("withdraw", p, "preference_page") for p in PURPOSES]
+    assert "https://viihdepaketti.fi/" in reply
+    with app.app_context():
+        before_the_link, after_the_link = texts.help_reply("LINK", "fi").split("LINK")
+    assert reply.startswith(before_the_link) and reply.endswith(after_the_link)
+
+
+def test_yes_is_no_keyword(app, client, subscriber):
+    """ "Yes" answers anything (a question in a message, a friend): it grants nothing."""
+    text(client, "STOP")
+    assert keyword_of("Yes") is None
+    assert reply_of(text(client, "Yes")) is None
+    assert ledger(app) == SIGNED_UP + STOPPED
+
+
+def test_twilios_opt_out_type_stops_whatever_the_words(app, client, subscriber):
+    """A reply Twilio read as an opt-out (``OptOutType=STOP``) withdraws all marketing."""
+    params = inbound_params("Lopettakaa nämä viestit") | {"OptOutType": "STOP"}
+    assert post_signed(client, INBOUND, params).status_code == 200
+    assert ledger(app) == SIGNED_UP + STOPPED
 
 
 def test_start_while_subscribed_changes_nothing_but_answers(app, client, subscriber):

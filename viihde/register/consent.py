@@ -239,6 +239,33 @@ def withdraw_all(
     )
 
 
+def resume_after_stop(
+    subscriber_id: int, context: ConsentContext, now: datetime
+) -> list[states.RecordedEvent]:
+    """START after STOP by SMS: grant again what the subscriber's last STOP by SMS withdrew,
+    and nothing more (no commit). The STOP's answer says "to get them again, reply START":
+    a purpose never granted, switched off on the page, or stopped by an earlier STOP that
+    a later one did not repeat stays as it is."""
+    subscriber = _already_locked(subscriber_id) or lock_subscriber(subscriber_id)
+    if subscriber is None:
+        return []
+    latest = latest_events(subscriber.id)
+    stopped = {
+        purpose: event
+        for purpose, event in latest.items()
+        if event.action == WITHDRAW and event.source == ConsentSource.SMS_KEYWORD
+    }
+    if not stopped:
+        return []
+    moment = max(stopped.values(), key=lambda event: event.seq).created_at
+    again = [
+        (purpose, GRANT)
+        for purpose in configured_purposes()
+        if purpose in stopped and stopped[purpose].created_at == moment
+    ]
+    return append(subscriber, again, context, now, latest)
+
+
 def _change(
     subscriber_id: int,
     choose: Callable[[dict[str, bool]], Mapping[str, bool]],

@@ -16,7 +16,7 @@ PRIVACY_NOTICE_VERSION = "2026-11-25.2"
 
 #: The sign-up checkbox: one consent to all the configured purposes.
 SIGNUP_TEXT_VERSION = "signup-1"
-#: Replying START to our STOP confirmation: consent to all configured purposes again.
+#: Replying START to our STOP confirmation: consent again to what that STOP withdrew.
 SMS_START_TEXT_VERSION = "sms-start-1"
 #: Not a consent: what a customer imported from the buyer register is marketed under.
 CUSTOMER_TEXT_VERSION = "customer-1"

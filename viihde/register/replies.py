@@ -17,32 +17,53 @@ from viihde.extensions import db
 from viihde.models import ConsentSource, InboundMessage, Subscriber, open_holding_of
 from viihde.models.statements import insert_once
 from viihde.phone import normalise_e164
-from viihde.register import consent, purposes
+from viihde.register import consent
 from viihde.register.notices import SMS_START_TEXT_VERSION
 from viihde.sms import log_reply, texts
 from viihde.tokens import preference_url
 
 STOP, START, HELP = "stop", "start", "help"
 KEYWORDS = {
-    STOP: {"STOP", "LOPETA", "SEIS", "PERU", "POIS", "AVSLUTA", "STOPP", "UNSUBSCRIBE",
-           "CANCEL", "END", "QUIT", "STOPALL"},
-    START: {"START", "ALOITA", "TILAA", "UNSTOP", "YES"},
+    STOP: {"STOP", "LOPETA", "LOPPU", "POISTA", "STOPPI", "SEIS", "PERU", "POIS", "AVSLUTA",
+           "SLUTA", "AVBRYT", "STOPP", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "STOPALL",
+           "OPTOUT", "REVOKE"},
+    START: {"START", "ALOITA", "TILAA", "UNSTOP"},
     HELP: {"HELP", "APUA", "INFO", "HJALP"},
 }  # fmt: skip
 _WORD = {word: keyword for keyword, words in KEYWORDS.items() for word in words}
 
 
-def keyword_of(body: str) -> str | None:
-    """The keyword a whole message is, ignoring case, accents, spaces and end punctuation."""
+#: Twilio's own reading of a reply, when its Advanced Opt-Out is on (``OptOutType``).
+_TWILIO_OPT_OUT_TYPES = {"STOP": STOP, "START": START, "HELP": HELP}
+#: What may come around a keyword: spaces, punctuation, quotes.
+_AROUND = " \t\r\n.,;:!?¡¿\"'«»“”‘’()-"
+
+
+def keyword_of(body: str, opt_out_type: str | None = None) -> str | None:
+    """The keyword a whole message is, ignoring case, accents, invisible characters,
+    spaces, quotes and punctuation around it; Twilio's own reading of it (``OptOutType``:
+    it has already blocked a number that sent STOP) decides when given."""
+    if opt_out_type and opt_out_type.strip().upper() in _TWILIO_OPT_OUT_TYPES:
+        return _TWILIO_OPT_OUT_TYPES[opt_out_type.strip().upper()]
     decomposed = unicodedata.normalize("NFKD", body or "")
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return _WORD.get(plain.strip().strip(".!?").strip().upper())
+    plain = "".join(
+        ch
+        for ch in decomposed
+        if not unicodedata.combining(ch) and unicodedata.category(ch) != "Cf"
+    )
+    return _WORD.get(plain.strip(_AROUND).upper())
 
 
 def handle_inbound(
-    provider: str, message_sid: str, sender: str, body: str, now: datetime
+    provider: str,
+    message_sid: str,
+    sender: str,
+    body: str,
+    now: datetime,
+    opt_out_type: str | None = None,
 ) -> str | None:
-    """Store one inbound message and act on its keyword; return the reply text, if any.
+    """Store one inbound message and act on its keyword (``keyword_of``); return the reply
+    text, if any.
 
     No commit: the stored message commits with the consent change it causes and the logged
     reply, or not at all, so a request that fails midway is acted on when Twilio retries.
@@ -50,7 +71,7 @@ def handle_inbound(
     phone_e164 = normalise_e164(sender)
     if phone_e164 is None or not message_sid:
         return None
-    keyword = keyword_of(body)
+    keyword = keyword_of(body, opt_out_type)
     if not _store_once(provider, message_sid, phone_e164, body, keyword, now):
         return None  # a retried webhook: acted on already
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
@@ -71,8 +92,10 @@ def _act(keyword: str | None, subscriber: Subscriber | None, now: datetime) -> s
     if keyword == START and subscriber is not None:
         evidence = consent.Evidence(consent_text_version=SMS_START_TEXT_VERSION)
         context = consent.ConsentContext(ConsentSource.SMS_KEYWORD, evidence=evidence)
-        consent.set_consent(subscriber.id, purposes.configured_keys(), True, context, now)
-        return texts.welcome_message(_link(subscriber), language, replies_reach_us=True)
+        if consent.resume_after_stop(subscriber.id, context, now) or consent.is_subscribed(
+            subscriber.id
+        ):
+            return texts.welcome_message(_link(subscriber), language, replies_reach_us=True)
     if keyword in (START, HELP):
         link = _link(subscriber) if subscriber else current_app.config["PUBLIC_BASE_URL"]
         return texts.help_reply(link, language)

@@ -75,6 +75,7 @@ def inbound():
         request.form.get("From", ""),
         request.form.get("Body", ""),
         utcnow(),
+        request.form.get("OptOutType"),
     )
     db.session.commit()  # the stored reply with what it changed, or nothing
     return twiml(reply), 200, {"Content-Type": "text/xml; charset=utf-8"}
