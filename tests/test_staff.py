@@ -519,16 +519,28 @@ def test_admin_recovers_a_colleagues_second_factor(app, admin):
 # Look-up and the card
 
 
-@pytest.mark.parametrize("query", ["040 123 4567", "+358401234567", "+358 40 123 45 67"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "040 123 4567",
+        "+358401234567",
+        "+358 40 123 45 67",
+        "040-123 45 67",
+        typed_in("fullwidth", "0401234567"),
+        typed_in("arabic_indic", "+358401234567"),
+    ],
+)
 def test_search_by_the_number_in_any_format_opens_the_card(support, subscriber_id, query):
-    """National, E.164 or spaced: the same card."""
+    """National, E.164, spaced, dashed, or in another script's digits (as sign-up takes
+    them): the same card, never "not in the register"."""
     response = post(support, "/staff/", "/staff/", query=query)
     assert response.headers["Location"] == f"/staff/card/{subscriber_id}"
 
 
-def test_search_by_the_last_six_digits_lists_the_matches(support, subscriber_id):
-    """At least six last digits give a list to pick from."""
-    response = post(support, "/staff/", "/staff/", query="234567")
+@pytest.mark.parametrize("digits", ["234567", "123-4567", typed_in("fullwidth", "234567")])
+def test_search_by_the_last_six_digits_lists_the_matches(support, subscriber_id, digits):
+    """At least six last digits give a list to pick from, however they were typed."""
+    response = post(support, "/staff/", "/staff/", query=digits)
     assert f'href="/staff/card/{subscriber_id}"' in response.text
     too_few = post(support, "/staff/", "/staff/", query="4567")
     assert too_few.status_code == 400

@@ -5,6 +5,7 @@ The only module that knows ``phonenumbers``. Numbers are stored in E.164.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from enum import StrEnum
 
@@ -49,6 +50,14 @@ class PhoneError(ValueError):
     def __init__(self, reason: Refusal) -> None:
         super().__init__(reason.value)
         self.reason = reason
+
+
+def compact(raw: str | None) -> str:
+    """What was typed without the separators people put in numbers, each Unicode decimal
+    digit (fullwidth, Arabic-Indic, ...) as its ASCII digit ("040-123 4567" is
+    "0401234567")."""
+    text = (raw or "").strip().translate(_SEPARATORS)
+    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
 
 
 def parse_mobile(raw: str, allowed_regions: Sequence[str]) -> str:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from viihde.extensions import db
 from viihde.models import Subscriber
-from viihde.phone import PhoneError, parse_mobile
+from viihde.phone import PhoneError, compact, parse_mobile
 
 
 def subscriber_by_id(subscriber_id: int | None) -> Subscriber | None:
@@ -37,18 +37,19 @@ def read_search(query: str, allowed_regions: list[str]) -> Search:
     """A whole number in any accepted format, else 6+ last digits; else PhoneError.
 
     Bare digits with neither the trunk 0 nor a country code are always last digits:
-    phonenumbers would read "456789" as the (valid) number +358 45 6789.
+    phonenumbers would read "456789" as the (valid) number +358 45 6789. Separators and
+    digits of other scripts are read as in a whole number ("123-4567", "٤٥٦٧٨٩").
     """
-    typed = (query or "").strip().replace(" ", "")
-    tail = typed.isdigit() and not typed.startswith(("0", "358"))
+    typed = compact(query)
+    tail = typed.isdecimal() and not typed.startswith(("0", "358"))
     if tail and len(typed) >= MIN_LAST_DIGITS:
         return Search(last_digits=typed)
     try:
         return Search(phone_e164=parse_mobile(query, allowed_regions))
     except PhoneError:
-        compact = typed.lstrip("+")
-        if compact.isdigit() and len(compact) >= MIN_LAST_DIGITS:
-            return Search(last_digits=compact)
+        bare = typed.lstrip("+")
+        if bare.isdecimal() and len(bare) >= MIN_LAST_DIGITS:
+            return Search(last_digits=bare)
         raise
 
 
