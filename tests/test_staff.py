@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import ApiToken, AppendOnlyError, AuditEntry, ConsentEvent, SmsMessage
-from viihde.register import access, accounts, consent, erasure, lookup
+from viihde.register import access, accounts, audit, consent, erasure, lookup
 from viihde.tokens import TOKEN_PATTERN
 
 from . import factories
@@ -641,6 +641,64 @@ def test_every_read_and_action_is_audited_with_who_what_whose_when_where(
         assert entry.ip == "127.0.0.1"
         assert entry.created_at == NOW
     assert all("401234567" not in (e.detail or "") for e in audit_rows(app))
+
+
+@pytest.mark.parametrize(
+    ("who", "action", "data"),
+    [("support", "withdraw", {"reason": ""}), ("admin", "erase", {"reason": "asked"})],
+)
+def test_a_card_shown_again_after_a_form_that_did_not_pass_is_on_record(
+    app, request, subscriber_id, who, action, data
+):
+    """A withdrawal without a reason, an erasure without its tick: the 400 shows the card
+    (the number, consents, SMS log) once more, and that showing is a look-up like any."""
+    client = request.getfixturevalue(who)
+    card = f"/staff/card/{subscriber_id}"
+    before = len(audit_rows(app))
+
+    response = post(client, f"{card}/{action}", card, **data)
+
+    assert response.status_code == 400
+    assert "+358 40 1234567" in response.text
+    # The card the form was on (``post`` opens it first), then the card of the 400.
+    new = audit_rows(app)[before:]
+    assert [(e.action, e.subject_hash) for e in new] == [("view_card", subjects_hash(app))] * 2
+
+
+def test_a_last_digit_search_puts_each_number_it_lists_on_record(app, support, outbox):
+    """The list shows whole numbers: each is on record as looked up, so the audit log
+    filtered by a number finds the search; a search that lists nobody is on record too."""
+    for number in ("+358401234567", "+358501234567"):
+        factories.subscriber(app, number, at=utcnow())
+
+    listed = post(support, "/staff/", "/staff/", query="1234567")
+    nobody = post(support, "/staff/", "/staff/", query="7654321")
+
+    assert "+358 40 1234567" in listed.text and "+358 50 1234567" in listed.text
+    assert nobody.status_code == 200
+    searches = [e for e in audit_rows(app) if e.action == "search"]
+    with app.app_context():
+        hashes = [erasure.tombstone_hash(n) for n in ("+358401234567", "+358501234567")]
+    assert sorted((e.subject_hash, e.detail) for e in searches[:2]) == sorted(
+        (h, "last 7 digits") for h in hashes
+    )
+    assert [(e.subject_hash, e.detail) for e in searches[2:]] == [(None, "last 7 digits")]
+    with app.app_context():
+        for number in ("+358401234567", "+358501234567"):
+            assert "search" in [e.action for e in audit.entries(phone_e164=number)]
+    assert all("1234567" not in (e.detail or "") for e in searches)
+
+
+@pytest.mark.parametrize("config_overrides", [{"STAFF_SEARCH_LIMIT": "3 per hour"}])
+def test_a_staff_member_walking_the_register_by_search_is_stopped(app, support, subscriber_id):
+    """STAFF_SEARCH_LIMIT look-ups per staff member; the next is a 429, and nothing of it
+    is read or put on record."""
+    for digits in ("100000", "200000", "300000"):
+        assert post(support, "/staff/", "/staff/", query=digits).status_code == 200
+    before = len(audit_rows(app))
+
+    assert post(support, "/staff/", "/staff/", query="040 123 4567").status_code == 429
+    assert len(audit_rows(app)) == before
 
 
 def subjects_hash(app) -> str:

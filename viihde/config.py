@@ -196,6 +196,8 @@ def from_environment(instance_path: str) -> dict:
         "STAFF_LOGIN_LIMIT_PER_IP": _env("STAFF_LOGIN_LIMIT_PER_IP", "20 per 15 minutes"),
         "STAFF_LOGIN_LIMIT_PER_ACCOUNT": _env("STAFF_LOGIN_LIMIT_PER_ACCOUNT", "20 per 15 minutes"),
         "STAFF_TOTP_LIMIT_PER_ACCOUNT": _env("STAFF_TOTP_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
+        # Look-ups a staff member may make (a number, or its last digits).
+        "STAFF_SEARCH_LIMIT": _env("STAFF_SEARCH_LIMIT", "200 per hour;1000 per day"),
         # The cost of hashing a staff password (argon2id): passes, memory (KiB) and lanes.
         # The defaults are argon2's own (RFC 9106's low-memory profile, 64 MiB), about a
         # tenth of a second; outside development and testing, less than OWASP's minimum

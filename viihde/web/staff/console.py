@@ -18,6 +18,7 @@ from viihde.register.holdings import Whose
 from viihde.register.purposes import configured
 from viihde.sms import commit_then_send
 from viihde.web.messages import PHONE_REFUSALS
+from viihde.web.ratelimits import Rule, limited
 from viihde.web.request import client_ip
 from viihde.web.staff import bp
 from viihde.web.staff.forms import ButtonForm, EraseForm, SearchForm, WithdrawForm
@@ -42,9 +43,19 @@ def admin_required(view):
     return wrapped
 
 
+def _search_limit() -> str:
+    return current_app.config["STAFF_SEARCH_LIMIT"]
+
+
+def _per_staff_member() -> str:
+    return f"staff-search:{getattr(current_user, 'id', None)}"
+
+
 @bp.route("/", methods=["GET", "POST"])
+@limited(Rule(_search_limit, "staff-search", _per_staff_member))
 def home():
-    """Search by a number in any format, or by its last digits."""
+    """Search by a number in any format, or by its last digits (each search counts against
+    STAFF_SEARCH_LIMIT: walking the register by last digits is slow, and on record)."""
     form = SearchForm()
     if not form.validate_on_submit():
         return render_template("staff/home.html", form=form), 400 if form.errors else 200
@@ -54,11 +65,15 @@ def home():
         form.query.errors = [PHONE_REFUSALS[error.reason]]
         return render_template("staff/home.html", form=form), 400
     if search.last_digits:
+        # The list shows each match's number: each is on record as looked up (the log,
+        # filtered by a number, finds the search), or the search alone when none matched.
         detail = f"last {len(search.last_digits)} digits"
-        audit.record(actor(), AuditAction.SEARCH, utcnow(), detail=detail)
-        db.session.commit()
         matches = lookup.find_by_last_digits(search.last_digits)
-        return render_template("staff/home.html", form=form, matches=matches)
+        for phone in [match.phone_e164 for match in matches] or [None]:
+            audit.record(actor(), AuditAction.SEARCH, utcnow(), phone_e164=phone, detail=detail)
+        page = render_template("staff/home.html", form=form, matches=matches)
+        db.session.commit()
+        return page
     phone = search.phone_e164
     audit.record(actor(), AuditAction.SEARCH, utcnow(), phone_e164=phone, detail="number")
     subscriber = lookup.subscriber_by_phone(phone)
@@ -83,10 +98,21 @@ def _card(phone: str, subscriber) -> dict:
     }
 
 
+def _audited_card(subscriber, **forms) -> str:
+    """The card, its look-up on record: read and rendered in the audit entry's transaction,
+    committed before the page leaves (nothing is shown unless its look-up is on record,
+    and nothing read is read again after the commit, which expires what the session
+    holds)."""
+    audit.record(actor(), AuditAction.VIEW_CARD, utcnow(), phone_e164=subscriber.phone_e164)
+    page = render_template("staff/card.html", **(_card(subscriber.phone_e164, subscriber) | forms))
+    db.session.commit()
+    return page
+
+
 def _card_again(subscriber, **failed_form):
-    """The card once more with the form that did not pass, its errors shown: a 400."""
-    context = _card(subscriber.phone_e164, subscriber) | failed_form
-    return render_template("staff/card.html", **context), 400
+    """The card once more with the form that did not pass, its errors shown: a 400 (and a
+    look-up on record, as any showing of the card)."""
+    return _audited_card(subscriber, **failed_form), 400
 
 
 def _subscriber_or_404(subscriber_id: int):
@@ -99,14 +125,7 @@ def _subscriber_or_404(subscriber_id: int):
 @bp.get("/card/<id:subscriber_id>")
 def card(subscriber_id: int):
     """The subscriber card: status, consents, timeline, SMS log, code attempts."""
-    subscriber = _subscriber_or_404(subscriber_id)
-    audit.record(actor(), AuditAction.VIEW_CARD, utcnow(), phone_e164=subscriber.phone_e164)
-    # Read and rendered in the audit entry's transaction, committed before the page
-    # leaves: nothing is shown unless its look-up is on record, and nothing read is
-    # read again after the commit (it expires what the session holds).
-    page = render_template("staff/card.html", **_card(subscriber.phone_e164, subscriber))
-    db.session.commit()
-    return page
+    return _audited_card(_subscriber_or_404(subscriber_id))
 
 
 @bp.post("/card/<id:subscriber_id>/withdraw")
