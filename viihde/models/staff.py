@@ -96,8 +96,8 @@ class AuditEntry(AppendOnly, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     staff_id: Mapped[int | None] = mapped_column(ForeignKey("staff_members.id"))
     # Who: the staff member's email, "cli:<os user>" for the command line, "api:<token>".
-    actor: Mapped[str] = mapped_column(String(254))
-    action: Mapped[str] = mapped_column(String(32), index=True)  # an AuditAction
+    actor: Mapped[str] = mapped_column(OutsideText(254))  # filtered by what an admin types
+    action: Mapped[str] = mapped_column(OutsideText(32), index=True)  # an AuditAction
     # Whose number: the same keyed hash an erasure leaves, and a masked form to read.
     subject_hash: Mapped[str | None] = mapped_column(String(64))
     subject_masked: Mapped[str | None] = mapped_column(String(32))
