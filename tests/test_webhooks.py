@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
+from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import (
     ConsentEvent,
@@ -25,7 +26,7 @@ from viihde.models import (
     SmsStatusEvent,
     Subscriber,
 )
-from viihde.register import access, consent, erasure
+from viihde.register import access, budget, consent, erasure
 from viihde.register.replies import HELP, KEYWORDS, START, STOP, keyword_of
 from viihde.sms import stored_body, texts
 from viihde.sms.backends import FileBackend
@@ -713,6 +714,37 @@ def test_help_or_start_from_an_unknown_number_sends_the_help_text(app, client, b
     assert "STOP" in reply
     assert count(app, Subscriber) == 0
     assert ledger(app) == []
+
+
+@pytest.mark.parametrize(
+    "config_overrides",
+    [{"TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_FROM": OUR_NUMBER, "SMS_HOURLY_LIMIT": 5}],
+)
+def test_one_phone_texting_help_in_a_loop_cannot_spend_the_sms_budget(app, client):
+    """Answers count in the sign-up SMS budget: a number gets SMS_REPLIES_PER_NUMBER_PER_HOUR
+    (3) of them an hour, the rest of its texts are stored and go unanswered, and sign-up
+    codes are not paused by them. An hour on, it is answered again."""
+    with freeze_time(NOW) as clock:
+        answered = [reply_of(text(client, "HELP", sender=STRANGER)) is not None for _ in range(6)]
+        with app.app_context():
+            assert budget.sms_pause(utcnow()) is None
+        assert answered == [True] * 3 + [False] * 3
+        assert count(app, InboundMessage) == 6
+        clock.tick(timedelta(minutes=61))
+        assert reply_of(text(client, "HELP", sender=STRANGER)) is not None
+
+
+@pytest.mark.parametrize("sender", ["+12025550123", "+447700900123", "+882345678901"])
+def test_no_answer_goes_to_a_number_outside_the_allowed_regions(app, client, sender):
+    """A HELP or STOP from abroad is stored (a STOP acted on) and gets no SMS back: an
+    answer there costs more, and a spoofed sender could aim them at a premium number."""
+    for body in ("HELP", "STOP", "START"):
+        response = text(client, body, sender=sender)
+        assert response.status_code == 200
+        assert reply_of(response) is None
+    with app.app_context():
+        kinds = db.session.scalars(select(SmsMessage.kind)).all()
+    assert "reply" not in kinds
 
 
 # --- Other texts and the reply log --------------------------------------------------------

@@ -108,6 +108,8 @@ def from_environment(instance_path: str) -> dict:
         # The SMS budget: all code sending pauses when this many SMS went out in the last
         # hour or day (the only thing that pauses everyone).
         "SMS_HOURLY_LIMIT": int(_env("SMS_HOURLY_LIMIT", "500")),
+        # Answers to STOP, START and HELP one number gets in an hour (then: acted on, unanswered).
+        "SMS_REPLIES_PER_NUMBER_PER_HOUR": int(_env("SMS_REPLIES_PER_NUMBER_PER_HOUR", "3")),
         "SMS_DAILY_LIMIT": int(_env("SMS_DAILY_LIMIT", "3000")),
         # The sign-up breaker (``budget``): a client network or number range whose latest
         # sign-up codes of the last hour (at most SAMPLE of them) are at least MIN_SAMPLE,

@@ -8,15 +8,22 @@ acknowledged without a reply.
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from viihde.extensions import db
-from viihde.models import ConsentSource, InboundMessage, Subscriber, open_holding_of
+from viihde.models import (
+    ConsentSource,
+    InboundMessage,
+    SmsKind,
+    SmsMessage,
+    Subscriber,
+    open_holding_of,
+)
 from viihde.models.statements import insert_once
-from viihde.phone import normalise_e164
+from viihde.phone import normalise_e164, region_of
 from viihde.register import consent
 from viihde.register.notices import SMS_START_TEXT_VERSION
 from viihde.sms import log_reply, texts
@@ -76,9 +83,30 @@ def handle_inbound(
         return None  # a retried webhook: acted on already
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
     reply = _act(keyword, subscriber, now)
-    if reply:
+    if reply and _may_answer(phone_e164, now):
         log_reply(phone_e164, reply, now, subscriber.id if subscriber else None)
-    return reply
+        return reply
+    return None
+
+
+def _may_answer(phone_e164: str, now: datetime) -> bool:
+    """Is an answer to this number one we send? Only to a number of an allowed region, and
+    at most SMS_REPLIES_PER_NUMBER_PER_HOUR an hour: replies count in the sign-up SMS
+    budget, and one phone texting HELP in a loop must neither spend it (pausing every
+    sign-up) nor run up costs. The keyword is acted on either way."""
+    config = current_app.config
+    if region_of(phone_e164) not in config["ALLOWED_REGIONS"]:
+        return False
+    answered = db.session.scalar(
+        select(func.count())
+        .select_from(SmsMessage)
+        .where(
+            SmsMessage.phone_e164 == phone_e164,
+            SmsMessage.kind == SmsKind.REPLY,
+            SmsMessage.created_at > now - timedelta(hours=1),
+        )
+    )
+    return answered < config["SMS_REPLIES_PER_NUMBER_PER_HOUR"]
 
 
 def _act(keyword: str | None, subscriber: Subscriber | None, now: datetime) -> str | None:
