@@ -384,6 +384,46 @@ def test_undelivered_keeps_the_error_code(app, client):
     assert message_status(app, sid) == ("undelivered", "30003")
 
 
+def test_a_callback_reporting_an_opt_out_at_the_provider_withdraws_marketing(
+    app, client, subscriber
+):
+    """21610 in a callback (a Messaging Service accepts the send and reports it later): the
+    person opted out with the provider, so their marketing is withdrawn as a STOP to us
+    would; the callback repeated withdraws nothing more."""
+    sid = sent_message(app)
+    for _ in range(2):
+        assert report(client, sid, "failed", "21610").status_code == 204
+    assert ledger(app) == SIGNED_UP + STOPPED
+    with app.app_context():
+        actors = {e.actor for e in db.session.scalars(select(ConsentEvent).offset(3))}
+    assert actors == {"provider"}
+
+
+def test_another_failure_in_a_callback_withdraws_nothing(app, client, subscriber):
+    """30003 (a phone off) is no opt-out: consent stays."""
+    sid = sent_message(app)
+    report(client, sid, "undelivered", "30003")
+    assert ledger(app) == SIGNED_UP
+
+
+def test_an_opt_out_reported_before_the_provider_id_is_saved_still_withdraws(
+    app, subscriber, monkeypatch
+):
+    """The 21610 callback came first; when the send returns that sid, it counts."""
+    sid = new_sid()
+    with app.app_context():
+        assert record_status(sid, "failed", "21610", NOW)
+        message = SmsMessage(
+            phone_e164=NUMBER, kind="welcome", body="Tervetuloa", segments=1, backend="file",
+            status="queued", attempts=0, created_at=NOW, updated_at=NOW,
+        )  # fmt: skip
+        db.session.add(message)
+        db.session.commit()
+        monkeypatch.setattr(FileBackend, "send", lambda self, outgoing: sid)
+        deliver(message.id, "Tervetuloa", NOW)
+    assert ledger(app) == SIGNED_UP + STOPPED
+
+
 def test_a_repeated_callback_is_recorded_once(app, client):
     """Twilio retries: five identical callbacks are one status event, each answered 204."""
     sid = sent_message(app)

@@ -21,7 +21,7 @@ from viihde.models.statements import insert_once, serialise
 from viihde.ops import metrics
 from viihde.phone import mask
 from viihde.sms.backends import Backend, ConsoleBackend, FileBackend, Outgoing, SendFailed
-from viihde.sms.backends.twilio import TwilioBackend, refuses_the_number
+from viihde.sms.backends.twilio import OPTED_OUT, TwilioBackend, refuses_the_number
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +126,7 @@ def _failed(message: SmsMessage, error: SendFailed, now: datetime, retry: bool) 
     )
     metrics.SMS_FAILURES.labels(error.code or "unknown").inc()
     if error.opted_out:
-        provider_opt_out.send(
-            current_app._get_current_object(), phone_e164=message.phone_e164, now=now
-        )
+        _opted_out(message.phone_e164, now)
     if retry:
         raise RetryLater(error.code)
     return "failed"
@@ -155,18 +153,29 @@ def record_status(message_sid: str, status: str, error_code: str | None, now: da
     message = db.session.execute(
         select(SmsMessage).where(SmsMessage.provider_sid == message_sid).with_for_update()
     ).scalar_one_or_none()
-    if message is not None:
-        _advance(message, status, error_code, now)
+    opted_out = message is not None and _advance(message, status, error_code, now)
+    phone_e164 = message.phone_e164 if message is not None else None
     db.session.commit()
+    if opted_out:
+        _opted_out(phone_e164, now)
     return True
 
 
-def _advance(message: SmsMessage, status: str, error_code: str | None, now: datetime) -> None:
-    """Move forward only: a late 'sent' never undoes 'delivered'."""
-    if _RANK[status] > _RANK[message.status]:
-        message.status, message.updated_at = status, now
-        if error_code:
-            message.error_code = error_code
+def _advance(message: SmsMessage, status: str, error_code: str | None, now: datetime) -> bool:
+    """Move forward only: a late 'sent' never undoes 'delivered'. True when this moved the
+    message to a failure that says its recipient opted out with the provider (a Messaging
+    Service may accept a send and report the opt-out only in the callback)."""
+    if _RANK[status] <= _RANK[message.status]:
+        return False
+    message.status, message.updated_at = status, now
+    if error_code:
+        message.error_code = error_code
+    return status in SMS_FINAL_STATUSES and error_code == OPTED_OUT
+
+
+def _opted_out(phone_e164: str, now: datetime) -> None:
+    """Tell the app the recipient opted out with the provider (after the status's commit)."""
+    provider_opt_out.send(current_app._get_current_object(), phone_e164=phone_e164, now=now)
 
 
 def _apply_recorded_statuses(message: SmsMessage) -> None:
@@ -179,8 +188,14 @@ def _apply_recorded_statuses(message: SmsMessage) -> None:
     message = db.session.execute(
         select(SmsMessage).where(SmsMessage.id == message.id).with_for_update()
     ).scalar_one()
-    for event in db.session.scalars(
-        select(SmsStatusEvent).where(SmsStatusEvent.message_sid == message.provider_sid)
-    ):
-        _advance(message, event.status, event.error_code, event.received_at)
+    opted_out = [
+        event.received_at
+        for event in db.session.scalars(
+            select(SmsStatusEvent).where(SmsStatusEvent.message_sid == message.provider_sid)
+        )
+        if _advance(message, event.status, event.error_code, event.received_at)
+    ]
+    phone_e164 = message.phone_e164
     db.session.commit()
+    for received_at in opted_out:
+        _opted_out(phone_e164, received_at)
