@@ -732,14 +732,27 @@ def test_the_audit_log_cannot_be_truncated(app, support, statement):
 
 
 def test_admin_filters_the_audit_log(app, admin, support, subscriber_id):
-    """By number in any format, and by action."""
+    """By number in any format (posted), and by action (posted, or in the address)."""
     post(support, "/staff/", "/staff/", query="040 123 4567")
-    by_number = admin.get("/staff/audit?number=040+123+4567", headers={"Accept-Language": "en"})
+    by_number = post(admin, "/staff/audit", "/staff/audit", number="040 123 4567")
     assert "<td>search</td>" in by_number.text
     assert "<td>login</td>" not in by_number.text
-    by_action = admin.get("/staff/audit?action=login")
-    assert "tuki@viihdepaketti.fi" in by_action.text
-    assert "+358 40 *** **67" not in by_action.text
+    for by_action in (
+        post(admin, "/staff/audit", "/staff/audit", action="login"),
+        admin.get("/staff/audit?action=login"),
+    ):
+        assert "tuki@viihdepaketti.fi" in by_action.text
+        assert "+358 40 *** **67" not in by_action.text
+
+
+def test_a_number_never_travels_in_the_audit_logs_address(app, admin, support, subscriber_id):
+    """The filter form is posted: a number in an address stays in access logs, history and
+    Referer headers. A number put in the address by hand filters nothing."""
+    page = admin.get("/staff/audit")
+    assert re.search(r'<form method="post" action="/staff/audit" class="filters">', page.text)
+    post(support, "/staff/", "/staff/", query="040 123 4567")
+    by_address = admin.get("/staff/audit?number=040+123+4567")
+    assert "<td>login</td>" in by_address.text  # not filtered by the number
 
 
 @pytest.mark.parametrize("query", ["until=9999-12-31", "since=0001-01-01", "until=1999-12-31"])
@@ -753,10 +766,11 @@ def test_audit_dates_out_of_range_are_an_error_and_filter_nothing(admin, query):
 
 
 def test_the_app_has_no_way_to_edit_or_delete_audit_entries(app):
-    """No route under /staff/audit takes anything but GET."""
-    for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/staff/audit"):
-            assert rule.methods <= {"GET", "HEAD", "OPTIONS"}
+    """The audit log's one route only reads (its POST is the filter form); no other route
+    under /staff/audit exists."""
+    rules = [rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/staff/audit")]
+    assert [(rule.rule, rule.endpoint) for rule in rules] == [("/staff/audit", "staff.audit_log")]
+    assert rules[0].methods <= {"GET", "HEAD", "OPTIONS", "POST"}
 
 
 def test_staff_accounts_cannot_be_created_from_the_web(app):

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from werkzeug.datastructures import MultiDict
 
 from viihde.clock import start_of_day, utcnow
 from viihde.extensions import db
@@ -24,11 +25,21 @@ def _start_of(day, days_later: int = 0) -> datetime | None:
     return start_of_day(day + timedelta(days=days_later))
 
 
-@bp.get("/audit")
+@bp.route("/audit", methods=["GET", "POST"])
 @admin_required
 def audit_log():
-    """The audit log, newest first, filtered by who, what, whose number and when."""
-    form = AuditFilterForm(request.args)
+    """The audit log, newest first, filtered by who, what, whose number and when.
+
+    The filters are posted: a number typed in must not travel in an address, where access
+    logs, the browser's history and a Referer would keep it. A GET takes the filters
+    without a number from its query (an address to keep or share), and reads nothing of
+    the log but what it shows; nothing here changes an entry."""
+    if request.method == "POST":
+        form = AuditFilterForm()
+    else:
+        form = AuditFilterForm(
+            MultiDict(item for item in request.args.items(multi=True) if item[0] != "number")
+        )
     form.action.choices = [("", _("All"))] + [(a, a) for a in audit.actions()]
     form.validate()
     phone = None

@@ -26,7 +26,7 @@ from wtforms.validators import (
 )
 
 from viihde.register.purposes import configured
-from viihde.web.forms import Form, code_digits
+from viihde.web.forms import Form, PostedForm, code_digits
 
 REASON = [
     InputRequired(message=_l("Write the reason, for example 'phoned on 25.11.'.")),
@@ -111,9 +111,9 @@ def within_filter_range(form, field) -> None:
         )
 
 
-class AuditFilterForm(Form):
-    class Meta:
-        csrf = False  # a GET filter that changes nothing
+class AuditFilterForm(PostedForm):
+    """The audit log's filters: posted with the form's token (a number in them), or read
+    from a GET's query without a number."""
 
     actor = StringField(_l("Who"), validators=[Optional(), Length(max=254)])
     action = SelectField(_l("Action"), choices=[], validate_choice=False)
