@@ -175,6 +175,26 @@ def test_admins_must_enrol_a_second_factor_before_anything_else(app, clock):
         assert accounts.find("admin@viihdepaketti.fi").totp_secret == secret
 
 
+def test_the_secret_being_enrolled_is_not_in_the_session_cookie(app, clock):
+    """The session is a signed cookie, not an encrypted one: a copy taken while the app is
+    being set up must not carry the second factor's secret. The same secret is shown on
+    every view of the page until it is set up, and another browser gets another."""
+    factories.staff_member(app, "admin", "admin@viihdepaketti.fi")
+    client = app.test_client()
+    sign_in(client, "admin@viihdepaketti.fi", PASSWORD)
+    page = client.get("/staff/totp/enrol")
+    secret = re.search(r"<code>([A-Z2-7]{32})</code>", page.text).group(1)
+    again = re.search(r"<code>([A-Z2-7]{32})</code>", client.get("/staff/totp/enrol").text)
+    assert again.group(1) == secret
+
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"]).value
+    serializer = app.session_interface.get_signing_serializer(app)
+    assert secret not in json.dumps(serializer.loads(cookie))
+    other = app.test_client()
+    sign_in(other, "admin@viihdepaketti.fi", PASSWORD)
+    assert secret not in other.get("/staff/totp/enrol").text
+
+
 def test_a_totp_code_works_once(app, clock):
     """The same code cannot sign in twice; the next time step's can."""
     secret = factories.staff_member(app, "admin", "admin@viihdepaketti.fi", totp=True).totp_secret

@@ -5,6 +5,8 @@ The only module that knows ``argon2``, ``pyotp`` and ``zxcvbn``.
 
 from __future__ import annotations
 
+import base64
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -19,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from zxcvbn import zxcvbn
 
 from viihde.extensions import db
+from viihde.hashing import keyed_hash
 from viihde.models import StaffMember
 
 ROLES = ("support", "admin")
@@ -148,6 +151,20 @@ def authenticate(email: str, password: str) -> SignIn | None:
 def new_totp_secret() -> str:
     """160 random bits, base32: what an authenticator app stores."""
     return pyotp.random_base32(32)
+
+
+def new_enrolment() -> str:
+    """What a session keeps while its authenticator is being set up: 128 random bits, not
+    the secret itself (``enrolment_secret`` makes it from them)."""
+    return secrets.token_urlsafe(16)
+
+
+def enrolment_secret(staff_id: int, enrolment: str) -> str:
+    """The TOTP secret being set up, made from the session's ``new_enrolment`` under the
+    hash key: 160 bits, base32. The session is a signed cookie that whoever holds a copy
+    can read; a secret kept in it would give them the second factor for good."""
+    digest = bytes.fromhex(keyed_hash("totp-enrolment", f"{staff_id}:{enrolment}"))
+    return base64.b32encode(digest[:20]).decode()
 
 
 def totp_uri(secret: str, email: str) -> str:

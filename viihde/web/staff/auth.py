@@ -28,7 +28,8 @@ from viihde.web.staff.forms import ButtonForm, LoginForm, ReplaceTotpForm, TotpF
 
 PENDING = "staff_pending"  # session key: password checked, second step still to do
 PENDING_SECONDS = 300
-# A session key name (under it, the TOTP secret being enrolled), not a secret itself.
+# A session key name (under it, what the TOTP secret being enrolled is made from, never
+# the secret itself: ``accounts.enrolment_secret``), not a secret itself.
 NEW_SECRET = "staff_new_totp"  # noqa: S105  # nosec B105
 
 
@@ -200,8 +201,9 @@ def enrol_totp():
     replacing = staff.totp_secret
     if replacing is not None and not current_user.is_authenticated:
         return redirect(url_for("staff.login_totp"))
-    secret = session.get(NEW_SECRET) or accounts.new_totp_secret()
-    session[NEW_SECRET] = secret
+    enrolment = session.get(NEW_SECRET) or accounts.new_enrolment()
+    session[NEW_SECRET] = enrolment
+    secret = accounts.enrolment_secret(staff.id, enrolment)
     form = ReplaceTotpForm() if replacing else TotpForm()
     if form.validate_on_submit():
         if replacing and not accounts.verify_totp(staff, form.current_code.data, utcnow()):
