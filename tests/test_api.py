@@ -136,3 +136,16 @@ def test_the_audience_is_read_from_the_stored_state_not_the_ledger(app, token, p
         assert [row["number"] for row in data] == [number(n) for n in (1, 2, 4, 5)]
     data = get(app, token, purpose="offers").get_json()["data"]
     assert [row["number"] for row in data] == [number(n) for n in range(1, 6)]
+
+
+def test_a_head_counts_against_the_limit_as_a_get_does(app, token, people):
+    """Flask answers HEAD with the GET view (the query, its audit entry): 120 a minute
+    from one client whichever method, then 429 for both."""
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    query = {"purpose": "offers", "limit": 1}
+    for n in range(120):
+        method = client.head if n % 2 else client.get
+        assert method("/api/v1/audience", query_string=query, headers=headers).status_code == 200
+    assert client.head("/api/v1/audience", query_string=query, headers=headers).status_code == 429
+    assert client.get("/api/v1/audience", query_string=query, headers=headers).status_code == 429

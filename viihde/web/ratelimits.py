@@ -190,12 +190,14 @@ def limited(
 ):
     """Guard a view with ``rules`` on ``methods``: a request that would go over any of them
     gets a 429 before the view runs; after it, the try is counted when ``counts`` says
-    so (every try, without it). The rules are kept on the view as ``rate_limits``."""
+    so (every try, without it). A HEAD is a GET here (Flask runs the GET view for it).
+    The rules are kept on the view as ``rate_limits``."""
+    guarded_methods = frozenset(methods) | ({"HEAD"} if "GET" in methods else set())
 
     def decorator(view):
         @wraps(view)
         def guarded(*args, **kwargs):
-            if request.method not in methods:
+            if request.method not in guarded_methods:
                 return view(*args, **kwargs)
             found = counters(rules)
             if not limits().within(found):
