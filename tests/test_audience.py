@@ -108,7 +108,8 @@ def test_an_export_stopped_half_way_leaves_the_session_usable(app, monkeypatch):
 
 def test_an_export_whose_output_fails_ends_and_says_so(app, runner, monkeypatch):
     """A full disk or a closed pipe half-way: the command fails at once with the error,
-    records no export, and leaves nothing waiting. On PostgreSQL a COPY still streaming
+    puts on record what was written before it stopped (those rows, links and all, are
+    out), and leaves nothing waiting. On PostgreSQL a COPY still streaming
     (a million generated rows) held the connection, and the app context's teardown waited
     for it for ever unless the command closes the export."""
     import threading
@@ -136,7 +137,8 @@ def test_an_export_whose_output_fails_ends_and_says_so(app, runner, monkeypatch)
     (result,) = results
     assert result.exit_code != 0 and isinstance(result.exception, OSError)
     with app.app_context():
-        assert db.session.query(AuditEntry).filter_by(action="audience_export").count() == 0
+        entries = db.session.query(AuditEntry).filter_by(action="audience_export").all()
+        assert [e.detail for e in entries] == ["offers: 3 (csv) stopped part-way"]
 
 
 def test_members_carry_language_and_a_working_preference_link(app):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 
 import click
 from flask.cli import AppGroup
@@ -14,6 +16,8 @@ from viihde.extensions import db
 from viihde.models import AuditAction
 from viihde.register import audience, audit
 from viihde.register.purposes import configured_keys
+
+log = logging.getLogger(__name__)
 
 audience_cli = AppGroup("audience", help="Who marketing may reach.")
 
@@ -36,24 +40,46 @@ def audience_export(purpose: str, fmt: str, output: str) -> None:
         )
     to_file = output != "-"
     out = private_file(output) if to_file else click.open_file("-", "w", encoding="utf-8")
-    # Closed however the writing ends (a full disk, a closed pipe): on PostgreSQL a COPY
-    # left open holds the connection, and the app context's teardown would wait for it.
-    with contextlib.closing(audience.export(purpose)) as batches:
-        written = audience.WRITERS[fmt](batches, out)
-        total = 0
-        if sys.stderr.isatty() and to_file:
-            with click.progressbar(
-                length=audience.count(purpose), label="Exporting", file=sys.stderr
-            ) as bar:
-                for batch in written:
-                    total += batch
-                    bar.update(batch)
-        else:
-            total = sum(written)
-    if to_file:
-        out.close()
-    audit.record(
-        operator(), AuditAction.AUDIENCE_EXPORT, utcnow(), detail=f"{purpose}: {total} ({fmt})"
-    )
-    db.session.commit()
+    total, finished = 0, False
+    try:
+        # Closed however the writing ends (a full disk, a closed pipe): on PostgreSQL a COPY
+        # left open holds the connection, and the app context's teardown would wait for it.
+        with contextlib.closing(audience.export(purpose)) as batches:
+            for batch in _shown(audience.WRITERS[fmt](batches, out), purpose, to_file):
+                total += batch
+        finished = True
+    finally:
+        if to_file:
+            out.close()
+        # Whatever was written was released, links and all: on record even when the run
+        # stopped part-way (the output failed, Ctrl-C).
+        _record(purpose, fmt, total, finished)
     click.echo(f"Exported {total} numbers for {purpose}.", err=True)
+
+
+def _shown(written: Iterator[int], purpose: str, to_file: bool) -> Iterator[int]:
+    """The batches' sizes as they are written, with a progress bar on a terminal."""
+    if not (sys.stderr.isatty() and to_file):
+        yield from written
+        return
+    with click.progressbar(
+        length=audience.count(purpose), label="Exporting", file=sys.stderr
+    ) as bar:
+        for batch in written:
+            bar.update(batch)
+            yield batch
+
+
+def _record(purpose: str, fmt: str, total: int, finished: bool) -> None:
+    """The export's audit entry: how many rows went out, and whether it stopped part-way."""
+    detail = f"{purpose}: {total} ({fmt})" + ("" if finished else " stopped part-way")
+    if finished:
+        audit.record(operator(), AuditAction.AUDIENCE_EXPORT, utcnow(), detail=detail)
+        db.session.commit()
+        return
+    try:
+        db.session.rollback()  # whatever the failure left of the transaction
+        audit.record(operator(), AuditAction.AUDIENCE_EXPORT, utcnow(), detail=detail)
+        db.session.commit()
+    except Exception:  # the failure itself goes on up; this one must not hide it
+        log.exception("audience_export_not_on_record rows_written=%s", total)
