@@ -69,7 +69,9 @@ def write(kind: str, browsers: dict, n: int) -> str:
         body = f"csrf_token={csrf}&phone=%2B35840{4000000 + n:07d}&consent=y&utm_source=bench"
     else:
         cookie, csrf, code = browsers[kind][n]
-        body = f"csrf_token={csrf}&" + (f"code={code}" if kind == "confirm" else "stop_all=1")
+        body = f"csrf_token={csrf}&" + (
+            f"code={code}" if kind == "confirm" else f"subscriber={code}&stop_all=1"
+        )
     return call(PATHS[kind], "POST", body, cookie)
 
 

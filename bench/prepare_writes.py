@@ -3,7 +3,7 @@ they wrote (``--check``). Run before bench/prepare.py: it empties every table.
 
 Writes three files for bench/writes.lua, one browser a line, ``cookie<TAB>csrf<TAB>code``
 (the ``Cookie`` header value, the form's CSRF token tied to that session, and the code
-where there is one):
+where there is one, or the subscriber a preference page's form was shown for):
 
 - ``submit.txt``: one fresh visitor (a session holding only its CSRF token); every
   request submits a different number with it, as the landing page's form does;
@@ -197,7 +197,9 @@ def prepare(count: int, out: Path) -> None:
     with (out / "confirm.txt").open("w") as file:
         file.writelines(browsers.line({browser.PENDING: id_}, code) for id_, code in signups)
     with (out / "unsubscribe.txt").open("w") as file:
-        file.writelines(browsers.line({browser.LINK: {"s": id_, "k": key}}) for id_, key in people)
+        file.writelines(
+            browsers.line({browser.LINK: {"s": id_, "k": key}}, str(id_)) for id_, key in people
+        )
     print(f"prepared {count} pending sign-ups and {count} subscribers in {out}")
 
 

@@ -5,7 +5,8 @@
 -- kind        submit: a new number on the landing page's form (one visitor's session);
 --             confirm: the code of the next pending sign-up, from its own session;
 --             unsubscribe: the one-tap "stop all marketing" of the next subscriber.
--- file        from bench/prepare_writes.py: one browser a line, cookie<TAB>csrf<TAB>code.
+-- file        from bench/prepare_writes.py: one browser a line, cookie<TAB>csrf<TAB>code
+--             (for unsubscribe, the code column is the subscriber the page was shown for).
 -- start       the first browser (or number) to use: the warm-up's "used" figure, so that
 --             the measurement never replays a write (a replay answers 302 and writes nothing).
 -- threads     wrk's -t: thread i takes start + i, start + i + threads, ...
@@ -75,7 +76,7 @@ function request()
   if kind == "confirm" then
     return post(browser, "csrf_token=" .. browser.csrf .. "&code=" .. browser.code)
   end
-  return post(browser, "csrf_token=" .. browser.csrf .. "&stop_all=1")
+  return post(browser, "csrf_token=" .. browser.csrf .. "&subscriber=" .. browser.code .. "&stop_all=1")
 end
 
 function response(status, headers, body)

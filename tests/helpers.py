@@ -76,6 +76,16 @@ def csrf_token(page: str) -> str:
     return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
 
 
+def form_fields(page: str) -> dict[str, str]:
+    """The hidden fields a form on a page carries: its CSRF token and, on a page reached
+    by link, the subscriber it was shown for."""
+    fields = {"csrf_token": csrf_token(page)}
+    shown_for = re.search(r'name="subscriber" type="hidden" value="(\d+)"', page)
+    if shown_for:
+        fields["subscriber"] = shown_for.group(1)
+    return fields
+
+
 class Outbox:
     """The SMS the file backend wrote, as the tests see them."""
 
@@ -117,11 +127,11 @@ class Visitor:
 
     def submit_code(self, code: str):
         page = self.client.get("/code")
-        return self.client.post("/code", data={"csrf_token": csrf_token(page.text), "code": code})
+        return self.client.post("/code", data={**form_fields(page.text), "code": code})
 
     def resend(self):
         page = self.client.get("/code")
-        return self.client.post("/code/resend", data={"csrf_token": csrf_token(page.text)})
+        return self.client.post("/code/resend", data={**form_fields(page.text)})
 
     def sign_up(self, number: str = "040 123 4567", landing: str = "/"):
         self.submit_number(number, landing=landing)
@@ -131,11 +141,11 @@ class Visitor:
 def step_up(browser, outbox: Outbox):
     """Ask for a code on the verify page and type it in, as the data page asks."""
     page = browser.get("/preferences/verify?next=data")
-    browser.post("/preferences/verify/send?next=data", data={"csrf_token": csrf_token(page.text)})
+    browser.post("/preferences/verify/send?next=data", data={**form_fields(page.text)})
     code = outbox.last_code()
     page = browser.get("/preferences/verify?next=data")
     return browser.post(
-        "/preferences/verify?next=data", data={"csrf_token": csrf_token(page.text), "code": code}
+        "/preferences/verify?next=data", data={**form_fields(page.text), "code": code}
     )
 
 
@@ -144,7 +154,7 @@ def sign_in(client, email: str, password: str, totp_secret: str | None = None):
     page = client.get("/staff/login")
     response = client.post(
         "/staff/login",
-        data={"csrf_token": csrf_token(page.text), "email": email, "password": password},
+        data={**form_fields(page.text), "email": email, "password": password},
         headers=ENGLISH,
     )
     location = response.headers.get("Location", "")
@@ -157,7 +167,7 @@ def enter_totp(client, code: str):
     page = client.get("/staff/login/totp")
     return client.post(
         "/staff/login/totp",
-        data={"csrf_token": csrf_token(page.text), "code": code},
+        data={**form_fields(page.text), "code": code},
         headers=ENGLISH,
     )
 

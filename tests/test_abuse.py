@@ -9,7 +9,7 @@ import pytest
 from freezegun import freeze_time
 
 from . import factories
-from .helpers import Visitor, csrf_token
+from .helpers import Visitor, form_fields
 
 
 @pytest.fixture
@@ -218,7 +218,7 @@ def test_step_up_codes_keep_working_while_sign_ups_are_tightened(app, outbox, cl
     page = client.get("/preferences/verify")
     sent_before = sent(outbox)
     step_up = client.post(
-        "/preferences/verify/send", data={"csrf_token": csrf_token(page.text), "next": "data"}
+        "/preferences/verify/send", data={**form_fields(page.text), "next": "data"}
     )
     assert step_up.status_code == 302
     assert sent(outbox) == sent_before + 1
@@ -264,7 +264,10 @@ def test_a_pumping_run_from_one_network_is_contained_there(app, outbox, clock):
     landing = elsewhere.get("/", headers={"Accept-Language": "en"})
     assert "Sign-ups are paused" not in landing.text
     clock.tick(601)
-    step_up = member.post("/preferences/verify/send", data={"next": "data"})
+    shown_for = form_fields(member.get("/preferences/verify?next=data").text)["subscriber"]
+    step_up = member.post(
+        "/preferences/verify/send", data={"next": "data", "subscriber": shown_for}
+    )
     assert step_up.status_code == 302
     assert outbox.last()["to"] == "+358401234567"
 
@@ -326,7 +329,7 @@ def test_requests_without_a_valid_number_use_no_number_limit(app, outbox, clock)
         client = app.test_client()
         client.environ_base["REMOTE_ADDR"] = f"198.51.100.{n}"
         page = client.get("/staff/login")  # the landing page has no token; the resend needs one
-        resend = client.post("/code/resend", data={"csrf_token": csrf_token(page.text)})
+        resend = client.post("/code/resend", data={**form_fields(page.text)})
         assert resend.headers["Location"] == "/"
     for n, typed in enumerate(["09 123 4567", "12", "0401", "09 765 4321"]):
         mistyped = ask_code(app, outbox, typed, ip=f"192.0.2.{n}")

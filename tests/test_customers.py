@@ -29,7 +29,7 @@ from viihde.register import (
 from viihde.tokens import preference_url
 
 from . import factories
-from .helpers import csrf_token, import_customers, race, step_up, sync_holders
+from .helpers import form_fields, import_customers, race, step_up, sync_holders
 from .settings import PUBLIC_BASE_URL
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -426,7 +426,7 @@ def test_one_tap_stop_all_ends_customer_grants_and_keeps_their_basis(app, runner
     page = browser.get("/preferences", headers=ENGLISH)
     assert page.text.count("You get these as our customer. Switch this off to refuse them.") == 2
 
-    browser.post("/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "x"})
+    browser.post("/preferences", data={**form_fields(page.text), "stop_all": "x"})
 
     assert granted(app) == {}
     assert ledger(app)[2:] == [

@@ -34,7 +34,7 @@ from .factories import (
     SINCE,
     ChangedHands,
 )
-from .helpers import Visitor, csrf_token, sync_holders
+from .helpers import Visitor, form_fields, sync_holders
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 AFTER = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
@@ -502,9 +502,7 @@ def test_the_new_holder_erases_their_own_holding_and_not_the_previous_proof(
     proof of consent stays (with the withdrawals that ended it) for the purge to take."""
     browser = changed_hands.new_holder.client
     page = browser.get("/preferences/erase")
-    done = browser.post(
-        "/preferences/erase", data={"csrf_token": csrf_token(page.text), "understood": "y"}
-    )
+    done = browser.post("/preferences/erase", data={**form_fields(page.text), "understood": "y"})
     assert done.status_code == 200
 
     card = support_agent.get(card_of(app), headers={"Accept-Language": "en"}).text
@@ -540,7 +538,7 @@ def test_a_previous_holders_stop_between_the_change_and_the_sync_leaves_no_trace
         assert previous.client.get(path).status_code == 302
         page = previous.client.get("/preferences")
         stopped = previous.client.post(
-            "/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "y"}
+            "/preferences", data={**form_fields(page.text), "stop_all": "y"}
         )
         assert stopped.status_code == 302
     with app.app_context():
@@ -566,7 +564,7 @@ def test_a_previous_holders_stop_between_the_change_and_the_sync_leaves_no_trace
             assert browser.get(f"/preferences/receipt/{seq}").status_code == 404
         page = browser.get("/preferences/erase")
         erased = browser.post(
-            "/preferences/erase", data={"csrf_token": csrf_token(page.text), "understood": "y"}
+            "/preferences/erase", data={**form_fields(page.text), "understood": "y"}
         )
         assert erased.status_code == 200
     for text in texts:

@@ -16,6 +16,7 @@ from .helpers import (
     Visitor,
     csrf_token,
     drop_server_connections,
+    form_fields,
     one_read_outside_a_transaction,
     race,
 )
@@ -57,12 +58,12 @@ def opened(app, link):
 
 def stop_all(browser):
     page = browser.get("/preferences")
-    return browser.post("/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "x"})
+    return browser.post("/preferences", data={**form_fields(page.text), "stop_all": "x"})
 
 
 def save(browser, *switched_on: str):
     page = browser.get("/preferences")
-    data = {"csrf_token": csrf_token(page.text), "save": "x"}
+    data = {**form_fields(page.text), "save": "x"}
     data.update({f"purpose-{key}": "on" for key in switched_on})
     return browser.post("/preferences", data=data)
 
@@ -87,9 +88,7 @@ def test_the_page_a_link_opens_writes_no_cookie(app, link):
     assert "Set-Cookie" in browser.get(link).headers
     page = browser.get("/preferences")
     assert page.status_code == 200 and "Set-Cookie" not in page.headers
-    change = browser.post(
-        "/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "x"}
-    )
+    change = browser.post("/preferences", data={**form_fields(page.text), "stop_all": "x"})
     assert change.status_code == 302
 
 
@@ -116,9 +115,10 @@ def test_the_pages_form_token_is_signed_once_a_minute_per_session(app, link, mon
     now[0] += browsers.FORM_TOKEN_REUSE_SECONDS
     later = first.get("/preferences")
     assert csrf_token(later.text) != tokens[0]
+    shown_for = form_fields(later.text)["subscriber"]
     for token in (tokens[0], csrf_token(later.text)):
-        page = first.post("/preferences", data={"csrf_token": token, "purpose-offers": "y"})
-        assert page.status_code == 302
+        data = {"csrf_token": token, "subscriber": shown_for, "purpose-offers": "y"}
+        assert first.post("/preferences", data=data).status_code == 302
 
 
 def test_each_purpose_is_its_own_switch_with_its_text(app, link):
@@ -158,9 +158,9 @@ def test_stop_all_marketing_is_one_press_and_takes_effect_at_once(app, link, led
 def test_pressing_stop_twice_records_one_withdrawal_per_purpose(app, link, ledger):
     """A double submit or a second tab adds nothing."""
     browser = opened(app, link)
-    token = csrf_token(browser.get("/preferences").text)
-    browser.post("/preferences", data={"csrf_token": token, "stop_all": "x"})
-    browser.post("/preferences", data={"csrf_token": token, "stop_all": "x"})
+    fields = form_fields(browser.get("/preferences").text)
+    browser.post("/preferences", data={**fields, "stop_all": "x"})
+    browser.post("/preferences", data={**fields, "stop_all": "x"})
     assert len(ledger()) == 6
 
 
@@ -218,7 +218,8 @@ def test_the_choices_form_checks_its_token_when_the_hook_does_not(app, link, led
     """With the app's hook off by setting (views check for themselves), the preference
     page's form checks the token itself: a forged POST still changes nothing."""
     browser = opened(app, link)
-    response = browser.post("/preferences", data={"stop_all": "x"})
+    shown_for = form_fields(browser.get("/preferences").text)["subscriber"]
+    response = browser.post("/preferences", data={"stop_all": "x", "subscriber": shown_for})
     assert response.status_code == 400
     assert ledger() == SIGNED_UP
 
@@ -302,14 +303,14 @@ def test_signing_out_the_links_in_fifteen_tabs_at_once_texts_one_link(app, outbo
     visitor = Visitor(app.test_client(), outbox)
     visitor.sign_up("040 123 4567")
     page = visitor.client.get("/preferences")
-    token = csrf_token(page.text)
+    fields = form_fields(page.text)
     cookie = visitor.client.get_cookie("session")
     texted = len(outbox.messages())
 
     def press():
         tab = app.test_client()
         tab.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
-        return tab.post("/preferences/sign-out", data={"csrf_token": token}).status_code
+        return tab.post("/preferences/sign-out", data=fields).status_code
 
     statuses = race(*[press] * 15)
     assert all(status < 500 for status in statuses)
@@ -335,9 +336,7 @@ def test_a_step_up_code_is_not_typed_on_the_sign_up_code_page(app, link, outbox)
     does not take it (it sends the browser to the landing page), the verify page does."""
     browser = opened(app, link)
     page = browser.get("/preferences/verify?next=data")
-    sent = browser.post(
-        "/preferences/verify/send?next=data", data={"csrf_token": csrf_token(page.text)}
-    )
+    sent = browser.post("/preferences/verify/send?next=data", data={**form_fields(page.text)})
     assert sent.status_code == 302
     for method in (browser.get, browser.head):
         response = method("/code")
@@ -433,11 +432,19 @@ def test_the_page_is_rendered_once_per_choices_and_language(app, outbox, monkeyp
     assert len(renders) == 1  # the second page came from the first's render
     assert "+358 40 *** **67" in pages[0] and "+358 50 *** **21" in pages[1]
     assert "765" not in pages[0] and "4567" not in pages[1]
-    tokens = [csrf_token(page) for page in pages]
+    fields = [form_fields(page) for page in pages]
+    tokens = [f["csrf_token"] for f in fields]
     assert tokens[0] != tokens[1] and routes.FORM_MARK not in pages[0] + pages[1]
-    assert pages[0].replace("+358 40 *** **67", "").replace(tokens[0], "") == pages[1].replace(
-        "+358 50 *** **21", ""
-    ).replace(tokens[1], "")
+    assert fields[0]["subscriber"] != fields[1]["subscriber"]
+    assert routes.SUBSCRIBER_MARK not in pages[0] + pages[1]
+
+    def own_parts_out(page: str, number: str, shown: dict) -> str:
+        own = f'name="subscriber" type="hidden" value="{shown["subscriber"]}"'
+        return page.replace(number, "").replace(shown["csrf_token"], "").replace(own, "")
+
+    assert own_parts_out(pages[0], "+358 40 *** **67", fields[0]) == own_parts_out(
+        pages[1], "+358 50 *** **21", fields[1]
+    )
 
     stop_all(second)  # different choices now, and a message after the redirect
     renders.clear()
@@ -446,7 +453,7 @@ def test_the_page_is_rendered_once_per_choices_and_language(app, outbox, monkeyp
     assert second.get("/preferences").text.count("status--off") == 1
     # the first person's page is still the shared one, and their token still works
     page = first.get("/preferences")
-    data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
+    data = {**form_fields(page.text), "stop_all": "x"}
     assert first.post("/preferences", data=data).status_code == 302
 
 
@@ -457,7 +464,7 @@ def test_a_change_says_so_on_the_page_without_touching_the_session(app, visitor)
     visitor.sign_up("040 123 4567")
     client = visitor.client
     page = client.get("/preferences")
-    data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
+    data = {**form_fields(page.text), "stop_all": "x"}
     stopped = client.post("/preferences", data=data)
     assert stopped.headers["Location"] == "/preferences?saved=stopped"
     assert "Set-Cookie" not in stopped.headers
@@ -467,7 +474,7 @@ def test_a_change_says_so_on_the_page_without_touching_the_session(app, visitor)
     assert notice in after.text and "Set-Cookie" not in after.headers
     assert notice not in client.get("/preferences?saved=nonsense", headers=english).text
 
-    grant = {"csrf_token": csrf_token(after.text), "purpose-offers": "on"}
+    grant = {**form_fields(after.text), "purpose-offers": "on"}
     assert client.post("/preferences", data=grant).headers["Location"].endswith("saved=choices")
     assert (
         "Your choices are saved" in client.get("/preferences?saved=choices", headers=english).text
@@ -481,10 +488,92 @@ def test_a_pending_flash_message_shows_beside_the_pages_own_notice(visitor):
     visitor.sign_up("040 123 4567")
     client = visitor.client
     page = client.get("/preferences")
-    client.post("/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "x"})
+    client.post("/preferences", data={**form_fields(page.text), "stop_all": "x"})
     with client.session_transaction() as session:
         session["_flashes"] = [("message", "A flashed message")]
     english = {"Accept-Language": "en"}
     both = client.get("/preferences?saved=stopped", headers=english).text
     assert "A flashed message" in both and "All marketing is stopped" in both
     assert "A flashed message" not in client.get("/preferences", headers=english).text
+
+
+# --- A page acts only on the person it was shown for -----------------------------------
+
+
+def _two_people(app, outbox) -> tuple[str, str]:
+    """Two subscribers' link paths (each signed up in a browser of their own)."""
+    paths = []
+    for number in ("040 123 4567", "050 765 4321"):
+        Visitor(app.test_client(), outbox).sign_up(number)
+        paths.append(outbox.last_link().removeprefix("https://viihdepaketti.fi"))
+    return paths[0], paths[1]
+
+
+def _states(app) -> dict[str, bool]:
+    with app.app_context():
+        return {
+            s.phone_e164: consent.is_subscribed(s.id)
+            for s in db.session.scalars(select(Subscriber))
+        }
+
+
+@pytest.mark.parametrize(
+    ("path", "pressed"),
+    [
+        ("/preferences", {"stop_all": "x"}),
+        ("/preferences", {"save": "x"}),
+        ("/preferences/sign-out", {}),
+    ],
+)
+def test_a_page_left_open_never_acts_on_the_link_opened_after_it(app, outbox, path, pressed):
+    """A's page is open; the same browser then opens B's link (a second tab, or a link
+    another site sent it to). A press on A's page changes nothing for either, texts
+    nobody, and says why (409, translated); a page shown for B works."""
+    first, second = _two_people(app, outbox)
+    browser = opened(app, first)
+    a_page = form_fields(browser.get("/preferences").text)
+    assert browser.get(second).status_code == 302
+    texted = len(outbox.messages())
+
+    refused = browser.post(path, data={**a_page, **pressed}, headers={"Accept-Language": "fi"})
+
+    assert refused.status_code == 409
+    assert "Tämä sivu oli toisen numeron" in refused.text
+    assert _states(app) == {"+358401234567": True, "+358507654321": True}
+    assert len(outbox.messages()) == texted
+    assert browser.get("/preferences").status_code == 200  # B's link still held
+    assert stop_all(browser).status_code == 302
+    assert _states(app) == {"+358401234567": True, "+358507654321": False}
+
+
+def test_an_erasure_page_left_open_never_erases_the_number_confirmed_after_it(app, outbox):
+    """A signs up and opens the erasure page; B signs up in the same browser (which then
+    holds B's link and a fresh proof of B's number). A's erasure form erases nobody."""
+    browser = Visitor(app.test_client(), outbox)
+    browser.sign_up("040 123 4567")
+    erase_page = browser.client.get("/preferences/erase")
+    assert erase_page.status_code == 200
+    a_form = form_fields(erase_page.text)
+    browser.sign_up("050 765 4321")
+
+    refused = browser.client.post("/preferences/erase", data={**a_form, "understood": "y"})
+
+    assert refused.status_code == 409
+    with app.app_context():
+        kept = set(db.session.scalars(select(Subscriber.phone_e164)))
+    assert kept == {"+358401234567", "+358507654321"}
+
+
+def test_every_form_on_a_page_reached_by_link_says_whom_it_was_shown_for(app, link, outbox):
+    """The preference page's two forms, the step-up page's and the erasure page's carry
+    the subscriber's id; a post without it changes nothing."""
+    browser = opened(app, link)
+    with app.app_context():
+        own = str(db.session.scalar(select(Subscriber.id)))
+    page = browser.get("/preferences").text
+    verify = browser.get("/preferences/verify?next=data").text
+    for text, forms in ((page, 2), (verify, 1)):
+        assert text.count(f'name="subscriber" type="hidden" value="{own}"') == forms
+    without = {"csrf_token": csrf_token(page), "stop_all": "x"}
+    assert browser.post("/preferences", data=without).status_code == 409
+    assert _states(app) == {"+358401234567": True}

@@ -29,7 +29,7 @@ from .factories import (
     SINCE,
     ChangedHands,
 )
-from .helpers import Visitor, csrf_token, step_up, sync_holders
+from .helpers import Visitor, form_fields, step_up, sync_holders
 
 START = "2026-11-25 12:00:00"
 PROTECTED = ["/preferences/data", "/preferences/data.json", "/preferences/data.csv"]
@@ -73,9 +73,7 @@ def test_a_forwarded_link_alone_cannot_see_download_or_erase(forwarded, path):
 def test_a_forwarded_link_cannot_erase_by_posting_either(forwarded, app):
     """Posting the erase form without the step-up erases nothing."""
     page = forwarded.get("/preferences")
-    forwarded.post(
-        "/preferences/erase", data={"csrf_token": csrf_token(page.text), "understood": "y"}
-    )
+    forwarded.post("/preferences/erase", data={**form_fields(page.text), "understood": "y"})
     assert count(app, Subscriber) == 1
     assert count(app, Tombstone) == 0
 
@@ -95,12 +93,12 @@ def test_step_up_sends_a_code_to_the_number_and_opens_the_data(forwarded, outbox
 def test_step_up_with_a_wrong_code_shows_the_tries_left(forwarded, outbox):
     """A wrong step-up code is a 400 with the count, and the data stays closed."""
     page = forwarded.get("/preferences/verify")
-    forwarded.post("/preferences/verify/send", data={"csrf_token": csrf_token(page.text)})
+    forwarded.post("/preferences/verify/send", data={**form_fields(page.text)})
     wrong = "111111" if outbox.last_code() != "111111" else "222222"
     page = forwarded.get("/preferences/verify")
     response = forwarded.post(
         "/preferences/verify",
-        data={"csrf_token": csrf_token(page.text), "code": wrong},
+        data={**form_fields(page.text), "code": wrong},
         headers={"Accept-Language": "en"},
     )
     assert response.status_code == 400
@@ -111,12 +109,10 @@ def test_step_up_with_a_wrong_code_shows_the_tries_left(forwarded, outbox):
 def test_step_up_codes_follow_the_sign_up_limits(forwarded, outbox, clock):
     """A second code within 60 seconds is refused with a 429 and no SMS."""
     page = forwarded.get("/preferences/verify")
-    forwarded.post("/preferences/verify/send", data={"csrf_token": csrf_token(page.text)})
+    forwarded.post("/preferences/verify/send", data={**form_fields(page.text)})
     sent = len(outbox.messages())
     page = forwarded.get("/preferences/verify")
-    response = forwarded.post(
-        "/preferences/verify/send", data={"csrf_token": csrf_token(page.text)}
-    )
+    response = forwarded.post("/preferences/verify/send", data={**form_fields(page.text)})
     assert response.status_code == 429
     assert 0 < int(response.headers["Retry-After"]) <= 60
     assert len(outbox.messages()) == sent
@@ -143,9 +139,7 @@ def test_signing_up_in_this_browser_counts_as_a_fresh_code(app, outbox, clock):
 def test_unsubscribing_never_needs_a_code(forwarded, app):
     """Stop-all works from a forwarded link at once."""
     page = forwarded.get("/preferences")
-    response = forwarded.post(
-        "/preferences", data={"csrf_token": csrf_token(page.text), "stop_all": "x"}
-    )
+    response = forwarded.post("/preferences", data={**form_fields(page.text), "stop_all": "x"})
     assert response.headers["Location"] == "/preferences?saved=stopped"
     with app.app_context():
         actions = db.session.scalars(select(ConsentEvent.action)).all()
@@ -226,12 +220,10 @@ def test_erase_explains_then_erases_and_leaves_a_tombstone(forwarded, outbox, ap
     step_up(forwarded, outbox)
     page = forwarded.get("/preferences/erase", headers={"Accept-Language": "en"})
     assert "cannot be undone" in page.text
-    unticked = forwarded.post("/preferences/erase", data={"csrf_token": csrf_token(page.text)})
+    unticked = forwarded.post("/preferences/erase", data={**form_fields(page.text)})
     assert unticked.status_code == 400
     assert count(app, Subscriber) == 1
-    done = forwarded.post(
-        "/preferences/erase", data={"csrf_token": csrf_token(page.text), "understood": "y"}
-    )
+    done = forwarded.post("/preferences/erase", data={**form_fields(page.text), "understood": "y"})
     assert done.status_code == 200
     assert count(app, Subscriber) == 0
     assert count(app, ConsentEvent) == 0
@@ -245,7 +237,7 @@ def test_sign_out_my_links_revokes_them_and_texts_a_new_one(forwarded, outbox, a
     page = forwarded.get("/preferences")
     response = forwarded.post(
         "/preferences/sign-out",
-        data={"csrf_token": csrf_token(page.text)},
+        data={**form_fields(page.text)},
         headers={"Accept-Language": "en"},
     )
     assert response.status_code == 200
@@ -267,13 +259,13 @@ def test_step_up_cannot_be_steered_to_another_site(forwarded, outbox):
     assert "evil.example" not in " ".join(re.findall(r'action="([^"]*)"', page.text))
     forwarded.post(
         "/preferences/verify/send?next=https://evil.example",
-        data={"csrf_token": csrf_token(page.text)},
+        data={**form_fields(page.text)},
     )
     code = outbox.last_code()
     page = forwarded.get("/preferences/verify")
     response = forwarded.post(
         "/preferences/verify?next=//evil.example",
-        data={"csrf_token": csrf_token(page.text), "code": code},
+        data={**form_fields(page.text), "code": code},
     )
     assert response.headers["Location"] == "/preferences/data"
 

@@ -27,7 +27,7 @@ from viihde.web import throttle
 from viihde.web.signup import forms as signup_forms
 
 from . import factories
-from .helpers import csrf_token
+from .helpers import form_fields
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PHONE = "+358401234567"
@@ -151,10 +151,10 @@ def write_all(browser, number: str, fake_queue) -> None:
     assert browser.post("/", data=landing_form(browser, number)).status_code == 302
     code = re.search(r"#(\d+)$", fake_queue.jobs[-1]["body"]).group(1)
     page = browser.get("/code")
-    data = {"csrf_token": csrf_token(page.text), "code": code}
+    data = {**form_fields(page.text), "code": code}
     assert browser.post("/code", data=data).status_code == 302
     page = browser.get("/preferences")
-    data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
+    data = {**form_fields(page.text), "stop_all": "x"}
     assert browser.post("/preferences", data=data).status_code == 302
 
 
@@ -187,7 +187,7 @@ def test_confirming_a_code_writes_the_welcome_sms_in_the_sign_ups_transaction(
     code = re.search(r"#(\d+)$", fake_queue.jobs[0]["body"]).group(1)
     page = client.get("/code")
     with recording(app) as record:
-        response = client.post("/code", data={"csrf_token": csrf_token(page.text), "code": code})
+        response = client.post("/code", data={**form_fields(page.text), "code": code})
     assert response.status_code == 302
     assert response.location.endswith("/welcome")
     assert record.commits == 1
@@ -415,7 +415,7 @@ def test_unsubscribing_reads_twice_and_commits_once(app, visitor, outbox):
     fold, the holding, the last place); then the withdrawals and the state, one commit."""
     visitor.sign_up("040 123 4567")
     page = visitor.client.get("/preferences")
-    data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
+    data = {**form_fields(page.text), "stop_all": "x"}
     with recording(app) as record:
         response = visitor.client.post("/preferences", data=data)
     assert response.status_code == 302
@@ -460,7 +460,7 @@ def test_each_write_in_its_round_trips(app, visitor, fake_queue):
     code = re.search(r"#(\d+)$", fake_queue.jobs[0]["body"]).group(1)
     page = client.get("/code")
     with recording(app) as confirm:
-        data = {"csrf_token": csrf_token(page.text), "code": code}
+        data = {**form_fields(page.text), "code": code}
         assert client.post("/code", data=data).status_code == 302
     assert confirm.kinds() == [
         *BEGIN[dialect], "SELECT", *LOCK[dialect], "SELECT",  # the code; the number's codes
@@ -472,7 +472,7 @@ def test_each_write_in_its_round_trips(app, visitor, fake_queue):
 
     page = client.get("/preferences")
     with recording(app) as unsubscribe:
-        data = {"csrf_token": csrf_token(page.text), "stop_all": "x"}
+        data = {**form_fields(page.text), "stop_all": "x"}
         assert client.post("/preferences", data=data).status_code == 302
     assert unsubscribe.kinds() == [
         *BEGIN[dialect], "SELECT", "SELECT", *LEDGER[dialect], "COMMIT",

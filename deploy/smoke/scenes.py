@@ -21,6 +21,7 @@ from deploy.smoke.visitors import (
     random_number,
     sign_up,
     sms_to,
+    shown_for,
     submit_number,
     token_of,
     url,
@@ -64,7 +65,11 @@ def open_link_and_unsubscribe(scene: Scene) -> str:
     assert page.status_code == 200 and "**" in page.text, "no masked number on the page"
     stopped = recipient.post(
         url("/preferences"),
-        data={"csrf_token": token_of(page.text), "stop_all": "y"},
+        data={
+            "csrf_token": token_of(page.text),
+            "subscriber": shown_for(page.text),
+            "stop_all": "y",
+        },
         allow_redirects=False,
     )
     assert stopped.status_code == 302, stopped.status_code

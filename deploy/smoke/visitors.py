@@ -59,6 +59,11 @@ def token_of(page: str) -> str:
     return CSRF.search(page).group(1)
 
 
+def shown_for(page: str) -> str:
+    """The subscriber a preference page's forms were shown for (they must say so)."""
+    return re.search(r'name="subscriber" type="hidden" value="(\d+)"', page).group(1)
+
+
 def sms_to(phone: str, kind: Callable[[str], bool], timeout: float = 30) -> dict:
     """The newest SMS to ``phone`` whose body ``kind`` accepts, waiting for a worker."""
     deadline = time.monotonic() + timeout

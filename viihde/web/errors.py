@@ -32,6 +32,13 @@ MESSAGES = {
         _l("Something went wrong"),
         _l("We could not handle that request. Please go back and try again."),
     ),
+    409: (
+        _l("This page was for another number"),
+        _l(
+            "Nothing was changed: this browser has opened another message settings link "
+            "since the page was shown. Open the link in the latest text message from us again."
+        ),
+    ),
     413: (_l("Too much data"), _l("What you sent was too large. Please go back and try again.")),
     429: (
         _l("Please wait a moment"),

@@ -29,9 +29,17 @@ from viihde.web import browser
 from viihde.web.preferences import bp
 from viihde.web.preferences.forms import ButtonForm, ChoicesForm, EraseForm
 from viihde.web.request import client_ip, client_user_agent
-from viihde.web.signup.shared import FORM_MARK, NUMBER_MARK, has_flashes, spliced
+from viihde.web.signup.shared import (
+    FORM_MARK,
+    NUMBER_MARK,
+    SUBSCRIBER_MARK,
+    has_flashes,
+    spliced,
+)
 
 NO_STORE = {"Cache-Control": "no-store"}
+#: The field every form on a page reached by link carries: the subscriber it was shown for.
+SHOWN_FOR = "subscriber"
 
 
 @bp.get("/<token:token>")
@@ -48,7 +56,12 @@ def open_link(token: str):
 
 
 def link_required(view):
-    """Only a browser holding a live link of the subscriber gets in; ``g.subscriber``."""
+    """Only a browser holding a live link of the subscriber gets in; ``g.subscriber``.
+
+    A change (any POST) must come from a page shown for that subscriber: the session
+    holds one link, and opening another (a second tab, or a link another site sends the
+    browser to) replaces it, so a page left open would act on someone else. It changes
+    nothing then: 409, open the link again."""
 
     @wraps(view)
     def wrapped(*args, **kwargs):
@@ -56,6 +69,8 @@ def link_required(view):
         # A change (any POST) reads the row under its lock, once: the change takes no
         # second look at it.
         lock = request.method == "POST"
+        if lock and held and request.form.get(SHOWN_FOR) != str(held[0]):
+            abort(409)
         g.subscriber = links.subscriber_for_link_key(*held, lock=lock) if held else None
         if g.subscriber is None:
             abort(404)
@@ -105,7 +120,7 @@ def page():
     if has_flashes():
         own = render_template(
             "preferences/page.html", masked_number=mask(view.phone_e164), form_token=token,
-            **context,
+            subscriber_id=held[0], **context,
         )  # fmt: skip
         return own, 200, NO_STORE
     shape = (view.subscribed, sorted((key, *astuple(state)) for key, state in view.states.items()))
@@ -115,10 +130,15 @@ def page():
         lambda: {
             "masked_number": NUMBER_MARK,
             "form_token": FORM_MARK,
+            "subscriber_id": SUBSCRIBER_MARK,
             "language_return": url_for(".page"),
             **context,
         },
-        {NUMBER_MARK: escape(mask(view.phone_e164)), FORM_MARK: escape(token)},
+        {
+            NUMBER_MARK: escape(mask(view.phone_e164)),
+            FORM_MARK: escape(token),
+            SUBSCRIBER_MARK: str(held[0]),
+        },
     )
     return body, 200, NO_STORE
 

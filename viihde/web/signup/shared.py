@@ -34,13 +34,23 @@ NUMBER_MARK = Markup("<!--number-->")
 FORM_MARK = "__form_mark__"
 WAIT_MARK = "__resend_wait__"
 CHANGE_MARK = "__change_number__"
+#: Where the preference page takes the subscriber its forms are for.
+SUBSCRIBER_MARK = "__subscriber_mark__"
 #: Every mark, as the kept pages are split at them (the marks in the odd places).
 _MARKS = re.compile(
     "("
     + "|".join(
         map(
             re.escape,
-            (ATTRIBUTION_MARK, RETURN_MARK, NUMBER_MARK, FORM_MARK, WAIT_MARK, CHANGE_MARK),
+            (
+                ATTRIBUTION_MARK,
+                RETURN_MARK,
+                NUMBER_MARK,
+                FORM_MARK,
+                WAIT_MARK,
+                CHANGE_MARK,
+                SUBSCRIBER_MARK,
+            ),
         )
     )
     + ")"
