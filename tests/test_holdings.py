@@ -207,3 +207,35 @@ def test_the_current_holder_erases_their_holding_and_can_sign_up_again(app_conte
     db.session.commit()
     assert granted() == {"competitions"}
     assert len(holdings.of_number(number)) == 3
+
+
+def test_erasing_again_with_nobody_holding_the_number_keeps_the_earlier_holders_proof(
+    app_context,
+):
+    """The new holder erased their holding; a link reaches them again (the answer to
+    HELP) and they erase again: what was written since goes (that answer, their HELP),
+    the earlier holder's consent and messages stay as the proof they are."""
+    number = previous_holders_number(app_context)
+    sync()
+    consent.subscribe(NUMBER, ["offers"], SIGNUP, SYNC)
+    db.session.commit()
+    erasure.erase_own(number, "subject", SYNC + timedelta(hours=1))
+    db.session.commit()
+    earlier = [
+        (e.holding_id, e.action, e.purpose) for e in db.session.scalars(select(ConsentEvent))
+    ]
+    assert earlier and all(e[0] == holdings.of_number(number)[0].id for e in earlier)
+    with freeze_time(SYNC + timedelta(days=1)):
+        assert handle_inbound("twilio", "SM" + "1" * 32, NUMBER, "HELP", SYNC + timedelta(days=1))
+        db.session.commit()
+    assert db.session.scalar(select(SmsMessage).where(SmsMessage.kind == "reply")) is not None
+
+    erasure.erase_own(number, "subject", SYNC + timedelta(days=2))
+    db.session.commit()
+
+    assert db.session.get(Subscriber, number) is not None
+    after = [(e.holding_id, e.action, e.purpose) for e in db.session.scalars(select(ConsentEvent))]
+    assert after == earlier
+    assert db.session.scalar(select(SmsMessage).where(SmsMessage.kind == "reply")) is None
+    assert db.session.scalar(select(InboundMessage)) is None
+    assert len(holdings.of_number(number)) == 2

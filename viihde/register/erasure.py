@@ -59,13 +59,19 @@ def erase(phone_e164: str, source: ErasureSource, now: datetime) -> Tombstone:
 def erase_own(subscriber_id: int, source: ErasureSource, now: datetime) -> Tombstone:
     """Erase what the number's current holder asks for (no commit): their holding, while
     an earlier holder's records are kept as proof of that person's consent; otherwise
-    the whole number."""
+    the whole number. Nobody holds it now (its last holder erased their holding, and the
+    link came after, say in the answer to HELP): what was written since, and nothing of
+    the holdings."""
     subscriber = consent.lock_subscriber(subscriber_id)
     held = holdings.of_number(subscriber.id)
     current = next((h for h in held if h.ended_at is None), None)
     kept = [h for h in held if h is not current and h.erased_at is None]
-    if current is None or not kept:
+    if not kept:
         return erase(subscriber.phone_e164, source, now)
+    if current is None:
+        _delete_rows(holdings.unheld(subscriber.phone_e164, held))
+        subscriber.link_key = consent.new_link_key()
+        return _tombstone(subscriber.phone_e164, source, now)
     return erase_holding(subscriber, current, source, now)
 
 

@@ -94,6 +94,9 @@ class Scope:
     held: tuple[Holding, ...]
     #: The holdings chosen; None: the whole number.
     chosen: tuple[Holding, ...] | None = None
+    #: Instead of holdings: the rows no holding owns written since then (nobody has held
+    #: the number since its last holder erased their holding; ``unheld``).
+    unheld_since: datetime | None = None
 
     def has(self, holding_id: int | None) -> bool:
         """Is a row of this holding in the scope?"""
@@ -119,6 +122,8 @@ class Scope:
         number's (by default by ``model.phone_e164``), ``time`` is when each was written."""
         if mine is None:
             mine = model.phone_e164 == self.phone_e164
+        if self.unheld_since is not None:
+            return mine & model.holding_id.is_(None) & (time >= self.unheld_since)
         if self.chosen is None:
             return mine
         if not self.chosen:
@@ -154,6 +159,12 @@ def scope_of(phone_e164: str, subscriber_id: int | None, whose: Whose = Whose.AL
     if whose == Whose.CURRENT:
         return Scope(phone_e164, held, tuple(h for h in held if h.ended_at is None))
     return Scope(phone_e164, held, tuple(h for h in held if h.ended_at is not None))
+
+
+def unheld(phone_e164: str, held: Sequence[Holding]) -> Scope:
+    """What was written to or from the number since its last holding ended, while nobody
+    in the register held it (a reply to HELP, a code): none of the holdings' records."""
+    return Scope(phone_e164, tuple(held), (), max(h.ended_at for h in held))
 
 
 def of_holding(phone_e164: str, holding: Holding) -> Scope:
