@@ -386,6 +386,26 @@ def test_same_code_twice_gives_one_subscriber_and_one_grant_per_purpose(visitor,
     assert [m["kind"] for m in outbox.messages()] == ["code", "welcome"]
 
 
+def test_a_double_tapped_code_keeps_the_link_in_the_browser(app, visitor, outbox):
+    """Both taps leave with the cookie from before; the second waits on the lock and its
+    answer arrives last. It must not send a cookie of its own (one without the link, the
+    pending code forgotten): the browser keeps the first's, and its welcome page."""
+    visitor.submit_number("040 123 4567")
+    data = {"csrf_token": csrf_token(visitor.client.get("/code").text), "code": outbox.last_code()}
+    before = visitor.client.get_cookie("session").value
+    first = visitor.client.post("/code", data=data)
+    after_first = visitor.client.get_cookie("session").value
+    visitor.client.set_cookie("session", before)
+
+    second = visitor.client.post("/code", data=data)
+
+    assert first.headers["Location"] == second.headers["Location"] == "/welcome"
+    assert "Set-Cookie" not in second.headers
+    visitor.client.set_cookie("session", after_first)  # what the browser holds now
+    assert visitor.client.get("/welcome").status_code == 200
+    assert visitor.client.get("/preferences").status_code == 200
+
+
 def test_double_submit_of_the_landing_form_sends_one_code(visitor, outbox):
     """Pressing 'send' twice sends one SMS and shows the code page both times."""
     data = {"phone": "040 123 4567", "consent": "y"}

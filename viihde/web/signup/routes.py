@@ -187,9 +187,12 @@ def code():
     signed_up = result.subscriber
     link = (signed_up.id, signed_up.link_key) if signed_up is not None else None
     commit_then_send(utcnow())  # the try it took, and a sign-up with its welcome SMS
-    if result.outcome in (Outcome.CONFIRMED, Outcome.USED):
-        # USED here means this browser's own twin request confirmed it a moment ago: the
-        # link is in the twin's answer.
+    if result.outcome == Outcome.USED:
+        # This browser's own twin request (a double tap) confirmed it a moment ago: the
+        # link is in the twin's answer. This one leaves the session as it is: forgetting
+        # the code here would send a cookie without the link, and it arrives last.
+        return redirect(url_for(".done"))
+    if result.outcome == Outcome.CONFIRMED:
         if link is not None:
             browser.remember_link(*link)
             browser.remember_confirmation(link[0], utcnow())
