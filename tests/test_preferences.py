@@ -577,3 +577,12 @@ def test_every_form_on_a_page_reached_by_link_says_whom_it_was_shown_for(app, li
     without = {"csrf_token": csrf_token(page), "stop_all": "x"}
     assert browser.post("/preferences", data=without).status_code == 409
     assert _states(app) == {"+358401234567": True}
+
+
+def test_the_signed_out_page_is_never_cached(app, link, outbox):
+    """It names the number (masked): no-store, as every page with personal data."""
+    browser = opened(app, link)
+    fields = form_fields(browser.get("/preferences").text)
+    signed_out = browser.post("/preferences/sign-out", data=fields)
+    assert signed_out.status_code == 200 and "**" in signed_out.text
+    assert signed_out.headers["Cache-Control"] == "no-store"

@@ -615,6 +615,14 @@ def test_the_code_page_is_never_cached(visitor):
     assert visitor.client.get("/code").headers["Cache-Control"] == "no-store"
 
 
+def test_the_landing_page_shown_back_with_the_typed_number_is_never_cached(visitor):
+    """A refusal shows the number as it was typed, in clear: no-store."""
+    for typed in ("09 123 4567", "040 123"):
+        refused = visitor.submit_number(typed)
+        assert refused.status_code == 400
+        assert typed in refused.text and refused.headers["Cache-Control"] == "no-store"
+
+
 def test_the_code_forms_make_no_token_of_their_own(visitor, outbox, monkeypatch):
     """The code and its resend button carry the request's token (the app's hook checks it
     before the view): a right code makes none (it was made and checked again for every

@@ -190,7 +190,8 @@ def sign_out():
     links.revoke_links(g.subscriber.id, browser.linked()[1], utcnow())
     commit_then_send(utcnow())
     browser.forget_subscriber()
-    return render_template("preferences/signed_out.html", masked_number=masked_number)
+    page = render_template("preferences/signed_out.html", masked_number=masked_number)
+    return page, 200, NO_STORE
 
 
 def _own_data() -> dict:

@@ -97,10 +97,12 @@ def submit():
 
 
 def _render_landing(form: SignupForm, status: int = 200, headers: dict | None = None):
+    """The landing page for one browser alone (a refusal shows the number as typed, a
+    flash its message): kept by no browser or proxy."""
     return (
         render_template("signup/landing.html", form=form, paused=paused_hint(utcnow())),
         status,
-        headers or {},
+        {**NO_STORE, **(headers or {})},
     )
 
 
