@@ -25,7 +25,7 @@ from viihde.models import (
     CampaignMessage,
     SmsMessage,
 )
-from viihde.register import budget, campaigns, consent, erasure
+from viihde.register import budget, campaigns, consent, erasure, holders
 from viihde.sms import log_sms
 from viihde.sms.segments import segmentation
 
@@ -673,6 +673,38 @@ def test_a_customers_first_campaign_message_says_how_to_refuse(app, outbox):
         (second, customer, "customer"),
         (second, subscriber, "consent"),
     ]
+
+
+def _bodies_to(outbox, phone: str) -> list[str]:
+    return [m["body"] for m in outbox.messages() if m["to"] == phone]
+
+
+def test_a_new_holders_first_customer_message_says_how_to_refuse(app, outbox):
+    """The number passed to a new holder, who bought too: the earlier holder's customer
+    message told the new one nothing, so theirs carries the notice again."""
+    factories.customer(app, number(1), date(2026, 10, 1), at=SIGNED_UP)
+    start(app, new_campaign(app, body_fi="Syystarjous."), FakeClock(SIGNED_UP + timedelta(days=1)))
+    with app.app_context():
+        holders.change_holder(number(1), NOW - timedelta(days=3), NOW - timedelta(days=2))
+        db.session.commit()
+    factories.customer(app, number(1), date(2026, 11, 23), at=NOW - timedelta(days=1))
+    start(app, new_campaign(app, body_fi="Joulutarjous."), FakeClock())
+
+    first, second = _bodies_to(outbox, number(1))
+    assert "asiakkaanamme" in first and "asiakkaanamme" in second
+
+
+def test_a_failed_first_customer_message_does_not_count_as_the_notice(app, outbox):
+    """The first customer message failed (never reached the phone): the next says it."""
+    factories.customer(app, number(1), date(2026, 10, 1), at=SIGNED_UP)
+    start(app, new_campaign(app, body_fi="Syystarjous."), FakeClock())
+    with app.app_context():
+        db.session.execute(update(SmsMessage).values(status="failed", error_code="30003"))
+        db.session.commit()
+    start(app, new_campaign(app, body_fi="Joulutarjous."), FakeClock())
+
+    first, second = _bodies_to(outbox, number(1))
+    assert "asiakkaanamme" in first and "asiakkaanamme" in second
 
 
 @pytest.mark.parametrize("config_overrides", [{"TWILIO_FROM": "+358401110000"}])

@@ -125,13 +125,22 @@ def adopt_orphan(
 
 
 def _had_customer_message(subscriber_id: int) -> bool:
-    """Has the subscriber had a campaign message as a customer already?"""
+    """Has the number's current holder had a campaign message as a customer already, one
+    that did not fail? The first says why it comes and how to refuse: an earlier holder's
+    (the message row belongs to whoever held the number when it was written) told this
+    person nothing, nor did one that never reached them."""
+    holding = select(Holding.id).where(
+        Holding.subscriber_id == subscriber_id, Holding.ended_at.is_(None)
+    )
     return db.session.scalar(
         select(
             exists().where(
                 CampaignMessage.subscriber_id == subscriber_id,
                 CampaignMessage.status == SENT,
                 CampaignMessage.basis == LawfulBasis.CUSTOMER,
+                SmsMessage.id == CampaignMessage.sms_message_id,
+                SmsMessage.holding_id == holding.scalar_subquery(),
+                SmsMessage.status.not_in(("failed", "undelivered")),
             )
         )
     )
