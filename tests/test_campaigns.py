@@ -27,6 +27,7 @@ from viihde.models import (
 )
 from viihde.register import budget, campaigns, consent, erasure, holders
 from viihde.sms import log_sms
+from viihde.sms.delivery import in_flight_since
 from viihde.sms.segments import segmentation
 
 from . import factories
@@ -591,17 +592,60 @@ def test_a_message_whose_sender_died_talking_to_the_provider_is_not_sent_again(
         db.session.execute(update(SmsMessage).values(status="sending", updated_at=clock.now))
         db.session.commit()
 
-    clock.now += timedelta(seconds=10)  # within the provider's time-out: left alone
-    assert run(app, campaign_id, clock) == "finished"
-    assert sms_row(app, number(1)) == ("sending", None)
-
+    clock.now += timedelta(seconds=10)  # within the provider's time-out: left alone ...
     with app.app_context():
-        db.session.execute(update(Campaign).values(status="sending"))
-        db.session.commit()
-    clock.now += timedelta(minutes=5)
+        window = clock.now - in_flight_since(clock.now)
+    # ... and the campaign does not finish with it unsettled: the sender waits until the
+    # attempt is surely dead, then settles it (outcome unknown) and finishes.
     assert run(app, campaign_id, clock) == "finished"
     assert sms_row(app, number(1)) == ("failed", "outcome_unknown")
+    assert clock.now >= NOW + window
     assert sent_to(outbox) == []
+
+
+def test_a_campaign_does_not_finish_with_a_message_its_dead_sender_left_queued(
+    app, outbox, monkeypatch
+):
+    """The sender died after logging the last recipient and before handing the SMS over;
+    the next turn finds nobody left to send to. It does not finish (the message would be
+    sent by nobody, and count as sent): it waits until the message is an orphan, adopts
+    it (consent still stands), and then finishes."""
+    factories.subscriber(app, number(1), at=SIGNED_UP)
+    factories.subscriber(app, number(2), at=SIGNED_UP)
+    campaign_id = new_campaign(app)
+    clock = FakeClock()
+    killed_after_logging(monkeypatch, 2)
+    with pytest.raises(Killed):
+        start(app, campaign_id, clock)
+    monkeypatch.undo()
+    assert sms_row(app, number(2))[0] == "queued"
+
+    clock.now += timedelta(seconds=30)
+    assert run(app, campaign_id, clock, budget_seconds=20) == "settling"  # due past its turn
+    assert sms_row(app, number(2))[0] == "queued"
+    clock.now += timedelta(seconds=40)
+    assert run(app, campaign_id, clock) == "finished"
+    assert sms_row(app, number(2))[0] == "sent"
+    assert sorted(sent_to(outbox)) == [number(1), number(2)]
+
+
+def test_cancelling_fails_the_messages_not_yet_handed_over(app, outbox, monkeypatch):
+    """A cancel stops the campaign for good: a message its sender logged and did not hand
+    over is not sent by anyone later, and is failed ("campaign_cancelled"), not left
+    queued for ever."""
+    factories.subscriber(app, number(1), at=SIGNED_UP)
+    factories.subscriber(app, number(2), at=SIGNED_UP)
+    campaign_id = new_campaign(app)
+    clock = FakeClock()
+    killed_after_logging(monkeypatch, 2)
+    with pytest.raises(Killed):
+        start(app, campaign_id, clock)
+    monkeypatch.undo()
+    with app.app_context():
+        campaigns.cancel(campaign_id, clock.now)
+        db.session.commit()
+    assert sms_row(app, number(2)) == ("failed", "campaign_cancelled")
+    assert sent_to(outbox) == [number(1)]
 
 
 def test_a_plain_rq_worker_runs_the_sender_in_an_app_of_its_own(app, outbox, monkeypatch):

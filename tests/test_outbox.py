@@ -107,9 +107,11 @@ def test_twin_sweeps_at_once_deliver_each_message_once(app, outbox):
     assert len(outbox.messages()) == 1
 
 
-def test_an_attempt_that_died_mid_call_is_settled_not_sent_again(app, outbox):
-    """ "sending" past the provider's time-out: it may have gone out; never sent twice."""
-    message_id = committed_but_never_handed_over(app, minutes_ago=5)
+@pytest.mark.parametrize("kind", ["welcome", "campaign"])
+def test_an_attempt_that_died_mid_call_is_settled_not_sent_again(app, outbox, kind):
+    """ "sending" past the provider's time-out: it may have gone out; never sent twice. A
+    campaign's message too (its campaign may be over, with no sender left to settle it)."""
+    message_id = committed_but_never_handed_over(app, kind=kind, minutes_ago=5)
     with app.app_context():
         db.session.get(SmsMessage, message_id).status = "sending"
         db.session.commit()

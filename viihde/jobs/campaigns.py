@@ -23,6 +23,7 @@ from viihde.register.campaigns.recipients import (
     adopt_orphan,
     find_orphan,
     next_candidates,
+    orphans_due,
     record_recipient,
 )
 from viihde.register.campaigns.sending import next_allowed
@@ -195,6 +196,14 @@ class _Sender:
             return None
         subscriber_id = self._next_recipient(campaign)
         if subscriber_id is None:
+            due = orphans_due(campaign, now)
+            if due is not None:  # a message a dead sender left: adopted when it is due
+                db.session.commit()
+                if self.until is not None and due > self.until:
+                    continue_later(self.campaign_id, due)
+                    return "settling"
+                self.next_send = max(due, now + timedelta(seconds=1))
+                return None
             campaign.status, campaign.finished_at = FINISHED, now
             db.session.commit()
             return FINISHED

@@ -166,13 +166,13 @@ def _live_body(body: str, subscriber_id: int | None) -> str | None:
 
 def _settle_dead_attempts(now: datetime) -> int:
     """A message "sending" past the provider's time-out lost its attempt: failed, outcome
-    unknown (it may have gone out; sending again could deliver it twice)."""
+    unknown (it may have gone out; sending again could deliver it twice). A campaign's
+    too: its sender would settle it the same way, and a cancelled campaign has none."""
     return db.session.execute(
         update(SmsMessage)
         .where(
             SmsMessage.status == "sending",
             SmsMessage.updated_at < in_flight_since(now),
-            SmsMessage.kind.not_in(_NOT_SWEPT),
         )
         .values(status="failed", error_code="outcome_unknown", updated_at=now)
         .execution_options(synchronize_session=False)

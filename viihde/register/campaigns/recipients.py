@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, func, select, update
 
 from viihde.extensions import db
 from viihde.models import (
+    UNSENT,
     Campaign,
     CampaignMessage,
     ConsentState,
@@ -102,6 +103,26 @@ def find_orphan(campaign: Campaign, now: datetime) -> CampaignMessage | None:
         .order_by(CampaignMessage.id)
         .limit(1)
     ).first()
+
+
+def orphans_due(campaign: Campaign, now: datetime) -> datetime | None:
+    """When the campaign's messages not yet settled (queued, or "sending") will be orphans
+    if nobody settles them first (``find_orphan`` then finds the first); None when every
+    message is settled. The campaign is not finished before: a message its dead sender
+    left queued would be sent by nobody, and counted as sent."""
+    queued, sending = db.session.execute(
+        select(
+            func.min(SmsMessage.created_at).filter(SmsMessage.status == "queued"),
+            func.min(SmsMessage.updated_at).filter(SmsMessage.status == "sending"),
+        )
+        .join(CampaignMessage, CampaignMessage.sms_message_id == SmsMessage.id)
+        .where(CampaignMessage.campaign_id == campaign.id, SmsMessage.status.in_(UNSENT))
+    ).one()
+    due = [
+        *([queued + ORPHANED_AFTER] if queued is not None else []),
+        *([sending + (now - in_flight_since(now))] if sending is not None else []),
+    ]
+    return min(due) if due else None
 
 
 def adopt_orphan(

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from viihde import config
 from viihde.clock import HELSINKI
 from viihde.extensions import db
-from viihde.models import AuditAction, Campaign, Subscriber
+from viihde.models import AuditAction, Campaign, CampaignMessage, SmsMessage, Subscriber
 from viihde.register import audit
 from viihde.register.campaigns.state import (
     CANCELLED,
@@ -65,12 +65,26 @@ def resume(campaign_id: int) -> Campaign:
 
 
 def cancel(campaign_id: int, now: datetime) -> Campaign:
-    """Stop the campaign for good (a draft too); whoever got it keeps their message (no
-    commit)."""
+    """Stop the campaign for good (a draft too); whoever got it keeps their message, and a
+    message not yet handed over (its sender died, or is about to hand it over) is not sent:
+    failed, "campaign_cancelled" (no commit)."""
     campaign = locked(campaign_id)
     require_status(campaign, DRAFT, SENDING, PAUSED)
     campaign.status, campaign.finished_at, campaign.resume_at = CANCELLED, now, None
+    its_messages = select(CampaignMessage.sms_message_id).where(
+        CampaignMessage.campaign_id == campaign_id
+    )
+    db.session.execute(
+        update(SmsMessage)
+        .where(SmsMessage.id.in_(its_messages), SmsMessage.status == "queued")
+        .values(status="failed", error_code=CANCELLED_UNSENT, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
     return campaign
+
+
+#: Why a campaign's message was not sent after all: the campaign was cancelled first.
+CANCELLED_UNSENT = "campaign_cancelled"
 
 
 # Quiet hours
