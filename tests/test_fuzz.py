@@ -3,6 +3,7 @@ never a 500, never an exception (TESTING propagates them, so one would fail the 
 
 from __future__ import annotations
 
+import io
 import re
 from urllib.parse import urlencode
 
@@ -85,6 +86,22 @@ def test_public_forms_never_answer_5xx(client, path, form):
 def test_preference_forms_never_answer_5xx(linked, path, form):
     """The same behind a live link (sign-out and erasure may end it: still no 5xx)."""
     assert linked.post(path, data=form).status_code < 500
+
+
+#: Every field a public or linked form reads.
+FORM_FIELDS = ["phone", "consent", "utm_source", "utm_medium", "utm_campaign", "click_id",
+               "code", "email", "password", "understood", "save", "stop_all", "subscriber",
+               "purpose-offers", "next"]  # fmt: skip
+
+
+@pytest.mark.parametrize("field", FORM_FIELDS)
+def test_a_field_posted_as_a_file_is_refused_not_a_500(linked, field):
+    """A multipart body whose field is a file part (no form here takes a file): the field
+    counts as missing, a 4xx or a redirect, on every form."""
+    for path in PUBLIC_POSTS + LINKED_POSTS:
+        data = {"phone": "040 123 4567", "consent": "y", field: (io.BytesIO(b"x"), "a.txt")}
+        response = linked.post(path, data=data, content_type="multipart/form-data")
+        assert response.status_code < 500, (path, field)
 
 
 CONTENT_TYPES = [

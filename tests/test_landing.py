@@ -8,6 +8,7 @@ import re
 
 import pytest
 from flask import flash, template_rendered
+from sqlalchemy import select
 
 from .helpers import csrf_token
 from .settings import PUBLIC_BASE_URL
@@ -111,6 +112,20 @@ def test_a_click_id_of_control_characters_is_none(query, click_id):
     from viihde.web.signup.forms import attribution_from
 
     assert attribution_from(MultiDict(query))["click_id"] == click_id
+
+
+def test_a_click_id_posted_with_control_characters_is_cleaned_as_the_addresss(visitor, outbox, app):
+    """The form's hidden click id is cleaned as the address's values are: no control or
+    direction characters reach the consent record (and its receipt, card and export)."""
+    visitor.submit_number("040 123 4567", click_id="\x1b[2J\r\n\u202egclid:" + "A" * 300)
+    visitor.submit_code(outbox.last_code())
+    with app.app_context():
+        from viihde.extensions import db
+        from viihde.models import ConsentEvent
+
+        click_ids = {e.click_id for e in db.session.scalars(select(ConsentEvent))}
+    (click_id,) = click_ids
+    assert click_id.isprintable() and click_id.startswith("[2Jgclid:AAA") and len(click_id) == 255
 
 
 def test_the_attribution_reaches_the_consent_record(visitor, outbox, app):

@@ -10,6 +10,7 @@ from functools import cache, cached_property
 from flask import current_app, request
 from flask_babel import get_locale
 from flask_wtf import FlaskForm
+from werkzeug.datastructures import CombinedMultiDict
 from wtforms.i18n import get_translations
 
 
@@ -29,7 +30,11 @@ class Form(FlaskForm):
             # WTForms with a 500; a JSON body is read as an empty form (a 400 that says so).
             if request.is_json:
                 return None
-            return super().wrap_formdata(form, formdata)
+            wrapped = super().wrap_formdata(form, formdata)
+            # No form here takes a file: Flask-WTF would put a multipart body's file parts
+            # among the fields, and a field posted as a file reached the filters and the
+            # number's parser as a FileStorage (a 500). Only the posted fields count.
+            return request.form if isinstance(wrapped, CombinedMultiDict) else wrapped
 
 
 #: In ``app.extensions``: True when the app's hook checks the CSRF token of every unsafe

@@ -18,14 +18,23 @@ from viihde.web.request import typed_number
 #: Ad click ids we keep with the consent, by query parameter.
 CLICK_ID_PARAMETERS = ("gclid", "gbraid", "wbraid", "fbclid", "msclkid", "ttclid")
 ATTRIBUTION_LENGTH = 100
+#: The ad click id's column ("gclid:" and the id the address carried).
+CLICK_ID_LENGTH = 255
 
 
-def clean_attribution(value: str | None) -> str | None:
+def clean_attribution(value: str | None, length: int = ATTRIBUTION_LENGTH) -> str | None:
     """Keep printable characters of a campaign value, cut to the column size."""
     if not value:
         return None
     printable = "".join(ch for ch in value if ch.isprintable()).strip()
-    return printable[:ATTRIBUTION_LENGTH] or None
+    return printable[:length] or None
+
+
+def clean_click_id(value: str | None) -> str | None:
+    """The ad click id as the landing page put it in its form ("gclid:…"), cleaned as the
+    address's values are: printable characters only (no control or direction characters
+    to reach the receipt, the card or an export), cut to its column."""
+    return clean_attribution(value, CLICK_ID_LENGTH)
 
 
 def attribution_from(args) -> dict[str, str | None]:
@@ -73,7 +82,7 @@ class SignupForm(Form):
     utm_source = HiddenField(filters=[clean_attribution])
     utm_medium = HiddenField(filters=[clean_attribution])
     utm_campaign = HiddenField(filters=[clean_attribution])
-    click_id = HiddenField(filters=[lambda v: v[:255] if v else None])
+    click_id = HiddenField(filters=[clean_click_id])
 
     phone_e164: str | None = None
 
