@@ -681,7 +681,11 @@ def test_two_senders_at_once_send_each_message_once(app, outbox):
         *(lambda c=c: sender.run(campaign_id, clock=c, sleep=c.sleep) for c in clocks),
         app=app,
     )
-    assert sorted(results) == ["finished", "finished"]
+    # A twin that finds the other's last message still in hand leaves it to be settled
+    # (with a queue, its turn comes back when it would be an orphan); the other finishes.
+    assert "finished" in results and set(results) <= {"finished", "settling"}
+    with app.app_context():
+        assert db.session.get(Campaign, campaign_id).status == "finished"
     assert sorted(sent_to(outbox)) == [number(n) for n in range(1, 9)]
     assert len(recipients(app, campaign_id)) == 8
 

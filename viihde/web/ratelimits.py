@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,32 @@ _COUNT = """
 for i, key in ipairs(KEYS) do
     redis.call('INCRBY', key, 1)
     redis.call('EXPIRE', key, ARGV[i], 'NX')
+end
+"""
+
+#: Take one try in every counter if each has room, else take none and answer 0 (KEYS: the
+#: counters; ARGV: their limits, then their windows in seconds): the test and the count in
+#: one step, so that requests arriving together cannot all pass a test none of them has
+#: counted yet (a dozen at once from one address sent a dozen codes past a limit of five).
+_RESERVE = """
+local n = #KEYS
+for i, key in ipairs(KEYS) do
+    if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i]) then
+        return 0
+    end
+end
+for i, key in ipairs(KEYS) do
+    redis.call('INCRBY', key, 1)
+    redis.call('EXPIRE', key, ARGV[n + i], 'NX')
+end
+return 1
+"""
+#: Give back the try a request took and did not use (KEYS: its counters).
+_RELEASE = """
+for _, key in ipairs(KEYS) do
+    if tonumber(redis.call('GET', key) or '0') > 0 then
+        redis.call('DECRBY', key, 1)
+    end
 end
 """
 
@@ -84,6 +111,7 @@ class Limits:
     def __init__(self, redis: Redis | None) -> None:
         self.redis = redis
         self.memory = FixedWindowRateLimiter(MemoryStorage())
+        self._memory_lock = threading.Lock()
 
     @staticmethod
     def _key(item: RateLimitItem, key: str) -> str:
@@ -149,6 +177,44 @@ class Limits:
         except RedisError:
             log.warning("rate_limit_storage_unreachable step=heal")
 
+    def reserve(self, found: Sequence[Counter]) -> bool:
+        """Take one try in every counter if each has room, else none; whether it did (one
+        round trip, one script). A view's limits are reserved before it runs and given
+        back (``release``) when its answer says the try does not count: what is tested is
+        also what is counted, however many requests arrive at once."""
+        if not found:
+            return True
+        if self.redis is not None:
+            names = [self._key(item, key) for item, key in found]
+            amounts = [item.amount for item, _ in found]
+            windows = [item.get_expiry() for item, _ in found]
+            try:
+                return bool(self.redis.eval(_RESERVE, len(names), *names, *amounts, *windows))
+            except RedisError:
+                log.warning("rate_limit_storage_unreachable step=reserve")
+                g.rate_limits_in_memory = True  # its release and Retry-After ask memory too
+        with self._memory_lock:
+            if not all(self.memory.test(item, key) for item, key in found):
+                return False
+            for item, key in found:
+                self.memory.hit(item, key)
+            return True
+
+    def release(self, found: Sequence[Counter]) -> None:
+        """Give back the try ``reserve`` took (one round trip), where it was taken."""
+        if not found:
+            return
+        if self.redis is not None and not g.get("rate_limits_in_memory"):
+            try:
+                self.redis.eval(_RELEASE, len(found), *(self._key(i, k) for i, k in found))
+                return
+            except RedisError:
+                log.warning("rate_limit_storage_unreachable step=release")
+                return  # the try stays counted: never opens a limit
+        with self._memory_lock:
+            for item, key in found:
+                self.memory.storage.decr(item.key_for(key))
+
     def count(self, found: Sequence[Counter]) -> None:
         """One more try against every counter (one round trip: one script, in place of a
         pipeline of two commands a counter, which took twice the CPU to build and read)."""
@@ -189,9 +255,10 @@ def limited(
     methods: tuple[str, ...] = ("POST",),
 ):
     """Guard a view with ``rules`` on ``methods``: a request that would go over any of them
-    gets a 429 before the view runs; after it, the try is counted when ``counts`` says
-    so (every try, without it). A HEAD is a GET here (Flask runs the GET view for it).
-    The rules are kept on the view as ``rate_limits``."""
+    gets a 429 before the view runs, and otherwise takes its try in each (``reserve``);
+    after it, the try is given back unless ``counts`` says it counts (every try counts
+    without it; a view that raises gives it back). A HEAD is a GET here (Flask runs the
+    GET view for it). The rules are kept on the view as ``rate_limits``."""
     guarded_methods = frozenset(methods) | ({"HEAD"} if "GET" in methods else set())
 
     def decorator(view):
@@ -200,11 +267,15 @@ def limited(
             if request.method not in guarded_methods:
                 return view(*args, **kwargs)
             found = counters(rules)
-            if not limits().within(found):
+            if not limits().reserve(found):
                 raise TooManyRequests(retry_after=limits().retry_after(found))
-            response = current_app.make_response(view(*args, **kwargs))
-            if counts is None or counts(response):
-                limits().count(found)
+            try:
+                response = current_app.make_response(view(*args, **kwargs))
+            except BaseException:
+                limits().release(found)
+                raise
+            if counts is not None and not counts(response):
+                limits().release(found)
             return response
 
         guarded.rate_limits = rules
