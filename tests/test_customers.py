@@ -257,6 +257,22 @@ def test_only_configured_customer_purposes_are_granted(app, runner, tmp_path, cl
     assert [purpose for _, purpose, _, _, _ in ledger(app)] == ["offers"]
 
 
+@pytest.mark.parametrize(
+    "cell", ["358405556677.0", "401234567.0", "+358401234567.0", "3.58401234567E11"]
+)
+def test_a_number_saved_from_a_spreadsheets_number_column_is_a_bad_row(
+    app, runner, tmp_path, clock, cell
+):
+    """ "358405556677.0" read its ".0" as one more digit: +3584055566770, a valid number and
+    someone else's. Such a cell is a bad row that says how to save the column; nothing is
+    added (the holder file, which reads its rows the same way, likewise)."""
+    result = import_customers(runner, tmp_path, f"{cell},{PURCHASED}\n")
+
+    assert result.exit_code == 0, result.output
+    assert "line 2: a spreadsheet number (.0 or E at its end): save the column as text" in result.output
+    assert count(app, Subscriber) == 0
+
+
 def test_bad_rows_are_reported_by_line_and_skipped_while_good_rows_apply(
     app, runner, tmp_path, clock
 ):

@@ -12,6 +12,8 @@ from datetime import date
 from viihde.phone import PhoneError, parse_mobile
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: A number as a spreadsheet writes a numeric cell ("358401234567.0", "4.01234567E8").
+_SPREADSHEET_NUMBER = re.compile(r"\d\.0+\s*$|\d[eE][+-]?\d+\s*$")
 
 
 class RegisterFileError(ValueError):
@@ -80,6 +82,10 @@ def number_and_day(
     """A row's mobile number (E.164) and day (not after ``today``), or ValueError why not."""
     if len(row) <= max(number_at, date_at) or not row[number_at].strip():
         raise ValueError("missing column")
+    if _SPREADSHEET_NUMBER.search(row[number_at]):
+        # 358401234567 saved from a spreadsheet's number column: the ".0" would be read as
+        # one more digit (a dot separates digits where people type them), another number.
+        raise ValueError("a spreadsheet number (.0 or E at its end): save the column as text")
     try:
         phone = parse_mobile(row[number_at], allowed_regions)
     except PhoneError as error:
