@@ -269,7 +269,10 @@ def test_a_number_saved_from_a_spreadsheets_number_column_is_a_bad_row(
     result = import_customers(runner, tmp_path, f"{cell},{PURCHASED}\n")
 
     assert result.exit_code == 0, result.output
-    assert "line 2: a spreadsheet number (.0 or E at its end): save the column as text" in result.output
+    assert (
+        "line 2: a spreadsheet number (.0 or E at its end): save the column as text"
+        in result.output
+    )
     assert count(app, Subscriber) == 0
 
 
