@@ -245,6 +245,47 @@ def test_a_holders_own_erasure_is_made_again_and_the_earlier_holders_proof_kept(
     assert "Erased already: 1" in reapply(restored, files)
 
 
+def test_an_erasure_made_while_nobody_held_the_number_is_not_made_again_as_the_whole(tmp_path):
+    """The new holder erased their holding, then (a link from the answer to HELP) erased
+    again while nobody held the number: that second erasure removed only what came after
+    the holding. Made again on the restored register it does the same, and the earlier
+    holder's proof of consent stays (before: reapply erased the whole number)."""
+    now = utcnow()
+    failed = register_on(tmp_path / "failed.sqlite3")
+    with failed.app_context():
+        upgrade()
+    factories.subscriber(failed, ERASED, at=now - timedelta(days=3))
+    with failed.app_context():
+        changed_on = (now - timedelta(days=2)).date().isoformat()
+        holders.sync_holders(
+            ["number,changed_on", f"{ERASED},{changed_on}"], now - timedelta(days=2), ("FI",)
+        )
+        db.session.commit()
+    factories.subscriber(failed, ERASED, at=now - timedelta(days=1))  # the new holder
+    back_up(tmp_path)
+    with failed.app_context():
+        subscriber_id = lookup.subscriber_by_phone(ERASED).id
+        erasure.erase_own(subscriber_id, ErasureSource.SUBJECT, now - timedelta(minutes=30))
+        db.session.commit()
+        erasure.erase_own(subscriber_id, ErasureSource.SUBJECT, now - timedelta(minutes=20))
+        db.session.commit()
+        earlier = db.session.scalars(select(ConsentEvent.holding_id)).all()
+        assert earlier  # the earlier holder's proof, in the failed register too
+    files = tmp_path / "t.csv", tmp_path / "w.csv"
+    assert "Erasures written: 2" in changes_since(failed, now - timedelta(hours=1), files)
+    restored = register_on(tmp_path / "backup.sqlite3")
+
+    reapply(restored, files)
+
+    with restored.app_context():
+        held = db.session.scalars(select(Holding).order_by(Holding.id)).all()
+        kept = db.session.scalars(select(ConsentEvent.holding_id)).all()
+        assert kept and set(kept) == {held[0].id}
+        assert [h.erased_at is not None for h in held] == [False, True]
+        assert lookup.subscriber_by_phone(ERASED) is not None
+        db.engine.dispose()
+
+
 def test_a_file_the_failed_database_could_not_give_whole_is_not_left_half_written(
     tmp_path, monkeypatch
 ):

@@ -69,10 +69,20 @@ def erase_own(subscriber_id: int, source: ErasureSource, now: datetime) -> Tombs
     if not kept:
         return erase(subscriber.phone_e164, source, now)
     if current is None:
-        _delete_rows(holdings.unheld(subscriber.phone_e164, held))
-        subscriber.link_key = consent.new_link_key()
-        return _tombstone(subscriber.phone_e164, source, now)
+        return erase_unheld(subscriber, held, source, now)
     return erase_holding(subscriber, current, source, now)
+
+
+def erase_unheld(
+    subscriber: Subscriber, held: list[Holding], source: ErasureSource, now: datetime
+) -> Tombstone:
+    """Remove what was written since the number's last holding ended, while nobody held it
+    (a locked subscriber's; no commit): the holdings' records stay. The tombstone names
+    that last holding, erased already, which is how a restore tells this erasure from one
+    of the whole number (``restore.reapply``)."""
+    _delete_rows(holdings.unheld(subscriber.phone_e164, held))
+    subscriber.link_key = consent.new_link_key()
+    return _tombstone(subscriber.phone_e164, source, now, held[-1].id)
 
 
 def erase_holding(

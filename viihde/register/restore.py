@@ -39,7 +39,7 @@ from viihde.models import (
     Subscriber,
     Tombstone,
 )
-from viihde.register import consent, erasure
+from viihde.register import consent, erasure, holdings
 from viihde.register.consent import WITHDRAW
 from viihde.register.files import BadRow, FileReport, RegisterFileError, rows
 
@@ -237,7 +237,13 @@ def _erase_again(
         holding = db.session.get(Holding, holding_id)
         subscriber = consent.lock_subscriber(holding.subscriber_id) if holding else None
         if subscriber is not None and phone is not None and subscriber.phone_e164 == phone:
-            erasure.erase_holding(subscriber, holding, source, erased_at)
+            held = holdings.of_number(subscriber.id)
+            if holding.erased_at is not None and held[-1] is holding and holding.ended_at:
+                # Erased already, the last, and nobody holds the number since: the
+                # erasure of what came after it (``erasure.erase_unheld``).
+                erasure.erase_unheld(subscriber, held, source, erased_at)
+            else:
+                erasure.erase_holding(subscriber, holding, source, erased_at)
             report.holdings_erased += 1
             report.changed.append((phone, phone_hash, "erase", detail))
             return
