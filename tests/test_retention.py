@@ -428,6 +428,23 @@ def test_a_failing_category_is_rolled_back_and_reported(app, runner, outbox, mon
     assert entries["pending"] == "verifications=1"
 
 
+def test_a_scheduled_purge_with_a_failing_category_fails_its_job(app, outbox, monkeypatch, clock):
+    """The job `rq cron` runs: a category that failed (rolled back, the rest done) fails
+    the job, naming it, where it had returned counts as a success."""
+    from viihde import tasks
+    from viihde.jobs import purge
+
+    a_bit_of_everything(app, outbox)
+
+    def fails(cutoff, dry_run):
+        raise OperationalError("DELETE FROM inbound_messages", {}, Exception("lost"))
+
+    monkeypatch.setattr(expiry, "purge_sms_log", fails)
+    with app.app_context(), pytest.raises(purge.PurgeFailed, match=r"sms_log \(OperationalError\)"):
+        tasks.purge_register()
+    assert "pending" in purge_entries(app)  # the other categories ran
+
+
 def test_months_before_keeps_the_day_or_takes_the_months_last():
     assert months_before(NOW, 36) == PROOF_CUTOFF
     assert months_before(datetime(2026, 5, 31, tzinfo=UTC), 3) == datetime(2026, 2, 28, tzinfo=UTC)

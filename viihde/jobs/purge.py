@@ -15,6 +15,15 @@ from viihde.register import audit, retention
 log = logging.getLogger(__name__)
 
 
+class PurgeFailed(RuntimeError):
+    """Some of the purge's categories failed and were rolled back (the rest are done)."""
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        listed = ", ".join(f"{category} ({error})" for category, error in failures.items())
+        super().__init__(f"retention purge failed: {listed}")
+        self.failures = failures
+
+
 def run(
     now: datetime, dry_run: bool = False, actor: audit.Actor = retention.SYSTEM
 ) -> retention.PurgeReport:
