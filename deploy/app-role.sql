@@ -34,6 +34,8 @@ GRANT SELECT, INSERT, DELETE ON sms_status_events, inbound_messages TO viihde_ap
 GRANT SELECT, DELETE ON sms_budget_counts TO viihde_app;
 -- What an erasure leaves is never deleted.
 GRANT SELECT, INSERT ON tombstones TO viihde_app;
+-- A STOP from a number the register did not hold: kept, and lifted by its START.
+GRANT SELECT, INSERT, DELETE ON refusals TO viihde_app;
 -- The hash key's fingerprint: recorded once, by the first check (register/keys.py).
 GRANT SELECT, INSERT ON register_keys TO viihde_app;
 -- Purge adds the codes it deletes to their day's totals (an upsert).

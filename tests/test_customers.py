@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
 from viihde.extensions import db
-from viihde.models import AuditEntry, ConsentEvent, LawfulBasis, Subscriber
+from viihde.models import AuditEntry, ConsentEvent, InboundMessage, LawfulBasis, Refusal, Subscriber
 from viihde.register import (
     access,
     api_tokens,
@@ -510,6 +510,26 @@ def test_a_stop_from_a_number_not_yet_in_the_register_keeps_its_purchase_out(
     assert subscriber_id(app) is None
     assert ledger(app, OTHER) == CUSTOMER_GRANTS
     assert ledger(app, third) == CUSTOMER_GRANTS
+
+
+def test_a_strangers_stop_outlives_the_sms_log_it_came_in(app, runner, tmp_path, clock):
+    """A STOP from a number not in the register, 400 days ago: the purge has removed the
+    reply itself (the SMS log keeps a year), but the refusal it left (a keyed hash, no
+    number) still keeps out a purchase from before it, for as long as one can be imported."""
+    with freeze_time(NOW - timedelta(days=400)):
+        assert texted(app, "STOP").status_code == 200
+    assert runner.invoke(args=["register", "purge"]).exit_code == 0
+    assert count(app, InboundMessage) == 0
+    with app.app_context():
+        (refusal,) = db.session.scalars(select(Refusal)).all()
+        assert refusal.phone_hash == erasure.tombstone_hash(NUMBER)
+    bought = (NOW - timedelta(days=430)).date().isoformat()
+
+    result = import_customers(runner, tmp_path, f"{NUMBER},{bought}\n")
+
+    assert result.exit_code == 0, result.output
+    assert "Numbers that texted STOP after the purchase (skipped): 1" in result.output
+    assert subscriber_id(app) is None
 
 
 def test_stop_by_sms_ends_customer_grants_and_keeps_their_basis(app, runner, tmp_path, clock):

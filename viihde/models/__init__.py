@@ -19,7 +19,7 @@ from viihde.models.base import (
 from viihde.models.campaigns import CAMPAIGN_STATUSES, Campaign, CampaignMessage
 from viihde.models.codes import Verification, VerificationKind
 from viihde.models.holdings import Holding
-from viihde.models.retention import ErasureSource, RegisterKey, SignupTotal, Tombstone
+from viihde.models.retention import ErasureSource, Refusal, RegisterKey, SignupTotal, Tombstone
 from viihde.models.sms_log import (
     BUDGETED_KINDS,
     CAMPAIGN_KINDS,
@@ -85,6 +85,7 @@ __all__ = [
     "LawfulBasis",
     "OutsideLongText",
     "OutsideText",
+    "Refusal",
     "RegisterKey",
     "SignupTotal",
     "SmsBudgetCount",

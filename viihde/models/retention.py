@@ -1,4 +1,4 @@
-"""What outlives the purge and erasure: daily sign-up totals and tombstones."""
+"""What outlives the purge and erasure: daily sign-up totals, tombstones and refusals."""
 
 from __future__ import annotations
 
@@ -52,6 +52,18 @@ class Tombstone(db.Model):
     # The holding it erased, while its row stands (a holder erasing their own holding);
     # None when the whole number went.
     holding_id: Mapped[int | None] = holding_column()
+
+
+class Refusal(db.Model):
+    """A STOP texted by a number the register did not hold: a keyed hash of the number and
+    when, kept as a tombstone is (a purchase from before it must not bring marketing, for
+    as long as a purchase can be imported); a START from the number lifts it."""
+
+    __tablename__ = "refusals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    refused_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class RegisterKey(db.Model):

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from viihde.clock import helsinki_day, start_of_day
 from viihde.extensions import db
-from viihde.models import InboundMessage, Tombstone
+from viihde.models import InboundMessage, Refusal, Tombstone
 from viihde.register.customers import CONTEXT, grant_as_customer, relationship_cutoff
 from viihde.register.erasure import tombstone_hash
 from viihde.register.files import BadRow, FileReport, number_and_day, rows
@@ -152,8 +152,19 @@ def erased_since(phone_e164: str, day: date) -> bool:
 def stopped_since(phone_e164: str, day: date) -> bool:
     """Did the number text STOP on or after ``day`` (a Helsinki day), and no START after
     it? Its owner refused marketing after that purchase, whether or not the number was in
-    the register then, so the purchase brings no marketing (the inbound message's index
-    on the number answers it)."""
+    the register then, so the purchase brings no marketing: a refusal it left (a number
+    the register did not hold; kept as a tombstone is), or the replies the SMS log keeps
+    (the inbound messages' index on the number answers it)."""
+    refused = db.session.scalar(
+        select(Refusal.id)
+        .where(
+            Refusal.phone_hash == tombstone_hash(phone_e164),
+            Refusal.refused_at >= start_of_day(day),
+        )
+        .limit(1)
+    )
+    if refused is not None:
+        return True
     last = db.session.scalar(
         select(InboundMessage.keyword)
         .where(

@@ -11,12 +11,13 @@ import unicodedata
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from viihde.extensions import db
 from viihde.models import (
     ConsentSource,
     InboundMessage,
+    Refusal,
     SmsKind,
     SmsMessage,
     Subscriber,
@@ -25,6 +26,7 @@ from viihde.models import (
 from viihde.models.statements import insert_once
 from viihde.phone import normalise_e164, region_of
 from viihde.register import consent
+from viihde.register.erasure import tombstone_hash
 from viihde.register.notices import SMS_START_TEXT_VERSION
 from viihde.sms import log_reply, texts
 from viihde.tokens import preference_url
@@ -82,7 +84,7 @@ def handle_inbound(
     if not _store_once(provider, message_sid, phone_e164, body, keyword, now):
         return None  # a retried webhook: acted on already
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.phone_e164 == phone_e164))
-    reply = _act(keyword, subscriber, now)
+    reply = _act(keyword, phone_e164, subscriber, now)
     if reply and _may_answer(phone_e164, now):
         log_reply(phone_e164, reply, now, subscriber.id if subscriber else None)
         return reply
@@ -109,14 +111,22 @@ def _may_answer(phone_e164: str, now: datetime) -> bool:
     return answered < config["SMS_REPLIES_PER_NUMBER_PER_HOUR"]
 
 
-def _act(keyword: str | None, subscriber: Subscriber | None, now: datetime) -> str | None:
-    """Do what the keyword asks; return the answer, if the keyword has one."""
+def _act(
+    keyword: str | None, phone_e164: str, subscriber: Subscriber | None, now: datetime
+) -> str | None:
+    """Do what the keyword asks; return the answer, if the keyword has one. A number the
+    register does not hold leaves its STOP as a refusal (a keyed hash: no number kept for
+    it) that a purchase from before it respects; its START lifts it."""
     language = subscriber.language if subscriber else current_app.config["BABEL_DEFAULT_LOCALE"]
     if keyword == STOP:
         if subscriber is not None:
             context = consent.ConsentContext(ConsentSource.SMS_KEYWORD)
             consent.withdraw_all(subscriber.id, context, now)
+        else:
+            db.session.add(Refusal(phone_hash=tombstone_hash(phone_e164), refused_at=now))
         return texts.stop_reply(language)
+    if keyword == START and subscriber is None:
+        db.session.execute(delete(Refusal).where(Refusal.phone_hash == tombstone_hash(phone_e164)))
     if keyword == START and subscriber is not None:
         evidence = consent.Evidence(consent_text_version=SMS_START_TEXT_VERSION)
         context = consent.ConsentContext(ConsentSource.SMS_KEYWORD, evidence=evidence)
