@@ -26,6 +26,8 @@ SETTINGS = [
     "ALLOWED_REGIONS",
     "SMS_BACKEND",
     "SMS_OUTBOX_PATH",
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_AUTH_TOKEN",
     "PUBLIC_BASE_URL",
     "REDIS_URL",
     "PASSWORD_HASH_TIME_COST",
@@ -42,6 +44,8 @@ def environment(monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", "sqlite:///" + str(tmp_path / "register.sqlite3"))
     monkeypatch.setenv("HASH_KEY", HASH_KEY)  # production needs its own (tested below)
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://viihdepaketti.fi")  # and its address
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)  # and Twilio's credentials
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "f" * 32)
     return monkeypatch
 
 
@@ -53,6 +57,33 @@ def settings_from(environment, **variables) -> dict:
 
 
 # Refusing to start
+
+
+@pytest.mark.parametrize(
+    ("unset", "variables", "says"),
+    [
+        ("DATABASE_URL", {}, "DATABASE_URL must be set in production"),
+        ("TWILIO_AUTH_TOKEN", {}, "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set"),
+        ("TWILIO_ACCOUNT_SID", {}, "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set"),
+        (None, {"SECRET_KEY_FALLBACKS": "short"}, "SECRET_KEY_FALLBACKS may hold only"),
+        (None, {"SECRET_KEY_FALLBACKS": f"{LONG_RANDOM_KEY},{config.DEV_SECRET_KEY}"},
+         "SECRET_KEY_FALLBACKS may hold only"),
+    ],
+)  # fmt: skip
+def test_production_refuses_a_register_sms_or_fallback_key_that_cannot_work(
+    environment, unset, variables, says
+):
+    """No DATABASE_URL (an empty SQLite file in the install's instance folder, a new one
+    with each install), Twilio without its credentials (no SMS goes, every STOP reply is
+    refused as unsigned), a fallback key that is short or the development key (it still
+    signs sessions and links): production does not start."""
+    if unset:
+        environment.delenv(unset)
+    settings = settings_from(environment, SECRET_KEY=LONG_RANDOM_KEY, **variables)
+    with pytest.raises(config.ConfigError, match=says):
+        config.check_production_safety(settings)
+    environment.setenv("APP_ENV", "development")
+    config.check_production_safety(config.from_environment("/srv/viihde/instance"))
 
 
 @pytest.mark.parametrize("app_env", ["production", None])

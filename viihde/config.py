@@ -37,10 +37,14 @@ def _env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in (_env(name, default) or "").split(",") if item.strip()]
 
 
+#: The register's file when DATABASE_URL is unset (make run): never production's.
+DEFAULT_SQLITE_FILE = "viihde.sqlite3"
+
+
 def database_url(url: str | None, instance_path: str) -> str:
     """Normalise ``DATABASE_URL``; default to an SQLite register under ``instance/``."""
     if not url:
-        return "sqlite:///" + str(Path(instance_path) / "viihde.sqlite3")
+        return "sqlite:///" + str(Path(instance_path) / DEFAULT_SQLITE_FILE)
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
@@ -296,9 +300,10 @@ def _weak_key(key: str | None) -> bool:
 
 def check_production_safety(config: dict) -> None:
     """Refuse to start with an unknown APP_ENV, and in production with: a default or short
-    secret key or hash key, staff passwords hashed more cheaply than OWASP's minimum for
-    argon2id, the debugger on, links in SMS over plain HTTP, Redis off this machine without a
-    password, or codes printed to the log."""
+    secret key, fallback key or hash key, staff passwords hashed more cheaply than OWASP's
+    minimum for argon2id, the debugger on, links in SMS over plain HTTP, Redis off this
+    machine without a password, no DATABASE_URL, Twilio without its credentials, or codes
+    printed to the log."""
     if config["APP_ENV"] not in ENVIRONMENTS:
         # "staging" would have started with production's keys and development's cookies.
         raise ConfigError(
@@ -312,6 +317,12 @@ def check_production_safety(config: dict) -> None:
             f"SECRET_KEY must be set to a random value of at least {MIN_SECRET_KEY_LENGTH} "
             f"characters when APP_ENV={config['APP_ENV']} (try: python -c "
             "'import secrets; print(secrets.token_urlsafe(48))')"
+        )
+    if any(_weak_key(key) for key in config.get("SECRET_KEY_FALLBACKS") or ()):
+        # A fallback still signs and reads sessions (staff ones too) and links.
+        raise ConfigError(
+            "SECRET_KEY_FALLBACKS may hold only former keys of at least "
+            f"{MIN_SECRET_KEY_LENGTH} random characters, never the development key"
         )
     if _weak_key(config.get("HASH_KEY")):
         # Unset, it is SECRET_KEY, and rotating that would stop every tombstone matching.
@@ -341,6 +352,20 @@ def check_production_safety(config: dict) -> None:
             "REDIS_URL must carry a password (redis://:PASSWORD@host, an ACL user, or "
             "?password=) when Redis is on another machine: whoever reaches it runs code "
             "in the SMS workers"
+        )
+    uri = config.get("SQLALCHEMY_DATABASE_URI") or ""
+    if uri.startswith("sqlite") and uri.endswith("/" + DEFAULT_SQLITE_FILE):
+        raise ConfigError(
+            "DATABASE_URL must be set in production (postgresql://user@host/db): unset, the "
+            "register is an SQLite file in the app's instance folder, a new empty one with "
+            "each install and each machine"
+        )
+    if config["SMS_BACKEND"] == "twilio" and not (
+        config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN")
+    ):
+        raise ConfigError(
+            "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN must be set with SMS_BACKEND=twilio: "
+            "without them no SMS goes and every STOP reply is refused as unsigned"
         )
     if config["SMS_BACKEND"] == "console":
         raise ConfigError(
