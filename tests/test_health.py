@@ -124,3 +124,20 @@ def test_readyz_is_503_when_the_hash_key_cannot_be_read(tmp_path):
     assert (public.status_code, public.json) == (503, {"status": "not ready"})
     scraper = client.get("/readyz", headers=SCRAPER)
     assert (scraper.json["database"], scraper.json["hash key"]) == ("ok", "unreachable")
+
+
+def test_readyz_reads_the_migrations_once_a_process(client, monkeypatch):
+    """The load balancer asks every few seconds, and anyone who reaches it may ask: the
+    release's migrations are read once (reading them took 17 ms of CPU a check)."""
+    from alembic.script import ScriptDirectory
+
+    from viihde.web.health import routes
+
+    routes._migrations.cache_clear()
+    real, read = ScriptDirectory.from_config, []
+    monkeypatch.setattr(
+        ScriptDirectory, "from_config", lambda *a, **k: read.append(1) or real(*a, **k)
+    )
+    for _ in range(3):
+        assert client.get("/readyz").status_code == 200
+    assert len(read) == 1

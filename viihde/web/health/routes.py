@@ -6,6 +6,8 @@ ready, since the detail names the schema's migration revisions.
 
 from __future__ import annotations
 
+from functools import cache
+
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import ResolutionError
@@ -39,14 +41,22 @@ def _database() -> str:
             current = MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError:
         return "unreachable"
-    config = migrate.get_config(current_app.extensions["migrate"].directory)
-    script = ScriptDirectory.from_config(config)
+    script = _migrations(current_app.extensions["migrate"].directory)
     head = script.get_current_head()
     if current == head:
         return "ok"
     if current is not None and not _known(script, current):
         return f"ok, migrations at {current}: newer than this release's {head}"
     return f"migrations at {current}, head is {head}"
+
+
+@cache
+def _migrations(directory: str) -> ScriptDirectory:
+    """This release's migrations, read once a process: /readyz is asked every few seconds
+    (and by anyone who can reach it), and reading the files took 17 ms of CPU each time."""
+    script = ScriptDirectory.from_config(migrate.get_config(directory))
+    script.get_current_head()  # the revision map, built now
+    return script
 
 
 def _known(script: ScriptDirectory, revision: str) -> bool:
