@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,3 +30,20 @@ def test_the_readme_layout_lists_every_module():
     }
     assert sorted(modules - listed) == [], "modules missing from the README's layout"
     assert sorted(listed - modules) == [], "the README's layout names modules that are gone"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [".env", ".env.production", "tls/key.pem", "register.sqlite3-wal", "dump.sql",
+     "erasures.csv", "withdrawals.csv", "audience.csv", "sms-outbox.jsonl", "instance/x.db"],
+)  # fmt: skip
+def test_secrets_registers_and_exports_are_never_committed(name):
+    """What an operator makes in the checkout (the restore's files, an export, a key) is
+    ignored by git."""
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    result = subprocess.run(  # noqa: S603
+        [git, "check-ignore", "--no-index", "-q", name], cwd=ROOT, check=False
+    )
+    assert result.returncode == 0, f"{name} could be committed"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import time
@@ -44,6 +45,7 @@ def nginx(tmp_path_factory):
         env=os.environ | {
             "HTTPS_LISTEN": f"127.0.0.1:{https}", "HTTP_LISTEN": f"127.0.0.1:{http_port}",
             "SERVER_NAME": "127.0.0.1", "CERT": str(run / "cert.pem"), "KEY": str(run / "key.pem"),
+            "PUBLIC_ORIGIN": f"https://127.0.0.1:{https}",
             "PACKAGE": str(run), "UPSTREAMS": f"server 127.0.0.1:{free_port()};",
             "PROXY_PARAMS": str(run / "proxy_params"), "ACCESS_LOG": str(access_log),
         },
@@ -160,3 +162,54 @@ def test_nginx_says_a_compressed_answer_varies_with_accept_encoding(nginx):
     assert response.status == 200 and response.getheader("Content-Encoding") == "gzip"
     assert "public" in response.getheader("Cache-Control")
     assert "Accept-Encoding" in response.getheader("Vary", "")
+
+
+def test_plain_http_is_sent_to_the_public_address_with_its_port(nginx):
+    """Not to whatever Host the client sent, nor to port 443 when the public address has
+    another: PUBLIC_ORIGIN, the path and query kept."""
+    https, http_port, _ = nginx
+    connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+    connection.request("GET", "/privacy?lang=sv", headers={"Host": "evil.example"})
+    response = connection.getresponse()
+    response.read()
+    assert response.status == 301
+    assert response.headers["Location"] == f"https://127.0.0.1:{https}/privacy?lang=sv"
+
+
+def test_tls_offers_only_ciphers_with_forward_secrecy_and_no_tickets(nginx):
+    """TLS 1.2 with a static-RSA suite (no forward secrecy) is refused; an ECDHE one is
+    taken, and no session ticket comes with it."""
+    https, _, _ = nginx
+
+    def handshake(ciphers: str) -> ssl.SSLSocket:
+        context = ssl._create_unverified_context()  # noqa: S323  # the test's own certificate
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(ciphers)
+        raw = socket.create_connection(("127.0.0.1", https), timeout=5)
+        return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+    with pytest.raises(ssl.SSLError):
+        handshake("AES128-GCM-SHA256")
+    with handshake("ECDHE-RSA-AES128-GCM-SHA256") as tls:
+        assert tls.cipher()[0] == "ECDHE-RSA-AES128-GCM-SHA256"
+        assert not tls.session.has_ticket
+
+
+def test_static_files_carry_hsts_as_the_apps_pages_do(nginx):
+    """nginx answers static files itself: they carry the app's HSTS."""
+    https, _, _ = nginx
+    static = nginx[2].parent / "static" / "css"
+    static.mkdir(parents=True, exist_ok=True)
+    (static / "plain.css").write_text("body { margin: 0; }")
+    context = ssl._create_unverified_context()  # noqa: S323  # the test's own certificate
+    for path in ("/static/css/plain.css", "/static/css/site-" + "1" * 32 + ".css"):
+        if "site-" in path:
+            (static / path.rsplit("/", 1)[1]).write_text("body { margin: 0; }")
+        connection = http.client.HTTPSConnection("127.0.0.1", https, context=context, timeout=5)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == 200
+        assert response.headers["Strict-Transport-Security"] == (
+            "max-age=31536000; includeSubDomains"
+        )
