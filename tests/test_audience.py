@@ -321,3 +321,29 @@ def test_an_export_signs_its_links_without_a_signer_or_an_hmac_per_row(app, monk
     eight = built_exporting(8)
     assert three["signers"] == eight["signers"] == 0
     assert three["hmacs"] == eight["hmacs"]
+
+
+def test_an_export_whose_file_fails_on_its_last_flush_is_on_record(
+    app, runner, monkeypatch, tmp_path
+):
+    """Closing the file flushes what is buffered, and that can fail (a full disk): the rows
+    written before are out, so the run is on record as stopped part-way, and fails."""
+    from viihde.cli import audience as audience_cli
+
+    factories.subscribers(app, {n: ("offers",) for n in range(1, 4)}, at=NOW)
+
+    class FullOnClose(io.StringIO):
+        def close(self):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(audience_cli, "private_file", lambda path: FullOnClose())
+    result = runner.invoke(
+        args=["audience", "export", "--purpose", "offers", "--output", str(tmp_path / "a.csv")]
+    )
+
+    assert result.exit_code != 0 and isinstance(result.exception, OSError)
+    with app.app_context():
+        details = [
+            e.detail for e in db.session.query(AuditEntry).filter_by(action="audience_export")
+        ]
+    assert details == ["offers: 3 (csv) stopped part-way"]

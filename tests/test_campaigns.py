@@ -646,6 +646,11 @@ def test_cancelling_fails_the_messages_not_yet_handed_over(app, outbox, monkeypa
         db.session.commit()
     assert sms_row(app, number(2)) == ("failed", "campaign_cancelled")
     assert sent_to(outbox) == [number(1)]
+    with app.app_context():  # counted as skipped, not as sent and failed both
+        statuses = db.session.scalars(
+            select(CampaignMessage.status).order_by(CampaignMessage.id)
+        ).all()
+    assert statuses == ["sent", "skipped"]
 
 
 def test_a_plain_rq_worker_runs_the_sender_in_an_app_of_its_own(app, outbox, monkeypatch):

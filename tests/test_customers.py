@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
@@ -23,6 +23,7 @@ from viihde.register import (
     consent,
     customers,
     erasure,
+    holders,
     lookup,
     purchases,
 )
@@ -274,6 +275,13 @@ def test_a_number_saved_from_a_spreadsheets_number_column_is_a_bad_row(
         in result.output
     )
     assert count(app, Subscriber) == 0
+
+
+def test_a_number_typed_with_dots_ending_in_zeros_is_read(app, runner, tmp_path, clock):
+    """ "040.123.45.00" is how some people write +358401234500: not a spreadsheet's cell."""
+    result = import_customers(runner, tmp_path, f"040.123.45.00,{PURCHASED}\n")
+    assert result.exit_code == 0, result.output
+    assert subscriber_id(app, "+358401234500") is not None
 
 
 def test_bad_rows_are_reported_by_line_and_skipped_while_good_rows_apply(
@@ -530,6 +538,30 @@ def test_a_strangers_stop_outlives_the_sms_log_it_came_in(app, runner, tmp_path,
     assert result.exit_code == 0, result.output
     assert "Numbers that texted STOP after the purchase (skipped): 1" in result.output
     assert subscriber_id(app) is None
+
+
+def test_a_stop_with_nothing_to_withdraw_is_kept_and_a_start_lifts_it(app, runner, tmp_path, clock):
+    """The number passed to a new holder, who has nothing granted yet and texts STOP: the
+    ledger has nothing to record it on, so the refusal keeps it after the SMS log's year
+    (the reply purged here); a purchase from before it is skipped. A START lifts it."""
+    imported(runner, tmp_path)
+    with app.app_context():
+        holders.change_holder(NUMBER, NOW - timedelta(days=20), NOW - timedelta(days=20))
+        db.session.commit()
+    with freeze_time(NOW - timedelta(days=10)):
+        assert texted(app, "STOP").status_code == 200
+    with app.app_context():
+        db.session.execute(delete(InboundMessage))  # the purge, a year on
+        db.session.commit()
+    bought = (NOW - timedelta(days=15)).date().isoformat()
+
+    skipped = import_customers(runner, tmp_path, f"{NUMBER},{bought}\n")
+    assert "Numbers that texted STOP after the purchase (skipped): 1" in skipped.output
+
+    assert texted(app, "START").status_code == 200
+    assert count(app, Refusal) == 0
+    taken = import_customers(runner, tmp_path, f"{NUMBER},{bought}\n")
+    assert "Numbers that texted STOP after the purchase (skipped): 0" in taken.output
 
 
 def test_stop_by_sms_ends_customer_grants_and_keeps_their_basis(app, runner, tmp_path, clock):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from freezegun import freeze_time
@@ -564,19 +565,38 @@ def test_an_erasure_page_left_open_never_erases_the_number_confirmed_after_it(ap
     assert kept == {"+358401234567", "+358507654321"}
 
 
-def test_every_form_on_a_page_reached_by_link_says_whom_it_was_shown_for(app, link, outbox):
-    """The preference page's two forms, the step-up page's and the erasure page's carry
-    the subscriber's id; a post without it changes nothing."""
-    browser = opened(app, link)
+def test_every_form_on_a_page_reached_by_link_says_whom_it_was_shown_for(app, outbox):
+    """The preference page's two forms, the step-up page's (before a code, and its code
+    and resend forms after), and the erasure page's carry the subscriber's id; a post to
+    any of those routes without it changes nothing and sends nothing (409)."""
+    visitor = Visitor(app.test_client(), outbox)
+    visitor.sign_up("040 123 4567")  # a fresh proof of the number: the erasure page opens
+    browser = visitor.client
     with app.app_context():
         own = str(db.session.scalar(select(Subscriber.id)))
-    page = browser.get("/preferences").text
-    verify = browser.get("/preferences/verify?next=data").text
-    for text, forms in ((page, 2), (verify, 1)):
-        assert text.count(f'name="subscriber" type="hidden" value="{own}"') == forms
-    without = {"csrf_token": csrf_token(page), "stop_all": "x"}
-    assert browser.post("/preferences", data=without).status_code == 409
+    field = f'name="subscriber" type="hidden" value="{own}"'
+    pages = {"/preferences": 2, "/preferences/verify?next=data": 1, "/preferences/erase": 1}
+    for path, forms in pages.items():
+        assert browser.get(path).text.count(field) == forms, path
+    token = csrf_token(browser.get("/preferences").text)
+    texted = len(outbox.messages())
+    for path, data in (
+        ("/preferences", {"stop_all": "x"}),
+        ("/preferences/sign-out", {}),
+        ("/preferences/verify/send?next=data", {}),
+        ("/preferences/verify?next=data", {"code": "123456"}),
+        ("/preferences/erase", {"understood": "y"}),
+    ):
+        assert browser.post(path, data={"csrf_token": token, **data}).status_code == 409, path
     assert _states(app) == {"+358401234567": True}
+    assert len(outbox.messages()) == texted
+    # A code on its way: the verify page's code and resend forms carry it too.
+    later = datetime.now(UTC) + timedelta(minutes=2)  # past the sign-up code's resend wait
+    with freeze_time(later, ignore=["limits"]):
+        fields = form_fields(browser.get("/preferences/verify?next=data").text)
+        sent = browser.post("/preferences/verify/send?next=data", data=fields)
+        assert sent.status_code == 302
+        assert browser.get("/preferences/verify?next=data").text.count(field) == 2
 
 
 def test_the_signed_out_page_is_never_cached(app, link, outbox):

@@ -24,6 +24,9 @@ LIMITED_VIEWS = {
     "staff.enrol_totp",
     "staff.test_send_campaign",
     "staff.home",
+    "staff.card",
+    "staff.export_json",
+    "staff.export_page",
     "api.audience_page",
 }
 

@@ -721,6 +721,21 @@ def test_a_staff_member_walking_the_register_by_search_is_stopped(app, support, 
     assert len(audit_rows(app)) == before
 
 
+@pytest.mark.parametrize("config_overrides", [{"STAFF_SEARCH_LIMIT": "3 per hour"}])
+def test_walking_the_cards_by_their_address_is_stopped_as_searching_is(app, support, subscriber_id):
+    """Ids run in order: a card (or an access answer) opened by its address counts as a
+    look-up, apart from the searches (one that finds nobody does not count); the next
+    past the cap is a 429 that reads and records nothing."""
+    card = f"/staff/card/{subscriber_id}"
+    assert support.get(f"/staff/card/{subscriber_id + 1}").status_code == 404  # not counted
+    for path in (card, f"{card}/export", f"{card}/export.json"):
+        assert support.get(path).status_code == 200
+    before = len(audit_rows(app))
+    assert support.get(card).status_code == 429
+    assert len(audit_rows(app)) == before
+    assert post(support, "/staff/", "/staff/", query="234567").status_code == 200  # apart
+
+
 def subjects_hash(app) -> str:
     with app.app_context():
         return erasure.tombstone_hash("+358401234567")

@@ -49,11 +49,16 @@ def audience_export(purpose: str, fmt: str, output: str) -> None:
                 total += batch
         finished = True
     finally:
-        if to_file:
-            out.close()
         # Whatever was written was released, links and all: on record even when the run
-        # stopped part-way (the output failed, Ctrl-C).
-        _record(purpose, fmt, total, finished)
+        # stopped part-way (the output failed, Ctrl-C), or its file's last flush failed.
+        try:
+            if to_file:
+                out.close()
+        except BaseException:
+            finished = False
+            raise
+        finally:
+            _record(purpose, fmt, total, finished)
     click.echo(f"Exported {total} numbers for {purpose}.", err=True)
 
 

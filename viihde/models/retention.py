@@ -55,9 +55,9 @@ class Tombstone(db.Model):
 
 
 class Refusal(db.Model):
-    """A STOP texted by a number the register did not hold: a keyed hash of the number and
-    when, kept as a tombstone is (a purchase from before it must not bring marketing, for
-    as long as a purchase can be imported); a START from the number lifts it."""
+    """A STOP texted to us: a keyed hash of the number and when, kept as a tombstone is (a
+    purchase from before it must not bring marketing, for as long as a purchase can be
+    imported, whether or not the register held the number); a START from it lifts it."""
 
     __tablename__ = "refusals"
 

@@ -13,7 +13,7 @@ from viihde.phone import PhoneError, parse_mobile
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 #: A number as a spreadsheet writes a numeric cell ("358401234567.0", "4.01234567E8").
-_SPREADSHEET_NUMBER = re.compile(r"\d\.0+\s*$|\d[eE][+-]?\d+\s*$")
+_SPREADSHEET_NUMBER = re.compile(r"^\s*\+?(?:\d+\.0+|\d+(?:\.\d+)?[eE][+-]?\d+)\s*$")
 
 
 class RegisterFileError(ValueError):

@@ -114,18 +114,19 @@ def _may_answer(phone_e164: str, now: datetime) -> bool:
 def _act(
     keyword: str | None, phone_e164: str, subscriber: Subscriber | None, now: datetime
 ) -> str | None:
-    """Do what the keyword asks; return the answer, if the keyword has one. A number the
-    register does not hold leaves its STOP as a refusal (a keyed hash: no number kept for
-    it) that a purchase from before it respects; its START lifts it."""
+    """Do what the keyword asks; return the answer, if the keyword has one. Every STOP also
+    leaves a refusal (a keyed hash: no number kept for it) that a purchase from before it
+    respects however long the SMS log keeps the reply: a number the register does not
+    hold, or whose holder has nothing to withdraw yet, has no ledger to keep it. A START
+    lifts it."""
     language = subscriber.language if subscriber else current_app.config["BABEL_DEFAULT_LOCALE"]
     if keyword == STOP:
         if subscriber is not None:
             context = consent.ConsentContext(ConsentSource.SMS_KEYWORD)
             consent.withdraw_all(subscriber.id, context, now)
-        else:
-            db.session.add(Refusal(phone_hash=tombstone_hash(phone_e164), refused_at=now))
+        db.session.add(Refusal(phone_hash=tombstone_hash(phone_e164), refused_at=now))
         return texts.stop_reply(language)
-    if keyword == START and subscriber is None:
+    if keyword == START:
         db.session.execute(delete(Refusal).where(Refusal.phone_hash == tombstone_hash(phone_e164)))
     if keyword == START and subscriber is not None:
         evidence = consent.Evidence(consent_text_version=SMS_START_TEXT_VERSION)

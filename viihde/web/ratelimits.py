@@ -1,9 +1,11 @@
 """Rate limits, checked only on the views that carry them: the `limits` library's items
 and fixed windows, counted in Redis so that every process shares them.
 
-A view's limits are tested in one Redis round trip (``MGET`` of every counter) before the
-view, and counted in one more (a script of ``INCRBY`` and ``EXPIRE ... NX``) after it,
-when the response says the try counts. A request to any other page does no rate-limit
+A view's limits are tested and its try taken in every counter in one Redis round trip (a
+script: all counters have room and each counts one more, or none changes) before the
+view; the try is given back in one more when the response says it does not count (no
+code went). Requests arriving together therefore cannot all pass a test that none of them
+has counted yet. A request to any other page does no rate-limit
 work at all (Flask-Limiter resolved its limits on every request). Numbers reach the
 counters only as keyed hashes (the views' key functions see to it).
 

@@ -7,7 +7,8 @@ country, and overall. Numbers reach the counters only as keyed hashes. Only
 requests that sent a code count (the view says so with ``count_sent_code``); one over a
 limit gets 429 before anything is sent. A request that names no valid number is not
 counted against any number, block or country: it cannot send to one. All of a request's
-limits are tested in one Redis round trip, and counted in one more when a code went.
+limits are tested and counted in one Redis round trip, and given back in one more when no
+code went.
 """
 
 from __future__ import annotations

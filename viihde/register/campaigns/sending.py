@@ -18,6 +18,7 @@ from viihde.register.campaigns.state import (
     DRAFT,
     PAUSED,
     SENDING,
+    SKIPPED,
     audit_detail,
     locked,
     require_status,
@@ -73,6 +74,18 @@ def cancel(campaign_id: int, now: datetime) -> Campaign:
     campaign.status, campaign.finished_at, campaign.resume_at = CANCELLED, now, None
     its_messages = select(CampaignMessage.sms_message_id).where(
         CampaignMessage.campaign_id == campaign_id
+    )
+    unsent = select(SmsMessage.id).where(
+        SmsMessage.id.in_(its_messages), SmsMessage.status == "queued"
+    )
+    # Their recipients count as skipped, not sent (the figures would count them twice).
+    db.session.execute(
+        update(CampaignMessage)
+        .where(
+            CampaignMessage.campaign_id == campaign_id, CampaignMessage.sms_message_id.in_(unsent)
+        )
+        .values(status=SKIPPED)
+        .execution_options(synchronize_session=False)
     )
     db.session.execute(
         update(SmsMessage)

@@ -48,7 +48,12 @@ def _search_limit() -> str:
 
 
 def _per_staff_member() -> str:
-    return f"staff-search:{getattr(current_user, 'id', None)}"
+    return f"staff:{getattr(current_user, 'id', None)}"
+
+
+#: A card (or an access answer) opened by its id, counted as a look-up is: ids run in
+#: order, and walking them must be as slow as walking the last digits.
+_reading_by_id = limited(Rule(_search_limit, "staff-card", _per_staff_member), methods=("GET",))
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -123,6 +128,7 @@ def _subscriber_or_404(subscriber_id: int):
 
 
 @bp.get("/card/<id:subscriber_id>")
+@_reading_by_id
 def card(subscriber_id: int):
     """The subscriber card: status, consents, timeline, SMS log, code attempts."""
     return _audited_card(_subscriber_or_404(subscriber_id))
@@ -174,6 +180,7 @@ def _answer(subscriber) -> tuple[dict, bool]:
 
 
 @bp.get("/card/<id:subscriber_id>/export.json")
+@_reading_by_id
 def export_json(subscriber_id: int):
     """What is stored, as the person's own download gives it: of the current holding only
     (or, asked for, of the earlier holders'), as `flask subject export --holding` does."""
@@ -190,6 +197,7 @@ def export_json(subscriber_id: int):
 
 
 @bp.get("/card/<id:subscriber_id>/export")
+@_reading_by_id
 def export_page(subscriber_id: int):
     """A printable answer to a written access request: the current holder's records only,
     unless the earlier holders' are asked for (a number that changed hands)."""
