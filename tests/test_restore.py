@@ -286,6 +286,34 @@ def test_an_erasure_made_while_nobody_held_the_number_is_not_made_again_as_the_w
         db.engine.dispose()
 
 
+def test_a_stops_refusal_made_since_the_restore_point_is_kept_again(tmp_path):
+    """A number not in the register texted STOP after the restore point: its refusal (a
+    keyed hash and a time) travels in the tombstones' file and is kept again, once, so that
+    a purchase from before the STOP still brings no marketing."""
+    from viihde.models import Refusal
+    from viihde.register.replies import handle_inbound
+
+    now = utcnow()
+    failed = register_on(tmp_path / "failed.sqlite3")
+    with failed.app_context():
+        upgrade()
+    back_up(tmp_path)
+    with failed.app_context():
+        handle_inbound("twilio", "SM" + "2" * 32, LATE, "STOP", now - timedelta(minutes=10))
+        db.session.commit()
+    files = tmp_path / "t.csv", tmp_path / "w.csv"
+    assert "Erasures written: 1" in changes_since(failed, now - timedelta(hours=1), files)
+    restored = register_on(tmp_path / "backup.sqlite3")
+
+    assert "STOP refusals kept again: 1" in reapply(restored, files)
+    assert "STOP refusals kept again: 0" in reapply(restored, files)
+    with restored.app_context():
+        hashes = db.session.scalars(select(Refusal.phone_hash)).all()
+        assert hashes == [erasure.tombstone_hash(LATE)]
+        assert lookup.subscriber_by_phone(LATE) is None  # a refusal erases nobody
+        db.engine.dispose()
+
+
 def test_a_file_the_failed_database_could_not_give_whole_is_not_left_half_written(
     tmp_path, monkeypatch
 ):

@@ -148,7 +148,9 @@ def _echo_import_report(report: purchases.ImportReport) -> None:
 
 @register_cli.command("changes-since")
 @click.argument("moment")
-@click.option("--tombstones", "tombstones_path", required=True, help="The erasures' CSV file.")
+@click.option(
+    "--tombstones", "tombstones_path", required=True, help="The erasures' (and refusals') CSV file."
+)
 @click.option("--withdrawals", "withdrawals_path", required=True, help="The withdrawals' CSV file.")
 def changes_since_command(moment: str, tombstones_path: str, withdrawals_path: str) -> None:
     """Against the database that FAILED, if it can be read: write the erasures and
@@ -211,6 +213,7 @@ def reapply_command(tombstones: TextIO, withdrawals: TextIO, dry_run: bool) -> N
     click.echo(f"Holdings {would}erased again: {report.holdings_erased}")
     click.echo(f"Tombstones {would}kept (nothing of it here): {report.tombstones_kept}")
     click.echo(f"Erased already: {report.erased_already}")
+    click.echo(f"STOP refusals {would}kept again: {report.refusals_kept}")
     click.echo(f"Purposes {would}withdrawn again: {report.purposes_withdrawn}")
     click.echo(f"Not granted here (left as they are): {report.not_granted}")
     click.echo(f"Granted again since (left as they are): {report.granted_since}")

@@ -36,6 +36,7 @@ from viihde.models import (
     ConsentSource,
     ErasureSource,
     Holding,
+    Refusal,
     Subscriber,
     Tombstone,
 )
@@ -49,8 +50,14 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
+#: The source a refusal (``models.Refusal``) has in the tombstones' file: a STOP's keyed
+#: hash and time travel with the erasures', which they are like.
+REFUSAL = "refusal"
+
+
 def write_tombstones(moment: datetime, out: TextIO) -> int:
-    """The tombstones recorded after ``moment``, as CSV; how many."""
+    """The tombstones recorded after ``moment``, then the refusals (a STOP's hash and time,
+    source ``refusal``), as CSV; how many rows."""
     writer = csv.writer(out)
     writer.writerow(TOMBSTONE_COLUMNS)
     written = 0
@@ -60,6 +67,13 @@ def write_tombstones(moment: datetime, out: TextIO) -> int:
         .order_by(Tombstone.id)
     ):
         writer.writerow((*row[:2], row.erased_at.isoformat(), row.holding_id or ""))
+        written += 1
+    for phone_hash, refused_at in db.session.execute(
+        select(Refusal.phone_hash, Refusal.refused_at)
+        .where(Refusal.refused_at > moment)
+        .order_by(Refusal.id)
+    ):
+        writer.writerow((phone_hash, REFUSAL, refused_at.isoformat(), ""))
         written += 1
     return written
 
@@ -99,6 +113,7 @@ class ReapplyReport(FileReport):
     not_granted: int = 0  # withdrawn here already, or never granted here
     granted_since: int = 0  # granted again after the withdrawal: left as it is
     numbers_missing: int = 0  # a withdrawal for a number the register does not hold
+    refusals_kept: int = 0  # a STOP's refusal made after the restored moment
     #: (the number, or None with its tombstone hash: one known by its hash alone; "erase"
     #: or "withdraw"; the audit detail).
     changed: list[tuple[str | None, str | None, str, str]] = field(default_factory=list)
@@ -111,7 +126,8 @@ class ReapplyReport(FileReport):
             f"holdings_erased={self.holdings_erased} tombstones={self.tombstones_kept} "
             f"erased_already={self.erased_already} withdrawn={self.purposes_withdrawn} "
             f"not_granted={self.not_granted} granted_since={self.granted_since} "
-            f"numbers_missing={self.numbers_missing}" + (" dry_run" if self.dry_run else "")
+            f"numbers_missing={self.numbers_missing} refusals={self.refusals_kept}"
+            + (" dry_run" if self.dry_run else "")
         )
 
 
@@ -124,8 +140,12 @@ def reapply(
     report = ReapplyReport(dry_run=dry_run)
     erasures = _read("erasures", tombstones, TOMBSTONE_COLUMNS, _tombstone_row, report)
     stops = _read("withdrawals", withdrawals, WITHDRAWAL_COLUMNS, _withdrawal_row, report)
-    numbers = _numbers_by_hash({row[0] for row in erasures}) if erasures else {}
+    erased = {row[0] for row in erasures if row[1] != REFUSAL}
+    numbers = _numbers_by_hash(erased) if erased else {}
     for phone_hash, source, erased_at, holding_id in erasures:
+        if source == REFUSAL:
+            _refuse_again(phone_hash, erased_at, report)
+            continue
         phone = numbers.get(phone_hash)
         _erase_again(phone, phone_hash, source, erased_at, holding_id, report)
     for phone, purpose, source, actor, withdrawn_at in stops:
@@ -192,6 +212,8 @@ def _tombstone_row(cells: list[str]) -> tuple[str, ErasureSource, datetime, int 
     if holding_id and not holding_id.isdigit():
         raise _BadCell("bad holding id")
     holding = int(holding_id) if holding_id else None
+    if source == REFUSAL:
+        return phone_hash, REFUSAL, _moment(erased_at), None
     return phone_hash, _member(ErasureSource, source), _moment(erased_at), holding
 
 
@@ -257,6 +279,16 @@ def _erase_again(
     erasure.keep_tombstone(phone_hash, source, erased_at)
     report.tombstones_kept += 1
     report.changed.append((None, phone_hash, "erase", f"tombstone only, {detail}"))
+
+
+def _refuse_again(phone_hash: str, refused_at: datetime, report: ReapplyReport) -> None:
+    """A STOP's refusal made after the restored moment, kept again (once)."""
+    kept = db.session.scalar(
+        select(Refusal.id).where(Refusal.phone_hash == phone_hash, Refusal.refused_at == refused_at)
+    )
+    if kept is None:
+        db.session.add(Refusal(phone_hash=phone_hash, refused_at=refused_at))
+        report.refusals_kept += 1
 
 
 def _withdraw_again(
