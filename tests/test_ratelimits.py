@@ -78,8 +78,8 @@ def test_only_the_views_that_send_sms_or_guard_a_sign_in_carry_limits(app, monke
     def broken(*args, **kwargs):
         raise AssertionError("rate-limit work on a page without limits")
 
-    monkeypatch.setattr(ratelimits.Limits, "within", broken)
-    monkeypatch.setattr(ratelimits.Limits, "count", broken)
+    monkeypatch.setattr(ratelimits.Limits, "reserve", broken)
+    monkeypatch.setattr(ratelimits.Limits, "release", broken)
     client = app.test_client()
     for path in ("/", "/privacy", "/code", "/welcome", "/healthz"):
         assert client.get(path).status_code in (200, 302, 404)
@@ -195,17 +195,20 @@ def test_the_one_tap_unsubscribe_costs_no_redis_round_trip(app, outbox, redis_ur
 
 
 def test_a_counters_window_starts_with_its_first_try(app, redis_url):
-    """The count's script adds one and starts the window only when there is none: a later
-    try does not move its end (a fixed window, as the `limits` library keeps it)."""
+    """The reserving script adds one and starts the window only when there is none: a
+    later try does not move its end (a fixed window, as the `limits` library keeps it); a
+    try given back leaves the window where it was."""
     found = ratelimits.counters([ratelimits.Rule("5 per hour", "test", lambda: "someone")])
     redis = Redis.from_url(redis_url)
     with app.test_request_context():
         limits = ratelimits.limits()
-        limits.count(found)
+        assert limits.reserve(found)
         (name,) = redis.keys("viihde:limit:*test*")
         assert 3590 < redis.ttl(name) <= 3600
         redis.expire(name, 100)  # the window has 100 seconds left
-        limits.count(found)
+        assert limits.reserve(found)
+        assert limits.reserve(found)
+        limits.release(found)
     assert int(redis.get(name)) == 2
     assert 90 < redis.ttl(name) <= 100
 

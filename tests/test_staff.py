@@ -21,7 +21,7 @@ from viihde.tokens import TOKEN_PATTERN
 
 from . import factories
 from .factories import PASSWORD
-from .helpers import Visitor, csrf_token, enter_totp, sign_in, typed_in
+from .helpers import Visitor, csrf_token, enter_totp, race, sign_in, typed_in
 
 START = "2026-11-25 12:00:00"
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -291,6 +291,26 @@ def test_guessing_from_everywhere_cannot_lock_out_a_person_with_a_second_factor(
     )
     wrong = sign_in(from_address(app, "192.0.2.13"), "admin@viihdepaketti.fi", "x" * 12)
     assert wrong.status_code == 429  # under the lock a wrong password says only that
+
+
+@pytest.mark.parametrize("config_overrides", [{"STAFF_LOGIN_LIMIT_PER_ACCOUNT": "3 per hour"}])
+def test_wrong_passwords_arriving_together_from_everywhere_stay_within_the_accounts_limit(
+    app, clock
+):
+    """Eight wrong passwords for one account at once, each from its own address: three are
+    checked (401), five find the account locked (429). The account's count is taken in the
+    same step as its test, so tries at once cannot all pass it."""
+    factories.staff_member(app, "support", "tuki@viihdepaketti.fi")
+
+    def guess(n: int):
+        return lambda: (
+            sign_in(
+                from_address(app, f"198.51.100.{n}"), "tuki@viihdepaketti.fi", "x" * 12
+            ).status_code
+        )
+
+    statuses = race(*(guess(n) for n in range(8)), app=app)
+    assert sorted(statuses) == [401] * 3 + [429] * 5
 
 
 @pytest.mark.parametrize("config_overrides", [{"RATELIMIT_STORAGE_URI": "redis://127.0.0.1:1/0"}])

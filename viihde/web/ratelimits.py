@@ -38,16 +38,6 @@ PREFIX = "viihde:limit:"
 #: A Redis that does not answer must not hold a sign-up for long (then: process memory).
 REDIS_TIMEOUT_SECONDS = 0.5
 
-#: Count one more try in each counter (KEYS) and start its window (ARGV, in seconds) if it
-#: has none: INCRBY and EXPIRE ... NX, as a fixed window of the `limits` library does.
-#: Sent whole each time (EVAL): Redis keeps it compiled, and no NOSCRIPT round trip.
-_COUNT = """
-for i, key in ipairs(KEYS) do
-    redis.call('INCRBY', key, 1)
-    redis.call('EXPIRE', key, ARGV[i], 'NX')
-end
-"""
-
 #: Take one try in every counter if each has room, else take none and answer 0 (KEYS: the
 #: counters; ARGV: their limits, then their windows in seconds): the test and the count in
 #: one step, so that requests arriving together cannot all pass a test none of them has
@@ -119,26 +109,6 @@ class Limits:
     def _key(item: RateLimitItem, key: str) -> str:
         return PREFIX + item.key_for(key)
 
-    def within(self, found: Sequence[Counter], fallback: bool = True) -> bool:
-        """Whether one more try stays within every counter (one round trip). Without
-        ``fallback``, a Redis failure is raised (the caller fails closed)."""
-        if not found:
-            return True
-        if self.redis is not None:
-            try:
-                counts = self.redis.mget([self._key(item, key) for item, key in found])
-            except RedisError:
-                if not fallback:
-                    raise
-                log.warning("rate_limit_storage_unreachable step=test")
-                g.rate_limits_in_memory = True  # a refusal's Retry-After asks memory too
-            else:
-                return all(
-                    int(count or 0) < item.amount
-                    for (item, _), count in zip(found, counts, strict=True)
-                )
-        return all(self.memory.test(item, key) for item, key in found)
-
     def retry_after(self, found: Sequence[Counter]) -> int:
         """Seconds until every counter of ``found`` that is full has room again (its window
         ends): one more round trip, made only when a request is refused. A full counter
@@ -179,7 +149,7 @@ class Limits:
         except RedisError:
             log.warning("rate_limit_storage_unreachable step=heal")
 
-    def reserve(self, found: Sequence[Counter]) -> bool:
+    def reserve(self, found: Sequence[Counter], fallback: bool = True) -> bool:
         """Take one try in every counter if each has room, else none; whether it did (one
         round trip, one script). A view's limits are reserved before it runs and given
         back (``release``) when its answer says the try does not count: what is tested is
@@ -193,6 +163,8 @@ class Limits:
             try:
                 return bool(self.redis.eval(_RESERVE, len(names), *names, *amounts, *windows))
             except RedisError:
+                if not fallback:  # the caller fails closed
+                    raise
                 log.warning("rate_limit_storage_unreachable step=reserve")
                 g.rate_limits_in_memory = True  # its release and Retry-After ask memory too
         with self._memory_lock:
@@ -216,22 +188,6 @@ class Limits:
         with self._memory_lock:
             for item, key in found:
                 self.memory.storage.decr(item.key_for(key))
-
-    def count(self, found: Sequence[Counter]) -> None:
-        """One more try against every counter (one round trip: one script, in place of a
-        pipeline of two commands a counter, which took twice the CPU to build and read)."""
-        if not found:
-            return
-        if self.redis is not None:
-            names = [self._key(item, key) for item, key in found]
-            windows = [item.get_expiry() for item, _ in found]
-            try:
-                self.redis.eval(_COUNT, len(names), *names, *windows)
-                return
-            except RedisError:
-                log.warning("rate_limit_storage_unreachable step=count")
-        for item, key in found:
-            self.memory.hit(item, key)
 
 
 def init_app(app: Flask) -> None:

@@ -88,16 +88,19 @@ def _account_lock(email: str):
     return parse(setting), "staff-account:" + _email_key(email)
 
 
-def _locked(email: str) -> bool:
-    """Have wrong passwords from everywhere locked sign-in by password alone?"""
+def _take_a_try(email: str) -> bool:
+    """Take one try against the account's wrong passwords from everywhere, in the same
+    step as its test (tries arriving together cannot all pass it); False when they have
+    locked sign-in by password alone, or the counter cannot be reached (password alone is
+    not enough then). A right password gives its try back (``_give_back``)."""
     try:
-        return not limits().within([_account_lock(email)], fallback=False)
+        return limits().reserve([_account_lock(email)], fallback=False)
     except RedisError:
-        return True  # the counter cannot be read: password alone is not enough
+        return False
 
 
-def _count_wrong_password(email: str) -> None:
-    limits().count([_account_lock(email)])
+def _give_back(email: str) -> None:
+    limits().release([_account_lock(email)])
 
 
 PER_IP = Rule(_per_ip, "staff-ip", client_key)
@@ -138,11 +141,11 @@ def login():
     if not form.validate_on_submit():
         return render_template("staff/login.html", form=form), 400 if form.errors else 200
     email = form.email.data
-    locked = _locked(email)
+    locked = not _take_a_try(email)
     sign_in = accounts.authenticate(email, form.password.data)
+    if sign_in is not None and not locked:
+        _give_back(email)  # a right password is no wrong one
     if sign_in is None or (locked and not sign_in.needs_totp):
-        if sign_in is None:
-            _count_wrong_password(email)
         current_app.logger.info(
             "authn_login_fail step=password locked=%s ip=%s", locked, client_ip()
         )
