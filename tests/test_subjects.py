@@ -12,6 +12,7 @@ from freezegun import freeze_time
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import func, select, text
 
+from viihde.clock import utcnow
 from viihde.extensions import db
 from viihde.models import (
     HOLDING_A_NUMBER,
@@ -150,6 +151,20 @@ def test_export_after_erasure_shows_only_the_erasure(runner, subscribed):
     assert data["subscribed"] is False
     assert data["consent_events"] == []
     assert len(data["erasures"]) == 1
+
+
+def test_the_access_answer_shows_a_stops_refusal(app, runner, subscribed):
+    """A STOP leaves a refusal, a keyed hash of the number and when: the person's data
+    shows it (the JSON and the CSV), as it shows an erasure's tombstone."""
+    from viihde.register.access import export_csv
+    from viihde.register.replies import handle_inbound
+
+    with app.app_context():
+        handle_inbound("twilio", "SM" + "3" * 32, "+358401234567", "STOP", utcnow())
+        db.session.commit()
+    data = json.loads(runner.invoke(args=["subject", "export", "0401234567"]).output)
+    assert len(data["refusals"]) == 1 and data["refusals"][0]["refused_at"]
+    assert "\nrefusal," in export_csv(data)
 
 
 def test_a_new_subscriber_never_inherits_an_erased_subscribers_link(

@@ -19,6 +19,7 @@ from viihde.models import (
     ConsentEvent,
     ConsentSource,
     InboundMessage,
+    Refusal,
     SmsMessage,
     Subscriber,
     Tombstone,
@@ -79,7 +80,13 @@ def export_of(scope: holdings.Scope, subscriber: Subscriber | None) -> dict[str,
             select(model).where(scope.rows(model, time, mine)).order_by(model.id)
         ).all()
 
-    erasures = rows(Tombstone, Tombstone.erased_at, "phone_hash", tombstone_hash(phone_e164))
+    fingerprint = tombstone_hash(phone_e164)
+    erasures = rows(Tombstone, Tombstone.erased_at, "phone_hash", fingerprint)
+    refusals = db.session.scalars(
+        select(Refusal.refused_at)
+        .where(Refusal.phone_hash == fingerprint, scope.during(Refusal.refused_at))
+        .order_by(Refusal.id)
+    ).all()
     return {
         "number": phone_e164,
         "subscribed": any(state.values()),
@@ -102,6 +109,8 @@ def export_of(scope: holdings.Scope, subscriber: Subscriber | None) -> dict[str,
             for r in rows(InboundMessage, InboundMessage.received_at)
         ],
         "erasures": [{"erased_at": _time(t.erased_at), "source": t.source} for t in erasures],
+        # A STOP's refusal: kept as a keyed hash of the number and when (models.Refusal).
+        "refusals": [{"refused_at": _time(at)} for at in refusals],
     }
 
 
@@ -212,7 +221,9 @@ def receipt(subscriber_id: int, seq: int) -> dict | None:
     return _event(ledger[-1], redacted=redacted) | {"reference": f"{subscriber_id}-{seq}"}
 
 
-CSV_SECTIONS = ("consent_events", "sms_messages", "sms_replies", "verifications", "erasures")
+CSV_SECTIONS = (
+    "consent_events", "sms_messages", "sms_replies", "verifications", "erasures", "refusals",
+)  # fmt: skip
 
 
 def export_csv(data: dict[str, Any]) -> str:

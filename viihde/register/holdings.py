@@ -132,6 +132,13 @@ class Scope:
         ids = [holding.id for holding in self.chosen]
         return mine & (model.holding_id.in_(ids) | (model.holding_id.is_(None) & or_(*periods)))
 
+    def during(self, time) -> ColumnElement:
+        """The WHERE condition of rows that no holding owns, by their ``time`` alone (a
+        STOP's refusal, a keyed hash): within the chosen holdings' periods."""
+        if self.chosen is None:
+            return true()
+        return or_(false(), *(self._period(holding, time) for holding in self.chosen))
+
     def _period(self, holding: Holding, time) -> ColumnElement:
         bounds = []
         if holding.id != self.held[0].id:
