@@ -281,3 +281,42 @@ def test_a_migration_waiting_for_a_lock_gives_up_instead_of_holding_everyone(emp
             revision = connection.execute(text("SELECT version_num FROM alembic_version"))
             assert revision.scalar() == head_revision()
         db.engine.dispose()
+
+
+def test_the_stops_the_sms_log_keeps_become_refusals(tmp_path):
+    """0021 turns each number's last STOP or START in the kept replies, where it is a STOP,
+    into a refusal (the number's keyed hash, the STOP's time), so that the refusals are the
+    one place the customer import reads: a STOP stands, a START after a STOP lifts it, a
+    START alone refuses nothing."""
+    from viihde.models import Refusal
+    from viihde.register.erasure import tombstone_hash
+
+    uri = "sqlite:///" + str(tmp_path / "refusals.sqlite3")
+    app = create_app(
+        {"APP_ENV": "testing", "SECRET_KEY": SECRET_KEY, "SQLALCHEMY_DATABASE_URI": uri}
+    )
+    stopped, lifted, started = "+358401110001", "+358401110002", "+358401110003"
+    replies = [
+        (stopped, "stop", "2026-01-01 10:00:00"),
+        (lifted, "stop", "2026-01-01 10:00:00"),
+        (lifted, "start", "2026-01-02 10:00:00"),
+        (started, "start", "2026-01-01 10:00:00"),
+        (stopped, None, "2026-01-03 10:00:00"),  # a text that is no keyword changes nothing
+    ]
+    with app.app_context():
+        upgrade(revision="0020")
+        with db.engine.begin() as connection:
+            for n, (phone, keyword, at) in enumerate(replies):
+                connection.execute(
+                    text(
+                        "INSERT INTO inbound_messages (provider, message_sid, phone_e164, body,"
+                        " keyword, received_at) VALUES ('twilio', :sid, :phone, 'x', :keyword, :at)"
+                    ),
+                    {"sid": f"SM{n}", "phone": phone, "keyword": keyword, "at": at},
+                )
+        upgrade()
+        refusals = [
+            (r.phone_hash, r.refused_at.isoformat()) for r in db.session.scalars(select(Refusal))
+        ]
+        assert refusals == [(tombstone_hash(stopped), "2026-01-01T10:00:00+00:00")]
+        db.engine.dispose()

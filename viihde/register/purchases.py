@@ -19,11 +19,10 @@ from sqlalchemy import select
 
 from viihde.clock import helsinki_day, start_of_day
 from viihde.extensions import db
-from viihde.models import InboundMessage, Refusal, Tombstone
+from viihde.models import Refusal, Tombstone
 from viihde.register.customers import CONTEXT, grant_as_customer, relationship_cutoff
 from viihde.register.erasure import tombstone_hash
 from viihde.register.files import BadRow, FileReport, number_and_day, rows
-from viihde.register.replies import START, STOP
 
 NUMBER_COLUMN = "number"
 DATE_COLUMN = "purchased_on"
@@ -136,46 +135,24 @@ def _language(row: list[str], columns: dict[str, int], rules: Rules) -> str:
 def erased_since(phone_e164: str, day: date) -> bool:
     """Was the number erased on or after ``day`` (a Helsinki day)? Its owner asked to be
     forgotten after that purchase, so it is not brought back."""
-    return (
-        db.session.scalar(
-            select(Tombstone.id)
-            .where(
-                Tombstone.phone_hash == tombstone_hash(phone_e164),
-                Tombstone.erased_at >= start_of_day(day),
-            )
-            .limit(1)
-        )
-        is not None
-    )
+    return _marked_since(Tombstone.phone_hash, Tombstone.erased_at, phone_e164, day)
 
 
 def stopped_since(phone_e164: str, day: date) -> bool:
-    """Did the number text STOP on or after ``day`` (a Helsinki day), and no START after
-    it? Its owner refused marketing after that purchase, whether or not the number was in
-    the register then, so the purchase brings no marketing: a refusal it left (a number
-    the register did not hold; kept as a tombstone is), or the replies the SMS log keeps
-    (the inbound messages' index on the number answers it)."""
-    refused = db.session.scalar(
-        select(Refusal.id)
-        .where(
-            Refusal.phone_hash == tombstone_hash(phone_e164),
-            Refusal.refused_at >= start_of_day(day),
-        )
+    """Did the number text STOP on or after ``day`` (a Helsinki day), with no START since?
+    Its owner refused marketing after that purchase, whether or not the register held the
+    number then: the STOP's refusal says so (a START deletes it)."""
+    return _marked_since(Refusal.phone_hash, Refusal.refused_at, phone_e164, day)
+
+
+def _marked_since(phone_hash, time, phone_e164: str, day: date) -> bool:
+    """Is there a keyed-hash mark of the number (a tombstone, a refusal) from ``day`` on?"""
+    found = db.session.scalar(
+        select(phone_hash)
+        .where(phone_hash == tombstone_hash(phone_e164), time >= start_of_day(day))
         .limit(1)
     )
-    if refused is not None:
-        return True
-    last = db.session.scalar(
-        select(InboundMessage.keyword)
-        .where(
-            InboundMessage.phone_e164 == phone_e164,
-            InboundMessage.keyword.in_((STOP, START)),
-            InboundMessage.received_at >= start_of_day(day),
-        )
-        .order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
-        .limit(1)
-    )
-    return last == STOP
+    return found is not None
 
 
 def apply_purchases(purchases: Iterable[Purchase], now: datetime, report: ImportReport) -> None:
