@@ -195,6 +195,19 @@ def import_customers(
     return run_csv_command(runner, path, "import-customers", header, body, *options)
 
 
+def slow_code_sending(monkeypatch, seconds: float = 0.3) -> None:
+    """Each code takes ``seconds`` to go out, as on a busy server: requests arriving
+    together are all in their views before any of them has finished."""
+    import time
+
+    from viihde.web.signup import routes
+
+    send = routes.commit_and_send_code
+    monkeypatch.setattr(
+        routes, "commit_and_send_code", lambda *a, **k: time.sleep(seconds) or send(*a, **k)
+    )
+
+
 def race(*calls: Callable[[], object], app=None) -> list[object]:
     """Run the calls in threads released together by a barrier; return their results.
 
