@@ -603,13 +603,9 @@ def test_a_message_whose_sender_died_talking_to_the_provider_is_not_sent_again(
     assert sent_to(outbox) == []
 
 
-def test_a_campaign_does_not_finish_with_a_message_its_dead_sender_left_queued(
-    app, outbox, monkeypatch
-):
-    """The sender died after logging the last recipient and before handing the SMS over;
-    the next turn finds nobody left to send to. It does not finish (the message would be
-    sent by nobody, and count as sent): it waits until the message is an orphan, adopts
-    it (consent still stands), and then finishes."""
+def killed_with_its_last_message_logged(app, monkeypatch) -> tuple[int, FakeClock]:
+    """A campaign to two people whose sender died after logging the second's message and
+    before handing it over (the first's went); its id and clock."""
     factories.subscriber(app, number(1), at=SIGNED_UP)
     factories.subscriber(app, number(2), at=SIGNED_UP)
     campaign_id = new_campaign(app)
@@ -618,6 +614,17 @@ def test_a_campaign_does_not_finish_with_a_message_its_dead_sender_left_queued(
     with pytest.raises(Killed):
         start(app, campaign_id, clock)
     monkeypatch.undo()
+    return campaign_id, clock
+
+
+def test_a_campaign_does_not_finish_with_a_message_its_dead_sender_left_queued(
+    app, outbox, monkeypatch
+):
+    """The sender died after logging the last recipient and before handing the SMS over;
+    the next turn finds nobody left to send to. It does not finish (the message would be
+    sent by nobody, and count as sent): it waits until the message is an orphan, adopts
+    it (consent still stands), and then finishes."""
+    campaign_id, clock = killed_with_its_last_message_logged(app, monkeypatch)
     assert sms_row(app, number(2))[0] == "queued"
 
     clock.now += timedelta(seconds=30)
@@ -633,14 +640,7 @@ def test_cancelling_fails_the_messages_not_yet_handed_over(app, outbox, monkeypa
     """A cancel stops the campaign for good: a message its sender logged and did not hand
     over is not sent by anyone later, and is failed ("campaign_cancelled"), not left
     queued for ever."""
-    factories.subscriber(app, number(1), at=SIGNED_UP)
-    factories.subscriber(app, number(2), at=SIGNED_UP)
-    campaign_id = new_campaign(app)
-    clock = FakeClock()
-    killed_after_logging(monkeypatch, 2)
-    with pytest.raises(Killed):
-        start(app, campaign_id, clock)
-    monkeypatch.undo()
+    campaign_id, clock = killed_with_its_last_message_logged(app, monkeypatch)
     with app.app_context():
         campaigns.cancel(campaign_id, clock.now)
         db.session.commit()

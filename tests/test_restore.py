@@ -191,6 +191,26 @@ def test_changes_since_needs_a_zone_and_keeps_its_files_private(tmp_path):
     assert [file.read_text().count("\n") for file in files] == [1, 1]
 
 
+def held_three_days(tmp_path, now):
+    """The failed register, migrated, ERASED signed up three days before ``now``."""
+    failed = register_on(tmp_path / "failed.sqlite3")
+    with failed.app_context():
+        upgrade()
+    factories.subscriber(failed, ERASED, at=now - timedelta(days=3))
+    return failed
+
+
+def change_hands(failed, now) -> None:
+    """ERASED passed to a new holder two days before ``now``, who signed up a day later."""
+    with failed.app_context():
+        changed_on = (now - timedelta(days=2)).date().isoformat()
+        holders.sync_holders(
+            ["number,changed_on", f"{ERASED},{changed_on}"], now - timedelta(days=2), ("FI",)
+        )
+        db.session.commit()
+    factories.subscriber(failed, ERASED, at=now - timedelta(days=1))  # the new holder
+
+
 @pytest.mark.parametrize("changed_hands", ["before", "after"])
 def test_a_holders_own_erasure_is_made_again_and_the_earlier_holders_proof_kept(
     tmp_path, changed_hands
@@ -202,25 +222,13 @@ def test_a_holders_own_erasure_is_made_again_and_the_earlier_holders_proof_kept(
     file is run again), but keeps the erasure's tombstone, so that no import of the new
     holder's purchase brings them back."""
     now = utcnow()
-    failed = register_on(tmp_path / "failed.sqlite3")
-    with failed.app_context():
-        upgrade()
-    factories.subscriber(failed, ERASED, at=now - timedelta(days=3))
-
-    def change_hands() -> None:
-        with failed.app_context():
-            changed_on = (now - timedelta(days=2)).date().isoformat()
-            holders.sync_holders(
-                ["number,changed_on", f"{ERASED},{changed_on}"], now - timedelta(days=2), ("FI",)
-            )
-            db.session.commit()
-        factories.subscriber(failed, ERASED, at=now - timedelta(days=1))  # the new holder
+    failed = held_three_days(tmp_path, now)
 
     if changed_hands == "before":
-        change_hands()
+        change_hands(failed, now)
     back_up(tmp_path)
     if changed_hands == "after":
-        change_hands()
+        change_hands(failed, now)
     with failed.app_context():
         subscriber = lookup.subscriber_by_phone(ERASED)
         erasure.erase_own(subscriber.id, ErasureSource.SUBJECT, now - timedelta(minutes=30))
@@ -251,17 +259,8 @@ def test_an_erasure_made_while_nobody_held_the_number_is_not_made_again_as_the_w
     the holding. Made again on the restored register it does the same, and the earlier
     holder's proof of consent stays (before: reapply erased the whole number)."""
     now = utcnow()
-    failed = register_on(tmp_path / "failed.sqlite3")
-    with failed.app_context():
-        upgrade()
-    factories.subscriber(failed, ERASED, at=now - timedelta(days=3))
-    with failed.app_context():
-        changed_on = (now - timedelta(days=2)).date().isoformat()
-        holders.sync_holders(
-            ["number,changed_on", f"{ERASED},{changed_on}"], now - timedelta(days=2), ("FI",)
-        )
-        db.session.commit()
-    factories.subscriber(failed, ERASED, at=now - timedelta(days=1))  # the new holder
+    failed = held_three_days(tmp_path, now)
+    change_hands(failed, now)
     back_up(tmp_path)
     with failed.app_context():
         subscriber_id = lookup.subscriber_by_phone(ERASED).id
