@@ -399,6 +399,28 @@ def test_a_callback_reporting_an_opt_out_at_the_provider_withdraws_marketing(
     assert actors == {"provider"}
 
 
+def test_an_opt_out_callback_whose_withdrawal_fails_is_recorded_with_it_or_not_at_all(
+    app, client, subscriber, monkeypatch
+):
+    """The status and the withdrawal it causes are one transaction: when the withdrawal
+    fails (the database, a crash), the status is not recorded either, so Twilio's retry of
+    the callback is not dropped as a repeat, and withdraws then."""
+    withdraw_all = consent.withdraw_all
+
+    def database_gone(*args, **kwargs):
+        monkeypatch.setattr(consent, "withdraw_all", withdraw_all)
+        raise OperationalError("INSERT INTO consent_events", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(consent, "withdraw_all", database_gone)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    sid = sent_message(app)
+    assert report(client, sid, "failed", "21610").status_code == 500
+    assert count(app, SmsStatusEvent) == 0 and message_status(app, sid) == ("sent", None)
+
+    assert report(client, sid, "failed", "21610").status_code == 204
+    assert ledger(app) == SIGNED_UP + STOPPED
+
+
 def test_another_failure_in_a_callback_withdraws_nothing(app, client, subscriber):
     """30003 (a phone off) is no opt-out: consent stays."""
     sid = sent_message(app)

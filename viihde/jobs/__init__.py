@@ -18,11 +18,11 @@ from viihde.sms import delivery
 @delivery.provider_opt_out.connect
 def withdraw_after_provider_opt_out(sender: Flask, phone_e164: str, now: datetime) -> None:
     """The provider says the person opted out with it: withdraw all marketing, as a STOP
-    would, in a transaction of its own (the failed send's is committed already)."""
+    would, in the transaction that records what the provider said (no commit: the status
+    and the withdrawal commit together, so a crash between them loses neither)."""
     subscriber_id = db.session.scalar(
         select(Subscriber.id).where(Subscriber.phone_e164 == phone_e164)
     )
     if subscriber_id is not None:
         context = consent.ConsentContext(ConsentSource.SMS_KEYWORD, actor=ConsentActor.PROVIDER)
         consent.withdraw_all(subscriber_id, context, now)
-        db.session.commit()

@@ -116,7 +116,9 @@ def _abandoned_or_in_flight(message: SmsMessage, now: datetime) -> str:
 def _failed(message: SmsMessage, error: SendFailed, now: datetime, retry: bool) -> str:
     message.status = "queued" if retry else "failed"
     message.error_code, message.updated_at = error.code, now
-    db.session.commit()
+    if error.opted_out:
+        _opted_out(message.phone_e164, now)
+    db.session.commit()  # the failure with the withdrawal it causes, or neither
     log.warning(
         "sms_send_failed kind=%s to=%s code=%s retry=%s",
         message.kind,
@@ -125,8 +127,6 @@ def _failed(message: SmsMessage, error: SendFailed, now: datetime, retry: bool) 
         retry,
     )
     metrics.SMS_FAILURES.labels(error.code or "unknown").inc()
-    if error.opted_out:
-        _opted_out(message.phone_e164, now)
     if retry:
         raise RetryLater(error.code)
     return "failed"
@@ -153,11 +153,11 @@ def record_status(message_sid: str, status: str, error_code: str | None, now: da
     message = db.session.execute(
         select(SmsMessage).where(SmsMessage.provider_sid == message_sid).with_for_update()
     ).scalar_one_or_none()
-    opted_out = message is not None and _advance(message, status, error_code, now)
-    phone_e164 = message.phone_e164 if message is not None else None
+    if message is not None and _advance(message, status, error_code, now):
+        _opted_out(message.phone_e164, now)
+    # The status with the withdrawal it causes, or neither: Twilio's retry of a callback
+    # that failed here finds no status recorded, and withdraws then.
     db.session.commit()
-    if opted_out:
-        _opted_out(phone_e164, now)
     return True
 
 
@@ -174,7 +174,8 @@ def _advance(message: SmsMessage, status: str, error_code: str | None, now: date
 
 
 def _opted_out(phone_e164: str, now: datetime) -> None:
-    """Tell the app the recipient opted out with the provider (after the status's commit)."""
+    """Tell the app the recipient opted out with the provider: its listener withdraws
+    their marketing in the transaction that records the status saying so (no commit)."""
     provider_opt_out.send(current_app._get_current_object(), phone_e164=phone_e164, now=now)
 
 
@@ -188,14 +189,9 @@ def _apply_recorded_statuses(message: SmsMessage) -> None:
     message = db.session.execute(
         select(SmsMessage).where(SmsMessage.id == message.id).with_for_update()
     ).scalar_one()
-    opted_out = [
-        event.received_at
-        for event in db.session.scalars(
-            select(SmsStatusEvent).where(SmsStatusEvent.message_sid == message.provider_sid)
-        )
-        if _advance(message, event.status, event.error_code, event.received_at)
-    ]
-    phone_e164 = message.phone_e164
+    for event in db.session.scalars(
+        select(SmsStatusEvent).where(SmsStatusEvent.message_sid == message.provider_sid)
+    ).all():
+        if _advance(message, event.status, event.error_code, event.received_at):
+            _opted_out(message.phone_e164, event.received_at)
     db.session.commit()
-    for received_at in opted_out:
-        _opted_out(phone_e164, received_at)
