@@ -25,6 +25,8 @@ LIMITED_VIEWS = {
     "staff.test_send_campaign",
     "staff.home",
     "staff.card",
+    "staff.withdraw",
+    "staff.erase",
     "staff.export_json",
     "staff.export_page",
     "api.audience_page",

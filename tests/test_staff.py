@@ -752,6 +752,8 @@ def test_walking_the_cards_by_their_address_is_stopped_as_searching_is(app, supp
         assert support.get(path).status_code == 200
     before = len(audit_rows(app))
     assert support.get(card).status_code == 429
+    # Nor by an action that does not pass, which shows the card again.
+    assert post(support, f"{card}/withdraw", "/staff/", reason="").status_code == 429
     assert len(audit_rows(app)) == before
     assert post(support, "/staff/", "/staff/", query="234567").status_code == 200  # apart
 

@@ -53,7 +53,10 @@ def _per_staff_member() -> str:
 
 #: A card (or an access answer) opened by its id, counted as a look-up is: ids run in
 #: order, and walking them must be as slow as walking the last digits.
-_reading_by_id = limited(Rule(_search_limit, "staff-card", _per_staff_member), methods=("GET",))
+_READING_BY_ID = Rule(_search_limit, "staff-card", _per_staff_member)
+_reading_by_id = limited(_READING_BY_ID, methods=("GET",))
+#: An action on a card that did not pass shows the card again (a 400): counted alike.
+_card_shown_again = limited(_READING_BY_ID, counts=lambda response: response.status_code == 400)
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -85,9 +88,7 @@ def home():
     if subscriber is not None:
         db.session.commit()
         return redirect(url_for("staff.card", subscriber_id=subscriber.id))
-    audit.record(actor(), AuditAction.VIEW_CARD, utcnow(), phone_e164=phone)
-    db.session.commit()
-    return render_template("staff/card.html", **_card(phone, None))
+    return _audited_card(phone, None)
 
 
 def _card(phone: str, subscriber) -> dict:
@@ -103,13 +104,13 @@ def _card(phone: str, subscriber) -> dict:
     }
 
 
-def _audited_card(subscriber, **forms) -> str:
-    """The card, its look-up on record: read and rendered in the audit entry's transaction,
-    committed before the page leaves (nothing is shown unless its look-up is on record,
-    and nothing read is read again after the commit, which expires what the session
-    holds)."""
-    audit.record(actor(), AuditAction.VIEW_CARD, utcnow(), phone_e164=subscriber.phone_e164)
-    page = render_template("staff/card.html", **(_card(subscriber.phone_e164, subscriber) | forms))
+def _audited_card(phone: str, subscriber, **forms) -> str:
+    """The card of ``phone`` (its subscriber, or None: not in the register), its look-up
+    on record: read and rendered in the audit entry's transaction, committed before the
+    page leaves (nothing is shown unless its look-up is on record, and nothing read is
+    read again after the commit, which expires what the session holds)."""
+    audit.record(actor(), AuditAction.VIEW_CARD, utcnow(), phone_e164=phone)
+    page = render_template("staff/card.html", **(_card(phone, subscriber) | forms))
     db.session.commit()
     return page
 
@@ -117,7 +118,7 @@ def _audited_card(subscriber, **forms) -> str:
 def _card_again(subscriber, **failed_form):
     """The card once more with the form that did not pass, its errors shown: a 400 (and a
     look-up on record, as any showing of the card)."""
-    return _audited_card(subscriber, **failed_form), 400
+    return _audited_card(subscriber.phone_e164, subscriber, **failed_form), 400
 
 
 def _subscriber_or_404(subscriber_id: int):
@@ -131,10 +132,12 @@ def _subscriber_or_404(subscriber_id: int):
 @_reading_by_id
 def card(subscriber_id: int):
     """The subscriber card: status, consents, timeline, SMS log, code attempts."""
-    return _audited_card(_subscriber_or_404(subscriber_id))
+    subscriber = _subscriber_or_404(subscriber_id)
+    return _audited_card(subscriber.phone_e164, subscriber)
 
 
 @bp.post("/card/<id:subscriber_id>/withdraw")
+@_card_shown_again
 def withdraw(subscriber_id: int):
     """Record a withdrawal the person asked for some other way (a call, a letter)."""
     subscriber = _subscriber_or_404(subscriber_id)
@@ -219,6 +222,7 @@ def export_page(subscriber_id: int):
 
 @bp.post("/card/<id:subscriber_id>/erase")
 @admin_required
+@_card_shown_again
 def erase(subscriber_id: int):
     """Erase the person's data (admins, with a reason and a confirmation)."""
     subscriber = _subscriber_or_404(subscriber_id)
