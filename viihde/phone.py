@@ -52,25 +52,28 @@ class PhoneError(ValueError):
         self.reason = reason
 
 
+def ascii_digits(text: str) -> str:
+    """``text`` with each Unicode decimal digit (fullwidth, Arabic-Indic, ...) as its
+    ASCII digit: a phone's keyboard may type any of them, and all mean the digit."""
+    return "".join(str(unicodedata.decimal(ch, ch)) for ch in text)
+
+
 def compact(raw: str | None) -> str:
-    """What was typed without the separators people put in numbers, each Unicode decimal
-    digit (fullwidth, Arabic-Indic, ...) as its ASCII digit ("040-123 4567" is
-    "0401234567")."""
-    text = (raw or "").strip().translate(_SEPARATORS)
-    return "".join(str(unicodedata.decimal(ch)) if ch.isdecimal() else ch for ch in text)
+    """What was typed without the separators people put in numbers, in ASCII digits
+    ("040-123 4567" is "0401234567")."""
+    return ascii_digits((raw or "").strip().translate(_SEPARATORS))
 
 
 def parse_mobile(raw: str, allowed_regions: Sequence[str]) -> str:
     """Return the E.164 form of a mobile number of an allowed region, or raise PhoneError."""
-    text = (raw or "").strip()
-    compact = text.translate(_SEPARATORS)
-    if not compact or len(text) > MAX_INPUT_LENGTH:
-        raise PhoneError(Refusal.NOT_A_NUMBER if not compact else Refusal.TOO_LONG)
-    if not compact.lstrip("+").isdigit() or compact.count("+") > 1 or "+" in compact[1:]:
+    digits = compact(raw)
+    if not digits or len((raw or "").strip()) > MAX_INPUT_LENGTH:
+        raise PhoneError(Refusal.NOT_A_NUMBER if not digits else Refusal.TOO_LONG)
+    if not digits.lstrip("+").isdigit() or digits.count("+") > 1 or "+" in digits[1:]:
         raise PhoneError(Refusal.NOT_A_NUMBER)
     default_region = allowed_regions[0] if allowed_regions else "FI"
     try:
-        number = phonenumbers.parse(compact, default_region)
+        number = phonenumbers.parse(digits, default_region)
     except NumberParseException as error:
         raise PhoneError(_parse_refusal(error)) from None
     possible = phonenumbers.is_possible_number_with_reason(number)
@@ -79,7 +82,7 @@ def parse_mobile(raw: str, allowed_regions: Sequence[str]) -> str:
     if possible == Possible.TOO_LONG:
         raise PhoneError(Refusal.TOO_LONG)
     if possible == Possible.INVALID_COUNTRY_CODE:
-        international = compact.startswith(("+", "00"))
+        international = digits.startswith(("+", "00"))
         raise PhoneError(Refusal.REGION if international else Refusal.TOO_SHORT)
     if not phonenumbers.is_valid_number(number):
         short = len(phonenumbers.national_significant_number(number)) < MIN_NATIONAL_DIGITS

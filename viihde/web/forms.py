@@ -4,7 +4,6 @@ read from the posted form only, and the filter every code field shares."""
 
 from __future__ import annotations
 
-import unicodedata
 from functools import cache, cached_property
 
 from flask import current_app, request
@@ -12,6 +11,8 @@ from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from werkzeug.datastructures import CombinedMultiDict
 from wtforms.i18n import get_translations
+
+from viihde.phone import ascii_digits
 
 
 @cache
@@ -65,4 +66,4 @@ def code_digits(value: str | None) -> str | None:
     as its ASCII digit: a phone's keyboard may type any of them, and all mean the code."""
     if not value:
         return value
-    return "".join(str(unicodedata.decimal(ch, ch)) for ch in value if not ch.isspace())
+    return ascii_digits("".join(ch for ch in value if not ch.isspace()))

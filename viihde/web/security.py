@@ -30,6 +30,8 @@ CONTENT_SECURITY_POLICY = {
     "img-src": "'self' data:",
 }
 HSTS_MAX_AGE = 365 * 24 * 3600
+#: What a page with personal data (a number, even masked) adds: no browser or proxy keeps it.
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def response_headers(production: bool) -> dict[str, str]:

@@ -29,6 +29,7 @@ from viihde.web import browser
 from viihde.web.preferences import bp
 from viihde.web.preferences.forms import ButtonForm, ChoicesForm, EraseForm
 from viihde.web.request import client_ip, client_user_agent
+from viihde.web.security import NO_STORE
 from viihde.web.signup.shared import (
     FORM_MARK,
     NUMBER_MARK,
@@ -37,7 +38,6 @@ from viihde.web.signup.shared import (
     spliced,
 )
 
-NO_STORE = {"Cache-Control": "no-store"}
 #: The field every form on a page reached by link carries: the subscriber it was shown for.
 SHOWN_FOR = "subscriber"
 

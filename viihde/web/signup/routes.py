@@ -30,7 +30,7 @@ from viihde.register.purposes import configured
 from viihde.sms import commit_then_send
 from viihde.web import browser, messages
 from viihde.web.request import client_ip, client_user_agent
-from viihde.web.security import same_origin_only
+from viihde.web.security import NO_STORE, same_origin_only
 from viihde.web.sending import commit_and_send_code
 from viihde.web.signup import shared
 from viihde.web.signup.forms import CodeForm, ResendForm, SignupForm, attribution_from
@@ -104,10 +104,6 @@ def _render_landing(form: SignupForm, status: int = 200, headers: dict | None = 
         status,
         {**NO_STORE, **(headers or {})},
     )
-
-
-#: The code page names the number (masked): browsers and proxies must not keep it.
-NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _render_code_page(
