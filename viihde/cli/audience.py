@@ -47,18 +47,17 @@ def audience_export(purpose: str, fmt: str, output: str) -> None:
         with contextlib.closing(audience.export(purpose)) as batches:
             for batch in _shown(audience.WRITERS[fmt](batches, out), purpose, to_file):
                 total += batch
+        if to_file:
+            out.close()  # its last flush is part of the writing
         finished = True
-    finally:
-        # Whatever was written was released, links and all: on record even when the run
-        # stopped part-way (the output failed, Ctrl-C), or its file's last flush failed.
-        try:
-            if to_file:
+    except BaseException:
+        if to_file:
+            with contextlib.suppress(OSError):
                 out.close()
-        except BaseException:
-            finished = False
-            raise
-        finally:
-            _record(purpose, fmt, total, finished)
+        raise
+    finally:
+        # Whatever was written was released, links and all: on record however it ended.
+        _record(purpose, fmt, total, finished)
     click.echo(f"Exported {total} numbers for {purpose}.", err=True)
 
 
@@ -76,15 +75,15 @@ def _shown(written: Iterator[int], purpose: str, to_file: bool) -> Iterator[int]
 
 
 def _record(purpose: str, fmt: str, total: int, finished: bool) -> None:
-    """The export's audit entry: how many rows went out, and whether it stopped part-way."""
+    """The export's audit entry: how many rows went out, and whether it stopped part-way.
+    After a failure, one that cannot be written is logged: the failure itself goes on up."""
     detail = f"{purpose}: {total} ({fmt})" + ("" if finished else " stopped part-way")
-    if finished:
-        audit.record(operator(), AuditAction.AUDIENCE_EXPORT, utcnow(), detail=detail)
-        db.session.commit()
-        return
     try:
-        db.session.rollback()  # whatever the failure left of the transaction
+        if not finished:
+            db.session.rollback()  # whatever the failure left of the transaction
         audit.record(operator(), AuditAction.AUDIENCE_EXPORT, utcnow(), detail=detail)
         db.session.commit()
-    except Exception:  # the failure itself goes on up; this one must not hide it
+    except Exception:
+        if finished:
+            raise
         log.exception("audience_export_not_on_record rows_written=%s", total)

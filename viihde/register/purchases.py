@@ -4,8 +4,8 @@ of their purchase) onto the customer-relationship basis (``customers``).
 Each good row's buyer gets ``customers.grant_as_customer``; the file's latest purchase per
 number counts. A purchase older than ``CUSTOMER_RELATIONSHIP_MONTHS`` is refused, and a
 number erased after its purchase is not brought back, nor one that texted STOP after it
-(a STOP from a number not in the register leaves no refusal in the ledger: only its
-stored reply says so).
+(with no START since: its refusal, ``models.Refusal``, which a STOP leaves whether or not
+the register held the number).
 """
 
 from __future__ import annotations
